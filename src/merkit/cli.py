@@ -1,0 +1,211 @@
+"""The ``merkit`` command line."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from merkit.errors import ConfigError, MerkitError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="merkit: music emotion recognition in Russell's four arousal/valence quadrants.",
+)
+data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+DatasetOpt = Annotated[
+    str, typer.Option("--dataset", "-d", help="synthetic | 4qaed | folder | csv")
+]
+RootOpt = Annotated[
+    Path | None, typer.Option("--root", "-r", help="Dataset folder (or CSV file for --dataset csv)")
+]
+SubsetOpt = Annotated[
+    Path | None, typer.Option(help="File of song ids to keep (4qaed layout only)")
+]
+
+
+def user_errors(func: F) -> F:
+    """Print merkit's own errors as one plain message and exit 1 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MerkitError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted: finished folds are saved; rerun the same command to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _dataset_options(dataset: str, subset: Path | None, group_by_artist: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if subset is not None:
+        if dataset != "4qaed":
+            raise ConfigError("--subset applies to --dataset 4qaed")
+        options["subset"] = subset
+    if group_by_artist:
+        if dataset != "4qaed":
+            raise ConfigError("--group-by-artist applies to --dataset 4qaed")
+        options["group_by_artist"] = True
+    return options
+
+
+def _read_params(path: Path | None) -> dict[str, dict[str, Any]]:
+    """Per-method overrides from YAML: ``{method: {param: value}}``."""
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"config file does not exist: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
+        raise ConfigError(f"config file {path} must map method names to settings, e.g. 'svm: {{C: 4}}'")
+    return loaded
+
+
+@app.command()
+@user_errors
+def benchmark(
+    dataset: DatasetOpt = "synthetic",
+    root: RootOpt = None,
+    methods: Annotated[str, typer.Option(help="Comma-separated method names")] = "",
+    folds: Annotated[int, typer.Option(min=2, help="Folds per repeat")] = 10,
+    repeats: Annotated[int, typer.Option(min=1, help="Repeats of the K-fold split")] = 10,
+    seed: Annotated[int, typer.Option(help="random_state of the fold splitter")] = 1,
+    unstratified: Annotated[bool, typer.Option(help="Repo-compat dummy-label splits")] = False,
+    out: Annotated[Path, typer.Option(help="Output folder (rerun the same to resume)")] = Path(
+        "runs/benchmark"
+    ),
+    config: Annotated[Path | None, typer.Option(help="YAML of per-method settings")] = None,
+    subset: SubsetOpt = None,
+    group_by_artist: Annotated[bool, typer.Option(help="Keep an artist's songs together")] = False,
+    jobs: Annotated[int, typer.Option(min=1, help="Parallel workers for feature extraction")] = 2,
+    cache_dir: Annotated[Path | None, typer.Option(help="Representation cache folder")] = None,
+    save_models: Annotated[bool, typer.Option(help="Also save each fold's model")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bars")] = False,
+) -> None:
+    """Cross-validate methods on a dataset and print a Table-3-style report.
+
+    With no arguments: the built-in synthetic dataset, 10x10 stratified CV, the audio-only SVM.
+    """
+    from merkit.benchmark import run_benchmark
+    from merkit.cache import FeatureCache
+    from merkit.datasets import load_dataset
+    from merkit.protocol.folds import ProtocolConfig
+
+    names = [m.strip() for m in methods.split(",") if m.strip()] or (
+        ["svm-own"] if dataset == "synthetic" else ["svm"]
+    )
+    loaded = load_dataset(dataset, root, **_dataset_options(dataset, subset, group_by_artist))
+    protocol = ProtocolConfig(
+        n_splits=folds, n_repeats=repeats, random_state=seed, stratify=not unstratified
+    )
+    console.print(
+        f"[bold]{loaded.name}[/]: {len(loaded)} songs {loaded.counts()} | {protocol.describe()} "
+        f"| methods: {', '.join(names)} | out: {out}"
+    )
+    run_benchmark(
+        loaded,
+        names,
+        protocol,
+        out,
+        params=_read_params(config),
+        cache=FeatureCache(cache_dir),
+        n_jobs=jobs,
+        save_models=save_models,
+        progress=not quiet,
+        console=console,
+    )
+    console.print(f"results: {out / 'results.csv'}  report: {out / 'report.md'}  plots: {out}/*.png")
+
+
+@app.command("methods")
+def list_methods() -> None:
+    """List the available methods and the paper row each reproduces."""
+    from rich.table import Table
+
+    from merkit.methods import METHODS
+
+    table = Table(title="merkit methods")
+    for column in ("name", "inputs", "paper row (Orig-4QAED F1)", "summary"):
+        table.add_column(column)
+    for spec in METHODS.values():
+        paper = f"{spec.paper_row} ({100 * spec.paper_f1:.2f})" if spec.paper_row and spec.paper_f1 else ""
+        table.add_row(spec.name, ", ".join(spec.inputs), paper, spec.summary)
+    console.print(table)
+
+
+@data_app.command("check")
+@user_errors
+def data_check(
+    dataset: DatasetOpt = "4qaed",
+    root: RootOpt = None,
+    subset: SubsetOpt = None,
+    decode: Annotated[bool, typer.Option(help="Decode every file fully (finds corrupt data)")] = True,
+) -> None:
+    """Count songs per quadrant, summarise durations and sample rates, list every problem."""
+    from merkit.datasets.check import check_dataset
+
+    report = check_dataset(dataset, root, decode=decode, **_dataset_options(dataset, subset, False))
+    if report.dataset is not None:
+        console.print(f"[bold]{report.dataset.name}[/] at {root}: {len(report.dataset)} songs")
+        console.print(f"  per quadrant: {report.counts}")
+        if report.durations:
+            console.print(f"  durations (s): {report.duration_summary()}")
+            console.print(f"  sample rates: {dict(report.sample_rates)}  channels: {dict(report.channels)}")
+        for name, frame in report.dataset.tables.items():
+            console.print(f"  feature table {name!r}: {frame.shape[1]} features, {frame.shape[0]} rows")
+    for note in report.notes:
+        console.print(f"  [yellow]note:[/] {note}", highlight=False)
+    if report.ok:
+        console.print("[green]no problems found[/]")
+        return
+    err_console.print(f"[bold red]{len(report.problems)} problem(s):[/]")
+    for problem in report.problems:
+        err_console.print(f"  - {problem}", highlight=False)
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console entry point.
+
+    On Linux, re-executes once with glibc's malloc using huge pages for large blocks: each training
+    step allocates and frees ~0.5 GB of activations, and this measured 1.6-2x faster on CPU. The
+    variable must be set before the process starts, hence the re-exec.
+    """
+    wanted = "glibc.malloc.hugetlb=1"
+    if (
+        sys.platform.startswith("linux")
+        and wanted not in os.environ.get("GLIBC_TUNABLES", "")
+        and not os.environ.get("MERKIT_NO_REEXEC")
+    ):
+        env = dict(os.environ)
+        env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), wanted]))
+        env["MERKIT_NO_REEXEC"] = "1"
+        os.execve(sys.executable, [sys.executable, "-m", "merkit", *sys.argv[1:]], env)
+    app(prog_name="merkit")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""``merkit data check``: every problem of a dataset in one run, plus a summary of its audio."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.progress import track
+
+from merkit.datasets import load_dataset
+from merkit.datasets._scan import Problems
+from merkit.datasets.base import Dataset, FileSource
+from merkit.errors import AudioError, DataError
+
+
+@dataclass
+class CheckReport:
+    """What ``data check`` found. ``problems`` is empty for a healthy dataset."""
+
+    dataset: Dataset | None
+    counts: dict[str, int] = field(default_factory=dict)
+    durations: list[float] = field(default_factory=list)
+    sample_rates: Counter[int] = field(default_factory=Counter)
+    channels: Counter[int] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def duration_summary(self) -> dict[str, float]:
+        if not self.durations:
+            return {}
+        values = np.asarray(self.durations)
+        return {
+            "min": float(values.min()),
+            "median": float(np.median(values)),
+            "max": float(values.max()),
+            "under_29s": int((values < 29.0).sum()),
+        }
+
+
+def check_dataset(
+    name: str,
+    root: Path | str | None,
+    *,
+    decode: bool = True,
+    progress: bool = True,
+    **options: object,
+) -> CheckReport:
+    """Load a dataset and inspect every audio file, collecting all problems instead of stopping.
+
+    Loader problems (missing files, label conflicts, ...) are split into separate entries; then each
+    audio file's header is read (duration, sample rate, channels) and, with ``decode``, the whole
+    file is decoded so corrupt data is found too; songs without rows in a feature table are listed.
+    """
+    from merkit.audio import audio_info
+
+    collected = Problems(f"{name} dataset at {root}")
+    if name in ("4qaed", "folder", "csv"):
+        options = {**options, "collect": collected}
+    try:
+        dataset = load_dataset(name, root, **options)
+    except DataError as exc:
+        return CheckReport(dataset=None, problems=[*collected.errors, str(exc)])
+
+    report = CheckReport(
+        dataset=dataset,
+        counts=dataset.counts(),
+        problems=list(collected.errors),
+        notes=list(collected.warnings),
+    )
+    for song in track(dataset.songs, description="reading audio", disable=not progress):
+        if not isinstance(song.source, FileSource):
+            continue
+        try:
+            info = audio_info(song.source.path)
+            if decode:
+                song.source.load(16_000)
+        except AudioError as exc:
+            report.problems.append(str(exc))
+            continue
+        report.durations.append(info.duration)
+        report.sample_rates[info.sample_rate] += 1
+        report.channels[info.channels] += 1
+        if info.duration < 1.0:
+            report.problems.append(f"audio shorter than 1 s ({info.duration:.2f} s): {song.source.path}")
+    for table_name, frame in dataset.tables.items():
+        missing = [s for s in dataset.song_ids if s not in frame.index]
+        if missing:
+            report.problems.append(
+                f"{len(missing)} song(s) have no row in feature table {table_name!r}: "
+                + ", ".join(missing[:10])
+                + (" ..." if len(missing) > 10 else "")
+            )
+        extra = sorted(set(frame.index) - set(dataset.song_ids))
+        if extra:
+            report.notes.append(f"feature table {table_name!r} has {len(extra)} rows for unknown songs")
+    return report

@@ -1,0 +1,78 @@
+"""A user's own audio listed in a CSV with columns ``path,quadrant`` (optional ``song_id,group``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from merkit.datasets._scan import Problems
+from merkit.datasets.base import Dataset, FileSource, Song
+from merkit.errors import DataError
+from merkit.labels import normalize_quadrant
+
+
+def load_csv(
+    root: Path | str | None, *, name: str = "csv", collect: Problems | None = None
+) -> Dataset:
+    """Songs listed in the CSV file ``root``; relative paths are resolved against its folder.
+
+    Raises
+    ------
+    DataError
+        Naming the file, column or row: a missing file or column, unknown labels, missing audio,
+        or one song listed twice with different labels.
+    """
+    if root is None:
+        raise DataError("the csv dataset needs --root FILE.csv (columns: path,quadrant)")
+    path = Path(root).expanduser()
+    if path.is_dir():
+        path = path / "dataset.csv"
+    if not path.is_file():
+        raise DataError(f"dataset CSV does not exist: {path}")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read dataset CSV {path}: {exc}") from None
+    columns = {c.strip().lower(): c for c in frame.columns}
+    for required in ("path", "quadrant"):
+        if required not in columns:
+            raise DataError(
+                f"dataset CSV {path} has no '{required}' column "
+                f"(found: {', '.join(map(str, frame.columns))})"
+            )
+    problems = collect if collect is not None else Problems(f"dataset CSV {path}")
+    songs: dict[str, Song] = {}
+    for row, record in enumerate(frame.to_dict("records"), start=2):
+        raw_path = str(record[columns["path"]]).strip()
+        audio = Path(raw_path).expanduser()
+        if not audio.is_absolute():
+            audio = path.parent / audio
+        song_id = str(record.get(columns.get("song_id", ""), "") or audio.stem).strip()
+        try:
+            quadrant = normalize_quadrant(record[columns["quadrant"]], f"{path.name} row {row}")
+        except DataError as exc:
+            problems.error(str(exc))
+            continue
+        if not audio.is_file():
+            problems.error(f"{path.name} row {row}: audio file does not exist: {audio}")
+            continue
+        if audio.stat().st_size == 0:
+            problems.error(f"{path.name} row {row}: empty (zero-length) audio file: {audio}")
+            continue
+        if song_id in songs:
+            if songs[song_id].quadrant != quadrant:
+                problems.error(
+                    f"{path.name} row {row}: song {song_id} is labelled both "
+                    f"{songs[song_id].quadrant} and {quadrant}"
+                )
+            else:
+                problems.error(f"{path.name} row {row}: song {song_id} is listed twice")
+            continue
+        group = str(record.get(columns.get("group", ""), "") or "").strip() or None
+        songs[song_id] = Song(song_id, FileSource(audio), quadrant, group)
+    if collect is None:
+        problems.raise_if_any()
+    if not songs:
+        raise DataError(f"dataset CSV {path} lists no songs")
+    return Dataset(name=name, songs=list(songs.values()), root=path.parent)

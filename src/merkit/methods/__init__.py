@@ -1,0 +1,36 @@
+"""Methods by name. Each is a :class:`MethodSpec`: inputs plus a builder of an unfitted estimator."""
+
+from __future__ import annotations
+
+from merkit.errors import ConfigError
+from merkit.methods.base import MethodSpec
+
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    """Add ``spec`` to the registry (names are unique)."""
+    if spec.name in METHODS:
+        raise ValueError(f"method {spec.name!r} is registered twice")
+    METHODS[spec.name] = spec
+    return spec
+
+
+def get_method(name: str) -> MethodSpec:
+    """The method called ``name``; ConfigError listing the known ones otherwise."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ConfigError(f"unknown method {name!r}; available: {', '.join(METHODS)}") from None
+
+
+def _register_builtin() -> None:
+    from merkit.methods import svm
+
+    for spec in (svm.SVM, svm.SVM_OWN):
+        register_method(spec)
+
+
+_register_builtin()
+
+__all__ = ["METHODS", "MethodSpec", "get_method", "register_method"]

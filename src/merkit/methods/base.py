@@ -1,0 +1,51 @@
+"""What a method is: a short recipe naming its inputs and building an unfitted estimator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from merkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A named methodology.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, e.g. ``"svm"``.
+    summary : str
+        One line for ``merkit methods`` and reports.
+    inputs : tuple of str
+        Representation names (computed from audio, cached) or ``table:NAME`` feature tables.
+    build : callable
+        ``build(**params) -> estimator``: an unfitted scikit-learn-style estimator. Data-dependent
+        steps (scaling, selection, augmentation, oversampling) live inside it, so they are fitted
+        on training folds only.
+    paper_row : str, optional
+        The row of the paper's Table 3 this method reproduces.
+    paper_f1 : float, optional
+        That row's Original-4QAED macro F1 (fraction).
+    """
+
+    name: str
+    summary: str
+    inputs: tuple[str, ...]
+    build: Callable[..., Any]
+    paper_row: str | None = None
+    paper_f1: float | None = None
+
+    @property
+    def audio_only(self) -> bool:
+        """True when every input can be computed from audio (so it works for any new song)."""
+        return not any(name.startswith("table:") for name in self.inputs)
+
+    def make(self, params: dict[str, Any] | None = None) -> Any:
+        """Build the estimator with overrides, turning bad parameter names into a ConfigError."""
+        try:
+            return self.build(**(params or {}))
+        except TypeError as exc:
+            raise ConfigError(f"bad settings for method {self.name!r}: {exc}") from None

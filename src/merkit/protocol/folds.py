@@ -1,0 +1,153 @@
+"""Train/test splits: repeated (stratified) K-fold, persisted so every method uses the same folds."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold, StratifiedGroupKFold
+
+from merkit.datasets.base import Dataset
+from merkit.errors import ConfigError, DataError
+
+FOLDS_FORMAT = 1
+
+
+class ProtocolConfig(BaseModel):
+    """The cross-validation protocol (paper: 10 folds x 10 repeats, stratified, random_state=1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n_splits: int = Field(10, ge=2)
+    n_repeats: int = Field(10, ge=1)
+    random_state: int = 1
+    stratify: bool = True
+    """``False`` reproduces the repo's dummy-label splits of five pipelines (spec §1.5)."""
+
+    def describe(self) -> str:
+        kind = "stratified" if self.stratify else "unstratified"
+        return f"{self.n_splits}x{self.n_repeats} {kind} K-fold (random_state={self.random_state})"
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train/test split, as row indices into ``Dataset.songs``."""
+
+    repeat: int
+    fold: int
+    train: np.ndarray
+    test: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return f"r{self.repeat:02d}_f{self.fold:02d}"
+
+
+def make_folds(
+    labels: np.ndarray,
+    protocol: ProtocolConfig,
+    groups: np.ndarray | None = None,
+) -> list[Fold]:
+    """Split rows ``n_repeats`` times into ``n_splits`` folds.
+
+    Without groups this is exactly sklearn's ``RepeatedStratifiedKFold`` (or ``RepeatedKFold``
+    when ``stratify`` is off); with groups, ``StratifiedGroupKFold`` reshuffled per repeat, so a
+    group's songs are always on one side.
+
+    Raises
+    ------
+    ConfigError
+        If a class has fewer songs than folds.
+    """
+    labels = np.asarray(labels)
+    smallest = int(np.bincount(labels).min()) if labels.size else 0
+    if protocol.stratify and smallest < protocol.n_splits:
+        raise ConfigError(
+            f"{protocol.n_splits}-fold stratified CV needs at least {protocol.n_splits} songs per "
+            f"quadrant; the smallest quadrant has {smallest}"
+        )
+    dummy = np.zeros((labels.size, 1))
+    splits: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+    if groups is not None:
+        for repeat in range(protocol.n_repeats):
+            splitter = StratifiedGroupKFold(
+                n_splits=protocol.n_splits, shuffle=True, random_state=protocol.random_state + repeat
+            )
+            for fold, (train, test) in enumerate(splitter.split(dummy, labels, groups)):
+                splits.append((repeat, fold, train, test))
+    else:
+        cls = RepeatedStratifiedKFold if protocol.stratify else RepeatedKFold
+        splitter = cls(
+            n_splits=protocol.n_splits,
+            n_repeats=protocol.n_repeats,
+            random_state=protocol.random_state,
+        )
+        for index, (train, test) in enumerate(splitter.split(dummy, labels)):
+            splits.append((index // protocol.n_splits, index % protocol.n_splits, train, test))
+    return [Fold(r, f, np.sort(tr), np.sort(te)) for r, f, tr, te in splits]
+
+
+def folds_path(folder: Path, dataset: Dataset, protocol: ProtocolConfig) -> Path:
+    kind = "strat" if protocol.stratify else "unstrat"
+    name = (
+        f"{dataset.name}-{dataset.fingerprint()}-{protocol.n_splits}x{protocol.n_repeats}"
+        f"-rs{protocol.random_state}-{kind}.json"
+    )
+    return folder / name
+
+
+def load_or_create_folds(folder: Path, dataset: Dataset, protocol: ProtocolConfig) -> list[Fold]:
+    """Folds for ``dataset`` under ``protocol``, read from ``folder`` or created and saved there.
+
+    The file stores the song ids of every test fold, so the folds stay tied to the songs (not to
+    row positions) and a dataset that changed is detected instead of silently misaligned.
+    """
+    path = folds_path(folder, dataset, protocol)
+    ids = dataset.song_ids
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"fold file {path} is corrupt ({exc}); delete it to recreate") from None
+        if stored.get("song_ids") != ids:
+            raise DataError(f"fold file {path} was made for a different song list; delete it")
+        position = {song: i for i, song in enumerate(ids)}
+        folds = []
+        all_rows = np.arange(len(ids))
+        for entry in stored["folds"]:
+            test = np.sort(np.array([position[s] for s in entry["test"]], dtype=np.int64))
+            train = np.setdiff1d(all_rows, test)
+            folds.append(Fold(entry["repeat"], entry["fold"], train, test))
+        return folds
+
+    folds = make_folds(dataset.labels, protocol, dataset.groups)
+    payload = {
+        "format": FOLDS_FORMAT,
+        "dataset": dataset.name,
+        "fingerprint": dataset.fingerprint(),
+        "protocol": protocol.model_dump(),
+        "song_ids": ids,
+        "folds": [
+            {"repeat": f.repeat, "fold": f.fold, "test": [ids[i] for i in f.test]} for f in folds
+        ],
+    }
+    write_json_atomic(path, payload)
+    return folds
+
+
+def write_json_atomic(path: Path, payload: object) -> None:
+    """Write JSON so readers never see a half-written file (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(payload, out, indent=1)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

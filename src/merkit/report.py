@@ -1,0 +1,148 @@
+"""Results as people read them: a Table-3-style table, a CSV, a Markdown report and plots."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from rich.table import Table
+
+from merkit.labels import QUADRANTS
+from merkit.protocol.runner import MethodResult
+
+RESULT_COLUMNS = [
+    "method",
+    "dataset",
+    "n_splits",
+    "precision",
+    "recall",
+    "f1",
+    "f1_std",
+    "precision_std",
+    "recall_std",
+    "accuracy",
+    *[f"f1_{q}" for q in QUADRANTS],
+    "protocol",
+    "inputs",
+    "paper_f1",
+    "seconds",
+]
+
+
+def results_frame(results: Sequence[MethodResult]) -> pd.DataFrame:
+    """One row per method with the columns of ``results.csv`` (fractions 0-1)."""
+    rows = []
+    for result in results:
+        summary = result.summary
+        rows.append(
+            {
+                "method": result.method,
+                "dataset": result.dataset,
+                **{k: summary[k] for k in RESULT_COLUMNS if k in summary},
+                "protocol": result.protocol.describe(),
+                "inputs": "+".join(result.inputs),
+                "paper_f1": result.paper_f1,
+                "seconds": round(result.seconds, 1),
+            }
+        )
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write a CSV via a temporary file, so a killed run never leaves a truncated file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    frame.to_csv(temp, index=False, float_format="%.6f")
+    os.replace(temp, path)
+
+
+def _pct(mean: float, std: float | None = None) -> str:
+    return f"{100 * mean:.2f}" if std is None else f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def results_table(frame: pd.DataFrame, title: str) -> Table:
+    """A rich table like the paper's Table 3: P, R, F1 ± std in percent, beside the paper's F1."""
+    table = Table(title=title)
+    for column in ("Method", "P %", "R %", "F1 % ± std", *[f"F1 {q}" for q in QUADRANTS], "paper F1"):
+        table.add_column(column, justify="left" if column == "Method" else "right")
+    for row in frame.itertuples(index=False):
+        paper = "" if pd.isna(row.paper_f1) else _pct(row.paper_f1)
+        table.add_row(
+            row.method,
+            _pct(row.precision),
+            _pct(row.recall),
+            _pct(row.f1, row.f1_std),
+            *[_pct(getattr(row, f"f1_{q}")) for q in QUADRANTS],
+            paper,
+        )
+    return table
+
+
+def markdown_report(frame: pd.DataFrame, results: Sequence[MethodResult], title: str) -> str:
+    """The same table in Markdown, plus each method's summed confusion matrix."""
+    lines = [f"# {title}", "", "| Method | P % | R % | F1 % ± std | paper F1 % | splits |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for row in frame.itertuples(index=False):
+        paper = "" if pd.isna(row.paper_f1) else _pct(row.paper_f1)
+        lines.append(
+            f"| {row.method} | {_pct(row.precision)} | {_pct(row.recall)} | "
+            f"{_pct(row.f1, row.f1_std)} | {paper} | {row.n_splits} |"
+        )
+    for result in results:
+        confusion = result.summary["confusion"]
+        lines += ["", f"## {result.method}: confusion matrix summed over folds (rows: true)", "",
+                  "| | " + " | ".join(QUADRANTS) + " |", "|---" * (len(QUADRANTS) + 1) + "|"]
+        for quadrant, counts in zip(QUADRANTS, confusion, strict=True):
+            lines.append(f"| {quadrant} | " + " | ".join(str(c) for c in counts) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(results: Sequence[MethodResult], out_dir: Path) -> list[Path]:
+    """``f1.png`` (macro F1 ± std per method) and ``confusion_<method>.png`` (row-normalised)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    written = []
+    frame = results_frame(results)
+    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(frame) + 2), 3.5))
+    ax.bar(frame["method"], 100 * frame["f1"], yerr=100 * frame["f1_std"], capsize=4, color="#4477aa")
+    if frame["paper_f1"].notna().any():
+        ax.scatter(frame["method"], 100 * frame["paper_f1"], color="#cc3311", zorder=3, label="paper")
+        ax.legend()
+    ax.axhline(25, color="grey", linestyle=":", linewidth=1)
+    ax.set_ylabel("macro F1 (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{results[0].dataset}: {results[0].protocol.describe()}", fontsize=9)
+    fig.tight_layout()
+    path = out_dir / "f1.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    written.append(path)
+
+    for result in results:
+        confusion = np.asarray(result.summary["confusion"], dtype=float)
+        share = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+        fig, ax = plt.subplots(figsize=(3.6, 3.2))
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        for i in range(len(QUADRANTS)):
+            for j in range(len(QUADRANTS)):
+                colour = "white" if share[i, j] > 0.6 else "black"
+                ax.text(j, i, f"{100 * share[i, j]:.0f}%", ha="center", va="center", color=colour)
+        ax.set_xticks(range(len(QUADRANTS)), QUADRANTS)
+        ax.set_yticks(range(len(QUADRANTS)), QUADRANTS)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(result.method)
+        fig.tight_layout()
+        path = out_dir / f"confusion_{result.method}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written

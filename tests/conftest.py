@@ -1,0 +1,60 @@
+"""Shared fixtures: small generated datasets; paths to the optional real data in ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from merkit.labels import QUADRANTS
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FOURQAED = SHARED / "data" / "4qaed"
+PRETRAINED = SHARED / "pretrained"
+needs_4qaed = pytest.mark.skipif(
+    not (FOURQAED / "panda_dataset_taffc_annotations.csv").is_file(),
+    reason=f"the real 4QAED dataset is not at {FOURQAED} (it lives in ../shared beside the checkout)",
+)
+
+
+def write_tone(path: Path, freq: float, *, sr: int = 16_000, seconds: float = 2.0, channels: int = 1) -> Path:
+    """A short sine tone written with soundfile; the format follows the extension."""
+    t = np.arange(int(sr * seconds)) / sr
+    y = 0.3 * np.sin(2 * np.pi * freq * t)
+    data = np.stack([y] * channels, axis=1) if channels > 1 else y
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, data, sr)
+    return path
+
+
+def make_4qaed_tree(root: Path, per_quadrant: int = 3, *, features: bool = True) -> dict[str, str]:
+    """A miniature 4QAED: Q1..Q4 folders of wav tones, annotations and a feature table.
+
+    Features are informative: feature ``F0001`` equals the quadrant index plus small noise.
+    """
+    rng = np.random.default_rng(0)
+    labels: dict[str, str] = {}
+    for q_index, quadrant in enumerate(QUADRANTS):
+        for k in range(per_quadrant):
+            song = f"MT{q_index}{k:09d}"
+            write_tone(root / quadrant / f"{song}.wav", 220.0 * (q_index + 1) + k, seconds=1.5)
+            labels[song] = quadrant
+    lines = ["Song,Quadrant", *[f"{s},{q}" for s, q in labels.items()]]
+    (root / "panda_dataset_taffc_annotations.csv").write_text("\n".join(lines) + "\n")
+    if features:
+        header = '"SongID","F0001","F0002","Quadrant"'
+        rows = [
+            f'"{s}",{QUADRANTS.index(q) + rng.normal(0, 0.05):.4f},{rng.normal():.4f},"{q}"'
+            for s, q in labels.items()
+        ]
+        (root / "top100_features.csv").write_text("\n".join([header, *rows]) + "\n")
+    return labels
+
+
+@pytest.fixture
+def tiny_4qaed(tmp_path: Path) -> Path:
+    root = tmp_path / "4qaed"
+    make_4qaed_tree(root)
+    return root
