@@ -15,11 +15,13 @@ FOURQAED = SHARED / "data" / "4qaed"
 PRETRAINED = SHARED / "pretrained"
 needs_4qaed = pytest.mark.skipif(
     not (FOURQAED / "panda_dataset_taffc_annotations.csv").is_file(),
-    reason=f"the real 4QAED dataset is not at {FOURQAED} (it lives in ../shared beside the checkout)",
+    reason=f"the real 4QAED dataset is not at {FOURQAED} (../shared beside the checkout)",
 )
 
 
-def write_tone(path: Path, freq: float, *, sr: int = 16_000, seconds: float = 2.0, channels: int = 1) -> Path:
+def write_tone(
+    path: Path, freq: float, *, sr: int = 16_000, seconds: float = 2.0, channels: int = 1
+) -> Path:
     """A short sine tone written with soundfile; the format follows the extension."""
     t = np.arange(int(sr * seconds)) / sr
     y = 0.3 * np.sin(2 * np.pi * freq * t)

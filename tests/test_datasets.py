@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FOURQAED, make_4qaed_tree, needs_4qaed, write_tone
 
+from conftest import FOURQAED, make_4qaed_tree, needs_4qaed, write_tone
 from merkit.datasets import load_dataset
 from merkit.datasets.check import check_dataset
 from merkit.errors import DataError

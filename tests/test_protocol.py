@@ -27,9 +27,7 @@ from merkit.protocol import (
 
 
 def feature_dataset(n_per_class: int = 10, name: str = "toy") -> Dataset:
-    songs = [
-        Song(f"S{q}{i:03d}", None, f"Q{q + 1}") for q in range(4) for i in range(n_per_class)
-    ]
+    songs = [Song(f"S{q}{i:03d}", None, f"Q{q + 1}") for q in range(4) for i in range(n_per_class)]
     import pandas as pd
 
     rng = np.random.default_rng(0)
@@ -42,7 +40,9 @@ def feature_dataset(n_per_class: int = 10, name: str = "toy") -> Dataset:
 def test_folds_equal_sklearn_repeated_stratified_kfold() -> None:
     labels = np.repeat(np.arange(4), 10)
     folds = make_folds(labels, ProtocolConfig(n_splits=5, n_repeats=3, random_state=1))
-    reference = list(RepeatedStratifiedKFold(n_splits=5, n_repeats=3, random_state=1).split(labels, labels))
+    reference = list(
+        RepeatedStratifiedKFold(n_splits=5, n_repeats=3, random_state=1).split(labels, labels)
+    )
     assert len(folds) == 15
     for fold, (_, test) in zip(folds, reference, strict=True):
         np.testing.assert_array_equal(fold.test, np.sort(test))
@@ -137,8 +137,16 @@ def test_no_transform_ever_sees_a_test_row(tmp_path: Path) -> None:
     protocol = ProtocolConfig(n_splits=5, n_repeats=2)
     folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
     SpyScaler.fitted_on = []
-    run_method("spy", make_pipeline(SpyScaler(), LogisticRegression()), dataset, inputs, folds,
-               protocol, tmp_path, progress=False)
+    run_method(
+        "spy",
+        make_pipeline(SpyScaler(), LogisticRegression()),
+        dataset,
+        inputs,
+        folds,
+        protocol,
+        tmp_path,
+        progress=False,
+    )
     assert len(SpyScaler.fitted_on) == len(folds)
     for seen, fold in zip(SpyScaler.fitted_on, folds, strict=True):
         assert seen == set(fold.train.astype(float).tolist())
@@ -167,20 +175,30 @@ def test_runner_resumes_without_refitting_finished_folds(tmp_path: Path) -> None
     protocol = ProtocolConfig(n_splits=5, n_repeats=2)
     folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
     CountingClassifier.calls = 0
-    first = run_method("counting", CountingClassifier(), dataset, inputs, folds[:4], protocol,
-                       tmp_path, progress=False)
+    first = run_method(
+        "counting",
+        CountingClassifier(),
+        dataset,
+        inputs,
+        folds[:4],
+        protocol,
+        tmp_path,
+        progress=False,
+    )
     assert CountingClassifier.calls == 4
     # Simulate a kill mid-write of fold 5: a truncated file is recomputed, not trusted.
     fold_dir = tmp_path / "counting" / "folds"
     (fold_dir / f"{folds[4].name}.json").write_text('{"format": 1, "repeat"')
-    full = run_method("counting", CountingClassifier(), dataset, inputs, folds, protocol,
-                      tmp_path, progress=False)
+    full = run_method(
+        "counting", CountingClassifier(), dataset, inputs, folds, protocol, tmp_path, progress=False
+    )
     assert CountingClassifier.calls == 4 + 6
     assert len(first.per_fold) == 4 and full.complete and len(full.per_fold) == 10
     seeds = [r["seed"] for r in full.per_fold]
     assert len(set(seeds)) == len(seeds)  # each fold has its own seed
-    again = run_method("counting", CountingClassifier(), dataset, inputs, folds, protocol,
-                       tmp_path, progress=False)
+    again = run_method(
+        "counting", CountingClassifier(), dataset, inputs, folds, protocol, tmp_path, progress=False
+    )
     assert CountingClassifier.calls == 10
     assert again.summary == full.summary
 
@@ -190,11 +208,29 @@ def test_runner_refuses_to_mix_configurations(tmp_path: Path) -> None:
     inputs = {"table:top100": dataset.table("top100")}
     protocol = ProtocolConfig(n_splits=5, n_repeats=1)
     folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
-    run_method("m", CountingClassifier(), dataset, inputs, folds, protocol, tmp_path,
-               config={"C": 1}, progress=False)
+    run_method(
+        "m",
+        CountingClassifier(),
+        dataset,
+        inputs,
+        folds,
+        protocol,
+        tmp_path,
+        config={"C": 1},
+        progress=False,
+    )
     with pytest.raises(ConfigError, match="another dataset, protocol or configuration"):
-        run_method("m", CountingClassifier(), dataset, inputs, folds, protocol, tmp_path,
-                   config={"C": 2}, progress=False)
+        run_method(
+            "m",
+            CountingClassifier(),
+            dataset,
+            inputs,
+            folds,
+            protocol,
+            tmp_path,
+            config={"C": 2},
+            progress=False,
+        )
 
 
 def test_svm_method_learns_an_informative_feature(tmp_path: Path) -> None:
@@ -202,7 +238,14 @@ def test_svm_method_learns_an_informative_feature(tmp_path: Path) -> None:
     spec = get_method("svm")
     protocol = ProtocolConfig(n_splits=5, n_repeats=1)
     folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
-    result = run_method("svm", spec.make({"C": 8, "gamma": 0.5}), dataset,
-                        {"table:top100": dataset.table("top100")}, folds, protocol, tmp_path,
-                        progress=False)
+    result = run_method(
+        "svm",
+        spec.make({"C": 8, "gamma": 0.5}),
+        dataset,
+        {"table:top100": dataset.table("top100")},
+        folds,
+        protocol,
+        tmp_path,
+        progress=False,
+    )
     assert result.summary["f1"] > 0.7  # chance is 0.25; Bayes rate ~0.9

@@ -12,7 +12,13 @@ from merkit.datasets.base import Dataset
 from merkit.methods import get_method
 from merkit.protocol.folds import ProtocolConfig, load_or_create_folds
 from merkit.protocol.runner import MethodResult, resolve_inputs, run_method
-from merkit.report import markdown_report, plot_results, results_frame, results_table, write_csv_atomic
+from merkit.report import (
+    markdown_report,
+    plot_results,
+    results_frame,
+    results_table,
+    write_csv_atomic,
+)
 
 
 def run_benchmark(
@@ -41,8 +47,10 @@ def run_benchmark(
     title = f"{dataset.name} ({len(dataset)} songs): {protocol.describe()}"
     for spec in specs:
         method_params = dict((params or {}).get(spec.name, {}))
+        # ``inputs`` swaps a method's representations, e.g. ``cnn: {inputs: [logmel-paper]}``.
+        input_names = tuple(method_params.pop("inputs", spec.inputs))
         estimator = spec.make(method_params)
-        inputs = resolve_inputs(dataset, spec.inputs, cache=cache, n_jobs=n_jobs, progress=progress)
+        inputs = resolve_inputs(dataset, input_names, cache=cache, n_jobs=n_jobs, progress=progress)
         result = run_method(
             spec.name,
             estimator,
@@ -51,7 +59,7 @@ def run_benchmark(
             folds,
             protocol,
             out_dir,
-            config={"inputs": list(spec.inputs), "params": method_params},
+            config={"inputs": list(input_names), "params": method_params},
             save_models=save_models,
             progress=progress,
             paper_f1=spec.paper_f1,

@@ -22,7 +22,7 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
 app.add_typer(data_app, name="data")
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +48,9 @@ def user_errors(func: F) -> F:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted: finished folds are saved; rerun the same command to resume")
+            err_console.print(
+                "interrupted: finished folds are saved; rerun the same command to resume"
+            )
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -80,7 +82,9 @@ def _read_params(path: Path | None) -> dict[str, dict[str, Any]]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
-        raise ConfigError(f"config file {path} must map method names to settings, e.g. 'svm: {{C: 4}}'")
+        raise ConfigError(
+            f"config file {path} must map method names to settings, e.g. 'svm: {{C: 4}}'"
+        )
     return loaded
 
 
@@ -137,7 +141,9 @@ def benchmark(
         progress=not quiet,
         console=console,
     )
-    console.print(f"results: {out / 'results.csv'}  report: {out / 'report.md'}  plots: {out}/*.png")
+    console.print(
+        f"results: {out / 'results.csv'}  report: {out / 'report.md'}  plots: {out}/*.png"
+    )
 
 
 @app.command("methods")
@@ -151,7 +157,11 @@ def list_methods() -> None:
     for column in ("name", "inputs", "paper row (Orig-4QAED F1)", "summary"):
         table.add_column(column)
     for spec in METHODS.values():
-        paper = f"{spec.paper_row} ({100 * spec.paper_f1:.2f})" if spec.paper_row and spec.paper_f1 else ""
+        paper = (
+            f"{spec.paper_row} ({100 * spec.paper_f1:.2f})"
+            if spec.paper_row and spec.paper_f1
+            else ""
+        )
         table.add_row(spec.name, ", ".join(spec.inputs), paper, spec.summary)
     console.print(table)
 
@@ -162,7 +172,9 @@ def data_check(
     dataset: DatasetOpt = "4qaed",
     root: RootOpt = None,
     subset: SubsetOpt = None,
-    decode: Annotated[bool, typer.Option(help="Decode every file fully (finds corrupt data)")] = True,
+    decode: Annotated[
+        bool, typer.Option(help="Decode every file fully (finds corrupt data)")
+    ] = True,
 ) -> None:
     """Count songs per quadrant, summarise durations and sample rates, list every problem."""
     from merkit.datasets.check import check_dataset
@@ -173,9 +185,13 @@ def data_check(
         console.print(f"  per quadrant: {report.counts}")
         if report.durations:
             console.print(f"  durations (s): {report.duration_summary()}")
-            console.print(f"  sample rates: {dict(report.sample_rates)}  channels: {dict(report.channels)}")
+            console.print(
+                f"  sample rates: {dict(report.sample_rates)}  channels: {dict(report.channels)}"
+            )
         for name, frame in report.dataset.tables.items():
-            console.print(f"  feature table {name!r}: {frame.shape[1]} features, {frame.shape[0]} rows")
+            console.print(
+                f"  feature table {name!r}: {frame.shape[1]} features, {frame.shape[0]} rows"
+            )
     for note in report.notes:
         console.print(f"  [yellow]note:[/] {note}", highlight=False)
     if report.ok:

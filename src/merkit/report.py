@@ -67,7 +67,14 @@ def _pct(mean: float, std: float | None = None) -> str:
 def results_table(frame: pd.DataFrame, title: str) -> Table:
     """A rich table like the paper's Table 3: P, R, F1 ± std in percent, beside the paper's F1."""
     table = Table(title=title)
-    for column in ("Method", "P %", "R %", "F1 % ± std", *[f"F1 {q}" for q in QUADRANTS], "paper F1"):
+    for column in (
+        "Method",
+        "P %",
+        "R %",
+        "F1 % ± std",
+        *[f"F1 {q}" for q in QUADRANTS],
+        "paper F1",
+    ):
         table.add_column(column, justify="left" if column == "Method" else "right")
     for row in frame.itertuples(index=False):
         paper = "" if pd.isna(row.paper_f1) else _pct(row.paper_f1)
@@ -84,8 +91,12 @@ def results_table(frame: pd.DataFrame, title: str) -> Table:
 
 def markdown_report(frame: pd.DataFrame, results: Sequence[MethodResult], title: str) -> str:
     """The same table in Markdown, plus each method's summed confusion matrix."""
-    lines = [f"# {title}", "", "| Method | P % | R % | F1 % ± std | paper F1 % | splits |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# {title}",
+        "",
+        "| Method | P % | R % | F1 % ± std | paper F1 % | splits |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for row in frame.itertuples(index=False):
         paper = "" if pd.isna(row.paper_f1) else _pct(row.paper_f1)
         lines.append(
@@ -94,8 +105,13 @@ def markdown_report(frame: pd.DataFrame, results: Sequence[MethodResult], title:
         )
     for result in results:
         confusion = result.summary["confusion"]
-        lines += ["", f"## {result.method}: confusion matrix summed over folds (rows: true)", "",
-                  "| | " + " | ".join(QUADRANTS) + " |", "|---" * (len(QUADRANTS) + 1) + "|"]
+        lines += [
+            "",
+            f"## {result.method}: confusion matrix summed over folds (rows: true)",
+            "",
+            "| | " + " | ".join(QUADRANTS) + " |",
+            "|---" * (len(QUADRANTS) + 1) + "|",
+        ]
         for quadrant, counts in zip(QUADRANTS, confusion, strict=True):
             lines.append(f"| {quadrant} | " + " | ".join(str(c) for c in counts) + " |")
     return "\n".join(lines) + "\n"
@@ -112,9 +128,13 @@ def plot_results(results: Sequence[MethodResult], out_dir: Path) -> list[Path]:
     written = []
     frame = results_frame(results)
     fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(frame) + 2), 3.5))
-    ax.bar(frame["method"], 100 * frame["f1"], yerr=100 * frame["f1_std"], capsize=4, color="#4477aa")
+    ax.bar(
+        frame["method"], 100 * frame["f1"], yerr=100 * frame["f1_std"], capsize=4, color="#4477aa"
+    )
     if frame["paper_f1"].notna().any():
-        ax.scatter(frame["method"], 100 * frame["paper_f1"], color="#cc3311", zorder=3, label="paper")
+        ax.scatter(
+            frame["method"], 100 * frame["paper_f1"], color="#cc3311", zorder=3, label="paper"
+        )
         ax.legend()
     ax.axhline(25, color="grey", linestyle=":", linewidth=1)
     ax.set_ylabel("macro F1 (%)")

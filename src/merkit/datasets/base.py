@@ -14,7 +14,16 @@ import pandas as pd
 from merkit.errors import DataError
 from merkit.labels import QUADRANTS
 
-AUDIO_EXTENSIONS: tuple[str, ...] = (".mp3", ".ogg", ".opus", ".wav", ".flac", ".m4a", ".aiff", ".aif")
+AUDIO_EXTENSIONS: tuple[str, ...] = (
+    ".mp3",
+    ".ogg",
+    ".opus",
+    ".wav",
+    ".flac",
+    ".m4a",
+    ".aiff",
+    ".aif",
+)
 """Audio file extensions merkit recognises when it scans folders."""
 
 
@@ -102,7 +111,9 @@ class Dataset:
         ids = [s.song_id for s in self.songs]
         if len(set(ids)) != len(ids):
             dupes = sorted({i for i in ids if ids.count(i) > 1})
-            raise DataError(f"dataset {self.name!r} lists songs more than once: {', '.join(dupes[:10])}")
+            raise DataError(
+                f"dataset {self.name!r} lists songs more than once: {', '.join(dupes[:10])}"
+            )
         if not self.songs:
             raise DataError(f"dataset {self.name!r} has no songs")
 
@@ -144,7 +155,9 @@ class Dataset:
         """
         if name not in self.tables:
             known = ", ".join(sorted(self.tables)) or "none"
-            raise DataError(f"dataset {self.name!r} has no feature table {name!r} (available: {known})")
+            raise DataError(
+                f"dataset {self.name!r} has no feature table {name!r} (available: {known})"
+            )
         frame = self.tables[name]
         missing = [i for i in self.song_ids if i not in frame.index]
         if missing:

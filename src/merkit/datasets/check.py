@@ -87,7 +87,9 @@ def check_dataset(
         report.sample_rates[info.sample_rate] += 1
         report.channels[info.channels] += 1
         if info.duration < 1.0:
-            report.problems.append(f"audio shorter than 1 s ({info.duration:.2f} s): {song.source.path}")
+            report.problems.append(
+                f"audio shorter than 1 s ({info.duration:.2f} s): {song.source.path}"
+            )
     for table_name, frame in dataset.tables.items():
         missing = [s for s in dataset.song_ids if s not in frame.index]
         if missing:
@@ -98,5 +100,7 @@ def check_dataset(
             )
         extra = sorted(set(frame.index) - set(dataset.song_ids))
         if extra:
-            report.notes.append(f"feature table {table_name!r} has {len(extra)} rows for unknown songs")
+            report.notes.append(
+                f"feature table {table_name!r} has {len(extra)} rows for unknown songs"
+            )
     return report

@@ -1,4 +1,4 @@
-"""A user's own audio listed in a CSV with columns ``path,quadrant`` (optional ``song_id,group``)."""
+"""A user's audio listed in a CSV: columns ``path,quadrant`` (optional ``song_id,group``)."""
 
 from __future__ import annotations
 

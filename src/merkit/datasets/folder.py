@@ -32,7 +32,9 @@ def load_folder(
             continue
         for song_id, path in scan_audio(folders[quadrant], problems).items():
             if song_id in songs:
-                problems.error(f"song id {song_id} is used twice: {songs[song_id].source} and {path}")
+                problems.error(
+                    f"song id {song_id} is used twice: {songs[song_id].source} and {path}"
+                )
                 continue
             songs[song_id] = Song(song_id, FileSource(path), quadrant)
     if collect is None:

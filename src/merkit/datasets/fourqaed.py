@@ -51,7 +51,9 @@ def read_labels(path: Path) -> dict[str, str]:
             problems.error(str(exc))
             continue
         if song in labels and labels[song] != quadrant:
-            problems.error(f"song {song} is labelled both {labels[song]} and {quadrant} in {path.name}")
+            problems.error(
+                f"song {song} is labelled both {labels[song]} and {quadrant} in {path.name}"
+            )
         labels[song.strip()] = quadrant
     problems.raise_if_any()
     return labels
@@ -130,7 +132,9 @@ def load_4qaed(
     songs: list[Song] = []
     for song_id, quadrant in sorted(labels.items()):
         if song_id not in files:
-            problems.error(f"song {song_id} ({quadrant}) is listed in {label_name} but has no audio")
+            problems.error(
+                f"song {song_id} ({quadrant}) is listed in {label_name} but has no audio"
+            )
             continue
         folder_quadrant, path = files[song_id]
         if folder_quadrant != quadrant:

@@ -1,4 +1,4 @@
-"""Methods by name. Each is a :class:`MethodSpec`: inputs plus a builder of an unfitted estimator."""
+"""Methods by name: each a :class:`MethodSpec`, inputs plus a builder of an unfitted estimator."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ def get_method(name: str) -> MethodSpec:
 
 
 def _register_builtin() -> None:
-    from merkit.methods import svm
+    from merkit.methods import deep, hybrid, svm
 
-    for spec in (svm.SVM, svm.SVM_OWN):
+    for spec in (svm.SVM, svm.SVM_OWN, *deep.SPECS, hybrid.HYBRID, hybrid.HYBRID_OWN):
         register_method(spec)
 
 

@@ -1,4 +1,4 @@
-"""SVM baselines (spec §2.1): Panda et al.'s RBF SVM on the top-100 features, and on merkit's own."""
+"""SVM baselines (spec §2.1): Panda et al.'s RBF SVM on the top-100 features and on our own."""
 
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def build_svm(**params: float | bool | int) -> Pipeline:
     )
 
 
-def build_svm_own(n_features: int = 100, n_neighbors: int = 10, **params: float | bool | int) -> Pipeline:
+def build_svm_own(
+    n_features: int = 100, n_neighbors: int = 10, **params: float | bool | int
+) -> Pipeline:
     """merkit's own features: standardise, ReliefF top-k (in-fold), RBF SVM."""
     from merkit.features.selection import ReliefFSelector
 

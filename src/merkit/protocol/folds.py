@@ -1,4 +1,4 @@
-"""Train/test splits: repeated (stratified) K-fold, persisted so every method uses the same folds."""
+"""Train/test splits: repeated (stratified) K-fold, persisted so all methods share the folds."""
 
 from __future__ import annotations
 
@@ -76,7 +76,9 @@ def make_folds(
     if groups is not None:
         for repeat in range(protocol.n_repeats):
             splitter = StratifiedGroupKFold(
-                n_splits=protocol.n_splits, shuffle=True, random_state=protocol.random_state + repeat
+                n_splits=protocol.n_splits,
+                shuffle=True,
+                random_state=protocol.random_state + repeat,
             )
             for fold, (train, test) in enumerate(splitter.split(dummy, labels, groups)):
                 splits.append((repeat, fold, train, test))

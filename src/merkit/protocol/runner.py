@@ -143,8 +143,9 @@ def run_method(
             record = _read_fold(path, [ids[i] for i in fold.test])
             if record is None:
                 bar.update(task, description=f"fold {fold.name}")
-                record = _fit_fold(estimator, inputs, labels, ids, fold, protocol, method_dir,
-                                   save_models)
+                record = _fit_fold(
+                    estimator, inputs, labels, ids, fold, protocol, method_dir, save_models
+                )
                 write_json_atomic(path, record)
             per_fold.append(record)
             bar.advance(task)
@@ -174,8 +175,10 @@ def _fit_fold(
 ) -> dict[str, Any]:
     seed = fold_seed(protocol, fold)
     model = clone(estimator)
-    if "random_state" in model.get_params():
-        model.set_params(random_state=seed)
+    # Nested estimators (pipeline steps) are seeded too: every ``*random_state`` parameter.
+    seeds = {k: seed for k in model.get_params() if k.split("__")[-1] == "random_state"}
+    if seeds:
+        model.set_params(**seeds)
     tic = time.perf_counter()
     model.fit(estimator_input(inputs, fold.train), labels[fold.train])
     x_test = estimator_input(inputs, fold.test)

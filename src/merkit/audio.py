@@ -1,0 +1,273 @@
+"""Audio decoding, resampling, peak normalisation and fixed-length cropping (spec §1.3).
+
+Every 16 kHz method of the paper starts from the same waveform: the clip decoded, peak-normalised
+to −0.1 dBFS, mixed down to mono, resampled to 16 kHz and cropped to its last 482 000 samples.
+:func:`load_audio` does the first four steps with soundfile (libsndfile: wav, flac, ogg/vorbis,
+ogg/opus, mp3, aiff, ...) and soxr; :func:`crop_or_pad` does the last one.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from merkit.errors import AudioError, ConfigError
+
+PAPER_CROP_SAMPLES = 482_000
+"""Clip length the paper's 16 kHz pipelines keep (30.125 s)."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says, without decoding it.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    duration : float
+        Length in seconds.
+    sample_rate : int
+        Native sample rate in Hz.
+    channels : int
+        Number of channels.
+    frames : int
+        Samples per channel.
+    format : str
+        Container and codec, e.g. ``"OGG/OPUS"``.
+    """
+
+    path: Path
+    duration: float
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+
+
+def _check_file(path: Path) -> None:
+    """Raise :class:`AudioError` for the problems that need no decoder to see."""
+    if not path.exists():
+        raise AudioError(f"audio file '{path}' does not exist")
+    if not path.is_file():
+        raise AudioError(f"audio file '{path}' is not a regular file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"audio file '{path}' is empty (0 bytes)")
+
+
+def _explain(error: Exception) -> str:
+    """Turn a libsndfile message into a short reason a user can act on."""
+    text = str(error)
+    lowered = text.lower()
+    # libsndfile reports undecodable mp3 data as "does not exist or is not a regular file" even
+    # though the file exists (its mpg123 probe fails); the existence check ran before this.
+    if "not recognised" in lowered or "not a regular file" in lowered:
+        return "not a recognised audio format"
+    if "malformed" in lowered or "error in" in lowered:
+        return "the file is corrupt or truncated"
+    detail = text.split(":", 1)[-1].strip() if ":" in text else text
+    return f"the data is corrupt or in an unsupported format ({detail})"
+
+
+def _read_with_audioread(path: Path) -> tuple[np.ndarray, int] | None:
+    """Decode with audioread's ffmpeg/gstreamer/CoreAudio backends (for m4a and the like).
+
+    Returns ``None`` when audioread or such a backend is missing, or when it fails too.
+    """
+    try:
+        with warnings.catch_warnings():
+            # audioread imports stdlib modules (aifc, audioop) deprecated in Python 3.11+.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import audioread
+            from audioread.rawread import RawAudioFile
+
+            # The raw backend only reads wav/aiff/au, which libsndfile has already rejected.
+            backends = [b for b in audioread.available_backends() if b is not RawAudioFile]
+    except ImportError:
+        return None
+    if not backends:
+        return None
+    try:
+        return _audioread_decode(audioread, path, backends)
+    except Exception:  # any backend failure means "cannot decode": report soundfile's reason
+        return None
+
+
+def _audioread_decode(audioread: Any, path: Path, backends: list[Any]) -> tuple[np.ndarray, int]:
+    with audioread.audio_open(str(path), backends=backends) as handle:
+        sr, channels = int(handle.samplerate), int(handle.channels)
+        raw = b"".join(handle)
+    pcm = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    return pcm.reshape(-1, max(channels, 1)), sr
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """Decode ``path`` to ``(frames, channels)`` float32 and its sample rate."""
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        return data, int(sr)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
+        sf_error = error
+    fallback = _read_with_audioread(path)
+    if fallback is not None:
+        return fallback
+    raise AudioError(f"cannot decode audio file '{path}': {_explain(sf_error)}") from None
+
+
+def peak_normalize(y: np.ndarray, headroom_db: float = 0.1) -> np.ndarray:
+    """Scale ``y`` so its largest absolute sample sits ``headroom_db`` dB below full scale.
+
+    This is pydub's ``AudioSegment.normalize`` (default headroom 0.1 dB), which the paper applies
+    to every clip.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Samples in [-1, 1], any shape.
+    headroom_db : float
+        Distance of the new peak below 0 dBFS, in dB (non-negative).
+
+    Returns
+    -------
+    np.ndarray
+        A float32 copy; all-zero audio stays zero.
+    """
+    if headroom_db < 0:
+        raise ConfigError(f"headroom_db must be >= 0, got {headroom_db}")
+    y = np.asarray(y, dtype=np.float32)
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak == 0.0:
+        return y.copy()
+    target = 10.0 ** (-headroom_db / 20.0)
+    return (y * np.float32(target / peak)).astype(np.float32, copy=False)
+
+
+def resample(y: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
+    """Resample a mono signal with soxr's high-quality filter (librosa's default since 0.10).
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Mono samples, shape ``(n,)``.
+    orig_sr, sr : int
+        Source and target rates in Hz.
+
+    Returns
+    -------
+    np.ndarray
+        float32 samples at ``sr`` (the input itself when the rates are equal).
+    """
+    if orig_sr == sr:
+        return np.asarray(y, dtype=np.float32)
+    return np.asarray(soxr.resample(y, orig_sr, sr, quality="HQ"), dtype=np.float32)
+
+
+def load_audio(path: str | Path, sr: int = 16_000, *, normalize: bool = True) -> np.ndarray:
+    """Decode an audio file to mono float32 at ``sr``, peak-normalised to −0.1 dBFS.
+
+    Channels are averaged (as ``librosa.load(mono=True)`` does), the signal is resampled with soxr
+    HQ, and the peak is set to −0.1 dBFS *after* resampling, so the returned waveform's peak is
+    exactly −0.1 dBFS. (The paper normalises before resampling, which leaves the final peak a few
+    hundredths of a dB off; the difference is a single gain factor.)
+
+    Parameters
+    ----------
+    path : str or Path
+        Any format libsndfile reads (wav, flac, ogg/vorbis, ogg/opus, mp3, aiff, ...); other
+        formats (m4a) are tried with audioread when it is installed with an ffmpeg backend.
+    sr : int
+        Target sample rate in Hz.
+    normalize : bool
+        Peak-normalise to −0.1 dBFS. All-zero audio stays zero.
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(n_samples,)``, float32.
+
+    Raises
+    ------
+    AudioError
+        If the file is missing, empty, not audio, corrupt, holds no samples or non-finite samples.
+        The message names the file.
+    """
+    path = Path(path)
+    if int(sr) != sr or sr <= 0:
+        raise ConfigError(f"sample rate must be a positive integer, got {sr!r}")
+    _check_file(path)
+    data, native_sr = _decode(path)
+    if data.shape[0] == 0:
+        raise AudioError(f"audio file '{path}' contains no samples")
+    y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if not np.all(np.isfinite(y)):
+        raise AudioError(f"audio file '{path}' contains NaN or infinite samples")
+    y = resample(y, native_sr, int(sr))
+    if normalize:
+        y = peak_normalize(y)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def crop_or_pad(
+    y: np.ndarray,
+    length: int = PAPER_CROP_SAMPLES,
+    *,
+    keep: Literal["last", "first"] = "last",
+) -> np.ndarray:
+    """Cut or zero-pad a mono signal to exactly ``length`` samples.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Mono samples, shape ``(n,)``.
+    length : int
+        Output length. The paper uses 482 000 (30.125 s at 16 kHz).
+    keep : {"last", "first"}
+        Which end survives when ``y`` is longer. The paper's code keeps the *last* samples (the
+        excess is dropped from the start, although a comment there says otherwise).
+
+    Returns
+    -------
+    np.ndarray
+        float32, shape ``(length,)``; zeros are appended at the end when ``y`` is shorter.
+    """
+    if keep not in ("last", "first"):
+        raise ConfigError(f"keep must be 'last' or 'first', got {keep!r}")
+    if length <= 0:
+        raise ConfigError(f"length must be positive, got {length}")
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"crop_or_pad expects a 1-D waveform, got shape {y.shape}")
+    if len(y) >= length:
+        out = y[len(y) - length :] if keep == "last" else y[:length]
+        return np.ascontiguousarray(out)
+    return np.concatenate([y, np.zeros(length - len(y), dtype=np.float32)])
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Read a file's header (duration, rate, channels) without decoding the audio.
+
+    Raises
+    ------
+    AudioError
+        If the file is missing, empty or not a format libsndfile recognises.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
+        raise AudioError(f"cannot read audio file '{path}': {_explain(error)}") from None
+    return AudioInfo(
+        path=path,
+        duration=float(info.duration),
+        sample_rate=int(info.samplerate),
+        channels=int(info.channels),
+        frames=int(info.frames),
+        format=f"{info.format}/{info.subtype}",
+    )

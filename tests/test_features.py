@@ -1,0 +1,299 @@
+"""merkit's own librosa feature extractor and the optional Essentia backend."""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import FOURQAED, needs_4qaed
+from merkit.errors import AudioError, ConfigError
+from merkit.features.essentia_backend import (
+    ESSENTIA_MISSING,
+    extract_essentia_features,
+    flatten_pool,
+)
+from merkit.features.own import (
+    OWN_FEATURE_NAMES,
+    extract_own_features,
+    sethares_dissonance,
+)
+
+SR = 16_000
+FAMILIES = {"dynamics", "timbre", "rhythm", "tonality", "harmony", "articulation"}
+
+
+def features(y: np.ndarray, sr: int = SR) -> dict[str, float]:
+    return dict(zip(OWN_FEATURE_NAMES, extract_own_features(y, sr).tolist(), strict=True))
+
+
+def midi_hz(note: int) -> float:
+    return 440.0 * 2 ** ((note - 69) / 12)
+
+
+def chord(notes: list[int], seconds: float = 6.0, harmonics: int = 4) -> np.ndarray:
+    """Sum of harmonic tones (1/h amplitudes) at the given MIDI notes."""
+    t = np.arange(int(seconds * SR)) / SR
+    y = sum(
+        np.sin(2 * np.pi * midi_hz(n) * h * t) / h for n in notes for h in range(1, harmonics + 1)
+    )
+    return (0.1 * y).astype(np.float32)
+
+
+def click_track(bpm: float, seconds: float = 30.0) -> np.ndarray:
+    """Short decaying 1 kHz bursts every beat."""
+    y = np.zeros(int(seconds * SR), dtype=np.float32)
+    burst_t = np.arange(int(0.03 * SR)) / SR
+    burst = (np.sin(2 * np.pi * 1000 * burst_t) * np.exp(-burst_t / 0.005)).astype(np.float32)
+    for start in (np.arange(0, seconds, 60.0 / bpm) * SR).astype(int):
+        end = min(start + len(burst), len(y))
+        y[start:end] += burst[: end - start]
+    return y
+
+
+@pytest.fixture(scope="module")
+def noise() -> np.ndarray:
+    return (np.random.default_rng(0).normal(size=5 * SR) * 0.05).astype(np.float32)
+
+
+# --- names and shape ----------------------------------------------------------------------------
+
+
+def test_names_unique_readable_and_grouped() -> None:
+    assert len(OWN_FEATURE_NAMES) == len(set(OWN_FEATURE_NAMES))
+    assert 250 <= len(OWN_FEATURE_NAMES) <= 500
+    pattern = re.compile(r"^[a-z]+\.[A-Za-z0-9_]+(\.[a-z0-9_]+)?$")
+    assert all(pattern.match(n) for n in OWN_FEATURE_NAMES)
+    assert {n.split(".")[0] for n in OWN_FEATURE_NAMES} == FAMILIES
+    for name in (
+        "dynamics.rms.mean",
+        "rhythm.tempo",
+        "tonality.mode_major_minus_minor",
+        "harmony.dissonance.mean",
+        "timbre.mfcc_19.delta_std",
+        "articulation.attack_time.mean",
+    ):
+        assert name in OWN_FEATURE_NAMES
+
+
+def test_fixed_length_float32_and_deterministic(noise: np.ndarray) -> None:
+    a = extract_own_features(noise, SR)
+    b = extract_own_features(noise.copy(), SR, seed=123)  # no randomness: the seed changes nothing
+    assert a.dtype == np.float32
+    assert a.shape == (len(OWN_FEATURE_NAMES),)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "signal",
+    [
+        pytest.param(np.zeros(30 * SR, dtype=np.float32), id="silence-30s"),
+        pytest.param(np.zeros(SR, dtype=np.float32), id="silence-1s"),
+        pytest.param(np.full(SR, 0.5, dtype=np.float32), id="dc-1s"),
+        pytest.param(np.random.default_rng(1).normal(size=SR).astype(np.float32), id="noise-1s"),
+        pytest.param(np.r_[np.zeros(SR - 1), 1.0].astype(np.float32), id="single-impulse"),
+        pytest.param(
+            np.r_[np.full(100, np.nan), np.zeros(SR)].astype(np.float32), id="nan-samples"
+        ),
+    ],
+)
+def test_finite_on_degenerate_audio(signal: np.ndarray) -> None:
+    values = extract_own_features(signal, SR)
+    assert values.shape == (len(OWN_FEATURE_NAMES),)
+    assert np.isfinite(values).all()
+
+
+def test_silence_reads_as_silence() -> None:
+    f = features(np.zeros(3 * SR, dtype=np.float32))
+    assert f["dynamics.rms.mean"] == 0.0
+    assert f["dynamics.rms_db.mean"] == -100.0  # the dB floor, not -inf
+    assert f["rhythm.tempo"] == 0.0
+    assert f["rhythm.onset_rate"] == 0.0
+    assert f["harmony.dissonance.mean"] == 0.0
+
+
+@pytest.mark.parametrize("sr", [8_000, 22_050, 44_100])
+def test_other_sample_rates_give_same_layout(sr: int) -> None:
+    t = np.arange(2 * sr) / sr
+    values = extract_own_features((0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr)
+    assert values.shape == (len(OWN_FEATURE_NAMES),)
+    centroid = values[OWN_FEATURE_NAMES.index("timbre.spectral_centroid.mean")]
+    assert abs(centroid - 440) < 15
+
+
+@pytest.mark.parametrize(
+    ("y", "sr", "match"),
+    [
+        (np.zeros((2, SR), dtype=np.float32), SR, "mono"),
+        (np.zeros(SR // 4, dtype=np.float32), SR, "too short"),
+        (np.zeros(SR, dtype=np.float32), 4_000, "sample rate"),
+    ],
+)
+def test_bad_input_raises_audio_error(y: np.ndarray, sr: int, match: str) -> None:
+    with pytest.raises(AudioError, match=match):
+        extract_own_features(y, sr)
+
+
+# --- values against hand-computed expectations --------------------------------------------------
+
+
+@pytest.mark.parametrize("bpm", [90.0, 120.0])
+def test_click_track_tempo_and_onsets(bpm: float) -> None:
+    f = features(click_track(bpm))
+    assert abs(f["rhythm.tempo"] - bpm) <= 5.0
+    assert f["rhythm.onset_rate"] == pytest.approx(bpm / 60.0, abs=0.15)
+    assert f["rhythm.beat_ibi_cv"] < 0.05  # a metronome is perfectly regular
+    assert f["rhythm.pulse_clarity"] > 0.8
+    assert f["articulation.attack_time.mean"] < 0.02  # the bursts start instantly
+
+
+def test_major_triad_scores_more_major_than_minor_triad() -> None:
+    for root in (60, 62, 57):  # C, D, A
+        major = features(chord([root, root + 4, root + 7]))
+        minor = features(chord([root, root + 3, root + 7]))
+        assert (
+            major["tonality.mode_major_minus_minor"]
+            > minor["tonality.mode_major_minus_minor"] + 0.1
+        )
+
+
+def test_gain_scales_rms_and_keeps_spectral_shape(noise: np.ndarray) -> None:
+    quiet, loud = features(noise), features(2.0 * noise)  # +6.02 dB
+    assert loud["dynamics.rms.mean"] == pytest.approx(2.0 * quiet["dynamics.rms.mean"], rel=1e-4)
+    assert loud["dynamics.rms_db.mean"] - quiet["dynamics.rms_db.mean"] == pytest.approx(
+        20 * math.log10(2), abs=1e-3
+    )
+    for name in (
+        "timbre.spectral_centroid.mean",
+        "timbre.spectral_flatness.mean",
+        "timbre.mfcc_05.mean",
+        "harmony.dissonance.mean",
+    ):
+        assert loud[name] == pytest.approx(quiet[name], rel=1e-3, abs=1e-6), name
+
+
+def test_sine_levels_and_centroid() -> None:
+    amplitude = 0.1
+    t = np.arange(5 * SR) / SR
+    f = features((amplitude * np.sin(2 * np.pi * 1000 * t)).astype(np.float32))
+    expected_db = 20 * math.log10(amplitude / math.sqrt(2))  # RMS of a sine is A / sqrt(2)
+    assert f["dynamics.rms_db.median"] == pytest.approx(expected_db, abs=0.1)
+    # A-weighting is ~0 dB at 1 kHz, so the loudness reads like the plain level
+    assert f["dynamics.loudness_a_db.median"] == pytest.approx(expected_db, abs=0.5)
+    assert f["timbre.spectral_centroid.median"] == pytest.approx(1000, abs=10)
+    assert f["timbre.spectral_flatness.mean"] < 0.01
+
+
+def test_noise_is_flat_and_tone_is_not(noise: np.ndarray) -> None:
+    f = features(noise)
+    assert f["timbre.spectral_flatness.mean"] > 0.5
+    assert f["timbre.spectral_entropy.mean"] > 0.9
+    # white noise at 16 kHz: power is spread evenly, centroid near 4 kHz (half of Nyquist)
+    assert f["timbre.spectral_centroid.mean"] == pytest.approx(4000, rel=0.05)
+
+
+def test_sethares_curve_peaks_where_the_formula_says() -> None:
+    # d(df) = exp(-3.51 s df) - exp(-5.75 s df) peaks at df* = ln(5.75/3.51) / (2.24 s)
+    f0 = 440.0
+    s = 0.24 / (0.0207 * f0 + 18.96)
+    expected_peak = math.log(5.75 / 3.51) / ((5.75 - 3.51) * s)  # ~25.8 Hz
+    df = np.linspace(0.0, 200.0, 2001)
+    pairs_f = np.stack([np.full_like(df, f0), f0 + df], axis=1)
+    d = sethares_dissonance(pairs_f, np.ones_like(pairs_f))
+    assert d[0] == 0.0  # unison is consonant
+    assert abs(df[np.argmax(d)] - expected_peak) < 0.2
+    # a pair counts once, and amplitudes multiply
+    single = sethares_dissonance(np.array([f0, f0 + 25.0]), np.array([0.5, 0.4]))
+    curve = math.exp(-3.51 * s * 25.0) - math.exp(-5.75 * s * 25.0)
+    assert single == pytest.approx(0.5 * 0.4 * curve)
+
+
+def test_minor_second_is_more_dissonant_than_fifth() -> None:
+    second = features(chord([72, 73], harmonics=1))
+    fifth = features(chord([72, 79], harmonics=1))
+    assert second["harmony.dissonance.mean"] > 10 * fifth["harmony.dissonance.mean"]
+
+
+def test_runtime_per_30s_clip() -> None:
+    rng = np.random.default_rng(2)
+    # a plausible 30-s clip: chords with a beat and some noise
+    y = np.tile(chord([60, 64, 67], seconds=2.0), 15)
+    y = y + click_track(120.0) + 0.01 * rng.normal(size=len(y)).astype(np.float32)
+    extract_own_features(y[: 3 * SR], SR)  # warm-up: numba compiles librosa's beat tracker once
+    start = time.process_time()
+    extract_own_features(y, SR)
+    elapsed = time.process_time() - start
+    # measured ~0.35 s of CPU on one core; the bound leaves room for slow CI machines
+    assert elapsed < 4.0
+
+
+@needs_4qaed
+def test_real_4qaed_clip_is_finite_and_plausible() -> None:
+    path = sorted((FOURQAED / "Q1").glob("*"))[0]
+    y, sr = sf.read(path, dtype="float32", always_2d=True)
+    f = features(y.mean(axis=1), sr)
+    assert all(math.isfinite(v) for v in f.values())
+    assert 30.0 <= f["rhythm.tempo"] <= 300.0
+    assert f["rhythm.onset_rate"] > 0.2
+
+
+# --- Essentia backend ---------------------------------------------------------------------------
+
+
+def test_essentia_missing_raises_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "essentia", None)  # makes `import essentia` fail
+    monkeypatch.setitem(sys.modules, "essentia.standard", None)
+    with pytest.raises(ConfigError) as info:
+        extract_essentia_features(tmp_path / "song.wav")
+    assert str(info.value) == ESSENTIA_MISSING
+    assert "pip install 'merkit[essentia]'" in str(info.value)
+
+
+def test_flatten_pool_names_and_values() -> None:
+    pool = {
+        "lowlevel.loudness.mean": 0.5,
+        "lowlevel.mfcc.mean": np.array([1.0, 2.0, 3.0]),
+        "lowlevel.mfcc.cov": np.array([[1.0, 2.0], [2.0, 5.0]]),
+        "tonal.key_edma.key": "C",
+        "tonal.key_edma.scale": "minor",
+        "tonal.chords_scale": "major",
+        "metadata.audio_properties.length": 30.0,
+        "rhythm.beats_position": np.array([0.5, 1.0]),
+    }
+    names, values = flatten_pool(pool)
+    assert dict(zip(names, values.tolist(), strict=True)) == {
+        "lowlevel.loudness.mean": 0.5,
+        "lowlevel.mfcc.cov.0_0": 1.0,
+        "lowlevel.mfcc.cov.0_1": 2.0,
+        "lowlevel.mfcc.cov.1_1": 5.0,
+        "lowlevel.mfcc.mean.0": 1.0,
+        "lowlevel.mfcc.mean.1": 2.0,
+        "lowlevel.mfcc.mean.2": 3.0,
+        "tonal.chords_scale_major": 1.0,
+        "tonal.key_edma.scale_major": 0.0,
+    }
+    assert list(names) == sorted(names)
+
+
+def test_essentia_extracts_thousands_of_named_features(tmp_path: Path) -> None:
+    pytest.importorskip("essentia", reason="essentia (optional, AGPL) is not installed")
+    t = np.arange(3 * 22_050) / 22_050
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+    sf.write(tmp_path / "a.wav", tone, 22_050)
+    sf.write(tmp_path / "b.ogg", tone[::-1].copy(), 22_050)  # decoded to WAV first
+    names_a, values_a = extract_essentia_features(tmp_path / "a.wav")
+    names_b, _ = extract_essentia_features(tmp_path / "b.ogg")
+    assert names_a == names_b
+    assert len(names_a) > 2000
+    assert len(set(names_a)) == len(names_a)
+    assert values_a.shape == (len(names_a),)
+    with pytest.raises(AudioError, match="not found"):
+        extract_essentia_features(tmp_path / "missing.wav")
