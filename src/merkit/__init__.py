@@ -5,6 +5,17 @@ from merkit.labels import QUADRANT_MEANINGS, QUADRANTS
 
 __version__ = "0.1.0"
 
+
+
+def __getattr__(name: str) -> object:
+    # Lazy, so `import merkit` stays light: load_model pulls in scikit-learn and the models.
+    if name == "load_model":
+        from merkit.export import load_model
+
+        return load_model
+    raise AttributeError(f"module 'merkit' has no attribute {name!r}")
+
+
 __all__ = [
     "QUADRANTS",
     "QUADRANT_MEANINGS",
@@ -14,4 +25,5 @@ __all__ = [
     "MerkitError",
     "ModelError",
     "__version__",
+    "load_model",
 ]

@@ -155,7 +155,9 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
                 k = copies.shape[1]
                 train_mels = np.concatenate([train_mels, copies.reshape(-1, *copies.shape[2:])])
                 train_y = np.concatenate([y, np.repeat(y, k)])
-            cnn = self._stage(self.CNN_DEFAULTS, self.cnn, "cnn-h", 2).fit(train_mels, train_y)
+            shape = {"n_frames": int(np.shape(mels)[1]), "n_mels": int(np.shape(mels)[2])}
+            cnn = self._stage(self.CNN_DEFAULTS, self.cnn, "cnn-h", 2, model_params=shape)
+            cnn.fit(train_mels, train_y)
             cnn_state = cnn.model_.state_dict()
             del train_mels, cnn
 

@@ -1,0 +1,358 @@
+"""Prediction speed and memory of a model directory: what ``merkit predict`` costs per song.
+
+Measurements (each in a fresh worker process, so thread limits and peak RSS are its own):
+
+- ``latency``: one 30 s clip and one 5-minute track, with 1 and 2 threads (``OMP/MKL/OPENBLAS/
+  NUMBA_NUM_THREADS``, ``torch.set_num_threads`` and ``threadpoolctl`` limits). The model is
+  loaded first (``load_s``); the first prediction is reported on its own (``cold_s``: one-off
+  costs such as numba compilation and lazy imports), then the median and minimum wall time and
+  the median CPU time (all threads) of ``--repeats`` further predictions.
+- ``throughput``: ``Predictor.predict_many`` over a folder of clips (4QAED clips when ``--root``
+  holds them, else generated 30 s clips), one thread per process, 1 and 2 processes; a warm-up
+  prediction precedes the timing in the parent, while worker processes pay their own start-up and
+  model loading (that is what ``merkit predict --jobs 2`` does).
+- ``rss``: peak resident memory (``ru_maxrss``) of a process that loads the model and predicts a
+  30 s clip, a 5-minute or a 10-minute track: streaming keeps the tracks' peaks equal (the clip's
+  can be lower: its single window makes a smaller estimator batch).
+
+Test audio: the 30 s clip is the first 4QAED clip when ``--root`` exists (16 kHz Opus), else a
+generated synthetic clip; the 5- and 10-minute tracks are concatenated clips written as 44.1 kHz
+stereo 16-bit WAV (a CD rip), so decoding, mixing down and resampling are all measured.
+
+Usage::
+
+    python benchmarks/predict_speed.py [--model DIR] [--root ../shared/data/4qaed] [--clips 50]
+
+``--model`` defaults to the model shipped in ``merkit/pretrained/default``. Writes
+``benchmarks/results/predict_speed.json`` and ``.md`` (``--out`` to change, ``--no-write`` not to).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+TARGET_S = 0.25
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side (runs in a subprocess)
+
+
+def _limit_threads(threads: int) -> Any:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    return threadpool_limits(threads)
+
+
+def worker(args: argparse.Namespace) -> dict[str, Any]:
+    """One measurement in this process; returns a JSON-able record."""
+    limits = _limit_threads(args.threads)
+    from merkit.export import load_model
+
+    tic = time.perf_counter()
+    predictor = load_model(args.model)
+    record: dict[str, Any] = {"threads": args.threads, "load_s": time.perf_counter() - tic}
+    if args.worker == "latency":
+        tic = time.perf_counter()
+        result = predictor.predict(args.file)
+        record["cold_s"] = time.perf_counter() - tic
+        walls, cpus = [], []
+        for _ in range(args.repeats):
+            wall, cpu = time.perf_counter(), time.process_time()
+            predictor.predict(args.file)
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        record |= {
+            "duration_s": result.duration_s,
+            "n_windows": result.n_windows,
+            "wall_median_s": statistics.median(walls),
+            "wall_min_s": min(walls),
+            "cpu_median_s": statistics.median(cpus),
+            "repeats": args.repeats,
+        }
+    elif args.worker == "throughput":
+        files = sorted(Path(args.file).glob("*"))
+        predictor.predict(files[0])  # warm-up: one-off costs are not throughput
+        tic = time.perf_counter()
+        outcomes = list(predictor.predict_many(files, n_jobs=args.jobs))
+        seconds = time.perf_counter() - tic
+        failed = [o for o in outcomes if not hasattr(o, "quadrant")]
+        record |= {
+            "jobs": args.jobs,
+            "n_files": len(files),
+            "failed": len(failed),
+            "seconds": seconds,
+            "files_per_s": len(files) / seconds,
+            "s_per_file": seconds / len(files),
+        }
+    elif args.worker == "rss":
+        result = predictor.predict(args.file)
+        record |= {
+            "duration_s": result.duration_s,
+            "n_windows": result.n_windows,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    limits.restore_original_limits()
+    return record
+
+
+# ---------------------------------------------------------------------------------------------
+# Parent side
+
+
+def run_worker(kind: str, model: Path, file: Path, threads: int, **extra: Any) -> dict[str, Any]:
+    env = dict(os.environ, MERKIT_NO_REEXEC="1")
+    env.update({name: str(threads) for name in THREAD_VARS})
+    command = [sys.executable, __file__, "--worker", kind, "--model", str(model), "--file",
+               str(file), "--threads", str(threads)]  # fmt: skip
+    for key, value in extra.items():
+        command += [f"--{key}", str(value)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"worker {kind} failed:\n{done.stderr[-3000:]}")
+    record = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{kind:>10} {file.name:<16} {json.dumps(record)}", flush=True)
+    return record
+
+
+def _clip_paths(root: Path | None, n: int) -> list[Path]:
+    """The first ``n`` 4QAED clips, taken round-robin over Q1..Q4 (empty if no dataset)."""
+    if root is None or not root.is_dir():
+        return []
+    per_quadrant = [sorted((root / q).glob("*.ogg")) + sorted((root / q).glob("*.mp3"))
+                    for q in ("Q1", "Q2", "Q3", "Q4")]  # fmt: skip
+    ordered = [p for group in zip(*per_quadrant, strict=False) for p in group]
+    return ordered[:n]
+
+
+def _generated_clip(index: int, sr: int) -> np.ndarray:
+    from merkit.datasets.synthetic import SyntheticSource
+
+    quadrant = ("Q1", "Q2", "Q3", "Q4")[index % 4]
+    return SyntheticSource(seed=11, index=index, quadrant=quadrant, duration=30.0).load(sr)
+
+
+def _clip_audio(clips: list[Path], index: int, sr: int) -> np.ndarray:
+    from merkit.audio import load_audio
+
+    if clips:
+        return load_audio(clips[index % len(clips)], sr=sr)
+    return _generated_clip(index, sr)
+
+
+def prepare_audio(folder: Path, clips: list[Path], n_clips: int) -> dict[str, Path]:
+    """The 30 s clip, the 5- and 10-minute CD-format tracks, and the throughput folder."""
+    import soundfile as sf
+
+    files: dict[str, Path] = {}
+    if clips:
+        files["clip30"] = clips[0]
+    else:
+        files["clip30"] = folder / "clip30.wav"
+        sf.write(files["clip30"], _generated_clip(0, 44_100), 44_100, subtype="PCM_16")
+    for name, minutes in (("track5", 5), ("track10", 10)):
+        path = folder / f"{name}.wav"
+        with sf.SoundFile(path, "w", 44_100, 2, subtype="PCM_16") as out:
+            for i in range(2 * minutes):
+                y = _clip_audio(clips, i, 44_100)
+                out.write(np.stack([y, y], axis=1) * 0.9)
+        files[name] = path
+    many = folder / "clips"
+    many.mkdir()
+    if clips:
+        for path in clips[:n_clips]:
+            (many / path.name).symlink_to(path.resolve())
+    else:
+        for i in range(n_clips):
+            sf.write(many / f"gen{i:03d}.wav", _generated_clip(i, 16_000), 16_000)
+    files["clips"] = many
+    return files
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu,
+        "platform": platform.platform(),
+        "load_average": list(os.getloadavg()),
+    }
+
+
+def versions() -> dict[str, str]:
+    names = ["numpy", "scikit-learn", "librosa", "soundfile", "soxr", "torch", "merkit"]
+    found = {name: importlib.metadata.version(name) for name in names}
+    found["python"] = platform.python_version()
+    return found
+
+
+def write_markdown(result: dict[str, Any], path: Path) -> None:
+    model = result["model"]
+    lines = [
+        "# Prediction speed and memory",
+        "",
+        f"Generated by `benchmarks/predict_speed.py` on {result['date']}.",
+        "",
+        f"Command: `{result['command']}`",
+        "",
+        f"Model: `{model['method']}` from `{model['dir']}` (inputs {', '.join(model['inputs'])}; "
+        f"{model['window_s']:g} s windows, hop {model['hop_s']:g} s). Audio: {result['audio']}.",
+        "",
+        "## Latency once the model is loaded",
+        "",
+        "| audio | windows | threads | load s | first call s | median s | min s | CPU s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in result["latency"]:
+        lines.append(
+            f"| {r['audio']} ({r['duration_s']:.0f} s) | {r['n_windows']} | {r['threads']} | "
+            f"{r['load_s']:.2f} | {r['cold_s']:.3f} | {r['wall_median_s']:.3f} | "
+            f"{r['wall_min_s']:.3f} | {r['cpu_median_s']:.3f} |"
+        )
+    one = next(r for r in result["latency"] if r["audio"] == "clip30" and r["threads"] == 1)
+    verdict = "meets" if one["cpu_median_s"] <= TARGET_S else "misses"
+    lines += [
+        "",
+        f"Compute per 30 s clip on one core: {one['cpu_median_s']:.3f} s CPU "
+        f"({one['wall_median_s']:.3f} s wall); this {verdict} the {TARGET_S} s target.",
+        "",
+        "## Throughput over a folder",
+        "",
+        "| files | processes | threads each | seconds | files/s | s/file | failed |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in result["throughput"]:
+        lines.append(
+            f"| {r['n_files']} | {r['jobs']} | {r['threads']} | {r['seconds']:.2f} | "
+            f"{r['files_per_s']:.2f} | {r['s_per_file']:.3f} | {r['failed']} |"
+        )
+    lines += [
+        "",
+        "## Peak memory",
+        "",
+        "| audio | windows | peak RSS MB |",
+        "| --- | ---: | ---: |",
+    ]
+    for r in result["rss"]:
+        lines.append(
+            f"| {r['audio']} ({r['duration_s']:.0f} s) | {r['n_windows']} | "
+            f"{r['peak_rss_mb']:.0f} |"
+        )
+    m, v = result["machine"], result["versions"]
+    lines += [
+        "",
+        f"Machine: {m['cpu_model']}, nproc {m['nproc']} (usable {m['usable_cpus']}), "
+        f"{m['platform']}; 1-min load average at the start {m['load_average'][0]:.1f}.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v[k]}" for k in sorted(v)) + ".",
+        "",
+        *[f"- {note}" for note in result["notes"]],
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--model", type=Path, default=None, help="model directory")
+    parser.add_argument("--root", type=Path, default=HERE.parents[1] / "shared/data/4qaed")
+    parser.add_argument("--clips", type=int, default=50, help="files in the throughput folder")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "predict_speed.json")
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--worker", choices=["latency", "throughput", "rss"], help=argparse.SUPPRESS
+    )
+    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    from merkit.export import default_model_dir, read_manifest
+
+    args.model = args.model or default_model_dir()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    manifest = read_manifest(args.model)  # fail early on a bad model directory
+    clips = _clip_paths(args.root, max(args.clips, 20))
+    started = machine()
+    with tempfile.TemporaryDirectory() as tmp:
+        files = prepare_audio(Path(tmp), clips, args.clips)
+        latency = [
+            {"audio": name, **run_worker("latency", args.model, files[name], threads,
+                                         repeats=args.repeats if name == "clip30" else 2)}
+            for name in ("clip30", "track5")
+            for threads in (1, 2)
+        ]  # fmt: skip
+        throughput = [
+            run_worker("throughput", args.model, files["clips"], 1, jobs=jobs) for jobs in (1, 2)
+        ]
+        rss = [
+            {"audio": name, **run_worker("rss", args.model, files[name], 1)}
+            for name in ("clip30", "track5", "track10")
+        ]
+    result = {
+        "benchmark": "predict_speed",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "model": {
+            "dir": str(args.model),
+            "method": manifest.method,
+            "inputs": [spec.name for spec in manifest.inputs],
+            "window_s": manifest.window_s,
+            "hop_s": manifest.hop_s,
+        },
+        "audio": (
+            f"4QAED clips from {args.root}" if clips else "generated synthetic clips (no 4QAED)"
+        ),
+        "latency": latency,
+        "throughput": throughput,
+        "rss": rss,
+        "machine": started,
+        "versions": versions(),
+        "notes": [
+            "Each row is a fresh process with the thread limits set before start-up.",
+            "CPU s is process CPU time over all threads; with 1 thread it is the compute per "
+            "song on one core.",
+            "first call includes one-off costs (lazy imports, numba compilation in librosa).",
+            "Throughput with 2 processes includes starting the workers and loading the model in "
+            "each; on a 2-core machine it also competes with the parent.",
+            "Peak RSS is the whole Python process (interpreter, torch, librosa, the model).",
+        ],
+    }
+    if not args.no_write:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_markdown(result, args.out.with_suffix(".md"))
+        print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()

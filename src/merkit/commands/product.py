@@ -1,0 +1,401 @@
+"""``merkit train`` (fit and export a final model) and ``merkit predict`` (songs to quadrants)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from merkit.commands import err_console, user_errors
+from merkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from merkit.predict import PredictionFailure, PredictionResult
+
+    Outcome = PredictionResult | PredictionFailure
+
+console = Console(width=None if sys.stdout.isatty() else 140)  # as merkit.cli: wide in pipes
+
+
+class OutputFormat(StrEnum):
+    """How ``merkit predict`` prints its answers."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+# ---------------------------------------------------------------------------------------------
+# merkit train
+
+
+def _method_params(config: Path | None, method: str) -> dict[str, Any]:
+    """The ``method:`` section of a benchmark-style YAML config (``{method: {param: value}}``)."""
+    if config is None:
+        return {}
+    import yaml
+
+    if not config.is_file():
+        raise ConfigError(f"config file does not exist: {config}")
+    try:
+        loaded = yaml.safe_load(config.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {config} is not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
+        raise ConfigError(
+            f"config file {config} must map method names to settings, e.g. 'svm-own: {{C: 4}}'"
+        )
+    if method not in loaded:
+        raise ConfigError(
+            f"config file {config} has no settings for method {method!r} "
+            f"(it has: {', '.join(map(str, loaded)) or 'none'})"
+        )
+    return dict(loaded[method])
+
+
+@user_errors
+def train(
+    method: Annotated[str, typer.Option("--method", "-m", help="Method name (merkit methods)")],
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="synthetic | 4qaed | folder | csv")
+    ],
+    out: Annotated[Path, typer.Option(help="Model directory to write")],
+    root: Annotated[
+        Path | None, typer.Option("--root", "-r", help="Dataset folder (or CSV for --dataset csv)")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML of per-method settings (benchmark format)")
+    ] = None,
+    cv_results: Annotated[
+        Path | None,
+        typer.Option(help="Benchmark results.csv with this method's cross-validated scores"),
+    ] = None,
+    subset: Annotated[
+        Path | None, typer.Option(help="File of song ids to keep (4qaed layout only)")
+    ] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Parallel workers for feature extraction")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice of the estimator")] = 0,
+    window: Annotated[
+        float | None,
+        typer.Option(help="Window length in s for whole tracks [default: median clip length]"),
+    ] = None,
+    hop: Annotated[
+        float | None, typer.Option(help="Hop between windows in s [default: window/2]")
+    ] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Representation cache folder")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars")] = False,
+) -> None:
+    """Fit a method on every song of a dataset and export a self-contained model directory.
+
+    The directory holds the weights, the exact representation and method settings, label names,
+    library versions and a model card (MODEL_CARD.md) quoting the method's cross-validated scores
+    from --cv-results.
+    """
+    from merkit.cache import FeatureCache
+    from merkit.datasets import load_dataset
+    from merkit.export import save_model, train_final
+
+    params = _method_params(config, method)
+    options: dict[str, Any] = {}
+    if subset is not None:
+        if dataset != "4qaed":
+            raise ConfigError("--subset applies to --dataset 4qaed")
+        options["subset"] = subset
+    loaded = load_dataset(dataset, root, **options)
+    err_console.print(
+        f"training [bold]{escape(method)}[/] on {escape(loaded.name)}: {len(loaded)} songs "
+        f"{loaded.counts()}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    model = train_final(
+        method,
+        loaded,
+        params=params,
+        cache=FeatureCache(cache_dir),
+        n_jobs=jobs,
+        progress=not quiet,
+        cv_results=cv_results,
+        seed=seed,
+        window_s=window,
+        hop_s=hop,
+    )
+    save_model(model, out)
+    cv = model.manifest.cv
+    scores = (
+        f"cross-validated macro F1 {100 * cv.f1:.2f} % ({cv.protocol})"
+        if cv
+        else "not cross-validated"
+    )
+    console.print(
+        f"model written to {escape(str(out))} ({scores}); "
+        f"card: {escape(str(out / 'MODEL_CARD.md'))}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# merkit predict
+
+
+def find_audio(paths: Sequence[Path]) -> tuple[list[Path], list[PredictionFailure]]:
+    """Files to predict: named files as given, folders searched recursively for audio files.
+
+    Hidden files (names starting with ``.``, e.g. macOS ``._song.mp3``) are skipped in folders.
+    A path that does not exist becomes a failure.
+    """
+    from merkit.datasets.base import AUDIO_EXTENSIONS
+    from merkit.predict import PredictionFailure
+
+    files: list[Path] = []
+    missing: list[PredictionFailure] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in AUDIO_EXTENSIONS
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.exists():
+            files.append(path)
+        else:
+            missing.append(PredictionFailure(path=str(path), error=f"'{path}' does not exist"))
+    return files, missing
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _print_table(outcomes: list[Outcome], segments: bool) -> None:
+    from rich.table import Table
+
+    from merkit.predict import PredictionResult
+
+    results = [o for o in outcomes if isinstance(o, PredictionResult)]
+    if not results:
+        return
+    quadrants = list(results[0].probabilities)
+    table = Table(title="merkit predictions (probabilities in %)")
+    table.add_column("file", overflow="fold")
+    table.add_column("quadrant")
+    for q in quadrants:
+        table.add_column(q, justify="right")
+    for column in ("arousal", "valence", "length"):
+        table.add_column(column)
+    for r in results:
+        p_arousal = r.p_high_arousal if r.arousal == "high" else 1 - r.p_high_arousal
+        p_valence = r.p_positive_valence if r.valence == "positive" else 1 - r.p_positive_valence
+        flag = "" if r.reliable else " [yellow](unreliable)[/]"
+        table.add_row(
+            escape(r.path or "waveform"),
+            f"[bold]{r.quadrant}[/] {r.meaning}{flag}",
+            *[_pct(r.probabilities[q]) for q in quadrants],
+            f"{r.arousal} {_pct(p_arousal)}",
+            f"{r.valence} {_pct(p_valence)}",
+            f"{r.duration_s:.1f} s, {r.n_windows} window{'s' if r.n_windows > 1 else ''}",
+        )
+    console.print(table)
+    for r in results:
+        for warning in r.warnings:
+            console.print(
+                f"[yellow]note:[/] {escape(r.path or 'waveform')}: {escape(warning)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if segments:
+        for r in results:
+            _print_timeline(r, quadrants)
+
+
+def _print_timeline(result: PredictionResult, quadrants: list[str]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"timeline of {escape(result.path or 'waveform')}", title_justify="left")
+    for column in ("time", "quadrant", *quadrants, ""):
+        table.add_column(column, justify="right" if column in quadrants else "left")
+    for seg in result.segments or []:
+        bar = "█" * round(10 * seg.probabilities[seg.quadrant])
+        quiet = " [dim](silent)[/]" if seg.silent else ""
+        table.add_row(
+            f"{_clock(seg.start_s)}–{_clock(seg.end_s)}",
+            f"{seg.quadrant} {seg.meaning}{quiet}",
+            *[_pct(seg.probabilities[q]) for q in quadrants],
+            bar,
+        )
+    console.print(table)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60.0)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+CSV_COLUMNS = (
+    "level",
+    "path",
+    "start_s",
+    "end_s",
+    "quadrant",
+    "meaning",
+    "p_Q1",
+    "p_Q2",
+    "p_Q3",
+    "p_Q4",
+    "arousal",
+    "valence",
+    "p_high_arousal",
+    "p_positive_valence",
+    "confidence",
+    "duration_s",
+    "n_windows",
+    "reliable",
+    "warnings",
+    "error",
+)
+"""Columns of ``merkit predict --format csv``; ``level`` is ``track`` or, with --segments,
+``segment`` (one row per window after its track's row)."""
+
+
+def _csv_text(outcomes: list[Outcome]) -> str:
+    from merkit.predict import PredictionFailure
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for o in outcomes:
+        if isinstance(o, PredictionFailure):
+            writer.writerow({"level": "track", "path": o.path, "error": o.error})
+            continue
+        writer.writerow(
+            {
+                "level": "track",
+                "path": o.path,
+                "start_s": 0.0,
+                "end_s": o.duration_s,
+                "quadrant": o.quadrant,
+                "meaning": o.meaning,
+                **{f"p_{q}": f"{p:.6f}" for q, p in o.probabilities.items()},
+                "arousal": o.arousal,
+                "valence": o.valence,
+                "p_high_arousal": f"{o.p_high_arousal:.6f}",
+                "p_positive_valence": f"{o.p_positive_valence:.6f}",
+                "confidence": f"{o.confidence:.6f}",
+                "duration_s": o.duration_s,
+                "n_windows": o.n_windows,
+                "reliable": o.reliable,
+                "warnings": "; ".join(o.warnings),
+            }
+        )
+        for seg in o.segments or []:
+            writer.writerow(
+                {
+                    "level": "segment",
+                    "path": o.path,
+                    "start_s": seg.start_s,
+                    "end_s": seg.end_s,
+                    "quadrant": seg.quadrant,
+                    "meaning": seg.meaning,
+                    **{f"p_{q}": f"{p:.6f}" for q, p in seg.probabilities.items()},
+                    "confidence": f"{seg.probabilities[seg.quadrant]:.6f}",
+                    "reliable": not seg.silent,
+                }
+            )
+    return buffer.getvalue()
+
+
+def _progress(enabled: bool, total: int) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("predicting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not enabled,
+    )
+
+
+@user_errors
+def predict(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Audio files or folders (searched recursively)")
+    ],
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Model directory [default: the shipped model]")
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table | json | csv")
+    ] = OutputFormat.table,
+    segments: Annotated[
+        bool, typer.Option("--segments", help="Also give each window's answer (a timeline)")
+    ] = False,
+    jobs: Annotated[int, typer.Option(min=1, help="Files predicted in parallel")] = 1,
+    quiet: Annotated[bool, typer.Option(help="No progress bar")] = False,
+) -> None:
+    """Predict the emotion quadrant of songs: Q1 happy/excited, Q2 angry/tense, Q3 sad/melancholic,
+    Q4 calm/serene, with the four probabilities and the arousal and valence sides.
+
+    Whole tracks are cut into windows whose answers are averaged. A file that fails is reported
+    with its reason and the others go on. Exit code: 0 all predicted, 1 some failed, 2 no files.
+    """
+    from merkit.export import load_model
+    from merkit.predict import PredictionFailure
+
+    files, outcomes_missing = find_audio(paths)
+    if not files and not outcomes_missing:
+        err_console.print(
+            "[bold red]error:[/] no audio files found in "
+            + escape(", ".join(str(p) for p in paths)),
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    predictor = load_model(model)
+    outcomes: list[Outcome] = list(outcomes_missing)
+    for failure in outcomes_missing:
+        err_console.print(f"[red]failed:[/] {escape(failure.error)}", highlight=False)
+    with _progress(not quiet and len(files) > 1, len(files)) as bar:
+        task = bar.add_task("files", total=len(files))
+        for outcome in predictor.predict_many(files, segments=segments, n_jobs=jobs):
+            if isinstance(outcome, PredictionFailure):
+                bar.console.print(f"[red]failed:[/] {escape(outcome.error)}", highlight=False)
+            outcomes.append(outcome)
+            bar.advance(task)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps([o.model_dump(mode="json") for o in outcomes], indent=2))
+    elif output is OutputFormat.csv:
+        typer.echo(_csv_text(outcomes), nl=False)
+    else:
+        _print_table(outcomes, segments)
+    n_failed = sum(isinstance(o, PredictionFailure) for o in outcomes)
+    if n_failed:
+        err_console.print(f"{n_failed} of {len(outcomes)} file(s) failed", highlight=False)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``predict`` to the ``merkit`` app."""
+    app.command("train")(train)
+    app.command("predict")(predict)
