@@ -71,25 +71,6 @@ def _dataset_options(dataset: str, subset: Path | None, group_by_artist: bool) -
     return options
 
 
-def _read_params(path: Path | None) -> dict[str, dict[str, Any]]:
-    """Per-method overrides from YAML: ``{method: {param: value}}``."""
-    if path is None:
-        return {}
-    import yaml
-
-    if not path.is_file():
-        raise ConfigError(f"config file does not exist: {path}")
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
-        raise ConfigError(
-            f"config file {path} must map method names to settings, e.g. 'svm: {{C: 4}}'"
-        )
-    return loaded
-
-
 @app.command()
 @user_errors
 def benchmark(
@@ -118,6 +99,7 @@ def benchmark(
     from merkit.benchmark import run_benchmark
     from merkit.cache import FeatureCache
     from merkit.datasets import load_dataset
+    from merkit.methods import read_settings
     from merkit.protocol.folds import ProtocolConfig
 
     names = [m.strip() for m in methods.split(",") if m.strip()] or (
@@ -136,7 +118,7 @@ def benchmark(
         names,
         protocol,
         out,
-        params=_read_params(config),
+        params=read_settings(config),
         cache=FeatureCache(cache_dir),
         n_jobs=jobs,
         save_models=save_models,

@@ -40,20 +40,11 @@ class OutputFormat(StrEnum):
 
 def _method_params(config: Path | None, method: str) -> dict[str, Any]:
     """The ``method:`` section of a benchmark-style YAML config (``{method: {param: value}}``)."""
+    from merkit.methods import read_settings
+
+    loaded = read_settings(config)
     if config is None:
         return {}
-    import yaml
-
-    if not config.is_file():
-        raise ConfigError(f"config file does not exist: {config}")
-    try:
-        loaded = yaml.safe_load(config.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {config} is not valid YAML: {exc}") from None
-    if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
-        raise ConfigError(
-            f"config file {config} must map method names to settings, e.g. 'svm-own: {{C: 4}}'"
-        )
     if method not in loaded:
         raise ConfigError(
             f"config file {config} has no settings for method {method!r} "

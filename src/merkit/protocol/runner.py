@@ -128,7 +128,6 @@ def run_method(
 
     labels = dataset.labels
     ids = dataset.song_ids
-    started = time.perf_counter()
     per_fold: list[dict[str, Any]] = []
     columns = (
         TextColumn(f"[bold]{name}[/] {{task.description}}"),
@@ -155,7 +154,8 @@ def run_method(
         protocol=protocol,
         per_fold=per_fold,
         n_total=len(folds),
-        seconds=time.perf_counter() - started,
+        # Compute time of the folds themselves, so a resumed run reports the same number.
+        seconds=float(sum(record.get("seconds", 0.0) for record in per_fold)),
         inputs=tuple(inputs),
         paper_f1=paper_f1,
     )
@@ -199,8 +199,12 @@ def _fit_fold(
         "metrics": fold_metrics(labels[fold.test], predicted),
     }
     history = getattr(model, "history_", None)
-    if history is not None and hasattr(history, "summary"):
-        record["training"] = history.summary()
+    if history is not None and hasattr(history, "to_dict"):
+        full = history.to_dict()
+        record["training"] = {
+            key: full.get(key) for key in ("epochs_run", "stop_reason", "best_epoch", "device")
+        }
+        record["training"]["final_train_accuracy"] = (full.get("accuracy") or [None])[-1]
     del model
     gc.collect()
     return record

@@ -1,0 +1,62 @@
+"""What every benchmark records beside its numbers: the machine, library versions, the command."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shlex
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+VERSIONED = ("numpy", "scipy", "scikit-learn", "librosa", "soundfile", "soxr", "torch", "merkit")
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, core counts, platform and GPU (if torch sees one)."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")),
+                cpu,
+            )
+    except OSError:
+        pass
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return {
+        "cpu_model": cpu,
+        "nproc": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "platform": platform.platform(),
+        "gpu": gpu,
+        "load_average": os.getloadavg(),
+    }
+
+
+def versions(names: tuple[str, ...] = VERSIONED) -> dict[str, str]:
+    found = {}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    found["python"] = platform.python_version()
+    return found
+
+
+def command_line() -> str:
+    """The command that ran this script, as a user would type it."""
+    return "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,131 @@
+"""Deep methods under the protocol: the Hybrid's stages never see a test song; runs repeat."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from merkit.datasets.base import Dataset, Song
+from merkit.estimators import TorchClassifier
+from merkit.methods import get_method, hybrid
+from merkit.protocol import ProtocolConfig, load_or_create_folds, run_method
+
+N_FRAMES, N_MELS = 116, 128  # the smallest input the baseline CNN trunk takes
+TINY = {"epochs": 2, "batch_size": 8, "stop_train_accuracy": None, "device": "cpu"}
+
+
+def toy_dataset(per_class: int = 6) -> Dataset:
+    songs = [Song(f"T{q}{i:02d}", None, f"Q{q + 1}") for q in range(4) for i in range(per_class)]
+    return Dataset(name="toy", songs=songs)
+
+
+def toy_inputs(dataset: Dataset, copies: int = 2) -> dict[str, np.ndarray]:
+    """Features, mels and augmented mels in which cell [0, 0] carries the song's row number."""
+    rng = np.random.default_rng(0)
+    n = len(dataset)
+    labels = dataset.labels
+    features = rng.normal(size=(n, 5)) + labels[:, None]
+    mels = rng.normal(size=(n, N_FRAMES, N_MELS)).astype(np.float16) + labels[:, None, None]
+    mels[:, 0, 0] = np.arange(n)
+    augmented = np.repeat(mels[:, None], copies, axis=1) + 0.5
+    augmented[:, :, 0, 0] = np.arange(n)[:, None]
+    return {"table:top100": features, "logmel": mels, "classic-aug": augmented}
+
+
+class RecordingClassifier(TorchClassifier):
+    """Records which songs (mel cell [0, 0]) each training stage is fitted on."""
+
+    seen: list[tuple[str, set[int]]] = []  # noqa: RUF012 - shared across clones on purpose
+
+    def fit(self, X: Any, y: Any) -> RecordingClassifier:
+        mels = X.get("logmel") if isinstance(X, dict) else X
+        if np.ndim(mels) == 3:
+            RecordingClassifier.seen.append(
+                (
+                    self.model if isinstance(self.model, str) else "fusion",
+                    set(np.asarray(mels)[:, 0, 0].astype(int).tolist()),
+                )
+            )
+        return super().fit(X, y)
+
+
+def test_no_hybrid_stage_is_fitted_on_a_test_song(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hybrid, "TorchClassifier", RecordingClassifier)
+    RecordingClassifier.seen = []
+    dataset = toy_dataset()
+    inputs = toy_inputs(dataset)
+    protocol = ProtocolConfig(n_splits=3, n_repeats=1)
+    folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
+    estimator = hybrid.HybridClassifier(dnn=TINY, cnn=TINY, fusion=TINY)
+    fitted: list[hybrid.HybridClassifier] = []
+    original_fit = hybrid.HybridClassifier.fit
+
+    def keep(self: hybrid.HybridClassifier, X: Any, y: Any) -> hybrid.HybridClassifier:
+        fitted.append(self)
+        return original_fit(self, X, y)
+
+    monkeypatch.setattr(hybrid.HybridClassifier, "fit", keep)
+    run_method("hybrid", estimator, dataset, inputs, folds, protocol, tmp_path, progress=False)
+
+    # Stage 2 (CNN-H on originals + copies) and stage 3 (fusion) per fold: mels of train songs only.
+    assert [name for name, _ in RecordingClassifier.seen] == ["cnn-h", "fusion"] * 3
+    for k, fold in enumerate(folds):
+        train = set(fold.train.tolist())
+        for _, songs in RecordingClassifier.seen[2 * k : 2 * k + 2]:
+            assert songs == train
+        # Stage 1 (feature DNN): its scaler was fitted on exactly the training rows.
+        scaler = fitted[k].scaler_[-1]
+        np.testing.assert_allclose(scaler.mean_, inputs["table:top100"][fold.train].mean(axis=0))
+
+
+def test_hybrid_uses_augmented_copies_of_training_songs(monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[int] = []
+
+    class Sized(TorchClassifier):
+        def fit(self, X: Any, y: Any) -> Sized:
+            sizes.append(len(y))
+            return super().fit(X, y)
+
+    monkeypatch.setattr(hybrid, "TorchClassifier", Sized)
+    dataset = toy_dataset(per_class=3)
+    inputs = toy_inputs(dataset, copies=4)
+    hybrid.HybridClassifier(dnn=TINY, cnn=TINY, fusion=TINY, random_state=0).fit(
+        inputs, dataset.labels
+    )
+    assert sizes == [12, 12 * 5, 12]  # DNN, CNN-H on originals + 4 copies each, fusion
+    sizes.clear()
+    hybrid.HybridClassifier(dnn=TINY, fusion=TINY, cnn_init="scratch").fit(inputs, dataset.labels)
+    assert sizes == [12, 12]  # the authors' code: no CNN pre-training
+
+
+def test_cnn_method_gives_identical_scores_for_one_seed(tmp_path: Path) -> None:
+    dataset = toy_dataset(per_class=4)
+    inputs = {"logmel": toy_inputs(dataset)["logmel"]}
+    protocol = ProtocolConfig(n_splits=2, n_repeats=1)
+    folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
+    spec = get_method("cnn")
+    params = {**TINY, "model_params": {"n_frames": N_FRAMES, "n_mels": N_MELS}}
+    runs = []
+    for name in ("a", "b"):
+        result = run_method(
+            name,
+            spec.make(params),
+            dataset,
+            inputs,
+            folds,
+            protocol,
+            tmp_path,
+            save_models=True,
+            progress=False,
+        )
+        runs.append([r["proba"] for r in result.per_fold])
+    assert runs[0] == runs[1]
+    assert len(list((tmp_path / "a" / "models").glob("*.pt"))) == 2
+    record = json.loads((tmp_path / "a" / "folds" / "r00_f00.json").read_text())
+    assert record["training"]["epochs_run"] == 2
