@@ -249,3 +249,14 @@ def test_svm_method_learns_an_informative_feature(tmp_path: Path) -> None:
         progress=False,
     )
     assert result.summary["f1"] > 0.7  # chance is 0.25; Bayes rate ~0.9
+
+
+def test_svm_inner_grid_search_tunes_on_the_training_fold_only() -> None:
+    dataset = feature_dataset(n_per_class=12)
+    X, y = dataset.table("top100"), dataset.labels
+    model = get_method("svm").make({"grid": True, "grid_step": 5, "inner_folds": 3})
+    model.fit(X[:40], y[:40])
+    search = model.named_steps["svm"]
+    assert len(search.cv_results_["params"]) == 5 * 4  # C: 2^-5..2^15 step 5; γ: 2^-15..2^3 step 5
+    assert search.best_params_["C"] in [2.0**e for e in range(-5, 16, 5)]
+    assert search.n_splits_ == 3 and search.best_estimator_.n_features_in_ == 2
