@@ -56,6 +56,7 @@ def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
+    os.chmod(temp, 0o644)  # mkstemp creates 0600; results are for sharing
     frame.to_csv(temp, index=False, float_format="%.6f")
     os.replace(temp, path)
 
