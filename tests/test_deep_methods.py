@@ -129,3 +129,19 @@ def test_cnn_method_gives_identical_scores_for_one_seed(tmp_path: Path) -> None:
     assert len(list((tmp_path / "a" / "models").glob("*.pt"))) == 2
     record = json.loads((tmp_path / "a" / "folds" / "r00_f00.json").read_text())
     assert record["training"]["epochs_run"] == 2
+
+
+def test_dnn_method_sizes_its_input_from_the_feature_table(tmp_path: Path) -> None:
+    dataset = toy_dataset(per_class=8)
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(len(dataset), 5)) + 3.0 * dataset.labels[:, None]  # separable
+    model = get_method("dnn").make({"epochs": 80, "batch_size": 16, "lr": 0.05, "device": "cpu"})
+    model.fit(features, dataset.labels)
+    network = model.named_steps["dnn"]
+    assert network.n_features_in_ == 5
+    assert (model.predict(features) == dataset.labels).mean() >= 0.9
+    restored = TorchClassifier.load(network.save(tmp_path / "dnn.pt"))
+    scaled = model[:-1].transform(features)
+    np.testing.assert_allclose(
+        restored.predict_proba(scaled), model.predict_proba(features), rtol=1e-6
+    )
