@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
+from _common import machine
 from merkit.cache import FeatureCache
 from merkit.datasets.base import AUDIO_EXTENSIONS, Dataset, FileSource, Song
 from merkit.representations import ComputeStats, compute
@@ -79,21 +80,6 @@ def timed(label: str, n: int, fn: Any, **extra: Any) -> dict[str, Any]:
     }
     print(f"{label:>20}: {seconds:8.2f} s  {n / seconds:8.2f} clips/s", flush=True)
     return result
-
-
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)),
-        "cpu_model": cpu,
-        "platform": platform.platform(),
-    }
 
 
 def versions() -> dict[str, str]:

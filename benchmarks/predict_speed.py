@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from _common import machine
+
 HERE = Path(__file__).resolve().parent
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 TARGET_S = 0.25
@@ -187,22 +189,6 @@ def prepare_audio(folder: Path, clips: list[Path], n_clips: int) -> dict[str, Pa
             sf.write(many / f"gen{i:03d}.wav", _generated_clip(i, 16_000), 16_000)
     files["clips"] = many
     return files
-
-
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)),
-        "cpu_model": cpu,
-        "platform": platform.platform(),
-        "load_average": list(os.getloadavg()),
-    }
 
 
 def versions() -> dict[str, str]:
