@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from merkit.commands import err_console, user_errors
 from merkit.commands.product import register as register_product
-from merkit.errors import ConfigError, MerkitError
+from merkit.errors import ConfigError
 
 app = typer.Typer(
     add_completion=False,
@@ -25,8 +25,6 @@ app.add_typer(data_app, name="data")
 register_product(app)
 
 console = Console(width=None if sys.stdout.isatty() else 140)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
-F = TypeVar("F", bound=Callable[..., Any])
 
 DatasetOpt = Annotated[
     str, typer.Option("--dataset", "-d", help="synthetic | 4qaed | folder | csv")
@@ -37,25 +35,6 @@ RootOpt = Annotated[
 SubsetOpt = Annotated[
     Path | None, typer.Option(help="File of song ids to keep (4qaed layout only)")
 ]
-
-
-def user_errors(func: F) -> F:
-    """Print merkit's own errors as one plain message and exit 1 (no traceback)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except MerkitError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            err_console.print(
-                "interrupted: finished folds are saved; rerun the same command to resume"
-            )
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _dataset_options(dataset: str, subset: Path | None, group_by_artist: bool) -> dict[str, Any]:
@@ -177,13 +156,13 @@ def data_check(
                 f"  feature table {name!r}: {frame.shape[1]} features, {frame.shape[0]} rows"
             )
     for note in report.notes:
-        console.print(f"  [yellow]note:[/] {note}", highlight=False)
+        console.print(f"  [yellow]note:[/] {escape(note)}", highlight=False)
     if report.ok:
         console.print("[green]no problems found[/]")
         return
     err_console.print(f"[bold red]{len(report.problems)} problem(s):[/]")
     for problem in report.problems:
-        err_console.print(f"  - {problem}", highlight=False)
+        err_console.print(f"  - {escape(problem)}", highlight=False)
     raise typer.Exit(1)
 
 

@@ -1,7 +1,7 @@
 """Groups of ``merkit`` sub-commands, each added to the main typer app by a ``register(app)``.
 
 They live outside :mod:`merkit.cli` so that module stays small; they do not import it (it imports
-them), so the one-line error handling of :func:`merkit.cli.user_errors` is mirrored here.
+them). :func:`user_errors` is the one error handling every command shares.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ def user_errors(func: F) -> F:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted")
+            err_console.print(
+                "interrupted: finished work is saved; rerun the same command to resume"
+            )
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
