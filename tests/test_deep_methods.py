@@ -145,3 +145,22 @@ def test_dnn_method_sizes_its_input_from_the_feature_table(tmp_path: Path) -> No
     np.testing.assert_allclose(
         restored.predict_proba(scaled), model.predict_proba(features), rtol=1e-6
     )
+
+
+def test_quick_benchmark_caps_deep_training(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from merkit.benchmark import run_benchmark
+
+    dataset = toy_dataset(per_class=6)
+    rng = np.random.default_rng(2)
+    table = rng.normal(size=(len(dataset), 4)) + dataset.labels[:, None]
+    dataset.tables["top100"] = pd.DataFrame(table, index=dataset.song_ids)
+    protocol = ProtocolConfig(n_splits=3, n_repeats=1)
+    settings = {"dnn": {"device": "cpu", "batch_size": 8, "stop_train_accuracy": None}}
+    results = run_benchmark(
+        dataset, ["dnn"], protocol, tmp_path, params=settings, quick=True, progress=False
+    )
+    assert [r["training"]["epochs_run"] for r in results[0].per_fold] == [2, 2, 2]
+    written = pd.read_csv(tmp_path / "results.csv")
+    assert written.loc[0, "method"] == "dnn" and written.loc[0, "n_splits"] == 3

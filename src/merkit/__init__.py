@@ -6,7 +6,6 @@ from merkit.labels import QUADRANT_MEANINGS, QUADRANTS
 __version__ = "0.1.0"
 
 
-
 def __getattr__(name: str) -> object:
     # Lazy, so `import merkit` stays light: load_model pulls in scikit-learn and the models.
     if name == "load_model":

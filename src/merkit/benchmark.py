@@ -31,13 +31,15 @@ def run_benchmark(
     cache: Any = None,
     n_jobs: int = 1,
     save_models: bool = False,
+    quick: bool = False,
     progress: bool = True,
     console: Console | None = None,
 ) -> list[MethodResult]:
     """Cross-validate each method on ``dataset``; write ``results.csv``, ``report.md`` and plots.
 
     Every method uses the same persisted folds (``out_dir/folds``). ``results.csv`` is rewritten
-    after each method completes, and only lists completed methods.
+    after each method completes, and only lists completed methods. ``quick`` applies each
+    method's smoke-test settings (e.g. a 2-epoch cap) under the explicit ``params``.
     """
     console = console or Console()
     specs = [get_method(name) for name in methods]  # fail on a typo before any work
@@ -46,7 +48,7 @@ def run_benchmark(
     results: list[MethodResult] = []
     title = f"{dataset.name} ({len(dataset)} songs): {protocol.describe()}"
     for spec in specs:
-        method_params = dict((params or {}).get(spec.name, {}))
+        method_params = {**(spec.quick if quick else {}), **(params or {}).get(spec.name, {})}
         # ``inputs`` swaps a method's representations, e.g. ``cnn: {inputs: [logmel-paper]}``.
         input_names = tuple(method_params.pop("inputs", spec.inputs))
         estimator = spec.make(method_params)

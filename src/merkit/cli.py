@@ -69,6 +69,9 @@ def benchmark(
     jobs: Annotated[int, typer.Option(min=1, help="Parallel workers for feature extraction")] = 2,
     cache_dir: Annotated[Path | None, typer.Option(help="Representation cache folder")] = None,
     save_models: Annotated[bool, typer.Option(help="Also save each fold's model")] = False,
+    quick: Annotated[
+        bool, typer.Option(help="Smoke run: 3 folds x 1 repeat, deep methods capped at 2 epochs")
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars")] = False,
 ) -> None:
     """Cross-validate methods on a dataset and print a Table-3-style report.
@@ -85,6 +88,8 @@ def benchmark(
         ["svm-own"] if dataset == "synthetic" else ["svm"]
     )
     loaded = load_dataset(dataset, root, **_dataset_options(dataset, subset, group_by_artist))
+    if quick:
+        folds, repeats = 3, 1
     protocol = ProtocolConfig(
         n_splits=folds, n_repeats=repeats, random_state=seed, stratify=not unstratified
     )
@@ -101,6 +106,7 @@ def benchmark(
         cache=FeatureCache(cache_dir),
         n_jobs=jobs,
         save_models=save_models,
+        quick=quick,
         progress=not quiet,
         console=console,
     )

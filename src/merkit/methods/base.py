@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from merkit.errors import ConfigError
@@ -29,6 +29,8 @@ class MethodSpec:
         The row of the paper's Table 3 this method reproduces.
     paper_f1 : float, optional
         That row's Original-4QAED macro F1 (fraction).
+    quick : dict
+        Settings for a smoke run (``merkit benchmark --quick``), e.g. a tiny epoch cap.
     """
 
     name: str
@@ -37,6 +39,7 @@ class MethodSpec:
     build: Callable[..., Any]
     paper_row: str | None = None
     paper_f1: float | None = None
+    quick: dict[str, Any] = field(default_factory=dict)
 
     @property
     def audio_only(self) -> bool:

@@ -199,6 +199,7 @@ HYBRID = MethodSpec(
     build=build_hybrid,
     paper_row="Hybrid Augmented",
     paper_f1=0.6804,
+    quick={stage: {"epochs": 2} for stage in ("dnn", "cnn", "fusion")},
 )
 
 HYBRID_OWN = MethodSpec(
@@ -206,4 +207,5 @@ HYBRID_OWN = MethodSpec(
     summary="Hybrid Augmented on merkit's own features (audio only)",
     inputs=("own-features", "logmel", "classic-aug"),
     build=build_hybrid,
+    quick={stage: {"epochs": 2} for stage in ("dnn", "cnn", "fusion")},
 )

@@ -198,7 +198,9 @@ def _fit_fold(
         "proba": None if proba is None else np.round(np.asarray(proba, dtype=float), 6).tolist(),
         "metrics": fold_metrics(labels[fold.test], predicted),
     }
-    history = getattr(model, "history_", None)
+    # A pipeline's network is its last step.
+    final = getattr(model, "_final_estimator", model)
+    history = getattr(model, "history_", None) or getattr(final, "history_", None)
     if history is not None and hasattr(history, "to_dict"):
         full = history.to_dict()
         record["training"] = {
