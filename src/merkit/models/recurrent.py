@@ -1,8 +1,9 @@
 """Recurrent models: the baseline with GRU (spec §2.3), a time-axis variant, and the CRNN (§2.4).
 
-Time order: merkit's compat log-mel is time-reversed (row 0 is the *last* frame, spec §1.4), so a
-recurrence over rows reads the clip backwards. That is what the paper's models saw;
-:class:`CNNGRUTime` has a ``flip_time`` option that reverses the sequence for natural order.
+Time order: recurrences run over the rows as given. merkit's default log-mel runs forward in
+time; the paper-code log-mel (``logmel-paper``, spec §1.4) is time-reversed, so with it a
+recurrence reads the clip backwards, as the paper's models did. :class:`CNNGRUTime`'s
+``flip_time`` reverses the sequence, e.g. to read compat mels forwards.
 """
 
 from __future__ import annotations
@@ -109,9 +110,9 @@ class CNNGRUTime(nn.Module):
     num_layers : int
         Stacked GRU layers.
     flip_time : bool
-        Reverse the sequence before the GRU. merkit's compat mels are time-reversed, so
-        ``True`` makes the GRU read the clip forwards (its last state then follows the end of
-        the clip); the default reads the stored order, like the paper's recurrent models.
+        Reverse the sequence before the GRU. The default reads rows in stored order (forward in
+        time for merkit's default log-mel); with the time-reversed ``logmel-paper`` input,
+        ``True`` makes the GRU read the clip forwards.
     """
 
     input_names: ClassVar[tuple[str, ...]] = ("logmel",)
