@@ -297,3 +297,52 @@ def test_essentia_extracts_thousands_of_named_features(tmp_path: Path) -> None:
     assert values_a.shape == (len(names_a),)
     with pytest.raises(AudioError, match="not found"):
         extract_essentia_features(tmp_path / "missing.wav")
+
+
+# --- the extractor's fast re-implementations equal the librosa calls they replace ---------------
+
+
+def test_fast_helpers_match_librosa() -> None:
+    import librosa
+    import scipy.ndimage
+
+    from merkit.features import own
+
+    rng = np.random.default_rng(3)
+    y = (chord([60, 64, 67], seconds=3.0) + 0.02 * rng.normal(size=3 * SR)).astype(np.float32)
+    y[:400] = 0.0  # exact zeros exercise the zero-crossing threshold
+    n_fft, hop = own._frame_params(SR)
+    np.testing.assert_array_equal(
+        own._zero_crossing_rate(y, n_fft, hop),
+        librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop)[0],
+    )
+    np.testing.assert_allclose(
+        own._frame_rms(y, n_fft, hop),
+        librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop)[0],
+        rtol=1e-5,
+        atol=1e-9,
+    )
+    S = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop)).astype(np.float64)
+    assert own._estimate_tuning(S, SR, n_fft) == librosa.estimate_tuning(S=S, sr=SR, n_fft=n_fft)
+    freqs = librosa.fft_frequencies(sr=SR, n_fft=n_fft)
+    np.testing.assert_allclose(
+        own._spectral_contrast(np.ascontiguousarray(S.T), freqs, 200.0),
+        librosa.feature.spectral_contrast(S=S, sr=SR, freq=freqs, fmin=200.0, n_bands=6),
+        rtol=1e-10,
+    )
+    mel = S[:96] ** 2
+    np.testing.assert_array_equal(
+        own._median_filter(mel, 17, axis=1),
+        scipy.ndimage.median_filter(mel, size=(1, 17), mode="reflect"),
+    )
+    for mine, theirs in zip(
+        own._hpss(mel, 17, 9), librosa.decompose.hpss(mel, kernel_size=(17, 9)), strict=True
+    ):
+        np.testing.assert_array_equal(mine, theirs)
+    env = librosa.onset.onset_strength(y=y, sr=SR, hop_length=hop)
+    np.testing.assert_allclose(
+        own._tempogram(env, 64),
+        librosa.feature.tempogram(onset_envelope=env, sr=SR, hop_length=hop, win_length=64),
+        rtol=1e-9,
+        atol=1e-12,
+    )
