@@ -439,3 +439,55 @@ def test_registry_models_by_name_save_and_load(tmp_path) -> None:
         loaded = TorchClassifier.load(est.save(tmp_path / f"{name}.pt"))
         assert loaded.model == name and loaded.input_names_ == est.input_names_
         np.testing.assert_array_equal(loaded.predict_proba(inputs), est.predict_proba(inputs))
+
+
+class OffsetBNNet(nn.Module):
+    """Linear -> BatchNorm (Keras momentum) -> ReLU -> Linear, for inputs far from zero mean."""
+
+    input_names = ("x",)
+
+    def __init__(self, n_classes: int = 2) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Linear(4, 16),
+            nn.BatchNorm1d(16, momentum=0.01, eps=1e-3),
+            nn.ReLU(),
+            nn.Linear(16, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+@pytest.mark.parametrize("recalibrate", [True, False])
+def test_batchnorm_recalibration_keeps_eval_predictions_consistent(recalibrate: bool) -> None:
+    # dB-like inputs: a large offset; 3 epochs x 8 batches = 24 BN updates, far too few for
+    # Keras' momentum 0.99 to bring the running mean near the batch mean.
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 32)
+    x = (rng.normal(size=(64, 4)) + 3.0 * y[:, None] - 60.0).astype(np.float32)
+    config = TrainConfig(
+        epochs=3,
+        batch_size=8,
+        optimizer="adam",
+        lr=0.01,
+        stop_train_accuracy=None,
+        device="cpu",
+        seed=0,
+        recalibrate_batchnorm=recalibrate,
+    )
+    model = OffsetBNNet()
+    trainer = Trainer(config)
+    trainer.fit(model, (x,), y)
+    bn = model.body[1]
+    accuracy = (trainer.predict_proba(model, (x,)).argmax(axis=1) == y).mean()
+    if recalibrate:
+        with torch.no_grad():
+            hidden = model.body[0](torch.from_numpy(x))
+        np.testing.assert_allclose(
+            bn.running_mean.numpy(), hidden.mean(0).numpy(), rtol=1e-4, atol=1e-4
+        )
+        assert bn.momentum == 0.01  # restored
+        assert accuracy > 0.9
+    else:
+        assert accuracy < 0.75  # the eval-mode collapse the recalibration prevents

@@ -106,6 +106,12 @@ class TrainConfig(BaseModel):
         has not improved for ``patience`` epochs and restore the best weights.
     patience : int
         Epochs without validation-loss improvement before stopping.
+    recalibrate_batchnorm : bool
+        After training, re-estimate every trainable BatchNorm's running statistics in one pass
+        over the training rows (population mean/variance). Keras' momentum 0.99 needs many
+        hundreds of updates before the running statistics follow the batch statistics; with
+        few steps (small folds, an epoch cap) they lag far behind and eval-mode predictions
+        collapse to one class. ``False`` keeps the exact Keras behaviour.
     schedule : tuple of LRSwitch
         Optimiser switches at given epochs (strictly increasing).
     loss : {"cross_entropy", "mse"}
@@ -142,6 +148,7 @@ class TrainConfig(BaseModel):
     channels_last: bool = True
     num_threads: int | None = Field(default=None, ge=1)
     seed: int = 0
+    recalibrate_batchnorm: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -783,10 +790,43 @@ class Trainer:
             bar.close()
         if best_state is not None:
             model.load_state_dict(best_state)
+        elif cfg.recalibrate_batchnorm:
+            self._recalibrate_batchnorm(model, arrays, train_rows, amp_dtype)
         history.seconds = time.perf_counter() - started
         if device.type == "cuda":
             torch.cuda.empty_cache()
         return history
+
+    @torch.no_grad()
+    def _recalibrate_batchnorm(
+        self, model: nn.Module, arrays: Inputs, rows: np.ndarray, amp_dtype: torch.dtype | None
+    ) -> None:
+        """Population statistics for the BatchNorms that trained (frozen branches untouched)."""
+        model.train()  # models keep frozen branches in eval mode themselves
+        norms = [
+            m
+            for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            and m.training
+            and m.track_running_stats
+        ]
+        if not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        for module in model.modules():  # dropout and recurrent dropout off, BN in batch mode
+            module.training = module in norms
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average over the pass
+        device = next(iter(model.parameters())).device
+        for start in range(0, len(rows), self.config.batch_size):
+            index = np.sort(rows[start : start + self.config.batch_size])
+            tensors = [_batch_tensor(a, index, device, self.config.channels_last) for a in arrays]
+            with _autocast(device, amp_dtype):
+                model(*tensors)
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        model.eval()
 
     @staticmethod
     def _record(history: TrainHistory, record: EpochRecord) -> None:
