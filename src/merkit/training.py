@@ -819,8 +819,11 @@ class Trainer:
             norm.reset_running_stats()
             norm.momentum = None  # cumulative average over the pass
         device = next(iter(model.parameters())).device
-        for start in range(0, len(rows), self.config.batch_size):
-            index = np.sort(rows[start : start + self.config.batch_size])
+        # Shuffled batches: the mean of batch variances estimates the population variance only
+        # when each batch is a random sample (rows are often sorted by class).
+        order = rows[np.random.default_rng(self.config.seed).permutation(len(rows))]
+        for start in range(0, len(order), self.config.batch_size):
+            index = np.sort(order[start : start + self.config.batch_size])
             tensors = [_batch_tensor(a, index, device, self.config.channels_last) for a in arrays]
             with _autocast(device, amp_dtype):
                 model(*tensors)
