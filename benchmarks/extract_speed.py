@@ -124,7 +124,9 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--root", type=Path, default=Path("/work/shared/data/4qaed"))
+    parser.add_argument(
+        "--root", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/4qaed"
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N clips (default: all)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "extract_speed.json")
     args = parser.parse_args()

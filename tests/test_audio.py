@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import FOURQAED
 from merkit.audio import audio_info, crop_or_pad, load_audio, peak_normalize
 from merkit.errors import AudioError, ConfigError
 
 PEAK = 10 ** (-0.1 / 20)  # −0.1 dBFS as a linear amplitude
-SHARED_CLIP = Path("/work/shared/data/4qaed/Q1/MT0000040632.ogg")
+SHARED_CLIP = FOURQAED / "Q1" / "MT0000040632.ogg"
 
 
 def _stereo(sr: int, seconds: float = 1.0) -> np.ndarray:
