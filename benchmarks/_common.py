@@ -60,3 +60,21 @@ def command_line() -> str:
 
 def timestamp() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def footer(
+    machine_info: dict[str, Any], version_info: dict[str, str], notes: list[str]
+) -> list[str]:
+    """Markdown lines closing a results file: machine, load at the start, versions, notes."""
+    load = machine_info.get("load_average")
+    started = f"; 1-min load average at the start {load[0]:.1f}" if load else ""
+    return [
+        "",
+        f"Machine: {machine_info['cpu_model']}, nproc {machine_info['nproc']} "
+        f"(usable {machine_info['usable_cpus']}), {machine_info['platform']}{started}.",
+        "",
+        "Versions: " + ", ".join(f"{k} {version_info[k]}" for k in sorted(version_info)) + ".",
+        "",
+        *[f"- {note}" for note in notes],
+        "",
+    ]

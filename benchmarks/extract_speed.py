@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from _common import machine
+from _common import footer, machine
 from merkit.cache import FeatureCache
 from merkit.datasets.base import AUDIO_EXTENSIONS, Dataset, FileSource, Song
 from merkit.representations import ComputeStats, compute
@@ -108,17 +108,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         jobs, secs, rate = mode.get("n_jobs", 1), mode["seconds"], mode["clips_per_s"]
         load = "/".join(f"{x:.1f}" for x in mode["load_average"])
         lines.append(f"| {name} | {jobs} | {secs:.2f} | {rate:.2f} | {load} |")
-    m, v = result["machine"], result["versions"]
-    lines += [
-        "",
-        f"Machine: {m['cpu_model']}, nproc {m['nproc']} (usable {m['usable_cpus']}), "
-        f"{m['platform']}.",
-        "",
-        "Versions: " + ", ".join(f"{k} {v[k]}" for k in sorted(v)) + ".",
-        "",
-        *[f"- {note}" for note in result["notes"]],
-        "",
-    ]
+    lines += footer(result["machine"], result["versions"], result["notes"])
     path.write_text("\n".join(lines))
 
 

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import machine
+from _common import footer, machine
 
 HERE = Path(__file__).resolve().parent
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -256,17 +256,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             f"| {r['audio']} ({r['duration_s']:.0f} s) | {r['n_windows']} | "
             f"{r['peak_rss_mb']:.0f} |"
         )
-    m, v = result["machine"], result["versions"]
-    lines += [
-        "",
-        f"Machine: {m['cpu_model']}, nproc {m['nproc']} (usable {m['usable_cpus']}), "
-        f"{m['platform']}; 1-min load average at the start {m['load_average'][0]:.1f}.",
-        "",
-        "Versions: " + ", ".join(f"{k} {v[k]}" for k in sorted(v)) + ".",
-        "",
-        *[f"- {note}" for note in result["notes"]],
-        "",
-    ]
+    lines += footer(result["machine"], result["versions"], result["notes"])
     path.write_text("\n".join(lines))
 
 

@@ -6,7 +6,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sklearn.impute import SimpleImputer
+from sklearn.preprocessing import StandardScaler
+
 from merkit.errors import ConfigError
+
+
+def feature_preprocessing() -> list[tuple[str, Any]]:
+    """Pipeline steps every feature-table method starts with, fitted on the training fold only:
+    median imputation (feature tables may hold NaN) and standardisation."""
+    return [
+        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+        ("scale", StandardScaler()),
+    ]
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from merkit.estimators import TorchClassifier
-from merkit.methods.base import MethodSpec
+from merkit.methods.base import MethodSpec, feature_preprocessing
 
 
 def _recipe(model: str, *, epochs: int, batch_size: int, optimizer: str, lr: float):
@@ -45,8 +43,7 @@ def _feature_recipe(**defaults: Any):
         settings = {"model": "dnn", **defaults, **overrides}
         return Pipeline(
             [
-                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                ("scale", StandardScaler()),
+                *feature_preprocessing(),
                 ("dnn", TorchClassifier(**settings)),
             ]
         )

@@ -19,14 +19,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from merkit.errors import ConfigError, DataError
 from merkit.estimators import TorchClassifier
-from merkit.methods.base import MethodSpec
+from merkit.methods.base import MethodSpec, feature_preprocessing
 from merkit.models import build_model
 
 
@@ -135,9 +133,7 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
             raise ConfigError(f"cnn_init must be 'pretrained' or 'scratch', not {self.cnn_init!r}")
         features, mels, augmented = self._split(X)
         y = np.asarray(y)
-        self.scaler_: Pipeline = make_pipeline(
-            SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()
-        )
+        self.scaler_: Pipeline = Pipeline(feature_preprocessing())
         scaled = self.scaler_.fit_transform(features).astype(np.float32)
         n_features = scaled.shape[1]
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from merkit.methods.base import MethodSpec
+from merkit.methods.base import MethodSpec, feature_preprocessing
 
 PANDA_C = 8.0
 PANDA_GAMMA = 2.0**-9
@@ -43,8 +41,7 @@ def build_svm(**params: float | bool | int) -> Pipeline:
     """Median imputation, per-fold standardisation, RBF SVM (Panda et al.: C=8, γ=2^-9)."""
     return Pipeline(
         [
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-            ("scale", StandardScaler()),
+            *feature_preprocessing(),
             ("svm", svm_classifier(**params)),  # type: ignore[arg-type]
         ]
     )
@@ -58,8 +55,7 @@ def build_svm_own(
 
     return Pipeline(
         [
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-            ("scale", StandardScaler()),
+            *feature_preprocessing(),
             ("relieff", ReliefFSelector(n_features_to_select=n_features, n_neighbors=n_neighbors)),
             ("svm", svm_classifier(**params)),  # type: ignore[arg-type]
         ]
