@@ -8,8 +8,10 @@ CNN's trainer variant also runs with :data:`merkit.training.HEAP_REUSE_TUNABLES`
 Variants:
 
 - ``trainer``: :class:`merkit.training.Trainer` as every method uses it (channels-last for 2-D
-  conv models, float16 numpy input converted to float32 per batch), random inputs and labels,
-  one batch per epoch: epoch 1 is the warm-up, the median of the next ``--steps`` is reported.
+  conv models, float16 numpy input converted to float32 per batch, bf16 autocast where the CPU
+  computes bf16 in hardware), random inputs and labels, one batch per epoch: epoch 1 is the
+  warm-up, the median of the next ``--steps`` is reported.
+- ``trainer-fp32``: the same with ``mixed_precision=False`` (every case; float32 throughout).
 - ``trainer-nchw``: the same with ``channels_last=False`` (the CNN only, ablation).
 - ``trainer+deterministic``: the trainer with ``torch.use_deterministic_algorithms(True)``
   (the CNN); ``trainer+flush-denormal`` (``torch.set_flush_denormal(True)``) with
@@ -131,7 +133,13 @@ def run_worker(case: str, variant: str, steps: int, device_name: str) -> dict[st
     import torch
 
     from merkit.models import MODELS, build_model, count_parameters
-    from merkit.training import TrainConfig, Trainer, malloc_tuning_active, resolve_device
+    from merkit.training import (
+        TrainConfig,
+        Trainer,
+        cpu_has_native_bf16,
+        malloc_tuning_active,
+        resolve_device,
+    )
 
     model_name, batch = {name: (model, bs) for name, model, bs in CASES}[case]
     device = resolve_device(device_name)
@@ -157,6 +165,7 @@ def run_worker(case: str, variant: str, steps: int, device_name: str) -> dict[st
         y = torch.from_numpy(labels).to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
         rss_setup = _rss_mb()
+        precision = "fp32"
         seconds, cpu_seconds = [], []
         model.train()
         for _ in range(steps + 1):
@@ -178,7 +187,11 @@ def run_worker(case: str, variant: str, steps: int, device_name: str) -> dict[st
             stop_train_accuracy=None,
             device=device_name,
             channels_last=variant != "trainer-nchw",
+            mixed_precision=variant != "trainer-fp32",
         )
+        native = device.type == "cuda" or cpu_has_native_bf16()
+        precision = "bf16" if config.mixed_precision and native else "fp32"
+
         rss_setup = _rss_mb()
         cpu_marks = [time.process_time()]
         history = Trainer(config).fit(
@@ -196,6 +209,7 @@ def run_worker(case: str, variant: str, steps: int, device_name: str) -> dict[st
         "model": model_name,
         "batch_size": batch,
         "device": str(device),
+        "precision": precision,
         "parameters": count_parameters(model),
         "hugetlb_malloc_active": malloc_tuning_active(),
         "warmup_s": round(seconds[0], 3),
@@ -310,19 +324,20 @@ def write_markdown(path: Path, payload: dict[str, Any]) -> None:
         f"Timed steps per run: {payload['steps']} after 1 warm-up step (median reported); "
         "every run is a fresh process; random inputs of the real shapes.",
         "",
-        "| case | variant | batch | malloc | samples/s | median step s (wall) | "
+        "| case | variant | precision | batch | malloc | samples/s | median step s (wall) | "
         "median step CPU s | peak RSS MB | load before/after |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in payload["results"]:
         if "error" in r:
             lines.append(
-                f"| {r['case']} | {r['variant']} | | {r['environment']} | error: "
+                f"| {r['case']} | {r['variant']} | | | {r['environment']} | error: "
                 f"{' '.join(r['error'])} | | | | |"
             )
             continue
         lines.append(
-            f"| {r['case']} | {r['variant']} | {r['batch_size']} | {r['environment']} | "
+            f"| {r['case']} | {r['variant']} | {r.get('precision', 'fp32')} | "
+            f"{r['batch_size']} | {r['environment']} | "
             f"{r['samples_per_s']} | {r['median_step_s']} | {r['median_step_cpu_s']} | "
             f"{r['peak_rss_mb']} | "
             f"{r['load_avg_1min_before']}/{r['load_avg_1min_after']} |"
@@ -335,7 +350,8 @@ def write_markdown(path: Path, payload: dict[str, Any]) -> None:
         "Notes: `samples/s` = batch / median wall time of a step; `CPU s` is the process's "
         "CPU time per step (both threads, kernel time included). The machine is shared with "
         "other jobs (see the load averages), so small differences are noise. Channels-last "
-        "is the trainer's default; huge-page malloc is what the CLI sets "
+        "and bf16 autocast (on CPUs with AMX/AVX512-BF16, else float32) are the trainer's "
+        "defaults; huge-page malloc is what the CLI sets "
         "(`ensure_malloc_tuning()`); heap reuse is opt-in "
         "(`ensure_malloc_tuning(reuse_heap=True)`) because of its higher peak RSS.",
     ]
@@ -378,6 +394,8 @@ def main(argv: list[str] | None = None) -> None:
         variants = ["trainer"]
         if case == "cnn" and args.ablations != "none":
             variants += list(CNN_ABLATIONS if args.ablations == "all" else DEFAULT_ABLATIONS)
+        if args.ablations != "none":
+            variants.append("trainer-fp32")
         for variant in variants:
             # environments interleaved per variant, so load drift hits them alike
             for env_name in environments_for(case, variant, environments):

@@ -340,9 +340,10 @@ def test_fast_helpers_match_librosa() -> None:
     ):
         np.testing.assert_array_equal(mine, theirs)
     env = librosa.onset.onset_strength(y=y, sr=SR, hop_length=hop)
+    # float32 transforms: values in [-1, 1] agree to float32 precision
     np.testing.assert_allclose(
         own._tempogram(env, 64),
         librosa.feature.tempogram(onset_envelope=env, sr=SR, hop_length=hop, win_length=64),
-        rtol=1e-9,
-        atol=1e-12,
+        rtol=0,
+        atol=1e-6,
     )

@@ -22,6 +22,7 @@ from merkit.training import (
     TrainConfig,
     Trainer,
     cpu_env_hint,
+    cpu_has_native_bf16,
     ensure_malloc_tuning,
     malloc_tuning_active,
     malloc_tuning_supported,
@@ -475,6 +476,7 @@ def test_batchnorm_recalibration_keeps_eval_predictions_consistent(recalibrate: 
         device="cpu",
         seed=0,
         recalibrate_batchnorm=recalibrate,
+        mixed_precision=False,  # the statistics are compared with a float32 forward pass
     )
     model = OffsetBNNet()
     trainer = Trainer(config)
@@ -493,3 +495,41 @@ def test_batchnorm_recalibration_keeps_eval_predictions_consistent(recalibrate: 
         assert accuracy > 0.9
     else:
         assert accuracy < 0.75  # the eval-mode collapse the recalibration prevents
+
+
+class DtypeSpy(BandNet):
+    """BandNet that records the dtype of its conv output in every forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.dtype] = []
+        self.conv.register_forward_hook(lambda _m, _i, out: self.seen.append(out.dtype))
+
+
+@pytest.mark.parametrize("mixed", [True, False])
+def test_cpu_mixed_precision_follows_the_hardware(mixed: bool) -> None:
+    x, y = band_data(64, seed=3)
+    model = DtypeSpy()
+    trainer = Trainer(config(epochs=2, mixed_precision=mixed, stop_train_accuracy=None))
+    trainer.fit(model, (x,), y)
+    trainer.predict_proba(model, (x,))
+    bf16 = mixed and cpu_has_native_bf16()
+    # Training, BatchNorm recalibration and prediction all run under the same precision.
+    assert set(model.seen) == {torch.bfloat16 if bf16 else torch.float32}
+
+
+@pytest.mark.skipif(
+    not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AMX/AVX512-BF16)"
+)
+def test_bf16_training_learns_and_is_reproducible() -> None:
+    x, y = band_data(128, seed=4)
+    test_x, test_y = band_data(64, seed=5)
+    probabilities = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = BandNet()
+        trainer = Trainer(config(mixed_precision=True))
+        trainer.fit(model, (x,), y)
+        probabilities.append(trainer.predict_proba(model, (test_x,)))
+    assert (probabilities[0].argmax(axis=1) == test_y).mean() > 0.9
+    np.testing.assert_array_equal(probabilities[0], probabilities[1])
