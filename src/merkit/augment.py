@@ -3,10 +3,10 @@
 Two families, both made once per song and stored per song (so taking a fold's training rows takes
 exactly its training songs' copies):
 
-* **Classic** (spec §2.5 Stage A, paper §3.6): time shift, pitch shift, time stretch and power
+* **Classic** (paper §3.6; the Hybrid's stage A): time shift, pitch shift, time stretch and power
   shift, the four synthetic versions behind "Hybrid Augmented". The defaults follow the paper's
-  text; ``compat=True`` reproduces the reference repo where it differs (spec §5 item 7).
-* **audiomentations** (spec §2.10, Appendix C): TFM (``TimeMask`` + a waveform
+  text; ``compat=True`` reproduces the authors' code where it differs from the text.
+* **audiomentations** (paper §3.6): TFM (``TimeMask`` + a waveform
   ``BandStopFilter``), SB (``SevenBandParametricEQ``) and RG (``Gain``), each alone at ``p=1``,
   with the v0.24–v0.40 defaults pinned explicitly because v0.41 changed ``TimeMask``'s.
 
@@ -90,7 +90,7 @@ def draw_semitones(
 ) -> float:
     """Draw the pitch shift in semitones: ``±semitones`` with equal chance (``compat``: always +).
 
-    The repo draws the direction from the wrong option list, so it always shifts up (spec §2.5).
+    The repo draws the direction from the wrong option list, so it always shifts up.
     """
     if compat:
         return float(semitones)
@@ -276,7 +276,7 @@ def _song_rngs(seed: int, n: int) -> list[np.random.Generator]:
 def classic_augmented_logmels(
     y: np.ndarray, sr: int, *, seed: int, compat: bool = False, **logmel_params: Any
 ) -> np.ndarray:
-    """The four classic augmented log-mels of one song (Hybrid method, spec §2.5 Stage A).
+    """The four classic augmented log-mels of one song (Hybrid method's stage A, paper §3.6).
 
     The waveform is first cropped to its last ``crop_samples`` samples (as the repo does), then
     time-shifted, pitch-shifted and time-stretched; the fourth copy is the original's log-mel
@@ -399,7 +399,7 @@ def _check_transform(transform: str) -> Callable[[], am.Compose]:
 
 
 def audiomentations_copy(y: np.ndarray, sr: int, *, seed: int, transform: str) -> np.ndarray:
-    """One augmented copy of a waveform with an audiomentations pipeline (spec §2.10).
+    """One augmented copy of a waveform with an audiomentations pipeline (paper §3.6).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Convolutional autoencoder of the DeepSMOTE method (spec §2.11), also the §2.9 embedder."""
+"""Convolutional autoencoder of the DeepSMOTE method (paper §3.6), also the embedder of §3.5."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _conv_output(size: int, n_layers: int) -> int:
 
 
 def scale_per_sample(logmel: Tensor, eps: float = 1e-12) -> tuple[Tensor, Tensor, Tensor]:
-    """Scale each sample to [−1, 1]: ``(x − (min+max)/2) / ((max−min)/2)`` (spec §2.11).
+    """Scale each sample to [−1, 1]: ``(x − (min+max)/2) / ((max−min)/2)`` (DeepSMOTE code).
 
     Parameters
     ----------
@@ -54,7 +54,7 @@ class ConvAutoencoder(nn.Module):
     269 440 parameters. Decoder: reshape → 4 × [ConvTranspose 5×5, stride 2 → LeakyReLU 0.2]
     with 128/64/32/16 filters (→ 944 × 128) → Conv 1 5×5 'same' → tanh → keep the first 942
     rows; 679 041 parameters. Keras ``glorot_uniform`` init. Stride-2 'same' convs pad
-    symmetrically (TF pads the extra row after; same sizes, spec §1.7).
+    symmetrically (TF pads the extra row after; the output sizes are the same).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The DL baseline CNN (spec §2.2) and its Hybrid variant CNN-H (§2.5, stage B1)."""
+"""The DL baseline CNN (paper §3.1) and its Hybrid variant CNN-H (§3.2, the Hybrid's stage B1)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from merkit.models.layers import (
 )
 
 N_FRAMES: int = 942
-"""Time frames of the standard 942 × 128 log-mel (spec §1.4)."""
+"""Time frames of the standard 942 × 128 log-mel (30 s at 16 kHz, hop 512; paper §4.1)."""
 
 N_MELS: int = 128
 """Mel bands of the standard log-mel."""
@@ -104,7 +104,7 @@ class BaselineTrunk(nn.Module):
 
 
 class BaselineCNN(nn.Module):
-    """DL baseline CNN (spec §2.2): 621 264 trainable parameters for 942 × 128 and 4 classes.
+    """DL baseline CNN (paper §3.1): 621 264 trainable parameters for 942 × 128 and 4 classes.
 
     Trunk → Flatten (2000) → Dropout 0.4 → Dense 300 ReLU → Dense ``n_classes`` (logits).
 
@@ -160,7 +160,7 @@ class BaselineCNN(nn.Module):
 
 
 class CNNH(BaselineCNN):
-    """CNN-H, the Hybrid's CNN (spec §2.5 B1): the baseline plus BN after pool 4, dropout 0.3.
+    """CNN-H, the Hybrid's CNN (paper §3.2): the baseline plus BN after pool 4, dropout 0.3.
 
     621 296 trainable parameters for 942 × 128 (the baseline's 621 264 plus the extra BN's 32).
     """

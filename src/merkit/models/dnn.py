@@ -1,4 +1,4 @@
-"""The Hybrid's DNN on handcrafted features (spec §2.5, stage B2)."""
+"""The Hybrid's DNN on handcrafted features (paper §3.2, the Hybrid's stage B2)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Building blocks shared by the paper's models, with the Keras behaviour the paper relied on.
 
-The reference implementation is Keras (TF2); the spec's §1.7 lists where PyTorch defaults differ.
+The reference implementation is Keras (TF2); these layers reproduce Keras' defaults where PyTorch's
+differ (weight initialisers, BatchNorm momentum/epsilon, 'same' padding).
 This module pins those differences in one place:
 
 * BatchNorm with Keras' momentum 0.99 and eps 1e-3 (PyTorch's ``momentum`` is ``1 - 0.99``);
@@ -225,7 +226,7 @@ def tf_same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
     The output length is ``ceil(size / stride)``; the total padding is split with the extra
     element *after*. E.g. ``tf_same_pads(465, 2, 2) == (0, 1)`` and ``tf_same_pads(229, 3, 3)
-    == (1, 1)`` (spec §2.2).
+    == (1, 1)`` (the baseline CNN's last block).
 
     Parameters
     ----------
@@ -254,7 +255,7 @@ def _pair(value: int | Sequence[int]) -> tuple[int, int]:
 class MaxPool2dSame(nn.Module):
     """Max-pooling with TF ``padding='same'``: explicit −inf padding (extra after), then a max.
 
-    ``ceil_mode=True`` gives the same output sizes but aligns the windows differently (spec §1.7);
+    ``ceil_mode=True`` gives the same output sizes but aligns the windows differently;
     −inf padding keeps padded cells out of every max, as TF does.
 
     Parameters
@@ -330,7 +331,7 @@ def check_input(x: Tensor, shape: Sequence[int | None], model: str, input_name: 
 
 
 class BaselineConvBlock(nn.Module):
-    """Block of the DL baseline (§2.2): Conv 5×5 valid → ReLU → MaxPool 'same' → [BN] → [Dropout].
+    """Baseline block (paper §3.1): Conv 5×5 valid → ReLU → MaxPool 'same' → [BN] → [Dropout].
 
     Parameters
     ----------
@@ -371,7 +372,7 @@ class BaselineConvBlock(nn.Module):
 
 
 class Conv2dRegular(nn.Module):
-    """CRNN block (§2.4): Conv 3×3 'same' → BN → ReLU → MaxPool (valid, floor)."""
+    """CRNN block (paper §3.3): Conv 3×3 'same' → BN → ReLU → MaxPool (valid, floor)."""
 
     def __init__(self, in_channels: int, out_channels: int, pool: int | Sequence[int]) -> None:
         super().__init__()
@@ -389,12 +390,12 @@ class Conv2dRegular(nn.Module):
 
 
 class Res2d(nn.Module):
-    """Won's ``Res_2d`` (ShortChunk, §2.6), as ported to Keras.
+    """Won's ``Res_2d`` (ShortChunk, paper §3.4), as ported to Keras.
 
     Main path Conv 3×3 (stride s) → BN → ReLU → Conv 3×3 → BN; shortcut Conv 3×3 (stride s) → BN
     when ``s != 1`` or the channels change (identity otherwise); add → ReLU. Stride-2 'same'
     convolutions pad symmetrically here (TF pads the extra row after): same sizes, windows shifted
-    by one pixel, which §1.7 accepts.
+    by one pixel; the output sizes are the same.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 2) -> None:
@@ -418,7 +419,7 @@ class Res2d(nn.Module):
 
 
 class Conv1dBlock(nn.Module):
-    """SampleCNN block (§2.7): Conv1D 'same' → BN → ReLU → MaxPool1D (``pool`` 1 = none).
+    """SampleCNN block (paper §3.4): Conv1D 'same' → BN → ReLU → MaxPool1D (``pool`` 1 = none).
 
     'same' padding is computed TF-style at run time, so the stride-3 first layer also matches.
     """

@@ -1,7 +1,7 @@
-"""Recurrent models: the baseline with GRU (spec §2.3), a time-axis variant, and the CRNN (§2.4).
+"""Recurrent models: the baseline with GRU (paper §3.3), a time-axis variant, and the CRNN (§3.3).
 
 Time order: recurrences run over the rows as given. merkit's default log-mel runs forward in
-time; the paper-code log-mel (``logmel-paper``, spec §1.4) is time-reversed, so with it a
+time; the paper-code log-mel (``logmel-paper``) is time-reversed, so with it a
 recurrence reads the clip backwards, as the paper's models did. :class:`CNNGRUTime`'s
 ``flip_time`` reverses the sequence, e.g. to read compat mels forwards.
 """
@@ -36,7 +36,7 @@ def _dense_head(in_features: int, n_classes: int) -> nn.Sequential:
 
 
 class CNNGRU(nn.Module):
-    """Baseline with GRU, as published (spec §2.3): 48 666 939 trainable parameters.
+    """Baseline with GRU, as published (paper §3.3): 48 666 939 trainable parameters.
 
     Baseline trunk → Flatten (2000) → Dropout 0.4 → reshape to a sequence of **length 1** →
     GRU 2000 (returning sequences) → GRU 2000 (last state) → Dropout 0.5 → Dense 300 ReLU →
@@ -156,7 +156,7 @@ CRNN_POOLS: tuple[int, ...] = (2, 3, 4, 4)
 
 
 class CRNN(nn.Module):
-    """CRNN, Keras port of Won's / Choi et al. 2017 (spec §2.4): 392 582 trainable parameters.
+    """CRNN, Keras port of Won's / Choi et al. 2017 (paper §3.3): 392 582 trainable parameters.
 
     Input BN (one channel) → 4 × Conv2dRegular (64/128/128/128 channels, pools 2, 3, 4, 4,
     valid floor): 942 × 128 → 9 × 1 × 128 → sequence of 9 steps × 128 over time (stored order,

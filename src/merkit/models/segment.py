@@ -1,4 +1,4 @@
-"""Segment-level (many-to-one) models: ShortChunk CNN (spec §2.6) and SampleCNN (§2.7).
+"""Segment-level (many-to-one) models: ShortChunk CNN and SampleCNN (paper §3.4).
 
 Both classify one 59 049-sample chunk (3.69 s at 16 kHz); song-level aggregation over a song's
 chunks is the trainer's job.
@@ -31,7 +31,7 @@ SHORTCHUNK_CHANNELS: tuple[int, ...] = (128, 128, 256, 256, 256, 256, 512)
 
 
 class ShortChunkCNN(nn.Module):
-    """ShortChunk CNN Res (Won's ``ShortChunkCNN_Res`` as ported to Keras, spec §2.6).
+    """ShortChunk CNN Res (Won's ``ShortChunkCNN_Res`` as ported to Keras, paper §3.4).
 
     Input BN → 7 × :class:`~merkit.models.layers.Res2d` with stride 2 (128, 128, 256, 256, 256,
     256, 512 channels; 116 × 128 → 1 × 1 × 512) → global max pool → Dense 512 → ReLU → BN →
@@ -87,7 +87,7 @@ class ShortChunkCNN(nn.Module):
         return self.classifier(self.dropout(hidden))
 
 
-# (filters, kernel, stride, pool) per block, spec §2.7
+# (filters, kernel, stride, pool) per block (Lee et al. 2017's 3^9 model)
 SAMPLECNN_PLAN: tuple[tuple[int, int, int, int], ...] = (
     (128, 3, 3, 1),
     (128, 3, 1, 3),
@@ -104,7 +104,7 @@ SAMPLECNN_PLAN: tuple[tuple[int, int, int, int], ...] = (
 
 
 class SampleCNN(nn.Module):
-    """SampleCNN (Lee et al. 2017 via Won, spec §2.7) on raw 59 049-sample waveform chunks.
+    """SampleCNN (Lee et al. 2017 via Won; paper §3.4) on raw 59 049-sample waveform chunks.
 
     11 blocks of Conv1D 'same' → BN → ReLU → MaxPool1D (see :data:`SAMPLECNN_PLAN`;
     59 049 → 19 683 → … → 1 sample × 512 channels) → Dropout 0.5 → Dense ``n_classes`` (logits).
