@@ -36,7 +36,8 @@ _after_step: Callable[[str], None] | None = None
 """Test hook: called with the name of each step just completed (fault injection)."""
 
 
-def _step(name: str) -> None:
+def step(name: str) -> None:
+    """Mark the end of a step of a save (lets tests inject a crash after any of them)."""
     if _after_step is not None:
         _after_step(name)
 
@@ -161,30 +162,30 @@ def replace_dir(staging: Path, target: Path) -> None:
     parent = target.parent
     if not target.exists():
         os.rename(staging, target)
-        _step("renamed")
+        step("renamed")
     elif target.is_dir() and not any(target.iterdir()):
         os.rename(staging, target)  # rename(2) replaces an empty directory atomically
-        _step("renamed")
+        step("renamed")
     elif _exchange(staging, target):
-        _step("exchanged")
+        step("exchanged")
         _fsync_dir(parent)
-        _step("synced")
+        step("synced")
         shutil.rmtree(staging, ignore_errors=True)  # now the old directory
-        _step("removed-old")
+        step("removed-old")
         return
     else:
         backup = parent / f".{target.name}.merkit-old-{os.getpid()}-{secrets.token_hex(4)}"
         os.rename(target, backup)
-        _step("backed-up")
+        step("backed-up")
         try:
             os.rename(staging, target)
         except OSError:
             os.rename(backup, target)
             raise
-        _step("renamed")
+        step("renamed")
         _fsync_dir(parent)
         shutil.rmtree(backup, ignore_errors=True)
-        _step("removed-old")
+        step("removed-old")
         return
     _fsync_dir(parent)
 

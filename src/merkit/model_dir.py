@@ -284,11 +284,16 @@ def save_model_dir(
     staging: Path | None = None
     try:
         staging = atomic_dir.staging_dir(out_dir)
+        atomic_dir.step("staging")
         info = _save_estimator(estimator, staging)
+        atomic_dir.step("estimator")
         manifest = manifest.model_copy(update={"estimator": info})
         (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+        atomic_dir.step("manifest")
         (staging / MODEL_CARD).write_text(card)
+        atomic_dir.step("card")
         atomic_dir.fsync_tree(staging)
+        atomic_dir.step("flushed")
         atomic_dir.replace_dir(staging, out_dir)
     except OSError as exc:
         raise ModelError(f"cannot write the model directory {out_dir}: {exc}") from None
