@@ -306,3 +306,26 @@ def test_the_shipped_model_loads_without_a_version_warning() -> None:
         warnings.simplefilter("error")
         predictor = merkit.load_model()
     assert predictor.manifest.method == "svm-own"
+
+
+def test_the_cli_prints_a_version_mismatch_as_one_line(old_model: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from merkit.cli import app
+    from merkit.commands.product import register
+    from product_helpers import tone, write_wav
+
+    if "predict" not in {c.name for c in app.registered_commands}:
+        register(app)
+    manifest_path = old_model / "manifest.json"
+    raw = json.loads(manifest_path.read_text())
+    raw["libraries"]["numpy"] = "1.0.0"
+    manifest_path.write_text(json.dumps(raw))
+    song = write_wav(tmp_path / "song.wav", tone(2.0), 16_000)
+    result = CliRunner().invoke(app, ["predict", str(song), "--model", str(old_model), "--quiet"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if "numpy" in line]
+    assert lines == [
+        f"warning: model {old_model}: numpy 1.0.0 trained this model but numpy "
+        f"{np.__version__} is running; its results may differ"
+    ]

@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import sys
+import warnings
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -380,6 +381,7 @@ def predict(
     Whole tracks are cut into windows whose answers are averaged. A file that fails is reported
     with its reason and the others go on. Exit code: 0 all predicted, 1 some failed, 2 no files.
     """
+    from merkit.model_dir import ModelVersionWarning
     from merkit.predict import load_model
     from merkit.prediction import PredictionFailure
 
@@ -391,7 +393,17 @@ def predict(
             highlight=False,
         )
         raise typer.Exit(2)
-    predictor = load_model(model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ModelVersionWarning)
+        predictor = load_model(model)
+    for warning in caught:  # one plain line each, not Python's two-line warning format
+        if issubclass(warning.category, ModelVersionWarning):
+            line = f"[yellow]warning:[/] {escape(str(warning.message))}"
+            err_console.print(line, highlight=False, soft_wrap=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     outcomes: list[Outcome] = list(outcomes_missing)
     for failure in outcomes_missing:
         err_console.print(f"[red]failed:[/] {escape(failure.error)}", highlight=False)
