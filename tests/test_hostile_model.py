@@ -329,3 +329,13 @@ def test_the_cli_prints_a_version_mismatch_as_one_line(old_model: Path, tmp_path
         f"warning: model {old_model}: numpy 1.0.0 trained this model but numpy "
         f"{np.__version__} is running; its results may differ"
     ]
+
+
+def test_saving_through_a_link_replaces_the_linked_model_and_keeps_the_link(
+    old_model: Path,
+) -> None:
+    link = old_model.parent / "current"
+    link.symlink_to(old_model.name)
+    save_model(_model(2), link)
+    assert link.is_symlink() and _loaded_seed(old_model) == 2
+    assert _hidden(old_model.parent) == []

@@ -20,6 +20,7 @@ FORBIDDEN = {
     "model_card": {"windows", "prediction", "export", "predict"},
     "windows": {"model_dir", "model_card", "prediction", "export", "predict"},
     "prediction": {"model_dir", "model_card", "windows", "export", "predict"},
+    "versions": {"model_dir", "model_card", "windows", "prediction", "export", "predict"},
     "export": {"windows", "prediction", "predict"},
     "predict": {"export", "model_card"},
 }

@@ -17,6 +17,10 @@ A model directory holds everything a prediction needs except merkit's code:
 :func:`save_model_dir` assembles a directory beside its destination and swaps it in atomically
 (:mod:`merkit.atomic_dir`): a kill at any instant leaves the old or the new model complete.
 
+:func:`open_model_dir` checks the format, merkit version, input representations and checksum, and
+warns when a library that computes the model's numbers runs in another version
+(:mod:`merkit.versions`).
+
 Loading runs pickled code (joblib) or torch deserialisation: load model directories you trust,
 like any Python package.
 """
@@ -26,10 +30,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
-import importlib.metadata
 import inspect
 import json
-import platform
 import shutil
 import warnings
 from pathlib import Path
@@ -41,6 +43,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from merkit import atomic_dir
 from merkit.errors import ConfigError, MerkitError, ModelError
 from merkit.labels import QUADRANT_MEANINGS, QUADRANTS
+from merkit.versions import (
+    LIBRARIES,
+    RESULT_LIBRARIES,
+    ModelVersionWarning,
+    library_versions,
+    merkit_version,
+    version_mismatches,
+)
 
 MODEL_FORMAT = 1
 """Version of the model-directory layout this merkit writes and reads."""
@@ -49,18 +59,6 @@ MANIFEST = "manifest.json"
 MODEL_CARD = "MODEL_CARD.md"
 JOBLIB_FILE = "estimator.joblib"
 TORCH_FILE = "estimator.pt"
-
-LIBRARIES = ("numpy", "scikit-learn", "torch", "librosa", "soundfile", "soxr")
-"""Libraries whose versions a manifest records."""
-
-RESULT_LIBRARIES = ("numpy", "scikit-learn", "librosa", "torch")
-"""Libraries whose major.minor version can change a model's numbers (features, unpickled
-estimators, network layers); ``torch`` only for estimators saved in torch format."""
-
-
-class ModelVersionWarning(UserWarning):
-    """A library that computes a model's numbers differs from the version that trained it."""
-
 
 # ---------------------------------------------------------------------------------------------
 # Manifest
@@ -166,29 +164,6 @@ class ModelManifest(BaseModel):
         return all(spec.kind == "representation" for spec in self.inputs)
 
 
-# ---------------------------------------------------------------------------------------------
-# Versions
-
-
-def merkit_version() -> str:
-    """The running merkit's version."""
-    import merkit
-
-    return merkit.__version__
-
-
-def library_versions() -> dict[str, str | None]:
-    """Installed versions of the libraries a model's numbers depend on (None: not installed)."""
-    versions: dict[str, str | None] = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    versions["python"] = platform.python_version()
-    return versions
-
-
 def jsonable(value: Any) -> Any:
     """A JSON round trip (numpy scalars to numbers, tuples to lists, paths to text)."""
 
@@ -200,41 +175,6 @@ def jsonable(value: Any) -> Any:
         return str(obj)
 
     return json.loads(json.dumps(value, default=default))
-
-
-def _major_minor(version: str) -> tuple[str, ...]:
-    return tuple(version.split("+")[0].split(".")[:2])
-
-
-def version_mismatches(manifest: ModelManifest) -> list[str]:
-    """One line per library whose running major.minor version differs from the recorded one.
-
-    Only libraries that can change the model's numbers are compared (:data:`RESULT_LIBRARIES`);
-    a library the model was trained without is not compared.
-    """
-    running = library_versions()
-    names = [
-        n
-        for n in RESULT_LIBRARIES
-        if n != "torch" or (manifest.estimator is not None and manifest.estimator.format == "torch")
-    ]
-    lines = []
-    for name in names:
-        recorded = manifest.libraries.get(name)
-        if not recorded:
-            continue
-        now = running.get(name)
-        if now is None:
-            lines.append(
-                f"{name} {recorded} trained this model but {name} is not installed; "
-                "its results may differ"
-            )
-        elif _major_minor(recorded) != _major_minor(now):
-            lines.append(
-                f"{name} {recorded} trained this model but {name} {now} is running; "
-                "its results may differ"
-            )
-    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,6 +212,8 @@ def save_model_dir(
         ``out_dir`` is a non-empty folder that is not a model directory, or writing fails.
     """
     out_dir = Path(out_dir)
+    if out_dir.is_symlink():
+        out_dir = out_dir.resolve()  # replace the model the link points to, keep the link
     with contextlib.suppress(OSError):  # a folder we cannot list: the checks below say
         atomic_dir.recover_dir(out_dir, is_model_dir)
         atomic_dir.clean_leftovers(out_dir)
@@ -492,16 +434,19 @@ def open_model_dir(path: Path | str, *, inputs: bool = True) -> tuple[ModelManif
             raise ModelError(f"model {path} is incomplete: {name} is missing")
     if inputs:
         check_inputs(manifest, path)
-    for line in version_mismatches(manifest):
+    torch_model = manifest.estimator.format == "torch"
+    for line in version_mismatches(manifest.libraries, torch=torch_model):
         warnings.warn(f"model {path}: {line}", ModelVersionWarning, stacklevel=3)
     return manifest, load_estimator(manifest.estimator, path)
 
 
 __all__ = [
     "JOBLIB_FILE",
+    "LIBRARIES",
     "MANIFEST",
     "MODEL_CARD",
     "MODEL_FORMAT",
+    "RESULT_LIBRARIES",
     "TORCH_FILE",
     "CvScores",
     "EstimatorFile",
