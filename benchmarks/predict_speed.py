@@ -69,7 +69,7 @@ def _limit_threads(threads: int) -> Any:
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     """One measurement in this process; returns a JSON-able record."""
     limits = _limit_threads(args.threads)
-    from merkit.export import load_model
+    from merkit.predict import load_model
 
     tic = time.perf_counter()
     predictor = load_model(args.model)
@@ -276,7 +276,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    from merkit.export import default_model_dir, read_manifest
+    from merkit.model_dir import default_model_dir, read_manifest
 
     args.model = args.model or default_model_dir()
     if args.worker:

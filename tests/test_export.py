@@ -13,17 +13,10 @@ import pytest
 from merkit.cache import NullCache
 from merkit.datasets.base import Dataset, Song
 from merkit.errors import AudioError, ConfigError, DataError, ModelError
-from merkit.export import (
-    JOBLIB_FILE,
-    MANIFEST,
-    MODEL_CARD,
-    TORCH_FILE,
-    load_model,
-    read_cv_results,
-    save_model,
-    train_final,
-)
+from merkit.export import read_cv_results, save_model, train_final
 from merkit.labels import QUADRANTS
+from merkit.model_dir import JOBLIB_FILE, MANIFEST, MODEL_CARD, TORCH_FILE
+from merkit.predict import Predictor, load_model
 from merkit.protocol.runner import estimator_input, resolve_inputs
 from product_helpers import (
     BANDS,
@@ -87,7 +80,7 @@ def test_round_trip_gives_the_in_memory_probabilities(
     out = save_model(model, tmp_path / "model")
     assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST, MODEL_CARD, estimator_file])
     loaded = load_model(out)
-    in_memory = model.predictor()
+    in_memory = Predictor(model.manifest, model.estimator)
     for row, song in enumerate(songs.songs):
         from_file = loaded.predict(song.source.path)
         assert from_file.n_windows == 1  # a 3 s clip is one 3 s window: exactly its training input
@@ -289,9 +282,9 @@ def test_damaged_or_inconsistent_model_dirs(exported: Path, tmp_path: Path) -> N
 
 
 def test_no_default_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import merkit.export
+    import merkit.predict
 
-    monkeypatch.setattr(merkit.export, "default_model_dir", lambda: tmp_path / "default")
+    monkeypatch.setattr(merkit.predict, "default_model_dir", lambda: tmp_path / "default")
     with pytest.raises(ModelError, match="no default model is installed"):
         load_model()
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from conftest import make_4qaed_tree
 from merkit.cache import NullCache
 from merkit.errors import AudioError, ConfigError
-from merkit.export import load_model, save_model, train_final
+from merkit.export import save_model, train_final
 from merkit.labels import QUADRANTS
 from merkit.predict import (
     PredictionFailure,
@@ -27,6 +27,7 @@ from merkit.predict import (
     TrackStats,
     expected_windows,
     iter_windows,
+    load_model,
 )
 from product_helpers import (
     LOGREG,
@@ -93,7 +94,7 @@ def test_two_sample_rates_predict_like_training(tmp_path: Path) -> None:
     inputs = resolve_inputs(songs, [s.name for s in model.manifest.inputs], cache=NullCache(),
                             progress=False)  # fmt: skip
     expected = model.estimator.predict_proba(estimator_input(inputs, np.arange(len(songs))))
-    predictor = model.predictor()
+    predictor = Predictor(model.manifest, model.estimator)
     got = [
         [predictor.predict(s.source.path).probabilities[q] for q in QUADRANTS] for s in songs.songs
     ]

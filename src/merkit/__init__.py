@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # Lazy, so `import merkit` stays light: load_model pulls in scikit-learn and the models.
     if name == "load_model":
-        from merkit.export import load_model
+        from merkit.predict import load_model
 
         return load_model
     raise AttributeError(f"module 'merkit' has no attribute {name!r}")

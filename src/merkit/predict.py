@@ -3,14 +3,12 @@ results.
 
 How a track becomes one answer
 ------------------------------
-1. The file is decoded in blocks (``soundfile.SoundFile.blocks``), mixed to mono and resampled
-   block by block with a streaming soxr resampler (HQ, the filter :func:`merkit.audio.load_audio`
-   uses), once per sample rate the model's inputs need. Formats libsndfile cannot stream (m4a
-   through audioread) are decoded whole with :func:`merkit.audio.load_audio` instead.
-2. Windows of the model's window length (the training clips' length, e.g. 30 s) start every hop
-   (e.g. 15 s). If more than ``min(1 s, hop/2)`` of the track is left after the last full window, a
-   last window ends exactly at the track's end. A track shorter than one window is one window,
-   padded the way the representation pads short clips; a track shorter than one second is refused.
+1. Only regular files are opened (a FIFO, device or socket is refused before it can block), and
+   a file that cannot be opened is reported with the system's reason.
+2. The track streams as windows (:mod:`merkit.windows`) of the model's window length (the training
+   clips' length, e.g. 30 s) every hop (e.g. 15 s), at each sample rate the model's inputs need. A
+   track shorter than one window is one window, padded the way the representation pads short
+   clips; a track shorter than one second is refused.
 3. Each window is peak-normalised *on its own* to −0.1 dBFS. Training clips were peak-normalised
    as whole clips, and a window is the prediction-time counterpart of one clip, so a clip no
    longer than a window gets exactly the input it would have had in training.
@@ -19,9 +17,8 @@ How a track becomes one answer
    the mean over windows. Windows whose raw level is below −60 dBFS RMS are left out of the mean
    unless every window is that quiet.
 
-Only the audio of the windows still to come (about one window plus one hop plus one decoding block
-per sample rate) and one batch of window features are held at a time, so memory does not grow with
-the track's length.
+Only the audio of the windows still to come and one batch of window features are held at a time,
+so memory does not grow with the track's length.
 
 A track whose raw (pre-normalisation) RMS is below −60 dBFS is silent or nearly so: it still gets an
 answer, flagged ``reliable=False`` with a warning.
@@ -31,302 +28,37 @@ from __future__ import annotations
 
 import math
 import os
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from merkit.audio import load_audio, peak_normalize
-from merkit.errors import AudioError, ConfigError, MerkitError, ModelError
-from merkit.export import InputSpec, ModelManifest
+from merkit.audio import peak_normalize
+from merkit.errors import ConfigError, MerkitError, ModelError
 from merkit.labels import HIGH_AROUSAL, POSITIVE_VALENCE
+from merkit.model_dir import MANIFEST, MODEL_CARD, InputSpec, ModelManifest, default_model_dir
+from merkit.model_dir import open_model_dir as _open_model_dir
+from merkit.prediction import PredictionFailure, PredictionResult, SegmentPrediction
+from merkit.windows import (
+    MIN_DURATION_S,
+    TrackStats,
+    Window,
+    array_blocks,
+    check_audio_file,
+    expected_windows,
+    file_blocks,
+    iter_windows,
+    rms_dbfs,
+    unreadable_reason,
+)
 
 SILENCE_DBFS = -60.0
 """Raw RMS level below which audio counts as silent (the answer is flagged unreliable)."""
 
-MIN_DURATION_S = 1.0
-"""Shortest audio merkit predicts."""
-
-BLOCK_FRAMES = 1 << 16
-"""Frames decoded per block (about 1.5-4 s of audio at common rates)."""
-
 BATCH_WINDOWS = 4
 """Windows whose features are computed before the estimator runs once on them."""
-
-MAX_TAIL_S = 1.0
-"""Audio after the last full window that may be left without a window of its own."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Results
-
-
-class SegmentPrediction(BaseModel):
-    """The model's answer for one window of a track."""
-
-    model_config = ConfigDict(frozen=True)
-
-    start_s: float = Field(description="Window start in seconds from the beginning of the track")
-    end_s: float = Field(description="Window end in seconds")
-    quadrant: str = Field(description="Most probable quadrant of this window, 'Q1'..'Q4'")
-    meaning: str = Field(description="Plain words for the quadrant, e.g. 'happy/excited'")
-    probabilities: dict[str, float] = Field(description="P(Q1)..P(Q4) for this window (sum 1)")
-    silent: bool = Field(
-        False, description="Raw level below -60 dBFS RMS: left out of the track's average"
-    )
-
-
-class PredictionResult(BaseModel):
-    """The model's answer for one song (a file or a waveform).
-
-    ``PredictionResult.model_json_schema()`` gives the JSON schema of ``merkit predict --format
-    json`` items.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    path: str | None = Field(description="The audio file, or null for a waveform")
-    quadrant: str = Field(description="Most probable quadrant, 'Q1'..'Q4'")
-    meaning: str = Field(description="Plain words for the quadrant, e.g. 'calm/serene'")
-    probabilities: dict[str, float] = Field(
-        description="P(Q1)..P(Q4): mean of the window probabilities (sum 1)"
-    )
-    arousal: Literal["high", "low"] = Field(description="'high' when P(Q1)+P(Q2) >= 0.5")
-    valence: Literal["positive", "negative"] = Field(
-        description="'positive' when P(Q1)+P(Q4) >= 0.5"
-    )
-    p_high_arousal: float = Field(description="P(Q1) + P(Q2)")
-    p_positive_valence: float = Field(description="P(Q1) + P(Q4)")
-    confidence: float = Field(description="Probability of the predicted quadrant")
-    duration_s: float = Field(description="Length of the audio in seconds")
-    n_windows: int = Field(description="Windows the track was cut into")
-    reliable: bool = Field(description="False when the answer should not be trusted (silence)")
-    warnings: list[str] = Field(default_factory=list, description="Why, in plain words")
-    segments: list[SegmentPrediction] | None = Field(
-        None, description="Per-window answers, when requested"
-    )
-
-
-class PredictionFailure(BaseModel):
-    """A file that could not be predicted, with the one-line reason."""
-
-    model_config = ConfigDict(frozen=True)
-
-    path: str
-    error: str
-
-
-# ---------------------------------------------------------------------------------------------
-# Streaming windows
-
-
-@dataclass(frozen=True)
-class Window:
-    """One window of a track: its span and its raw (not normalised) audio at each sample rate."""
-
-    start_s: float
-    end_s: float
-    audio: dict[int, np.ndarray]
-
-
-@dataclass
-class TrackStats:
-    """Filled while a track streams: length and raw energy (for the silence check)."""
-
-    native_sr: int = 0
-    frames: int = 0
-    sum_squares: float = 0.0
-
-    @property
-    def duration_s(self) -> float:
-        return self.frames / self.native_sr if self.native_sr else 0.0
-
-    @property
-    def rms_dbfs(self) -> float:
-        """Raw RMS level in dBFS (``-inf`` for digital silence)."""
-        if self.frames == 0 or self.sum_squares == 0.0:
-            return -math.inf
-        return 10.0 * math.log10(self.sum_squares / self.frames)
-
-
-def rms_dbfs(y: np.ndarray) -> float:
-    """RMS level of samples in dBFS (full scale = 1.0); ``-inf`` for all zeros or no samples."""
-    if y.size == 0:
-        return -math.inf
-    mean_square = float(np.mean(np.square(y, dtype=np.float64)))
-    return -math.inf if mean_square == 0.0 else 10.0 * math.log10(mean_square)
-
-
-class _Track:
-    """The audio at one sample rate, kept only as far back as the windows still to come need."""
-
-    def __init__(self, native_sr: int, sr: int) -> None:
-        import soxr
-
-        self.sr = sr
-        self.resampler = (
-            None
-            if sr == native_sr
-            else soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
-        )
-        self.buffer = np.zeros(0, dtype=np.float32)
-        self.offset = 0  # index in the whole track of buffer[0]
-
-    @property
-    def end(self) -> int:
-        return self.offset + self.buffer.size
-
-    def push(self, block: np.ndarray, *, last: bool = False) -> None:
-        if self.resampler is not None:
-            block = self.resampler.resample_chunk(block, last=last)
-        if block.size:
-            self.buffer = np.concatenate([self.buffer, block.astype(np.float32, copy=False)])
-
-    def take(self, start: int, stop: int) -> np.ndarray:
-        return self.buffer[start - self.offset : stop - self.offset].copy()
-
-    def drop_before(self, index: int) -> None:
-        cut = index - self.offset
-        if cut > 0:
-            self.buffer = self.buffer[cut:].copy()  # copy: let the old buffer be freed
-            self.offset = index
-
-
-def _file_blocks(path: Path, fallback_sr: int, stats: TrackStats) -> Iterator[np.ndarray]:
-    """Mono float32 blocks of a file at its native rate (sets ``stats.native_sr`` first)."""
-    import soundfile as sf
-
-    try:
-        handle = sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
-        # Not streamable by libsndfile: load_audio either decodes it whole (audioread) or raises
-        # the AudioError explaining why it is not audio (missing, empty, unknown format ...).
-        y = load_audio(path, sr=fallback_sr, normalize=False)
-        yield from _array_blocks(y, fallback_sr, stats)
-        return
-    with handle:
-        stats.native_sr = int(handle.samplerate)
-        try:
-            for block in handle.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
-                yield block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-            raise AudioError(
-                f"cannot decode audio file '{path}': the file is corrupt or truncated ({exc})"
-            ) from None
-
-
-def _array_blocks(y: np.ndarray, sr: int, stats: TrackStats) -> Iterator[np.ndarray]:
-    stats.native_sr = int(sr)
-    for start in range(0, y.size, BLOCK_FRAMES):
-        yield y[start : start + BLOCK_FRAMES]
-
-
-def iter_windows(
-    blocks: Iterable[np.ndarray],
-    stats: TrackStats,
-    srs: Sequence[int],
-    window_s: float,
-    hop_s: float,
-    *,
-    where: str = "the audio",
-) -> Iterator[Window]:
-    """Cut a stream of native-rate mono blocks into windows at every rate in ``srs``.
-
-    Parameters
-    ----------
-    blocks : iterable of np.ndarray
-        Mono float32 blocks; ``stats.native_sr`` must be set before the first block is yielded.
-    stats : TrackStats
-        Updated with the frame count and raw energy as blocks arrive.
-    srs : sequence of int
-        Sample rates the windows are needed at.
-    window_s, hop_s : float
-        Window length and hop in seconds.
-    where : str
-        Names the audio in error messages.
-
-    Yields
-    ------
-    Window
-        In time order; see the module docstring for the placement rule.
-
-    Raises
-    ------
-    AudioError
-        No samples, non-finite samples, or shorter than :data:`MIN_DURATION_S`.
-    """
-    tracks: dict[int, _Track] = {}
-    pending: deque[tuple[float, float, str]] = deque()  # (start_s, end_s, anchored at)
-    n_regular = 0
-
-    def ready(final: bool) -> Iterator[Window]:
-        while pending:
-            start_s, end_s, anchor = pending[0]
-            spans = {}
-            for sr, track in tracks.items():
-                length = round((end_s - start_s) * sr)
-                if anchor == "end":
-                    stop = track.end
-                    start = max(0, stop - length)
-                else:
-                    start = round(start_s * sr)
-                    stop = start + length
-                    if final:
-                        stop = min(stop, track.end)
-                    elif track.end < stop:
-                        return  # this rate's resampler has not caught up yet
-                spans[sr] = (start, stop)
-            pending.popleft()
-            yield Window(start_s, end_s, {sr: tracks[sr].take(*spans[sr]) for sr in tracks})
-            for sr, track in tracks.items():
-                next_start = round((pending[0][0] if pending else n_regular * hop_s) * sr)
-                # keep one window before the end too: a last window may end at the track's end
-                track.drop_before(min(next_start, track.end - round(window_s * sr)))
-
-    for block in blocks:
-        if not tracks:
-            tracks = {sr: _Track(stats.native_sr, sr) for sr in sorted(set(srs))}
-        if not np.all(np.isfinite(block)):
-            raise AudioError(f"{where} contains NaN or infinite samples")
-        stats.frames += block.size
-        stats.sum_squares += float(np.sum(np.square(block, dtype=np.float64)))
-        for track in tracks.values():
-            track.push(block)
-        while stats.frames >= round((n_regular * hop_s + window_s) * stats.native_sr):
-            pending.append((n_regular * hop_s, n_regular * hop_s + window_s, "start"))
-            n_regular += 1
-        yield from ready(final=False)
-
-    if stats.frames == 0:
-        raise AudioError(f"{where} contains no samples")
-    if stats.duration_s < MIN_DURATION_S:
-        raise AudioError(
-            f"{where} is shorter than one second ({stats.duration_s:.2f} s); "
-            "merkit needs at least 1 s of audio"
-        )
-    for track in tracks.values():
-        track.push(np.zeros(0, dtype=np.float32), last=True)
-    total_s = stats.duration_s
-    if n_regular == 0:
-        pending.append((0.0, total_s, "start"))  # shorter than one window: the whole track
-    else:
-        covered = (n_regular - 1) * hop_s + window_s
-        if total_s - covered > min(MAX_TAIL_S, hop_s / 2):
-            pending.append((total_s - window_s, total_s, "end"))
-    yield from ready(final=True)
-
-
-def expected_windows(duration_s: float, window_s: float, hop_s: float) -> int:
-    """How many windows :func:`iter_windows` cuts a track of ``duration_s`` seconds into."""
-    if duration_s < window_s:
-        return 1
-    regular = math.floor((duration_s - window_s) / hop_s + 1e-9) + 1
-    covered = (regular - 1) * hop_s + window_s
-    return regular + int(duration_s - covered > min(MAX_TAIL_S, hop_s / 2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,8 +133,6 @@ class Predictor:
         """The model card text, when the model was loaded from a directory."""
         if self.model_dir is None:
             return None
-        from merkit.export import MODEL_CARD
-
         return (self.model_dir / MODEL_CARD).read_text()
 
     def _column_order(self) -> np.ndarray:
@@ -506,11 +236,11 @@ class Predictor:
                     "first (e.g. y / 32768 for int16)"
                 )
             y = np.ascontiguousarray(audio, dtype=np.float32)
-            blocks = _array_blocks(y, int(sr), stats)
+            blocks = array_blocks(y, int(sr), stats)
             where, path = "the waveform", None
         elif isinstance(audio, str | os.PathLike):
             path = str(audio)
-            blocks = _file_blocks(Path(audio), srs[0], stats)
+            blocks = file_blocks(Path(audio), srs[0], stats)
             where = f"audio file '{path}'"
         else:
             raise ConfigError(
@@ -665,12 +395,8 @@ class Predictor:
             for path in paths:
                 yield safe_predict(self, path, segments=segments)
             return
-        from joblib import Parallel, delayed
-
-        model_dir = str(self.model_dir)
-        yield from Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(
-            delayed(_predict_in_worker)(model_dir, str(path), segments) for path in paths
-        )
+        tasks = [(str(self.model_dir), str(path), segments) for path in paths]
+        yield from _parallel_map(_predict_in_worker, tasks, n_jobs)
 
 
 def safe_predict(
@@ -696,8 +422,6 @@ class _WorkerModels:
 
     def get(self, model_dir: str) -> Predictor:
         if model_dir not in self.loaded:
-            from merkit.export import load_model
-
             # the parent process checked the inputs against its representation registry, which
             # may hold representations registered at run time that a fresh worker lacks
             self.loaded[model_dir] = load_model(model_dir, check_inputs=False)
@@ -713,6 +437,60 @@ def _predict_in_worker(
     return safe_predict(_WORKER_MODELS.get(model_dir), path, segments=segments)
 
 
+def _parallel_map(
+    func: Callable[..., PredictionResult | PredictionFailure],
+    tasks: Sequence[tuple[Any, ...]],
+    n_jobs: int,
+) -> Iterator[PredictionResult | PredictionFailure]:
+    """``func(*task)`` for each task in ``n_jobs`` worker processes, results in task order.
+
+    The one place that chooses the process pool of ``predict --jobs``.
+    """
+    from joblib import Parallel, delayed
+
+    yield from Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(
+        delayed(func)(*task) for task in tasks
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> Predictor:
+    """Load a model directory for prediction.
+
+    Parameters
+    ----------
+    path : path, optional
+        A directory written by ``merkit train`` (:func:`merkit.export.save_model`). ``None`` loads
+        the default model shipped inside the package.
+    check_inputs : bool
+        Check that this merkit knows every input representation, in the same version (turned off
+        only where that was checked already, e.g. in worker processes).
+
+    Returns
+    -------
+    Predictor
+
+    Raises
+    ------
+    ModelError
+        The directory, its manifest or one of its files is missing, damaged, or from an
+        incompatible merkit version; the message says which.
+    """
+    if path is None:
+        path = default_model_dir()
+        if not (path / MANIFEST).is_file():
+            raise ModelError(
+                f"no default model is installed (expected {path}); pass a model directory "
+                "made with 'merkit train'"
+            )
+    path = Path(path)
+    manifest, estimator = _open_model_dir(path, inputs=check_inputs)
+    return Predictor(manifest, estimator, model_dir=path)
+
+
 __all__ = [
     "MIN_DURATION_S",
     "SILENCE_DBFS",
@@ -722,8 +500,11 @@ __all__ = [
     "SegmentPrediction",
     "TrackStats",
     "Window",
+    "check_audio_file",
     "expected_windows",
     "iter_windows",
+    "load_model",
     "rms_dbfs",
     "safe_predict",
+    "unreadable_reason",
 ]

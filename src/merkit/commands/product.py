@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 import sys
+import warnings
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -19,7 +22,7 @@ from merkit.commands import err_console, user_errors
 from merkit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from merkit.predict import PredictionFailure, PredictionResult
+    from merkit.prediction import PredictionFailure, PredictionResult
 
     Outcome = PredictionResult | PredictionFailure
 
@@ -142,28 +145,54 @@ def train(
 def find_audio(paths: Sequence[Path]) -> tuple[list[Path], list[PredictionFailure]]:
     """Files to predict: named files as given, folders searched recursively for audio files.
 
-    Hidden files (names starting with ``.``, e.g. macOS ``._song.mp3``) are skipped in folders.
-    A path that does not exist becomes a failure.
+    Hidden files and folders (names starting with ``.``, e.g. macOS ``._song.mp3``) are skipped in
+    folders, and so are symbolic links to folders. Every path that cannot be read (missing, a
+    FIFO, device or socket, a symbolic-link loop or broken link, no permission, an unreadable
+    folder) becomes a failure with its reason; nothing is opened that could block.
     """
     from merkit.datasets.base import AUDIO_EXTENSIONS
-    from merkit.predict import PredictionFailure
+    from merkit.prediction import PredictionFailure
+    from merkit.windows import unreadable_reason
 
     files: list[Path] = []
-    missing: list[PredictionFailure] = []
+    failures: list[PredictionFailure] = []
+
+    def fail(path: Path | str, reason: str) -> None:
+        failures.append(PredictionFailure(path=str(path), error=f"'{path}' {reason}"))
+
     for path in paths:
-        if path.is_dir():
-            files += sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in AUDIO_EXTENSIONS
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        elif path.exists():
-            files.append(path)
-        else:
-            missing.append(PredictionFailure(path=str(path), error=f"'{path}' does not exist"))
-    return files, missing
+        try:
+            is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+        except OSError:
+            is_dir = False  # unreadable_reason below names the problem
+        if not is_dir:
+            reason = unreadable_reason(path)
+            if reason is None:
+                files.append(path)
+            else:
+                fail(path, reason)
+            continue
+        found: list[Path] = []
+        walk_errors: list[OSError] = []
+        for folder, dirnames, filenames in os.walk(path, onerror=walk_errors.append):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if name.startswith(".") or Path(name).suffix.lower() not in AUDIO_EXTENSIONS:
+                    continue
+                file = Path(folder) / name
+                reason = unreadable_reason(file)
+                if reason is None:
+                    found.append(file)
+                else:
+                    fail(file, reason)
+        for exc in walk_errors:
+            fail(exc.filename, f"is a folder that cannot be read: {_os_reason(exc)}")
+        files += sorted(found)
+    return files, failures
+
+
+def _os_reason(exc: OSError) -> str:
+    return (exc.strerror or type(exc).__name__).lower()
 
 
 def _pct(value: float) -> str:
@@ -173,7 +202,7 @@ def _pct(value: float) -> str:
 def _print_table(outcomes: list[Outcome], segments: bool) -> None:
     from rich.table import Table
 
-    from merkit.predict import PredictionResult
+    from merkit.prediction import PredictionResult
 
     results = [o for o in outcomes if isinstance(o, PredictionResult)]
     if not results:
@@ -261,7 +290,7 @@ CSV_COLUMNS = (
 
 
 def _csv_text(outcomes: list[Outcome]) -> str:
-    from merkit.predict import PredictionFailure
+    from merkit.prediction import PredictionFailure
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
@@ -352,8 +381,9 @@ def predict(
     Whole tracks are cut into windows whose answers are averaged. A file that fails is reported
     with its reason and the others go on. Exit code: 0 all predicted, 1 some failed, 2 no files.
     """
-    from merkit.export import load_model
-    from merkit.predict import PredictionFailure
+    from merkit.model_dir import ModelVersionWarning
+    from merkit.predict import load_model
+    from merkit.prediction import PredictionFailure
 
     files, outcomes_missing = find_audio(paths)
     if not files and not outcomes_missing:
@@ -363,7 +393,17 @@ def predict(
             highlight=False,
         )
         raise typer.Exit(2)
-    predictor = load_model(model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ModelVersionWarning)
+        predictor = load_model(model)
+    for warning in caught:  # one plain line each, not Python's two-line warning format
+        if issubclass(warning.category, ModelVersionWarning):
+            line = f"[yellow]warning:[/] {escape(str(warning.message))}"
+            err_console.print(line, highlight=False, soft_wrap=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     outcomes: list[Outcome] = list(outcomes_missing)
     for failure in outcomes_missing:
         err_console.print(f"[red]failed:[/] {escape(failure.error)}", highlight=False)
