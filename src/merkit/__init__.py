@@ -1,9 +1,8 @@
 """merkit: music emotion recognition in Russell's four arousal/valence quadrants."""
 
 from merkit.errors import AudioError, ConfigError, DataError, MerkitError, ModelError
+from merkit._version import __version__
 from merkit.labels import QUADRANT_MEANINGS, QUADRANTS
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:

@@ -19,9 +19,9 @@ class ModelVersionWarning(UserWarning):
 
 def merkit_version() -> str:
     """The running merkit's version."""
-    import merkit
+    from merkit._version import __version__
 
-    return merkit.__version__
+    return __version__
 
 
 def library_versions() -> dict[str, str | None]:
