@@ -1,7 +1,7 @@
 """merkit: music emotion recognition in Russell's four arousal/valence quadrants."""
 
-from merkit.errors import AudioError, ConfigError, DataError, MerkitError, ModelError
 from merkit._version import __version__
+from merkit.errors import AudioError, ConfigError, DataError, MerkitError, ModelError
 from merkit.labels import QUADRANT_MEANINGS, QUADRANTS
 
 
