@@ -52,6 +52,9 @@ class FileSource:
 
     @property
     def key(self) -> str:
+        from merkit.audio import check_audio_file
+
+        check_audio_file(self.path)  # never open a FIFO (it blocks) or a folder for hashing
         digest = hashlib.sha1()
         with open(self.path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
