@@ -98,13 +98,14 @@ def _looks_like_text(head: bytes) -> bool:
     return all(c.isprintable() or c in "\t\n\r\f\v" for c in text)
 
 
-def check_audio_file(path: str | Path) -> None:
+def check_audio_file(path: str | Path, *, content: bool = True) -> None:
     """Refuse, with the real reason, a path that cannot be an audio file; never blocks.
 
     Checks, without a decoder: the path exists and is readable, is a regular file (a FIFO would
     block a reader forever; devices, sockets and folders are refused too), is not empty, and is
     not a text file. Called by :func:`load_audio` and :func:`audio_info`; call it before opening
-    a path with any other decoder.
+    a path with any other decoder. ``content=False`` stops after the file-type checks (nothing
+    is opened).
 
     Raises
     ------
@@ -127,6 +128,8 @@ def check_audio_file(path: str | Path) -> None:
         raise AudioError(f"audio file '{path}' cannot be read: {error.strerror}") from None
     if not stat.S_ISREG(mode):
         raise AudioError(f"audio file '{path}' is {_kind(mode)}, not a regular file")
+    if not content:
+        return
     try:
         with open(path, "rb") as handle:
             head = handle.read(_SNIFF_BYTES)

@@ -104,3 +104,32 @@ def check_dataset(
                 f"feature table {table_name!r} has {len(extra)} rows for unknown songs"
             )
     return report
+
+
+def load_checked_dataset(
+    name: str,
+    root: Path | str | None,
+    *,
+    decode: bool = False,
+    progress: bool = True,
+    **options: object,
+) -> Dataset:
+    """Load a dataset after the checks of ``merkit data check``, refusing it if any fails.
+
+    The one validation every command shares: ``benchmark`` and ``train`` report exactly the
+    problems ``data check`` lists (with ``decode=False``, the same as ``data check --no-decode``:
+    each file's header is read, about 3 ms a file; a file whose header is sound but whose data is
+    corrupt is reported, naming it, when its features are extracted).
+
+    Raises
+    ------
+    DataError
+        Listing every problem, as ``data check`` does.
+    """
+    report = check_dataset(name, root, decode=decode, progress=progress, **options)
+    if report.problems or report.dataset is None:
+        where = f"{name} dataset at {root}" if root is not None else f"{name} dataset"
+        lines = [f"{len(report.problems)} problem(s) in {where}:"]
+        lines += [f"  - {problem}" for problem in report.problems]
+        raise DataError("\n".join(lines))
+    return report.dataset
