@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from merkit.audio import audio_info, check_audio_file, load_audio
+from merkit import audio
+from merkit.audio import audio_info, load_audio
 from merkit.datasets.base import FileSource
 from merkit.errors import AudioError
 
@@ -42,7 +43,7 @@ def _within(seconds: float, fn: Callable[[], object]) -> BaseException | None:
 @posix_only
 @pytest.mark.parametrize(
     "call",
-    [load_audio, audio_info, check_audio_file, lambda p: FileSource(p).key],
+    [load_audio, audio_info, lambda p: audio.check_audio_file(p), lambda p: FileSource(p).key],
     ids=["load_audio", "audio_info", "check_audio_file", "FileSource.key"],
 )
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path, call: Callable[[Path], object]) -> None:
@@ -101,10 +102,11 @@ def test_a_text_file_named_mp3_is_refused_without_decoder_noise(
     path = tmp_path / "notes.mp3"
     path.write_text("These are my notes, not a song.\n" * 40)
     capfd.readouterr()
-    with pytest.raises(AudioError, match=r"notes\.mp3' is a text file, not a recognised"):
+    with pytest.raises(AudioError) as info:
         reader(path)
     captured = capfd.readouterr()  # file-descriptor level: C libraries' output shows up here
     assert captured.err == "" and captured.out == ""
+    assert "notes.mp3' is a text file, not a recognised audio format" in str(info.value)
 
 
 def test_binary_garbage_named_mp3_gives_one_message_and_no_decoder_noise(
@@ -125,6 +127,5 @@ def test_real_audio_still_loads(tmp_path: Path) -> None:
     t = np.arange(16_000) / 16_000
     for name in ("tone.wav", "tone.flac", "tone.ogg"):
         sf.write(tmp_path / name, 0.5 * np.sin(2 * np.pi * 440 * t), 16_000)
-        check_audio_file(tmp_path / name)
         y = load_audio(tmp_path / name)
         assert y.shape == (16_000,) and abs(float(np.abs(y).max()) - 10 ** (-0.1 / 20)) < 1e-4

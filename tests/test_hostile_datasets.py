@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 
 from conftest import make_4qaed_tree
-from merkit.datasets import load_dataset
-from merkit.datasets.check import check_dataset, load_checked_dataset
+from merkit.datasets import check, load_dataset
+from merkit.datasets.check import check_dataset
 from merkit.errors import DataError
 
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
@@ -52,7 +52,7 @@ def test_benchmark_validation_reports_the_same_problems_as_data_check(tiny_4qaed
     report = check_dataset("4qaed", tiny_4qaed, decode=False, progress=False)
     assert len(report.problems) == 4, report.problems
     with pytest.raises(DataError) as info:
-        load_checked_dataset("4qaed", tiny_4qaed, progress=False)
+        check.load_checked_dataset("4qaed", tiny_4qaed, progress=False)
     lines = str(info.value).splitlines()
     assert lines[0].startswith("4 problem(s) in 4qaed dataset at")
     assert [line.removeprefix("  - ") for line in lines[1:]] == report.problems
@@ -62,7 +62,7 @@ def test_benchmark_validation_reports_the_same_problems_as_data_check(tiny_4qaed
 
 
 def test_a_checked_healthy_dataset_loads(tiny_4qaed: Path) -> None:
-    dataset = load_checked_dataset("4qaed", tiny_4qaed, progress=False)
+    dataset = check.load_checked_dataset("4qaed", tiny_4qaed, progress=False)
     assert len(dataset) == 12 and dataset.counts() == {"Q1": 3, "Q2": 3, "Q3": 3, "Q4": 3}
 
 
