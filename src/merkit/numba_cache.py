@@ -38,6 +38,7 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -147,7 +148,8 @@ def _stamp_dir() -> Path:
         probe.touch()
         probe.unlink()
     except OSError:
-        folder = Path(tempfile.gettempdir()) / f"merkit-numba-verified-{os.getuid()}"
+        user = getattr(os, "getuid", lambda: "user")()
+        folder = Path(tempfile.gettempdir()) / f"merkit-numba-verified-{user}"
         folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -157,14 +159,25 @@ def _run_warm_subprocess(timeout: float) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise MerkitError(
+            f"compiling librosa's numba functions took more than {timeout:.0f} s; "
+            "is the machine overloaded?"
+        ) from None
+    if result.returncode in (-signal.SIGINT, 130) or result.stderr.rstrip().endswith(
+        "KeyboardInterrupt"
+    ):
+        raise KeyboardInterrupt  # Ctrl-C during the check: the cache is not to blame
+    return result
 
 
 def clear_cache() -> int:
