@@ -92,6 +92,8 @@ def test_a_missing_feature_table_names_its_file(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         dataset.table("top100")
     assert f"its file {root / 'top100_features.csv'} does not exist" in str(info.value)
+    with pytest.raises(DataError, match=r"1 problem\(s\)[\s\S]*top100_features\.csv"):
+        check.load_checked_dataset("4qaed", root, progress=False, require_tables=["top100"])
     subset = dataset.subset(dataset.song_ids[:8])
     with pytest.raises(DataError, match="top100_features.csv"):
         subset.table("top100")
