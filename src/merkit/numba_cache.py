@@ -20,9 +20,9 @@ cache. :func:`lock_numba_cache_io` additionally serialises numba's cache reads a
 processes with a file lock, so even a function the warm-up missed cannot be written by two
 processes at once.
 
-Measured here (2 cores): stamp hit 2-5 ms; verification of a warm cache 3-4 s (one Python start
-plus loading the cached functions); first compile on an empty cache about 20 s, which the first
-extraction would otherwise spend anyway.
+Measured here (2 cores): stamp hit 2-20 ms; verification of a warm cache 3-4 s idle, 13 s under
+load (a Python start plus loading the cached functions); first compile on an empty cache about
+20 s, which the first extraction would otherwise spend anyway.
 
 The cache lives where numba puts it: ``$NUMBA_CACHE_DIR/<dir>_<sha1 of the dir>`` when that
 variable is set, else each librosa sub-package's ``__pycache__`` (or numba's per-user cache folder
