@@ -8,7 +8,13 @@ ogg/opus, mp3, aiff, ...) and soxr; :func:`crop_or_pad` does the last one.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import stat
+import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -51,14 +57,132 @@ class AudioInfo:
     format: str
 
 
+_MAGIC: tuple[tuple[int, bytes], ...] = (
+    (0, b"RIFF"),  # wav
+    (0, b"RIFX"),
+    (0, b"RF64"),
+    (0, b"riff"),  # Sony Wave64
+    (0, b"fLaC"),
+    (0, b"OggS"),  # vorbis, opus, flac in ogg
+    (0, b"ID3"),  # mp3 with an ID3v2 tag
+    (0, b"FORM"),  # aiff / aifc
+    (0, b".snd"),  # au
+    (0, b"caff"),
+    (0, b"wvpk"),
+    (0, b"MAC "),
+    (0, b"\x30\x26\xb2\x75"),  # asf / wma
+    (4, b"ftyp"),  # mp4 / m4a
+)
+"""Offsets and magic bytes of the containers merkit's decoders read."""
+
+
+def _looks_like_audio(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) starts like an audio container or MPEG stream."""
+    if any(head[at : at + len(magic)] == magic for at, magic in _MAGIC):
+        return True
+    # Raw MPEG audio / ADTS AAC: an 11-bit frame sync, possibly after a few padding bytes.
+    start = head[:512].lstrip(b"\x00")
+    return len(start) >= 2 and start[0] == 0xFF and start[1] & 0xE0 == 0xE0
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """Whether ``head`` is printable text (UTF-8, no control bytes other than whitespace)."""
+    if not head or b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 4:  # a split multi-byte character at the end is fine
+            return False
+        text = head[: error.start].decode("utf-8")
+    return all(c.isprintable() or c in "\t\n\r\f\v" for c in text)
+
+
+def check_audio_file(path: str | Path, *, content: bool = True) -> None:
+    """Refuse, with the real reason, a path that cannot be an audio file; never blocks.
+
+    Checks, without a decoder: the path exists and is readable, is a regular file (a FIFO would
+    block a reader forever; devices, sockets and folders are refused too), is not empty, and is
+    not a text file. Called by :func:`load_audio` and :func:`audio_info`; call it before opening
+    a path with any other decoder. ``content=False`` stops after the file-type checks (nothing
+    is opened).
+
+    Raises
+    ------
+    AudioError
+        Naming the file and the reason (no such file, permission denied, a directory, a FIFO, a
+        device, a socket, a symlink loop, empty, text rather than audio).
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise AudioError(f"audio file '{path}' is a broken symbolic link") from None
+        raise AudioError(f"audio file '{path}' does not exist") from None
+    except PermissionError:
+        raise AudioError(f"audio file '{path}' cannot be read: permission denied") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise AudioError(f"audio file '{path}' is a symbolic link loop") from None
+        raise AudioError(f"audio file '{path}' cannot be read: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise AudioError(f"audio file '{path}' is {_kind(mode)}, not a regular file")
+    if not content:
+        return
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except PermissionError:
+        raise AudioError(f"audio file '{path}' cannot be read: permission denied") from None
+    except OSError as error:
+        raise AudioError(f"audio file '{path}' cannot be read: {error.strerror}") from None
+    if not head:
+        raise AudioError(f"audio file '{path}' is empty (0 bytes)")
+    if not _looks_like_audio(head) and _looks_like_text(head):
+        raise AudioError(f"audio file '{path}' is a text file, not a recognised audio format")
+
+
+_SNIFF_BYTES = 2048
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (C libraries' messages, e.g. mpg123's) for the block.
+
+    Decoders print their own diagnostics straight to fd 2 before merkit can explain the
+    problem in one line; what they print is dropped. Python's ``sys.stderr`` is flushed first.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no fd 2 (e.g. some embedded interpreters)
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _check_file(path: Path) -> None:
     """Raise :class:`AudioError` for the problems that need no decoder to see."""
-    if not path.exists():
-        raise AudioError(f"audio file '{path}' does not exist")
-    if not path.is_file():
-        raise AudioError(f"audio file '{path}' is not a regular file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"audio file '{path}' is empty (0 bytes)")
+    check_audio_file(path)
 
 
 def _explain(error: Exception) -> str:
@@ -94,7 +218,8 @@ def _read_with_audioread(path: Path) -> tuple[np.ndarray, int] | None:
     if not backends:
         return None
     try:
-        return _audioread_decode(audioread, path, backends)
+        with quiet_stderr():
+            return _audioread_decode(audioread, path, backends)
     except Exception:  # any backend failure means "cannot decode": report soundfile's reason
         return None
 
@@ -110,7 +235,8 @@ def _audioread_decode(audioread: Any, path: Path, backends: list[Any]) -> tuple[
 def _decode(path: Path) -> tuple[np.ndarray, int]:
     """Decode ``path`` to ``(frames, channels)`` float32 and its sample rate."""
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with quiet_stderr():
+            data, sr = sf.read(str(path), dtype="float32", always_2d=True)
         return data, int(sr)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
         sf_error = error
@@ -260,7 +386,8 @@ def audio_info(path: str | Path) -> AudioInfo:
     path = Path(path)
     _check_file(path)
     try:
-        info = sf.info(str(path))
+        with quiet_stderr():
+            info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
         raise AudioError(f"cannot read audio file '{path}': {_explain(error)}") from None
     return AudioInfo(

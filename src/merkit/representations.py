@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from collections.abc import Callable, Iterator, Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -24,6 +25,8 @@ from merkit.errors import AudioError, ConfigError, DataError
 
 if TYPE_CHECKING:
     from merkit.datasets.base import AudioSource, Dataset
+
+_log = logging.getLogger(__name__)
 
 CHUNK_SAMPLES = 59_049
 """ShortChunk / Sample CNN segment length: 3**10 samples, 3.69 s at 16 kHz (spec §2.6, §2.7)."""
@@ -126,7 +129,7 @@ def _sparse_filterbank_t(sr: int, n_fft: int, n_mels: int) -> scipy.sparse.csr_m
 
     A sparse product is ~5x faster than BLAS here and, unlike a multithreaded BLAS ``sgemm``,
     gives bit-identical results whatever the thread count, so a song's log-mel does not depend on
-    whether it was computed in the main process or a joblib worker.
+    whether it was computed in the main process or a worker process.
     """
     return scipy.sparse.csr_matrix(mel_filterbank(sr, n_fft, n_mels).T)
 
@@ -298,6 +301,16 @@ class Representation:
         Whether ``fn`` uses ``seed``; only then does the global seed enter the cache key.
     description : str
         One line for listings.
+    shape : callable, optional
+        ``shape(sr, params)`` gives the expected array shape, ``None`` for a free axis (e.g. the
+        number of chunks); a cached array of another shape is recomputed. ``None`` checks nothing.
+    finite : bool
+        Whether every value must be finite. True for every built-in representation: log-mels are
+        floored dB values, waveforms are checked on load, and the own-feature extractor maps
+        undefined statistics to 0.
+    uses_numba : bool
+        Whether ``fn`` calls librosa's numba-compiled functions (the numba cache is verified
+        before computing, see :mod:`merkit.numba_cache`).
     """
 
     name: str
@@ -308,6 +321,26 @@ class Representation:
     dtype: str = "float32"
     stochastic: bool = False
     description: str = ""
+    shape: Callable[[int, Mapping[str, Any]], tuple[int | None, ...]] | None = None
+    finite: bool = True
+    uses_numba: bool = False
+
+    def problem(self, array: np.ndarray, sr: int, params: Mapping[str, Any]) -> str | None:
+        """Why ``array`` is not a valid stored value of this representation, or ``None``."""
+        if array.dtype != np.dtype(self.dtype):
+            return f"dtype {array.dtype}, expected {self.dtype}"
+        if self.shape is not None:
+            expected = self.shape(sr, params)
+            if len(expected) != array.ndim or any(
+                e is not None and e != n for e, n in zip(expected, array.shape, strict=True)
+            ):
+                shown = "x".join("*" if e is None else str(e) for e in expected)
+                return f"shape {'x'.join(map(str, array.shape))}, expected {shown}"
+        if array.size == 0:
+            return "empty array"
+        if self.finite and not np.all(np.isfinite(array)):
+            return f"{int(np.size(array) - np.isfinite(array).sum())} NaN or infinite value(s)"
+        return None
 
     def load_fn(self) -> Callable[..., np.ndarray]:
         """Import and return the function named by :attr:`fn`."""
@@ -391,6 +424,29 @@ def _config_params(cfg: LogMelConfig) -> dict[str, Any]:
     return cfg.model_dump(exclude={"sr"})
 
 
+def _logmel_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    return (params.get("n_frames"), int(params.get("n_mels", 128)))
+
+
+def _classic_aug_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    return (4, *_logmel_shape(sr, params))
+
+
+def _logmel_chunks_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    frames = 1 + int(params.get("chunk", CHUNK_SAMPLES)) // int(params.get("hop_length", 512))
+    return (None, frames, int(params.get("n_mels", 128)))
+
+
+def _waveform_chunks_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    return (None, int(params.get("chunk", CHUNK_SAMPLES)))
+
+
+def _own_features_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    from merkit.features.own import OWN_FEATURE_NAMES
+
+    return (len(OWN_FEATURE_NAMES),)
+
+
 _HERE = __name__
 _CHUNK_CFG = LogMelConfig(n_frames=None, crop_samples=None)
 
@@ -401,6 +457,7 @@ for _rep in (
         params=_config_params(LogMelConfig()),
         # dB values in [-100, +60]: float16's 0.03 dB resolution there is far below model noise.
         dtype="float16",
+        shape=_logmel_shape,
         description="942 x 128 log-mel at 16 kHz (the paper's intent, correct filterbank)",
     ),
     Representation(
@@ -408,6 +465,7 @@ for _rep in (
         fn=f"{_HERE}:logmel_representation",
         params=_config_params(LogMelConfig.paper_code()),
         dtype="float16",
+        shape=_logmel_shape,
         description="942 x 128 log-mel exactly as the paper's code computes it (quirks on)",
     ),
     Representation(
@@ -415,6 +473,7 @@ for _rep in (
         fn=f"{_HERE}:logmel_chunks_representation",
         params={**_config_params(_CHUNK_CFG), "chunk": CHUNK_SAMPLES},
         dtype="float16",
+        shape=_logmel_chunks_shape,
         description="n_chunks x 116 x 128 log-mels of 59 049-sample chunks (ShortChunk CNN)",
     ),
     Representation(
@@ -422,6 +481,7 @@ for _rep in (
         fn=f"{_HERE}:waveform_chunks_representation",
         params={"chunk": CHUNK_SAMPLES},
         dtype="float32",
+        shape=_waveform_chunks_shape,
         description="n_chunks x 59 049 raw waveform chunks (Sample CNN)",
     ),
     Representation(
@@ -430,6 +490,8 @@ for _rep in (
         dtype="float32",
         # 2: float32 spectral analysis (values move by < 0.5 %, most by < 1e-4 relative)
         version="2",
+        shape=_own_features_shape,
+        uses_numba=True,
         description="merkit's own handcrafted librosa feature vector",
     ),
 ):
@@ -444,6 +506,8 @@ register_representation(
         params=_config_params(LogMelConfig()),
         dtype="float16",
         stochastic=True,
+        shape=_classic_aug_shape,
+        uses_numba=True,
         description="4 x 942 x 128: time shift, pitch shift ±2 st, time stretch, ±10 dB (Hybrid)",
     )
 )
@@ -454,6 +518,8 @@ register_representation(
         params={**_config_params(LogMelConfig.paper_code()), "compat": True},
         dtype="float16",
         stochastic=True,
+        shape=_classic_aug_shape,
+        uses_numba=True,
         description="the classic augmentations exactly as the paper's code makes them",
     )
 )
@@ -470,6 +536,8 @@ for _transform, _what in (
             params={"transform": _transform, **_config_params(LogMelConfig())},
             dtype="float16",
             stochastic=True,
+            shape=_logmel_shape,
+            uses_numba=True,
             description=f"942 x 128 log-mel of one audiomentations copy: {_what}",
         )
     )
@@ -509,7 +577,16 @@ def _compute_one(
     key = key_for(source_key, rep.name, key_params, rep.version)
     cached = cache.get(key)
     if cached is not None:
-        return cached, True
+        problem = rep.problem(cached, sr, params)
+        if problem is None:
+            return cached, True
+        # Never trust a bad entry (a hand edit, another version's bug, a disk error): recompute.
+        _log.warning(
+            "merkit: cached %s of %s is unusable (%s); recomputing it",
+            rep.name,
+            source.description,
+            problem,
+        )
     y = source.load(sr)
     value = np.asarray(rep.load_fn()(y, sr, seed=song_seed(source_key, seed), **params))
     del y  # the waveform is not needed any more; keep peak memory to one song per worker
@@ -552,7 +629,8 @@ def compute(
         Default ``FeatureCache()`` (``$MERKIT_CACHE`` or ``~/.cache/merkit``); pass
         ``NullCache()`` to compute without storing.
     n_jobs : int
-        Songs processed in parallel (joblib loky processes); ``-1`` uses every core.
+        Songs processed in parallel (:mod:`merkit.parallel` worker processes, which end with
+        this one); ``-1`` uses every core.
     progress : bool
         Show a rich progress bar.
     seed : int
@@ -590,21 +668,14 @@ def compute(
         )
     rep.load_fn()  # fail early (ConfigError) if the function cannot be imported
 
-    def results() -> Iterator[tuple[np.ndarray, bool]]:
-        if n_jobs == 1:
-            for song in songs:
-                yield _compute_one(song.source, rep, sr, merged, cache, seed)
-            return
-        from joblib import Parallel, delayed
+    from merkit.parallel import map_ordered
 
-        yield from Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(
-            delayed(_compute_one)(song.source, rep, sr, merged, cache, seed) for song in songs
-        )
-
+    one = partial(_compute_one, rep=rep, sr=sr, params=merged, cache=cache, seed=seed)
+    sources = [song.source for song in songs]
     arrays: list[np.ndarray] = []
     stats = stats if stats is not None else ComputeStats()
     with _Progress(progress, f"{name} ({len(songs)} songs)", len(songs)) as advance:
-        for array, was_cached in results():
+        for array, was_cached in map_ordered(one, sources, n_jobs, warm_numba=rep.uses_numba):
             arrays.append(array)
             if was_cached:
                 stats.cached += 1

@@ -52,6 +52,9 @@ class FileSource:
 
     @property
     def key(self) -> str:
+        from merkit.audio import check_audio_file
+
+        check_audio_file(self.path)  # never open a FIFO (it blocks) or a folder for hashing
         digest = hashlib.sha1()
         with open(self.path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
@@ -99,12 +102,15 @@ class Dataset:
     """A list of songs (sorted by id) and feature tables keyed by song id.
 
     Feature tables are ``DataFrame`` objects indexed by song id whose columns are numeric features.
+    ``missing_tables`` maps the name of a table the loader looked for but did not find to the file
+    it expected, so that asking for it names that file.
     """
 
     name: str
     songs: list[Song]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     root: Path | None = None
+    missing_tables: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.songs = sorted(self.songs, key=lambda s: s.song_id)
@@ -155,8 +161,10 @@ class Dataset:
         """
         if name not in self.tables:
             known = ", ".join(sorted(self.tables)) or "none"
+            expected = self.missing_tables.get(name)
+            where = f": its file {expected} does not exist" if expected is not None else ""
             raise DataError(
-                f"dataset {self.name!r} has no feature table {name!r} (available: {known})"
+                f"dataset {self.name!r} has no feature table {name!r}{where} (available: {known})"
             )
         frame = self.tables[name]
         missing = [i for i in self.song_ids if i not in frame.index]
@@ -179,7 +187,27 @@ class Dataset:
             songs=[s for s in self.songs if s.song_id in wanted],
             tables=self.tables,
             root=self.root,
+            missing_tables=self.missing_tables,
         )
+
+    def require_per_quadrant(self, minimum: int, why: str) -> None:
+        """Raise a DataError naming every quadrant with fewer than ``minimum`` songs.
+
+        Parameters
+        ----------
+        minimum : int
+            Songs each quadrant needs, e.g. the number of folds of stratified CV.
+        why : str
+            What needs them, e.g. ``"10-fold stratified CV"``.
+        """
+        counts = self.counts()
+        short = [f"{q} has {n}" for q, n in counts.items() if n < minimum]
+        if short:
+            listed = ", ".join(f"{q} {n}" for q, n in counts.items())
+            raise DataError(
+                f"{why} needs at least {minimum} songs per quadrant, but {' and '.join(short)} "
+                f"(songs per quadrant: {listed})"
+            )
 
 
 DatasetLoader = Callable[..., Dataset]

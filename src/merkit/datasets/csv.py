@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from merkit.audio import check_audio_file
 from merkit.datasets._scan import Problems
 from merkit.datasets.base import Dataset, FileSource, Song
-from merkit.errors import DataError
+from merkit.errors import AudioError, DataError
 from merkit.labels import normalize_quadrant
 
 
@@ -54,11 +55,16 @@ def load_csv(
         except DataError as exc:
             problems.error(str(exc))
             continue
-        if not audio.is_file():
+        if not audio.is_file() and not audio.exists() and not audio.is_symlink():
             problems.error(f"{path.name} row {row}: audio file does not exist: {audio}")
             continue
-        if audio.stat().st_size == 0:
+        if audio.is_file() and audio.stat().st_size == 0:
             problems.error(f"{path.name} row {row}: empty (zero-length) audio file: {audio}")
+            continue
+        try:
+            check_audio_file(audio, content=False)  # FIFOs, devices, folders, symlink loops
+        except AudioError as error:
+            problems.error(f"{path.name} row {row}: {error}")
             continue
         if song_id in songs:
             if songs[song_id].quadrant != quadrant:

@@ -21,10 +21,10 @@ def load_folder(
         If the root is missing, has no quadrant folders or no audio, or a song id repeats.
     """
     base = require_dir(root, "folder dataset")
-    folders = quadrant_dirs(base)
+    problems = collect if collect is not None else Problems(f"folder dataset at {base}")
+    folders = quadrant_dirs(base, problems)
     if not folders:
         raise DataError(f"no Q1..Q4 sub-folders in {base} (expected one folder per quadrant)")
-    problems = collect if collect is not None else Problems(f"folder dataset at {base}")
     songs: dict[str, Song] = {}
     for quadrant in QUADRANTS:
         if quadrant not in folders:

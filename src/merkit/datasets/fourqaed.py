@@ -108,7 +108,7 @@ def load_4qaed(
 
     base = require_dir(root, "4qaed")
     problems = collect if collect is not None else Problems(f"4qaed dataset at {base}")
-    folders = quadrant_dirs(base)
+    folders = quadrant_dirs(base, problems)
     if not folders:
         raise DataError(f"no Q1..Q4 folders in {base}: is this the 4QAED root?")
     for quadrant in QUADRANTS:
@@ -132,6 +132,8 @@ def load_4qaed(
     songs: list[Song] = []
     for song_id, quadrant in sorted(labels.items()):
         if song_id not in files:
+            if song_id in problems.rejected:
+                continue  # its file is there but unusable, and was reported as such
             problems.error(
                 f"song {song_id} ({quadrant}) is listed in {label_name} but has no audio"
             )
@@ -154,6 +156,8 @@ def load_4qaed(
 
     loaded_tables: dict[str, pd.DataFrame] = {}
     table_paths = {k: base / v for k, v in DEFAULT_TABLES.items() if (base / v).is_file()}
+    # Remembered so that asking for a missing default table names the file that was looked for.
+    missing_tables = {k: base / v for k, v in DEFAULT_TABLES.items() if k not in table_paths}
     table_paths.update({k: Path(v) for k, v in (tables or {}).items()})
     for table_name, path in table_paths.items():
         frame, table_labels = read_feature_table(path)
@@ -168,7 +172,13 @@ def load_4qaed(
 
     if collect is None:
         problems.raise_if_any()
-    dataset = Dataset(name=name, songs=songs, tables=loaded_tables, root=base)
+    dataset = Dataset(
+        name=name,
+        songs=songs,
+        tables=loaded_tables,
+        root=base,
+        missing_tables={k: v for k, v in missing_tables.items() if k not in loaded_tables},
+    )
     if subset is not None:
         dataset = dataset.subset(read_subset(Path(subset)), name=f"{name}-{Path(subset).stem}")
     return dataset
