@@ -114,15 +114,15 @@ def test_a_symlink_loop_in_a_quadrant_folder_is_reported(tiny_4qaed: Path) -> No
     loop = tiny_4qaed / "Q1" / "MT0000000042.ogg"
     loop.symlink_to(tiny_4qaed / "Q1" / "other.ogg")
     (tiny_4qaed / "Q1" / "other.ogg").symlink_to(loop)
-    with pytest.raises(DataError, match=r"MT0000000042\.ogg' is a symbolic link loop"):
+    with pytest.raises(DataError, match=r"MT0000000042\.ogg' is a symbolic-link loop"):
         load_dataset("4qaed", tiny_4qaed)
     report = check_dataset("4qaed", tiny_4qaed, progress=False)
-    assert sum("symbolic link loop" in p for p in report.problems) == 2
+    assert sum("symbolic-link loop" in p for p in report.problems) == 2
 
 
 def test_a_symlink_loop_in_a_folder_dataset_is_reported(tiny_4qaed: Path) -> None:
     (tiny_4qaed / "Q4" / "x.wav").symlink_to(tiny_4qaed / "Q4" / "x.wav")
-    with pytest.raises(DataError, match=r"x\.wav' is a symbolic link loop"):
+    with pytest.raises(DataError, match=r"x\.wav' is a symbolic-link loop"):
         load_dataset("folder", tiny_4qaed)
 
 

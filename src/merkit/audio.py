@@ -98,52 +98,73 @@ def _looks_like_text(head: bytes) -> bool:
     return all(c.isprintable() or c in "\t\n\r\f\v" for c in text)
 
 
+def unreadable_reason(path: str | Path, *, content: bool = True) -> str | None:
+    """Why ``path`` cannot be an audio file, as a phrase to put after its name; None if it can.
+
+    Checks, without a decoder and without ever blocking: the path exists and is readable, is a
+    regular file (opening a FIFO blocks a reader forever; devices, sockets and folders are
+    refused too), and, with ``content``, is not empty and not a text file (its first 2 KB are
+    read). ``content=False`` opens nothing.
+
+    Examples
+    --------
+    >>> unreadable_reason("/dev/null")
+    'is a character device, not a regular file'
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ENOENT and os.path.islink(path):
+            return "is a broken symbolic link (its target does not exist)"
+        return _os_reason(error)
+    if not stat.S_ISREG(mode):
+        return f"is {_kind(mode)}, not a regular file"
+    if not content:
+        return None
+    try:
+        # Non-blocking, in case the path was swapped for a FIFO since the stat.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            head = os.read(fd, _SNIFF_BYTES)
+        finally:
+            os.close(fd)
+    except OSError as error:
+        return _os_reason(error)
+    if not head:
+        return "is empty (0 bytes)"
+    if not _looks_like_audio(head) and _looks_like_text(head):
+        return "is a text file, not a recognised audio format"
+    return None
+
+
 def check_audio_file(path: str | Path, *, content: bool = True) -> None:
     """Refuse, with the real reason, a path that cannot be an audio file; never blocks.
 
-    Checks, without a decoder: the path exists and is readable, is a regular file (a FIFO would
-    block a reader forever; devices, sockets and folders are refused too), is not empty, and is
-    not a text file. Called by :func:`load_audio` and :func:`audio_info`; call it before opening
-    a path with any other decoder. ``content=False`` stops after the file-type checks (nothing
-    is opened).
+    Called by :func:`load_audio` and :func:`audio_info`; call it before opening a path with any
+    other decoder. See :func:`unreadable_reason` for what is checked.
 
     Raises
     ------
     AudioError
         Naming the file and the reason (no such file, permission denied, a directory, a FIFO, a
-        device, a socket, a symlink loop, empty, text rather than audio).
+        device, a socket, a symbolic-link loop, a broken link, empty, text rather than audio).
     """
-    path = Path(path)
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        if os.path.islink(path):
-            raise AudioError(f"audio file '{path}' is a broken symbolic link") from None
-        raise AudioError(f"audio file '{path}' does not exist") from None
-    except PermissionError:
-        raise AudioError(f"audio file '{path}' cannot be read: permission denied") from None
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise AudioError(f"audio file '{path}' is a symbolic link loop") from None
-        raise AudioError(f"audio file '{path}' cannot be read: {error.strerror}") from None
-    if not stat.S_ISREG(mode):
-        raise AudioError(f"audio file '{path}' is {_kind(mode)}, not a regular file")
-    if not content:
-        return
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(_SNIFF_BYTES)
-    except PermissionError:
-        raise AudioError(f"audio file '{path}' cannot be read: permission denied") from None
-    except OSError as error:
-        raise AudioError(f"audio file '{path}' cannot be read: {error.strerror}") from None
-    if not head:
-        raise AudioError(f"audio file '{path}' is empty (0 bytes)")
-    if not _looks_like_audio(head) and _looks_like_text(head):
-        raise AudioError(f"audio file '{path}' is a text file, not a recognised audio format")
+    reason = unreadable_reason(path, content=content)
+    if reason is not None:
+        raise AudioError(f"audio file '{path}' {reason}")
 
 
 _SNIFF_BYTES = 2048
+
+
+def _os_reason(error: OSError) -> str:
+    if error.errno == errno.ELOOP:
+        return "is a symbolic-link loop"
+    if error.errno == errno.ENOENT:
+        return "does not exist"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return "cannot be read: permission denied"
+    return f"cannot be read: {(error.strerror or type(error).__name__).lower()}"
 
 
 def _kind(mode: int) -> str:
@@ -151,8 +172,10 @@ def _kind(mode: int) -> str:
         return "a directory"
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
     if stat.S_ISSOCK(mode):
         return "a socket"
     return "not a regular file"

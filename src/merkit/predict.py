@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from merkit.audio import peak_normalize
+from merkit.audio import check_audio_file, peak_normalize, unreadable_reason
 from merkit.errors import ConfigError, MerkitError, ModelError
 from merkit.labels import HIGH_AROUSAL, POSITIVE_VALENCE
 from merkit.model_dir import MANIFEST, MODEL_CARD, InputSpec, ModelManifest, default_model_dir
@@ -46,12 +46,10 @@ from merkit.windows import (
     TrackStats,
     Window,
     array_blocks,
-    check_audio_file,
     expected_windows,
     file_blocks,
     iter_windows,
     rms_dbfs,
-    unreadable_reason,
 )
 
 SILENCE_DBFS = -60.0
@@ -395,8 +393,10 @@ class Predictor:
             for path in paths:
                 yield safe_predict(self, path, segments=segments)
             return
+        from merkit.parallel import map_ordered  # workers die with this process; numba is warmed
+
         tasks = [(str(self.model_dir), str(path), segments) for path in paths]
-        yield from _parallel_map(_predict_in_worker, tasks, n_jobs)
+        yield from map_ordered(_predict_in_worker, tasks, n_jobs)
 
 
 def safe_predict(
@@ -431,26 +431,9 @@ class _WorkerModels:
 _WORKER_MODELS = _WorkerModels()
 
 
-def _predict_in_worker(
-    model_dir: str, path: str, segments: bool
-) -> PredictionResult | PredictionFailure:
+def _predict_in_worker(task: tuple[str, str, bool]) -> PredictionResult | PredictionFailure:
+    model_dir, path, segments = task
     return safe_predict(_WORKER_MODELS.get(model_dir), path, segments=segments)
-
-
-def _parallel_map(
-    func: Callable[..., PredictionResult | PredictionFailure],
-    tasks: Sequence[tuple[Any, ...]],
-    n_jobs: int,
-) -> Iterator[PredictionResult | PredictionFailure]:
-    """``func(*task)`` for each task in ``n_jobs`` worker processes, results in task order.
-
-    The one place that chooses the process pool of ``predict --jobs``.
-    """
-    from joblib import Parallel, delayed
-
-    yield from Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(
-        delayed(func)(*task) for task in tasks
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,7 +470,10 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
                 "made with 'merkit train'"
             )
     path = Path(path)
+    from merkit.numba_cache import ensure_numba_cache
+
     manifest, estimator = _open_model_dir(path, inputs=check_inputs)
+    ensure_numba_cache()  # a corrupt librosa cache is repaired here instead of crashing later
     return Predictor(manifest, estimator, model_dir=path)
 
 

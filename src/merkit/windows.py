@@ -14,10 +14,7 @@ per sample rate) is held at a time, so memory does not grow with the track's len
 
 from __future__ import annotations
 
-import errno
 import math
-import os
-import stat
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from merkit.audio import load_audio
+from merkit.audio import check_audio_file, load_audio, quiet_stderr
 from merkit.errors import AudioError
 
 MIN_DURATION_S = 1.0
@@ -36,58 +33,6 @@ BLOCK_FRAMES = 1 << 16
 
 MAX_TAIL_S = 1.0
 """Audio after the last full window that may be left without a window of its own."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Which files can be read
-
-
-_FILE_KINDS = (
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISDIR, "a folder"),
-)
-
-
-def _reason(exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "is a symbolic-link loop"
-    if exc.errno == errno.ENOENT:
-        return "does not exist"
-    return f"cannot be read: {(exc.strerror or type(exc).__name__).lower()}"
-
-
-def unreadable_reason(path: str | os.PathLike[str]) -> str | None:
-    """Why ``path`` cannot be read as an audio file (a phrase after its name), or None.
-
-    Checked without reading: a FIFO, device or socket is refused from its ``stat`` (opening one
-    can block forever), a regular file is opened (non-blocking) and closed at once, so a file
-    without read permission is named as such instead of as a corrupt file.
-    """
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        if exc.errno == errno.ENOENT and os.path.islink(path):
-            return "is a broken symbolic link (its target does not exist)"
-        return _reason(exc)
-    if not stat.S_ISREG(info.st_mode):
-        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "something else")
-        return f"is not a regular file but {kind}; merkit reads audio files only"
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        return _reason(exc).replace("cannot be read", "cannot be opened")
-    os.close(fd)
-    return None
-
-
-def check_audio_file(path: str | os.PathLike[str]) -> None:
-    """Raise :class:`AudioError` naming ``path`` and the reason when it cannot be read."""
-    reason = unreadable_reason(path)
-    if reason is not None:
-        raise AudioError(f"audio file '{path}' {reason}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,7 +117,8 @@ def file_blocks(path: Path, fallback_sr: int, stats: TrackStats) -> Iterator[np.
 
     check_audio_file(path)  # before opening: a FIFO would block the open forever
     try:
-        handle = sf.SoundFile(str(path))
+        with quiet_stderr():  # mpg123 prints its own diagnostics to fd 2; merkit explains instead
+            handle = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
         # Not streamable by libsndfile: load_audio either decodes it whole (audioread) or raises
         # the AudioError explaining why it is not audio (missing, empty, unknown format ...).
@@ -307,10 +253,8 @@ __all__ = [
     "TrackStats",
     "Window",
     "array_blocks",
-    "check_audio_file",
     "expected_windows",
     "file_blocks",
     "iter_windows",
     "rms_dbfs",
-    "unreadable_reason",
 ]
