@@ -102,7 +102,7 @@ def benchmark(
         names,
         protocol,
         out,
-        params=read_settings(config),
+        params=read_settings(config),  # a key that is not a method is refused here
         cache=FeatureCache(cache_dir),
         n_jobs=jobs,
         save_models=save_models,
