@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 
 from merkit.datasets.base import Dataset, Song
 from merkit.errors import ConfigError, DataError
-from merkit.methods import get_method
+from merkit.methods import ResolvedMethod, get_method, resolve_method
 from merkit.protocol import (
     ProtocolConfig,
     fold_metrics,
@@ -138,8 +138,7 @@ def test_no_transform_ever_sees_a_test_row(tmp_path: Path) -> None:
     folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
     SpyScaler.fitted_on = []
     run_method(
-        "spy",
-        make_pipeline(SpyScaler(), LogisticRegression()),
+        ResolvedMethod.of("spy", make_pipeline(SpyScaler(), LogisticRegression()), ("x",)),
         dataset,
         inputs,
         folds,
@@ -175,9 +174,9 @@ def test_runner_resumes_without_refitting_finished_folds(tmp_path: Path) -> None
     protocol = ProtocolConfig(n_splits=5, n_repeats=2)
     folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
     CountingClassifier.calls = 0
+    counting = ResolvedMethod.of("counting", CountingClassifier(), ("table:top100",))
     first = run_method(
-        "counting",
-        CountingClassifier(),
+        counting,
         dataset,
         inputs,
         folds[:4],
@@ -188,17 +187,13 @@ def test_runner_resumes_without_refitting_finished_folds(tmp_path: Path) -> None
     assert CountingClassifier.calls == 4
     # Simulate a kill mid-write of fold 5: a truncated file is recomputed, not trusted.
     fold_dir = tmp_path / "counting" / "folds"
-    (fold_dir / f"{folds[4].name}.json").write_text('{"format": 1, "repeat"')
-    full = run_method(
-        "counting", CountingClassifier(), dataset, inputs, folds, protocol, tmp_path, progress=False
-    )
+    (fold_dir / f"{folds[4].name}.json").write_text('{"format": 2, "repeat"')
+    full = run_method(counting, dataset, inputs, folds, protocol, tmp_path, progress=False)
     assert CountingClassifier.calls == 4 + 6
     assert len(first.per_fold) == 4 and full.complete and len(full.per_fold) == 10
-    seeds = [r["seed"] for r in full.per_fold]
+    seeds = [r.seed for r in full.per_fold]
     assert len(set(seeds)) == len(seeds)  # each fold has its own seed
-    again = run_method(
-        "counting", CountingClassifier(), dataset, inputs, folds, protocol, tmp_path, progress=False
-    )
+    again = run_method(counting, dataset, inputs, folds, protocol, tmp_path, progress=False)
     assert CountingClassifier.calls == 10
     assert again.summary == full.summary
 
@@ -208,39 +203,34 @@ def test_runner_refuses_to_mix_configurations(tmp_path: Path) -> None:
     inputs = {"table:top100": dataset.table("top100")}
     protocol = ProtocolConfig(n_splits=5, n_repeats=1)
     folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
+    inputs_of = ("table:top100",)
     run_method(
-        "m",
-        CountingClassifier(),
+        ResolvedMethod.of("m", CountingClassifier(), inputs_of, settings={"C": 1}),
         dataset,
         inputs,
         folds,
         protocol,
         tmp_path,
-        config={"C": 1},
         progress=False,
     )
     with pytest.raises(ConfigError, match="another dataset, protocol or configuration"):
         run_method(
-            "m",
-            CountingClassifier(),
+            ResolvedMethod.of("m", CountingClassifier(), inputs_of, settings={"C": 2}),
             dataset,
             inputs,
             folds,
             protocol,
             tmp_path,
-            config={"C": 2},
             progress=False,
         )
 
 
 def test_svm_method_learns_an_informative_feature(tmp_path: Path) -> None:
     dataset = feature_dataset(n_per_class=15)
-    spec = get_method("svm")
     protocol = ProtocolConfig(n_splits=5, n_repeats=1)
     folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
     result = run_method(
-        "svm",
-        spec.make({"C": 8, "gamma": 0.5}),
+        resolve_method("svm", {"C": 8, "gamma": 0.5}),
         dataset,
         {"table:top100": dataset.table("top100")},
         folds,

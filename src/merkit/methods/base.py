@@ -36,8 +36,8 @@ class MethodSpec:
         Input names (:mod:`merkit.inputs`: representations computed from audio, or
         ``table:NAME`` feature tables). A method with several inputs maps each of its estimator's
         argument names (roles, e.g. ``features``, ``logmel``) to an input name; the protocol then
-        hands the estimator a dict keyed by role. A single-input method names just its input and
-        gets a plain array.
+        hands the estimator a dict keyed by role (several inputs given as a sequence are keyed by
+        input name). A single-input method names just its input and gets a plain array.
     build : callable
         ``build(**params) -> estimator``: an unfitted scikit-learn-style estimator. Data-dependent
         steps (scaling, selection, augmentation, oversampling) live inside it, so they are fitted
@@ -72,10 +72,8 @@ class MethodSpec:
         for name in self.inputs:
             parse_input(name)
         if self.roles is None and len(self.inputs) > 1:
-            raise ValueError(
-                f"method {self.name!r} has several inputs: declare them as a mapping from the "
-                "estimator's argument name (role) to the input name"
-            )
+            # Several inputs given as a sequence: the estimator's dict is keyed by input name.
+            object.__setattr__(self, "roles", tuple(self.inputs))
 
     @property
     def input_names(self) -> tuple[str, ...]:
