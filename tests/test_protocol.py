@@ -250,3 +250,111 @@ def test_svm_inner_grid_search_tunes_on_the_training_fold_only() -> None:
     assert len(search.cv_results_["params"]) == 5 * 4  # C: 2^-5..2^15 step 5; γ: 2^-15..2^3 step 5
     assert search.best_params_["C"] in [2.0**e for e in range(-5, 16, 5)]
     assert search.n_splits_ == 3 and search.best_estimator_.n_features_in_ == 2
+
+
+# ---- one way from a name to an estimator; a fold as a unit of work ----------------------------
+
+
+def test_resolve_method_merges_quick_settings_and_swaps_inputs_by_role() -> None:
+    own = {"features": "own-features", "logmel": "logmel", "augmented": "classic-aug"}
+    resolved = resolve_method("hybrid", {"cnn": {"lr": 0.1}, "inputs": own}, quick=True)
+    assert resolved.inputs == ("own-features", "logmel", "classic-aug")
+    assert resolved.roles == ("features", "logmel", "augmented")
+    assert resolved.settings["cnn"] == {"epochs": 2, "lr": 0.1}  # quick cap kept, lr added
+    assert resolved.estimator.cnn == {"epochs": 2, "lr": 0.1}
+    assert "inputs" not in resolved.settings
+    cnn = resolve_method("cnn", {"inputs": ["logmel-paper"]})
+    assert cnn.inputs == ("logmel-paper",) and cnn.roles is None
+    assert resolve_method("cnn").estimator.epochs == 200  # no quick: the paper's cap
+
+
+def test_a_multi_input_method_gets_a_dict_keyed_by_role() -> None:
+    resolved = resolve_method("hybrid")
+    arrays = {
+        "table:top100": np.arange(12.0).reshape(6, 2),
+        "logmel": np.zeros((6, 3, 4)),
+        "classic-aug": np.ones((6, 2, 3, 4)),
+    }
+    rows = np.array([4, 1])
+    given = resolved.estimator_input(arrays, rows)
+    assert list(given) == ["features", "logmel", "augmented"]
+    np.testing.assert_array_equal(given["features"], [[8.0, 9.0], [2.0, 3.0]])
+    single = resolve_method("svm").estimator_input(arrays, rows)
+    np.testing.assert_array_equal(single, [[8.0, 9.0], [2.0, 3.0]])
+
+
+def test_every_method_registers_where_it_is_defined() -> None:
+    from merkit.methods import METHODS, MethodSpec, deep, hybrid, svm
+
+    defined = {
+        value.name
+        for module in (svm, deep, hybrid)
+        for value in vars(module).values()
+        if isinstance(value, MethodSpec)
+    } | {spec.name for spec in deep.SPECS}
+    assert defined <= set(METHODS)
+    assert METHODS["cnn"].quick == {"epochs": 2}
+
+
+def test_fit_fold_writes_nothing_and_repeats_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from merkit.protocol import fit_fold
+
+    monkeypatch.chdir(tmp_path)
+    dataset = feature_dataset()
+    protocol = ProtocolConfig(n_splits=5, n_repeats=1)
+    fold = make_folds(dataset.labels, protocol)[2]
+    method = resolve_method("svm", {"C": 8, "gamma": 0.5})
+    inputs = {"table:top100": dataset.table("top100")}
+    first = fit_fold(method, inputs, dataset.labels, fold, protocol, song_ids=dataset.song_ids)
+    again = fit_fold(method, inputs, dataset.labels, fold, protocol, song_ids=dataset.song_ids)
+    assert list(tmp_path.iterdir()) == []
+    assert first.model_dump(exclude={"seconds", "fit_seconds", "predict_seconds"}) == (
+        again.model_dump(exclude={"seconds", "fit_seconds", "predict_seconds"})
+    )
+    assert (first.repeat, first.fold) == (0, 2) and len(first.y_pred) == 8
+    assert first.test_ids == [dataset.song_ids[i] for i in fold.test]
+    assert first.metrics.f1 == pytest.approx(
+        f1_score(first.y_true, first.y_pred, average="macro", labels=range(4), zero_division=0)
+    )
+
+
+class ReversedExecutor:
+    """Runs tasks last first: the driver must not depend on the order results arrive in."""
+
+    def map(self, fn, tasks):
+        for task in reversed(list(tasks)):
+            yield fn(task)
+
+
+def test_run_method_takes_any_executor_and_load_results_reads_the_run_back(
+    tmp_path: Path,
+) -> None:
+    from merkit.protocol import load_results
+
+    dataset = feature_dataset()
+    inputs = {"table:top100": dataset.table("top100")}
+    protocol = ProtocolConfig(n_splits=5, n_repeats=2)
+    folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
+    runs = {}
+    for name, settings in (("svm", {"C": 8, "gamma": 0.5}), ("svm-own", None)):
+        method = resolve_method("svm", settings)
+        method = ResolvedMethod.of(name, method.estimator, ("table:top100",))
+        runs[name] = run_method(
+            method,
+            dataset,
+            inputs,
+            folds,
+            protocol,
+            tmp_path,
+            executor=ReversedExecutor(),
+            progress=False,
+        )
+    assert [(r.repeat, r.fold) for r in runs["svm"].per_fold] == [(f.repeat, f.fold) for f in folds]
+    run = load_results(tmp_path)
+    assert sorted(run.methods) == ["svm", "svm-own"]
+    for name, result in runs.items():
+        assert run[name].complete and run[name].n_total == 10
+        assert run[name].per_fold == result.per_fold
+        assert run[name].summary == result.summary

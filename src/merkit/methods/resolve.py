@@ -176,7 +176,10 @@ def _inputs(spec: MethodSpec, override: Any) -> tuple[tuple[str, ...], tuple[str
         raise ConfigError(f"{where} must be a list of input names, not {override!r}")
     for value in names:
         try:
-            parse_input(value)
+            if parse_input(value).kind == "representation":
+                from merkit.representations import get_representation
+
+                get_representation(value)  # an unknown name fails now, not mid-run
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     return names, spec.roles
