@@ -132,7 +132,12 @@ def list_methods() -> None:
             if spec.paper_row and spec.paper_f1
             else ""
         )
-        table.add_row(spec.name, ", ".join(spec.inputs), paper, spec.summary)
+        inputs = (
+            ", ".join(f"{role}={name}" for role, name in zip(spec.roles, spec.inputs, strict=True))
+            if spec.roles
+            else ", ".join(spec.inputs)
+        )
+        table.add_row(spec.name, inputs, paper, spec.summary)
     console.print(table)
 
 
