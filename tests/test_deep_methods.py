@@ -11,7 +11,7 @@ import pytest
 
 from merkit.datasets.base import Dataset, Song
 from merkit.estimators import TorchClassifier
-from merkit.methods import get_method, hybrid
+from merkit.methods import ResolvedMethod, get_method, hybrid, resolve_method
 from merkit.protocol import ProtocolConfig, load_or_create_folds, run_method
 
 N_FRAMES, N_MELS = 116, 128  # the smallest input the baseline CNN trunk takes
@@ -71,7 +71,9 @@ def test_no_hybrid_stage_is_fitted_on_a_test_song(
         return original_fit(self, X, y)
 
     monkeypatch.setattr(hybrid.HybridClassifier, "fit", keep)
-    run_method("hybrid", estimator, dataset, inputs, folds, protocol, tmp_path, progress=False)
+    roles = dict(zip(hybrid.HYBRID.roles or (), hybrid.HYBRID.inputs, strict=True))
+    method = ResolvedMethod.of("hybrid", estimator, roles)
+    run_method(method, dataset, inputs, folds, protocol, tmp_path, progress=False)
 
     # Stage 2 (CNN-H on originals + copies) and stage 3 (fusion) per fold: mels of train songs only.
     assert [name for name, _ in RecordingClassifier.seen] == ["cnn-h", "fusion"] * 3
@@ -109,13 +111,11 @@ def test_cnn_method_gives_identical_scores_for_one_seed(tmp_path: Path) -> None:
     inputs = {"logmel": toy_inputs(dataset)["logmel"]}
     protocol = ProtocolConfig(n_splits=2, n_repeats=1)
     folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
-    spec = get_method("cnn")
     params = {**TINY, "model_params": {"n_frames": N_FRAMES, "n_mels": N_MELS}}
     runs = []
     for name in ("a", "b"):
         result = run_method(
-            name,
-            spec.make(params),
+            ResolvedMethod.of(name, resolve_method("cnn", params).estimator, ("logmel",)),
             dataset,
             inputs,
             folds,
@@ -124,7 +124,7 @@ def test_cnn_method_gives_identical_scores_for_one_seed(tmp_path: Path) -> None:
             save_models=True,
             progress=False,
         )
-        runs.append([r["proba"] for r in result.per_fold])
+        runs.append([r.proba for r in result.per_fold])
     assert runs[0] == runs[1]
     assert len(list((tmp_path / "a" / "models").glob("*.pt"))) == 2
     record = json.loads((tmp_path / "a" / "folds" / "r00_f00.json").read_text())
@@ -161,6 +161,6 @@ def test_quick_benchmark_caps_deep_training(tmp_path: Path) -> None:
     results = run_benchmark(
         dataset, ["dnn"], protocol, tmp_path, params=settings, quick=True, progress=False
     )
-    assert [r["training"]["epochs_run"] for r in results[0].per_fold] == [2, 2, 2]
+    assert [r.training.epochs_run for r in results[0].per_fold] == [2, 2, 2]
     written = pd.read_csv(tmp_path / "results.csv")
     assert written.loc[0, "method"] == "dnn" and written.loc[0, "n_splits"] == 3

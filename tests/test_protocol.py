@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 
 from merkit.datasets.base import Dataset, Song
 from merkit.errors import ConfigError, DataError
-from merkit.methods import get_method
+from merkit.methods import ResolvedMethod, get_method, resolve_method
 from merkit.protocol import (
     ProtocolConfig,
     fold_metrics,
@@ -138,8 +138,7 @@ def test_no_transform_ever_sees_a_test_row(tmp_path: Path) -> None:
     folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
     SpyScaler.fitted_on = []
     run_method(
-        "spy",
-        make_pipeline(SpyScaler(), LogisticRegression()),
+        ResolvedMethod.of("spy", make_pipeline(SpyScaler(), LogisticRegression()), ("x",)),
         dataset,
         inputs,
         folds,
@@ -175,9 +174,9 @@ def test_runner_resumes_without_refitting_finished_folds(tmp_path: Path) -> None
     protocol = ProtocolConfig(n_splits=5, n_repeats=2)
     folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
     CountingClassifier.calls = 0
+    counting = ResolvedMethod.of("counting", CountingClassifier(), ("table:top100",))
     first = run_method(
-        "counting",
-        CountingClassifier(),
+        counting,
         dataset,
         inputs,
         folds[:4],
@@ -188,17 +187,13 @@ def test_runner_resumes_without_refitting_finished_folds(tmp_path: Path) -> None
     assert CountingClassifier.calls == 4
     # Simulate a kill mid-write of fold 5: a truncated file is recomputed, not trusted.
     fold_dir = tmp_path / "counting" / "folds"
-    (fold_dir / f"{folds[4].name}.json").write_text('{"format": 1, "repeat"')
-    full = run_method(
-        "counting", CountingClassifier(), dataset, inputs, folds, protocol, tmp_path, progress=False
-    )
+    (fold_dir / f"{folds[4].name}.json").write_text('{"format": 2, "repeat"')
+    full = run_method(counting, dataset, inputs, folds, protocol, tmp_path, progress=False)
     assert CountingClassifier.calls == 4 + 6
     assert len(first.per_fold) == 4 and full.complete and len(full.per_fold) == 10
-    seeds = [r["seed"] for r in full.per_fold]
+    seeds = [r.seed for r in full.per_fold]
     assert len(set(seeds)) == len(seeds)  # each fold has its own seed
-    again = run_method(
-        "counting", CountingClassifier(), dataset, inputs, folds, protocol, tmp_path, progress=False
-    )
+    again = run_method(counting, dataset, inputs, folds, protocol, tmp_path, progress=False)
     assert CountingClassifier.calls == 10
     assert again.summary == full.summary
 
@@ -208,39 +203,34 @@ def test_runner_refuses_to_mix_configurations(tmp_path: Path) -> None:
     inputs = {"table:top100": dataset.table("top100")}
     protocol = ProtocolConfig(n_splits=5, n_repeats=1)
     folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
+    inputs_of = ("table:top100",)
     run_method(
-        "m",
-        CountingClassifier(),
+        ResolvedMethod.of("m", CountingClassifier(), inputs_of, settings={"C": 1}),
         dataset,
         inputs,
         folds,
         protocol,
         tmp_path,
-        config={"C": 1},
         progress=False,
     )
     with pytest.raises(ConfigError, match="another dataset, protocol or configuration"):
         run_method(
-            "m",
-            CountingClassifier(),
+            ResolvedMethod.of("m", CountingClassifier(), inputs_of, settings={"C": 2}),
             dataset,
             inputs,
             folds,
             protocol,
             tmp_path,
-            config={"C": 2},
             progress=False,
         )
 
 
 def test_svm_method_learns_an_informative_feature(tmp_path: Path) -> None:
     dataset = feature_dataset(n_per_class=15)
-    spec = get_method("svm")
     protocol = ProtocolConfig(n_splits=5, n_repeats=1)
     folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
     result = run_method(
-        "svm",
-        spec.make({"C": 8, "gamma": 0.5}),
+        resolve_method("svm", {"C": 8, "gamma": 0.5}),
         dataset,
         {"table:top100": dataset.table("top100")},
         folds,
@@ -260,3 +250,111 @@ def test_svm_inner_grid_search_tunes_on_the_training_fold_only() -> None:
     assert len(search.cv_results_["params"]) == 5 * 4  # C: 2^-5..2^15 step 5; γ: 2^-15..2^3 step 5
     assert search.best_params_["C"] in [2.0**e for e in range(-5, 16, 5)]
     assert search.n_splits_ == 3 and search.best_estimator_.n_features_in_ == 2
+
+
+# ---- one way from a name to an estimator; a fold as a unit of work ----------------------------
+
+
+def test_resolve_method_merges_quick_settings_and_swaps_inputs_by_role() -> None:
+    own = {"features": "own-features", "logmel": "logmel", "augmented": "classic-aug"}
+    resolved = resolve_method("hybrid", {"cnn": {"lr": 0.1}, "inputs": own}, quick=True)
+    assert resolved.inputs == ("own-features", "logmel", "classic-aug")
+    assert resolved.roles == ("features", "logmel", "augmented")
+    assert resolved.settings["cnn"] == {"epochs": 2, "lr": 0.1}  # quick cap kept, lr added
+    assert resolved.estimator.cnn == {"epochs": 2, "lr": 0.1}
+    assert "inputs" not in resolved.settings
+    cnn = resolve_method("cnn", {"inputs": ["logmel-paper"]})
+    assert cnn.inputs == ("logmel-paper",) and cnn.roles is None
+    assert resolve_method("cnn").estimator.epochs == 200  # no quick: the paper's cap
+
+
+def test_a_multi_input_method_gets_a_dict_keyed_by_role() -> None:
+    resolved = resolve_method("hybrid")
+    arrays = {
+        "table:top100": np.arange(12.0).reshape(6, 2),
+        "logmel": np.zeros((6, 3, 4)),
+        "classic-aug": np.ones((6, 2, 3, 4)),
+    }
+    rows = np.array([4, 1])
+    given = resolved.estimator_input(arrays, rows)
+    assert list(given) == ["features", "logmel", "augmented"]
+    np.testing.assert_array_equal(given["features"], [[8.0, 9.0], [2.0, 3.0]])
+    single = resolve_method("svm").estimator_input(arrays, rows)
+    np.testing.assert_array_equal(single, [[8.0, 9.0], [2.0, 3.0]])
+
+
+def test_every_method_registers_where_it_is_defined() -> None:
+    from merkit.methods import METHODS, MethodSpec, deep, hybrid, svm
+
+    defined = {
+        value.name
+        for module in (svm, deep, hybrid)
+        for value in vars(module).values()
+        if isinstance(value, MethodSpec)
+    } | {spec.name for spec in deep.SPECS}
+    assert defined <= set(METHODS)
+    assert METHODS["cnn"].quick == {"epochs": 2}
+
+
+def test_fit_fold_writes_nothing_and_repeats_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from merkit.protocol import fit_fold
+
+    monkeypatch.chdir(tmp_path)
+    dataset = feature_dataset()
+    protocol = ProtocolConfig(n_splits=5, n_repeats=1)
+    fold = make_folds(dataset.labels, protocol)[2]
+    method = resolve_method("svm", {"C": 8, "gamma": 0.5})
+    inputs = {"table:top100": dataset.table("top100")}
+    first = fit_fold(method, inputs, dataset.labels, fold, protocol, song_ids=dataset.song_ids)
+    again = fit_fold(method, inputs, dataset.labels, fold, protocol, song_ids=dataset.song_ids)
+    assert list(tmp_path.iterdir()) == []
+    assert first.model_dump(exclude={"seconds", "fit_seconds", "predict_seconds"}) == (
+        again.model_dump(exclude={"seconds", "fit_seconds", "predict_seconds"})
+    )
+    assert (first.repeat, first.fold) == (0, 2) and len(first.y_pred) == 8
+    assert first.test_ids == [dataset.song_ids[i] for i in fold.test]
+    assert first.metrics.f1 == pytest.approx(
+        f1_score(first.y_true, first.y_pred, average="macro", labels=range(4), zero_division=0)
+    )
+
+
+class ReversedExecutor:
+    """Runs tasks last first: the driver must not depend on the order results arrive in."""
+
+    def map(self, fn, tasks):
+        for task in reversed(list(tasks)):
+            yield fn(task)
+
+
+def test_run_method_takes_any_executor_and_load_results_reads_the_run_back(
+    tmp_path: Path,
+) -> None:
+    from merkit.protocol import load_results
+
+    dataset = feature_dataset()
+    inputs = {"table:top100": dataset.table("top100")}
+    protocol = ProtocolConfig(n_splits=5, n_repeats=2)
+    folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)
+    runs = {}
+    for name, settings in (("svm", {"C": 8, "gamma": 0.5}), ("svm-own", None)):
+        method = resolve_method("svm", settings)
+        method = ResolvedMethod.of(name, method.estimator, ("table:top100",))
+        runs[name] = run_method(
+            method,
+            dataset,
+            inputs,
+            folds,
+            protocol,
+            tmp_path,
+            executor=ReversedExecutor(),
+            progress=False,
+        )
+    assert [(r.repeat, r.fold) for r in runs["svm"].per_fold] == [(f.repeat, f.fold) for f in folds]
+    run = load_results(tmp_path)
+    assert sorted(run.methods) == ["svm", "svm-own"]
+    for name, result in runs.items():
+        assert run[name].complete and run[name].n_total == 10
+        assert run[name].per_fold == result.per_fold
+        assert run[name].summary == result.summary

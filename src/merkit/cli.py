@@ -87,6 +87,7 @@ def benchmark(
     names = [m.strip() for m in methods.split(",") if m.strip()] or (
         ["svm-own"] if dataset == "synthetic" else ["svm"]
     )
+    settings = read_settings(config)  # a key that is not a method is refused before any work
     loaded = load_dataset(dataset, root, **_dataset_options(dataset, subset, group_by_artist))
     if quick:
         folds, repeats = 3, 1
@@ -102,7 +103,7 @@ def benchmark(
         names,
         protocol,
         out,
-        params=read_settings(config),
+        params=settings,
         cache=FeatureCache(cache_dir),
         n_jobs=jobs,
         save_models=save_models,
@@ -131,7 +132,12 @@ def list_methods() -> None:
             if spec.paper_row and spec.paper_f1
             else ""
         )
-        table.add_row(spec.name, ", ".join(spec.inputs), paper, spec.summary)
+        inputs = (
+            ", ".join(f"{role}={name}" for role, name in zip(spec.roles, spec.inputs, strict=True))
+            if spec.roles
+            else ", ".join(spec.inputs)
+        )
+        table.add_row(spec.name, inputs, paper, spec.summary)
     console.print(table)
 
 

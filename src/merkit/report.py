@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 from rich.table import Table
 
 from merkit.labels import QUADRANTS
+from merkit.protocol.results import RunResults, load_results
 from merkit.protocol.runner import MethodResult
 
 RESULT_COLUMNS = [
@@ -51,14 +54,75 @@ def results_frame(results: Sequence[MethodResult]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
+@contextmanager
+def _atomic_path(path: Path) -> Iterator[str]:
+    """A temporary file beside ``path`` that replaces it on success (removed on failure)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
+    )
+    os.close(handle)
+    try:
+        os.chmod(temp, 0o644)  # mkstemp creates 0600; results are for sharing
+        yield temp
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     """Write a CSV via a temporary file, so a killed run never leaves a truncated file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    os.chmod(temp, 0o644)  # mkstemp creates 0600; results are for sharing
-    frame.to_csv(temp, index=False, float_format="%.6f")
-    os.replace(temp, path)
+    with _atomic_path(path) as temp:
+        frame.to_csv(temp, index=False, float_format="%.6f")
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    """Write a text file via a temporary file and a rename."""
+    with _atomic_path(path) as temp:
+        Path(temp).write_text(text)
+
+
+@contextmanager
+def results_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir`` while its summary files are rebuilt.
+
+    Two benchmarks writing into one folder at once then take turns, and the later one's summary
+    includes the earlier one's methods.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / ".results.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def update_summaries(out_dir: Path, title: str | None = None, *, plots: bool = True) -> RunResults:
+    """Rebuild ``results.csv``, ``report.md`` and plots from every finished method in ``out_dir``.
+
+    Whatever methods earlier runs completed in the folder are kept; a method run again replaces
+    its own row. Runs under :func:`results_lock`; every file is replaced atomically.
+    """
+    with results_lock(out_dir):
+        run = load_results(out_dir)
+        complete = run.complete()
+        if not complete:
+            return run
+        frame = results_frame(complete)
+        title = title or _default_title(complete)
+        write_csv_atomic(frame, out_dir / "results.csv")
+        write_text_atomic(markdown_report(frame, complete, title), out_dir / "report.md")
+        if plots:
+            plot_results(complete, out_dir)
+    return run
+
+
+def _default_title(results: Sequence[MethodResult]) -> str:
+    datasets = sorted({r.dataset for r in results})
+    protocols = sorted({r.protocol.describe() for r in results})
+    return f"{', '.join(datasets)}: {'; '.join(protocols)}"
 
 
 def _pct(mean: float, std: float | None = None) -> str:
@@ -140,10 +204,11 @@ def plot_results(results: Sequence[MethodResult], out_dir: Path) -> list[Path]:
     ax.axhline(25, color="grey", linestyle=":", linewidth=1)
     ax.set_ylabel("macro F1 (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(f"{results[0].dataset}: {results[0].protocol.describe()}", fontsize=9)
+    ax.set_title(_default_title(results), fontsize=9)
     fig.tight_layout()
     path = out_dir / "f1.png"
-    fig.savefig(path, dpi=120)
+    with _atomic_path(path) as temp:
+        fig.savefig(temp, dpi=120, format="png")
     plt.close(fig)
     written.append(path)
 
@@ -163,7 +228,8 @@ def plot_results(results: Sequence[MethodResult], out_dir: Path) -> list[Path]:
         ax.set_title(result.method)
         fig.tight_layout()
         path = out_dir / f"confusion_{result.method}.png"
-        fig.savefig(path, dpi=120)
+        with _atomic_path(path) as temp:
+            fig.savefig(temp, dpi=120, format="png")
         plt.close(fig)
         written.append(path)
     return written

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +10,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import StandardScaler
 
 from merkit.errors import ConfigError
+from merkit.inputs import parse_input
 
 
 def feature_preprocessing() -> list[tuple[str, Any]]:
@@ -31,8 +32,12 @@ class MethodSpec:
         Registry key, e.g. ``"svm"``.
     summary : str
         One line for ``merkit methods`` and reports.
-    inputs : tuple of str
-        Representation names (computed from audio, cached) or ``table:NAME`` feature tables.
+    inputs : tuple of str, or mapping of str to str
+        Input names (:mod:`merkit.inputs`: representations computed from audio, or
+        ``table:NAME`` feature tables). A method with several inputs maps each of its estimator's
+        argument names (roles, e.g. ``features``, ``logmel``) to an input name; the protocol then
+        hands the estimator a dict keyed by role (several inputs given as a sequence are keyed by
+        input name). A single-input method names just its input and gets a plain array.
     build : callable
         ``build(**params) -> estimator``: an unfitted scikit-learn-style estimator. Data-dependent
         steps (scaling, selection, augmentation, oversampling) live inside it, so they are fitted
@@ -43,20 +48,42 @@ class MethodSpec:
         That row's Original-4QAED macro F1 (fraction).
     quick : dict
         Settings for a smoke run (``merkit benchmark --quick``), e.g. a tiny epoch cap.
+    roles : tuple of str or None
+        Set from a mapping ``inputs``: the estimator's argument name of each input, in order.
     """
 
     name: str
     summary: str
-    inputs: tuple[str, ...]
+    inputs: tuple[str, ...] | Mapping[str, str]
     build: Callable[..., Any]
     paper_row: str | None = None
     paper_f1: float | None = None
     quick: dict[str, Any] = field(default_factory=dict)
 
+    roles: tuple[str, ...] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        # A mapping declaration is stored as ``inputs`` (names, in order) plus ``roles``.
+        if isinstance(self.inputs, Mapping):
+            object.__setattr__(self, "roles", tuple(self.inputs))
+            object.__setattr__(self, "inputs", tuple(self.inputs.values()))
+        else:
+            object.__setattr__(self, "inputs", tuple(self.inputs))
+        for name in self.inputs:
+            parse_input(name)
+        if self.roles is None and len(self.inputs) > 1:
+            # Several inputs given as a sequence: the estimator's dict is keyed by input name.
+            object.__setattr__(self, "roles", tuple(self.inputs))
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The input names, in order."""
+        return tuple(self.inputs)
+
     @property
     def audio_only(self) -> bool:
         """True when every input can be computed from audio (so it works for any new song)."""
-        return not any(name.startswith("table:") for name in self.inputs)
+        return all(parse_input(name).from_audio for name in self.inputs)
 
     def make(self, params: dict[str, Any] | None = None) -> Any:
         """Build the estimator with overrides, turning bad parameter names into a ConfigError."""

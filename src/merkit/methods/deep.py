@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 
 from merkit.estimators import TorchClassifier
 from merkit.methods.base import MethodSpec, feature_preprocessing
+from merkit.methods.registry import register_method
 
 
 def _recipe(model: str, *, epochs: int, batch_size: int, optimizer: str, lr: float):
@@ -103,6 +104,6 @@ DNN_OWN = MethodSpec(
 
 QUICK = {"epochs": 2}
 SPECS = tuple(
-    dataclasses.replace(spec, quick=QUICK)
+    register_method(dataclasses.replace(spec, quick=QUICK))
     for spec in (CNN, CNN_GRU, CNN_GRU_TIME, CRNN, DNN, DNN_OWN)
 )

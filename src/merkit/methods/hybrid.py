@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 from merkit.errors import ConfigError, DataError
 from merkit.estimators import TorchClassifier
 from merkit.methods.base import MethodSpec, feature_preprocessing
+from merkit.methods.registry import register_method
 from merkit.models import build_model
 
 
@@ -187,21 +188,25 @@ def build_hybrid(**params: Any) -> HybridClassifier:
     return HybridClassifier(**params)
 
 
-HYBRID = MethodSpec(
-    name="hybrid",
-    summary="Hybrid Augmented: feature DNN (top-100) + CNN-H pre-trained on classic augmentations, "
-    "fused by a 400-200-100-4 head",
-    inputs=("table:top100", "logmel", "classic-aug"),
-    build=build_hybrid,
-    paper_row="Hybrid Augmented",
-    paper_f1=0.6804,
-    quick={stage: {"epochs": 2} for stage in ("dnn", "cnn", "fusion")},
+HYBRID = register_method(
+    MethodSpec(
+        name="hybrid",
+        summary="Hybrid Augmented: feature DNN (top-100) + CNN-H pre-trained on classic "
+        "augmentations, fused by a 400-200-100-4 head",
+        inputs={"features": "table:top100", "logmel": "logmel", "augmented": "classic-aug"},
+        build=build_hybrid,
+        paper_row="Hybrid Augmented",
+        paper_f1=0.6804,
+        quick={stage: {"epochs": 2} for stage in ("dnn", "cnn", "fusion")},
+    )
 )
 
-HYBRID_OWN = MethodSpec(
-    name="hybrid-own",
-    summary="Hybrid Augmented on merkit's own features (audio only)",
-    inputs=("own-features", "logmel", "classic-aug"),
-    build=build_hybrid,
-    quick={stage: {"epochs": 2} for stage in ("dnn", "cnn", "fusion")},
+HYBRID_OWN = register_method(
+    MethodSpec(
+        name="hybrid-own",
+        summary="Hybrid Augmented on merkit's own features (audio only)",
+        inputs={"features": "own-features", "logmel": "logmel", "augmented": "classic-aug"},
+        build=build_hybrid,
+        quick={stage: {"epochs": 2} for stage in ("dnn", "cnn", "fusion")},
+    )
 )

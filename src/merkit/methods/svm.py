@@ -7,6 +7,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
 from merkit.methods.base import MethodSpec, feature_preprocessing
+from merkit.methods.registry import register_method
 
 PANDA_C = 8.0
 PANDA_GAMMA = 2.0**-9
@@ -62,18 +63,22 @@ def build_svm_own(
     )
 
 
-SVM = MethodSpec(
-    name="svm",
-    summary="RBF SVM (C=8, γ=2^-9) on the provided top-100 handcrafted features",
-    inputs=("table:top100",),
-    build=build_svm,
-    paper_row="SVM Baseline",
-    paper_f1=0.7559,
+SVM = register_method(
+    MethodSpec(
+        name="svm",
+        summary="RBF SVM (C=8, γ=2^-9) on the provided top-100 handcrafted features",
+        inputs=("table:top100",),
+        build=build_svm,
+        paper_row="SVM Baseline",
+        paper_f1=0.7559,
+    )
 )
 
-SVM_OWN = MethodSpec(
-    name="svm-own",
-    summary="RBF SVM on merkit's own librosa features, in-fold ReliefF top-100",
-    inputs=("own-features",),
-    build=build_svm_own,
+SVM_OWN = register_method(
+    MethodSpec(
+        name="svm-own",
+        summary="RBF SVM on merkit's own librosa features, in-fold ReliefF top-100",
+        inputs=("own-features",),
+        build=build_svm_own,
+    )
 )

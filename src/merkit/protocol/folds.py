@@ -62,15 +62,10 @@ def make_folds(
     Raises
     ------
     ConfigError
-        If a class has fewer songs than folds.
+        If the split is impossible (see :func:`check_feasible`).
     """
     labels = np.asarray(labels)
-    smallest = int(np.bincount(labels).min()) if labels.size else 0
-    if protocol.stratify and smallest < protocol.n_splits:
-        raise ConfigError(
-            f"{protocol.n_splits}-fold stratified CV needs at least {protocol.n_splits} songs per "
-            f"quadrant; the smallest quadrant has {smallest}"
-        )
+    check_feasible(labels, protocol, groups)
     dummy = np.zeros((labels.size, 1))
     splits: list[tuple[int, int, np.ndarray, np.ndarray]] = []
     if groups is not None:
@@ -92,6 +87,42 @@ def make_folds(
         for index, (train, test) in enumerate(splitter.split(dummy, labels)):
             splits.append((index // protocol.n_splits, index % protocol.n_splits, train, test))
     return [Fold(r, f, np.sort(tr), np.sort(te)) for r, f, tr, te in splits]
+
+
+def check_feasible(
+    labels: np.ndarray, protocol: ProtocolConfig, groups: np.ndarray | None = None
+) -> None:
+    """Refuse fold settings the songs cannot satisfy, naming the setting and the numbers.
+
+    K-fold needs at least K songs (K groups when grouped); stratified K-fold also needs K songs
+    in every quadrant that has songs, since each fold holds a share of every quadrant.
+
+    Raises
+    ------
+    ConfigError
+    """
+    from merkit.labels import QUADRANTS
+
+    k = protocol.n_splits
+    labels = np.asarray(labels)
+    if labels.size < k:
+        raise ConfigError(f"--folds {k} needs at least {k} songs; the dataset has {labels.size}")
+    if groups is not None:
+        n_groups = len(np.unique(np.asarray(groups)))
+        if n_groups < k:
+            raise ConfigError(
+                f"--folds {k} with grouped songs needs at least {k} groups; there are {n_groups}"
+            )
+    if protocol.stratify:
+        counts = np.bincount(labels.astype(np.int64))
+        present = np.flatnonzero(counts)
+        smallest = present[np.argmin(counts[present])]
+        if counts[smallest] < k:
+            name = QUADRANTS[smallest] if smallest < len(QUADRANTS) else f"class {smallest}"
+            raise ConfigError(
+                f"--folds {k} stratified needs at least {k} songs per quadrant; the smallest, "
+                f"{name}, has {counts[smallest]} (lower --folds, or use --unstratified)"
+            )
 
 
 def folds_path(folder: Path, dataset: Dataset, protocol: ProtocolConfig) -> Path:
@@ -116,15 +147,20 @@ def load_or_create_folds(folder: Path, dataset: Dataset, protocol: ProtocolConfi
             stored = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise DataError(f"fold file {path} is corrupt ({exc}); delete it to recreate") from None
-        if stored.get("song_ids") != ids:
+        if not isinstance(stored, dict) or stored.get("song_ids") != ids:
             raise DataError(f"fold file {path} was made for a different song list; delete it")
         position = {song: i for i, song in enumerate(ids)}
         folds = []
         all_rows = np.arange(len(ids))
-        for entry in stored["folds"]:
-            test = np.sort(np.array([position[s] for s in entry["test"]], dtype=np.int64))
-            train = np.setdiff1d(all_rows, test)
-            folds.append(Fold(entry["repeat"], entry["fold"], train, test))
+        try:
+            for entry in stored["folds"]:
+                test = np.sort(np.array([position[s] for s in entry["test"]], dtype=np.int64))
+                train = np.setdiff1d(all_rows, test)
+                folds.append(Fold(int(entry["repeat"]), int(entry["fold"]), train, test))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(
+                f"fold file {path} is damaged ({type(exc).__name__}: {exc}); delete it to recreate"
+            ) from None
         return folds
 
     folds = make_folds(dataset.labels, protocol, dataset.groups)

@@ -1,6 +1,8 @@
-"""Run a method under the protocol: per-fold fit/predict, results written as each fold finishes.
+"""Run a method under the protocol: each fold a unit of work, results written as folds finish.
 
-A rerun into the same output folder skips the folds whose result files exist, so an interrupted
+:func:`fit_fold` fits and scores one fold and returns a :class:`FoldRecord` (it writes nothing);
+:func:`run_method` drives the folds through an :class:`Executor` and writes each record. A rerun
+into the same output folder skips the folds whose valid result files exist, so an interrupted
 benchmark resumes without recomputing finished folds.
 """
 
@@ -11,6 +13,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +23,13 @@ from sklearn.base import clone
 
 from merkit.datasets.base import Dataset
 from merkit.errors import ConfigError
+from merkit.inputs import InputArray, parse_input, take
+from merkit.methods.resolve import ResolvedMethod
+from merkit.protocol.executor import Executor, SerialExecutor
 from merkit.protocol.folds import Fold, ProtocolConfig, write_json_atomic
 from merkit.protocol.metrics import fold_metrics, summarize
-
-InputArray = np.ndarray | list[np.ndarray]
-FOLD_FORMAT = 1
+from merkit.protocol.models import check_saveable, save_model
+from merkit.protocol.records import FoldMetrics, FoldRecord, TrainingInfo, read_fold, write_fold
 
 
 @dataclass
@@ -34,7 +39,7 @@ class MethodResult:
     method: str
     dataset: str
     protocol: ProtocolConfig
-    per_fold: list[dict[str, Any]]
+    per_fold: list[FoldRecord]
     n_total: int
     seconds: float
     inputs: tuple[str, ...]
@@ -46,7 +51,7 @@ class MethodResult:
 
     @property
     def summary(self) -> dict[str, Any]:
-        return summarize([f["metrics"] for f in self.per_fold])
+        return summarize([f.metrics.model_dump() for f in self.per_fold])
 
 
 def resolve_inputs(
@@ -57,17 +62,18 @@ def resolve_inputs(
     n_jobs: int = 1,
     progress: bool = True,
 ) -> dict[str, InputArray]:
-    """Arrays aligned with ``dataset.songs`` for each input name.
+    """Arrays aligned with ``dataset.songs`` for each input name (:mod:`merkit.inputs`).
 
-    ``table:NAME`` reads a feature table of the dataset; any other name is a representation
-    computed from audio (and cached) by :func:`merkit.representations.compute`.
+    A feature table is read from the dataset; a representation is computed from audio (and
+    cached) by :func:`merkit.representations.compute`.
     """
     from merkit import representations
 
     resolved: dict[str, InputArray] = {}
     for name in names:
-        if name.startswith("table:"):
-            resolved[name] = dataset.table(name.removeprefix("table:"))
+        parsed = parse_input(name)
+        if parsed.kind == "table":
+            resolved[name] = dataset.table(parsed.name)
         else:
             resolved[name] = representations.compute(
                 dataset, name, cache=cache, n_jobs=n_jobs, progress=progress
@@ -75,15 +81,12 @@ def resolve_inputs(
     return resolved
 
 
-def take(array: InputArray, rows: np.ndarray) -> InputArray:
-    """Rows of an input: fancy indexing for arrays, a list for per-song arrays of varying shape."""
-    if isinstance(array, np.ndarray):
-        return array[rows]
-    return [array[i] for i in rows]
-
-
 def estimator_input(inputs: Mapping[str, InputArray], rows: np.ndarray) -> Any:
-    """What an estimator's ``fit``/``predict`` receives: the array, or a dict for several inputs."""
+    """The array of a single input, or a dict keyed by input name for several.
+
+    Methods with roles get a dict keyed by role instead: see
+    :meth:`~merkit.methods.ResolvedMethod.estimator_input`.
+    """
     if len(inputs) == 1:
         return take(next(iter(inputs.values())), rows)
     return {name: take(array, rows) for name, array in inputs.items()}
@@ -94,153 +97,230 @@ def fold_seed(protocol: ProtocolConfig, fold: Fold) -> int:
     return protocol.random_state * 100_003 + fold.repeat * 1_000 + fold.fold
 
 
+def fit_fold(
+    method: ResolvedMethod,
+    inputs: Mapping[str, InputArray],
+    labels: np.ndarray,
+    fold: Fold,
+    protocol: ProtocolConfig,
+    *,
+    song_ids: Sequence[str] | None = None,
+    keep_model: bool = False,
+) -> FoldRecord:
+    """Fit a clone of the method's estimator on one fold's training rows and score its test rows.
+
+    Pure: nothing is written; the same arguments give the same record (every ``random_state``
+    inside the estimator is set to :func:`fold_seed`).
+
+    Parameters
+    ----------
+    method : ResolvedMethod
+        From :func:`merkit.methods.resolve_method` (or :meth:`ResolvedMethod.of`).
+    inputs : mapping
+        Input name -> array (or per-song list) aligned with ``labels``.
+    labels : ndarray
+        Class index per song.
+    fold : Fold
+        Row indices of the split.
+    protocol : ProtocolConfig
+        For the seed.
+    song_ids : sequence of str, optional
+        Song id per row, recorded for the test rows (default: row numbers).
+    keep_model : bool
+        Attach the fitted estimator to ``record.model`` (not serialised).
+
+    Returns
+    -------
+    FoldRecord
+    """
+    labels = np.asarray(labels)
+    ids = [str(i) for i in range(len(labels))] if song_ids is None else list(song_ids)
+    seed = fold_seed(protocol, fold)
+    model = clone(method.estimator)
+    # Nested estimators (pipeline steps) are seeded too: every ``*random_state`` parameter.
+    seeds = {k: seed for k in model.get_params() if k.split("__")[-1] == "random_state"}
+    if seeds:
+        model.set_params(**seeds)
+    tic = time.perf_counter()
+    model.fit(method.estimator_input(inputs, fold.train), labels[fold.train])
+    fitted = time.perf_counter()
+    x_test = method.estimator_input(inputs, fold.test)
+    proba = model.predict_proba(x_test) if hasattr(model, "predict_proba") else None
+    predicted = np.asarray(model.predict(x_test), dtype=np.int64)
+    done = time.perf_counter()
+    record = FoldRecord(
+        repeat=fold.repeat,
+        fold=fold.fold,
+        seed=seed,
+        seconds=done - tic,
+        fit_seconds=fitted - tic,
+        predict_seconds=done - fitted,
+        test_ids=[ids[i] for i in fold.test],
+        y_true=labels[fold.test].tolist(),
+        y_pred=predicted.tolist(),
+        proba=None if proba is None else np.round(np.asarray(proba, dtype=float), 6).tolist(),
+        metrics=FoldMetrics(**fold_metrics(labels[fold.test], predicted)),
+        training=_training_info(model),
+        model=model if keep_model else None,
+    )
+    del model
+    gc.collect()
+    return record
+
+
+def _training_info(model: Any) -> TrainingInfo | None:
+    # A pipeline's network is its last step.
+    final = getattr(model, "_final_estimator", model)
+    history = getattr(model, "history_", None) or getattr(final, "history_", None)
+    if history is None or not hasattr(history, "to_dict"):
+        return None
+    full = history.to_dict()
+    return TrainingInfo(
+        **{key: full.get(key) for key in ("epochs_run", "stop_reason", "best_epoch", "device")},
+        final_train_accuracy=(full.get("accuracy") or [None])[-1],
+    )
+
+
 def run_method(
-    name: str,
-    estimator: Any,
+    method: ResolvedMethod,
     dataset: Dataset,
     inputs: Mapping[str, InputArray],
     folds: Sequence[Fold],
     protocol: ProtocolConfig,
     out_dir: Path,
     *,
-    config: Mapping[str, Any] | None = None,
+    executor: Executor | None = None,
     save_models: bool = False,
     progress: bool = True,
-    paper_f1: float | None = None,
 ) -> MethodResult:
-    """Cross-validate an unfitted estimator; each fold's predictions and metrics go to a JSON file.
+    """Cross-validate a method; each fold's record goes to ``out_dir/<method>/folds/<fold>.json``.
 
     Parameters
     ----------
-    name : str
-        Method name; results go to ``out_dir / name``.
-    estimator : sklearn-style estimator
-        Cloned per fold; gets ``random_state`` (if it has one) from :func:`fold_seed`.
-    config : mapping, optional
-        The method's settings. Stored beside the results; resuming with different settings into
-        the same folder is refused rather than mixing results of two configurations.
+    method : ResolvedMethod
+        The method; its :meth:`~ResolvedMethod.config` is stored in ``<method>/config.json``.
+        Resuming with different settings into a folder that holds finished folds is refused
+        rather than mixing results of two configurations.
+    executor : Executor, optional
+        Runs the pending folds (default: :class:`SerialExecutor`).
     save_models : bool
-        Also save each fold's fitted model (estimators with a ``save(path)`` method).
+        Also save each fold's fitted model under ``<method>/models`` (see
+        :func:`merkit.protocol.models.save_model`).
     """
-    method_dir = out_dir / name
+    method_dir = out_dir / method.name
     fold_dir = method_dir / "folds"
-    _check_config(method_dir, dataset, protocol, dict(config or {}))
+    if save_models:
+        check_saveable(method.name, method.estimator)
+    check_config(method_dir, dataset, protocol, method)
 
-    labels = dataset.labels
     ids = dataset.song_ids
-    per_fold: list[dict[str, Any]] = []
+    done: dict[str, FoldRecord] = {}
+    pending: list[Fold] = []
+    for fold in folds:
+        record = read_fold(fold_dir / f"{fold.name}.json", [ids[i] for i in fold.test])
+        if record is not None and save_models and not _model_saved(method_dir, fold):
+            record = None  # refit to save the model asked for
+        if record is None:
+            pending.append(fold)
+        else:
+            done[fold.name] = record
+    task = partial(
+        fit_fold,
+        method,
+        inputs,
+        dataset.labels,
+        protocol=protocol,
+        song_ids=ids,
+        keep_model=save_models,
+    )
     columns = (
-        TextColumn(f"[bold]{name}[/] {{task.description}}"),
+        TextColumn(f"[bold]{method.name}[/] {{task.description}}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, disable=not progress, transient=False) as bar:
-        task = bar.add_task("folds", total=len(folds))
-        for fold in folds:
-            path = fold_dir / f"{fold.name}.json"
-            record = _read_fold(path, [ids[i] for i in fold.test])
-            if record is None:
-                bar.update(task, description=f"fold {fold.name}")
-                record = _fit_fold(
-                    estimator, inputs, labels, ids, fold, protocol, method_dir, save_models
-                )
-                write_json_atomic(path, record)
-            per_fold.append(record)
-            bar.advance(task)
+        bar_task = bar.add_task("folds", total=len(folds), completed=len(done))
+        for record in (executor or SerialExecutor()).map(task, pending):
+            if save_models:
+                save_model(record.model, method_dir / "models" / record.name)
+                record.model = None
+            write_fold(fold_dir / f"{record.name}.json", record)
+            done[record.name] = record
+            bar.update(bar_task, description=f"fold {record.name}")
+            bar.advance(bar_task)
+    per_fold = [done[fold.name] for fold in folds]
     result = MethodResult(
-        method=name,
+        method=method.name,
         dataset=dataset.name,
         protocol=protocol,
         per_fold=per_fold,
         n_total=len(folds),
         # Compute time of the folds themselves, so a resumed run reports the same number.
-        seconds=float(sum(record.get("seconds", 0.0) for record in per_fold)),
-        inputs=tuple(inputs),
-        paper_f1=paper_f1,
+        seconds=float(sum(record.seconds for record in per_fold)),
+        inputs=method.inputs,
+        paper_f1=method.spec.paper_f1,
     )
-    write_json_atomic(method_dir / "summary.json", {"method": name, **result.summary})
+    write_json_atomic(method_dir / "summary.json", {"method": method.name, **result.summary})
     return result
 
 
-def _fit_fold(
-    estimator: Any,
-    inputs: Mapping[str, InputArray],
-    labels: np.ndarray,
-    ids: list[str],
-    fold: Fold,
-    protocol: ProtocolConfig,
-    method_dir: Path,
-    save_models: bool,
+def _model_saved(method_dir: Path, fold: Fold) -> bool:
+    return any((method_dir / "models").glob(f"{fold.name}.*"))
+
+
+def config_stamp(
+    dataset: Dataset, protocol: ProtocolConfig, method: ResolvedMethod
 ) -> dict[str, Any]:
-    seed = fold_seed(protocol, fold)
-    model = clone(estimator)
-    # Nested estimators (pipeline steps) are seeded too: every ``*random_state`` parameter.
-    seeds = {k: seed for k in model.get_params() if k.split("__")[-1] == "random_state"}
-    if seeds:
-        model.set_params(**seeds)
-    tic = time.perf_counter()
-    model.fit(estimator_input(inputs, fold.train), labels[fold.train])
-    x_test = estimator_input(inputs, fold.test)
-    proba = model.predict_proba(x_test) if hasattr(model, "predict_proba") else None
-    predicted = np.asarray(model.predict(x_test), dtype=np.int64)
-    if save_models and hasattr(model, "save"):
-        model.save(method_dir / "models" / f"{fold.name}.pt")
-    record = {
-        "format": FOLD_FORMAT,
-        "repeat": fold.repeat,
-        "fold": fold.fold,
-        "seed": seed,
-        "seconds": time.perf_counter() - tic,
-        "test_ids": [ids[i] for i in fold.test],
-        "y_true": labels[fold.test].tolist(),
-        "y_pred": predicted.tolist(),
-        "proba": None if proba is None else np.round(np.asarray(proba, dtype=float), 6).tolist(),
-        "metrics": fold_metrics(labels[fold.test], predicted),
-    }
-    # A pipeline's network is its last step.
-    final = getattr(model, "_final_estimator", model)
-    history = getattr(model, "history_", None) or getattr(final, "history_", None)
-    if history is not None and hasattr(history, "to_dict"):
-        full = history.to_dict()
-        record["training"] = {
-            key: full.get(key) for key in ("epochs_run", "stop_reason", "best_epoch", "device")
-        }
-        record["training"]["final_train_accuracy"] = (full.get("accuracy") or [None])[-1]
-    del model
-    gc.collect()
-    return record
-
-
-def _read_fold(path: Path, test_ids: list[str]) -> dict[str, Any] | None:
-    """A finished fold's record, or None when it must be (re)computed."""
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    if record.get("format") != FOLD_FORMAT or record.get("test_ids") != test_ids:
-        return None
-    return record
-
-
-def _check_config(
-    method_dir: Path, dataset: Dataset, protocol: ProtocolConfig, config: dict[str, Any]
-) -> None:
-    stamp = {
+    """What ``<method>/config.json`` holds: identity (compared on resume) and ``info``."""
+    return {
         "dataset": dataset.name,
         "fingerprint": dataset.fingerprint(),
         "protocol": protocol.model_dump(),
-        "config": json.loads(json.dumps(config, default=str)),
+        "config": json.loads(json.dumps(method.config(), default=str)),
+        "info": {
+            "n_songs": len(dataset),
+            "inputs": list(method.inputs),
+            "paper_f1": method.spec.paper_f1,
+        },
     }
+
+
+IDENTITY = ("dataset", "fingerprint", "protocol", "config")
+
+
+def finished_fold_files(method_dir: Path) -> list[Path]:
+    """Fold result files present in a method's folder (valid or not)."""
+    return sorted((method_dir / "folds").glob("r*_f*.json"))
+
+
+def check_config(
+    method_dir: Path, dataset: Dataset, protocol: ProtocolConfig, method: ResolvedMethod
+) -> None:
+    """Stamp ``method_dir`` with this configuration, or refuse one that differs from its results.
+
+    A folder without fold files accepts any configuration (a run that failed before finishing a
+    fold does not block its corrected rerun); an unreadable ``config.json`` beside fold files is
+    a ConfigError naming the file.
+    """
+    stamp = config_stamp(dataset, protocol, method)
     path = method_dir / "config.json"
-    if path.is_file():
-        previous = json.loads(path.read_text())
-        if previous != stamp:
+    has_folds = bool(finished_fold_files(method_dir))
+    if path.is_file() and has_folds:
+        try:
+            previous = json.loads(path.read_text())
+            if not isinstance(previous, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(
+                f"{path} is unreadable ({exc}) but {method_dir} holds fold results; "
+                "delete that folder (or use another --out) to start this method again"
+            ) from None
+        if {k: previous.get(k) for k in IDENTITY} != {k: stamp[k] for k in IDENTITY}:
             raise ConfigError(
                 f"{method_dir} holds results of another dataset, protocol or configuration; "
                 "use a different --out folder (or delete it) instead of mixing results"
             )
-        return
+        if previous.get("info") == stamp["info"]:
+            return
     write_json_atomic(path, stamp)

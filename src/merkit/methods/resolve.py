@@ -1,0 +1,373 @@
+"""One way from a method name and settings to an unfitted estimator, validated before any work.
+
+``benchmark``, ``train`` and any worker call :func:`resolve_method`; it merges the smoke-run
+settings, applies an ``inputs:`` override, builds the estimator and checks every setting (names,
+types, values) so that a bad one fails at once, naming the method and the setting, instead of
+after minutes of feature extraction or deep inside scikit-learn.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from merkit.errors import ConfigError
+from merkit.inputs import parse_input, take
+from merkit.methods.base import MethodSpec
+from merkit.methods.registry import METHODS, get_method, suggest
+
+
+@dataclass(frozen=True)
+class ResolvedMethod:
+    """A method ready to run: what it reads and the unfitted estimator.
+
+    Attributes
+    ----------
+    spec : MethodSpec
+        The registered method.
+    inputs : tuple of str
+        Input names (after an ``inputs:`` override), in order.
+    roles : tuple of str or None
+        The estimator's argument name of each input (None: one input, passed as an array).
+    estimator : estimator
+        Unfitted; clone it before fitting.
+    settings : dict
+        The effective settings the estimator was built with (quick settings merged, ``inputs``
+        removed).
+    """
+
+    spec: MethodSpec
+    inputs: tuple[str, ...]
+    roles: tuple[str, ...] | None
+    estimator: Any
+    settings: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        estimator: Any,
+        inputs: tuple[str, ...] | list[str] | Mapping[str, str],
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> ResolvedMethod:
+        """An unregistered method: any estimator under a name (for tests and experiments).
+
+        ``inputs`` as in :class:`MethodSpec`; several inputs given as a sequence reach the
+        estimator as a dict keyed by input name.
+        """
+        if isinstance(inputs, Mapping):
+            names, roles = tuple(inputs.values()), tuple(inputs)
+        else:
+            names = tuple(inputs)
+            roles = names if len(names) > 1 else None
+        spec = MethodSpec(
+            name,
+            "",
+            dict(zip(roles, names, strict=True)) if roles else names,
+            build=lambda: estimator,
+        )
+        return cls(spec, names, roles, estimator, dict(settings or {}))
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def audio_only(self) -> bool:
+        """True when every input can be computed from audio."""
+        return all(parse_input(name).from_audio for name in self.inputs)
+
+    def config(self) -> dict[str, Any]:
+        """What identifies this configuration in a results folder (``<method>/config.json``)."""
+        return {"inputs": list(self.inputs), "params": copy.deepcopy(self.settings)}
+
+    def estimator_input(self, arrays: Mapping[str, Any], rows: np.ndarray) -> Any:
+        """What ``fit``/``predict`` receives for ``rows``: one array, or a dict keyed by role.
+
+        ``arrays`` maps input names (as in :attr:`inputs`) to arrays aligned with the songs.
+        """
+        if self.roles is None:
+            return take(arrays[self.inputs[0]], rows)
+        return {
+            role: take(arrays[name], rows)
+            for role, name in zip(self.roles, self.inputs, strict=True)
+        }
+
+
+def merge_settings(
+    spec: MethodSpec, settings: Mapping[str, Any] | None, *, quick: bool = False
+) -> dict[str, Any]:
+    """The method's smoke-run settings (when ``quick``) under the explicit ``settings``.
+
+    Nested dicts merge one level deep, so ``hybrid: {cnn: {lr: 0.1}}`` with ``--quick`` keeps the
+    quick epoch cap of the CNN stage.
+    """
+    merged: dict[str, Any] = copy.deepcopy(dict(spec.quick)) if quick else {}
+    for key, value in (settings or {}).items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def resolve_method(
+    name: str, settings: Mapping[str, Any] | None = None, *, quick: bool = False
+) -> ResolvedMethod:
+    """Resolve a method name and its settings to inputs and a validated, unfitted estimator.
+
+    Parameters
+    ----------
+    name : str
+        A registered method (``merkit methods``).
+    settings : mapping, optional
+        The method's settings as in a ``--config`` YAML; ``inputs`` (a list of input names, or a
+        mapping role -> input name for a method with several inputs) swaps its inputs.
+    quick : bool
+        Apply the method's smoke-run settings (e.g. a 2-epoch cap) under ``settings``.
+
+    Returns
+    -------
+    ResolvedMethod
+
+    Raises
+    ------
+    ConfigError
+        Unknown method; unknown setting; a setting of the wrong type or with a bad value; bad
+        ``inputs``. The message names the method and the setting.
+    """
+    spec = get_method(name)
+    if settings is not None and not isinstance(settings, Mapping):
+        raise ConfigError(f"settings of method {name!r} must be a mapping, not {settings!r}")
+    params = merge_settings(spec, settings, quick=quick)
+    inputs, roles = _inputs(spec, params.pop("inputs", None))
+    estimator = _build(spec, params)
+    validate_estimator(spec.name, estimator, params)
+    return ResolvedMethod(spec, inputs, roles, estimator, params)
+
+
+def _inputs(spec: MethodSpec, override: Any) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    if override is None:
+        return tuple(spec.inputs), spec.roles
+    where = f"method {spec.name!r}: setting 'inputs'"
+    if isinstance(override, str):
+        override = [override]
+    if isinstance(override, Mapping):
+        if spec.roles is None or set(override) != set(spec.roles):
+            expected = list(spec.roles) if spec.roles else "a list of one input name"
+            raise ConfigError(f"{where} must name the roles {expected}, got {list(override)}")
+        names = tuple(override[role] for role in spec.roles)
+    elif isinstance(override, list | tuple):
+        names = tuple(override)
+        if len(names) != len(spec.inputs):
+            raise ConfigError(
+                f"{where} needs {len(spec.inputs)} input name(s) "
+                f"({', '.join(spec.roles or spec.inputs)}), got {len(names)}: {list(names)}"
+            )
+    else:
+        raise ConfigError(f"{where} must be a list of input names, not {override!r}")
+    for value in names:
+        try:
+            if parse_input(value).kind == "representation":
+                from merkit.representations import get_representation
+
+                get_representation(value)  # an unknown name fails now, not mid-run
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return names, spec.roles
+
+
+_UNEXPECTED = re.compile(r"unexpected keyword argument '([^']+)'")
+
+
+def _build(spec: MethodSpec, params: dict[str, Any]) -> Any:
+    try:
+        return spec.build(**params)
+    except TypeError as exc:
+        match = _UNEXPECTED.search(str(exc))
+        if match:
+            bad = match.group(1)
+            raise ConfigError(
+                f"method {spec.name!r}: unknown setting {bad!r}{suggest(bad, _known(spec))}"
+            ) from None
+        raise ConfigError(f"method {spec.name!r}: bad settings: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"method {spec.name!r}: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"method {spec.name!r}: bad settings: {exc}") from None
+
+
+def _known(spec: MethodSpec) -> list[str]:
+    """Setting names of a method's default estimator (top-level and last step's parameters)."""
+    try:
+        estimator = spec.build()
+    except Exception:
+        return []
+    names = set(estimator.get_params(deep=False))
+    final = getattr(estimator, "_final_estimator", None)
+    if final is not None:
+        names |= set(final.get_params(deep=False))
+    return sorted(names)
+
+
+_PARAM = re.compile(r"The '([^']+)' parameter")
+
+
+def validate_estimator(method: str, estimator: Any, settings: Mapping[str, Any]) -> None:
+    """Check every parameter of ``estimator`` and its sub-estimators without fitting.
+
+    scikit-learn estimators are checked by their own parameter constraints
+    (``_validate_params``), :class:`~merkit.estimators.TorchClassifier` by building its training
+    config, and the Hybrid's per-stage dicts by building each stage's classifier.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``method`` and the setting (the one in ``settings`` that sets the bad parameter,
+        or the parameter's path inside the estimator).
+    """
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    for path, sub in _estimators(estimator):
+        try:
+            _validate_one(sub)
+        except InvalidParameterError as exc:
+            match = _PARAM.search(str(exc))
+            param = match.group(1) if match else "?"
+            setting = _setting_name(param, path, settings)
+            raise ConfigError(f"method {method!r}: bad setting {setting!r}: {exc}") from None
+        except ConfigError as exc:
+            where = f" ({path})" if path else ""
+            raise ConfigError(f"method {method!r}{where}: {exc}") from None
+
+
+def _estimators(estimator: Any) -> list[tuple[str, Any]]:
+    """``estimator`` and every estimator among its deep parameters, with their paths."""
+    found = [("", estimator)]
+    get_params = getattr(estimator, "get_params", None)
+    if get_params is None:
+        return found
+    for key, value in get_params(deep=True).items():
+        if hasattr(value, "get_params") and hasattr(value, "fit"):
+            found.append((key, value))
+    return found
+
+
+def _validate_one(estimator: Any) -> None:
+    from merkit.estimators import TorchClassifier
+
+    if isinstance(estimator, TorchClassifier):
+        _validate_torch(estimator)
+        return
+    stages = getattr(estimator, "DNN_DEFAULTS", None)
+    if stages is not None and hasattr(estimator, "FUSION_DEFAULTS"):
+        _validate_hybrid(estimator)
+        return
+    # scikit-learn's own estimators declare their constraints; custom ones may not.
+    if isinstance(estimator, BaseEstimator) and hasattr(type(estimator), "_parameter_constraints"):
+        estimator._validate_params()
+
+
+def _validate_torch(estimator: Any) -> None:
+    from pydantic import ValidationError
+
+    try:
+        estimator._config()
+        if isinstance(estimator.model, str):
+            estimator._names()  # an unknown model name fails here, not after extraction
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, e["loc"])) + f": {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid training settings: {fields}") from None
+
+
+def _validate_hybrid(estimator: Any) -> None:
+    from merkit.estimators import TorchClassifier
+
+    if estimator.cnn_init not in ("pretrained", "scratch"):
+        raise ConfigError(
+            f"setting 'cnn_init' must be 'pretrained' or 'scratch', not {estimator.cnn_init!r}"
+        )
+    for stage, model in (("dnn", "dnn"), ("cnn", "cnn-h"), ("fusion", "dnn")):
+        overrides = getattr(estimator, stage)
+        if overrides is not None and not isinstance(overrides, Mapping):
+            raise ConfigError(f"setting {stage!r} must be a mapping of training settings")
+        defaults = getattr(estimator, f"{stage.upper()}_DEFAULTS")
+        try:
+            classifier = TorchClassifier(**{"model": model, **defaults, **(overrides or {})})
+        except TypeError as exc:
+            match = _UNEXPECTED.search(str(exc))
+            bad = match.group(1) if match else str(exc)
+            raise ConfigError(f"setting {stage!r}: unknown training setting {bad!r}") from None
+        try:
+            _validate_torch(classifier)
+        except ConfigError as exc:
+            raise ConfigError(f"setting {stage!r}: {exc}") from None
+
+
+def _setting_name(param: str, path: str, settings: Mapping[str, Any]) -> str:
+    """The user's setting that sets ``param`` of the sub-estimator at ``path``."""
+    if param in settings:
+        return param
+    return f"{path}__{param}" if path else param
+
+
+def read_settings(
+    path: Path | None, known: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per-method settings from a YAML file: ``{method: {setting: value}}`` (``{}`` for None).
+
+    Parameters
+    ----------
+    path : Path, optional
+        The YAML file.
+    known : mapping, optional
+        The method names allowed as keys (default: every registered method).
+
+    Raises
+    ------
+    ConfigError
+        Missing or invalid file, or a key that is not a method (naming the closest one).
+    """
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"config file does not exist: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    if not isinstance(loaded, dict) or not all(
+        isinstance(v, dict) or v is None for v in loaded.values()
+    ):
+        raise ConfigError(
+            f"config file {path} must map method names to settings, e.g. 'svm: {{C: 4}}'"
+        )
+    names = tuple(METHODS if known is None else known)
+    for key in loaded:
+        if key not in names:
+            raise ConfigError(
+                f"config file {path}: {key!r} is not a method{suggest(str(key), names)} "
+                f"(methods: {', '.join(names)})"
+            )
+    return {str(k): dict(v or {}) for k, v in loaded.items()}
+
+
+__all__ = [
+    "ResolvedMethod",
+    "merge_settings",
+    "read_settings",
+    "resolve_method",
+    "validate_estimator",
+]
