@@ -103,6 +103,7 @@ def test_manifest_records_everything_needed(exported: Path) -> None:
     assert spec == {
         "name": BANDS,
         "kind": "representation",
+        "role": None,
         "sr": 16000,
         "params": {"n_bands": 8},
         "version": "1",

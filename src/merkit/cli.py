@@ -80,15 +80,28 @@ def benchmark(
     """
     from merkit.benchmark import run_benchmark
     from merkit.cache import FeatureCache
-    from merkit.datasets import load_dataset
-    from merkit.methods import read_settings
+    from merkit.datasets.check import load_checked_dataset
+    from merkit.inputs import parse_input
+    from merkit.methods import read_settings, resolve_method
     from merkit.protocol.folds import ProtocolConfig
 
     names = [m.strip() for m in methods.split(",") if m.strip()] or (
         ["svm-own"] if dataset == "synthetic" else ["svm"]
     )
     settings = read_settings(config)  # a key that is not a method is refused before any work
-    loaded = load_dataset(dataset, root, **_dataset_options(dataset, subset, group_by_artist))
+    # Every method and setting is checked before the dataset is read or anything is computed.
+    resolved = [resolve_method(name, settings.get(name), quick=quick) for name in names]
+    tables = sorted(
+        {parse_input(i).name for r in resolved for i in r.inputs if parse_input(i).kind == "table"}
+    )
+    # The same checks and the same list of problems as `merkit data check --no-decode`.
+    loaded = load_checked_dataset(
+        dataset,
+        root,
+        progress=not quiet,
+        require_tables=tables,
+        **_dataset_options(dataset, subset, group_by_artist),
+    )
     if quick:
         folds, repeats = 3, 1
     protocol = ProtocolConfig(

@@ -20,6 +20,7 @@ import numpy as np
 
 from merkit.datasets.base import Dataset
 from merkit.errors import ConfigError, DataError, MerkitError
+from merkit.inputs import parse_input
 from merkit.labels import QUADRANTS
 from merkit.model_card import model_card
 from merkit.model_dir import (
@@ -55,14 +56,6 @@ class TrainedModel:
     card: str
 
 
-def _resolve(method: str, params: dict[str, Any]) -> tuple[Any, Any, list[str]]:
-    """The method's spec, its unfitted estimator for ``params`` and its input names."""
-    from merkit.methods import get_method
-
-    spec = get_method(method)
-    return spec, spec.make(params), list(spec.inputs)
-
-
 def train_final(
     method: str,
     dataset: Dataset,
@@ -78,12 +71,13 @@ def train_final(
 ) -> TrainedModel:
     """Fit ``method`` on every song of ``dataset`` for prediction on new songs.
 
-    The estimator is ``spec.make(params)`` fitted on all songs; its inputs are computed (and cached)
-    exactly as the benchmark computes them. Two changes make it a product model: every
-    ``random_state`` inside it is set to ``seed``, and an estimator without ``predict_proba`` (an
-    RBF SVM) is wrapped in scikit-learn's ``CalibratedClassifierCV`` (Platt's sigmoid fitted on
-    out-of-fold decision values of a seeded stratified 5-fold split, then one estimator refitted on
-    all songs: ``ensemble=False``), because predictions report class probabilities.
+    The estimator is :func:`merkit.methods.resolve_method`'s (the same settings, ``inputs:``
+    overrides and validation as ``merkit benchmark``) fitted on all songs; its inputs are
+    computed (and cached) exactly as the benchmark computes them. Two changes make it a product
+    model: every ``random_state`` inside it is set to ``seed``, and an estimator without
+    ``predict_proba`` (an RBF SVM) is wrapped in scikit-learn's ``CalibratedClassifierCV``
+    (Platt's sigmoid fitted on out-of-fold decision values of a seeded stratified 5-fold split,
+    then one estimator refitted on all songs: ``ensemble=False``), because predictions report class probabilities.
 
     Methods that need a ``table:`` input train too, but the model is marked not audio-only and
     predicting a new song with it is refused.
@@ -122,10 +116,14 @@ def train_final(
     DataError
         A quadrant without songs, or problems reading the data.
     """
-    from merkit.protocol.runner import estimator_input, resolve_inputs
+    from sklearn.base import clone
 
-    params = dict(params or {})
-    spec, estimator, input_names = _resolve(method, params)
+    from merkit.methods import resolve_method
+    from merkit.protocol.runner import resolve_inputs
+
+    resolved = resolve_method(method, params)  # validates every setting before any work
+    spec, input_names, params = resolved.spec, list(resolved.inputs), resolved.settings
+    estimator = clone(resolved.estimator)
     missing = [q for q, n in dataset.counts().items() if n == 0]
     if missing:
         raise DataError(
@@ -135,7 +133,8 @@ def train_final(
     median = _median_duration(dataset)
     window, hop = _window_settings(window_s, hop_s, median)
     cv = read_cv_results(cv_results, spec.name, dataset, params) if cv_results else None
-    inputs_spec = [_input_spec(name) for name in input_names]
+    roles = resolved.roles or (None,) * len(input_names)
+    inputs_spec = [_input_spec(name, role) for name, role in zip(input_names, roles, strict=True)]
 
     _seed_everything(estimator, seed)
     calibration = None
@@ -147,7 +146,7 @@ def train_final(
             )
         estimator, calibration = _calibrated(estimator, dataset, seed)
     inputs = resolve_inputs(dataset, input_names, cache=cache, n_jobs=n_jobs, progress=progress)
-    features = estimator_input(inputs, np.arange(len(dataset)))
+    features = resolved.estimator_input(inputs, np.arange(len(dataset)))
     del inputs
     estimator.fit(features, dataset.labels)
 
@@ -175,14 +174,15 @@ def train_final(
     return TrainedModel(estimator=estimator, manifest=manifest, card=model_card(manifest))
 
 
-def _input_spec(name: str) -> InputSpec:
-    if name.startswith("table:"):
-        return InputSpec(name=name, kind="table")
+def _input_spec(name: str, role: str | None = None) -> InputSpec:
+    if parse_input(name).kind == "table":
+        return InputSpec(name=name, kind="table", role=role)
     from merkit.representations import get_representation
 
     rep = get_representation(name)
     return InputSpec(
         name=name,
+        role=role,
         kind="representation",
         sr=rep.sr,
         params=jsonable(rep.params),

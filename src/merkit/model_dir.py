@@ -73,6 +73,9 @@ class InputSpec(BaseModel):
         Representation name (``merkit.representations``) or ``table:NAME`` for a feature table.
     kind : {"representation", "table"}
         Tables come with a dataset and cannot be computed for a new song.
+    role : str, optional
+        The estimator's argument this input is passed as, for a method with several inputs
+        (``None``: the input is passed by its name, or alone as an array).
     sr, params, version, dtype, fn :
         The representation's sample rate, keyword parameters, version, storage dtype and function
         (``None`` for tables). Prediction uses these stored values, not the registry defaults.
@@ -82,6 +85,7 @@ class InputSpec(BaseModel):
 
     name: str
     kind: Literal["representation", "table"]
+    role: str | None = None
     sr: int | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     version: str | None = None

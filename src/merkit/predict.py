@@ -37,6 +37,7 @@ import numpy as np
 
 from merkit.audio import check_audio_file, peak_normalize, unreadable_reason
 from merkit.errors import ConfigError, MerkitError, ModelError
+from merkit.inputs import parse_input
 from merkit.labels import HIGH_AROUSAL, POSITIVE_VALENCE
 from merkit.model_dir import MANIFEST, MODEL_CARD, InputSpec, ModelManifest, default_model_dir
 from merkit.model_dir import open_model_dir as _open_model_dir
@@ -160,11 +161,16 @@ class Predictor:
         np.ndarray
             ``(n, 4)`` float64 probabilities, columns in ``labels`` order.
         """
-        names = [spec.name for spec in self.manifest.inputs]
-        missing = [n for n in names if n not in inputs]
+        specs = self.manifest.inputs
+        missing = [spec.name for spec in specs if spec.name not in inputs]
         if missing:
             raise ConfigError(f"missing model input(s): {', '.join(missing)}")
-        features: Any = inputs[names[0]] if len(names) == 1 else {n: inputs[n] for n in names}
+        # Several inputs reach the estimator keyed by role (by name in models made before roles).
+        features: Any = (
+            inputs[specs[0].name]
+            if len(specs) == 1
+            else {spec.role or spec.name: inputs[spec.name] for spec in specs}
+        )
         proba = np.asarray(self.estimator.predict_proba(features), dtype=np.float64)
         if proba.ndim != 2 or proba.shape[1] != len(self._columns):
             raise ModelError(
@@ -205,9 +211,7 @@ class Predictor:
 
     def _require_audio_model(self) -> None:
         if not self.audio_only:
-            tables = [
-                s.name.removeprefix("table:") for s in self.manifest.inputs if s.kind == "table"
-            ]
+            tables = [parse_input(s.name).name for s in self.manifest.inputs if s.kind == "table"]
             raise ModelError(
                 f"model {self.manifest.method!r} needs the feature table(s) "
                 f"{', '.join(tables)}, which cannot be computed from audio, so it cannot predict "

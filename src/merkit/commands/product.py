@@ -42,18 +42,21 @@ class OutputFormat(StrEnum):
 
 
 def _method_params(config: Path | None, method: str) -> dict[str, Any]:
-    """The ``method:`` section of a benchmark-style YAML config (``{method: {param: value}}``)."""
+    """The ``method:`` section of a benchmark-style YAML config (``{method: {param: value}}``).
+
+    Any file ``merkit benchmark --config`` accepts is accepted: a method it does not mention runs
+    with its defaults, as it would in a benchmark (said on stderr).
+    """
     from merkit.methods import read_settings
 
     loaded = read_settings(config)
-    if config is None:
-        return {}
-    if method not in loaded:
-        raise ConfigError(
-            f"config file {config} has no settings for method {method!r} "
-            f"(it has: {', '.join(map(str, loaded)) or 'none'})"
+    if config is not None and method not in loaded:
+        err_console.print(
+            f"note: {escape(str(config))} has no settings for method {escape(method)!r}; "
+            "using its defaults",
+            highlight=False,
         )
-    return dict(loaded[method])
+    return dict(loaded.get(method, {}))
 
 
 @user_errors
@@ -95,16 +98,22 @@ def train(
     from --cv-results.
     """
     from merkit.cache import FeatureCache
-    from merkit.datasets import load_dataset
+    from merkit.datasets.check import load_checked_dataset
     from merkit.export import save_model, train_final
+    from merkit.inputs import parse_input
+    from merkit.methods import resolve_method
 
     params = _method_params(config, method)
+    resolved = resolve_method(method, params)  # every setting checked before any work
     options: dict[str, Any] = {}
     if subset is not None:
         if dataset != "4qaed":
             raise ConfigError("--subset applies to --dataset 4qaed")
         options["subset"] = subset
-    loaded = load_dataset(dataset, root, **options)
+    tables = [parse_input(n).name for n in resolved.inputs if parse_input(n).kind == "table"]
+    loaded = load_checked_dataset(
+        dataset, root, progress=not quiet, require_tables=tables, **options
+    )
     err_console.print(
         f"training [bold]{escape(method)}[/] on {escape(loaded.name)}: {len(loaded)} songs "
         f"{loaded.counts()}",
