@@ -77,7 +77,8 @@ def train_final(
     model: every ``random_state`` inside it is set to ``seed``, and an estimator without
     ``predict_proba`` (an RBF SVM) is wrapped in scikit-learn's ``CalibratedClassifierCV``
     (Platt's sigmoid fitted on out-of-fold decision values of a seeded stratified 5-fold split,
-    then one estimator refitted on all songs: ``ensemble=False``), because predictions report class probabilities.
+    then one estimator refitted on all songs: ``ensemble=False``), because predictions report
+    class probabilities.
 
     Methods that need a ``table:`` input train too, but the model is marked not audio-only and
     predicting a new song with it is refused.
