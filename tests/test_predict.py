@@ -30,6 +30,7 @@ from merkit.predict import (
     load_model,
 )
 from product_helpers import (
+    BANDS,
     LOGREG,
     TWO_RATES,
     register_test_methods,
@@ -386,3 +387,35 @@ def test_schema_documents_every_field() -> None:
     assert schema["properties"]["arousal"]["enum"] == ["high", "low"]
     assert math.isclose(len(schema["$defs"]["SegmentPrediction"]["properties"]), 6)
     assert sf.__name__  # soundfile imported for writing fixtures
+
+
+def test_cli_train_takes_any_benchmark_yaml_and_checks_it_first(app: Any, tmp_path: Path) -> None:
+    """A benchmark config (an ``inputs:`` override, other methods' sections) trains as is; a bad
+    value is refused, naming the setting, before any feature is computed."""
+    root = tmp_path / "tiny4qaed"
+    make_4qaed_tree(root, per_quadrant=3)
+    config = tmp_path / "bench.yaml"
+    config.write_text(f"{LOGREG}:\n  inputs: [{BANDS}]\n  C: 0.5\nsvm:\n  C: 4\n")
+    out = tmp_path / "model"
+    cache = tmp_path / "cache"
+    runner = CliRunner()
+    args = ["train", "--method", LOGREG, "--dataset", "4qaed", "--root", str(root), "--out",
+            str(out), "--config", str(config), "--quiet", "--jobs", "1", "--cache-dir",
+            str(cache)]  # fmt: skip
+    trained = runner.invoke(app, args)
+    assert trained.exit_code == 0, trained.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["params"] == {"C": 0.5}
+    assert [spec["name"] for spec in manifest["inputs"]] == [BANDS]
+
+    # A method the file does not mention trains with its defaults, as in a benchmark.
+    config.write_text("svm:\n  C: 4\n")
+    other = runner.invoke(app, [*args[:8], str(tmp_path / "m2"), *args[9:]])
+    assert other.exit_code == 0, other.output
+    assert "no settings for method" in other.stderr
+
+    config.write_text(f"{LOGREG}:\n  C: -1\n")
+    bad = runner.invoke(app, [*args[:8], str(tmp_path / "m3"), *args[9:15], str(tmp_path / "c3")])
+    assert bad.exit_code == 1
+    assert "C" in bad.stderr and LOGREG in bad.stderr and "Traceback" not in bad.output
+    assert not (tmp_path / "c3").exists()  # refused before any feature was computed
