@@ -358,6 +358,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                     "of arrays keyed by these names"
                 )
             arrays = (np.asarray(X),)
+        for name, array in zip(names or ("X",) * len(arrays), arrays, strict=False):
+            # numpy would silently drop imaginary parts, read strings as bytes, etc.
+            if array.dtype.kind in "cUSMmV":
+                raise DataError(f"input {name!r} must be numeric, got dtype {array.dtype}")
+            if array.ndim < 2:
+                raise DataError(
+                    f"input {name!r} must have a row axis and at least one feature axis, "
+                    f"got shape {array.shape} (a single row needs shape (1, n_features))"
+                )
         lengths = {len(array) for array in arrays}
         if len(lengths) != 1:
             sizes = {name: len(array) for name, array in zip(names or (), arrays, strict=False)}
@@ -424,7 +433,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class label per row."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # first: raises NotFittedError before classes_ is read
+        return self.classes_[np.argmax(proba, axis=1)]
 
     # ---- persistence -----------------------------------------------------------------------
 

@@ -179,7 +179,8 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
         return self.fusion_.predict_proba({"features": scaled, "logmel": mels})
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # first: raises NotFittedError before classes_ is read
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 def build_hybrid(**params: Any) -> HybridClassifier:
