@@ -18,7 +18,7 @@ class LRSwitch(BaseModel):
     """One step of an optimiser schedule: from epoch ``epoch + 1`` on, use these settings.
 
     ``epoch`` counts completed epochs, so ``LRSwitch(epoch=80, optimizer="sgd", lr=1e-3)`` trains
-    epochs 1–80 with the initial optimiser and epochs 81… with SGD (the CRNN-MTAT recipe, §2.13).
+    epochs 1–80 with the initial optimiser and epochs 81… with SGD (Won et al.'s CRNN-MTAT recipe).
     Settings not given (``momentum``, ``nesterov``, ``weight_decay``) keep the config's values.
     """
 

@@ -31,7 +31,7 @@ class TrainHistory:
     Attributes
     ----------
     loss, accuracy : list of float
-        Per epoch: sample-weighted mean training loss and accuracy (train mode, §1.6).
+        Per epoch: sample-weighted mean training loss and accuracy (train mode, as Keras reports).
         Accuracy is NaN for the MSE loss.
     val_loss, val_accuracy : list of float
         Per epoch on the validation rows (empty without validation).
