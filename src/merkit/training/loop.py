@@ -9,13 +9,14 @@ per-batch transforms, freezing — is a callback (:mod:`merkit.training.callback
 
 Why our own loop and not skorch or PyTorch Lightning: both feed batches through a torch
 ``DataLoader``, and every DataLoader epoch draws a base seed from torch's global generator
-(checked with torch 2.13), which shifts the dropout masks, so no run would be bit-for-bit
+(checked with torch 2.13), which shifts the dropout masks, so no run would stay bit-for-bit
 identical to the results already published with this loop. Our batches are sorted fancy-index
-reads from float16 memory maps, converted to float32 one batch at a time; a DataLoader adds a
-per-sample collate or a custom batch sampler to do the same, for no gain. Lightning also brings
-its own seeding, precision plugins and ~20 dependencies, and skorch's ``NeuralNet`` would
-replace the sklearn wrapper and its safe ``weights_only`` save format. The loop is ~200 lines;
-the hooks give the extension points (Lightning/skorch-style names) without those costs.
+reads from float16 memory maps, converted to float32 one batch at a time; a DataLoader needs a
+custom batch sampler and collate to do the same, and adds per-batch Python overhead for no gain.
+Lightning also brings its own seeding, precision plugins and dependencies (torchmetrics,
+lightning-utilities, fsspec), and skorch's ``NeuralNet`` would replace our sklearn wrapper and
+its ``weights_only`` save format. The loop is ~150 lines; its hooks (named as in Lightning and
+skorch) give the same extension points without those costs.
 """
 
 from __future__ import annotations
