@@ -46,7 +46,7 @@ class RecordingClassifier(TorchClassifier):
         if np.ndim(mels) == 3:
             RecordingClassifier.seen.append(
                 (
-                    self.model if isinstance(self.model, str) else "fusion",
+                    "fusion" if self.model == "hybrid" else self.model,
                     set(np.asarray(mels)[:, 0, 0].astype(int).tolist()),
                 )
             )

@@ -194,21 +194,14 @@ def data_check(
 def main() -> None:
     """Console entry point.
 
-    On Linux, re-executes once with glibc's malloc using huge pages for large blocks: each training
-    step allocates and frees ~0.5 GB of activations, and this sped up CPU training of the CRNN and
-    the hybrid by 17-180 % here (benchmarks/results/train_speed.md). The variable must be set
-    before the process starts, hence the re-exec.
+    Re-executes once with glibc's huge-page malloc where it helps (see
+    :func:`merkit.training.runtime.malloc_reexec_environment`; the variable must be set before
+    the process starts, hence the re-exec).
     """
-    wanted = "glibc.malloc.hugetlb=1"
-    if (
-        sys.platform.startswith("linux")
-        # A user's own hugetlb setting (even =0) is respected.
-        and "glibc.malloc.hugetlb" not in os.environ.get("GLIBC_TUNABLES", "")
-        and not os.environ.get("MERKIT_NO_REEXEC")
-    ):
-        env = dict(os.environ)
-        env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), wanted]))
-        env["MERKIT_NO_REEXEC"] = "1"
+    from merkit.training.runtime import malloc_reexec_environment
+
+    env = malloc_reexec_environment()
+    if env is not None:
         os.execve(sys.executable, [sys.executable, "-m", "merkit", *sys.argv[1:]], env)
     app(prog_name="merkit")
 

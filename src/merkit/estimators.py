@@ -9,10 +9,11 @@ with :meth:`TorchClassifier.save` and restored with :meth:`TorchClassifier.load`
 
 from __future__ import annotations
 
+import copy
 import gc
 import importlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,12 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from merkit.errors import ConfigError, DataError, ModelError
-from merkit.training import (
-    TrainConfig,
-    Trainer,
-    TrainHistory,
-    clone_state,
-    seed_everything,
-)
+from merkit.training.config import TrainConfig
+from merkit.training.data import clone_state
+from merkit.training.history import TrainHistory
+from merkit.training.hooks import Callback
+from merkit.training.loop import Trainer
+from merkit.training.runtime import seed_everything
 
 STATE_FORMAT: str = "merkit.TorchClassifier"
 STATE_VERSION: int = 1
@@ -102,6 +102,78 @@ def model_reference(model: ModelSpec) -> str:
     return f"{module}:{qualname}"
 
 
+InitState = Mapping[str, torch.Tensor] | str | PathLike[str]
+
+
+def read_init_state(source: InitState) -> Mapping[str, torch.Tensor]:
+    """Weights to start from: a state dict, or a file of one (or of a saved TorchClassifier).
+
+    Raises
+    ------
+    ConfigError
+        A missing or unreadable file, or one that holds no state dict.
+    """
+    if isinstance(source, Mapping):
+        state: Any = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"init_state file not found: {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # unpickling errors come in many types
+            raise ConfigError(f"cannot read init_state file {path}: {error}") from None
+        if isinstance(state, Mapping) and state.get("format") == STATE_FORMAT:
+            state = state["state_dict"]
+    if not isinstance(state, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in state.values()
+    ):
+        raise ConfigError("init_state must be a state dict (parameter name -> tensor) or its file")
+    return state
+
+
+def load_init_state(network: nn.Module, source: InitState) -> None:
+    """Load ``source`` into ``network`` exactly (every key, every shape).
+
+    Raises
+    ------
+    ConfigError
+        Naming the missing and unexpected keys and the mismatched shapes.
+    """
+    state = read_init_state(source)
+    own = network.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{key}: {tuple(state[key].shape)} vs model {tuple(own[key].shape)}"
+        for key in sorted(set(own) & set(state))
+        if tuple(state[key].shape) != tuple(own[key].shape)
+    ]
+    if missing or unexpected or shapes:
+        problems = []
+        if missing:
+            problems.append(f"missing keys {missing[:10]}")
+        if unexpected:
+            problems.append(f"unexpected keys {unexpected[:10]}")
+        if shapes:
+            problems.append(f"other shapes {shapes[:10]}")
+        raise ConfigError(
+            f"init_state does not fit {type(network).__name__}: " + "; ".join(problems)
+        )
+    network.load_state_dict(state, strict=True)
+
+
+def _fresh_callbacks(callbacks: Sequence[Callback | type[Callback]] | None) -> list[Callback]:
+    """Per-fit copies (classes are instantiated), so no state leaks between fits or clones."""
+    fresh: list[Callback] = []
+    for item in callbacks or ():
+        callback = item() if isinstance(item, type) else copy.deepcopy(item)
+        if not isinstance(callback, Callback):
+            raise ConfigError(f"callbacks must be merkit Callback objects, got {item!r}")
+        fresh.append(callback)
+    return fresh
+
+
 def _accepts(factory: Callable[..., Any], name: str) -> bool:
     try:
         parameters = inspect.signature(factory).parameters
@@ -143,6 +215,16 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     train_options : dict, optional
         Any other :class:`~merkit.training.TrainConfig` field (``momentum``, ``weight_decay``,
         ``adam_eps``, ``schedule``, ``mixed_precision``, ``channels_last``, ``num_threads``, …).
+    callbacks : list of Callback (or Callback classes), optional
+        Extra training callbacks (:mod:`merkit.training.callbacks`), e.g. a
+        :class:`~merkit.training.callbacks.BatchTransform`. Stored as given; every ``fit``
+        trains with deep copies (classes are instantiated), so no state leaks between fits.
+    init_state : dict of tensors, or path, optional
+        Weights loaded into the freshly built network before training: a state dict, a file
+        of one, or a file saved by :meth:`save`. Keys and shapes must match exactly.
+    freeze : tuple of str, optional
+        ``fnmatch`` patterns of parameter names to freeze (e.g. ``("dnn.*",)``); see
+        :class:`~merkit.training.callbacks.Freeze`.
 
     Attributes
     ----------
@@ -172,6 +254,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         verbose: int = 0,
         input_names: tuple[str, ...] | None = None,
         train_options: dict[str, Any] | None = None,
+        callbacks: list[Callback | type[Callback]] | None = None,
+        init_state: InitState | None = None,
+        freeze: tuple[str, ...] | None = None,
     ) -> None:
         self.model = model
         self.model_params = model_params
@@ -187,6 +272,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.input_names = input_names
         self.train_options = train_options
+        self.callbacks = callbacks
+        self.init_state = init_state
+        self.freeze = freeze
 
     # ---- configuration ---------------------------------------------------------------------
 
@@ -208,6 +296,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             "device": self.device,
             "seed": seed,
         }
+        if self.freeze:
+            explicit["freeze"] = tuple(self.freeze)
         clash = sorted(set(options) & set(explicit))
         if clash:
             raise ConfigError(
@@ -268,6 +358,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                     "of arrays keyed by these names"
                 )
             arrays = (np.asarray(X),)
+        for name, array in zip(names or ("X",) * len(arrays), arrays, strict=False):
+            # numpy would silently drop imaginary parts, read strings as bytes, etc.
+            if array.dtype.kind in "cUSMmV":
+                raise DataError(f"input {name!r} must be numeric, got dtype {array.dtype}")
+            if array.ndim < 2:
+                raise DataError(
+                    f"input {name!r} must have a row axis and at least one feature axis, "
+                    f"got shape {array.shape} (a single row needs shape (1, n_features))"
+                )
         lengths = {len(array) for array in arrays}
         if len(lengths) != 1:
             sizes = {name: len(array) for name, array in zip(names or (), arrays, strict=False)}
@@ -307,8 +406,16 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         seed_everything(seed)  # the weights' initialisation draws from torch's global RNG
         width = inputs[0].shape[1] if inputs[0].ndim == 2 else None
         network = self._build(len(classes), width)
+        if self.init_state is not None:
+            load_init_state(network, self.init_state)
         trainer = Trainer(config)
-        history = trainer.fit(network, inputs, encoded.astype(np.int64), progress=self.verbose > 0)
+        history = trainer.fit(
+            network,
+            inputs,
+            encoded.astype(np.int64),
+            progress=self.verbose > 0,
+            callbacks=_fresh_callbacks(self.callbacks),
+        )
         self.classes_ = classes
         self.model_ = network
         self.history_ = history
@@ -326,7 +433,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class label per row."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # first: raises NotFittedError before classes_ is read
+        return self.classes_[np.argmax(proba, axis=1)]
 
     # ---- persistence -----------------------------------------------------------------------
 
@@ -337,6 +445,13 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             params["random_state"] = None
         if params["input_names"] is not None:
             params["input_names"] = list(params["input_names"])
+        if params["freeze"] is not None:
+            params["freeze"] = list(params["freeze"])
+        # Training-only parameters: the saved weights supersede init_state, callbacks (arbitrary
+        # objects) cannot be stored in a weights_only file. A path stays as a plain string.
+        params["callbacks"] = None
+        init = params["init_state"]
+        params["init_state"] = str(init) if isinstance(init, (str, PathLike)) else None
         return params
 
     def get_state(self) -> dict[str, Any]:
@@ -376,8 +491,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                 f"(this merkit reads version {STATE_VERSION})"
             )
         params = dict(state["params"])
-        if params.get("input_names") is not None:
-            params["input_names"] = tuple(params["input_names"])
+        for key in ("input_names", "freeze"):
+            if params.get(key) is not None:
+                params[key] = tuple(params[key])
         self.set_params(**params)
         classes = np.asarray(state["classes"])
         width = state.get("n_features_in")
@@ -435,4 +551,10 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             raise ModelError(f"{source}: {error}") from None
 
 
-__all__ = ["TorchClassifier", "model_reference", "resolve_factory"]
+__all__ = [
+    "TorchClassifier",
+    "load_init_state",
+    "model_reference",
+    "read_init_state",
+    "resolve_factory",
+]

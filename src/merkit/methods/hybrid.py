@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
@@ -27,18 +26,7 @@ from merkit.estimators import TorchClassifier
 from merkit.methods.base import MethodSpec, feature_preprocessing
 from merkit.methods.registry import register_method
 from merkit.models import build_model
-
-
-class _Prebuilt:
-    """A model 'factory' handing the trainer an already assembled (branch-loaded) network."""
-
-    input_names = ("features", "logmel")
-
-    def __init__(self, network: torch.nn.Module) -> None:
-        self.network = network
-
-    def __call__(self) -> torch.nn.Module:
-        return self.network
+from merkit.training.data import clone_state
 
 
 class HybridClassifier(ClassifierMixin, BaseEstimator):
@@ -158,17 +146,28 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
             cnn_state = cnn.model_.state_dict()
             del train_mels, cnn
 
-        # Stage 3: fusion, DNN frozen.
-        network = build_model(
-            "hybrid",
-            n_features=n_features,
-            n_frames=int(np.shape(mels)[1]),
-            n_mels=int(np.shape(mels)[2]),
-            freeze_dnn=True,
-            freeze_cnn=self.freeze_cnn,
-        )
+        # Stage 3: fusion, DNN frozen. The head is initialised here, from the global torch
+        # generator as left by stage 2, and the whole assembled network is the fusion's
+        # init_state (the stage re-seeds before training, so its own build draws are unused).
+        shape = {
+            "n_features": n_features,
+            "n_frames": int(np.shape(mels)[1]),
+            "n_mels": int(np.shape(mels)[2]),
+            "n_classes": len(np.unique(y)),
+            "freeze_dnn": True,
+            "freeze_cnn": self.freeze_cnn,
+        }
+        network = build_model("hybrid", **shape)
         network.load_branches(dnn_state=dnn.model_.state_dict(), cnn_state=cnn_state)
-        self.fusion_ = self._stage(self.FUSION_DEFAULTS, self.fusion, _Prebuilt(network), 3)
+        self.fusion_ = self._stage(
+            self.FUSION_DEFAULTS,
+            self.fusion,
+            "hybrid",
+            3,
+            model_params=shape,
+            init_state=clone_state(network),
+        )
+        del network
         self.fusion_.fit({"features": scaled, "logmel": mels}, y)
         self.classes_ = self.fusion_.classes_
         self.history_ = self.fusion_.history_
@@ -181,7 +180,8 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
         return self.fusion_.predict_proba({"features": scaled, "logmel": mels})
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # first: raises NotFittedError before classes_ is read
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 def build_hybrid(**params: Any) -> HybridClassifier:
