@@ -4,7 +4,7 @@ Modes (clips per second, wall clock):
 
 - ``librosa-loop``: ``librosa.load(sr=16000)`` + ``librosa.feature.melspectrogram`` +
   ``power_to_db`` per file, the way the reference code does it (no cache).
-- ``merkit-cold-jobs1`` / ``merkit-cold-jobs2``: ``merkit.representations.compute(..., "logmel")``
+- ``merkit-cold-jobs1`` / ``merkit-cold-jobs2``: ``merkit.extract.compute(..., "logmel")``
   into an empty temporary cache with 1 and 2 worker processes (decode, hash, log-mel, cache write).
 - ``merkit-cached``: the same call again on the filled cache (hash the file, read the ``.npy``).
 
@@ -37,7 +37,7 @@ import soundfile
 from _common import footer, machine
 from merkit.cache import FeatureCache
 from merkit.datasets.base import AUDIO_EXTENSIONS, Dataset, FileSource, Song
-from merkit.representations import ComputeStats, compute
+from merkit.extract import ComputeStats, compute
 
 HERE = Path(__file__).resolve().parent
 

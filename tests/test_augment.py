@@ -11,7 +11,7 @@ import pytest
 
 from merkit import augment
 from merkit.errors import ConfigError
-from merkit.representations import LogMelConfig, logmel
+from merkit.logmel import LogMelConfig, logmel
 
 SR = 16_000
 UP, DOWN = 440.0 * 2 ** (2 / 12), 440.0 * 2 ** (-2 / 12)  # 493.88 Hz, 392.00 Hz

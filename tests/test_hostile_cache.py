@@ -10,7 +10,7 @@ import pytest
 
 from merkit.cache import FeatureCache, NullCache
 from merkit.datasets.synthetic import load_synthetic
-from merkit.representations import compute
+from merkit.extract import compute
 
 
 @pytest.fixture

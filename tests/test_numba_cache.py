@@ -23,7 +23,7 @@ import sys
 import numpy as np
 from merkit.cache import NullCache
 from merkit.datasets.synthetic import load_synthetic
-from merkit.representations import compute
+from merkit.extract import compute
 
 n_jobs, per_quadrant, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 dataset = load_synthetic(n_per_quadrant=per_quadrant, duration=seconds)

@@ -11,23 +11,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import merkit.representations as reps
+import merkit.logmel
 from merkit.cache import FeatureCache, NullCache
 from merkit.datasets.base import Dataset, FileSource, Song
 from merkit.errors import AudioError, ConfigError, DataError
+from merkit.extract import ComputeStats, compute, song_seed
+from merkit.logmel import LogMelConfig, chunk_waveform, logmel, logmel_chunks, power_to_db
 from merkit.representations import (
     REPRESENTATIONS,
-    ComputeStats,
-    LogMelConfig,
     Representation,
-    chunk_waveform,
-    compute,
     get_representation,
-    logmel,
-    logmel_chunks,
-    power_to_db,
     register_representation,
-    song_seed,
 )
 
 SR = 16_000
@@ -431,13 +425,13 @@ def test_filterbank_is_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_mel(**kwargs)
 
     monkeypatch.setattr(librosa.filters, "mel", counting_mel)
-    reps.mel_filterbank.cache_clear()
-    reps._sparse_filterbank_t.cache_clear()
+    merkit.logmel.mel_filterbank.cache_clear()
+    merkit.logmel._sparse_filterbank_t.cache_clear()
     try:
         for _ in range(3):
             logmel(_noise(10_000))
         logmel(_noise(10_000), LogMelConfig(filterbank_sr=22_050))
     finally:
-        reps.mel_filterbank.cache_clear()  # do not leave a bank built by the wrapper behind
-        reps._sparse_filterbank_t.cache_clear()
+        merkit.logmel.mel_filterbank.cache_clear()  # leave no bank built by the wrapper
+        merkit.logmel._sparse_filterbank_t.cache_clear()
     assert len(built) == 2  # one per distinct (sr, n_fft, n_mels)

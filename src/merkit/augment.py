@@ -29,7 +29,7 @@ import numpy as np
 from merkit.errors import AudioError, ConfigError
 
 if TYPE_CHECKING:
-    from merkit.representations import LogMelConfig
+    from merkit.logmel import LogMelConfig
 
 N_CLASSIC = 4
 """Number of classic copies per song: time-shifted, pitch-shifted, time-stretched, power-shifted."""
@@ -244,7 +244,7 @@ def _logmel_config(sr: int, params: dict[str, Any]) -> LogMelConfig:
     # Imported here, not at module level: merkit.representations may register these functions.
     from pydantic import ValidationError
 
-    from merkit.representations import LogMelConfig
+    from merkit.logmel import LogMelConfig
 
     try:
         return LogMelConfig(**{**params, "sr": sr})
@@ -294,7 +294,7 @@ def classic_augmented_logmels(
     compat : bool
         Reproduce the repo's time-shift directions and always-up pitch shift.
     **logmel_params
-        Fields of :class:`~merkit.representations.LogMelConfig`.
+        Fields of :class:`~merkit.logmel.LogMelConfig`.
 
     Returns
     -------
@@ -302,7 +302,7 @@ def classic_augmented_logmels(
         float32, shape ``(4, n_frames, n_mels)`` (``(4, 942, 128)`` by default), in the order of
         :data:`CLASSIC_NAMES`.
     """
-    from merkit.representations import logmel
+    from merkit.logmel import logmel
 
     cfg = _logmel_config(sr, logmel_params)
     y = _crop_last(y, cfg.crop_samples)
@@ -445,14 +445,14 @@ def augmented_logmel(
     transform : str
         A key of :data:`AUGMENTATIONS` (``"tfm"``, ``"sb"``, ``"rg"``, ``"tanh"``).
     **logmel_params
-        Fields of :class:`~merkit.representations.LogMelConfig`.
+        Fields of :class:`~merkit.logmel.LogMelConfig`.
 
     Returns
     -------
     np.ndarray
         float32, shape ``(n_frames, n_mels)`` (``(942, 128)`` by default).
     """
-    from merkit.representations import logmel
+    from merkit.logmel import logmel
 
     _check_transform(transform)
     cfg = _logmel_config(sr, logmel_params)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import copy
 import gc
-import importlib
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -26,141 +24,16 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from merkit.errors import ConfigError, DataError, ModelError
+from merkit.models.factory import ModelSpec, accepts, model_reference, resolve_factory
 from merkit.training.config import TrainConfig
 from merkit.training.data import clone_state
 from merkit.training.history import TrainHistory
 from merkit.training.hooks import Callback
+from merkit.training.init_state import STATE_FORMAT, InitState, load_init_state, read_init_state
 from merkit.training.loop import Trainer
 from merkit.training.runtime import seed_everything
 
-STATE_FORMAT: str = "merkit.TorchClassifier"
 STATE_VERSION: int = 1
-
-ModelSpec = str | Callable[..., nn.Module]
-
-
-def _import_factory(reference: str) -> Callable[..., nn.Module]:
-    module_name, _, qualname = reference.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as error:
-        raise ConfigError(f"cannot import model factory {reference!r}: {error}") from None
-    if not callable(target):
-        raise ConfigError(f"model factory {reference!r} is not callable")
-    return target
-
-
-def resolve_factory(model: ModelSpec) -> Callable[..., nn.Module]:
-    """The callable that builds ``model``.
-
-    Parameters
-    ----------
-    model : str or callable
-        A registry name (``"cnn"``), an import reference ``"package.module:Factory"``, or a
-        callable returning an ``nn.Module`` (e.g. a model class).
-
-    Raises
-    ------
-    ConfigError
-        Unknown name or unimportable reference.
-    """
-    if callable(model):
-        return model
-    if not isinstance(model, str):
-        raise ConfigError(f"model must be a registry name or a callable, got {model!r}")
-    if ":" in model:
-        return _import_factory(model)
-    from merkit.models import MODELS
-
-    try:
-        return MODELS[model]
-    except KeyError:
-        raise ConfigError(
-            f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}"
-        ) from None
-
-
-def model_reference(model: ModelSpec) -> str:
-    """A string that :func:`resolve_factory` turns back into ``model`` (for saved states).
-
-    Raises
-    ------
-    ModelError
-        If a callable cannot be imported by name (a lambda or a locally defined class).
-    """
-    if isinstance(model, str):
-        return model
-    module = getattr(model, "__module__", None)
-    qualname = getattr(model, "__qualname__", None)
-    if not module or not qualname or "<" in qualname:
-        raise ModelError(
-            f"cannot save a model built by {model!r}: use a registry name or an importable "
-            "module-level factory"
-        )
-    return f"{module}:{qualname}"
-
-
-InitState = Mapping[str, torch.Tensor] | str | PathLike[str]
-
-
-def read_init_state(source: InitState) -> Mapping[str, torch.Tensor]:
-    """Weights to start from: a state dict, or a file of one (or of a saved TorchClassifier).
-
-    Raises
-    ------
-    ConfigError
-        A missing or unreadable file, or one that holds no state dict.
-    """
-    if isinstance(source, Mapping):
-        state: Any = source
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"init_state file not found: {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # unpickling errors come in many types
-            raise ConfigError(f"cannot read init_state file {path}: {error}") from None
-        if isinstance(state, Mapping) and state.get("format") == STATE_FORMAT:
-            state = state["state_dict"]
-    if not isinstance(state, Mapping) or not all(
-        isinstance(v, torch.Tensor) for v in state.values()
-    ):
-        raise ConfigError("init_state must be a state dict (parameter name -> tensor) or its file")
-    return state
-
-
-def load_init_state(network: nn.Module, source: InitState) -> None:
-    """Load ``source`` into ``network`` exactly (every key, every shape).
-
-    Raises
-    ------
-    ConfigError
-        Naming the missing and unexpected keys and the mismatched shapes.
-    """
-    state = read_init_state(source)
-    own = network.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [
-        f"{key}: {tuple(state[key].shape)} vs model {tuple(own[key].shape)}"
-        for key in sorted(set(own) & set(state))
-        if tuple(state[key].shape) != tuple(own[key].shape)
-    ]
-    if missing or unexpected or shapes:
-        problems = []
-        if missing:
-            problems.append(f"missing keys {missing[:10]}")
-        if unexpected:
-            problems.append(f"unexpected keys {unexpected[:10]}")
-        if shapes:
-            problems.append(f"other shapes {shapes[:10]}")
-        raise ConfigError(
-            f"init_state does not fit {type(network).__name__}: " + "; ".join(problems)
-        )
-    network.load_state_dict(state, strict=True)
 
 
 def _fresh_callbacks(callbacks: Sequence[Callback | type[Callback]] | None) -> list[Callback]:
@@ -172,16 +45,6 @@ def _fresh_callbacks(callbacks: Sequence[Callback | type[Callback]] | None) -> l
             raise ConfigError(f"callbacks must be merkit Callback objects, got {item!r}")
         fresh.append(callback)
     return fresh
-
-
-def _accepts(factory: Callable[..., Any], name: str) -> bool:
-    try:
-        parameters = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
 
 
 class TorchClassifier(ClassifierMixin, BaseEstimator):
@@ -308,14 +171,10 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     def _build(self, n_classes: int, n_features: int | None = None) -> nn.Module:
         factory = resolve_factory(self.model)
         params = dict(self.model_params or {})
-        if "n_classes" not in params and _accepts(factory, "n_classes"):
+        if "n_classes" not in params and accepts(factory, "n_classes"):
             params["n_classes"] = n_classes
         # Feature models size their input layer from the data (e.g. top-100 vs own features).
-        if (
-            n_features is not None
-            and "n_features" not in params
-            and _accepts(factory, "n_features")
-        ):
+        if n_features is not None and "n_features" not in params and accepts(factory, "n_features"):
             params["n_features"] = n_features
         try:
             network = factory(**params)

@@ -70,7 +70,7 @@ class InputSpec(BaseModel):
     Attributes
     ----------
     name : str
-        Representation name (``merkit.representations``) or ``table:NAME`` for a feature table.
+        Representation name (:mod:`merkit.representations`) or ``table:NAME`` for a feature table.
     kind : {"representation", "table"}
         Tables come with a dataset and cannot be computed for a new song.
     role : str, optional

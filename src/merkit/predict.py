@@ -65,7 +65,7 @@ BATCH_WINDOWS = 4
 
 
 def _stack(arrays: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
-    """One array when shapes agree (as ``representations.compute`` returns), else a list."""
+    """One array when shapes agree (as ``merkit.extract.compute`` returns), else a list."""
     if len({a.shape for a in arrays}) == 1:
         return np.stack(arrays)
     return arrays

@@ -65,9 +65,9 @@ def resolve_inputs(
     """Arrays aligned with ``dataset.songs`` for each input name (:mod:`merkit.inputs`).
 
     A feature table is read from the dataset; a representation is computed from audio (and
-    cached) by :func:`merkit.representations.compute`.
+    cached) by :func:`merkit.extract.compute`.
     """
-    from merkit import representations
+    from merkit import extract
 
     resolved: dict[str, InputArray] = {}
     for name in names:
@@ -75,7 +75,7 @@ def resolve_inputs(
         if parsed.kind == "table":
             resolved[name] = dataset.table(parsed.name)
         else:
-            resolved[name] = representations.compute(
+            resolved[name] = extract.compute(
                 dataset, name, cache=cache, n_jobs=n_jobs, progress=progress
             )
     return resolved

@@ -1,0 +1,210 @@
+"""Compute a representation for every song of a dataset, through the on-disk feature cache.
+
+:func:`compute` is the one driver: each song's value is read from :mod:`merkit.cache` or computed
+(in worker processes from :mod:`merkit.parallel` when ``n_jobs > 1``), validated, and stacked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from merkit.cache import FeatureCache, NullCache, key_for
+from merkit.errors import ConfigError, DataError
+from merkit.representations import Representation, get_representation
+
+if TYPE_CHECKING:
+    from merkit.datasets.base import AudioSource, Dataset
+
+_log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# Computing over a dataset
+
+
+def song_seed(source_key: str, seed: int) -> int:
+    """Per-song seed in ``[0, 2**32)`` from the audio content key and a global seed.
+
+    Depends only on the song's content, so a song gets the same random augmentation wherever it
+    sits in a dataset and whichever worker computes it.
+    """
+    digest = hashlib.sha256(f"{int(seed)}:{source_key}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def _compute_one(
+    source: AudioSource,
+    rep: Representation,
+    sr: int,
+    params: dict[str, Any],
+    cache: FeatureCache | NullCache,
+    seed: int,
+) -> tuple[np.ndarray, bool]:
+    """Value of ``rep`` for one song in its storage dtype, and whether it came from the cache.
+
+    Runs in a worker when ``n_jobs > 1``: it returns the compact stored array (float16 for the
+    log-mels), which halves what travels back to the parent process.
+    """
+    source_key = source.key
+    key_params = {"sr": sr, **params}
+    if rep.stochastic:
+        key_params["__seed__"] = int(seed)
+    key = key_for(source_key, rep.name, key_params, rep.version)
+    cached = cache.get(key)
+    if cached is not None:
+        problem = rep.problem(cached, sr, params)
+        if problem is None:
+            return cached, True
+        # Never trust a bad entry (a hand edit, another version's bug, a disk error): recompute.
+        _log.warning(
+            "merkit: cached %s of %s is unusable (%s); recomputing it",
+            rep.name,
+            source.description,
+            problem,
+        )
+    y = source.load(sr)
+    value = np.asarray(rep.load_fn()(y, sr, seed=song_seed(source_key, seed), **params))
+    del y  # the waveform is not needed any more; keep peak memory to one song per worker
+    stored = value.astype(rep.dtype)
+    cache.put(key, stored)
+    return stored, False
+
+
+@dataclass
+class ComputeStats:
+    """How a :func:`compute` call was served: songs computed now and songs read from the cache."""
+
+    computed: int = 0
+    cached: int = 0
+
+
+def compute(
+    dataset: Dataset,
+    name: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    cache: FeatureCache | NullCache | None = None,
+    n_jobs: int = 1,
+    progress: bool = True,
+    seed: int = 0,
+    stats: ComputeStats | None = None,
+) -> np.ndarray | list[np.ndarray]:
+    """Apply representation ``name`` to every song of ``dataset``, through the cache.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Songs with audio sources (:class:`merkit.datasets.base.Dataset`).
+    name : str
+        A key of :data:`REPRESENTATIONS`.
+    params : Mapping, optional
+        Overrides of the representation's default parameters, e.g. ``{"time_reversed": True}``;
+        ``"sr"`` changes the rate the audio is loaded at.
+    cache : FeatureCache or NullCache, optional
+        Default ``FeatureCache()`` (``$MERKIT_CACHE`` or ``~/.cache/merkit``); pass
+        ``NullCache()`` to compute without storing.
+    n_jobs : int
+        Songs processed in parallel (:mod:`merkit.parallel` worker processes, which end with
+        this one); ``-1`` uses every core.
+    progress : bool
+        Show a rich progress bar.
+    seed : int
+        Global seed; each song gets :func:`song_seed` of it and its content key.
+    stats : ComputeStats, optional
+        Filled with how many songs were computed and how many came from the cache.
+
+    Returns
+    -------
+    np.ndarray or list of np.ndarray
+        float32, aligned with ``dataset.songs``: one stacked array when every song's result has the
+        same shape, else a list (e.g. a variable number of chunks per song).
+
+    Raises
+    ------
+    ConfigError
+        Unknown representation or invalid parameters.
+    DataError
+        A song has no audio source.
+    AudioError
+        A song's audio cannot be decoded (the message names the file).
+    """
+    rep = get_representation(name)
+    if n_jobs == 0:
+        raise ConfigError("n_jobs must be a positive number of processes or -1 (all cores), not 0")
+    merged = {**rep.params, **(params or {})}
+    sr = int(merged.pop("sr", rep.sr))
+    cache = FeatureCache() if cache is None else cache
+    songs = list(dataset.songs)
+    missing = [s.song_id for s in songs if s.source is None]
+    if missing:
+        raise DataError(
+            f"representation {name!r} needs audio, but {len(missing)} song(s) have none: "
+            + ", ".join(missing[:10])
+        )
+    rep.load_fn()  # fail early (ConfigError) if the function cannot be imported
+
+    from merkit.parallel import map_ordered
+
+    one = partial(_compute_one, rep=rep, sr=sr, params=merged, cache=cache, seed=seed)
+    sources = [song.source for song in songs]
+    arrays: list[np.ndarray] = []
+    stats = stats if stats is not None else ComputeStats()
+    with _Progress(progress, f"{name} ({len(songs)} songs)", len(songs)) as advance:
+        for array, was_cached in map_ordered(one, sources, n_jobs, warm_numba=rep.uses_numba):
+            arrays.append(array)
+            if was_cached:
+                stats.cached += 1
+            else:
+                stats.computed += 1
+            advance()
+    if len({a.shape for a in arrays}) > 1:
+        return [a.astype(np.float32, copy=False) for a in arrays]
+    # Fill a float32 block row by row, dropping each compact row as it is copied.
+    out = np.empty((len(arrays), *arrays[0].shape), dtype=np.float32)
+    for i in range(len(arrays)):
+        out[i] = arrays[i]
+        arrays[i] = out[i]  # release the stored-dtype copy
+    return out
+
+
+class _Progress:
+    """Context manager yielding an ``advance()`` callable; a no-op when disabled."""
+
+    def __init__(self, enabled: bool, description: str, total: int) -> None:
+        self.enabled, self.description, self.total = enabled, description, total
+        self._bar: Any = None
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self._bar.start()
+        task = self._bar.add_task(self.description, total=self.total)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
