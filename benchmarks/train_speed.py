@@ -49,7 +49,7 @@ from merkit.training import HEAP_REUSE_TUNABLES, MALLOC_TUNABLE
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
-# (case name, registry model, batch size): the paper's batch sizes (spec §3; CRNN: paper's 50).
+# (case name, registry model, batch size): the paper's batch sizes (Table 1; CRNN: the paper's 50).
 CASES: tuple[tuple[str, str, int], ...] = (
     ("cnn", "cnn", 150),
     ("cnn-gru", "cnn-gru", 150),
@@ -87,7 +87,7 @@ MAIN_ENVIRONMENTS: tuple[str, ...] = ("default-malloc", "hugetlb-malloc")
 
 
 def plain_cnn() -> Any:
-    """The DL baseline CNN (spec §2.2) as a plain NCHW ``nn.Sequential`` (same layer sizes)."""
+    """The DL baseline CNN (paper §3.1) as a plain NCHW ``nn.Sequential`` (same layer sizes)."""
     import torch
     from torch import nn
 
@@ -108,7 +108,7 @@ def plain_cnn() -> Any:
             layers += [nn.BatchNorm2d(16, eps=1e-3, momentum=0.01), nn.Dropout(0.1)]
         return layers
 
-    # F.pad order: (mel left, mel right, time top, time bottom); sizes as in spec §2.2.
+    # F.pad order: (mel left, mel right, time top, time bottom); Keras' 'same' pool sizes.
     return nn.Sequential(
         *block(1, (2, 2), (0, 0, 0, 0), False),
         *block(16, (2, 2), (0, 0, 0, 1), False),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +62,23 @@ def tiny_4qaed(tmp_path: Path) -> Path:
     root = tmp_path / "4qaed"
     make_4qaed_tree(root)
     return root
+
+
+def within(seconds: float, fn: Callable[[], object]) -> object:
+    """``fn()``'s result or the exception it raised; fails the test if it blocks for longer than
+    ``seconds`` (as opening a FIFO does). The thread is a daemon, so a blocked call cannot hang
+    the test run."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(fn())
+        except BaseException as error:  # the test inspects it
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"blocked for more than {seconds} s")
+    return outcome[0]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,32 +11,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import within
 from merkit import audio
 from merkit.audio import audio_info, load_audio
 from merkit.datasets.base import FileSource
 from merkit.errors import AudioError
 
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
-
-
-def _within(seconds: float, fn: Callable[[], object]) -> BaseException | None:
-    """Run ``fn`` in a thread; fail the test if it blocks (as opening a FIFO does)."""
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            fn()
-        except BaseException as error:  # the test inspects it
-            outcome.append(error)
-        else:
-            outcome.append(None)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        pytest.fail(f"blocked for more than {seconds} s")
-    return outcome[0]
 
 
 @posix_only
@@ -49,7 +29,7 @@ def _within(seconds: float, fn: Callable[[], object]) -> BaseException | None:
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path, call: Callable[[Path], object]) -> None:
     fifo = tmp_path / "song.mp3"
     os.mkfifo(fifo)
-    error = _within(5.0, lambda: call(fifo))
+    error = within(5.0, lambda: call(fifo))
     assert isinstance(error, AudioError)
     assert str(fifo) in str(error) and "FIFO (named pipe), not a regular file" in str(error)
 

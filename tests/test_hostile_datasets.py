@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import make_4qaed_tree
+from conftest import make_4qaed_tree, within
 from merkit.datasets import check, load_dataset
 from merkit.datasets.check import check_dataset
 from merkit.errors import DataError
 
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
-
-
-def _within(seconds: float, fn: Callable[[], object]) -> object:
-    """``fn()``'s result or exception; fails the test if it blocks (as opening a FIFO does)."""
-    outcome: list[object] = []
-
-    def run() -> None:
-        try:
-            outcome.append(fn())
-        except BaseException as error:  # the test inspects it
-            outcome.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        pytest.fail(f"blocked for more than {seconds} s")
-    return outcome[0]
 
 
 def _four_problems(root: Path) -> None:
@@ -103,10 +83,10 @@ def test_a_missing_feature_table_names_its_file(tmp_path: Path) -> None:
 def test_a_fifo_in_a_quadrant_folder_is_reported_and_never_opened(tiny_4qaed: Path) -> None:
     fifo = tiny_4qaed / "Q2" / "MT1000000009.mp3"
     os.mkfifo(fifo)
-    error = _within(10.0, lambda: load_dataset("4qaed", tiny_4qaed))
+    error = within(10.0, lambda: load_dataset("4qaed", tiny_4qaed))
     assert isinstance(error, DataError), error
     assert f"audio file '{fifo}' is a FIFO (named pipe)" in str(error)
-    report = _within(10.0, lambda: check_dataset("4qaed", tiny_4qaed, progress=False))
+    report = within(10.0, lambda: check_dataset("4qaed", tiny_4qaed, progress=False))
     assert any("FIFO" in p and str(fifo) in p for p in report.problems)  # type: ignore[attr-defined]
 
 
@@ -139,6 +119,6 @@ def test_a_csv_row_pointing_at_a_fifo_says_so(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "b.wav")
     listing = tmp_path / "dataset.csv"
     listing.write_text("path,quadrant\na.wav,Q1\nb.wav,Q2\n")
-    error = _within(10.0, lambda: load_dataset("csv", listing))
+    error = within(10.0, lambda: load_dataset("csv", listing))
     assert isinstance(error, DataError)
     assert "dataset.csv row 3" in str(error) and "is a FIFO (named pipe)" in str(error)

@@ -95,7 +95,7 @@ def test_count_parameters_trainable_only() -> None:
 @pytest.mark.parametrize(
     ("name", "kwargs", "expected"),
     [
-        ("cnn", {}, 621_264),  # spec §2.2 / Appendix B
+        ("cnn", {}, 621_264),  # the authors' Keras model's count
         ("cnn-h", {}, 621_264 + 2 * 16),  # plus the BN after pool 4
         ("crnn", {}, 392_582),
         ("dnn", {"n_features": 1704}, 1_036_712),
@@ -165,7 +165,7 @@ def test_cnn_gru_as_published() -> None:
 
 
 def test_tf_same_pads_match_the_spec() -> None:
-    # spec §2.2: (938,2)->0/0, (465,2)->0/1, (229,3)->1/1, (73,3)->1/1; mel axis 25,9 ->0/1
+    # Keras 'same' pads: (938,2)->0/0, (465,2)->0/1, (229,3)->1/1, (73,3)->1/1; mel axis 25,9 ->0/1
     assert tf_same_pads(938, 2, 2) == (0, 0)
     assert tf_same_pads(465, 2, 2) == (0, 1)
     assert tf_same_pads(229, 3, 3) == (1, 1)

@@ -1,4 +1,4 @@
-"""Audio decoding, resampling, peak normalisation and fixed-length cropping (spec §1.3).
+"""Audio decoding, resampling, peak normalisation and fixed-length cropping (paper §4.1).
 
 Every 16 kHz method of the paper starts from the same waveform: the clip decoded, peak-normalised
 to −0.1 dBFS, mixed down to mono, resampled to 16 kHz and cropped to its last 482 000 samples.

@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     pass
 
 CHUNK_SAMPLES = 59_049
-"""ShortChunk / Sample CNN segment length: 3**10 samples, 3.69 s at 16 kHz (spec §2.6, §2.7)."""
+"""ShortChunk / Sample CNN segment length: 3**10 samples, 3.69 s at 16 kHz (paper §3.4)."""
 
 
 class LogMelConfig(BaseModel):
-    """Settings of the 942 × 128 log-mel "image" (spec §1.4).
+    """Settings of the 942 × 128 log-mel "image" (paper §4.1).
 
     The defaults are the paper's *intent* — "librosa with default parameters at 16 kHz" computed
     correctly: a Slaney mel filterbank built for the real 16 kHz rate, zero-padded (``constant``)
@@ -44,7 +44,7 @@ class LogMelConfig(BaseModel):
       row 0 the *last* frame (the padding ends up in the first rows).
 
     The defaults follow what the paper *says* (librosa defaults at 16 kHz) rather than the code's
-    accidents, because those accidents are bugs (spec §5 items 2-3): a mel axis built for the
+    accidents, because those accidents are bugs: a mel axis built for the
     wrong rate, 0 dB padding that looks like a loud burst, and time running backwards, which
     matters to the recurrent models. Use :meth:`paper_code` to compare against published numbers.
 
@@ -226,7 +226,7 @@ def logmel(y: np.ndarray, cfg: LogMelConfig | None = None) -> np.ndarray:
 
 
 def chunk_waveform(y: np.ndarray, chunk: int = CHUNK_SAMPLES) -> np.ndarray:
-    """Cut a waveform into non-overlapping chunks, dropping the remainder (spec §2.6).
+    """Cut a waveform into non-overlapping chunks, dropping the remainder (paper §3.4).
 
     Parameters
     ----------

@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from merkit.audio import check_audio_file, peak_normalize, unreadable_reason
+from merkit.aggregation import mean_proba
+from merkit.audio import peak_normalize
 from merkit.errors import ConfigError, MerkitError, ModelError
 from merkit.inputs import parse_input
 from merkit.labels import HIGH_AROUSAL, POSITIVE_VALENCE
@@ -336,7 +337,7 @@ class Predictor:
                 f"{int((~use).sum())} of {len(spans)} windows are silent and were left out of "
                 "the average"
             )
-        proba = window_proba[use].mean(axis=0)
+        proba = mean_proba(window_proba[use])  # the segment methods' song-level rule too
         proba = proba / proba.sum()
         summary = _summary(proba, self.labels)
         p = summary["probabilities"]
@@ -490,11 +491,9 @@ __all__ = [
     "SegmentPrediction",
     "TrackStats",
     "Window",
-    "check_audio_file",
     "expected_windows",
     "iter_windows",
     "load_model",
     "rms_dbfs",
     "safe_predict",
-    "unreadable_reason",
 ]

@@ -346,25 +346,9 @@ def _csv_text(outcomes: list[Outcome]) -> str:
 
 
 def _progress(enabled: bool, total: int) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from merkit.progress import progress_bar
 
-    return Progress(
-        TextColumn("predicting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not enabled,
-    )
+    return progress_bar("predicting", enabled=enabled, console=err_console)
 
 
 @user_errors

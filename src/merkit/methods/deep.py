@@ -1,4 +1,4 @@
-"""Deep methods on whole clips (spec §2.2–2.4, Table 1 via §3): short recipes over shared parts.
+"""Deep methods on whole clips (paper §3.1–3.3, Table 1): short recipes over shared parts.
 
 Every recipe is a :class:`~merkit.estimators.TorchClassifier` (one trainer, the paper's 90 %
 training-accuracy stop rule) with the model and training settings of the paper's Table 1. Any

@@ -1,4 +1,4 @@
-"""Hybrid Augmented (spec §2.5): a feature DNN and an augmented CNN, fused by a small DNN.
+"""Hybrid Augmented (paper §3.2): a feature DNN and an augmented CNN, fused by a small DNN.
 
 Per fold, on that fold's training songs only:
 
@@ -59,7 +59,7 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
         "optimizer": "sgd",
         "lr": 0.01,
     }
-    # The paper gives no CNN pre-training recipe; these are the authors' code's (spec §2.5 B1).
+    # The paper gives no CNN pre-training recipe; these are the authors' code's.
     CNN_DEFAULTS: ClassVar[dict[str, Any]] = {
         "epochs": 450,
         "batch_size": 120,

@@ -1,4 +1,4 @@
-"""SVM baselines (spec §2.1): Panda et al.'s RBF SVM on the top-100 features and on our own."""
+"""SVM baselines (paper §3.1): Panda et al.'s RBF SVM on the top-100 features and on our own."""
 
 from __future__ import annotations
 

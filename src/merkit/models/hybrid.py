@@ -1,4 +1,4 @@
-"""The Hybrid fusion model (spec §2.5, stage C): a feature DNN and CNN-H fused by a small DNN."""
+"""The Hybrid fusion model (paper §3.2): a feature DNN and CNN-H fused by a small DNN."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ class CNNGRU(nn.Module):
     over time instead. Keras' GRU (``reset_after=True``) and ``nn.GRU`` share the same equations
     and the same parameter count per layer, 3·u·(in + u) + 2·3·u; with u = in = 2000 that is
     3·2000·4000 + 12 000 = 24 012 000, and the model totals 19 760 (trunk) + 2 · 24 012 000 +
-    600 300 + 22 575 + 304 = 48 666 939, the spec's Appendix B number.
+    600 300 + 22 575 + 304 = 48 666 939, the count of the authors' Keras model.
 
     Parameters
     ----------

@@ -27,7 +27,7 @@ class ProtocolConfig(BaseModel):
     n_repeats: int = Field(10, ge=1)
     random_state: int = 1
     stratify: bool = True
-    """``False`` reproduces the repo's dummy-label splits of five pipelines (spec §1.5)."""
+    """``False`` reproduces the repo's dummy-label splits (KFold on constant labels)."""
 
     def describe(self) -> str:
         kind = "stratified" if self.stratify else "unstratified"

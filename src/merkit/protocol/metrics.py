@@ -1,4 +1,4 @@
-"""Per-fold metrics and their aggregation, as the paper reports them (spec §1.5)."""
+"""Per-fold metrics and their aggregation, as the paper reports them (§4.2: macro P/R/F1)."""
 
 from __future__ import annotations
 

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sklearn.base import clone
 
 from merkit.datasets.base import Dataset
 from merkit.errors import ConfigError
 from merkit.inputs import InputArray, parse_input, take
 from merkit.methods.resolve import ResolvedMethod
+from merkit.progress import progress_bar
 from merkit.protocol.executor import Executor, SerialExecutor
 from merkit.protocol.folds import Fold, ProtocolConfig, write_json_atomic
 from merkit.protocol.metrics import fold_metrics, summarize
@@ -233,13 +233,8 @@ def run_method(
         song_ids=ids,
         keep_model=save_models,
     )
-    columns = (
-        TextColumn(f"[bold]{method.name}[/] {{task.description}}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    label = f"[bold]{method.name}[/] {{task.description}}"
+    with progress_bar(label, enabled=progress, transient=False) as bar:
         bar_task = bar.add_task("folds", total=len(folds), completed=len(done))
         for record in (executor or SerialExecutor()).map(task, pending):
             if save_models:
