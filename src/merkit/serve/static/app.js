@@ -113,9 +113,13 @@ function show(result) {
   $("answer").dataset.quadrant = result.quadrant;
   $("answer").style.color = COLORS[result.quadrant] || "";
   const warn = result.reliable ? "" : " Not reliable: " + result.warnings.join("; ");
+  // each side with its own probability: "low arousal (70 %)", not P(high arousal)
+  const pArousal = result.arousal === "high" ? result.p_high_arousal : 1 - result.p_high_arousal;
+  const pValence =
+    result.valence === "positive" ? result.p_positive_valence : 1 - result.p_positive_valence;
   $("details").textContent =
-    `${result.arousal} arousal (${pct(result.p_high_arousal)}), ${result.valence} valence ` +
-    `(${pct(result.p_positive_valence)}) · confidence ${pct(result.confidence)} · ` +
+    `${result.arousal} arousal (${pct(pArousal)}), ${result.valence} valence ` +
+    `(${pct(pValence)}) · confidence ${pct(result.confidence)} · ` +
     `${result.duration_s.toFixed(1)} s, ${result.n_windows} window` +
     `${result.n_windows > 1 ? "s" : ""}.${warn}`;
   const [cx, cy] = place(result.p_positive_valence, result.p_high_arousal);
