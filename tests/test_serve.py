@@ -296,3 +296,9 @@ def test_serve_refuses_a_missing_model_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli_app, ["serve", "--model", str(tmp_path / "none")])
     assert result.exit_code == 1
     assert "does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_serve_refuses_a_bad_limit_naming_the_option() -> None:
+    result = CliRunner().invoke(cli_app, ["serve", "--max-upload-mb", "0"])
+    assert result.exit_code == 1
+    assert "--max-upload-mb" in result.output and "greater than 0" in result.output
