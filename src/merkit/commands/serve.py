@@ -36,7 +36,7 @@ def serve(
         Path | None,
         typer.Option(
             "--model",
-            help="Model directory [default: the shipped model]",
+            help="Model directory (default: the shipped model)",
             envvar="MERKIT_SERVE_MODEL",
         ),
     ] = None,
