@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -82,3 +85,53 @@ def within(seconds: float, fn: Callable[[], object]) -> object:
     if thread.is_alive():
         pytest.fail(f"blocked for more than {seconds} s")
     return outcome[0]
+
+
+# ---- a real browser --------------------------------------------------------------------------
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome-stable", "google-chrome")
+"""Executables tried in order on PATH (Debian's ``chromium`` package installs the first)."""
+
+
+def find_chromium() -> str | None:
+    """A Chromium executable: ``$MERKIT_CHROMIUM`` if set, else the first of
+    :data:`CHROMIUM_NAMES` on PATH, else None."""
+    explicit = os.environ.get("MERKIT_CHROMIUM")
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of a headless-capable Chromium, or skip the test saying how to get one.
+
+    ``make test`` installs Debian's ``chromium`` when it runs as root with apt; Playwright's own
+    browser download is not used (it cannot be reached from every machine).
+    """
+    path = find_chromium()
+    if path is None:
+        pytest.skip(
+            "no Chromium: install it (apt-get install chromium; `make test` does so as root) "
+            "or set MERKIT_CHROMIUM=/path/to/chromium"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: str) -> Iterator[Any]:
+    """A headless Playwright ``Browser`` on :func:`chromium` (one per test session)."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')"
+    )
+    with sync_api.sync_playwright() as playwright:
+        # --no-sandbox: Chromium's sandbox refuses to run as root, as tests do in containers
+        launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()

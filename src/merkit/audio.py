@@ -13,6 +13,7 @@ import errno
 import os
 import stat
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,26 +182,60 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+class _QuietStderr:
+    """fd 2 pointed at /dev/null while any thread is inside :func:`quiet_stderr`.
+
+    fd 2 belongs to the whole process: with one save/restore per block, two overlapping blocks in
+    two threads (e.g. ``merkit serve`` decoding two uploads) could restore each other's
+    /dev/null and silence the process for good. So the first thread in saves and redirects and
+    the last one out restores.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.saved: int | None = None
+
+    def enter(self) -> None:
+        with self.lock:
+            if self.depth == 0:
+                self.saved = None
+                try:
+                    sys.stderr.flush()
+                    saved = os.dup(2)
+                except (OSError, ValueError, AttributeError):  # no fd 2 (some embedded hosts)
+                    saved = None
+                if saved is not None:
+                    with open(os.devnull, "wb") as sink:
+                        os.dup2(sink.fileno(), 2)
+                    self.saved = saved
+            self.depth += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and self.saved is not None:
+                os.dup2(self.saved, 2)
+                os.close(self.saved)
+                self.saved = None
+
+
+_QUIET = _QuietStderr()
+
+
 @contextlib.contextmanager
 def quiet_stderr() -> Iterator[None]:
     """Silence file descriptor 2 (C libraries' messages, e.g. mpg123's) for the block.
 
     Decoders print their own diagnostics straight to fd 2 before merkit can explain the
     problem in one line; what they print is dropped. Python's ``sys.stderr`` is flushed first.
+    Safe to use from several threads at once: fd 2 comes back when the last block ends.
     """
+    _QUIET.enter()
     try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no fd 2 (e.g. some embedded interpreters)
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as sink:
-            os.dup2(sink.fileno(), 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        _QUIET.leave()
 
 
 def _check_file(path: Path) -> None:

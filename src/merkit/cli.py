@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from merkit.commands import err_console, user_errors
 from merkit.commands.product import register as register_product
+from merkit.commands.serve import register as register_serve
 from merkit.errors import ConfigError
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
 app.add_typer(data_app, name="data")
 register_product(app)
+register_serve(app)
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 

@@ -1,6 +1,6 @@
 """Streaming audio windows: a file or waveform cut into fixed-length windows, bounded memory.
 
-1. A file is decoded in blocks (``soundfile.SoundFile.blocks``), mixed to mono and resampled block
+1. A file is decoded in blocks (``soundfile.SoundFile.read``), mixed to mono and resampled block
    by block with a streaming soxr resampler (HQ, the filter :func:`merkit.audio.load_audio` uses),
    once per sample rate needed. Formats libsndfile cannot stream (m4a through audioread) are
    decoded whole with :func:`merkit.audio.load_audio` instead.
@@ -33,6 +33,9 @@ BLOCK_FRAMES = 1 << 16
 
 MAX_TAIL_S = 1.0
 """Audio after the last full window that may be left without a window of its own."""
+
+MAX_SHORTFALL = 0.02
+"""Fraction of a file's declared length that may be missing before it counts as truncated."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,13 +130,36 @@ def file_blocks(path: Path, fallback_sr: int, stats: TrackStats) -> Iterator[np.
         return
     with handle:
         stats.native_sr = int(handle.samplerate)
+        declared = int(handle.frames)
+        decoded = 0
         try:
-            for block in handle.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
+            # read() until it returns nothing: SoundFile.blocks() ignores a short read and yields
+            # its previous buffer again, so a truncated file would be padded with repeated audio
+            while True:
+                block = handle.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                decoded += block.shape[0]
                 yield block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
         except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
             raise AudioError(
                 f"cannot decode audio file '{path}': the file is corrupt or truncated ({exc})"
             ) from None
+        _check_complete(path, declared, decoded, stats.native_sr)
+
+
+def _check_complete(path: Path, declared: int, decoded: int, sr: int) -> None:
+    """Refuse a file whose audio ends well before its header says (a cut download or copy).
+
+    Headers of some formats only estimate the length (MP3 without a Xing/LAME frame count), so
+    a shortfall of up to :data:`MAX_SHORTFALL` of the declared length, or 0.5 s, is let through.
+    """
+    missing = declared - decoded
+    if missing > max(MAX_SHORTFALL * declared, 0.5 * sr):
+        raise AudioError(
+            f"cannot decode audio file '{path}': the file is truncated (its header says "
+            f"{declared / sr:.1f} s, only the first {decoded / sr:.1f} s can be decoded)"
+        )
 
 
 def array_blocks(y: np.ndarray, sr: int, stats: TrackStats) -> Iterator[np.ndarray]:

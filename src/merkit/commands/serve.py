@@ -1,0 +1,101 @@
+"""``merkit serve``: the HTTP API and web page (:mod:`merkit.serve`) under uvicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from merkit.commands import err_console, user_errors
+from merkit.errors import ConfigError, ModelError
+
+
+def _check_model(path: Path | None) -> str:
+    """Read the manifest before any worker starts: a bad model is one clear line, not a worker
+    crash per process. Returns the method name."""
+    from merkit.model_dir import MANIFEST, default_model_dir, read_manifest
+
+    where = path if path is not None else default_model_dir()
+    if path is None and not (where / MANIFEST).is_file():
+        raise ModelError(f"no default model is installed (expected {where}); pass --model DIR")
+    manifest = read_manifest(where)
+    if not manifest.audio_only:
+        raise ModelError(
+            f"model {manifest.method!r} needs feature tables and cannot predict from audio; "
+            "serve an audio-only model (e.g. svm-own)"
+        )
+    return manifest.method
+
+
+@user_errors
+def serve(
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Model directory (default: the shipped model)",
+            envvar="MERKIT_SERVE_MODEL",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (each loads the model once)")
+    ] = 1,
+    max_upload_mb: Annotated[
+        float, typer.Option(help="Largest upload in MB", envvar="MERKIT_SERVE_MAX_UPLOAD_MB")
+    ] = 50.0,
+    max_duration: Annotated[
+        float,
+        typer.Option(help="Longest audio in seconds", envvar="MERKIT_SERVE_MAX_DURATION_S"),
+    ] = 1200.0,
+    max_concurrent: Annotated[
+        int,
+        typer.Option(
+            help="Predictions running at once per worker", envvar="MERKIT_SERVE_MAX_CONCURRENT"
+        ),
+    ] = 2,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Serve the model over HTTP: POST /v1/predict (an audio upload → its quadrant as JSON),
+    GET /v1/model, GET /healthz, the API docs at /docs and a web page at /.
+
+    Listens on 127.0.0.1 unless --host says otherwise (use --host 0.0.0.0 to serve a network).
+    """
+    from merkit.serve.settings import ServeSettings
+
+    try:
+        settings = ServeSettings(
+            model=model,
+            max_upload_mb=max_upload_mb,
+            max_duration_s=max_duration,
+            max_concurrent=max_concurrent,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+    method = _check_model(model)
+    os.environ.update(settings.to_env())  # the workers build their app from these
+    import uvicorn
+
+    err_console.print(
+        f"serving model [bold]{method}[/] on http://{host}:{port}/ (API docs: /docs); "
+        "Ctrl-C stops it",
+        highlight=False,
+    )
+    uvicorn.run(
+        "merkit.serve.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to the ``merkit`` app."""
+    app.command("serve")(serve)
