@@ -86,7 +86,10 @@ def test_jobs_are_validated() -> None:
 
 
 CTRL_C_SCRIPT = """
-import os, time
+import os, signal, time
+# As in a terminal: a shell that started this run in the background (`cmd &`) leaves SIGINT
+# ignored, and Python keeps an ignored SIGINT ignored; a user's Ctrl-C is never ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from merkit.parallel import map_ordered
 for i, _ in enumerate(map_ordered(time.sleep, [0.1] + [30.0] * 10, 2, warm_numba=False)):
     print("started", flush=True)
