@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from merkit.datasets.base import Dataset
+from merkit.html_report import write_report
 from merkit.methods import resolve_method
 from merkit.protocol.executor import Executor
 from merkit.protocol.folds import ProtocolConfig, check_feasible, load_or_create_folds
@@ -32,7 +33,7 @@ def run_benchmark(
     console: Console | None = None,
     executor: Executor | None = None,
 ) -> list[MethodResult]:
-    """Cross-validate each method on ``dataset``; write ``results.csv``, ``report.md`` and plots.
+    """Cross-validate each method on ``dataset``; write the summaries and ``report.html``.
 
     Every method uses the same persisted folds (``out_dir/folds``). Every method is resolved and
     its settings validated, and the fold settings checked, before any work. After each method
@@ -69,5 +70,8 @@ def run_benchmark(
         results.append(result)
         update_summaries(out_dir, title, plots=False)
     run = update_summaries(out_dir, title)
+    if run.complete():
+        # The same persisted folds as the summaries; methods on other folds are named, not tested.
+        write_report([out_dir], out_dir / "report.html", strict=False)
     console.print(results_table(results_frame(run.complete() or results), title))
     return results

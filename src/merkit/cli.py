@@ -125,8 +125,27 @@ def benchmark(
         console=console,
     )
     console.print(
-        f"results: {out / 'results.csv'}  report: {out / 'report.md'}  plots: {out}/*.png"
+        f"results: {out / 'results.csv'}  report: {out / 'report.md'}, {out / 'report.html'}  "
+        f"plots: {out}/*.png"
     )
+
+
+@app.command()
+@user_errors
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="merkit benchmark --out folders")],
+    out: Annotated[Path, typer.Option(help="HTML file to write")] = Path("report.html"),
+) -> None:
+    """One self-contained HTML report of finished runs, with significance tests across methods.
+
+    Methods of all the runs are compared with the corrected resampled t-test (Holm-adjusted) and,
+    for three or more, Friedman's test and a critical-difference diagram; runs whose folds differ
+    are refused.
+    """
+    from merkit.html_report import write_report
+
+    path = write_report(run_dirs, out)
+    console.print(f"report: {path}")
 
 
 @app.command("methods")
