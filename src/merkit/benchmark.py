@@ -12,6 +12,7 @@ from merkit.datasets.base import Dataset
 from merkit.html_report import write_report
 from merkit.methods import resolve_method
 from merkit.protocol.executor import Executor
+from merkit.protocol.fixed import fixed_split_folds
 from merkit.protocol.folds import ProtocolConfig, check_feasible, load_or_create_folds
 from merkit.protocol.models import check_saveable
 from merkit.protocol.runner import MethodResult, resolve_inputs, run_method
@@ -35,8 +36,9 @@ def run_benchmark(
 ) -> list[MethodResult]:
     """Cross-validate each method on ``dataset``; write the summaries and ``report.html``.
 
-    Every method uses the same persisted folds (``out_dir/folds``). Every method is resolved and
-    its settings validated, and the fold settings checked, before any work. After each method
+    Every method uses the same persisted folds (``out_dir/folds``), or the dataset's published
+    split when ``protocol.split`` is set (:mod:`merkit.protocol.fixed`). Every method is resolved
+    and its settings validated, and the fold settings checked, before any work. After each method
     the summary files are rebuilt from everything finished in ``out_dir`` (methods of earlier
     runs included). ``quick`` applies each method's smoke-test settings (e.g. a 2-epoch cap)
     under the explicit ``params``.
@@ -46,9 +48,11 @@ def run_benchmark(
     if save_models:
         for method in resolved:
             check_saveable(method.name, method.estimator)
-    check_feasible(dataset.labels, protocol, dataset.groups)
+    fixed = fixed_split_folds(dataset, protocol) if protocol.split is not None else None
+    if fixed is None:
+        check_feasible(dataset.labels, protocol, dataset.groups)
     out_dir.mkdir(parents=True, exist_ok=True)
-    folds = load_or_create_folds(out_dir / "folds", dataset, protocol)
+    folds = fixed or load_or_create_folds(out_dir / "folds", dataset, protocol)
     results: list[MethodResult] = []
     title = f"{dataset.name} ({len(dataset)} songs): {protocol.describe()}"
     for method in resolved:
