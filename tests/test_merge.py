@@ -134,7 +134,8 @@ def test_data_check_merge_fixture(merge_root: Path) -> None:
 def test_tvt_quick_benchmark_on_merge_fixture(merge_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["benchmark", "--dataset", "merge", "--root", str(merge_root), "--protocol"]
-    args += ["tvt-70-15-15", "--quick", "--methods", "svm-own,dnn-own", "--out", str(out), "--quiet"]
+    args += ["tvt-70-15-15", "--quick", "--methods", "svm-own,dnn-own"]
+    args += ["--out", str(out), "--quiet"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     run = load_results(out)

@@ -17,6 +17,7 @@ from merkit.stats import (
     fold_scores,
     friedman,
     holm,
+    mcnemar_exact,
     naive_paired_ttest,
     pairwise_comparisons,
     significance_matrix,
@@ -181,3 +182,10 @@ def test_friedman_ranks_and_significance_matrix():
     matrix = significance_matrix(comparisons, scores.columns)
     assert matrix.loc["good", "good"] == 1.0
     assert matrix.loc["good", "bad"] == matrix.loc["bad", "good"]
+
+
+def test_mcnemar_exact_by_hand():
+    # 8 discordant songs split 7:1 -> p = 2 * (C(8,0) + C(8,1)) / 2^8 = 18/256
+    assert mcnemar_exact(7, 1) == pytest.approx(18 / 256)
+    assert mcnemar_exact(1, 7) == pytest.approx(18 / 256)
+    assert mcnemar_exact(0, 0) == 1.0

@@ -35,6 +35,7 @@ from merkit.stats import (
     friedman,
     pairwise_comparisons,
     significance_matrix,
+    single_split_comparisons,
 )
 
 TEMPLATE = "report.html.j2"
@@ -259,8 +260,9 @@ def statistics(entries: Sequence[Entry], *, strict: bool) -> dict[str, Any]:
         return {
             "note": (
                 "a single split (fixed train/validate/test protocol): no fold-to-fold variance, "
-                "so no t-test; compare methods on several splits or repeated K-fold"
-            )
+                "so no t-test; the methods are compared song by song with McNemar's exact test"
+            ),
+            "mcnemar": single_split_comparisons({e.label: e.result for e in entries}),
         }
     comparisons = pairwise_comparisons(scores, ratio)
     out: dict[str, Any] = {

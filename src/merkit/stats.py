@@ -20,6 +20,11 @@ Pairs of methods
     (``statsmodels.stats.multitest.multipletests``), which controls the family-wise error rate
     without assumptions on how the tests depend on each other.
 
+One fixed split (MERGE's train/validate/test)
+    A single test set has no fold-to-fold variance; methods are compared song by song with
+    McNemar's exact test (Dietterich 1998): a two-sided binomial test (``scipy.stats.binomtest``)
+    on the test songs exactly one of the two methods gets right, Holm-adjusted across pairs.
+
 All methods together
     Friedman's test on the per-fold ranks (``scipy.stats.friedmanchisquare``), the Nemenyi
     post-hoc test (``scikit_posthocs.posthoc_nemenyi_friedman``) and a critical-difference diagram
@@ -258,6 +263,65 @@ def significance_matrix(
 
 
 @dataclass(frozen=True)
+class McNemarComparison:
+    """Method ``a`` against ``b`` on one test set: songs only one of them gets right."""
+
+    a: str
+    b: str
+    only_a: int
+    only_b: int
+    accuracy_a: float
+    accuracy_b: float
+    p: float
+    p_holm: float
+
+    @property
+    def significant(self) -> bool:
+        """Holm-adjusted p below 0.05."""
+        return self.p_holm < 0.05
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided p of McNemar's exact test from the two discordant counts (1.0 when none)."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    return float(sps.binomtest(min(only_a, only_b), n, 0.5).pvalue)
+
+
+def single_split_comparisons(results: Mapping[str, MethodResult]) -> list[McNemarComparison]:
+    """McNemar's exact test for every pair of methods scored on the same single test set.
+
+    Raises
+    ------
+    ConfigError
+        The methods' test songs differ (see :func:`fold_scores`), or a method has several folds.
+    """
+    scores, _ = fold_scores(results)
+    if len(scores) != 1:
+        raise ConfigError(f"McNemar's test compares one split; these methods have {len(scores)}")
+    correct = {}
+    for label, result in results.items():
+        record = result.per_fold[0]
+        correct[label] = {
+            song: t == p
+            for song, t, p in zip(record.test_ids, record.y_true, record.y_pred, strict=True)
+        }
+    pairs = list(itertools.combinations(results, 2))
+    counts = []
+    for a, b in pairs:
+        only_a = sum(correct[a][s] and not correct[b][s] for s in correct[a])
+        only_b = sum(correct[b][s] and not correct[a][s] for s in correct[a])
+        counts.append((only_a, only_b, mcnemar_exact(only_a, only_b)))
+    adjusted = holm([p for _, _, p in counts])
+    accuracy = {label: float(np.mean(list(c.values()))) for label, c in correct.items()}
+    return [
+        McNemarComparison(a, b, oa, ob, accuracy[a], accuracy[b], p, float(ph))
+        for (a, b), (oa, ob, p), ph in zip(pairs, counts, adjusted, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
 class FriedmanResult:
     """Friedman's test over folds (blocks) and methods, with Nemenyi post-hoc p-values."""
 
@@ -292,13 +356,16 @@ def friedman(scores: pd.DataFrame) -> FriedmanResult:
 
 __all__ = [
     "FriedmanResult",
+    "McNemarComparison",
     "PairComparison",
     "TTestResult",
     "corrected_resampled_ttest",
     "fold_scores",
     "friedman",
     "holm",
+    "mcnemar_exact",
     "naive_paired_ttest",
     "pairwise_comparisons",
     "significance_matrix",
+    "single_split_comparisons",
 ]
