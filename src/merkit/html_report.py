@@ -154,6 +154,10 @@ def circumplex_svg(entry: Entry) -> str:
     """Songs placed by their predicted probabilities, coloured by their true quadrant."""
     plt = _pyplot()
     points = circumplex_points(entry.result)
+    if any(r.proba is None for r in entry.result.per_fold):
+        # One-hot predictions pile up on a few points: spread them a little so density shows.
+        rng = np.random.default_rng(0)
+        points[["valence", "arousal"]] += rng.uniform(-0.07, 0.07, size=(len(points), 2))
     fig, ax = plt.subplots(figsize=(3.9, 3.9))
     for index, quadrant in enumerate(QUADRANTS):
         chosen = points[points["true"] == index]
