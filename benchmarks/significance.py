@@ -31,6 +31,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="merkit benchmark --out folders")
     parser.add_argument("--name", required=True, help="results file name (without .md)")
+    parser.add_argument(
+        "--note", action="append", default=[], help="a line for the file, e.g. the run's command"
+    )
     args = parser.parse_args()
 
     entries = collect(args.runs)
@@ -73,7 +76,7 @@ def main() -> None:
             f"{c.corrected.p:.3g} | {c.p_holm:.3g} | {c.naive.t:.3f} | {c.naive.p:.3g} | "
             f"{verdict} |"
         )
-    lines += footer(machine(), versions((*VERSIONED, "statsmodels")), [])
+    lines += footer(machine(), versions((*VERSIONED, "statsmodels")), args.note)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{args.name}.md"
     out.write_text("\n".join(lines))
