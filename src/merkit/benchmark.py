@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from merkit.datasets.base import Dataset
-from merkit.html_report import write_report
+from merkit.html_report import write_annotations, write_report
 from merkit.methods import resolve_method
 from merkit.protocol.executor import Executor
 from merkit.protocol.fixed import fixed_split_folds
@@ -52,6 +52,7 @@ def run_benchmark(
     if fixed is None:
         check_feasible(dataset.labels, protocol, dataset.groups)
     out_dir.mkdir(parents=True, exist_ok=True)
+    write_annotations(out_dir, dataset.songs)  # MERGE's arousal/valence, for the report
     folds = fixed or load_or_create_folds(out_dir / "folds", dataset, protocol)
     results: list[MethodResult] = []
     title = f"{dataset.name} ({len(dataset)} songs): {protocol.describe()}"

@@ -3,10 +3,11 @@
 Everything comes from the persisted folds (:func:`merkit.protocol.results.load_results`): the
 Table-3-style table beside the paper's numbers, per-quadrant F1, row-normalised confusion
 matrices, fold-spread plots, the corrected pairwise tests and critical-difference diagram
-(:mod:`merkit.stats`), each song's averaged prediction on the arousal/valence plane, and the
-provenance of every number. The page is rendered from the jinja2 template
-``merkit/templates/report.html.j2`` (autoescaped); plots are inline SVG, styles inline, no script
-and nothing fetched from the network, so the file opens offline and can be mailed as is.
+(:mod:`merkit.stats`), each song's averaged prediction on the arousal/valence plane (and, where
+the dataset annotates arousal and valence, as MERGE does, each song at its annotated place
+coloured by its prediction), and the provenance of every number. The page is rendered from the
+jinja2 template ``merkit/templates/report.html.j2`` (autoescaped); plots are inline SVG, styles
+inline, no script and nothing fetched from the network, so the file opens offline.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from merkit.datasets.base import Song
 from merkit.errors import ConfigError
 from merkit.labels import QUADRANTS
 from merkit.protocol.results import load_results
 from merkit.protocol.runner import MethodResult
-from merkit.report import results_frame, write_text_atomic
+from merkit.report import results_frame, write_csv_atomic, write_text_atomic
 from merkit.stats import (
     fold_scores,
     friedman,
@@ -182,6 +184,67 @@ def circumplex_svg(entry: Entry) -> str:
     return _svg(fig)
 
 
+ANNOTATIONS = "annotations.csv"
+"""Per-song annotated arousal/valence of a run's dataset (MERGE), written by the benchmark."""
+
+
+def write_annotations(out_dir: Path, songs: Sequence[Song]) -> Path | None:
+    """Write ``out_dir/annotations.csv`` (song, quadrant, arousal, valence) when songs have AV."""
+    rows = [
+        (s.song_id, s.quadrant, s.arousal, s.valence)
+        for s in songs
+        if s.arousal is not None and s.valence is not None
+    ]
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows, columns=["song", "quadrant", "arousal", "valence"])
+    path = Path(out_dir) / ANNOTATIONS
+    write_csv_atomic(frame, path)
+    return path
+
+
+def read_annotations(run_dir: Path) -> pd.DataFrame | None:
+    """The run's annotations indexed by song, or None when it has none (or they are unreadable)."""
+    path = Path(run_dir) / ANNOTATIONS
+    try:
+        frame = pd.read_csv(path, dtype={"song": str})
+        return frame.set_index("song")[["arousal", "valence"]].astype(float)
+    except (OSError, ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+
+
+def annotated_svg(entry: Entry, annotations: pd.DataFrame) -> str | None:
+    """Songs at their annotated arousal/valence, coloured by the quadrant predicted most often."""
+    predicted: dict[str, list[int]] = {}
+    for record in entry.result.per_fold:
+        for song, guess in zip(record.test_ids, record.y_pred, strict=True):
+            predicted.setdefault(song, []).append(guess)
+    songs = [s for s in predicted if s in annotations.index]
+    if not songs:
+        return None
+    vote = np.array([np.bincount(predicted[s], minlength=len(QUADRANTS)).argmax() for s in songs])
+    where = annotations.loc[songs]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(3.9, 3.9))
+    for index, quadrant in enumerate(QUADRANTS):
+        chosen = where[vote == index]
+        ax.scatter(
+            chosen["valence"],
+            chosen["arousal"],
+            s=9,
+            alpha=0.6,
+            color=QUADRANT_COLOURS[quadrant],
+            label=f"predicted {quadrant}",
+        )
+    ax.axhline(0.5, color="grey", linewidth=0.8)
+    ax.axvline(0.5, color="grey", linewidth=0.8)
+    ax.set_xlabel("valence (annotated)")
+    ax.set_ylabel("arousal (annotated)")
+    ax.set_title(f"{entry.label}: annotated position", fontsize=10)
+    ax.legend(fontsize=7, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.3), frameon=False)
+    return _svg(fig)
+
+
 def cd_diagram_svg(mean_ranks: pd.Series, sig: pd.DataFrame) -> str:
     """Critical-difference diagram (scikit-posthocs); bars join methods not told apart."""
     import scikit_posthocs as sp
@@ -287,6 +350,7 @@ def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str,
     entries = collect(run_dirs)
     frame = results_frame([e.result for e in entries])
     frame["label"] = [e.label for e in entries]
+    annotations = {e.run_dir: read_annotations(e.run_dir) for e in entries}
     methods = []
     for entry, row in zip(entries, frame.itertuples(index=False), strict=True):
         per_fold = entry.result.per_fold
@@ -297,6 +361,11 @@ def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str,
                 "confusion": _confusion_share(entry.result),
                 "confusion_counts": entry.result.summary["confusion"],
                 "circumplex_svg": circumplex_svg(entry),
+                "annotated_svg": (
+                    annotated_svg(entry, annotations[entry.run_dir])
+                    if annotations[entry.run_dir] is not None
+                    else None
+                ),
                 "has_proba": all(r.proba is not None for r in per_fold),
                 "run_dir": str(entry.run_dir),
                 "dataset": entry.result.dataset,
@@ -360,6 +429,8 @@ def render_report(run_dirs: Sequence[Path], *, strict: bool = True) -> str:
     # The SVGs come from matplotlib, not from user text: mark them safe to embed.
     for method in context["methods"]:
         method["circumplex_svg"] = markupsafe.Markup(method["circumplex_svg"])
+        if method["annotated_svg"] is not None:
+            method["annotated_svg"] = markupsafe.Markup(method["annotated_svg"])
     context["fold_spread_svg"] = markupsafe.Markup(context["fold_spread_svg"])
     if "cd_svg" in context["stats"]:
         context["stats"]["cd_svg"] = markupsafe.Markup(context["stats"]["cd_svg"])
@@ -377,6 +448,8 @@ __all__ = [
     "circumplex_points",
     "collect",
     "environment_info",
+    "read_annotations",
     "render_report",
+    "write_annotations",
     "write_report",
 ]
