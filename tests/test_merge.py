@@ -152,7 +152,7 @@ def test_tvt_quick_benchmark_on_merge_fixture(merge_root: Path, tmp_path: Path) 
     html = (out / "report.html").read_text()
     assert "fixed train/validate/test split tvt-70-15-15" in html
     assert "a single split" in html  # no t-test over one fold
-    assert html.count('class="card annotated"') == 2  # songs at their MERGE arousal/valence
+    assert html.count('class="annotated"') == 2  # songs at their MERGE arousal/valence
     annotations = pd.read_csv(out / "annotations.csv", index_col="song")
     assert annotations.loc["A001"].tolist() == ["Q1", 0.8, 0.8]
     assert annotations.loc["A013"].tolist() == ["Q3", 0.2, 0.2]
