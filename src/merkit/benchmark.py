@@ -9,8 +9,10 @@ from typing import Any
 from rich.console import Console
 
 from merkit.datasets.base import Dataset
+from merkit.html_report import write_annotations, write_report
 from merkit.methods import resolve_method
 from merkit.protocol.executor import Executor
+from merkit.protocol.fixed import fixed_split_folds
 from merkit.protocol.folds import ProtocolConfig, check_feasible, load_or_create_folds
 from merkit.protocol.models import check_saveable
 from merkit.protocol.runner import MethodResult, resolve_inputs, run_method
@@ -32,10 +34,11 @@ def run_benchmark(
     console: Console | None = None,
     executor: Executor | None = None,
 ) -> list[MethodResult]:
-    """Cross-validate each method on ``dataset``; write ``results.csv``, ``report.md`` and plots.
+    """Cross-validate each method on ``dataset``; write the summaries and ``report.html``.
 
-    Every method uses the same persisted folds (``out_dir/folds``). Every method is resolved and
-    its settings validated, and the fold settings checked, before any work. After each method
+    Every method uses the same persisted folds (``out_dir/folds``), or the dataset's published
+    split when ``protocol.split`` is set (:mod:`merkit.protocol.fixed`). Every method is resolved
+    and its settings validated, and the fold settings checked, before any work. After each method
     the summary files are rebuilt from everything finished in ``out_dir`` (methods of earlier
     runs included). ``quick`` applies each method's smoke-test settings (e.g. a 2-epoch cap)
     under the explicit ``params``.
@@ -45,9 +48,12 @@ def run_benchmark(
     if save_models:
         for method in resolved:
             check_saveable(method.name, method.estimator)
-    check_feasible(dataset.labels, protocol, dataset.groups)
+    fixed = fixed_split_folds(dataset, protocol) if protocol.split is not None else None
+    if fixed is None:
+        check_feasible(dataset.labels, protocol, dataset.groups)
     out_dir.mkdir(parents=True, exist_ok=True)
-    folds = load_or_create_folds(out_dir / "folds", dataset, protocol)
+    write_annotations(out_dir, dataset.songs)  # MERGE's arousal/valence, for the report
+    folds = fixed or load_or_create_folds(out_dir / "folds", dataset, protocol)
     results: list[MethodResult] = []
     title = f"{dataset.name} ({len(dataset)} songs): {protocol.describe()}"
     for method in resolved:
@@ -69,5 +75,8 @@ def run_benchmark(
         results.append(result)
         update_summaries(out_dir, title, plots=False)
     run = update_summaries(out_dir, title)
+    if run.complete():
+        # The same persisted folds as the summaries; methods on other folds are named, not tested.
+        write_report([out_dir], out_dir / "report.html", strict=False)
     console.print(results_table(results_frame(run.complete() or results), title))
     return results

@@ -29,7 +29,7 @@ register_serve(app)
 console = Console(width=None if sys.stdout.isatty() else 140)
 
 DatasetOpt = Annotated[
-    str, typer.Option("--dataset", "-d", help="synthetic | 4qaed | folder | csv")
+    str, typer.Option("--dataset", "-d", help="synthetic | 4qaed | merge | folder | csv")
 ]
 RootOpt = Annotated[
     Path | None, typer.Option("--root", "-r", help="Dataset folder (or CSV file for --dataset csv)")
@@ -61,6 +61,14 @@ def benchmark(
     folds: Annotated[int, typer.Option(min=2, help="Folds per repeat")] = 10,
     repeats: Annotated[int, typer.Option(min=1, help="Repeats of the K-fold split")] = 10,
     seed: Annotated[int, typer.Option(help="random_state of the fold splitter")] = 1,
+    protocol_name: Annotated[
+        str,
+        typer.Option(
+            "--protocol",
+            help="kfold (--folds x --repeats) | tvt-70-15-15 | tvt-40-30-30 (MERGE's fixed "
+            "train/validate/test split)",
+        ),
+    ] = "kfold",
     unstratified: Annotated[bool, typer.Option(help="Repo-compat dummy-label splits")] = False,
     out: Annotated[Path, typer.Option(help="Output folder (rerun the same to resume)")] = Path(
         "runs/benchmark"
@@ -85,10 +93,12 @@ def benchmark(
     from merkit.datasets.check import load_checked_dataset
     from merkit.inputs import parse_input
     from merkit.methods import read_settings, resolve_method
+    from merkit.protocol.fixed import protocol_for
     from merkit.protocol.folds import ProtocolConfig
 
+    protocol_for(protocol_name)  # an unknown --protocol is refused before any work
     names = [m.strip() for m in methods.split(",") if m.strip()] or (
-        ["svm-own"] if dataset == "synthetic" else ["svm"]
+        ["svm-own"] if dataset in ("synthetic", "merge") else ["svm"]
     )
     settings = read_settings(config)  # a key that is not a method is refused before any work
     # Every method and setting is checked before the dataset is read or anything is computed.
@@ -109,6 +119,8 @@ def benchmark(
     protocol = ProtocolConfig(
         n_splits=folds, n_repeats=repeats, random_state=seed, stratify=not unstratified
     )
+    if protocol_name != "kfold":
+        protocol = protocol_for(protocol_name, seed)
     console.print(
         f"[bold]{loaded.name}[/]: {len(loaded)} songs {loaded.counts()} | {protocol.describe()} "
         f"| methods: {', '.join(names)} | out: {out}"
@@ -127,8 +139,27 @@ def benchmark(
         console=console,
     )
     console.print(
-        f"results: {out / 'results.csv'}  report: {out / 'report.md'}  plots: {out}/*.png"
+        f"results: {out / 'results.csv'}  report: {out / 'report.md'}, {out / 'report.html'}  "
+        f"plots: {out}/*.png"
     )
+
+
+@app.command()
+@user_errors
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="merkit benchmark --out folders")],
+    out: Annotated[Path, typer.Option(help="HTML file to write")] = Path("report.html"),
+) -> None:
+    """One self-contained HTML report of finished runs, with significance tests across methods.
+
+    Methods of all the runs are compared with the corrected resampled t-test (Holm-adjusted) and,
+    for three or more, Friedman's test and a critical-difference diagram; runs whose folds differ
+    are refused.
+    """
+    from merkit.html_report import write_report
+
+    path = write_report(run_dirs, out)
+    console.print(f"report: {path}")
 
 
 @app.command("methods")

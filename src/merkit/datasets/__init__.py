@@ -34,11 +34,18 @@ def _csv(root: Path | str | None = None, **options: Any) -> Dataset:
     return load_csv(root, **options)
 
 
+def _merge(root: Path | str | None = None, **options: Any) -> Dataset:
+    from merkit.datasets.merge import load_merge
+
+    return load_merge(root, **options)
+
+
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "synthetic": _synthetic,
     "4qaed": _fourqaed,
     "folder": _folder,
     "csv": _csv,
+    "merge": _merge,
 }
 """Loaders by name; each takes ``(root, **options)`` and returns a :class:`Dataset`."""
 

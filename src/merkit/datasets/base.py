@@ -85,12 +85,16 @@ class Song:
         ``"Q1"``..``"Q4"``.
     group : str or None
         Songs sharing a group (e.g. an artist) are kept on one side of every split.
+    arousal, valence : float or None
+        The song's annotated arousal and valence where the dataset gives them (MERGE: 0-1).
     """
 
     song_id: str
     source: AudioSource | None
     quadrant: str
     group: str | None = None
+    arousal: float | None = None
+    valence: float | None = None
 
     @property
     def label(self) -> int:
@@ -103,7 +107,8 @@ class Dataset:
 
     Feature tables are ``DataFrame`` objects indexed by song id whose columns are numeric features.
     ``missing_tables`` maps the name of a table the loader looked for but did not find to the file
-    it expected, so that asking for it names that file.
+    it expected, so that asking for it names that file. ``splits`` holds a dataset's published
+    fixed splits: name (e.g. ``"70-15-15"``) -> part (``train``/``validate``/``test``) -> song ids.
     """
 
     name: str
@@ -111,6 +116,7 @@ class Dataset:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     root: Path | None = None
     missing_tables: dict[str, Path] = field(default_factory=dict)
+    splits: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.songs = sorted(self.songs, key=lambda s: s.song_id)
@@ -188,6 +194,10 @@ class Dataset:
             tables=self.tables,
             root=self.root,
             missing_tables=self.missing_tables,
+            splits={
+                name: {part: [i for i in ids if i in wanted] for part, ids in parts.items()}
+                for name, parts in self.splits.items()
+            },
         )
 
     def require_per_quadrant(self, minimum: int, why: str) -> None:

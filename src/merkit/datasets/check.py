@@ -61,7 +61,7 @@ def check_dataset(
     from merkit.audio import audio_info
 
     collected = Problems(f"{name} dataset at {root}")
-    if name in ("4qaed", "folder", "csv"):
+    if name in ("4qaed", "folder", "csv", "merge"):
         options = {**options, "collect": collected}
     try:
         dataset = load_dataset(name, root, **options)

@@ -10,7 +10,7 @@ Layout::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -80,6 +80,7 @@ def load_4qaed(
     group_by_artist: bool = False,
     name: str = "4qaed",
     collect: Problems | None = None,
+    label_files: Sequence[str] = (ANNOTATIONS, METADATA),
 ) -> Dataset:
     """Load 4QAED (or any dataset in its layout, e.g. New-4QAED / MERGE audio) from ``root``.
 
@@ -98,6 +99,8 @@ def load_4qaed(
         Dataset name used in results and fold files.
     collect : Problems, optional
         Append problems here instead of raising (``merkit data check`` lists them all).
+    label_files : sequence of str
+        Label CSVs in ``root`` to try, first found wins (a layout's own names, e.g. MERGE's).
 
     Raises
     ------
@@ -123,11 +126,11 @@ def load_4qaed(
                 continue
             files[song_id] = (quadrant, path)
 
-    label_file = next((base / f for f in (ANNOTATIONS, METADATA) if (base / f).is_file()), None)
+    label_file = next((base / f for f in label_files if (base / f).is_file()), None)
     labels = read_labels(label_file) if label_file else {sid: q for sid, (q, _) in files.items()}
     label_name = label_file.name if label_file else "the folder names"
     if label_file is None:
-        problems.warn(f"no {ANNOTATIONS} in {base}: labels taken from the folder names")
+        problems.warn(f"no {label_files[0]} in {base}: labels taken from the folder names")
 
     songs: list[Song] = []
     for song_id, quadrant in sorted(labels.items()):

@@ -1,4 +1,8 @@
-"""Train/test splits: repeated (stratified) K-fold, persisted so all methods share the folds."""
+"""Train/test splits: repeated (stratified) K-fold, persisted so all methods share the folds.
+
+A dataset's own fixed train/validate/test split (MERGE's ``tvt`` tables) is the other protocol:
+see :mod:`merkit.protocol.fixed`.
+"""
 
 from __future__ import annotations
 
@@ -28,20 +32,39 @@ class ProtocolConfig(BaseModel):
     random_state: int = 1
     stratify: bool = True
     """``False`` reproduces the repo's dummy-label splits (KFold on constant labels)."""
+    split: str | None = None
+    """A dataset's published split (e.g. ``"70-15-15"``) instead of K-fold: one fold whose
+    training, validation and test songs the dataset names (:mod:`merkit.protocol.fixed`)."""
+
+    @property
+    def n_folds(self) -> int:
+        """Folds a method runs under this protocol (1 for a fixed split)."""
+        return 1 if self.split is not None else self.n_splits * self.n_repeats
+
+    def stamp(self) -> dict[str, object]:
+        """The settings as stored in result files (``split`` only when set, so runs made before
+        fixed splits existed still resume)."""
+        return self.model_dump(exclude_none=True)
 
     def describe(self) -> str:
+        if self.split is not None:
+            return f"fixed train/validate/test split tvt-{self.split}"
         kind = "stratified" if self.stratify else "unstratified"
         return f"{self.n_splits}x{self.n_repeats} {kind} K-fold (random_state={self.random_state})"
 
 
 @dataclass(frozen=True)
 class Fold:
-    """One train/test split, as row indices into ``Dataset.songs``."""
+    """One train/test split, as row indices into ``Dataset.songs``.
+
+    ``validate`` holds the rows of a fixed split's validation set (None for K-fold).
+    """
 
     repeat: int
     fold: int
     train: np.ndarray
     test: np.ndarray
+    validate: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -168,7 +191,7 @@ def load_or_create_folds(folder: Path, dataset: Dataset, protocol: ProtocolConfi
         "format": FOLDS_FORMAT,
         "dataset": dataset.name,
         "fingerprint": dataset.fingerprint(),
-        "protocol": protocol.model_dump(),
+        "protocol": protocol.stamp(),
         "song_ids": ids,
         "folds": [
             {"repeat": f.repeat, "fold": f.fold, "test": [ids[i] for i in f.test]} for f in folds

@@ -78,7 +78,7 @@ def load_results(run_dir: Path) -> RunResults:
             dataset=dataset,
             protocol=protocol,
             per_fold=records,
-            n_total=protocol.n_splits * protocol.n_repeats,
+            n_total=protocol.n_folds,
             seconds=float(sum(r.seconds for r in records)),
             inputs=tuple(inputs),
             paper_f1=info.get("paper_f1"),

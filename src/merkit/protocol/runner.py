@@ -9,6 +9,7 @@ benchmark resumes without recomputing finished folds.
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -141,8 +142,15 @@ def fit_fold(
     seeds = {k: seed for k in model.get_params() if k.split("__")[-1] == "random_state"}
     if seeds:
         model.set_params(**seeds)
+    fit_options: dict[str, Any] = {}
+    if fold.validate is not None and fold.validate.size and _accepts(model.fit, "validation"):
+        # A fixed split's validation songs, for a method that selects with them.
+        fit_options["validation"] = (
+            method.estimator_input(inputs, fold.validate),
+            labels[fold.validate],
+        )
     tic = time.perf_counter()
-    model.fit(method.estimator_input(inputs, fold.train), labels[fold.train])
+    model.fit(method.estimator_input(inputs, fold.train), labels[fold.train], **fit_options)
     fitted = time.perf_counter()
     x_test = method.estimator_input(inputs, fold.test)
     proba = model.predict_proba(x_test) if hasattr(model, "predict_proba") else None
@@ -166,6 +174,13 @@ def fit_fold(
     del model
     gc.collect()
     return record
+
+
+def _accepts(function: Any, keyword: str) -> bool:
+    try:
+        return keyword in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _training_info(model: Any) -> TrainingInfo | None:
@@ -271,7 +286,7 @@ def config_stamp(
     return {
         "dataset": dataset.name,
         "fingerprint": dataset.fingerprint(),
-        "protocol": protocol.model_dump(),
+        "protocol": protocol.stamp(),
         "config": json.loads(json.dumps(method.config(), default=str)),
         "info": {
             "n_songs": len(dataset),
