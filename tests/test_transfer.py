@@ -9,13 +9,12 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import FOURQAED, PRETRAINED, needs_4qaed
 from merkit.errors import ModelError
 from merkit.transfer import artist_cnn, won_crnn
 from merkit.transfer.checkpoints import check_weights_file, file_sha256
 from merkit.transfer.embedders import ArtistEmbedding, CRNNEmbedding
 from merkit.transfer.heads import LinearHead
-
-from conftest import FOURQAED, PRETRAINED, needs_4qaed
 
 CRNN_FILES = {name: PRETRAINED / f"crnn_{name}.pth" for name in ("mtat", "jamendo", "msd")}
 ARTIST_FILE = PRETRAINED / "artist_siamese_10000.h5"
