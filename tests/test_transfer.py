@@ -334,3 +334,55 @@ def test_embeddings_are_cached_by_row_and_weight_content(tmp_path, monkeypatch):
     shutil.copy(CRNN_FILES["msd"], other)
     assert not np.allclose(CRNNEmbedding(str(other)).fit(X).transform(X), first)
     assert calls == [1]
+
+
+# ---- OpenL3 (optional) and frame pooling -------------------------------------------------------
+
+
+def test_openl3_rf_without_the_package_says_how_to_install(monkeypatch):
+    from merkit.errors import ConfigError
+    from merkit.methods import resolve_method
+    from merkit.transfer import openl3_frames
+
+    monkeypatch.setattr(openl3_frames, "openl3_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"pip install 'merkit\[openl3\]'"):
+        resolve_method("openl3-rf")
+
+
+def test_frame_pooling_first_mean_and_std():
+    from merkit.transfer.embedders import FramePooling
+
+    songs = [np.array([[1.0, 2.0], [3.0, 6.0]]), np.array([[0.0, 0.0], [0.0, 2.0], [0.0, 4.0]])]
+    np.testing.assert_allclose(FramePooling("first").fit(songs).transform(songs), [[1, 2], [0, 0]])
+    np.testing.assert_allclose(
+        FramePooling("mean-std").fit(songs).transform(songs),
+        [[2, 4, 1, 2], [0, 2, 0, np.sqrt(8 / 3)]],
+    )
+
+
+# ---- merkit embed ------------------------------------------------------------------------------
+
+
+@needs_crnn
+def test_embed_command_writes_one_row_per_song(tmp_path, monkeypatch):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from conftest import make_4qaed_tree
+    from merkit.cli import app
+
+    monkeypatch.setenv("MERKIT_CACHE", str(tmp_path / "cache"))
+    labels = make_4qaed_tree(tmp_path / "data", per_quadrant=1, features=False)
+    out = tmp_path / "emb.csv"
+    args = ["embed", "--model", "crnn-mtat", "--weights", str(CRNN_FILES["mtat"]), "--out"]
+    result = CliRunner().invoke(app, [*args, str(out), "--root", str(tmp_path / "data"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    assert sorted(table["SongID"]) == sorted(labels)
+    assert table.shape == (len(labels), 1 + 256 + 1)
+    assert dict(zip(table["SongID"], table["Quadrant"], strict=True)) == labels
+    bad = CliRunner().invoke(
+        app, ["embed", "--model", "crnn-mtat", "--weights", str(tmp_path / "x.pth"), "--out",
+              str(out), "--root", str(tmp_path / "data")],
+    )  # fmt: skip
+    assert bad.exit_code == 1 and "file not found" in bad.output

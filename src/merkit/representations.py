@@ -507,6 +507,10 @@ def _artist_chunks_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None
     return (10, 129, 128)
 
 
+def _openl3_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    return (None, int(params.get("embedding_size", 512)))
+
+
 # Inputs of the pre-trained networks (merkit.transfer), each in its network's own front end.
 register_representation(
     Representation(
@@ -529,6 +533,18 @@ register_representation(
         description="10 x 129 x 128 normalised log-mel chunks of the artist CNN (22.05 kHz)",
     )
 )
+
+register_representation(
+    Representation(
+        name="openl3",
+        fn="merkit.transfer.openl3_frames:openl3_frames",
+        params={"input_repr": "mel256", "content_type": "music", "embedding_size": 512,
+                "hop_size": 0.1},
+        dtype="float16",
+        shape=_openl3_shape,
+        description="frames x 512 OpenL3 music embeddings (mel256, hop 0.1 s; optional openl3)",
+    )
+)  # fmt: skip
 
 # Augmented copies are stored per song, so taking a fold's training rows takes exactly the
 # training songs' copies: augmentation can never leak across the train/test line.

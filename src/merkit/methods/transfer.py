@@ -30,7 +30,7 @@ from merkit.methods.registry import register_method
 from merkit.segments import ChunkedClassifier
 from merkit.training.callbacks import BatchTransform
 from merkit.transfer.crops import RandomTimeCrop
-from merkit.transfer.embedders import ArtistEmbedding, CRNNEmbedding
+from merkit.transfer.embedders import ArtistEmbedding, CRNNEmbedding, FramePooling
 
 HEAD = "merkit.transfer.heads:LinearHead"
 CRNN_FACTORY = "merkit.transfer.won_crnn:transfer_crnn"
@@ -221,6 +221,37 @@ def build_artist_cnn(
     return ChunkedClassifier(Pipeline([("embed", embed), ("head", head)]), aggregation=aggregation)
 
 
+def build_openl3_rf(
+    pooling: str = "mean-std",
+    n_estimators: int = 100,
+    random_state: int | None = 1,
+    n_jobs: int = 1,
+) -> Pipeline:
+    """OpenL3 frame embeddings pooled per song (``first`` = the paper code's first frame) → RF.
+
+    Needs the optional ``openl3`` package; without it, one message says how to install it.
+    """
+    from merkit.transfer.openl3_frames import require_openl3
+
+    require_openl3()
+    return Pipeline(
+        [
+            ("pool", FramePooling(pooling)),  # type: ignore[arg-type]
+            ("rf", _forest(n_estimators, random_state, n_jobs)),
+        ]
+    )
+
+
+OPENL3_RF = MethodSpec(
+    name="openl3-rf",
+    summary="OpenL3 music embeddings (mel256, 512-d) pooled per song + random forest; "
+    "needs the optional openl3 package",
+    inputs=("openl3",),
+    build=build_openl3_rf,
+    paper_row="OpenL3",
+    paper_f1=0.5570,
+)
+
 CRNN_EMB_RF = MethodSpec(
     name="crnn-emb-rf",
     summary="Won's MTAT CRNN embeddings (conv block mean+std) + random forest; needs weights",
@@ -260,6 +291,7 @@ QUICK = {"epochs": 2}
 SPECS = tuple(
     register_method(spec)
     for spec in (
+        OPENL3_RF,
         CRNN_EMB_RF,
         ARTIST_EMB_RF,
         dataclasses.replace(CRNN_MTAT, quick=QUICK),

@@ -309,4 +309,42 @@ class ArtistEmbedding(_Embedding):
         return per_song.mean(axis=1)
 
 
-__all__ = ["ArtistEmbedding", "CRNNEmbedding", "row_digest"]
+class FramePooling(TransformerMixin, BaseEstimator):
+    """Per-song pooling of frame embeddings ``(frames, d)`` → one vector.
+
+    Parameters
+    ----------
+    pooling : {"first", "mean", "mean-std"}
+        ``first``: the first frame only (what the paper's OpenL3 code fed its forest);
+        ``mean``; ``mean-std`` (mean ‖ standard deviation over frames).
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
+
+    def __init__(self, pooling: Literal["first", "mean", "mean-std"] = "mean-std") -> None:
+        self.pooling = pooling
+
+    def _validate_params(self) -> None:
+        if self.pooling not in ("first", "mean", "mean-std"):
+            raise ConfigError(
+                f"setting 'pooling' must be first, mean or mean-std, not {self.pooling!r}"
+            )
+
+    def fit(self, X: Any, y: Any = None) -> FramePooling:
+        """Nothing to learn; checks the setting."""
+        self._validate_params()
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """One row per song from a list (or array) of ``(frames, d)`` matrices."""
+        songs = [np.asarray(song, dtype=np.float32) for song in X]
+        if any(song.ndim != 2 or len(song) == 0 for song in songs):
+            raise DataError("FramePooling expects one non-empty (frames, dim) matrix per song")
+        if self.pooling == "first":
+            return np.stack([song[0] for song in songs])
+        if self.pooling == "mean":
+            return np.stack([song.mean(axis=0) for song in songs])
+        return np.stack([np.concatenate([song.mean(axis=0), song.std(axis=0)]) for song in songs])
+
+
+__all__ = ["ArtistEmbedding", "CRNNEmbedding", "FramePooling", "row_digest"]
