@@ -386,3 +386,18 @@ def test_embed_command_writes_one_row_per_song(tmp_path, monkeypatch):
               str(out), "--root", str(tmp_path / "data")],
     )  # fmt: skip
     assert bad.exit_code == 1 and "file not found" in bad.output
+
+
+@needs_crnn
+def test_fine_tuning_starts_from_the_probe_head_and_the_checkpoint_body():
+    head = {"weight": torch.full((4, 32), 0.25), "bias": torch.arange(4.0)}
+    params = {"weights": str(CRNN_FILES["mtat"])}
+    state = won_crnn.state_with_head(params, 4, head)
+    original = won_crnn.read_checkpoint(CRNN_FILES["mtat"])
+    assert torch.equal(state["dense.weight"], head["weight"])
+    assert torch.equal(state["dense.bias"], head["bias"])
+    for key, value in state.items():
+        if not key.startswith("dense."):
+            assert torch.equal(value, original[key]), key
+    model = won_crnn.transfer_crnn(4, **params)
+    model.load_state_dict(state, strict=True)

@@ -31,6 +31,8 @@ from merkit.segments import ChunkedClassifier
 from merkit.training.callbacks import BatchTransform
 from merkit.transfer.crops import RandomTimeCrop
 from merkit.transfer.embedders import ArtistEmbedding, CRNNEmbedding, FramePooling
+from merkit.transfer.finetune import ProbeThenFineTune
+from merkit.transfer.won_crnn import state_with_head
 
 HEAD = "merkit.transfer.heads:LinearHead"
 CRNN_FACTORY = "merkit.transfer.won_crnn:transfer_crnn"
@@ -157,20 +159,26 @@ def build_crnn_mtat_ft(
     validation_fraction: float = 0.1,
     patience: int = 5,
     train_crop_frames: int | None = 625,
+    probe_first: bool = True,
+    probe_epochs: int = 200,
     random_state: int | None = 1,
     train_options: dict[str, Any] | None = None,
-) -> TorchClassifier:
+) -> TorchClassifier | ProbeThenFineTune:
     """Won's CRNN with a new 4-way head, every layer fine-tuned at a small learning rate.
 
     Training batches are random crops of ``train_crop_frames`` frames (625 = 10 s; Won trained
     on random crops too), a third of the cost of whole clips; validation and prediction use the
     whole 29 s input (the GRU's last step summarises any length). ``None`` trains on whole inputs.
+
+    With ``probe_first`` the new head is first trained on the frozen network (the ``crnn-mtat``
+    recipe, ``probe_epochs`` epochs on cached GRU states, selected on the same inner validation
+    split) and fine-tuning starts from it, so a few epochs at a small rate suffice.
     """
     from merkit.transfer.checkpoints import check_weights_file
     from merkit.transfer.won_crnn import WHAT
 
     check_weights_file(weights, sha256=sha256, what=WHAT)  # before any feature extraction
-    return TorchClassifier(
+    finetune = TorchClassifier(
         model=CRNN_FACTORY,
         model_params={"weights": str(weights), "sha256": sha256},
         epochs=epochs,
@@ -186,6 +194,17 @@ def build_crnn_mtat_ft(
         if train_crop_frames is None
         else [BatchTransform(RandomTimeCrop(train_crop_frames))],
     )
+    if not probe_first:
+        return finetune
+    probe = build_crnn_mtat(
+        weights,
+        sha256,
+        epochs=probe_epochs,
+        validation_fraction=validation_fraction,
+        random_state=random_state,
+        num_threads=(train_options or {}).get("num_threads"),
+    )
+    return ProbeThenFineTune(probe, finetune, state_with_head, random_state=random_state)
 
 
 def build_artist_cnn(
@@ -295,7 +314,7 @@ SPECS = tuple(
         CRNN_EMB_RF,
         ARTIST_EMB_RF,
         dataclasses.replace(CRNN_MTAT, quick=QUICK),
-        dataclasses.replace(CRNN_MTAT_FT, quick=QUICK),
+        dataclasses.replace(CRNN_MTAT_FT, quick={**QUICK, "probe_epochs": 2}),
         dataclasses.replace(ARTIST_CNN, quick=QUICK),
     )
 )

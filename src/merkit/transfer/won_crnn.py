@@ -279,6 +279,18 @@ def transfer_crnn(
 transfer_crnn.input_names = WonCRNN.input_names  # type: ignore[attr-defined]
 
 
+def state_with_head(
+    model_params: Mapping[str, object], n_classes: int, head: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """State dict of :func:`transfer_crnn` (``model_params``) whose head is ``head``'s
+    ``weight``/``bias`` (e.g. a head trained on the frozen network's GRU state)."""
+    model = transfer_crnn(n_classes, **model_params)  # type: ignore[arg-type]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["dense.weight"] = head["weight"].detach().clone()
+    state["dense.bias"] = head["bias"].detach().clone()
+    return state
+
+
 def state_shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
     """Key → shape of a state dict."""
     return {k: tuple(v.shape) for k, v in state.items()}
