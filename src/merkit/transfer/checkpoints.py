@@ -124,8 +124,11 @@ def check_shapes(found: Shapes, expected: Shapes, *, path: Path, what: str) -> N
 def flush_denormals() -> bool:
     """Flush denormal floats to zero in torch's CPU kernels (process-wide); True if supported.
 
-    Won et al.'s MSD and Jamendo CRNN checkpoints hold weights of ~1e-42; with denormals kept,
-    their CPU forward pass runs an order of magnitude slower, with identical outputs.
+    Won et al.'s MSD and Jamendo CRNN checkpoints hold denormal weights (~1e-42; 242 230 of the
+    MSD checkpoint's floats). CPUs that handle denormal arithmetic in microcode run such a
+    forward pass an order of magnitude slower; outputs are identical with flushing (max
+    difference 0.0 measured on the MSD model). On the 2-core AMD EPYC used here the difference
+    was within noise (1.15 vs 1.05 s per 29 s clip, 1 thread).
     """
     return bool(torch.set_flush_denormal(True))
 

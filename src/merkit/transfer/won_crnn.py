@@ -227,7 +227,8 @@ def read_checkpoint(
     """Read and check a CRNN checkpoint: every key and shape of Won's 50-tag model.
 
     Flushes denormals (the MSD and Jamendo checkpoints hold ~1e-42 weights, which slow the CPU
-    forward pass 10–20× otherwise).
+    forward pass on CPUs that handle denormals in microcode; see
+    :func:`~merkit.transfer.checkpoints.flush_denormals`).
 
     Raises
     ------
