@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from merkit.commands import err_console, user_errors
+from merkit.commands.embed import register as register_embed
 from merkit.commands.product import register as register_product
 from merkit.commands.serve import register as register_serve
 from merkit.errors import ConfigError
@@ -25,6 +26,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
 app.add_typer(data_app, name="data")
 register_product(app)
 register_serve(app)
+register_embed(app)
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 

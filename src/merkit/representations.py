@@ -251,6 +251,55 @@ for _rep in (
 ):
     register_representation(_rep)
 
+
+def _won_logmel_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    crop = params.get("crop_samples")
+    return (None if crop is None else 1 + int(crop) // 256, 96)
+
+
+def _artist_chunks_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    return (10, 129, 128)
+
+
+def _openl3_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    return (None, int(params.get("embedding_size", 512)))
+
+
+# Inputs of the pre-trained networks (merkit.transfer), each in its network's own front end.
+register_representation(
+    Representation(
+        name="won-logmel",
+        fn="merkit.transfer.won_crnn:won_logmel_representation",
+        params={"crop_samples": 464_000},
+        # dB values: float16's resolution (< 0.06 dB above -100 dB) is far below model noise.
+        dtype="float16",
+        shape=_won_logmel_shape,
+        description="1813 x 96 dB mel of Won's CRNN (16 kHz, n_fft 512, hop 256, HTK, 8 kHz)",
+    )
+)
+register_representation(
+    Representation(
+        name="artist-chunks",
+        fn="merkit.transfer.artist_cnn:artist_chunks_representation",
+        sr=22_050,
+        dtype="float16",
+        shape=_artist_chunks_shape,
+        description="10 x 129 x 128 normalised log-mel chunks of the artist CNN (22.05 kHz)",
+    )
+)
+
+register_representation(
+    Representation(
+        name="openl3",
+        fn="merkit.transfer.openl3_frames:openl3_frames",
+        params={"input_repr": "mel256", "content_type": "music", "embedding_size": 512,
+                "hop_size": 0.1},
+        dtype="float16",
+        shape=_openl3_shape,
+        description="frames x 512 OpenL3 music embeddings (mel256, hop 0.1 s; optional openl3)",
+    )
+)  # fmt: skip
+
 # Augmented copies are stored per song, so taking a fold's training rows takes exactly the
 # training songs' copies: augmentation can never leak across the train/test line.
 register_representation(

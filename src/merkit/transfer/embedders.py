@@ -1,0 +1,350 @@
+"""Embeddings from a frozen pre-trained network as scikit-learn transformers, cached per row.
+
+:class:`CRNNEmbedding` (Won's CRNN on :func:`~merkit.transfer.won_crnn.won_logmel` inputs) and
+:class:`ArtistEmbedding` (Park's encoder on :func:`~merkit.transfer.artist_cnn.artist_logmel_chunks`
+inputs) are stateless: ``fit`` only checks the weights file, ``transform`` runs the network in eval
+mode. Each row's embedding is stored in merkit's on-disk cache under a key made of the row's bytes,
+the weight file's SHA-256 and the output settings, so cross-validation computes every song once
+however many folds and methods use it, and another checkpoint never reuses a stale value. The
+network itself is loaded once per process (per weight file content).
+
+Because the network is frozen and in eval mode (batch norms use their stored statistics, dropout is
+off), a cached embedding equals what the network would compute in any epoch: training a head on the
+cached rows is the same computation as training it behind the frozen network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from merkit.cache import FeatureCache, NullCache, key_for
+from merkit.errors import ConfigError, DataError
+from merkit.transfer.checkpoints import check_weights_file, file_sha256
+
+_MEMO: dict[str, np.ndarray] = {}
+"""Process-wide copy of the embeddings served so far (key → vector)."""
+_MEMO_LIMIT = 200_000
+
+
+@lru_cache(maxsize=4)
+def _network(family: str, path: str, sha256: str) -> torch.nn.Module:
+    """The frozen network of ``family`` from ``path`` (whose content hashes to ``sha256``)."""
+    if family == "crnn":
+        from merkit.transfer.won_crnn import load_won_crnn
+
+        model = load_won_crnn(path, sha256=sha256)
+    else:
+        from merkit.transfer.artist_cnn import load_artist_encoder
+
+        model = load_artist_encoder(path, sha256=sha256)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model.eval()
+
+
+def row_digest(row: np.ndarray) -> str:
+    """Content key of one input row (its float32 bytes and shape)."""
+    row = np.ascontiguousarray(row, dtype=np.float32)
+    digest = hashlib.blake2b(row.tobytes(), digest_size=20)
+    digest.update(repr(row.shape).encode())
+    return digest.hexdigest()
+
+
+class _Embedding(TransformerMixin, BaseEstimator):
+    """Shared machinery; subclasses set :attr:`family` and :meth:`_forward`."""
+
+    family: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    row_ndim: ClassVar[int] = 2
+    # Present so that merkit.methods.resolve checks the settings (and the file) before any work.
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
+
+    def _settings(self) -> dict[str, Any]:
+        return {}
+
+    def _forward(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _forward_all(
+        self, model: torch.nn.Module, batch: torch.Tensor
+    ) -> dict[tuple[tuple[str, Any], ...], torch.Tensor]:
+        """Outputs of one forward pass keyed by their settings (here: just the one asked for)."""
+        return {tuple(self._settings().items()): self._forward(model, batch)}
+
+    def _model(self) -> tuple[torch.nn.Module, str]:
+        path = check_weights_file(self.weights, sha256=self.sha256, what=self._what())
+        sha = file_sha256(path)
+        return _network(self.family, str(path.resolve()), sha), sha
+
+    def _what(self) -> str:
+        return f"{self.family} weights"
+
+    def _validate_params(self) -> None:
+        # Checked before any work (resolve_method calls this): a wrong path or checksum fails
+        # now, with the file named.
+        check_weights_file(self.weights, sha256=self.sha256, what=self._what())
+
+    def fit(self, X: Any, y: Any = None) -> _Embedding:
+        """Check the weights file (nothing is learnt)."""
+        self._validate_params()
+        self.weights_sha256_ = file_sha256(check_weights_file(self.weights, what=self._what()))
+        return self
+
+    def _embed_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Embeddings of ``rows`` (``(n, *row_shape)``), through the memo and the disk cache."""
+        model, sha = self._model()
+        cache = FeatureCache() if self.cache else NullCache()
+        settings = {"weights_sha256": sha, **self._settings()}
+        keys = [
+            key_for(row_digest(row), f"{self.family}-embedding", settings, self.version)
+            for row in rows
+        ]
+        found: dict[int, np.ndarray] = {}
+        for i, key in enumerate(keys):
+            value = _MEMO.get(key)
+            if value is None:
+                value = cache.get(key)
+            if value is not None:
+                found[i] = value
+        todo = [i for i in range(len(rows)) if i not in found]
+        threads = torch.get_num_threads()
+        if self.num_threads is not None:
+            torch.set_num_threads(int(self.num_threads))
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(todo), self.batch_size):
+                    index = todo[start : start + self.batch_size]
+                    batch = torch.from_numpy(np.ascontiguousarray(rows[index], dtype=np.float32))
+                    outputs = self._forward_all(model, batch)
+                    for name, out in outputs.items():
+                        # Sibling outputs of the same pass are stored too (one pass serves all).
+                        named = {**settings, **dict(name)}
+                        for i, vector in zip(index, out.numpy().astype(np.float32), strict=True):
+                            key = key_for(
+                                row_digest(rows[i]), f"{self.family}-embedding", named, self.version
+                            )
+                            cache.put(key, vector)
+                            if named == settings:
+                                found[i] = vector
+        finally:
+            torch.set_num_threads(threads)
+        if len(_MEMO) > _MEMO_LIMIT:
+            _MEMO.clear()
+        for i, key in enumerate(keys):
+            _MEMO[key] = found[i]
+        return np.stack([found[i] for i in range(len(rows))]).astype(np.float32)
+
+    def _rows(self, X: Any) -> np.ndarray:
+        if isinstance(X, list):
+            shapes = {np.shape(x) for x in X}
+            if len(shapes) != 1:
+                raise DataError(
+                    f"{type(self).__name__}: songs differ in input shape {sorted(shapes)[:3]}; "
+                    "use a fixed-length front end"
+                )
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim not in (self.row_ndim + 1, self.row_ndim + 2):
+            raise DataError(
+                f"{type(self).__name__}: expected rows of {self.row_ndim}-D inputs, got an array "
+                f"of shape {X.shape}"
+            )
+        return X
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray([f"{self.family}_emb_{i}" for i in range(self._width())], dtype=object)
+
+    def _width(self) -> int:
+        raise NotImplementedError
+
+
+CRNNOutput = Literal["conv", "gru", "tags"]
+
+
+class CRNNEmbedding(_Embedding):
+    """Per-song embeddings of Won's CRNN (frozen, eval mode) from ``won-logmel`` inputs.
+
+    Parameters
+    ----------
+    weights : str
+        Path of a CRNN checkpoint (``crnn_mtat.pth``, ``crnn_jamendo.pth``, ``crnn_msd.pth``).
+    sha256 : str, optional
+        Expected SHA-256 of the file.
+    output : {"conv", "gru", "tags"}
+        ``conv``: the last conv block's 128 channels pooled over time by mean and std (256-d);
+        ``gru``: the GRU's last step (32-d); ``tags``: the 50 tag probabilities.
+    batch_size : int
+        Songs per forward pass.
+    num_threads : int, optional
+        torch threads while embedding (restored afterwards).
+    cache : bool
+        Store embeddings in merkit's on-disk cache.
+    """
+
+    family = "crnn"
+
+    def __init__(
+        self,
+        weights: str | None = None,
+        sha256: str | None = None,
+        output: CRNNOutput = "conv",
+        batch_size: int = 8,
+        num_threads: int | None = None,
+        cache: bool = True,
+    ) -> None:
+        self.weights = weights
+        self.sha256 = sha256
+        self.output = output
+        self.batch_size = batch_size
+        self.num_threads = num_threads
+        self.cache = cache
+
+    def _what(self) -> str:
+        from merkit.transfer.won_crnn import WHAT
+
+        return WHAT
+
+    def _validate_params(self) -> None:
+        if self.output not in ("conv", "gru", "tags"):
+            raise ConfigError(f"setting 'output' must be conv, gru or tags, not {self.output!r}")
+        super()._validate_params()
+
+    def _settings(self) -> dict[str, Any]:
+        return {"output": self.output}
+
+    def _forward(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        return model.features(batch, self.output)  # type: ignore[operator]
+
+    def _forward_all(
+        self, model: torch.nn.Module, batch: torch.Tensor
+    ) -> dict[tuple[tuple[str, Any], ...], torch.Tensor]:
+        maps = model.conv_maps(batch)  # type: ignore[operator]
+        state = model.gru_state(maps)  # type: ignore[operator]
+        return {
+            (("output", "conv"),): torch.cat(
+                [maps.mean(dim=2), maps.std(dim=2, unbiased=False)], dim=1
+            ),
+            (("output", "gru"),): state,
+            (("output", "tags"),): torch.sigmoid(model.dense(state)),  # type: ignore[operator]
+        }
+
+    def _width(self) -> int:
+        return {"conv": 256, "gru": 32, "tags": 50}[self.output]
+
+    def transform(self, X: Any) -> np.ndarray:
+        """``(n_songs, frames, 96)`` dB mels → ``(n_songs, width)``."""
+        rows = self._rows(X)
+        if rows.ndim != 3:
+            raise DataError(f"CRNNEmbedding expects (songs, frames, 96), got {rows.shape}")
+        return self._embed_rows(rows)
+
+
+class ArtistEmbedding(_Embedding):
+    """Embeddings of Park's artist-label encoder (frozen, eval mode), 256-d per 129-frame chunk.
+
+    Rows are single chunks ``(129, 128)`` (→ one 256-d vector each, for chunk-level training) or
+    songs of chunks ``(n_chunks, 129, 128)`` (→ the chunks' vectors pooled by ``pooling``).
+
+    Parameters
+    ----------
+    weights : str
+        Path of the Keras HDF5 file (``artist_siamese_10000.h5``).
+    sha256 : str, optional
+        Expected SHA-256 of the file.
+    pooling : {"mean", "mean-std"}
+        How a song's chunk embeddings are combined (song rows only).
+    batch_size, num_threads, cache
+        As for :class:`CRNNEmbedding` (batch of chunks).
+    """
+
+    family = "artist"
+
+    def __init__(
+        self,
+        weights: str | None = None,
+        sha256: str | None = None,
+        pooling: Literal["mean", "mean-std"] = "mean",
+        batch_size: int = 64,
+        num_threads: int | None = None,
+        cache: bool = True,
+    ) -> None:
+        self.weights = weights
+        self.sha256 = sha256
+        self.pooling = pooling
+        self.batch_size = batch_size
+        self.num_threads = num_threads
+        self.cache = cache
+
+    def _what(self) -> str:
+        from merkit.transfer.artist_cnn import WHAT
+
+        return WHAT
+
+    def _validate_params(self) -> None:
+        if self.pooling not in ("mean", "mean-std"):
+            raise ConfigError(f"setting 'pooling' must be mean or mean-std, not {self.pooling!r}")
+        super()._validate_params()
+
+    def _forward(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        return model(batch)
+
+    def _width(self) -> int:
+        return 512 if self.pooling == "mean-std" else 256
+
+    def transform(self, X: Any) -> np.ndarray:
+        """``(n, 129, 128)`` chunks → ``(n, 256)``; ``(n, n_chunks, 129, 128)`` songs → pooled."""
+        rows = self._rows(X)
+        if rows.ndim == 3:
+            return self._embed_rows(rows)
+        n_songs, n_chunks = rows.shape[:2]
+        chunks = self._embed_rows(rows.reshape(n_songs * n_chunks, *rows.shape[2:]))
+        per_song = chunks.reshape(n_songs, n_chunks, -1)
+        if self.pooling == "mean-std":
+            return np.concatenate([per_song.mean(axis=1), per_song.std(axis=1)], axis=1)
+        return per_song.mean(axis=1)
+
+
+class FramePooling(TransformerMixin, BaseEstimator):
+    """Per-song pooling of frame embeddings ``(frames, d)`` → one vector.
+
+    Parameters
+    ----------
+    pooling : {"first", "mean", "mean-std"}
+        ``first``: the first frame only (what the paper's OpenL3 code fed its forest);
+        ``mean``; ``mean-std`` (mean ‖ standard deviation over frames).
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
+
+    def __init__(self, pooling: Literal["first", "mean", "mean-std"] = "mean-std") -> None:
+        self.pooling = pooling
+
+    def _validate_params(self) -> None:
+        if self.pooling not in ("first", "mean", "mean-std"):
+            raise ConfigError(
+                f"setting 'pooling' must be first, mean or mean-std, not {self.pooling!r}"
+            )
+
+    def fit(self, X: Any, y: Any = None) -> FramePooling:
+        """Nothing to learn; checks the setting."""
+        self._validate_params()
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """One row per song from a list (or array) of ``(frames, d)`` matrices."""
+        songs = [np.asarray(song, dtype=np.float32) for song in X]
+        if any(song.ndim != 2 or len(song) == 0 for song in songs):
+            raise DataError("FramePooling expects one non-empty (frames, dim) matrix per song")
+        if self.pooling == "first":
+            return np.stack([song[0] for song in songs])
+        if self.pooling == "mean":
+            return np.stack([song.mean(axis=0) for song in songs])
+        return np.stack([np.concatenate([song.mean(axis=0), song.std(axis=0)]) for song in songs])
+
+
+__all__ = ["ArtistEmbedding", "CRNNEmbedding", "FramePooling", "row_digest"]

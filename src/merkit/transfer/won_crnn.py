@@ -1,0 +1,312 @@
+"""Won et al.'s CRNN (after Choi et al. 2017) with its own front end, from their checkpoints.
+
+Won, Ferraro, Bogdanov & Serra (SMC 2020) trained a CRNN for 50-tag auto-tagging on MTAT,
+MTG-Jamendo and the MSD and published each ``best_model.pth`` (a bare ``state_dict``, legacy torch
+serialisation). The paper's "CRNN Pre-trained MTAT" (§3.7) starts from the MTAT one.
+
+Front end, as in Won's code: 16 kHz audio, centred STFT (periodic Hann, n_fft 512, hop 256, reflect
+padding), power spectrum, 96-band HTK mel filterbank without normalisation from 0 to 8 kHz,
+``10·log10(max(power, 1e-10))`` (no top-dB floor), then the network's own BatchNorm2d(1).
+:func:`won_logmel` computes everything up to the batch norm in numpy (a cached representation);
+:class:`WonCRNN` starts at the batch norm. Its filterbank and window equal the checkpoints' stored
+``spec.mel_scale.fb`` and ``spec.spectrogram.window`` (checked by the tests).
+
+Body: four 3×3 conv blocks (conv → BN → ReLU → max-pool (2,2), (3,3), (4,4), (4,4); 64/128/128/128
+channels) collapse the 96 mel bands to 1; a 2-layer GRU (hidden 32) reads the time steps and its
+last step goes through dropout 0.5 and a linear layer (50 tags, sigmoid at inference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import scipy.fft
+import torch
+from torch import nn
+
+from merkit.errors import AudioError, ConfigError
+from merkit.transfer.checkpoints import (
+    check_shapes,
+    check_weights_file,
+    flush_denormals,
+    load_torch_state,
+)
+
+SR = 16_000
+N_FFT = 512
+HOP = 256
+N_MELS = 96
+F_MAX = 8_000.0
+CROP_SAMPLES = 464_000
+"""Won's training input: 29 s at 16 kHz, 1 + 464000 // 256 = 1813 frames."""
+N_FRAMES = 1 + CROP_SAMPLES // HOP
+
+FRONT_END_KEYS = ("spec.spectrogram.window", "spec.mel_scale.fb")
+"""Checkpoint entries of torchaudio's front end: computed by :func:`won_logmel` instead."""
+HEAD_KEYS = ("dense.weight", "dense.bias")
+"""The 50-tag output layer, replaced by a new head for transfer."""
+
+MTAT_TAGS: tuple[str, ...] = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast",
+    "piano", "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male",
+    "singing", "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman",
+    "male vocal", "no vocal", "pop", "soft", "sitar", "solo", "man", "classic", "choir", "voice",
+    "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello", "no voice",
+    "weird", "country", "metal", "female voice", "choral",
+)  # fmt: skip
+"""Won's 50 MTAT tags in the order of the MTAT checkpoint's outputs (``split/mtat/tags.npy``)."""
+
+
+def hann_periodic(n: int) -> np.ndarray:
+    """Periodic Hann window (``torch.hann_window`` default)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def htk_filterbank(
+    sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS, f_max: float = F_MAX
+) -> np.ndarray:
+    """Triangular HTK-scale mel filterbank without normalisation, shape ``(1 + n_fft//2, n_mels)``.
+
+    Frequencies of the FFT bins are ``linspace(0, sr/2, 1 + n_fft//2)``; band edges are equally
+    spaced on ``2595·log10(1 + f/700)`` from 0 Hz to ``f_max`` (torchaudio's ``melscale_fbanks``
+    with ``mel_scale="htk"``, ``norm=None``).
+    """
+    freqs = np.linspace(0.0, sr / 2, 1 + n_fft // 2)
+    mel_max = 2595.0 * np.log10(1.0 + f_max / 700.0)
+    edges = 700.0 * (10.0 ** (np.linspace(0.0, mel_max, n_mels + 2) / 2595.0) - 1.0)
+    widths = np.diff(edges)
+    slopes = edges[None, :] - freqs[:, None]
+    down = -slopes[:, :-2] / widths[:-1]
+    up = slopes[:, 2:] / widths[1:]
+    bank = np.maximum(0.0, np.minimum(down, up)).astype(np.float32)
+    bank.setflags(write=False)
+    return bank
+
+
+def won_logmel(y: np.ndarray, crop_samples: int | None = CROP_SAMPLES) -> np.ndarray:
+    """Won's front end up to the dB step, shape ``(frames, 96)`` float32 (column 0 lowest band).
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Mono waveform at 16 kHz.
+    crop_samples : int or None
+        Fixed input length: the centre ``crop_samples`` of a longer clip, a shorter one zero-padded
+        at the end (digital silence), giving ``1 + crop_samples // 256`` frames (1813 for Won's
+        29 s). ``None`` keeps the whole clip.
+
+    Returns
+    -------
+    np.ndarray
+        ``10·log10(max(mel power, 1e-10))``.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1 or y.size == 0:
+        raise AudioError(f"expected a non-empty 1-D waveform, got shape {y.shape}")
+    if crop_samples is not None:
+        if len(y) > crop_samples:
+            start = (len(y) - crop_samples) // 2
+            y = y[start : start + crop_samples]
+        elif len(y) < crop_samples:
+            y = np.concatenate([y, np.zeros(crop_samples - len(y), dtype=np.float32)])
+    if len(y) <= N_FFT // 2:
+        raise AudioError(f"waveform of {len(y)} samples is too short for the CRNN front end")
+    padded = np.pad(y, N_FFT // 2, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
+    spectrum = scipy.fft.rfft(frames * hann_periodic(N_FFT), axis=1)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    mel = power @ htk_filterbank()
+    return (10.0 * np.log10(np.maximum(mel, 1e-10))).astype(np.float32)
+
+
+def won_logmel_representation(
+    y: np.ndarray, sr: int, *, seed: int = 0, crop_samples: int | None = CROP_SAMPLES
+) -> np.ndarray:
+    """Registry adapter of :func:`won_logmel` (seed unused; ``sr`` must be 16 kHz)."""
+    if sr != SR:
+        raise ConfigError(f"the CRNN front end needs 16 kHz audio, got {sr} Hz")
+    return won_logmel(y, crop_samples)
+
+
+class ConvBlock(nn.Module):
+    """3×3 conv (padding 1) → BN → ReLU → max-pool; key names as in Won's ``Conv_2d``."""
+
+    def __init__(self, in_channels: int, out_channels: int, pool: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.pool = nn.MaxPool2d(pool)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(torch.relu(self.bn(self.conv(x))))
+
+
+Output = Literal["logits", "conv", "gru", "tags"]
+
+
+class WonCRNN(nn.Module):
+    """Won's CRNN from the input batch norm on; state-dict keys match the checkpoints.
+
+    Parameters
+    ----------
+    n_classes : int
+        Outputs of the last linear layer (50 tags in the checkpoints; 4 quadrants for transfer).
+
+    Notes
+    -----
+    ``forward`` takes dB mel spectrograms ``(B, T, 96)`` (merkit's time-major layout) and returns
+    logits; :meth:`features` returns the intermediate outputs used as embeddings. ``T`` must be at
+    least 96 frames (the pools shrink time 96-fold).
+    """
+
+    input_names = ("won_logmel",)
+
+    def __init__(self, n_classes: int = 50) -> None:
+        super().__init__()
+        self.spec_bn = nn.BatchNorm2d(1)
+        self.layer1 = ConvBlock(1, 64, 2)
+        self.layer2 = ConvBlock(64, 128, 3)
+        self.layer3 = ConvBlock(128, 128, 4)
+        self.layer4 = ConvBlock(128, 128, 4)
+        self.layer5 = nn.GRU(128, 32, num_layers=2, batch_first=True)
+        self.dropout = nn.Dropout(0.5)
+        self.dense = nn.Linear(32, n_classes)
+
+    def conv_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Output of the last conv block, ``(B, 128, T')`` with ``T' = T // 96`` (about)."""
+        if x.ndim != 3 or x.shape[-1] != N_MELS:
+            raise ValueError(f"expected (batch, frames, {N_MELS}) dB mels, got {tuple(x.shape)}")
+        x = self.spec_bn(x.transpose(1, 2).unsqueeze(1))  # (B, 1, mels, T): mels on the H axis
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return x.squeeze(2)
+
+    def gru_state(self, maps: torch.Tensor) -> torch.Tensor:
+        """The GRU's last time step, ``(B, 32)``, from :meth:`conv_maps`' output."""
+        out, _ = self.layer5(maps.transpose(1, 2))
+        return out[:, -1, :]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.dropout(self.gru_state(self.conv_maps(x))))
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor, output: Output) -> torch.Tensor:
+        """Per-clip embedding in eval mode: ``conv`` (mean ‖ std over time of the last conv block,
+        256-d), ``gru`` (last GRU step, 32-d), ``tags`` (sigmoid outputs) or ``logits``."""
+        maps = self.conv_maps(x)
+        if output == "conv":
+            return torch.cat([maps.mean(dim=2), maps.std(dim=2, unbiased=False)], dim=1)
+        state = self.gru_state(maps)
+        if output == "gru":
+            return state
+        logits = self.dense(state)
+        if output == "tags":
+            return torch.sigmoid(logits)
+        if output == "logits":
+            return logits
+        raise ConfigError(f"unknown CRNN output {output!r} (conv, gru, tags, logits)")
+
+
+WHAT = "CRNN checkpoint of Won et al. (50-tag state_dict)"
+
+
+def expected_shapes(n_classes: int = 50) -> dict[str, tuple[int, ...]]:
+    """Keys and shapes of one of Won's CRNN checkpoints (front end entries included)."""
+    shapes = {k: tuple(v.shape) for k, v in WonCRNN(n_classes).state_dict().items()}
+    shapes.update({FRONT_END_KEYS[0]: (N_FFT,), FRONT_END_KEYS[1]: (1 + N_FFT // 2, N_MELS)})
+    return shapes
+
+
+def read_checkpoint(
+    path: str | Path | None, *, sha256: str | None = None
+) -> dict[str, torch.Tensor]:
+    """Read and check a CRNN checkpoint: every key and shape of Won's 50-tag model.
+
+    Flushes denormals (the MSD and Jamendo checkpoints hold ~1e-42 weights, which slow the CPU
+    forward pass on CPUs that handle denormals in microcode; see
+    :func:`~merkit.transfer.checkpoints.flush_denormals`).
+
+    Raises
+    ------
+    ModelError
+        Missing file, checksum mismatch, unreadable file, or other keys/shapes (all listed).
+    """
+    file = check_weights_file(path, sha256=sha256, what=WHAT)
+    state = load_torch_state(file, what=WHAT)
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    check_shapes(found, expected_shapes(), path=file, what=WHAT)
+    flush_denormals()
+    return state
+
+
+def load_won_crnn(
+    path: str | Path | None,
+    *,
+    sha256: str | None = None,
+    n_classes: int = 50,
+) -> WonCRNN:
+    """A :class:`WonCRNN` with a checkpoint's weights, in eval mode.
+
+    With ``n_classes != 50`` the 50-tag head is replaced by a freshly initialised one (torch's
+    global RNG); everything else is loaded strictly, so no key is missing or left over apart from
+    the head and the front end entries (which :func:`won_logmel` replaces).
+    """
+    state = read_checkpoint(path, sha256=sha256)
+    for key in FRONT_END_KEYS:
+        state.pop(key)
+    model = WonCRNN(n_classes)
+    if n_classes != 50:
+        for key in HEAD_KEYS:
+            state.pop(key)
+        state.update({k: v for k, v in model.state_dict().items() if k.startswith("dense.")})
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def transfer_crnn(
+    n_classes: int = 4,
+    weights: str | None = None,
+    sha256: str | None = None,
+) -> WonCRNN:
+    """Model factory for :class:`~merkit.estimators.TorchClassifier`: Won's CRNN from ``weights``
+    with a new ``n_classes`` head (fine-tuning; freeze parts with the estimator's ``freeze``)."""
+    return load_won_crnn(weights, sha256=sha256, n_classes=n_classes)
+
+
+transfer_crnn.input_names = WonCRNN.input_names  # type: ignore[attr-defined]
+
+
+def state_with_head(
+    model_params: Mapping[str, object], n_classes: int, head: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """State dict of :func:`transfer_crnn` (``model_params``) whose head is ``head``'s
+    ``weight``/``bias`` (e.g. a head trained on the frozen network's GRU state)."""
+    model = transfer_crnn(n_classes, **model_params)  # type: ignore[arg-type]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["dense.weight"] = head["weight"].detach().clone()
+    state["dense.bias"] = head["bias"].detach().clone()
+    return state
+
+
+def state_shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    """Key → shape of a state dict."""
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+__all__ = [
+    "CROP_SAMPLES",
+    "MTAT_TAGS",
+    "N_FRAMES",
+    "WonCRNN",
+    "expected_shapes",
+    "htk_filterbank",
+    "load_won_crnn",
+    "read_checkpoint",
+    "transfer_crnn",
+    "won_logmel",
+    "won_logmel_representation",
+]
