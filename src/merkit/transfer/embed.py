@@ -67,7 +67,7 @@ def embed_dataset(
     pooling : {"mean", "mean-std"}
         Artist encoder: how the 10 chunk embeddings of a song are combined.
     """
-    from merkit import representations
+    from merkit import extract
     from merkit.transfer.checkpoints import file_sha256
     from merkit.transfer.embedders import ArtistEmbedding, CRNNEmbedding
 
@@ -81,7 +81,7 @@ def embed_dataset(
         embedder = ArtistEmbedding(str(weights), sha256, pooling=pooling)  # type: ignore[arg-type]
         rep, front_end = "artist-chunks", "Park's artist CNN front end: 22.05 kHz, 10 x 129 frames"
     embedder.fit(None)  # checks the file before any audio is read
-    inputs = representations.compute(dataset, rep, n_jobs=n_jobs, progress=progress)
+    inputs = extract.compute(dataset, rep, n_jobs=n_jobs, progress=progress)
     values = embedder.transform(inputs)
     meta = {
         "model": model,
