@@ -255,7 +255,7 @@ class Trainer:
         checked = ctx.epoch > 0
         starts, ends = _overrides(hooks, "on_batch_start"), _overrides(hooks, "on_batch_end")
         scaler = ctx.grad_scaler
-        rows = ctx.train_rows
+        rows = ctx.rows_this_epoch
         order = rows[ctx.rng.permutation(len(rows))]
         # Sums stay on the device so a GPU step never waits for a host sync.
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
