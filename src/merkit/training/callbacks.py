@@ -28,7 +28,7 @@ from torch import nn
 
 from merkit.errors import ConfigError, ModelError
 from merkit.training.config import LRSwitch, TrainConfig
-from merkit.training.data import batch_tensor
+from merkit.training.data import batch_bounds, batch_tensor
 from merkit.training.history import EpochRecord
 from merkit.training.hooks import Batch, Callback, FitContext
 from merkit.training.runtime import autocast
@@ -214,8 +214,8 @@ class BatchNormRecalibration(Callback):
         # when each batch is a random sample (rows are often sorted by class).
         rows = ctx.rows_this_epoch  # a chunk sampler's draw, else every training row
         order = rows[np.random.default_rng(cfg.seed).permutation(len(rows))]
-        for start in range(0, len(order), cfg.batch_size):
-            index = np.sort(order[start : start + cfg.batch_size])
+        for bounds in batch_bounds(len(order), cfg.batch_size, no_single=True):
+            index = np.sort(order[bounds])
             tensors = [batch_tensor(a, index, device, cfg.channels_last) for a in ctx.arrays]
             with autocast(device, ctx.amp_dtype):
                 model(*tensors)
