@@ -19,10 +19,10 @@ from merkit.protocol import ProtocolConfig
 from merkit.protocol.folds import Fold, make_folds
 from merkit.protocol.runner import fit_fold
 from merkit.segments import ChunkedClassifier
-from merkit.training.callbacks import RandomChunks, sample_per_group
 from merkit.training.config import TrainConfig
 from merkit.training.hooks import Batch, Callback, FitContext
 from merkit.training.loop import Trainer
+from merkit.training.sampling import RandomChunks, sample_per_group
 
 SR = 16_000
 CHUNK = 59_049

@@ -26,13 +26,13 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from merkit.errors import ConfigError, DataError, ModelError
-from merkit.training.callbacks import RandomChunks
 from merkit.training.config import TrainConfig
 from merkit.training.data import clone_state
 from merkit.training.history import TrainHistory
 from merkit.training.hooks import Callback
 from merkit.training.loop import Trainer
 from merkit.training.runtime import seed_everything
+from merkit.training.sampling import RandomChunks
 
 STATE_FORMAT: str = "merkit.TorchClassifier"
 STATE_VERSION: int = 1
@@ -228,7 +228,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         :class:`~merkit.training.callbacks.Freeze`.
     chunks_per_song : int, optional
         Train each epoch on this many random chunks of every song instead of on every row
-        (:class:`~merkit.training.callbacks.RandomChunks`); needs ``groups`` in :meth:`fit`
+        (:class:`~merkit.training.sampling.RandomChunks`); needs ``groups`` in :meth:`fit`
         (a :class:`~merkit.segments.ChunkedClassifier` passes them). ``None``: every row,
         every epoch.
 

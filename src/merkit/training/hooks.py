@@ -64,7 +64,7 @@ class FitContext:
         Rows trained on.
     epoch_rows : ndarray of int or None
         The rows of the current epoch when a sampler (e.g.
-        :class:`~merkit.training.callbacks.RandomChunks`) draws a subset of ``train_rows`` in
+        :class:`~merkit.training.sampling.RandomChunks`) draws a subset of ``train_rows`` in
         ``on_epoch_start``; ``None`` trains on every row of ``train_rows``.
     validation : (inputs, y, rows) or None
         Validation data (``rows`` None: all of them).
