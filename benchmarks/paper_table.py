@@ -27,6 +27,23 @@ from merkit.report import results_frame, write_csv_atomic
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def extras_lines(results: list) -> list[str]:
+    """Per-method means over the folds of the numeric details the fold records keep (e.g. the
+    chunk-level accuracy of a segment model, whose table row is song level)."""
+    lines = []
+    for result in results:
+        extras = [record.extras for record in result.per_fold if record.extras]
+        keys = sorted({k for e in extras for k, v in e.items() if isinstance(v, (int, float))})
+        if not keys:
+            continue
+        means = ", ".join(f"{key} {sum(e[key] for e in extras) / len(extras):.4g}" for key in keys)
+        texts = sorted({f"{k}={v}" for e in extras for k, v in e.items() if isinstance(v, str)})
+        lines += ["", f"`{result.method}` fold details (mean of {len(extras)} folds): {means}"]
+        if texts:
+            lines[-1] += f"; {', '.join(texts)}"
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, required=True, help="4QAED folder")
@@ -75,6 +92,7 @@ def main() -> None:
             f"{100 * row.f1:.2f} ± {100 * row.f1_std:.2f} | {paper} | {row.n_splits} | "
             f"{row.seconds} |"
         )
+    lines += extras_lines(results)
     if params:
         lines += ["", f"Settings (`--config`): `{json.dumps(params)}`"]
     if args.note:

@@ -32,6 +32,7 @@ from merkit.training.hooks import Callback
 from merkit.training.init_state import STATE_FORMAT, InitState, load_init_state, read_init_state
 from merkit.training.loop import Trainer
 from merkit.training.runtime import seed_everything
+from merkit.training.sampling import RandomChunks
 
 STATE_VERSION: int = 1
 
@@ -88,6 +89,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     freeze : tuple of str, optional
         ``fnmatch`` patterns of parameter names to freeze (e.g. ``("dnn.*",)``); see
         :class:`~merkit.training.callbacks.Freeze`.
+    chunks_per_song : int, optional
+        Train each epoch on this many random chunks of every song instead of on every row
+        (:class:`~merkit.training.sampling.RandomChunks`); needs ``groups`` in :meth:`fit`
+        (a :class:`~merkit.segments.ChunkedClassifier` passes them). ``None``: every row,
+        every epoch.
 
     Attributes
     ----------
@@ -120,6 +126,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         callbacks: list[Callback | type[Callback]] | None = None,
         init_state: InitState | None = None,
         freeze: tuple[str, ...] | None = None,
+        chunks_per_song: int | None = None,
     ) -> None:
         self.model = model
         self.model_params = model_params
@@ -138,6 +145,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self.callbacks = callbacks
         self.init_state = init_state
         self.freeze = freeze
+        self.chunks_per_song = chunks_per_song
 
     # ---- configuration ---------------------------------------------------------------------
 
@@ -161,6 +169,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         }
         if self.freeze:
             explicit["freeze"] = tuple(self.freeze)
+        if self.chunks_per_song is not None:
+            RandomChunks((), self.chunks_per_song)  # checks the value
         clash = sorted(set(options) & set(explicit))
         if clash:
             raise ConfigError(
@@ -234,7 +244,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     # ---- sklearn API -----------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any) -> TorchClassifier:
+    def fit(self, X: Any, y: Any, groups: Any = None) -> TorchClassifier:
         """Train a fresh model on ``X``, ``y``.
 
         Parameters
@@ -244,6 +254,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             float16/float32 and memory maps are fine).
         y : array-like
             Class labels (any sortable values).
+        groups : array-like of int, optional
+            The song of each row, for ``chunks_per_song``; ignored otherwise.
 
         Returns
         -------
@@ -267,13 +279,21 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         network = self._build(len(classes), width)
         if self.init_state is not None:
             load_init_state(network, self.init_state)
+        callbacks = _fresh_callbacks(self.callbacks)
+        if self.chunks_per_song is not None:
+            if groups is None:
+                raise ConfigError(
+                    "chunks_per_song needs the song of every row: pass groups to fit "
+                    "(ChunkedClassifier does)"
+                )
+            callbacks.append(RandomChunks(groups, self.chunks_per_song))
         trainer = Trainer(config)
         history = trainer.fit(
             network,
             inputs,
             encoded.astype(np.int64),
             progress=self.verbose > 0,
-            callbacks=_fresh_callbacks(self.callbacks),
+            callbacks=callbacks,
         )
         self.classes_ = classes
         self.model_ = network

@@ -276,6 +276,45 @@ class ChunkedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         proba = self.predict_proba(X)  # first: it checks that the model is fitted
         return self.classes_[np.argmax(proba, axis=1)]
 
+    def predict_details(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Song-level probabilities and labels plus chunk-level scores, in one pass over ``X``.
+
+        The protocol calls this (instead of ``predict_proba`` and ``predict``) to keep the
+        chunk-level numbers in each fold's record without predicting the test chunks twice.
+
+        Parameters
+        ----------
+        X : sequence of array-like, or dict of them
+            One array of chunks per song.
+        y : array-like, shape (n_songs,)
+            True song labels.
+
+        Returns
+        -------
+        proba : np.ndarray, shape (n_songs, n_classes)
+        predicted : np.ndarray, shape (n_songs,)
+        extras : dict
+            ``aggregation``, ``chunk_accuracy`` (each chunk's argmax against its song's label),
+            ``chunk_macro_f1``, ``n_test_chunks`` and ``n_train_chunks``.
+        """
+        from sklearn.metrics import f1_score
+
+        chunk_proba, song_of_chunk = self.predict_chunk_proba(X)
+        proba = aggregate_songs(
+            chunk_proba, song_of_chunk, self.aggregation, n_songs=int(song_of_chunk[-1]) + 1
+        )
+        predicted = self.classes_[np.argmax(proba, axis=1)]
+        truth = np.asarray(y)[song_of_chunk]
+        chunk_pred = self.classes_[chunk_proba.argmax(axis=1)]
+        extras = {
+            "aggregation": self.aggregation if isinstance(self.aggregation, str) else "custom",
+            "chunk_accuracy": float(np.mean(chunk_pred == truth)),
+            "chunk_macro_f1": float(f1_score(truth, chunk_pred, average="macro")),
+            "n_test_chunks": len(song_of_chunk),
+            "n_train_chunks": int(self.n_train_chunks_),
+        }
+        return proba, predicted, extras
+
     def chunk_score(self, X: Any, y: Any) -> float:
         """Chunk-level accuracy: each chunk's own prediction against its song's label.
 

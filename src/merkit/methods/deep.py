@@ -19,7 +19,7 @@ from merkit.methods.base import MethodSpec, feature_preprocessing
 from merkit.methods.registry import register_method
 
 
-def _recipe(model: str, *, epochs: int, batch_size: int, optimizer: str, lr: float):
+def torch_recipe(model: str, *, epochs: int, batch_size: int, optimizer: str, lr: float):
     """A builder of a TorchClassifier with a paper recipe as defaults, overridable per run."""
 
     def build(**overrides: Any) -> TorchClassifier:
@@ -58,7 +58,7 @@ CNN = MethodSpec(
     name="cnn",
     summary="DL baseline CNN (Choi-style, 4 conv blocks) on the 942x128 log-mel",
     inputs=("logmel",),
-    build=_recipe("cnn", **BASELINE),
+    build=torch_recipe("cnn", **BASELINE),
     paper_row="DL Baseline",
     paper_f1=0.6062,
 )
@@ -67,7 +67,7 @@ CNN_GRU = MethodSpec(
     name="cnn-gru",
     summary="Baseline CNN + 2 GRU(2000) as published: the GRU sees a sequence of length 1",
     inputs=("logmel",),
-    build=_recipe("cnn-gru", **BASELINE),
+    build=torch_recipe("cnn-gru", **BASELINE),
     paper_row="Baseline with GRU",
     paper_f1=0.6007,
 )
@@ -76,14 +76,14 @@ CNN_GRU_TIME = MethodSpec(
     name="cnn-gru-time",
     summary="Baseline CNN trunk + 2-layer GRU over the 25 time steps (the paper's intent)",
     inputs=("logmel",),
-    build=_recipe("cnn-gru-time", **BASELINE),
+    build=torch_recipe("cnn-gru-time", **BASELINE),
 )
 
 CRNN = MethodSpec(
     name="crnn",
     summary="CRNN (Choi 2017 / Won): 4 conv blocks, GRU 32 x2 over 9 time steps",
     inputs=("logmel",),
-    build=_recipe("crnn", epochs=200, batch_size=50, optimizer="sgd", lr=1e-3),
+    build=torch_recipe("crnn", epochs=200, batch_size=50, optimizer="sgd", lr=1e-3),
     paper_row="CRNN",
     paper_f1=0.6463,
 )

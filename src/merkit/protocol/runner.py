@@ -153,8 +153,14 @@ def fit_fold(
     model.fit(method.estimator_input(inputs, fold.train), labels[fold.train], **fit_options)
     fitted = time.perf_counter()
     x_test = method.estimator_input(inputs, fold.test)
-    proba = model.predict_proba(x_test) if hasattr(model, "predict_proba") else None
-    predicted = np.asarray(model.predict(x_test), dtype=np.int64)
+    extras = None
+    if hasattr(model, "predict_details"):
+        # e.g. a ChunkedClassifier: song-level answers and chunk-level scores in one pass
+        proba, predicted, extras = model.predict_details(x_test, labels[fold.test])
+    else:
+        proba = model.predict_proba(x_test) if hasattr(model, "predict_proba") else None
+        predicted = model.predict(x_test)
+    predicted = np.asarray(predicted, dtype=np.int64)
     done = time.perf_counter()
     record = FoldRecord(
         repeat=fold.repeat,
@@ -169,6 +175,7 @@ def fit_fold(
         proba=None if proba is None else np.round(np.asarray(proba, dtype=float), 6).tolist(),
         metrics=FoldMetrics(**fold_metrics(labels[fold.test], predicted)),
         training=_training_info(model),
+        extras=extras,
         model=model if keep_model else None,
     )
     del model
@@ -184,9 +191,9 @@ def _accepts(function: Any, keyword: str) -> bool:
 
 
 def _training_info(model: Any) -> TrainingInfo | None:
-    # A pipeline's network is its last step.
-    final = getattr(model, "_final_estimator", model)
-    history = getattr(model, "history_", None) or getattr(final, "history_", None)
+    # A pipeline's network is its last step, a ChunkedClassifier's its inner estimator.
+    parts = (model, getattr(model, "_final_estimator", None), getattr(model, "estimator_", None))
+    history = next((p.history_ for p in parts if getattr(p, "history_", None) is not None), None)
     if history is None or not hasattr(history, "to_dict"):
         return None
     full = history.to_dict()

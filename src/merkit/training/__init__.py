@@ -53,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "Progress": "callbacks",
     "TrainAccuracyStop": "callbacks",
     "default_callbacks": "callbacks",
+    "RandomChunks": "sampling",
     "Trainer": "loop",
 }
 
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
         seed_everything,
         torch_threads,
     )
+    from merkit.training.sampling import RandomChunks
 
 
 def __getattr__(name: str) -> Any:
@@ -121,6 +123,7 @@ __all__ = [
     "LRSwitch",
     "OptimizerSchedule",
     "Progress",
+    "RandomChunks",
     "StopReason",
     "TrainAccuracyStop",
     "TrainConfig",

@@ -27,7 +27,7 @@ from torch import nn
 
 from merkit.errors import ConfigError, ModelError
 from merkit.training.config import LRSwitch, TrainConfig
-from merkit.training.data import batch_tensor
+from merkit.training.data import batch_bounds, batch_tensor
 from merkit.training.history import EpochRecord
 from merkit.training.hooks import Batch, Callback, FitContext
 from merkit.training.runtime import autocast
@@ -211,10 +211,10 @@ class BatchNormRecalibration(Callback):
         device = next(iter(model.parameters())).device
         # Shuffled batches: the mean of batch variances estimates the population variance only
         # when each batch is a random sample (rows are often sorted by class).
-        rows = ctx.train_rows
+        rows = ctx.rows_this_epoch  # a chunk sampler's draw, else every training row
         order = rows[np.random.default_rng(cfg.seed).permutation(len(rows))]
-        for start in range(0, len(order), cfg.batch_size):
-            index = np.sort(order[start : start + cfg.batch_size])
+        for bounds in batch_bounds(len(order), cfg.batch_size, no_single=True):
+            index = np.sort(order[bounds])
             tensors = [batch_tensor(a, index, device, cfg.channels_last) for a in ctx.arrays]
             with autocast(device, ctx.amp_dtype):
                 model(*tensors)
@@ -239,7 +239,7 @@ class Progress(Callback):
         )
         from rich.progress import Progress as RichProgress
 
-        batches = math.ceil(len(ctx.train_rows) / ctx.config.batch_size)
+        batches = math.ceil(len(ctx.rows_this_epoch) / ctx.config.batch_size)
         self._progress = RichProgress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -253,6 +253,11 @@ class Progress(Callback):
         self._batches = self._progress.add_task("batches", total=batches, info="")
         self._progress.start()
 
+    def on_epoch_start(self, ctx: FitContext) -> None:
+        # a sampler (lower order) may have drawn this epoch's rows already
+        batches = math.ceil(len(ctx.rows_this_epoch) / ctx.config.batch_size)
+        self._progress.reset(self._batches, total=batches)
+
     def on_batch_end(self, ctx: FitContext, batch: Batch, loss: torch.Tensor) -> None:
         self._progress.advance(self._batches)
 
@@ -263,7 +268,6 @@ class Progress(Callback):
         if record.val_loss is not None:
             info += f" val_loss {record.val_loss:.4f}"
         self._progress.update(self._epochs, advance=1, info=info)
-        self._progress.reset(self._batches)
 
     def teardown(self, ctx: FitContext) -> None:
         if self._progress is not None:

@@ -42,7 +42,9 @@ class TrainConfig(BaseModel):
     epochs : int
         Upper bound on the number of epochs (0: no training, e.g. to evaluate ``init_state``).
     batch_size : int
-        Mini-batch size; the last batch of an epoch may be smaller (Keras).
+        Mini-batch size; the last batch of an epoch may be smaller (Keras), except that a last
+        batch of one row joins the one before in a model with BatchNorm (torch cannot
+        normalise a single row in training mode).
     optimizer : {"sgd", "adam"}
         Optimiser; SGD defaults to Keras' plain SGD (no momentum, no Nesterov).
     lr : float

@@ -47,6 +47,28 @@ def batch_tensor(
     return tensor.to(device, non_blocking=True)
 
 
+def batch_bounds(n_rows: int, batch_size: int, *, no_single: bool = False) -> list[slice]:
+    """Consecutive batches of ``batch_size`` rows; the last one may be smaller.
+
+    With ``no_single`` a last batch of one row joins the batch before it: a BatchNorm in
+    training mode cannot normalise a single row (torch raises), where Keras would train on it.
+
+    Examples
+    --------
+    >>> [(b.start, b.stop) for b in batch_bounds(7, 3, no_single=True)]
+    [(0, 3), (3, 7)]
+    """
+    starts = list(range(0, n_rows, batch_size))
+    if no_single and len(starts) > 1 and n_rows - starts[-1] == 1:
+        starts.pop()
+    return [slice(a, b) for a, b in zip(starts, [*starts[1:], n_rows], strict=True)]
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    """Whether ``model`` has a BatchNorm layer."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def check_output(output: torch.Tensor, target: torch.Tensor, loss: str, max_label: int) -> None:
     """Fail clearly when the first batch's output cannot match the targets."""
     if loss == "mse":

@@ -62,6 +62,10 @@ class FitContext:
         All training inputs and labels (validation rows of a holdout included).
     train_rows : ndarray of int
         Rows trained on.
+    epoch_rows : ndarray of int or None
+        The rows of the current epoch when a sampler (e.g.
+        :class:`~merkit.training.sampling.RandomChunks`) draws a subset of ``train_rows`` in
+        ``on_epoch_start``; ``None`` trains on every row of ``train_rows``.
     validation : (inputs, y, rows) or None
         Validation data (``rows`` None: all of them).
     device : torch.device
@@ -101,6 +105,12 @@ class FitContext:
     best_state: dict[str, torch.Tensor] | None = None
     epoch: int = 0
     stop_reason: str | None = None
+    epoch_rows: np.ndarray | None = None
+
+    @property
+    def rows_this_epoch(self) -> np.ndarray:
+        """The rows the current epoch trains on (``epoch_rows``, else ``train_rows``)."""
+        return self.train_rows if self.epoch_rows is None else self.epoch_rows
 
     @property
     def has_validation(self) -> bool:

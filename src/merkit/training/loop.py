@@ -35,9 +35,11 @@ from merkit.training.callbacks import default_callbacks
 from merkit.training.config import TrainConfig
 from merkit.training.data import (
     Inputs,
+    batch_bounds,
     batch_tensor,
     check_inputs,
     check_output,
+    has_batchnorm,
     stratified_holdout,
 )
 from merkit.training.history import EpochRecord, TrainHistory
@@ -255,14 +257,14 @@ class Trainer:
         checked = ctx.epoch > 0
         starts, ends = _overrides(hooks, "on_batch_start"), _overrides(hooks, "on_batch_end")
         scaler = ctx.grad_scaler
-        rows = ctx.train_rows
+        rows = ctx.rows_this_epoch
         order = rows[ctx.rng.permutation(len(rows))]
         # Sums stay on the device so a GPU step never waits for a host sync.
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.float64, device=device)
-        for start in range(0, len(order), cfg.batch_size):
+        for bounds in batch_bounds(len(order), cfg.batch_size, no_single=has_batchnorm(model)):
             # Sorted indices make memmap reads sequential; order within a batch is irrelevant.
-            index = np.sort(order[start : start + cfg.batch_size])
+            index = np.sort(order[bounds])
             batch = Batch(
                 tuple(batch_tensor(a, index, device, cfg.channels_last) for a in ctx.arrays),
                 self._target(ctx.y, index, device),
