@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from merkit import representations
+from merkit import extract
 from merkit.cache import NullCache
 from merkit.datasets.base import Dataset, Song
 from merkit.errors import ConfigError
@@ -62,8 +62,8 @@ def test_clip_lengths_give_whole_chunks_and_drop_the_remainder(
     assert n_chunks == round(seconds * SR) // CHUNK
     dataset = Dataset("clips", [Song("a", ArraySource(seconds), "Q1")])
     cache = NullCache()
-    waves = representations.compute(dataset, "waveform-chunks", cache=cache, progress=False)
-    mels = representations.compute(dataset, "logmel-chunks", cache=cache, progress=False)
+    waves = extract.compute(dataset, "waveform-chunks", cache=cache, progress=False)
+    mels = extract.compute(dataset, "logmel-chunks", cache=cache, progress=False)
     assert waves.shape == (1, n_chunks, CHUNK)
     assert mels.shape == (1, n_chunks, 116, 128)
     # chunks are consecutive, non-overlapping slices from the start
@@ -73,7 +73,7 @@ def test_clip_lengths_give_whole_chunks_and_drop_the_remainder(
 
 def test_songs_of_different_lengths_come_as_one_array_per_song() -> None:
     songs = [Song(f"s{i}", ArraySource(s), "Q1") for i, s in enumerate((10.0, 29.0, 30.1))]
-    out = representations.compute(
+    out = extract.compute(
         Dataset("clips", songs), "logmel-chunks", cache=NullCache(), progress=False
     )
     assert [song.shape for song in out] == [(2, 116, 128), (7, 116, 128), (8, 116, 128)]
