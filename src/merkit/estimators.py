@@ -244,7 +244,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     # ---- sklearn API -----------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any, groups: Any = None) -> TorchClassifier:
+    def fit(
+        self, X: Any, y: Any, groups: Any = None, validation: tuple[Any, Any] | None = None
+    ) -> TorchClassifier:
         """Train a fresh model on ``X``, ``y``.
 
         Parameters
@@ -256,6 +258,10 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             Class labels (any sortable values).
         groups : array-like of int, optional
             The song of each row, for ``chunks_per_song``; ignored otherwise.
+        validation : (X, y), optional
+            Validation songs chosen outside this fit (a fixed train/validate/test split): early
+            stopping with best-weight restore selects on them (``patience``), instead of the
+            training-accuracy rule or a ``validation_fraction`` split of the training rows.
 
         Returns
         -------
@@ -287,12 +293,14 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                     "(ChunkedClassifier does)"
                 )
             callbacks.append(RandomChunks(groups, self.chunks_per_song))
+        held = None if validation is None else self._validation(validation, classes, names)
         trainer = Trainer(config)
         history = trainer.fit(
             network,
             inputs,
             encoded.astype(np.int64),
             progress=self.verbose > 0,
+            validation=held,
             callbacks=callbacks,
         )
         self.classes_ = classes
@@ -303,6 +311,22 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         del inputs, encoded
         gc.collect()  # no reference to the training arrays survives fit
         return self
+
+    def _validation(
+        self, validation: tuple[Any, Any], classes: np.ndarray, names: tuple[str, ...] | None
+    ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        """Explicit validation data as the trainer takes it: inputs and encoded labels."""
+        val_x, val_y = validation
+        val_labels = np.asarray(val_y)
+        unknown = sorted(set(val_labels.tolist()) - set(classes.tolist()))
+        if unknown:
+            raise DataError(f"validation labels {unknown} are not among the training classes")
+        val_inputs = self._inputs(val_x, names)
+        if len(val_inputs[0]) != len(val_labels):
+            raise DataError(
+                f"validation X has {len(val_inputs[0])} rows but y has {len(val_labels)} labels"
+            )
+        return val_inputs, np.searchsorted(classes, val_labels).astype(np.int64)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n, n_classes)``, columns in ``classes_`` order."""
