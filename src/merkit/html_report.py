@@ -102,6 +102,20 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg") :]  # drop the XML prologue and doctype
 
 
+def _scatter_by_quadrant(ax: Any, points: Any, codes: np.ndarray, label: str) -> None:
+    """Songs at ``points[["valence", "arousal"]]``, coloured by quadrant index ``codes``."""
+    for index, quadrant in enumerate(QUADRANTS):
+        chosen = points[codes == index]
+        ax.scatter(
+            chosen["valence"],
+            chosen["arousal"],
+            s=9,
+            alpha=0.6,
+            color=QUADRANT_COLOURS[quadrant],
+            label=f"{label} {quadrant}",
+        )
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -161,16 +175,7 @@ def circumplex_svg(entry: Entry) -> str:
         rng = np.random.default_rng(0)
         points[["valence", "arousal"]] += rng.uniform(-0.07, 0.07, size=(len(points), 2))
     fig, ax = plt.subplots(figsize=(3.9, 3.9))
-    for index, quadrant in enumerate(QUADRANTS):
-        chosen = points[points["true"] == index]
-        ax.scatter(
-            chosen["valence"],
-            chosen["arousal"],
-            s=9,
-            alpha=0.6,
-            color=QUADRANT_COLOURS[quadrant],
-            label=f"true {quadrant}",
-        )
+    _scatter_by_quadrant(ax, points, np.asarray(points["true"]), "true")
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.axvline(0, color="grey", linewidth=0.8)
     for (x, y), quadrant in zip([(1, 1), (-1, 1), (-1, -1), (1, -1)], QUADRANTS, strict=True):
@@ -226,16 +231,7 @@ def annotated_svg(entry: Entry, annotations: pd.DataFrame) -> str | None:
     where = annotations.loc[songs]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(3.9, 3.9))
-    for index, quadrant in enumerate(QUADRANTS):
-        chosen = where[vote == index]
-        ax.scatter(
-            chosen["valence"],
-            chosen["arousal"],
-            s=9,
-            alpha=0.6,
-            color=QUADRANT_COLOURS[quadrant],
-            label=f"predicted {quadrant}",
-        )
+    _scatter_by_quadrant(ax, where, np.asarray(vote), "predicted")
     ax.axhline(0.5, color="grey", linewidth=0.8)
     ax.axvline(0.5, color="grey", linewidth=0.8)
     ax.set_xlabel("valence (annotated)")
