@@ -404,3 +404,49 @@ def test_fine_tuning_starts_from_the_probe_head_and_the_checkpoint_body():
             assert torch.equal(value, original[key]), key
     model = won_crnn.transfer_crnn(4, **params)
     model.load_state_dict(state, strict=True)
+
+
+def test_openl3_rf_runs_with_the_package_and_records_its_version_and_front_end(monkeypatch):
+    """With ``openl3`` installed (a stand-in module here: its real weights need TensorFlow), the
+    method learns from pooled frames and every fold record names the library and front end."""
+    import sys
+    import types
+
+    from merkit.methods import resolve_method
+    from merkit.protocol import ProtocolConfig, make_folds
+    from merkit.protocol.runner import fit_fold
+    from merkit.transfer import openl3_frames
+
+    calls = []
+
+    def get_audio_embedding(y, sr, *, input_repr, content_type, embedding_size, hop_size, **_):
+        calls.append((sr, input_repr, content_type, embedding_size, hop_size))
+        frames = 1 + int(len(y) / sr / hop_size)
+        level = float(np.sqrt(np.mean(np.square(y))))  # the "embedding" carries the loudness
+        return np.full((frames, embedding_size), level, np.float32), np.arange(frames) * hop_size
+
+    fake = types.ModuleType("openl3")
+    fake.get_audio_embedding = get_audio_embedding
+    monkeypatch.setitem(sys.modules, "openl3", fake)
+    monkeypatch.setattr(openl3_frames, "openl3_available", lambda: True)
+    monkeypatch.setattr(openl3_frames, "openl3_version", lambda: "0.4.2")
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 6)
+    songs = [
+        openl3_frames.openl3_frames(
+            (0.1 * (q + 1) * rng.standard_normal(1600)).astype(np.float32), 16_000
+        )
+        for q in labels
+    ]
+    assert calls[0] == (16_000, "mel256", "music", 512, 0.1)
+    assert songs[0].shape == (2, 512)
+
+    method = resolve_method("openl3-rf", {"n_estimators": 20})
+    protocol = ProtocolConfig(n_splits=2, n_repeats=1)
+    for fold in make_folds(labels, protocol):
+        record = fit_fold(method, {"openl3": songs}, labels, fold, protocol)
+        assert record.metrics.f1 == 1.0  # loudness separates the classes perfectly
+        assert record.extras["embedding_library"] == "openl3 0.4.2"
+        assert record.extras["front_end"].startswith("mel256, content_type music, 512-d, hop 0.1")
+        assert record.extras["pooling"] == "mean-std"

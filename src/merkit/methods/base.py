@@ -48,6 +48,10 @@ class MethodSpec:
         That row's Original-4QAED macro F1 (fraction).
     quick : dict
         Settings for a smoke run (``merkit benchmark --quick``), e.g. a tiny epoch cap.
+    provenance : callable, optional
+        ``provenance(settings) -> dict``: details every fold record of this method carries in
+        its ``extras`` (e.g. an embedding library's version and front end), so that a results
+        row says what produced it.
     roles : tuple of str or None
         Set from a mapping ``inputs``: the estimator's argument name of each input, in order.
     """
@@ -59,6 +63,7 @@ class MethodSpec:
     paper_row: str | None = None
     paper_f1: float | None = None
     quick: dict[str, Any] = field(default_factory=dict)
+    provenance: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
 
     roles: tuple[str, ...] | None = field(default=None, init=False)
 

@@ -85,6 +85,10 @@ class ResolvedMethod:
         """True when every input can be computed from audio."""
         return all(parse_input(name).from_audio for name in self.inputs)
 
+    def provenance(self) -> dict[str, Any]:
+        """Details every fold record of this method carries (see :class:`MethodSpec`)."""
+        return {} if self.spec.provenance is None else dict(self.spec.provenance(self.settings))
+
     def config(self) -> dict[str, Any]:
         """What identifies this configuration in a results folder (``<method>/config.json``)."""
         return {"inputs": list(self.inputs), "params": copy.deepcopy(self.settings)}

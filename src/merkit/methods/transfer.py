@@ -19,6 +19,8 @@ them is the same computation as training it behind the frozen network, at a frac
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sklearn.ensemble import RandomForestClassifier
@@ -261,12 +263,45 @@ def build_openl3_rf(
     )
 
 
+WON_FRONT_END = "Won's CRNN front end: 16 kHz, n_fft 512, hop 256, 96 HTK mels to 8 kHz, power dB"
+ARTIST_FRONT_END = "Park's artist CNN front end: 22.05 kHz, 10 chunks x 129 frames x 128 mels"
+
+
+def _openl3_provenance(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The embedding library's version and front end, recorded in every fold of openl3-rf."""
+    from merkit.representations import get_representation
+    from merkit.transfer.openl3_frames import openl3_version
+
+    p = get_representation("openl3").params
+    return {
+        "embedding_library": f"openl3 {openl3_version()}",
+        "front_end": f"{p['input_repr']}, content_type {p['content_type']}, "
+        f"{p['embedding_size']}-d, hop {p['hop_size']} s (openl3 resamples to 48 kHz)",
+        "pooling": settings.get("pooling", "mean-std"),
+    }
+
+
+def _checkpoint_provenance(front_end: str) -> Any:
+    """Provenance of an embedding method: the checkpoint's file name and the front end."""
+
+    def provenance(settings: Mapping[str, Any]) -> dict[str, Any]:
+        weights = settings.get("weights")
+        return {
+            **({"weights": Path(weights).name} if weights else {}),
+            "front_end": front_end,
+            **({"weights_sha256": settings["sha256"]} if settings.get("sha256") else {}),
+        }
+
+    return provenance
+
+
 OPENL3_RF = MethodSpec(
     name="openl3-rf",
     summary="OpenL3 music embeddings (mel256, 512-d) pooled per song + random forest; "
     "needs the optional openl3 package",
     inputs=("openl3",),
     build=build_openl3_rf,
+    provenance=_openl3_provenance,
     paper_row="OpenL3",
     paper_f1=0.5570,
 )
@@ -276,12 +311,14 @@ CRNN_EMB_RF = MethodSpec(
     summary="Won's MTAT CRNN embeddings (conv block mean+std) + random forest; needs weights",
     inputs=("won-logmel",),
     build=build_crnn_emb_rf,
+    provenance=_checkpoint_provenance(WON_FRONT_END),
 )
 ARTIST_EMB_RF = MethodSpec(
     name="artist-emb-rf",
     summary="Park's artist-CNN 256-d embeddings (mean of 10 chunks) + random forest; needs weights",
     inputs=("artist-chunks",),
     build=build_artist_emb_rf,
+    provenance=_checkpoint_provenance(ARTIST_FRONT_END),
 )
 CRNN_MTAT = MethodSpec(
     name="crnn-mtat",

@@ -175,7 +175,7 @@ def fit_fold(
         proba=None if proba is None else np.round(np.asarray(proba, dtype=float), 6).tolist(),
         metrics=FoldMetrics(**fold_metrics(labels[fold.test], predicted)),
         training=_training_info(model),
-        extras=extras,
+        extras={**method.provenance(), **(extras or {})} or None,
         model=model if keep_model else None,
     )
     del model
