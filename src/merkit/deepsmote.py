@@ -264,6 +264,11 @@ class DeepSMOTE(BaseEstimator):
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(2**31 - 1))
 
+    def fit(self, X: Any, y: Any) -> DeepSMOTE:
+        """Check the parameters only (as imbalanced-learn's samplers): see :meth:`fit_resample`."""
+        self._validate_params()
+        return self
+
     def fit_resample(
         self, X: Any, y: Any, *, all_songs: tuple[Any, Any] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
