@@ -158,6 +158,22 @@ def test_fit_resample_keeps_real_rows_and_adds_n_per_class_in_the_class_db_range
     assert details["autoencoder_songs"] == 16 and "leak" not in details
 
 
+def test_renormalise_gives_every_synthetic_mel_its_class_db_range() -> None:
+    X = logmels(12, 6)
+    y = np.arange(12) % 2
+    X[y == 1] -= 15
+    sampler = DeepSMOTE(n_per_class=3, renormalise=True, random_state=0, **TINY_AE)
+    X_res, y_res = sampler.fit_resample(X, y)
+    centre, half = scale_stats(X)
+    for cls in (0, 1):
+        synthetic = X_res[12:][y_res[12:] == cls].reshape(3, -1)
+        c, h = centre[y == cls].mean(), half[y == cls].mean()
+        np.testing.assert_allclose(synthetic.min(axis=1), c - h, rtol=1e-4)
+        np.testing.assert_allclose(synthetic.max(axis=1), c + h, rtol=1e-4)
+    details = sampler.details()
+    assert details["synthetic_half_range_db"] == pytest.approx(details["real_half_range_db"], 1e-4)
+
+
 def test_same_seed_same_synthetic_samples_and_another_seed_others() -> None:
     X, y = logmels(12, 3), np.arange(12) % 3
 

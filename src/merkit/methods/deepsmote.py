@@ -4,9 +4,9 @@
 the 90 % training-accuracy stop (the published DeepSMOTE script's settings) on the fold's training
 log-mels plus ``n_per_class`` synthetic ones per class from :class:`~merkit.deepsmote.DeepSMOTE`.
 Settings are flat: the DeepSMOTE ones (``n_per_class``, ``fit_on``, ``ae_epochs``,
-``ae_batch_size``, ``ae_lr``, ``k_neighbors``, ``m_neighbors``, ``db_reference``) go to the
-oversampler, ``device`` and ``train_options`` to both, the rest to the CNN
-(:class:`~merkit.estimators.TorchClassifier`), e.g.
+``ae_batch_size``, ``ae_lr``, ``k_neighbors``, ``m_neighbors``, ``db_reference``,
+``renormalise``) go to the oversampler, ``device`` and ``train_options`` to both, the rest to the
+CNN (:class:`~merkit.estimators.TorchClassifier`), e.g.
 ``cnn+deepsmote: {epochs: 30, ae_epochs: 5, ae_batch_size: 16, train_options: {num_threads: 1}}``.
 ``fit_on: all`` reproduces the published leak (autoencoder and SMOTE fitted on every song).
 """
@@ -30,6 +30,7 @@ SMOTE_SETTINGS = (
     "k_neighbors",
     "m_neighbors",
     "db_reference",
+    "renormalise",
 )
 SHARED_SETTINGS = ("device", "train_options")
 CNN_RECIPE = {"model": "cnn", "epochs": 150, "batch_size": 200, "optimizer": "sgd", "lr": 0.01}
