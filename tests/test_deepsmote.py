@@ -245,6 +245,17 @@ def test_synthetic_rows_get_fresh_groups_of_their_own() -> None:
     assert groups[8:].tolist() == [4, 5, 6, 7, 8, 9]
 
 
+def test_fit_on_all_without_other_songs_fits_on_the_given_ones_and_claims_no_leak() -> None:
+    # e.g. ``merkit train``: every song is a training song, nothing leaks
+    X, y = logmels(8, 7), np.arange(8) % 2
+    sampler = DeepSMOTE(n_per_class=2, fit_on="all", random_state=0, **TINY_AE)
+    model = OversampledClassifier(sampler, Recorder())
+    assert model.needs_all_songs
+    model.fit(X, y)
+    details = model.sampler_.details()
+    assert details["autoencoder_songs"] == 8 and "leak" not in details
+
+
 def _songs_seen(monkeypatch: pytest.MonkeyPatch, fit_on: str) -> tuple[dict[str, set[int]], Any]:
     """Which songs the autoencoder trained on and SMOTE interpolated, in one protocol fold."""
     mels = logmels(12, 5)
