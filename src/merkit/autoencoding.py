@@ -33,7 +33,7 @@ from merkit.training.history import TrainHistory
 from merkit.training.loop import Trainer
 from merkit.training.runtime import seed_everything
 
-__all__ = ["AutoencoderForest", "encode", "fit_autoencoder", "scale_logmels"]
+__all__ = ["AutoencoderForest", "decode", "encode", "fit_autoencoder", "scale_logmels"]
 
 
 def scale_logmels(logmels: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -132,6 +132,33 @@ def encode(
     device = str(next(autoencoder.parameters()).device.type)
     trainer = Trainer(_config(batch_size=batch_size, device=device, **(train_options or {})))
     return trainer.predict_outputs(_Encoder(autoencoder), [scaled])
+
+
+class _Decoder(nn.Module):
+    """The autoencoder's decoder as a model of its own (latents in, scaled log-mels out)."""
+
+    input_names: ClassVar[tuple[str, ...]] = ("latent",)
+
+    def __init__(self, autoencoder: ConvAutoencoder) -> None:
+        super().__init__()
+        self.autoencoder = autoencoder
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.autoencoder.decode(latent)
+
+
+def decode(
+    autoencoder: ConvAutoencoder,
+    latents: np.ndarray,
+    *,
+    batch_size: int = 32,
+    train_options: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Log-mels ``(n, n_frames, n_mels)`` in [-1, 1] (the tanh output) decoded from latents."""
+    device = str(next(autoencoder.parameters()).device.type)
+    trainer = Trainer(_config(batch_size=batch_size, device=device, **(train_options or {})))
+    latents = np.ascontiguousarray(latents, dtype=np.float32)
+    return trainer.predict_outputs(_Decoder(autoencoder), [latents])
 
 
 def _fingerprint(array: np.ndarray) -> str:
