@@ -48,6 +48,9 @@ class MethodSpec:
         That row's Original-4QAED macro F1 (fraction).
     quick : dict
         Settings for a smoke run (``merkit benchmark --quick``), e.g. a tiny epoch cap.
+    augment : tuple
+        Default training-set augmentations (:mod:`merkit.augmentation`), e.g. ``("tfm",)``;
+        the ``augment`` setting replaces them.
     roles : tuple of str or None
         Set from a mapping ``inputs``: the estimator's argument name of each input, in order.
     """
@@ -59,6 +62,7 @@ class MethodSpec:
     paper_row: str | None = None
     paper_f1: float | None = None
     quick: dict[str, Any] = field(default_factory=dict)
+    augment: tuple[Any, ...] = ()
 
     roles: tuple[str, ...] | None = field(default=None, init=False)
 
