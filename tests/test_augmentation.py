@@ -273,3 +273,49 @@ def test_specaugment_masks_spans_of_the_drawn_widths_with_the_minimum() -> None:
         assert changed.sum().item() <= rows * 20 + cols * 50
     with pytest.raises(ConfigError, match="max_time"):
         SpecAugmentMask(max_time=-1)
+
+
+class ValidatingRecorder(Recorder):
+    """A Recorder with an inner validation split, like TorchClassifier's."""
+
+    def __init__(self, validation_fraction: float | None = 0.25, random_state: int = 0) -> None:
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any, groups: Any = None, validation: Any = None) -> Recorder:
+        super().fit(X, y, groups)
+        Recorder.seen[-1]["validation"] = validation
+        Recorder.seen[-1]["fraction"] = self.validation_fraction
+        return self
+
+
+def test_inner_validation_holds_out_whole_songs() -> None:
+    n = 12
+    original = np.arange(n, dtype=np.float32)[:, None, None] * np.ones((n, 2, 2), np.float32)
+    y = np.repeat([0, 1, 2, 3], 3)
+    Recorder.seen.clear()
+    AugmentedClassifier(ValidatingRecorder(0.25), augment=["rg"]).fit(
+        {ORIGINAL: original, "rg": original + 100}, y
+    )
+    (seen,) = Recorder.seen
+    assert seen["fraction"] is None  # the trainer does not split rows again
+    val_x, val_y = seen["validation"]
+    held = set(val_x[:, 0, 0].tolist())
+    trained = set((seen["X"][:, 0, 0] % 100).tolist())
+    assert len(held) == 4 and len(val_y) == 4  # one song per class (25 % of 3, rounded)
+    assert not held & trained  # neither the original nor the copy of a held-out song trains
+    assert held | trained == set(range(n))
+
+
+def test_saved_augmented_model_predicts_from_originals_only(tiny: Any, tmp_path: Path) -> None:
+    from merkit.cache import NullCache
+    from merkit.export import save_model, train_final
+    from merkit.predict import load_model
+
+    model = train_final("cnn+rg", tiny, params={"epochs": 1}, cache=NullCache(), progress=False)
+    assert [spec.name for spec in model.manifest.inputs] == ["logmel"]
+    assert model.manifest.params["augment"] == ["rg"]
+    loaded = load_model(save_model(model, tmp_path / "model"))
+    song = tiny.songs[0]
+    result = loaded.predict(song.source.path)
+    assert sum(result.probabilities.values()) == pytest.approx(1.0)

@@ -271,6 +271,9 @@ class AugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         The inner estimator's history, when it has one.
     """
 
+    training_only_copies = True
+    """Prediction needs only the original input (a saved model records just that one)."""
+
     def __init__(self, estimator: Any, augment: Any = ("tfm",)) -> None:
         self.estimator = estimator
         self.augment = augment
@@ -324,8 +327,15 @@ class AugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     ) -> AugmentedClassifier:
         """Fit on the originals of ``X`` and their copies (see :meth:`training_set`)."""
         entries = parse_augment(self.augment)
-        x_train, y_train, g_train = self.training_set(X, y, groups)
         inner = clone(self.estimator)
+        fraction = inner.get_params().get("validation_fraction")
+        if validation is None and fraction is not None:
+            # Hold out whole songs (originals only) here: the trainer's own split of rows would
+            # put a song's copy in training and its original in validation.
+            X, y, validation = self._song_holdout(X, y, float(fraction), inner)
+            inner.set_params(validation_fraction=None)
+            groups = None if groups is None else np.asarray(groups)[self.holdout_train_]
+        x_train, y_train, g_train = self.training_set(X, y, groups)
         for name, options in entries:
             aug = get_augmentation(name)
             if not aug.makes_copies:
@@ -334,7 +344,7 @@ class AugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         if _accepts(inner.fit, "groups"):
             fit_options["groups"] = g_train
         if validation is not None:
-            if not _accepts(inner.fit, "validation"):
+            if not _accepts(inner.fit, "validation"):  # e.g. a fixed split's validation songs
                 raise ConfigError("the augmented estimator does not take validation songs")
             fit_options["validation"] = (self._original(validation[0]), validation[1])
         n_songs = len(np.asarray(y))
@@ -350,6 +360,23 @@ class AugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             "audiomentations": library_version("audiomentations"),
         }
         return self
+
+    def _song_holdout(
+        self, X: Any, y: Any, fraction: float, inner: Any
+    ) -> tuple[Any, np.ndarray, tuple[Any, np.ndarray]]:
+        """Split songs into training (with their copies) and validation (originals only)."""
+        from merkit.training.data import stratified_holdout
+
+        labels = np.asarray(y)
+        seed = inner.get_params().get("random_state")
+        rng = np.random.default_rng(seed if isinstance(seed, int | np.integer) else None)
+        train, held = stratified_holdout(labels, fraction, rng)
+        self.holdout_train_ = train
+        if isinstance(X, Mapping):
+            kept = {key: np.asarray(value)[train] for key, value in X.items()}
+        else:
+            kept = np.asarray(X)[train]
+        return kept, labels[train], (np.asarray(self._original(X))[held], labels[held])
 
     def predict_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "estimator_")
