@@ -195,6 +195,8 @@ def list_methods() -> None:
             if spec.roles
             else ", ".join(spec.inputs)
         )
+        if spec.augment:
+            inputs += f" (+ augment: {', '.join(map(str, spec.augment))})"
         table.add_row(spec.name, inputs, paper, spec.summary)
     console.print(table)
 
