@@ -274,7 +274,13 @@ def _song_rngs(seed: int, n: int) -> list[np.random.Generator]:
 
 
 def classic_augmented_logmels(
-    y: np.ndarray, sr: int, *, seed: int, compat: bool = False, **logmel_params: Any
+    y: np.ndarray,
+    sr: int,
+    *,
+    seed: int,
+    compat: bool = False,
+    stretch_rates: Sequence[float] = (0.5, 1.5),
+    **logmel_params: Any,
 ) -> np.ndarray:
     """The four classic augmented log-mels of one song (Hybrid method's stage A, paper §3.6).
 
@@ -293,6 +299,8 @@ def classic_augmented_logmels(
         Per-song seed; each transform gets its own generator spawned from it.
     compat : bool
         Reproduce the repo's time-shift directions and always-up pitch shift.
+    stretch_rates : sequence of float
+        Time-stretch rates drawn from (the paper's 0.5/1.5; e.g. 0.8/1.25 is gentler).
     **logmel_params
         Fields of :class:`~merkit.logmel.LogMelConfig`.
 
@@ -310,7 +318,7 @@ def classic_augmented_logmels(
     copies = [
         logmel(time_shift(y, sr, shift_rng, compat=compat), cfg),
         logmel(pitch_shift(y, sr, pitch_rng, compat=compat), cfg),
-        logmel(time_stretch(y, sr, stretch_rng), cfg),
+        logmel(time_stretch(y, sr, stretch_rng, rates=stretch_rates), cfg),
         power_shift_db(logmel(y, cfg), power_rng),
     ]
     return np.stack(copies).astype(np.float32, copy=False)

@@ -15,7 +15,7 @@ from merkit.protocol.executor import Executor
 from merkit.protocol.fixed import fixed_split_folds
 from merkit.protocol.folds import ProtocolConfig, check_feasible, load_or_create_folds
 from merkit.protocol.models import check_saveable
-from merkit.protocol.runner import MethodResult, resolve_inputs, run_method
+from merkit.protocol.runner import MethodResult, is_per_repeat, resolve_inputs, run_method
 from merkit.report import results_frame, results_table, update_summaries
 
 
@@ -57,8 +57,10 @@ def run_benchmark(
     results: list[MethodResult] = []
     title = f"{dataset.name} ({len(dataset)} songs): {protocol.describe()}"
     for method in resolved:
+        # Augmented copies (stochastic inputs) are computed per repeat by run_method.
+        fixed_inputs = [name for name in method.inputs if not is_per_repeat(name)]
         inputs = resolve_inputs(
-            dataset, method.inputs, cache=cache, n_jobs=n_jobs, progress=progress
+            dataset, fixed_inputs, cache=cache, n_jobs=n_jobs, progress=progress
         )
         result = run_method(
             method,
@@ -70,6 +72,8 @@ def run_benchmark(
             executor=executor,
             save_models=save_models,
             progress=progress,
+            cache=cache,
+            n_jobs=n_jobs,
         )
         del inputs
         results.append(result)

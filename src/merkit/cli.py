@@ -76,6 +76,13 @@ def benchmark(
         "runs/benchmark"
     ),
     config: Annotated[Path | None, typer.Option(help="YAML of per-method settings")] = None,
+    augment: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated augmentations (tfm, sb, rg, classic, specaugment, ...) for "
+            "every method of the run; replaces their 'augment' setting"
+        ),
+    ] = None,
     subset: SubsetOpt = None,
     group_by_artist: Annotated[bool, typer.Option(help="Keep an artist's songs together")] = False,
     jobs: Annotated[int, typer.Option(min=1, help="Parallel workers for feature extraction")] = 2,
@@ -103,6 +110,9 @@ def benchmark(
         ["svm-own"] if dataset in ("synthetic", "merge") else ["svm"]
     )
     settings = read_settings(config)  # a key that is not a method is refused before any work
+    if augment is not None:
+        for name in names:
+            settings[name] = {**settings.get(name, {}), "augment": augment}
     # Every method and setting is checked before the dataset is read or anything is computed.
     resolved = [resolve_method(name, settings.get(name), quick=quick) for name in names]
     tables = sorted(
@@ -185,6 +195,8 @@ def list_methods() -> None:
             if spec.roles
             else ", ".join(spec.inputs)
         )
+        if spec.augment:
+            inputs += f" (+ augment: {', '.join(map(str, spec.augment))})"
         table.add_row(spec.name, inputs, paper, spec.summary)
     console.print(table)
 

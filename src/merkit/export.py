@@ -136,6 +136,9 @@ def train_final(
     cv = read_cv_results(cv_results, spec.name, dataset, params) if cv_results else None
     roles = resolved.roles or (None,) * len(input_names)
     inputs_spec = [_input_spec(name, role) for name, role in zip(input_names, roles, strict=True)]
+    if getattr(estimator, "training_only_copies", False):
+        # Augmented copies are for training; the saved model predicts from the original input.
+        inputs_spec = [_input_spec(input_names[0])]
 
     _seed_everything(estimator, seed)
     calibration = None

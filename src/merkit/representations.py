@@ -326,6 +326,30 @@ register_representation(
         description="the classic augmentations exactly as the paper's code makes them",
     )
 )
+register_representation(
+    Representation(
+        name="classic-aug-compat",
+        fn="merkit.augment:classic_augmented_logmels",
+        params={**_config_params(LogMelConfig()), "compat": True},
+        dtype="float16",
+        stochastic=True,
+        shape=_classic_aug_shape,
+        uses_numba=True,
+        description="classic copies drawn as the paper's code does (pitch always +2 st)",
+    )
+)
+register_representation(
+    Representation(
+        name="classic-aug-gentle",
+        fn="merkit.augment:classic_augmented_logmels",
+        params={**_config_params(LogMelConfig()), "stretch_rates": [0.8, 1.25]},
+        dtype="float16",
+        stochastic=True,
+        shape=_classic_aug_shape,
+        uses_numba=True,
+        description="classic copies with gentler time-stretch rates 0.8/1.25",
+    )
+)
 for _transform, _what in (
     ("tfm", "time mask + band-stop filter"),
     ("sb", "seven-band parametric EQ"),

@@ -52,6 +52,9 @@ class MethodSpec:
         ``provenance(settings) -> dict``: details every fold record of this method carries in
         its ``extras`` (e.g. an embedding library's version and front end), so that a results
         row says what produced it.
+    augment : tuple
+        Default training-set augmentations (:mod:`merkit.augmentation`), e.g. ``("tfm",)``;
+        the ``augment`` setting replaces them.
     roles : tuple of str or None
         Set from a mapping ``inputs``: the estimator's argument name of each input, in order.
     """
@@ -64,6 +67,7 @@ class MethodSpec:
     paper_f1: float | None = None
     quick: dict[str, Any] = field(default_factory=dict)
     provenance: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    augment: tuple[Any, ...] = ()
 
     roles: tuple[str, ...] | None = field(default=None, init=False)
 

@@ -134,7 +134,9 @@ def resolve_method(
         A registered method (``merkit methods``).
     settings : mapping, optional
         The method's settings as in a ``--config`` YAML; ``inputs`` (a list of input names, or a
-        mapping role -> input name for a method with several inputs) swaps its inputs.
+        mapping role -> input name for a method with several inputs) swaps its inputs;
+        ``augment`` (a list of :mod:`merkit.augmentation` names) trains on augmented copies of
+        the training songs too (``[]`` turns a method's default augmentation off).
     quick : bool
         Apply the method's smoke-run settings (e.g. a 2-epoch cap) under ``settings``.
 
@@ -153,8 +155,22 @@ def resolve_method(
         raise ConfigError(f"settings of method {name!r} must be a mapping, not {settings!r}")
     params = merge_settings(spec, settings, quick=quick)
     inputs, roles = _inputs(spec, params.pop("inputs", None))
+    augment = params.pop("augment", spec.augment)
     estimator = _build(spec, params)
     validate_estimator(spec.name, estimator, params)
+    if augment:
+        from merkit.augmentation import augment_method, augment_setting, parse_augment
+
+        try:
+            entries = parse_augment(augment)
+            if entries:
+                estimator, inputs, roles = augment_method(
+                    spec.name, estimator, inputs, roles, entries
+                )
+        except ConfigError as exc:
+            raise ConfigError(f"method {spec.name!r}: {exc}") from None
+        if entries:
+            params = {**params, "augment": augment_setting(entries)}
     return ResolvedMethod(spec, inputs, roles, estimator, params)
 
 

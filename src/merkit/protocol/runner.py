@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import inspect
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from merkit.protocol.folds import Fold, ProtocolConfig, write_json_atomic
 from merkit.protocol.metrics import fold_metrics, summarize
 from merkit.protocol.models import check_saveable, save_model
 from merkit.protocol.records import FoldMetrics, FoldRecord, TrainingInfo, read_fold, write_fold
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,11 +65,13 @@ def resolve_inputs(
     cache: Any = None,
     n_jobs: int = 1,
     progress: bool = True,
+    seed: int = 0,
 ) -> dict[str, InputArray]:
     """Arrays aligned with ``dataset.songs`` for each input name (:mod:`merkit.inputs`).
 
     A feature table is read from the dataset; a representation is computed from audio (and
-    cached) by :func:`merkit.extract.compute`.
+    cached) by :func:`merkit.extract.compute`; ``seed`` reaches stochastic ones (augmented
+    copies; see :func:`repeat_seed`).
     """
     from merkit import extract
 
@@ -76,10 +81,57 @@ def resolve_inputs(
         if parsed.kind == "table":
             resolved[name] = dataset.table(parsed.name)
         else:
+            stats = extract.ComputeStats()
             resolved[name] = extract.compute(
-                dataset, name, cache=cache, n_jobs=n_jobs, progress=progress
+                dataset,
+                name,
+                cache=cache,
+                n_jobs=n_jobs,
+                progress=progress,
+                seed=seed,
+                stats=stats,
             )
+            if is_per_repeat(name):
+                _log_copies(name, resolved[name], stats, seed)
     return resolved
+
+
+def is_per_repeat(name: str) -> bool:
+    """True for a stochastic representation (augmented copies): computed per repeat."""
+    parsed = parse_input(name)
+    if parsed.kind != "representation":
+        return False
+    from merkit.representations import REPRESENTATIONS
+
+    rep = REPRESENTATIONS.get(parsed.name)  # an unregistered name: the caller supplies it
+    return rep is not None and rep.stochastic
+
+
+def repeat_seed(protocol: ProtocolConfig, repeat: int) -> int:
+    """Seed of a repeat's augmented copies: one per (protocol seed, repeat).
+
+    Every fold of a repeat shares it, so a song's copies are computed once per repeat (then read
+    from the cache) and are the same in every fold that trains on it; repeats differ.
+    """
+    return protocol.random_state * 1_000 + repeat
+
+
+def _log_copies(name: str, array: InputArray, stats: Any, seed: int) -> None:
+    from merkit.representations import get_representation
+
+    rep = get_representation(name)
+    rows = array if isinstance(array, list) else list(array)
+    per_song = rows[0].size * np.dtype(rep.dtype).itemsize if rows else 0
+    _log.info(
+        "%s (seed %d): %d song(s) computed, %d from the cache; %.0f KB per song, "
+        "%.1f MB in the feature cache",
+        name,
+        seed,
+        stats.computed,
+        stats.cached,
+        per_song / 1e3,
+        per_song * len(rows) / 1e6,
+    )
 
 
 def estimator_input(inputs: Mapping[str, InputArray], rows: np.ndarray) -> Any:
@@ -167,6 +219,13 @@ def fit_fold(
         predicted = model.predict(x_test)
     predicted = np.asarray(predicted, dtype=np.int64)
     done = time.perf_counter()
+    augment_info = getattr(model, "augment_info_", None)
+    if augment_info is not None:
+        # What the fold trained on, and the seed of its copies (see repeat_seed).
+        extras = {
+            **(extras or {}),
+            "augment": {**augment_info, "copy_seed": _copy_seed(method, protocol, fold)},
+        }
     record = FoldRecord(
         repeat=fold.repeat,
         fold=fold.fold,
@@ -186,6 +245,12 @@ def fit_fold(
     del model
     gc.collect()
     return record
+
+
+def _copy_seed(method: ResolvedMethod, protocol: ProtocolConfig, fold: Fold) -> int | None:
+    if any(is_per_repeat(name) for name in method.inputs):
+        return repeat_seed(protocol, fold.repeat)
+    return None
 
 
 def _accepts(function: Any, keyword: str) -> bool:
@@ -219,6 +284,8 @@ def run_method(
     executor: Executor | None = None,
     save_models: bool = False,
     progress: bool = True,
+    cache: Any = None,
+    n_jobs: int = 1,
 ) -> MethodResult:
     """Cross-validate a method; each fold's record goes to ``out_dir/<method>/folds/<fold>.json``.
 
@@ -228,6 +295,10 @@ def run_method(
         The method; its :meth:`~ResolvedMethod.config` is stored in ``<method>/config.json``.
         Resuming with different settings into a folder that holds finished folds is refused
         rather than mixing results of two configurations.
+    inputs : mapping
+        Input name -> array. A method input missing here (augmented copies) is computed per
+        repeat with :func:`repeat_seed`, through ``cache`` with ``n_jobs`` processes, before
+        that repeat's pending folds run.
     executor : Executor, optional
         Runs the pending folds (default: :class:`SerialExecutor`).
     save_models : bool
@@ -251,26 +322,48 @@ def run_method(
             pending.append(fold)
         else:
             done[fold.name] = record
-    task = partial(
-        fit_fold,
-        method,
-        inputs,
-        dataset.labels,
-        protocol=protocol,
-        song_ids=ids,
-        keep_model=save_models,
-    )
+    missing = [name for name in method.inputs if name not in inputs]
+    # One batch of folds per repeat when copies are computed per repeat, else one batch.
+    batches: dict[int | None, list[Fold]] = {}
+    for fold in pending:
+        batches.setdefault(fold.repeat if missing else None, []).append(fold)
     label = f"[bold]{method.name}[/] {{task.description}}"
-    with progress_bar(label, enabled=progress, transient=False) as bar:
-        bar_task = bar.add_task("folds", total=len(folds), completed=len(done))
-        for record in (executor or SerialExecutor()).map(task, pending):
-            if save_models:
-                save_model(record.model, method_dir / "models" / record.name)
-                record.model = None
-            write_fold(fold_dir / f"{record.name}.json", record)
-            done[record.name] = record
-            bar.update(bar_task, description=f"fold {record.name}")
-            bar.advance(bar_task)
+    finished = len(done)
+    for repeat, batch in batches.items():
+        batch_inputs = dict(inputs)
+        if repeat is not None:
+            # Before the fold bar opens: the extraction shows its own progress bar.
+            batch_inputs.update(
+                resolve_inputs(
+                    dataset,
+                    missing,
+                    cache=cache,
+                    n_jobs=n_jobs,
+                    progress=progress,
+                    seed=repeat_seed(protocol, repeat),
+                )
+            )
+        task = partial(
+            fit_fold,
+            method,
+            batch_inputs,
+            dataset.labels,
+            protocol=protocol,
+            song_ids=ids,
+            keep_model=save_models,
+        )
+        with progress_bar(label, enabled=progress, transient=False) as bar:
+            bar_task = bar.add_task("folds", total=len(folds), completed=finished)
+            for record in (executor or SerialExecutor()).map(task, batch):
+                if save_models:
+                    save_model(record.model, method_dir / "models" / record.name)
+                    record.model = None
+                write_fold(fold_dir / f"{record.name}.json", record)
+                done[record.name] = record
+                finished += 1
+                bar.update(bar_task, description=f"fold {record.name}")
+                bar.advance(bar_task)
+        del batch_inputs, task
     per_fold = [done[fold.name] for fold in folds]
     result = MethodResult(
         method=method.name,
@@ -295,16 +388,22 @@ def config_stamp(
     dataset: Dataset, protocol: ProtocolConfig, method: ResolvedMethod
 ) -> dict[str, Any]:
     """What ``<method>/config.json`` holds: identity (compared on resume) and ``info``."""
+    info: dict[str, Any] = {
+        "n_songs": len(dataset),
+        "inputs": list(method.inputs),
+        "paper_f1": method.spec.paper_f1,
+    }
+    if any(is_per_repeat(name) for name in method.inputs):
+        from merkit.augmentation import library_version
+
+        # The copies' numbers depend on the audiomentations release (its defaults changed).
+        info["audiomentations"] = library_version("audiomentations")
     return {
         "dataset": dataset.name,
         "fingerprint": dataset.fingerprint(),
         "protocol": protocol.stamp(),
         "config": json.loads(json.dumps(method.config(), default=str)),
-        "info": {
-            "n_songs": len(dataset),
-            "inputs": list(method.inputs),
-            "paper_f1": method.spec.paper_f1,
-        },
+        "info": info,
     }
 
 
