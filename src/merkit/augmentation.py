@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from merkit.errors import ConfigError, DataError
+from merkit.specaugment import SpecAugmentMask, add_specaugment
 
 ORIGINAL = "original"
 """Role of the original input in the dict an :class:`AugmentedClassifier` receives."""
@@ -388,69 +388,6 @@ class AugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
 
 # --------------------------------------------------------------------------------------------
-# SpecAugment-style masking (a fit-time augmentation through a per-batch callback)
-
-
-@dataclass
-class SpecAugmentMask:
-    """Mask random time and frequency bands of a ``(B, T, F)`` log-mel batch (SpecAugment).
-
-    Each example gets ``time_masks`` time bands of width uniform in ``[0, max_time]`` frames
-    and ``freq_masks`` mel bands of width uniform in ``[0, max_freq]`` bins, set to that
-    example's minimum (silence on a dB log-mel, whatever its floor).
-    """
-
-    time_masks: int = 2
-    max_time: int = 40
-    freq_masks: int = 2
-    max_freq: int = 16
-
-    def __post_init__(self) -> None:
-        for name in ("time_masks", "max_time", "freq_masks", "max_freq"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"specaugment: {name} must be an integer >= 0, not {value!r}")
-
-    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        if batch.ndim != 3:
-            shape = tuple(batch.shape)
-            raise DataError(f"specaugment needs (batch, time, mel) inputs, got {shape}")
-        out = batch.clone()
-        n, frames, bins = out.shape
-        floor = out.amin(dim=(1, 2))
-        for axis, count, widest, size in (
-            (1, self.time_masks, self.max_time, frames),
-            (2, self.freq_masks, self.max_freq, bins),
-        ):
-            for _ in range(count):
-                width = torch.randint(0, min(widest, size) + 1, (n,), generator=generator)
-                start = (torch.rand(n, generator=generator) * (size - width + 1)).long()
-                index = torch.arange(size)
-                mask = (index[None] >= start[:, None]) & (index[None] < (start + width)[:, None])
-                mask = mask.to(out.device)
-                if axis == 1:
-                    out = torch.where(mask[:, :, None], floor[:, None, None], out)
-                else:
-                    out = torch.where(mask[:, None, :], floor[:, None, None], out)
-        return out
-
-
-def add_specaugment(estimator: Any, **options: Any) -> Any:
-    """Add a :class:`SpecAugmentMask` batch callback to a TorchClassifier (fit-time kind)."""
-    from merkit.training.callbacks import BatchTransform
-
-    if not hasattr(estimator, "callbacks"):
-        raise ConfigError(
-            f"specaugment needs a torch estimator with callbacks, not {type(estimator).__name__}"
-        )
-    mask = SpecAugmentMask(**options)
-    estimator.set_params(
-        callbacks=[*(estimator.callbacks or []), BatchTransform(mask, seed_offset=7_919)]
-    )
-    return estimator
-
-
-# --------------------------------------------------------------------------------------------
 # Built-in augmentations
 
 _CLASSIC_NAMES = ("time_shifted", "pitch_shifted", "time_stretched", "db_shifted")
@@ -504,7 +441,7 @@ for _aug in (
     Augmentation(
         "specaugment",
         "SpecAugment-style time/frequency masks on each training batch",
-        wrap=f"{__name__}:add_specaugment",
+        wrap="merkit.specaugment:add_specaugment",
         options=("time_masks", "max_time", "freq_masks", "max_freq"),
     ),
 ):
