@@ -58,7 +58,12 @@ def run_benchmark(
     title = f"{dataset.name} ({len(dataset)} songs): {protocol.describe()}"
     for method in resolved:
         inputs = resolve_inputs(
-            dataset, method.inputs, cache=cache, n_jobs=n_jobs, progress=progress
+            dataset,
+            method.inputs,
+            cache=cache,
+            n_jobs=n_jobs,
+            progress=progress,
+            mapper=getattr(executor, "song_mapper", None),  # songs as tasks on a cluster
         )
         result = run_method(
             method,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -85,6 +87,23 @@ def benchmark(
         bool, typer.Option(help="Smoke run: 3 folds x 1 repeat, deep methods capped at 2 epochs")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars")] = False,
+    executor: Annotated[
+        str, typer.Option(help="Where folds run: serial | processes | ray")
+    ] = "serial",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes (processes) or CPUs of a local Ray instance"),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Existing Ray cluster: auto | ray://HOST:10001 (default: a local one)"),
+    ] = None,
+    gpus_per_fold: Annotated[
+        float, typer.Option(min=0.0, help="Ray: GPUs per fold of a network method (if any)")
+    ] = 1.0,
+    retries: Annotated[
+        int, typer.Option(min=0, help="Reruns of a fold whose worker died (processes, ray)")
+    ] = 2,
 ) -> None:
     """Cross-validate methods on a dataset and print a Table-3-style report.
 
@@ -127,23 +146,53 @@ def benchmark(
         f"[bold]{loaded.name}[/]: {len(loaded)} songs {loaded.counts()} | {protocol.describe()} "
         f"| methods: {', '.join(names)} | out: {out}"
     )
-    run_benchmark(
-        loaded,
-        names,
-        protocol,
-        out,
-        params=settings,
-        cache=FeatureCache(cache_dir),
-        n_jobs=jobs,
-        save_models=save_models,
-        quick=quick,
-        progress=not quiet,
-        console=console,
-    )
+    with _open_executor(executor, workers, ray_address, gpus_per_fold, retries) as runner:
+        run_benchmark(
+            loaded,
+            names,
+            protocol,
+            out,
+            params=settings,
+            cache=FeatureCache(cache_dir),
+            n_jobs=jobs,
+            save_models=save_models,
+            quick=quick,
+            progress=not quiet,
+            console=console,
+            executor=runner,
+        )
     console.print(
         f"results: {out / 'results.csv'}  report: {out / 'report.md'}, {out / 'report.html'}  "
         f"plots: {out}/*.png"
     )
+
+
+@contextmanager
+def _open_executor(
+    kind: str, workers: int | None, address: str | None, gpus_per_fold: float, retries: int
+) -> Iterator[Any]:
+    """The ``--executor`` for a benchmark (a local Ray instance is stopped afterwards)."""
+    from merkit.protocol.executor import ProcessExecutor, SerialExecutor
+
+    if kind not in ("serial", "processes", "ray"):
+        raise ConfigError(f"--executor must be serial, processes or ray, not {kind!r}")
+    if address is not None and kind != "ray":
+        raise ConfigError("--ray-address applies to --executor ray")
+    if kind == "serial":
+        if workers not in (None, 1):
+            raise ConfigError("--workers applies to --executor processes or ray")
+        yield SerialExecutor()
+    elif kind == "processes":
+        yield ProcessExecutor(workers or 2, retries=retries)
+    else:
+        from merkit.protocol.ray_executor import RayExecutor
+
+        if address is not None and workers is not None:
+            raise ConfigError("--workers sizes a local Ray instance; a cluster has its own")
+        with RayExecutor(
+            address, num_cpus=workers, gpus_per_fold=gpus_per_fold, retries=retries
+        ) as ray_executor:
+            yield ray_executor
 
 
 @app.command()
