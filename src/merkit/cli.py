@@ -118,6 +118,7 @@ def benchmark(
     from merkit.protocol.folds import ProtocolConfig
 
     protocol_for(protocol_name)  # an unknown --protocol is refused before any work
+    _check_executor_options(executor, workers, ray_address)
     names = [m.strip() for m in methods.split(",") if m.strip()] or (
         ["svm-own"] if dataset in ("synthetic", "merge") else ["svm"]
     )
@@ -167,6 +168,17 @@ def benchmark(
     )
 
 
+def _check_executor_options(kind: str, workers: int | None, address: str | None) -> None:
+    if kind not in ("serial", "processes", "ray"):
+        raise ConfigError(f"--executor must be serial, processes or ray, not {kind!r}")
+    if address is not None and kind != "ray":
+        raise ConfigError("--ray-address applies to --executor ray")
+    if kind == "serial" and workers not in (None, 1):
+        raise ConfigError("--workers applies to --executor processes or ray")
+    if address is not None and workers is not None:
+        raise ConfigError("--workers sizes a local Ray instance; a cluster has its own")
+
+
 @contextmanager
 def _open_executor(
     kind: str, workers: int | None, address: str | None, gpus_per_fold: float, retries: int
@@ -174,21 +186,14 @@ def _open_executor(
     """The ``--executor`` for a benchmark (a local Ray instance is stopped afterwards)."""
     from merkit.protocol.executor import ProcessExecutor, SerialExecutor
 
-    if kind not in ("serial", "processes", "ray"):
-        raise ConfigError(f"--executor must be serial, processes or ray, not {kind!r}")
-    if address is not None and kind != "ray":
-        raise ConfigError("--ray-address applies to --executor ray")
+    _check_executor_options(kind, workers, address)
     if kind == "serial":
-        if workers not in (None, 1):
-            raise ConfigError("--workers applies to --executor processes or ray")
         yield SerialExecutor()
     elif kind == "processes":
         yield ProcessExecutor(workers or 2, retries=retries)
     else:
         from merkit.protocol.ray_executor import RayExecutor
 
-        if address is not None and workers is not None:
-            raise ConfigError("--workers sizes a local Ray instance; a cluster has its own")
         with RayExecutor(
             address, num_cpus=workers, gpus_per_fold=gpus_per_fold, retries=retries
         ) as ray_executor:

@@ -55,6 +55,17 @@ R = TypeVar("R")
 _log = logging.getLogger(__name__)
 _warmed = False  # per worker process
 
+LOCAL_SYSTEM_CONFIG: dict[str, int] = {
+    "health_check_period_ms": 10_000,
+    "health_check_timeout_ms": 60_000,
+    "health_check_failure_threshold": 10,
+    "worker_register_timeout_seconds": 300,
+}
+"""Ray settings of a local instance, for a machine shared with other jobs: Ray's defaults declare
+the node dead after about 25 s without a heartbeat and a worker failed when it has not started in
+60 s, which happens on a loaded machine (measured at a load average of 25 on 2 cores); a worker
+starting slowly (importing torch) then looks like a crash."""
+
 
 def _warm_worker() -> None:
     """Guard librosa's numba cache in this worker before its first task (numba #10128)."""
@@ -169,6 +180,7 @@ class RayExecutor:
                     include_dashboard=False,
                     configure_logging=False,
                     log_to_driver=True,
+                    _system_config=None if self.address else LOCAL_SYSTEM_CONFIG,
                 )
             except (ConnectionError, RuntimeError, ValueError) as error:
                 raise ConfigError(
