@@ -41,7 +41,7 @@ from merkit.protocol import (
 from merkit.protocol.runner import fold_needs, method_lock
 
 ray = pytest.importorskip("ray", reason="--executor ray needs the merkit[ray] extra")
-from merkit.protocol.ray_executor import LOCAL_SYSTEM_CONFIG, RayExecutor  # noqa: E402
+from merkit.protocol.ray_executor import RayExecutor  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -50,16 +50,11 @@ HERE = Path(__file__).resolve().parent
 def ray_local() -> Iterator[str]:
     """A local Ray instance with 2 CPUs for this module; its GCS address."""
     ray.cloudpickle.register_pickle_by_value(executor_helpers)  # workers need not import tests/
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        configure_logging=False,
-        _system_config=LOCAL_SYSTEM_CONFIG,
-    )
+    executor = RayExecutor(num_cpus=2).start()  # the executors of the tests reuse it
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
-        ray.shutdown()
+        executor.close()
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +240,7 @@ def test_a_fold_whose_worker_keeps_dying_is_reported_failed_with_the_reason(
     assert not list((tmp_path / "dies" / "folds").glob("*.json"))  # no half result
 
 
+@pytest.mark.slow
 def test_a_killed_driver_is_resumed_by_a_rerun_with_identical_numbers(
     synthetic: tuple[Dataset, np.ndarray, Path], ray_local: str, tmp_path: Path
 ) -> None:

@@ -173,6 +173,14 @@ class RayExecutor:
                 from merkit.numba_cache import ensure_numba_cache
 
                 ensure_numba_cache()
+            self._init(ray)
+            self._owned = True
+        self._ray = ray
+        self._remote = ray.remote(_run)
+        return self
+
+    def _init(self, ray: Any, attempts: int = 3) -> None:
+        for attempt in range(1, attempts + 1):
             try:
                 ray.init(
                     address=self.address,
@@ -182,14 +190,18 @@ class RayExecutor:
                     log_to_driver=True,
                     _system_config=None if self.address else LOCAL_SYSTEM_CONFIG,
                 )
+                return
             except (ConnectionError, RuntimeError, ValueError) as error:
                 raise ConfigError(
                     f"cannot connect to Ray at {self.address or 'a new local instance'}: {error}"
                 ) from None
-            self._owned = True
-        self._ray = ray
-        self._remote = ray.remote(_run)
-        return self
+            except Exception as error:
+                # Ray gives a new local node a fixed 30 s to register, which a loaded machine
+                # can miss ("The current node timed out during startup"): start it again.
+                if self.address is not None or attempt == attempts or "startup" not in str(error):
+                    raise
+                _log.warning("Ray's local instance did not start in time; starting it again")
+                ray.shutdown()
 
     def close(self) -> None:
         """Stop the local instance this executor started (a cluster is left running)."""
