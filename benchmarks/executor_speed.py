@@ -3,7 +3,9 @@
 Workload: ``svm-own``, 10-fold x 2 repeats (20 fold tasks) on the synthetic dataset
 (``--per-quadrant`` songs per quadrant, ``--duration`` s each), with the songs' own-features
 already in the cache (computed first, not timed), so what is measured is the folds and the
-executor around them. Each executor writes into a fresh output folder:
+executor around them (reading the cached inputs and :func:`merkit.protocol.run_method`; the
+report and plots of ``merkit benchmark``, the same for every executor, are left out). Each
+executor writes into a fresh output folder:
 
 - ``serial``: :class:`merkit.protocol.SerialExecutor`, this process;
 - ``processes``: :class:`merkit.protocol.ProcessExecutor` with 2 workers (spawning the pool is
@@ -41,11 +43,18 @@ HERE = Path(__file__).resolve().parent
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from merkit.benchmark import run_benchmark
     from merkit.cache import FeatureCache
     from merkit.datasets.synthetic import load_synthetic
     from merkit.extract import compute
-    from merkit.protocol import ProcessExecutor, ProtocolConfig, SerialExecutor
+    from merkit.methods import resolve_method
+    from merkit.protocol import (
+        ProcessExecutor,
+        ProtocolConfig,
+        SerialExecutor,
+        load_or_create_folds,
+        resolve_inputs,
+        run_method,
+    )
     from merkit.protocol.ray_executor import RayExecutor
 
     started = machine()
@@ -55,7 +64,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     compute(dataset, "own-features", cache=cache, n_jobs=2, progress=False)
     features_s = time.perf_counter() - tic
     protocol = ProtocolConfig(n_splits=10, n_repeats=2, random_state=1)
+    method = resolve_method("svm-own")
     work = Path(tempfile.mkdtemp(prefix="executor-speed-"))
+    fold_list = load_or_create_folds(work / "folds", dataset, protocol)
     rows: dict[str, dict[str, Any]] = {}
     folds: dict[str, Any] = {}
     try:
@@ -70,14 +81,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 executor = RayExecutor(num_cpus=2).start()
                 start_s = time.perf_counter() - tic
             tic = time.perf_counter()
-            (result,) = run_benchmark(
+            inputs = resolve_inputs(dataset, method.inputs, cache=cache, progress=False)
+            result = run_method(
+                method,
                 dataset,
-                ["svm-own"],
+                inputs,
+                fold_list,
                 protocol,
                 work / name,
-                cache=cache,
-                progress=False,
                 executor=executor,
+                progress=False,
             )
             wall = time.perf_counter() - tic
             if name == "ray":
@@ -139,8 +152,9 @@ def markdown(data: dict[str, Any]) -> str:
     notes = [
         "Fold results identical across the three executors: "
         + ("yes." if data["identical_folds"] else "NO."),
-        "`run s` is the wall time of `run_benchmark` (reading cached features, the 20 folds, "
-        "writing results); `start s` is `ray.init` of a local instance, paid once per session "
+        "`run s` is the wall time of reading the cached features and `run_method` (the 20 "
+        "folds, each fold file written as it finishes; no report or plots); `start s` is "
+        "`ray.init` of a local instance, paid once per session "
         "(on a cluster, once for all runs). `fold compute s` is the sum of the folds' own fit and "
         "predict times.",
         f"The machine is shared with other jobs: load average (1, 5, 15 min) {load_start[0]:.1f}, "

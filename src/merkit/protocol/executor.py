@@ -57,7 +57,10 @@ class TasksFailed(MerkitError):
 
 
 class Executor(Protocol):
-    """Runs ``fn`` on each task; yields each result as soon as it is ready."""
+    """Runs ``fn`` on each task; yields each result as soon as it is ready.
+
+    ``needs`` is optional: the runner passes it only to a ``map`` that accepts it.
+    """
 
     def map(
         self, fn: Callable[[T], R], tasks: Iterable[T], *, needs: TaskNeeds | None = None

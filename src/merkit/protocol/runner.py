@@ -282,8 +282,10 @@ def _run_locked(
     label = f"[bold]{method.name}[/] {{task.description}}"
     with progress_bar(label, enabled=progress, transient=False) as bar:
         bar_task = bar.add_task("folds", total=len(folds), completed=len(done))
-        needs = fold_needs(method, inputs)
-        for record in (executor or SerialExecutor()).map(task, pending, needs=needs):
+        executor = executor or SerialExecutor()
+        # ``needs`` is optional in the protocol: an executor without it simply ignores resources.
+        options = {"needs": fold_needs(method, inputs)} if _accepts(executor.map, "needs") else {}
+        for record in executor.map(task, pending, **options):
             if save_models:
                 save_model(record.model, method_dir / "models" / record.name)
                 record.model = None
