@@ -60,7 +60,12 @@ def run_benchmark(
         # Augmented copies (stochastic inputs) are computed per repeat by run_method.
         fixed_inputs = [name for name in method.inputs if not is_per_repeat(name)]
         inputs = resolve_inputs(
-            dataset, fixed_inputs, cache=cache, n_jobs=n_jobs, progress=progress
+            dataset,
+            fixed_inputs,
+            cache=cache,
+            n_jobs=n_jobs,
+            progress=progress,
+            mapper=getattr(executor, "song_mapper", None),  # songs as tasks on a cluster
         )
         result = run_method(
             method,

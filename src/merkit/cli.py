@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -92,6 +94,23 @@ def benchmark(
         bool, typer.Option(help="Smoke run: 3 folds x 1 repeat, deep methods capped at 2 epochs")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars")] = False,
+    executor: Annotated[
+        str, typer.Option(help="Where folds run: serial | processes | ray")
+    ] = "serial",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes (processes) or CPUs of a local Ray instance"),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Existing Ray cluster: auto | ray://HOST:10001 (default: a local one)"),
+    ] = None,
+    gpus_per_fold: Annotated[
+        float, typer.Option(min=0.0, help="Ray: GPUs per fold of a network method (if any)")
+    ] = 1.0,
+    retries: Annotated[
+        int, typer.Option(min=0, help="Reruns of a fold whose worker died (processes, ray)")
+    ] = 2,
 ) -> None:
     """Cross-validate methods on a dataset and print a Table-3-style report.
 
@@ -106,6 +125,7 @@ def benchmark(
     from merkit.protocol.folds import ProtocolConfig
 
     protocol_for(protocol_name)  # an unknown --protocol is refused before any work
+    _check_executor_options(executor, workers, ray_address)
     names = [m.strip() for m in methods.split(",") if m.strip()] or (
         ["svm-own"] if dataset in ("synthetic", "merge") else ["svm"]
     )
@@ -137,23 +157,57 @@ def benchmark(
         f"[bold]{loaded.name}[/]: {len(loaded)} songs {loaded.counts()} | {protocol.describe()} "
         f"| methods: {', '.join(names)} | out: {out}"
     )
-    run_benchmark(
-        loaded,
-        names,
-        protocol,
-        out,
-        params=settings,
-        cache=FeatureCache(cache_dir),
-        n_jobs=jobs,
-        save_models=save_models,
-        quick=quick,
-        progress=not quiet,
-        console=console,
-    )
+    with _open_executor(executor, workers, ray_address, gpus_per_fold, retries) as runner:
+        run_benchmark(
+            loaded,
+            names,
+            protocol,
+            out,
+            params=settings,
+            cache=FeatureCache(cache_dir),
+            n_jobs=jobs,
+            save_models=save_models,
+            quick=quick,
+            progress=not quiet,
+            console=console,
+            executor=runner,
+        )
     console.print(
         f"results: {out / 'results.csv'}  report: {out / 'report.md'}, {out / 'report.html'}  "
         f"plots: {out}/*.png"
     )
+
+
+def _check_executor_options(kind: str, workers: int | None, address: str | None) -> None:
+    if kind not in ("serial", "processes", "ray"):
+        raise ConfigError(f"--executor must be serial, processes or ray, not {kind!r}")
+    if address is not None and kind != "ray":
+        raise ConfigError("--ray-address applies to --executor ray")
+    if kind == "serial" and workers not in (None, 1):
+        raise ConfigError("--workers applies to --executor processes or ray")
+    if address is not None and workers is not None:
+        raise ConfigError("--workers sizes a local Ray instance; a cluster has its own")
+
+
+@contextmanager
+def _open_executor(
+    kind: str, workers: int | None, address: str | None, gpus_per_fold: float, retries: int
+) -> Iterator[Any]:
+    """The ``--executor`` for a benchmark (a local Ray instance is stopped afterwards)."""
+    from merkit.protocol.executor import ProcessExecutor, SerialExecutor
+
+    _check_executor_options(kind, workers, address)
+    if kind == "serial":
+        yield SerialExecutor()
+    elif kind == "processes":
+        yield ProcessExecutor(workers or 2, retries=retries)
+    else:
+        from merkit.protocol.ray_executor import RayExecutor
+
+        with RayExecutor(
+            address, num_cpus=workers, gpus_per_fold=gpus_per_fold, retries=retries
+        ) as ray_executor:
+            yield ray_executor
 
 
 @app.command()

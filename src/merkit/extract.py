@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,42 +38,65 @@ def song_seed(source_key: str, seed: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def _compute_one(
-    source: AudioSource,
-    rep: Representation,
-    sr: int,
-    params: dict[str, Any],
-    cache: FeatureCache | NullCache,
-    seed: int,
-) -> tuple[np.ndarray, bool]:
-    """Value of ``rep`` for one song in its storage dtype, and whether it came from the cache.
+@dataclass(frozen=True)
+class SongJob:
+    """Computes one representation of one song through a cache: ``job(source)``.
 
-    Runs in a worker when ``n_jobs > 1``: it returns the compact stored array (float16 for the
-    log-mels), which halves what travels back to the parent process.
+    Picklable (it runs in worker processes and Ray tasks). :meth:`cached` is the lookup alone, so
+    a driver can skip the songs its cache already holds before it sends any work out.
     """
-    source_key = source.key
-    key_params = {"sr": sr, **params}
-    if rep.stochastic:
-        key_params["__seed__"] = int(seed)
-    key = key_for(source_key, rep.name, key_params, rep.version)
-    cached = cache.get(key)
-    if cached is not None:
-        problem = rep.problem(cached, sr, params)
+
+    rep: Representation
+    sr: int
+    params: dict[str, Any]
+    cache: FeatureCache | NullCache
+    seed: int
+
+    def key(self, source: AudioSource) -> str:
+        """The cache key of this song's value."""
+        key_params = {"sr": self.sr, **self.params}
+        if self.rep.stochastic:
+            key_params["__seed__"] = int(self.seed)
+        return key_for(source.key, self.rep.name, key_params, self.rep.version)
+
+    def cached(self, source: AudioSource) -> np.ndarray | None:
+        """The cached, valid value of this song, or None (an unusable entry is logged)."""
+        cached = self.cache.get(self.key(source))
+        if cached is None:
+            return None
+        problem = self.rep.problem(cached, self.sr, self.params)
         if problem is None:
-            return cached, True
+            return cached
         # Never trust a bad entry (a hand edit, another version's bug, a disk error): recompute.
         _log.warning(
             "merkit: cached %s of %s is unusable (%s); recomputing it",
-            rep.name,
+            self.rep.name,
             source.description,
             problem,
         )
-    y = source.load(sr)
-    value = np.asarray(rep.load_fn()(y, sr, seed=song_seed(source_key, seed), **params))
-    del y  # the waveform is not needed any more; keep peak memory to one song per worker
-    stored = value.astype(rep.dtype)
-    cache.put(key, stored)
-    return stored, False
+        return None
+
+    def __call__(self, source: AudioSource) -> tuple[np.ndarray, bool]:
+        """Value of the song in its storage dtype, and whether it came from the cache.
+
+        Runs in a worker when ``n_jobs > 1``: it returns the compact stored array (float16 for
+        the log-mels), which halves what travels back to the parent process.
+        """
+        cached = self.cached(source)
+        if cached is not None:
+            return cached, True
+        y = source.load(self.sr)
+        value = np.asarray(
+            self.rep.load_fn()(y, self.sr, seed=song_seed(source.key, self.seed), **self.params)
+        )
+        del y  # the waveform is not needed any more; keep peak memory to one song per worker
+        stored = value.astype(self.rep.dtype)
+        self.cache.put(self.key(source), stored)
+        return stored, False
+
+
+SongMapper = Callable[[SongJob, list["AudioSource"]], Iterator[tuple[np.ndarray, bool]]]
+"""Runs a :class:`SongJob` over sources and yields its results in input order (e.g. on Ray)."""
 
 
 @dataclass
@@ -95,6 +117,7 @@ def compute(
     progress: bool = True,
     seed: int = 0,
     stats: ComputeStats | None = None,
+    mapper: SongMapper | None = None,
 ) -> np.ndarray | list[np.ndarray]:
     """Apply representation ``name`` to every song of ``dataset``, through the cache.
 
@@ -119,6 +142,9 @@ def compute(
         Global seed; each song gets :func:`song_seed` of it and its content key.
     stats : ComputeStats, optional
         Filled with how many songs were computed and how many came from the cache.
+    mapper : callable, optional
+        Runs the per-song :class:`SongJob` over the sources instead of :mod:`merkit.parallel`
+        (``n_jobs`` is then unused): the Ray executor computes songs as cluster tasks this way.
 
     Returns
     -------
@@ -152,12 +178,16 @@ def compute(
 
     from merkit.parallel import map_ordered
 
-    one = partial(_compute_one, rep=rep, sr=sr, params=merged, cache=cache, seed=seed)
+    job = SongJob(rep, sr, merged, cache, int(seed))
     sources = [song.source for song in songs]
+    if mapper is None:
+        results = map_ordered(job, sources, n_jobs, warm_numba=rep.uses_numba)
+    else:
+        results = mapper(job, sources)
     arrays: list[np.ndarray] = []
     stats = stats if stats is not None else ComputeStats()
     with _Progress(progress, f"{name} ({len(songs)} songs)", len(songs)) as advance:
-        for array, was_cached in map_ordered(one, sources, n_jobs, warm_numba=rep.uses_numba):
+        for array, was_cached in results:
             arrays.append(array)
             if was_cached:
                 stats.cached += 1

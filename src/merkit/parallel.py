@@ -13,7 +13,10 @@ forking a process that has imported torch or started threads can deadlock), and:
   moment the parent dies, even by ``kill -9``; on every platform a watchdog thread ends it within
   half a second of noticing a new parent pid;
 - ignores SIGINT in workers, so Ctrl-C reaches only the parent, which cancels pending work and
-  terminates the workers before re-raising.
+  terminates the workers before re-raising;
+- with ``send_once=True`` ships ``fn`` to each worker once, serialised with cloudpickle (so a
+  closure or a lambda inside it travels too), instead of pickling it with every item: the way to
+  run many items against large shared arrays (e.g. a fold function holding every song's inputs).
 
 Workers are created by the thread that iterates (Linux delivers the death signal when the
 *thread* that created a process ends): use the iterator from one long-lived thread.
@@ -26,6 +29,7 @@ import ctypes
 import ctypes.util
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -42,6 +46,11 @@ R = TypeVar("R")
 
 _PR_SET_PDEATHSIG = 1
 _WATCHDOG_SECONDS = 0.5
+_shared_fn: Callable[[Any], Any] | None = None  # a worker's ``fn`` under ``send_once``
+
+
+class WorkerDied(MerkitError):
+    """A worker process died mid-item (killed, out of memory, a crash in native code)."""
 
 
 def resolve_jobs(n_jobs: int) -> int:
@@ -69,8 +78,9 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="merkit-parent-watchdog", daemon=True).start()
 
 
-def _init_worker(parent_pid: int, warm_numba: bool) -> None:
+def _init_worker(parent_pid: int, warm_numba: bool, fn_bytes: bytes | None = None) -> None:
     """Worker initializer: die with the parent, leave Ctrl-C to it, guard numba's cache."""
+    global _shared_fn
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if warm_numba:
@@ -78,6 +88,14 @@ def _init_worker(parent_pid: int, warm_numba: bool) -> None:
 
         lock_numba_cache_io()
         ensure_numba_cache()  # a stamp check: the parent has verified the cache already
+    if fn_bytes is not None:
+        _shared_fn = pickle.loads(fn_bytes)
+
+
+def _call_shared(item: Any) -> Any:
+    """Apply the ``fn`` this worker received once (``send_once``) to ``item``."""
+    assert _shared_fn is not None, "the worker was started without a shared function"
+    return _shared_fn(item)
 
 
 def _stop(executor: ProcessPoolExecutor) -> None:
@@ -103,6 +121,7 @@ def imap(
     ordered: bool = True,
     warm_numba: bool = True,
     window: int | None = None,
+    send_once: bool = False,
 ) -> Iterator[tuple[int, R]]:
     """Apply ``fn`` to every item in worker processes; yield ``(index, result)`` pairs.
 
@@ -123,6 +142,8 @@ def imap(
         :mod:`merkit.numba_cache`); leave on for anything that may call librosa.
     window : int, optional
         Items submitted ahead of the results consumed; default ``4 * n_jobs``.
+    send_once : bool
+        Send ``fn`` to each worker once (cloudpickle) rather than with every item.
 
     Yields
     ------
@@ -134,7 +155,7 @@ def imap(
     Exception
         The first exception ``fn`` raises, re-raised in the parent with its type and message
         (pending items are cancelled and the workers stopped).
-    MerkitError
+    WorkerDied
         If a worker process dies (e.g. killed, or a crash in native code).
     """
     jobs = resolve_jobs(n_jobs)
@@ -148,11 +169,16 @@ def imap(
             yield index, fn(item)
         return
     window = max(jobs, window or 4 * jobs)
+    fn_bytes = None
+    if send_once:
+        import cloudpickle
+
+        fn_bytes, fn = cloudpickle.dumps(fn), _call_shared
     executor = ProcessPoolExecutor(
         max_workers=jobs,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
-        initargs=(os.getpid(), warm_numba),
+        initargs=(os.getpid(), warm_numba, fn_bytes),
     )
     pending: dict[Future[R], int] = {}
     done: dict[int, R] = {}
@@ -183,7 +209,7 @@ def imap(
                 try:
                     result = future.result()
                 except BrokenProcessPool:
-                    raise MerkitError(
+                    raise WorkerDied(
                         "a worker process died unexpectedly (killed, or crashed in native code); "
                         "rerun to resume, or use --jobs 1 to see the error in this process"
                     ) from None

@@ -1,6 +1,12 @@
 """The evaluation protocol: persisted folds, per-fold work and records, resumable runs."""
 
-from merkit.protocol.executor import Executor, SerialExecutor
+from merkit.protocol.executor import (
+    Executor,
+    ProcessExecutor,
+    SerialExecutor,
+    TaskNeeds,
+    TasksFailed,
+)
 from merkit.protocol.folds import Fold, ProtocolConfig, load_or_create_folds, make_folds
 from merkit.protocol.metrics import fold_metrics, summarize
 from merkit.protocol.records import FoldRecord, read_fold, write_fold
@@ -12,9 +18,12 @@ __all__ = [
     "Fold",
     "FoldRecord",
     "MethodResult",
+    "ProcessExecutor",
     "ProtocolConfig",
     "RunResults",
     "SerialExecutor",
+    "TaskNeeds",
+    "TasksFailed",
     "fit_fold",
     "fold_metrics",
     "load_or_create_folds",

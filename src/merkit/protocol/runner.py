@@ -3,7 +3,9 @@
 :func:`fit_fold` fits and scores one fold and returns a :class:`FoldRecord` (it writes nothing);
 :func:`run_method` drives the folds through an :class:`Executor` and writes each record. A rerun
 into the same output folder skips the folds whose valid result files exist, so an interrupted
-benchmark resumes without recomputing finished folds.
+benchmark resumes without recomputing finished folds. One driver at a time writes a method's
+folder: :func:`run_method` holds ``<method>/.lock`` (an OS file lock, released even when the
+driver is killed) and refuses to start while another process holds it.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import gc
 import inspect
 import json
 import logging
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 from sklearn.base import clone
 
 from merkit.datasets.base import Dataset
@@ -27,7 +32,7 @@ from merkit.errors import ConfigError
 from merkit.inputs import InputArray, parse_input, take
 from merkit.methods.resolve import ResolvedMethod
 from merkit.progress import progress_bar
-from merkit.protocol.executor import Executor, SerialExecutor
+from merkit.protocol.executor import Executor, SerialExecutor, TaskNeeds
 from merkit.protocol.folds import Fold, ProtocolConfig, write_json_atomic
 from merkit.protocol.metrics import fold_metrics, summarize
 from merkit.protocol.models import check_saveable, save_model
@@ -66,12 +71,14 @@ def resolve_inputs(
     n_jobs: int = 1,
     progress: bool = True,
     seed: int = 0,
+    mapper: Any = None,
 ) -> dict[str, InputArray]:
     """Arrays aligned with ``dataset.songs`` for each input name (:mod:`merkit.inputs`).
 
     A feature table is read from the dataset; a representation is computed from audio (and
-    cached) by :func:`merkit.extract.compute`; ``seed`` reaches stochastic ones (augmented
-    copies; see :func:`repeat_seed`).
+    cached) by :func:`merkit.extract.compute` (through ``mapper`` when given, e.g. an
+    executor's ``song_mapper`` that computes the songs on a cluster); ``seed`` reaches
+    stochastic ones (augmented copies; see :func:`repeat_seed`).
     """
     from merkit import extract
 
@@ -90,6 +97,7 @@ def resolve_inputs(
                 progress=progress,
                 seed=seed,
                 stats=stats,
+                mapper=mapper,
             )
             if is_per_repeat(name):
                 _log_copies(name, resolved[name], stats, seed)
@@ -306,9 +314,39 @@ def run_method(
         :func:`merkit.protocol.models.save_model`).
     """
     method_dir = out_dir / method.name
-    fold_dir = method_dir / "folds"
     if save_models:
         check_saveable(method.name, method.estimator)
+    with method_lock(method_dir):
+        return _run_locked(
+            method,
+            dataset,
+            inputs,
+            folds,
+            protocol,
+            method_dir,
+            executor,
+            save_models,
+            progress,
+            cache=cache,
+            n_jobs=n_jobs,
+        )
+
+
+def _run_locked(
+    method: ResolvedMethod,
+    dataset: Dataset,
+    inputs: Mapping[str, InputArray],
+    folds: Sequence[Fold],
+    protocol: ProtocolConfig,
+    method_dir: Path,
+    executor: Executor | None,
+    save_models: bool,
+    progress: bool,
+    *,
+    cache: Any = None,
+    n_jobs: int = 1,
+) -> MethodResult:
+    fold_dir = method_dir / "folds"
     check_config(method_dir, dataset, protocol, method)
 
     ids = dataset.song_ids
@@ -341,6 +379,7 @@ def run_method(
                     n_jobs=n_jobs,
                     progress=progress,
                     seed=repeat_seed(protocol, repeat),
+                    mapper=getattr(executor, "song_mapper", None),
                 )
             )
         task = partial(
@@ -352,9 +391,12 @@ def run_method(
             song_ids=ids,
             keep_model=save_models,
         )
+        run = executor or SerialExecutor()
+        # ``needs`` is optional in the protocol: an executor without it ignores resources.
+        options = {"needs": fold_needs(method, batch_inputs)} if _accepts(run.map, "needs") else {}
         with progress_bar(label, enabled=progress, transient=False) as bar:
             bar_task = bar.add_task("folds", total=len(folds), completed=finished)
-            for record in (executor or SerialExecutor()).map(task, batch):
+            for record in run.map(task, batch, **options):
                 if save_models:
                     save_model(record.model, method_dir / "models" / record.name)
                     record.model = None
@@ -378,6 +420,72 @@ def run_method(
     )
     write_json_atomic(method_dir / "summary.json", {"method": method.name, **result.summary})
     return result
+
+
+@contextmanager
+def method_lock(method_dir: Path) -> Iterator[None]:
+    """Hold ``method_dir/.lock`` while this process writes the method's folds.
+
+    Raises
+    ------
+    ConfigError
+        When another process (a second ``merkit benchmark`` into the same ``--out``) holds it.
+    """
+    method_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(method_dir / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(
+            f"another merkit process is running {method_dir.name!r} into {method_dir.parent} "
+            "(it holds the folder's .lock); wait for it to finish or use another --out"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def uses_network(estimator: Any) -> bool:
+    """Whether ``estimator`` trains a torch network (so a fold of it can use a GPU).
+
+    True when one of its parameters is a ``device`` (a :class:`merkit.estimators.TorchClassifier`,
+    or a pipeline or wrapper holding one) or its class is defined beside torch code (e.g. the
+    hybrid, which builds its networks inside ``fit``).
+    """
+    if any(key.split("__")[-1] == "device" for key in estimator.get_params(deep=True)):
+        return True
+    module = vars(sys.modules.get(type(estimator).__module__, object()))
+    return "torch" in module or "TorchClassifier" in module
+
+
+def input_bytes(inputs: Mapping[str, InputArray]) -> int:
+    """Bytes held by the arrays of ``inputs`` (feature tables, representations)."""
+    total = 0
+    for value in inputs.values():
+        if isinstance(value, np.ndarray):
+            total += value.nbytes
+        elif hasattr(value, "to_numpy"):
+            total += int(value.memory_usage(deep=True).sum())
+        else:
+            total += sum(np.asarray(part).nbytes for part in value)
+    return total
+
+
+def fold_needs(method: ResolvedMethod, inputs: Mapping[str, InputArray]) -> TaskNeeds:
+    """One fold's requests: a core, a GPU for a network, and memory for its copies of the data.
+
+    Memory: twice the inputs (the training and test rows are copied out of the shared arrays,
+    then scaled or batched) plus a base of 1 GiB for a network, 256 MiB otherwise.
+    """
+    network = uses_network(method.estimator)
+    base = (1 << 30) if network else (256 << 20)
+    return TaskNeeds(
+        cpus=1.0,
+        gpus=1.0 if network else 0.0,
+        memory=2 * input_bytes(inputs) + base,
+        label=method.name,
+    )
 
 
 def _model_saved(method_dir: Path, fold: Fold) -> bool:
