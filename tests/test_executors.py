@@ -38,7 +38,7 @@ from merkit.protocol import (
     load_or_create_folds,
     run_method,
 )
-from merkit.protocol.runner import fold_needs, method_lock
+from merkit.protocol.tasks import fold_needs, method_lock
 
 ray = pytest.importorskip("ray", reason="--executor ray needs the merkit[ray] extra")
 from merkit.protocol.ray_executor import RayExecutor  # noqa: E402

@@ -20,7 +20,7 @@ songs the driver's cache lacks. Where they are kept:
 
 Either way the fold tasks then read the stacked float32 inputs from the object store, which needs
 their size once per node (object-store memory, shared memory by default), plus each fold's
-working memory (:func:`merkit.protocol.runner.fold_needs`). Songs' audio is read by path: every
+working memory (:func:`merkit.protocol.tasks.fold_needs`). Songs' audio is read by path: every
 node needs the dataset at the same path (a shared filesystem, or a copy at the same place).
 
 Faults: a task whose worker process dies (killed, out of memory, its node lost) is retried by Ray

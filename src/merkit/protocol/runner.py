@@ -14,17 +14,14 @@ import gc
 import inspect
 import json
 import logging
-import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 from sklearn.base import clone
 
 from merkit.datasets.base import Dataset
@@ -32,11 +29,12 @@ from merkit.errors import ConfigError
 from merkit.inputs import InputArray, parse_input, take
 from merkit.methods.resolve import ResolvedMethod
 from merkit.progress import progress_bar
-from merkit.protocol.executor import Executor, SerialExecutor, TaskNeeds
+from merkit.protocol.executor import Executor, SerialExecutor
 from merkit.protocol.folds import Fold, ProtocolConfig, write_json_atomic
 from merkit.protocol.metrics import fold_metrics, summarize
 from merkit.protocol.models import check_saveable, save_model
 from merkit.protocol.records import FoldMetrics, FoldRecord, TrainingInfo, read_fold, write_fold
+from merkit.protocol.tasks import fold_needs, method_lock
 
 _log = logging.getLogger(__name__)
 
@@ -420,72 +418,6 @@ def _run_locked(
     )
     write_json_atomic(method_dir / "summary.json", {"method": method.name, **result.summary})
     return result
-
-
-@contextmanager
-def method_lock(method_dir: Path) -> Iterator[None]:
-    """Hold ``method_dir/.lock`` while this process writes the method's folds.
-
-    Raises
-    ------
-    ConfigError
-        When another process (a second ``merkit benchmark`` into the same ``--out``) holds it.
-    """
-    method_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(method_dir / ".lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise ConfigError(
-            f"another merkit process is running {method_dir.name!r} into {method_dir.parent} "
-            "(it holds the folder's .lock); wait for it to finish or use another --out"
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def uses_network(estimator: Any) -> bool:
-    """Whether ``estimator`` trains a torch network (so a fold of it can use a GPU).
-
-    True when one of its parameters is a ``device`` (a :class:`merkit.estimators.TorchClassifier`,
-    or a pipeline or wrapper holding one) or its class is defined beside torch code (e.g. the
-    hybrid, which builds its networks inside ``fit``).
-    """
-    if any(key.split("__")[-1] == "device" for key in estimator.get_params(deep=True)):
-        return True
-    module = vars(sys.modules.get(type(estimator).__module__, object()))
-    return "torch" in module or "TorchClassifier" in module
-
-
-def input_bytes(inputs: Mapping[str, InputArray]) -> int:
-    """Bytes held by the arrays of ``inputs`` (feature tables, representations)."""
-    total = 0
-    for value in inputs.values():
-        if isinstance(value, np.ndarray):
-            total += value.nbytes
-        elif hasattr(value, "to_numpy"):
-            total += int(value.memory_usage(deep=True).sum())
-        else:
-            total += sum(np.asarray(part).nbytes for part in value)
-    return total
-
-
-def fold_needs(method: ResolvedMethod, inputs: Mapping[str, InputArray]) -> TaskNeeds:
-    """One fold's requests: a core, a GPU for a network, and memory for its copies of the data.
-
-    Memory: twice the inputs (the training and test rows are copied out of the shared arrays,
-    then scaled or batched) plus a base of 1 GiB for a network, 256 MiB otherwise.
-    """
-    network = uses_network(method.estimator)
-    base = (1 << 30) if network else (256 << 20)
-    return TaskNeeds(
-        cpus=1.0,
-        gpus=1.0 if network else 0.0,
-        memory=2 * input_bytes(inputs) + base,
-        label=method.name,
-    )
 
 
 def _model_saved(method_dir: Path, fold: Fold) -> bool:
