@@ -6,6 +6,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
+from merkit.errors import ConfigError
 from merkit.methods.base import MethodSpec, feature_preprocessing
 from merkit.methods.registry import register_method
 
@@ -49,15 +50,27 @@ def build_svm(**params: float | bool | int) -> Pipeline:
 
 
 def build_svm_own(
-    n_features: int = 100, n_neighbors: int = 10, **params: float | bool | int
+    n_features: int | str = 100, n_neighbors: int = 10, **params: float | bool | int
 ) -> Pipeline:
-    """merkit's own features: standardise, ReliefF top-k (in-fold), RBF SVM."""
+    """merkit's own features: standardise, ReliefF top-k (in-fold), RBF SVM.
+
+    ``n_features: all`` keeps every feature (no selection step).
+    """
     from merkit.features.selection import ReliefFSelector
 
+    if isinstance(n_features, str) and n_features != "all":
+        raise ConfigError(
+            f"setting 'n_features' must be a positive integer or 'all', not {n_features!r}"
+        )
+    selector = (
+        "passthrough"
+        if n_features == "all"
+        else ReliefFSelector(n_features_to_select=n_features, n_neighbors=n_neighbors)  # type: ignore[arg-type]
+    )
     return Pipeline(
         [
             *feature_preprocessing(),
-            ("relieff", ReliefFSelector(n_features_to_select=n_features, n_neighbors=n_neighbors)),
+            ("relieff", selector),
             ("svm", svm_classifier(**params)),  # type: ignore[arg-type]
         ]
     )
