@@ -20,12 +20,16 @@ def svm_classifier(
     grid: bool = False,
     grid_step: int = 2,
     inner_folds: int = 5,
+    kernel: str = "rbf",
+    degree: int = 3,
 ) -> SVC | GridSearchCV:
     """RBF SVC, optionally tuned by an inner-CV grid over C = 2^-5..2^15 and γ = 2^-15..2^3.
 
-    The grid search runs inside ``fit``, i.e. on the outer training fold only.
+    The grid search runs inside ``fit``, i.e. on the outer training fold only. It is the
+    special case of ``tune: {space: …}`` (:mod:`merkit.tuning`) kept for compatibility.
+    ``kernel`` and ``degree`` are there for the authors' search over four kernels.
     """
-    svc = SVC(kernel="rbf", C=C, gamma=gamma)
+    svc = SVC(kernel=kernel, C=C, gamma=gamma, degree=degree)
     if not grid:
         return svc
     exponents_c = range(-5, 16, grid_step)
