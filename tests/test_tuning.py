@@ -402,6 +402,7 @@ def test_train_fraction_benchmark_keys_results_by_fraction_and_resumes(tmp_path:
     assert frame.loc["svm@train0.5", "train_fraction"] == 0.5
     assert frame.loc["svm", "train_songs"] == 32.0
     assert (tmp_path / "size_curve.png").stat().st_size > 10_000
+    assert 'id="size-curve"' in (tmp_path / "report.html").read_text()
     # A rerun recomputes nothing.
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/folds/*.json")}
     run_benchmark(data, ["svm"], protocol, tmp_path, **run)

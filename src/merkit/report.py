@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from rich.table import Table
@@ -276,21 +277,21 @@ def plot_results(results: Sequence[MethodResult], out_dir: Path) -> list[Path]:
     return written
 
 
-def plot_size_curve(results: Sequence[MethodResult], out_dir: Path) -> Path | None:
-    """``size_curve.png``: macro F1 against training songs per method (mean, ± std band of the
-    folds, each fold a faint dot), when the run holds ``--train-fraction`` subsets."""
+def size_curve_figure(results: Sequence[MethodResult]) -> Any:
+    """Macro F1 against training songs per method (mean, ± std band of the folds, each fold a
+    faint dot), when ``results`` hold ``--train-fraction`` subsets; else None."""
     from merkit.protocol.curves import parse_fraction_name
 
     curves: dict[str, list[tuple[float, list[float]]]] = {}
     for result in results:
-        base, _fraction = parse_fraction_name(result.method)
+        base, _ = parse_fraction_name(result.method)
         size = train_songs(result)
         if size is not None:
             curves.setdefault(base, []).append((size, [r.metrics.f1 for r in result.per_fold]))
     curves = {
         base: sorted(points)
         for base, points in curves.items()
-        if any(f"{base}@train" in r.method for r in results)
+        if any(r.method.startswith(f"{base}@train") for r in results)
     }
     if not curves:
         return None
@@ -316,6 +317,16 @@ def plot_size_curve(results: Sequence[MethodResult], out_dir: Path) -> Path | No
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot_size_curve(results: Sequence[MethodResult], out_dir: Path) -> Path | None:
+    """``size_curve.png`` (:func:`size_curve_figure`), when the run holds size-curve subsets."""
+    fig = size_curve_figure(results)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
     path = out_dir / "size_curve.png"
     with _atomic_path(path) as temp:
         fig.savefig(temp, dpi=120, format="png")
