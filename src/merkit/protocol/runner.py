@@ -109,7 +109,7 @@ def fit_fold(
     *,
     song_ids: Sequence[str] | None = None,
     keep_model: bool = False,
-    collect_garbage: bool = True,
+    collect_garbage: bool | None = None,
 ) -> FoldRecord:
     """Fit a clone of the method's estimator on one fold's training rows and score its test rows.
 
@@ -132,9 +132,10 @@ def fit_fold(
         Song id per row, recorded for the test rows (default: row numbers).
     keep_model : bool
         Attach the fitted estimator to ``record.model`` (not serialised).
-    collect_garbage : bool
+    collect_garbage : bool, optional
         Run the garbage collector after the fit, so a network's memory is freed before the next
-        fold (a search's inner folds of small models skip it: it costs ~0.5 s per call).
+        fold. Default: only for estimators that may hold a network (:func:`holds_network`); a
+        collection costs ~0.5 s once torch is loaded, more than a small SVM's whole fold.
 
     Returns
     -------
@@ -184,10 +185,25 @@ def fit_fold(
         extras=extras,
         model=model if keep_model else None,
     )
+    if collect_garbage is None:
+        collect_garbage = holds_network(model)
     del model
     if collect_garbage:
         gc.collect()
     return record
+
+
+_PLAIN_MODULES = ("sklearn", "imblearn", "merkit.features")
+
+
+def holds_network(estimator: Any) -> bool:
+    """Whether ``estimator`` may hold a network: anything but scikit-learn, imbalanced-learn
+    and merkit's feature steps, at any depth of its parameters."""
+    found = [estimator]
+    get_params = getattr(estimator, "get_params", None)
+    if get_params is not None:
+        found += [v for v in get_params(deep=True).values() if hasattr(v, "fit")]
+    return not all(type(sub).__module__.startswith(_PLAIN_MODULES) for sub in found)
 
 
 def _accepts(function: Any, keyword: str) -> bool:

@@ -21,9 +21,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from merkit.errors import ConfigError
 from merkit.methods import ResolvedMethod, resolve_method
 from merkit.tuning.search import SearchTask, best_point, inner_folds, run_search
-from merkit.tuning.space import SearchSpace, load_space
+from merkit.tuning.space import SearchSpace, load_space, with_sampler
 
-TUNE_KEYS = ("space", "trials", "inner_folds", "inner_repeats")
+TUNE_KEYS = ("space", "trials", "sampler", "inner_folds", "inner_repeats")
 
 
 class TunedEstimator(ClassifierMixin, BaseEstimator):
@@ -39,6 +39,8 @@ class TunedEstimator(ClassifierMixin, BaseEstimator):
         A space YAML path, ``"paper"`` (the shipped space), or an inline space mapping.
     trials : int, optional
         Trials per fit (default: the space's ``trials``, else its whole grid).
+    sampler : str, optional
+        ``grid``, ``tpe`` or ``random`` instead of the space's.
     inner_folds, inner_repeats : int, optional
         Override the space's inner cross-validation.
     quick : bool
@@ -63,6 +65,7 @@ class TunedEstimator(ClassifierMixin, BaseEstimator):
         settings: dict[str, Any] | None = None,
         space: str | dict[str, Any] = "paper",
         trials: int | None = None,
+        sampler: str | None = None,
         inner_folds: int | None = None,
         inner_repeats: int | None = None,
         quick: bool = False,
@@ -72,13 +75,14 @@ class TunedEstimator(ClassifierMixin, BaseEstimator):
         self.settings = settings
         self.space = space
         self.trials = trials
+        self.sampler = sampler
         self.inner_folds = inner_folds
         self.inner_repeats = inner_repeats
         self.quick = quick
         self.random_state = random_state
 
     def _space(self) -> SearchSpace:
-        space = load_space(self.space, self.method)
+        space = with_sampler(load_space(self.space, self.method), self.sampler)
         changes = {
             key: value
             for key, value in (
@@ -203,7 +207,7 @@ def resolve_tuned(
     space_spec = tune.get("space", "paper")
     if isinstance(space_spec, Path):
         space_spec = str(space_spec)
-    space = load_space(space_spec, name)
+    space = with_sampler(load_space(space_spec, name), tune.get("sampler"))
     validate_space(name, space, base, quick=quick)
     trials = tune.get("trials")
     if trials is not None and (
@@ -216,6 +220,7 @@ def resolve_tuned(
         settings=base,
         space=space_spec if not isinstance(space_spec, Mapping) else dict(space_spec),
         trials=trials,
+        sampler=tune.get("sampler"),
         inner_folds=tune.get("inner_folds"),
         inner_repeats=tune.get("inner_repeats"),
         quick=quick,

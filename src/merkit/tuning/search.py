@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -135,17 +136,6 @@ def _epoch_f1(network: Any, monitor_x: Any, monitor_y: np.ndarray, train_y: np.n
     return score
 
 
-def _uses_torch(method: ResolvedMethod) -> bool:
-    """Whether the estimator may hold a network, whose memory is worth a garbage collection
-    after each fit (anything but scikit-learn, imbalanced-learn and merkit's feature steps)."""
-    from merkit.methods.resolve import _estimators
-
-    plain = ("sklearn", "imblearn", "merkit.features")
-    return not all(
-        type(sub).__module__.startswith(plain) for _, sub in _estimators(method.estimator)
-    )
-
-
 def cv_score(
     resolved: ResolvedMethod,
     task: SearchTask,
@@ -177,9 +167,7 @@ def cv_score(
             method = ResolvedMethod(
                 resolved.spec, resolved.inputs, resolved.roles, estimator, resolved.settings
             )
-        record = fit_fold(
-            method, task.inputs, task.labels, fold, protocol, collect_garbage=_uses_torch(method)
-        )
+        record = fit_fold(method, task.inputs, task.labels, fold, protocol)
         scores.append(record.metrics.f1)
     return float(np.mean(scores)), scores
 
@@ -224,10 +212,12 @@ def open_study(
     storage: str | None = None,
     study_name: str = "merkit-tune",
     seed: int = 0,
+    fail_stale: bool = True,
 ) -> Any:
     """Create or continue the study (``load_if_exists``), maximising inner macro F1.
 
-    Trials a killed process left ``RUNNING`` are marked failed, so their points are tried again.
+    With ``fail_stale``, trials a killed process left ``RUNNING`` are marked failed, so their
+    points are tried again (workers joining a live shared study pass False).
     """
     import optuna
 
@@ -240,7 +230,8 @@ def open_study(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
         load_if_exists=True,
     )
-    stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    running = (optuna.trial.TrialState.RUNNING,)
+    stale = study.get_trials(deepcopy=False, states=running) if fail_stale else []
     for trial in stale:
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
     return study
@@ -265,11 +256,17 @@ def optimize(
 
     One worker's loop; several workers may call it on one shared storage at once.
     """
+    import optuna
+
     remaining = n_trials - finished_trials(study)
     if remaining <= 0:
         return
+    # Workers sharing a study stop once it holds n_trials finished trials in all.
+    cap = optuna.study.MaxTrialsCallback(
+        n_trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    )
     # A trial that fails raises (a bad setting, a data error): better than a study of failures.
-    study.optimize(make_objective(task), n_trials=remaining, callbacks=list(callbacks))
+    study.optimize(make_objective(task), n_trials=remaining, callbacks=[*callbacks, cap])
 
 
 def run_search(
@@ -294,15 +291,30 @@ def run_search(
         optimize(study, task, n_trials, callbacks=callbacks)
         return study
 
-    def worker(_: int) -> None:
-        optimize(
-            open_study(task.space, storage=storage, study_name=study_name, seed=task.seed),
-            task,
-            n_trials,
-        )
+    work = partial(
+        search_worker, task=task, storage=storage, study_name=study_name, n_trials=n_trials
+    )
+    list((executor or SerialExecutor()).map(work, range(workers)))
+    return open_study(
+        task.space, storage=storage, study_name=study_name, seed=task.seed, fail_stale=False
+    )
 
-    list((executor or SerialExecutor()).map(worker, range(workers)))
-    return open_study(task.space, storage=storage, study_name=study_name, seed=task.seed)
+
+def search_worker(
+    index: int, *, task: SearchTask, storage: str, study_name: str, n_trials: int
+) -> int:
+    """One worker of a shared study (picklable, for a process or cluster executor): runs
+    trials until the study holds ``n_trials`` finished ones; returns how many it ran."""
+    study = open_study(
+        task.space,
+        storage=storage,
+        study_name=study_name,
+        seed=task.seed + index,
+        fail_stale=False,
+    )
+    before = finished_trials(study)
+    optimize(study, task, n_trials)
+    return finished_trials(study) - before
 
 
 def best_point(study: Any) -> tuple[dict[str, Any], float]:
@@ -348,6 +360,7 @@ __all__ = [
     "open_study",
     "optimize",
     "run_search",
+    "search_worker",
     "storage_url",
     "take_rows",
     "trials_frame",
