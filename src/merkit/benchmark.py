@@ -10,13 +10,14 @@ from rich.console import Console
 
 from merkit.datasets.base import Dataset
 from merkit.html_report import write_annotations, write_report
-from merkit.methods import resolve_method
+from merkit.protocol.curves import fraction_folds, fraction_method
 from merkit.protocol.executor import Executor
 from merkit.protocol.fixed import fixed_split_folds
 from merkit.protocol.folds import ProtocolConfig, check_feasible, load_or_create_folds
 from merkit.protocol.models import check_saveable
 from merkit.protocol.runner import MethodResult, is_per_repeat, resolve_inputs, run_method
 from merkit.report import results_frame, results_table, update_summaries
+from merkit.tuning.nested import resolve_tuned
 
 
 def run_benchmark(
@@ -33,6 +34,7 @@ def run_benchmark(
     progress: bool = True,
     console: Console | None = None,
     executor: Executor | None = None,
+    train_fractions: Sequence[float] | None = None,
 ) -> list[MethodResult]:
     """Cross-validate each method on ``dataset``; write the summaries and ``report.html``.
 
@@ -41,10 +43,13 @@ def run_benchmark(
     and its settings validated, and the fold settings checked, before any work. After each method
     the summary files are rebuilt from everything finished in ``out_dir`` (methods of earlier
     runs included). ``quick`` applies each method's smoke-test settings (e.g. a 2-epoch cap)
-    under the explicit ``params``.
+    under the explicit ``params``. A method whose settings hold ``tune: {space: …}`` is tuned
+    inside each outer training fold (:mod:`merkit.tuning.nested`). ``train_fractions`` (e.g.
+    ``[0.25, 0.5, 1]``) also trains each method on nested stratified subsets of every training
+    fold, tested on the same full test folds (:mod:`merkit.protocol.curves`).
     """
     console = console or Console()
-    resolved = [resolve_method(name, (params or {}).get(name), quick=quick) for name in methods]
+    resolved = [resolve_tuned(name, (params or {}).get(name), quick=quick) for name in methods]
     if save_models:
         for method in resolved:
             check_saveable(method.name, method.estimator)
@@ -67,22 +72,24 @@ def run_benchmark(
             progress=progress,
             mapper=getattr(executor, "song_mapper", None),  # songs as tasks on a cluster
         )
-        result = run_method(
-            method,
-            dataset,
-            inputs,
-            folds,
-            protocol,
-            out_dir,
-            executor=executor,
-            save_models=save_models,
-            progress=progress,
-            cache=cache,
-            n_jobs=n_jobs,
-        )
+        for fraction in train_fractions or (1.0,):
+            subsets = fraction_folds(folds, dataset.labels, fraction, protocol)
+            result = run_method(
+                fraction_method(method, fraction, subsets),
+                dataset,
+                inputs,
+                subsets,
+                protocol,
+                out_dir,
+                executor=executor,
+                save_models=save_models,
+                progress=progress,
+                cache=cache,
+                n_jobs=n_jobs,
+            )
+            results.append(result)
+            update_summaries(out_dir, title, plots=False)
         del inputs
-        results.append(result)
-        update_summaries(out_dir, title, plots=False)
     run = update_summaries(out_dir, title)
     if run.complete():
         # The same persisted folds as the summaries; methods on other folds are named, not tested.

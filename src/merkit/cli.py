@@ -17,6 +17,7 @@ from merkit.commands import err_console, user_errors
 from merkit.commands.embed import register as register_embed
 from merkit.commands.product import register as register_product
 from merkit.commands.serve import register as register_serve
+from merkit.commands.tune import register as register_tune
 from merkit.errors import ConfigError
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(data_app, name="data")
 register_product(app)
 register_serve(app)
 register_embed(app)
+register_tune(app)
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -93,6 +95,13 @@ def benchmark(
     quick: Annotated[
         bool, typer.Option(help="Smoke run: 3 folds x 1 repeat, deep methods capped at 2 epochs")
     ] = False,
+    train_fraction: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset-size curve: also train on these stratified, nested fractions of each "
+            "training fold, e.g. 0.25,0.5,0.75,1.0 (tested on the full test folds)"
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars")] = False,
     executor: Annotated[
         str, typer.Option(help="Where folds run: serial | processes | ray")
@@ -120,9 +129,11 @@ def benchmark(
     from merkit.cache import FeatureCache
     from merkit.datasets.check import load_checked_dataset
     from merkit.inputs import parse_input
-    from merkit.methods import read_settings, resolve_method
+    from merkit.methods import read_settings
+    from merkit.protocol.curves import parse_fractions
     from merkit.protocol.fixed import protocol_for
     from merkit.protocol.folds import ProtocolConfig
+    from merkit.tuning.nested import resolve_tuned
 
     protocol_for(protocol_name)  # an unknown --protocol is refused before any work
     _check_executor_options(executor, workers, ray_address)
@@ -134,7 +145,8 @@ def benchmark(
         for name in names:
             settings[name] = {**settings.get(name, {}), "augment": augment}
     # Every method and setting is checked before the dataset is read or anything is computed.
-    resolved = [resolve_method(name, settings.get(name), quick=quick) for name in names]
+    resolved = [resolve_tuned(name, settings.get(name), quick=quick) for name in names]
+    fractions = None if train_fraction is None else parse_fractions(train_fraction)
     tables = sorted(
         {parse_input(i).name for r in resolved for i in r.inputs if parse_input(i).kind == "table"}
     )
@@ -171,6 +183,7 @@ def benchmark(
             progress=not quiet,
             console=console,
             executor=runner,
+            train_fractions=fractions,
         )
     console.print(
         f"results: {out / 'results.csv'}  report: {out / 'report.md'}, {out / 'report.html'}  "

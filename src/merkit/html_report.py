@@ -31,7 +31,7 @@ from merkit.errors import ConfigError
 from merkit.labels import QUADRANTS
 from merkit.protocol.results import load_results
 from merkit.protocol.runner import MethodResult
-from merkit.report import results_frame, write_csv_atomic, write_text_atomic
+from merkit.report import results_frame, size_curve_figure, write_csv_atomic, write_text_atomic
 from merkit.stats import (
     fold_scores,
     friedman,
@@ -145,6 +145,13 @@ def fold_spread_svg(entries: Sequence[Entry]) -> str:
     ax.set_ylabel("macro F1 per fold (%)")
     ax.axhline(25, color="grey", linestyle=":", linewidth=1)
     return _svg(fig)
+
+
+def size_curve_svg(entries: Sequence[Entry]) -> str | None:
+    """Macro F1 against training songs (``--train-fraction`` runs), else None."""
+    _pyplot()
+    fig = size_curve_figure([e.result for e in entries])
+    return None if fig is None else _svg(fig)
 
 
 def circumplex_points(result: MethodResult) -> pd.DataFrame:
@@ -381,6 +388,7 @@ def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str,
         "quadrants": QUADRANTS,
         "colours": QUADRANT_COLOURS,
         "fold_spread_svg": fold_spread_svg(entries),
+        "size_curve_svg": size_curve_svg(entries),
         "stats": statistics(entries, strict=strict),
         "env": environment_info(),
     }
@@ -428,6 +436,8 @@ def render_report(run_dirs: Sequence[Path], *, strict: bool = True) -> str:
         if method["annotated_svg"] is not None:
             method["annotated_svg"] = markupsafe.Markup(method["annotated_svg"])
     context["fold_spread_svg"] = markupsafe.Markup(context["fold_spread_svg"])
+    if context["size_curve_svg"] is not None:
+        context["size_curve_svg"] = markupsafe.Markup(context["size_curve_svg"])
     if "cd_svg" in context["stats"]:
         context["stats"]["cd_svg"] = markupsafe.Markup(context["stats"]["cd_svg"])
     return _environment().get_template(TEMPLATE).render(**context)

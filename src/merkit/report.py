@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from rich.table import Table
@@ -32,7 +33,38 @@ RESULT_COLUMNS = [
     "inputs",
     "paper_f1",
     "seconds",
+    "train_fraction",
+    "train_songs",
+    "tuning",
 ]
+
+
+def tuning_note(settings: dict | None) -> str:
+    """How a method's settings were chosen, for results rows: nested search or fixed ("")."""
+    tune = (settings or {}).get("tune")
+    if not tune:
+        return ""
+    trials = tune.get("trials")
+    space = tune.get("space", "paper")
+    space = space if isinstance(space, str) else "inline"
+    return f"nested (space {space}" + (f", {trials} trials)" if trials else ")")
+
+
+def train_songs(result: MethodResult) -> float | None:
+    """Mean training songs per fold: recorded for a size-curve subset, else n (k - 1) / k."""
+    recorded = (result.settings or {}).get("train_songs")
+    if recorded is not None:
+        return float(recorded)
+    protocol = result.protocol
+    if protocol.split is not None or not result.per_fold:
+        return None
+    n_songs = (
+        sum(len(r.test_ids) for r in result.per_fold)
+        * protocol.n_folds
+        / len(result.per_fold)
+        / protocol.n_repeats
+    )
+    return n_songs * (protocol.n_splits - 1) / protocol.n_splits
 
 
 def results_frame(results: Sequence[MethodResult]) -> pd.DataFrame:
@@ -49,6 +81,9 @@ def results_frame(results: Sequence[MethodResult]) -> pd.DataFrame:
                 "inputs": "+".join(result.inputs),
                 "paper_f1": result.paper_f1,
                 "seconds": round(result.seconds, 1),
+                "train_fraction": (result.settings or {}).get("train_fraction", 1.0),
+                "train_songs": train_songs(result),
+                "tuning": tuning_note(result.settings),
             }
         )
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
@@ -168,6 +203,10 @@ def markdown_report(frame: pd.DataFrame, results: Sequence[MethodResult], title:
             f"| {row.method} | {_pct(row.precision)} | {_pct(row.recall)} | "
             f"{_pct(row.f1, row.f1_std)} | {paper} | {row.n_splits} |"
         )
+    tuned = [f"{row.method}: {row.tuning}" for row in frame.itertuples(index=False) if row.tuning]
+    if tuned:
+        lines += ["", "Settings chosen by an inner-CV search inside each outer training fold:"]
+        lines += [f"- {line}" for line in tuned]
     for result in results:
         confusion = result.summary["confusion"]
         lines += [
@@ -191,6 +230,9 @@ def plot_results(results: Sequence[MethodResult], out_dir: Path) -> list[Path]:
     import numpy as np
 
     written = []
+    curve = plot_size_curve(results, out_dir)
+    if curve is not None:
+        written.append(curve)
     frame = results_frame(results)
     fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(frame) + 2), 3.5))
     ax.bar(
@@ -233,3 +275,60 @@ def plot_results(results: Sequence[MethodResult], out_dir: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def size_curve_figure(results: Sequence[MethodResult]) -> Any:
+    """Macro F1 against training songs per method (mean, ± std band of the folds, each fold a
+    faint dot), when ``results`` hold ``--train-fraction`` subsets; else None."""
+    from merkit.protocol.curves import parse_fraction_name
+
+    curves: dict[str, list[tuple[float, list[float]]]] = {}
+    for result in results:
+        base, _ = parse_fraction_name(result.method)
+        size = train_songs(result)
+        if size is not None:
+            curves.setdefault(base, []).append((size, [r.metrics.f1 for r in result.per_fold]))
+    curves = {
+        base: sorted(points)
+        for base, points in curves.items()
+        if any(r.method.startswith(f"{base}@train") for r in results)
+    }
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for index, (base, points) in enumerate(sorted(curves.items())):
+        colour = f"C{index}"
+        sizes = np.array([size for size, _ in points])
+        means = np.array([100 * np.mean(f1) for _, f1 in points])
+        stds = np.array([100 * np.std(f1) for _, f1 in points])
+        for size, f1 in points:
+            ax.scatter([size] * len(f1), 100 * np.asarray(f1), s=6, alpha=0.15, color=colour)
+        ax.fill_between(sizes, means - stds, means + stds, alpha=0.2, color=colour)
+        ax.plot(sizes, means, marker="o", color=colour, label=f"{base} (mean ± std of folds)")
+    ax.set_xlabel("training songs per fold")
+    ax.set_ylabel("macro F1 on the full test folds (%)")
+    ax.set_title(f"dataset-size curve: {_default_title(results)}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_size_curve(results: Sequence[MethodResult], out_dir: Path) -> Path | None:
+    """``size_curve.png`` (:func:`size_curve_figure`), when the run holds size-curve subsets."""
+    fig = size_curve_figure(results)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    path = out_dir / "size_curve.png"
+    with _atomic_path(path) as temp:
+        fig.savefig(temp, dpi=120, format="png")
+    plt.close(fig)
+    return path

@@ -8,8 +8,10 @@ rows of each fold.
 
 from __future__ import annotations
 
+import hashlib
 import numbers
 import sys
+from collections import OrderedDict
 from typing import Final
 
 import numpy as np
@@ -27,6 +29,32 @@ CATEGORICAL_THRESHOLD: Final[int] = 10
 """skrebate's rule: a feature with at most this many distinct values is discrete."""
 
 _PAIR_CHUNK: Final[int] = 1 << 22  # (pair x feature) cells per chunk: ~32 MB of float64
+
+_MEMO_SIZE: Final[int] = 16
+_memo: OrderedDict[str, np.ndarray] = OrderedDict()
+
+
+def _memo_scores(X: np.ndarray, y: np.ndarray, n_neighbors: int) -> np.ndarray:
+    """:func:`relieff_scores`, remembered for the last few training sets of this process.
+
+    A search fits the same selector on the same inner training fold once per setting of the
+    classifier after it (and per ``n_features_to_select``, which does not change the scores);
+    the scores are a pure function of ``(X, y, k)``, so they are computed once per fold.
+    """
+    digest = hashlib.blake2b(digest_size=20)
+    for part in (np.ascontiguousarray(X), np.ascontiguousarray(y)):
+        digest.update(str((part.shape, part.dtype.str)).encode())
+        digest.update(part.data)
+    digest.update(str(n_neighbors).encode())
+    key = digest.hexdigest()
+    if key in _memo:
+        _memo.move_to_end(key)
+        return _memo[key].copy()
+    scores = relieff_scores(X, y, n_neighbors)
+    _memo[key] = scores.copy()
+    while len(_memo) > _MEMO_SIZE:
+        _memo.popitem(last=False)
+    return scores
 
 
 def relieff_scores(X: np.ndarray, y: np.ndarray, n_neighbors: int) -> np.ndarray:
@@ -220,7 +248,7 @@ class ReliefFSelector(SelectorMixin, BaseEstimator):
         if np.isnan(X).any():
             scores = _skrebate_scores(X, y_codes, int(self.n_neighbors), int(self.n_jobs))
         else:
-            scores = relieff_scores(X, y_codes, int(self.n_neighbors))
+            scores = _memo_scores(X, y_codes, int(self.n_neighbors))
         scores = np.nan_to_num(scores)
         self.scores_ = scores
         # stable sort on -score: ties keep column order, so results are reproducible

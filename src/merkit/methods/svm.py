@@ -6,6 +6,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
+from merkit.errors import ConfigError
 from merkit.methods.base import MethodSpec, feature_preprocessing
 from merkit.methods.registry import register_method
 
@@ -19,12 +20,16 @@ def svm_classifier(
     grid: bool = False,
     grid_step: int = 2,
     inner_folds: int = 5,
+    kernel: str = "rbf",
+    degree: int = 3,
 ) -> SVC | GridSearchCV:
     """RBF SVC, optionally tuned by an inner-CV grid over C = 2^-5..2^15 and γ = 2^-15..2^3.
 
-    The grid search runs inside ``fit``, i.e. on the outer training fold only.
+    The grid search runs inside ``fit``, i.e. on the outer training fold only. It is the
+    special case of ``tune: {space: …}`` (:mod:`merkit.tuning`) kept for compatibility.
+    ``kernel`` and ``degree`` are there for the authors' search over four kernels.
     """
-    svc = SVC(kernel="rbf", C=C, gamma=gamma)
+    svc = SVC(kernel=kernel, C=C, gamma=gamma, degree=degree)
     if not grid:
         return svc
     exponents_c = range(-5, 16, grid_step)
@@ -49,15 +54,27 @@ def build_svm(**params: float | bool | int) -> Pipeline:
 
 
 def build_svm_own(
-    n_features: int = 100, n_neighbors: int = 10, **params: float | bool | int
+    n_features: int | str = 100, n_neighbors: int = 10, **params: float | bool | int
 ) -> Pipeline:
-    """merkit's own features: standardise, ReliefF top-k (in-fold), RBF SVM."""
+    """merkit's own features: standardise, ReliefF top-k (in-fold), RBF SVM.
+
+    ``n_features: all`` keeps every feature (no selection step).
+    """
     from merkit.features.selection import ReliefFSelector
 
+    if isinstance(n_features, str) and n_features != "all":
+        raise ConfigError(
+            f"setting 'n_features' must be a positive integer or 'all', not {n_features!r}"
+        )
+    selector = (
+        "passthrough"
+        if n_features == "all"
+        else ReliefFSelector(n_features_to_select=n_features, n_neighbors=n_neighbors)  # type: ignore[arg-type]
+    )
     return Pipeline(
         [
             *feature_preprocessing(),
-            ("relieff", ReliefFSelector(n_features_to_select=n_features, n_neighbors=n_neighbors)),
+            ("relieff", selector),
             ("svm", svm_classifier(**params)),  # type: ignore[arg-type]
         ]
     )

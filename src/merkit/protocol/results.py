@@ -82,6 +82,7 @@ def load_results(run_dir: Path) -> RunResults:
             seconds=float(sum(r.seconds for r in records)),
             inputs=tuple(inputs),
             paper_f1=info.get("paper_f1"),
+            settings=(stamp.get("config") or {}).get("params"),
         )
     return results
 

@@ -10,6 +10,7 @@
 * :class:`BatchTransform` — a per-batch transform of the training inputs (SpecAugment-style
   masking); prediction never sees it.
 * :class:`Freeze` — freeze parameters by name pattern.
+* :class:`EpochScoreReport` — a score per epoch for a caller (pruning of search trials).
 
 :func:`default_callbacks` turns a :class:`~merkit.training.config.TrainConfig` into its set.
 """
@@ -285,6 +286,34 @@ class EpochEndFunction(Callback):
         self.function(record)
 
 
+class EpochScoreReport(Callback):
+    """Score the model after every epoch and hand the score to ``report(score, epoch)``.
+
+    The hook of hyperparameter searches: :mod:`merkit.tuning` reports each epoch's macro F1 on
+    the inner validation songs to an Optuna trial, whose pruner may stop a hopeless trial by
+    raising from ``report`` (the loop's ``teardown`` still runs). The model is left in eval mode;
+    the next epoch puts it back in train mode.
+
+    Parameters
+    ----------
+    score : callable
+        ``score(ctx) -> float``, computed on data the model does not train on.
+    report : callable
+        ``report(score, epoch)`` with the 1-based epoch.
+    """
+
+    order = 50  # after the rules that restore or recalibrate weights at epoch end
+
+    def __init__(
+        self, score: Callable[[FitContext], float], report: Callable[[float, int], None]
+    ) -> None:
+        self.score = score
+        self.report = report
+
+    def on_epoch_end(self, ctx: FitContext, record: EpochRecord) -> None:
+        self.report(float(self.score(ctx)), record.epoch)
+
+
 class BatchTransform(Callback):
     """Transform one training input of every batch (never applied at prediction).
 
@@ -408,6 +437,7 @@ __all__ = [
     "BatchTransform",
     "EarlyStopping",
     "EpochEndFunction",
+    "EpochScoreReport",
     "Freeze",
     "OptimizerSchedule",
     "Progress",
