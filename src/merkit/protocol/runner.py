@@ -34,7 +34,7 @@ from merkit.protocol.folds import Fold, ProtocolConfig, write_json_atomic
 from merkit.protocol.metrics import fold_metrics, summarize
 from merkit.protocol.models import check_saveable, save_model
 from merkit.protocol.records import FoldMetrics, FoldRecord, TrainingInfo, read_fold, write_fold
-from merkit.protocol.tasks import fold_needs, method_lock
+from merkit.protocol.tasks import fold_needs, holds_network, method_lock
 
 _log = logging.getLogger(__name__)
 
@@ -267,19 +267,6 @@ def _copy_seed(method: ResolvedMethod, protocol: ProtocolConfig, fold: Fold) -> 
     if any(is_per_repeat(name) for name in method.inputs):
         return repeat_seed(protocol, fold.repeat)
     return None
-
-
-_PLAIN_MODULES = ("sklearn", "imblearn", "merkit.features")
-
-
-def holds_network(estimator: Any) -> bool:
-    """Whether ``estimator`` may hold a network: anything but scikit-learn, imbalanced-learn
-    and merkit's feature steps, at any depth of its parameters."""
-    found = [estimator]
-    get_params = getattr(estimator, "get_params", None)
-    if get_params is not None:
-        found += [v for v in get_params(deep=True).values() if hasattr(v, "fit")]
-    return not all(type(sub).__module__.startswith(_PLAIN_MODULES) for sub in found)
 
 
 def _accepts(function: Any, keyword: str) -> bool:

@@ -88,4 +88,17 @@ def fold_needs(method: ResolvedMethod, inputs: Mapping[str, InputArray]) -> Task
     )
 
 
-__all__ = ["fold_needs", "input_bytes", "method_lock", "uses_network"]
+_PLAIN_MODULES = ("sklearn", "imblearn", "merkit.features")
+
+
+def holds_network(estimator: Any) -> bool:
+    """Whether ``estimator`` may hold a network: anything but scikit-learn, imbalanced-learn
+    and merkit's feature steps, at any depth of its parameters."""
+    found = [estimator]
+    get_params = getattr(estimator, "get_params", None)
+    if get_params is not None:
+        found += [v for v in get_params(deep=True).values() if hasattr(v, "fit")]
+    return not all(type(sub).__module__.startswith(_PLAIN_MODULES) for sub in found)
+
+
+__all__ = ["fold_needs", "holds_network", "input_bytes", "method_lock", "uses_network"]
