@@ -86,28 +86,13 @@ def keep_mask(like: Tensor, p: float) -> Tensor:
     return mask.to(like.device, non_blocking=True)
 
 
-class _MaskedScale(torch.autograd.Function):
-    """``x · mask · scale`` that saves only the bool mask (1 byte per element) for backward."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, mask: Tensor, scale: float) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(mask)
-        ctx.scale = scale
-        return torch.mul(x, mask).mul_(scale)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
-        (mask,) = ctx.saved_tensors
-        return torch.mul(grad, mask).mul_(ctx.scale), None, None
-
-
 class Dropout(nn.Dropout):
     """``nn.Dropout`` (inverted dropout, rate ``p``) with a cheaper mask on the CPU.
 
     Same function as ``nn.Dropout``: in training, each element is zeroed with probability
     ``p`` and the rest are multiplied by ``1 / (1 − p)`` rounded to the input's dtype, exactly
     as torch's CPU dropout computes it; in eval mode the identity. The mask comes from
-    :func:`keep_mask` (a different random stream from ``bernoulli_``) and is kept as bool.
+    :func:`keep_mask` (a different random stream from ``bernoulli_``).
     On CUDA, torch's fused kernel is used. No parameters or buffers, so state dicts are those
     of ``nn.Dropout``.
     """
@@ -117,12 +102,11 @@ class Dropout(nn.Dropout):
             return super().forward(x)
         if self.p >= 1.0:
             return x * 0.0
-        mask = keep_mask(x, self.p)
-        # torch's CPU dropout multiplies by a noise tensor of x's dtype holding 1 / (1 − p).
-        scale = float(torch.ones((), dtype=x.dtype).div_(1.0 - self.p))
-        if self.inplace and not x.requires_grad:
-            return x.mul_(mask).mul_(scale)
-        return _MaskedScale.apply(x, mask, scale)
+        # As torch's CPU dropout: x times a noise tensor of x's dtype holding 0 or 1 / (1 − p)
+        # (autograd keeps only the noise for the backward pass).
+        scale = torch.ones((), dtype=x.dtype).div_(1.0 - self.p)
+        noise = torch.where(keep_mask(x, self.p), scale, scale.new_zeros(()))
+        return x.mul_(noise) if self.inplace else x * noise
 
 
 # --------------------------------------------------------------------------- initialisers
@@ -459,7 +443,8 @@ class BaselineConvBlock(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size)
         self.pool = MaxPool2dSame(pool)
         self.bn = batch_norm_2d(out_channels) if batch_norm else nn.Identity()
-        self.dropout = Dropout(dropout) if dropout > 0 else nn.Identity()
+        # In place after a BN (whose backward needs its input, not its output).
+        self.dropout = Dropout(dropout, inplace=batch_norm) if dropout > 0 else nn.Identity()
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """Output (H, W) for an input of ``height`` × ``width``."""
