@@ -41,10 +41,10 @@ so with 4 KiB pages every step pays for hundreds of thousands of page faults. gl
 """
 
 HEAP_REUSE_TUNABLES: str = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
-"""Optional extra tunables: serve large blocks from the heap and never give it back.
+"""Extra tunables (the CLI's default): serve large blocks from the heap, never give it back.
 
 Activations are then re-used across steps instead of being mapped, faulted in and zeroed again;
-the price is heap fragmentation, which raises the peak RSS (about 2× for the baseline CNN, see
+the price is heap fragmentation, which raises the peak RSS (see
 ``benchmarks/results/train_speed.md``).
 """
 
@@ -141,18 +141,25 @@ def cpu_env_hint() -> str | None:
     )
 
 
-def malloc_reexec_environment(environ: Mapping[str, str] | None = None) -> dict[str, str] | None:
+def malloc_reexec_environment(
+    environ: Mapping[str, str] | None = None, *, reuse_heap: bool = True
+) -> dict[str, str] | None:
     """The environment to re-execute a command with for huge-page malloc, or None.
 
     None when tuning is unsupported here, already requested (any ``glibc.malloc.hugetlb``
     setting of the user's, even ``=0``, is respected) or :data:`NO_REEXEC_VARIABLE` is set.
     Each training step allocates and frees ~0.5 GB of activations; huge pages sped up CPU
-    training of the CRNN and the hybrid by 17-180 % (``benchmarks/results/train_speed.md``).
+    training of the CRNN and the hybrid by 17-180 %, and heap reuse (on by default) cut the
+    baseline CNN's step by a further ~25 % for a higher peak RSS
+    (``benchmarks/results/train_speed.md``). Users opt out of heap reuse by setting
+    ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` themselves (then nothing else is added).
 
     Parameters
     ----------
     environ : mapping, optional
         The current environment; defaults to ``os.environ``.
+    reuse_heap : bool
+        Add :data:`HEAP_REUSE_TUNABLES` as well.
 
     Returns
     -------
@@ -164,7 +171,7 @@ def malloc_reexec_environment(environ: Mapping[str, str] | None = None) -> dict[
         return None
     if not malloc_tuning_supported():
         return None
-    tuned = ensure_malloc_tuning(env)
+    tuned = ensure_malloc_tuning(env, reuse_heap=reuse_heap)
     tuned[NO_REEXEC_VARIABLE] = "1"
     return tuned
 
