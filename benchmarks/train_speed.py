@@ -511,6 +511,10 @@ def keras_summary(
                 round(m["samples_per_s"] / k["samples_per_s"], 2)
                 for m, k in zip(mine, keras, strict=False)
             ]
+            cpu_ratios = [
+                round(k["median_step_cpu_s"] / m["median_step_cpu_s"], 2)
+                for m, k in zip(mine, keras, strict=False)
+            ]
             gflops = gflop[case] / (mine[0]["batch_size"] / speed)
             rows.append(
                 {
@@ -519,6 +523,7 @@ def keras_summary(
                     "batch_size": mine[0]["batch_size"],
                     "samples_per_s": round(speed, 2),
                     "ratio_to_keras_per_round": ratios,
+                    "cpu_ratio_to_keras_per_round": cpu_ratios,
                     "gflop_per_step": gflop[case],
                     "gflops": round(gflops, 1),
                     "share_of_bf16_peak": round(gflops / bf16_peak, 3) if bf16_peak else None,
@@ -553,22 +558,29 @@ def write_keras_markdown(path: Path, payload: dict[str, Any]) -> None:
             f"bf16 {p['bfloat16_gflops']} / fp32 {p['float32_gflops']} GFLOP/s" for p in peaks
         ),
         "",
+        *(
+            []
+            if payload["complete"]
+            else ["**Partial results**: the run was still going (or was interrupted).", ""]
+        ),
         "**The machine is shared with other jobs** (2 cores, see the load averages: several "
         "processes competed for them throughout), so absolute samples/s are low and vary "
         "between runs; the implementations were therefore run interleaved, round by round, and "
         "the per-round ratios are what to compare.",
         "",
-        "| case | implementation | batch | samples/s (median) | ratio to Keras fp32, per round "
-        "| GFLOP/step | GFLOP/s | share of bf16 / fp32 matmul peak | CPU s/step | peak RSS MB "
-        "| load before/after |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: | --- |",
+        "| case | implementation | batch | samples/s (median) | speed vs Keras fp32 (wall) "
+        "| CPU s/step | speed vs Keras (CPU time) | GFLOP/step | GFLOP/s | share of bf16 / fp32 "
+        "matmul peak | peak RSS MB | load before/after |",
+        "| --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | --- | ---: | --- |",
     ]
     for r in payload["summary"]:
         share = f"{r['share_of_bf16_peak']:.1%} / {r['share_of_fp32_peak']:.1%}"
         lines.append(
             f"| {r['case']} | {r['label']} | {r['batch_size']} | {r['samples_per_s']} | "
             f"{', '.join(f'{x}×' for x in r['ratio_to_keras_per_round'])} | "
-            f"{r['gflop_per_step']} | {r['gflops']} | {share} | {r['step_cpu_s']} | "
+            f"{r['step_cpu_s']} | "
+            f"{', '.join(f'{x}×' for x in r.get('cpu_ratio_to_keras_per_round', []))} | "
+            f"{r['gflop_per_step']} | {r['gflops']} | {share} | "
             f"{r['peak_rss_mb']} | {', '.join(r['loads'])} |"
         )
     errors = [r for r in payload["results"] if "error" in r]
@@ -579,10 +591,6 @@ def write_keras_markdown(path: Path, payload: dict[str, Any]) -> None:
 
 def run_keras_comparison(args: argparse.Namespace) -> None:
     """Interleaved rounds of Keras and merkit (and optionally an older merkit) per case."""
-    import torch
-
-    from _common import machine as machine_info
-
     python = ensure_keras_env(Path(args.keras_env), args.keras_requirements)
     cases = [c for c in args.cases.split(",") if c in KERAS_CASES] or list(KERAS_CASES)
     batches = {name: bs for name, _, bs in CASES}
@@ -590,27 +598,46 @@ def run_keras_comparison(args: argparse.Namespace) -> None:
     peaks = [spawn_peak()]
     print(json.dumps(peaks[0]), flush=True)
     results: list[dict[str, Any]] = []
-    for _ in range(args.rounds):
+    for round_index in range(args.rounds):
         for case in cases:
             runs = [spawn_keras(python, case, batches[case], args.steps, "float32")]
             runs[-1]["label"] = f"Keras ({runs[-1].get('framework', 'keras')}), float32"
             mine = spawn(case, "trainer", "cli-default", args.steps, "cpu")
             mine["label"] = "merkit default (bf16 autocast, CLI malloc)"
             runs.append(mine)
-            if args.compare_src:
+            if args.compare_src and case in args.compare_cases.split(","):
                 old = spawn(case, "trainer", "hugetlb-malloc", args.steps, "cpu", args.compare_src)
                 old["label"] = f"{args.compare_label} (bf16 autocast, its CLI malloc)"
                 runs.append(old)
             for run in runs:
+                run["round"] = round_index + 1
                 results.append(run)
                 print(json.dumps(run), flush=True)
+            # Written after every case, so an interrupted run keeps what it measured.
+            _write_keras_results(args, results, peaks, load_start, final=False)
     peaks.append(spawn_peak())
+    _write_keras_results(args, results, peaks, load_start, final=True)
+
+
+def _write_keras_results(
+    args: argparse.Namespace,
+    results: list[dict[str, Any]],
+    peaks: list[dict[str, Any]],
+    load_start: list[float],
+    *,
+    final: bool,
+) -> None:
+    import torch
+
+    from _common import machine as machine_info
+
     gflop = {r["case"]: r["gflop_per_step"] for r in results if "gflop_per_step" in r}
     summary = keras_summary(results, peaks, gflop)
     keras_versions = next((r["framework"] for r in results if "framework" in r), "keras")
     payload = {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "complete": final,
         "machine": machine_info(),
         "torch": torch.__version__,
         "keras": keras_versions,
@@ -635,7 +662,8 @@ def run_keras_comparison(args: argparse.Namespace) -> None:
             f"(`{KERAS_REQUIREMENTS}`), never a merkit dependency.",
         ],
     }
-    print(json.dumps(summary, indent=2))
+    if final:
+        print(json.dumps(summary, indent=2))
     if not args.no_write:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "train_speed.json").write_text(json.dumps(payload, indent=2) + "\n")
@@ -665,6 +693,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keras-requirements", default=KERAS_REQUIREMENTS)
     parser.add_argument("--compare-src", help="also time merkit from this src/ tree (--keras)")
     parser.add_argument("--compare-label", default="older merkit")
+    parser.add_argument("--compare-cases", default="cnn", help="cases for --compare-src")
+    parser.add_argument("--render", help="re-summarise a train_speed.json from --keras")
+    parser.add_argument("--note", action="append", default=[], help="extra note (--render)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -678,6 +709,17 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.keras:
         run_keras_comparison(args)
+        return
+    if args.render:
+        payload = json.loads(Path(args.render).read_text())
+        gflop = {
+            r["case"]: r["gflop_per_step"] for r in payload["results"] if "gflop_per_step" in r
+        }
+        payload["summary"] = keras_summary(payload["results"], payload["matmul_peaks"], gflop)
+        payload["notes"] = [*payload["notes"][:1], *args.note]
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "train_speed.json").write_text(json.dumps(payload, indent=2) + "\n")
+        write_keras_markdown(RESULTS / "train_speed.md", payload)
         return
 
     from merkit.models import MODELS

@@ -4,8 +4,9 @@ Measured CPU choices (``benchmarks/train_speed.py``, results in ``benchmarks/res
 autocast on CPUs that compute bf16 in hardware (AMX / AVX512-BF16: 1.4x faster for the CNN,
 2.3x for the CRNN; float32 elsewhere), and glibc malloc tunables, which must be set *before*
 the interpreter starts: :func:`malloc_reexec_environment` gives the environment the CLI
-re-executes itself with. Flush-denormal did not speed up CPU training (nor did
-``torch.compile`` in an earlier measurement); deterministic algorithms cost nothing measurable
+re-executes itself with. Flush-denormal did not speed up CPU training, nor did
+``torch.compile`` (Inductor, torch 2.13: the compiled baseline CNN step took 1.7× the eager
+step's CPU time, after 2 minutes of compiling); deterministic algorithms cost nothing measurable
 but are not needed for reproducible CPU runs.
 
 torch is imported inside the functions that need it, so the CLI can decide on its re-exec
@@ -223,7 +224,7 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
         Any integer; reduced modulo 2**32 for numpy.
     deterministic : bool
         Also call ``torch.use_deterministic_algorithms(True, warn_only=True)`` (process-wide).
-        It cost nothing measurable on the CPU (``benchmarks/train_speed.md``); on CUDA it
+        It cost nothing measurable on the CPU (``benchmarks/results/train_speed_models.md``); on CUDA it
         needs ``CUBLAS_WORKSPACE_CONFIG`` and slows some kernels.
     """
     import torch
@@ -261,7 +262,7 @@ def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (AMX tiles or AVX512-BF16).
 
     Only then is bf16 autocast faster than float32 on CPU (with AMX: 1.4× for the CNN, 2.3× for
-    the CRNN, ``benchmarks/results/train_speed.md``); elsewhere oneDNN would emulate it.
+    the CRNN, ``benchmarks/results/train_speed_models.md``); elsewhere oneDNN would emulate it.
     """
     import torch
 
