@@ -451,10 +451,26 @@ class BaselineConvBlock(nn.Module):
         shrink = self.kernel_size - 1
         return self.pool.output_size(height - shrink, width - shrink)
 
+    def _convolve(self, x: Tensor) -> Tensor:
+        conv, k = self.conv, self.kernel_size
+        # A 1-channel weight converted to channels-last has stride 1 on its channel axis.
+        channels_last = conv.weight.stride(1) == 1
+        if conv.in_channels != 1 or k == 1 or x.shape[-2] < k or not channels_last:
+            return conv(x)
+        # One input channel: stack the k row shifts as channels and convolve 1 × k. The same
+        # sums (Σ_ij w_ij · x[t+i, f+j]) in another order; oneDNN runs this 2× faster
+        # (forward + weight gradient) than a 1-channel k × k convolution in channels-last.
+        device = x.device.type
+        if torch.is_autocast_enabled(device):
+            x = x.to(torch.get_autocast_dtype(device))  # the cast autocast would make
+        shifts = x[:, 0].unfold(1, k, 1).contiguous().permute(0, 3, 1, 2)  # channels-last
+        weight = conv.weight.reshape(conv.out_channels, k, 1, k)
+        return F.conv2d(shifts, weight, conv.bias)
+
     def forward(self, x: Tensor) -> Tensor:
         # max-pool commutes with ReLU (both monotone), so pooling first applies the ReLU to a
         # 4-6× smaller tensor, in place: the same outputs and gradients as ReLU → pool.
-        return self.dropout(self.bn(torch.relu_(self.pool(self.conv(x)))))
+        return self.dropout(self.bn(torch.relu_(self.pool(self._convolve(x)))))
 
 
 class Conv2dRegular(nn.Module):

@@ -224,8 +224,9 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
         Any integer; reduced modulo 2**32 for numpy.
     deterministic : bool
         Also call ``torch.use_deterministic_algorithms(True, warn_only=True)`` (process-wide).
-        It cost nothing measurable on the CPU (``benchmarks/results/train_speed_models.md``); on CUDA it
-        needs ``CUBLAS_WORKSPACE_CONFIG`` and slows some kernels.
+        It cost nothing measurable on the CPU
+        (``benchmarks/results/train_speed_models.md``); on CUDA it needs
+        ``CUBLAS_WORKSPACE_CONFIG`` and slows some kernels.
     """
     import torch
 
