@@ -23,7 +23,20 @@ Usage::
 
     python benchmarks/train_speed.py [--steps 2] [--cases cnn,crnn] [--device cpu]
 
-Writes ``benchmarks/results/train_speed.json`` and ``.md`` (unless ``--no-write``).
+writes ``benchmarks/results/train_speed_models.json`` and ``.md`` (unless ``--no-write``).
+
+Against Keras (``--keras``): the paper's Keras models (``benchmarks/keras_reference.py``, same
+layer tables) run in a throwaway virtual environment that this script creates with pip
+(``--keras-env``, TensorFlow is never a merkit dependency), interleaved round by round with
+merkit's default trainer (bf16 autocast, channels-last, the malloc tunables the CLI sets), each
+run in a fresh process. Optionally the same trainer from another source tree
+(``--compare-src``, e.g. the previous release) runs in the same rounds. A big matmul measured
+at the start and end gives the machine's bf16 and float32 peaks; each step's FLOPs are
+counted from the model's layers (forward, plus weight and input gradients). Writes
+``benchmarks/results/train_speed.json`` and ``.md``::
+
+    python benchmarks/train_speed.py --keras --rounds 2 \
+        --compare-src /tmp/merkit-old/src --compare-label "merkit @ b038f2b"
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import math
 import os
 import platform
 import resource
@@ -44,7 +58,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from merkit.training import HEAP_REUSE_TUNABLES, MALLOC_TUNABLE
+from merkit.training import HEAP_REUSE_TUNABLES, MALLOC_TUNABLE, malloc_reexec_environment
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -79,6 +93,9 @@ ENVIRONMENTS: dict[str, dict[str, str]] = {
     # Large blocks from the heap and never trimmed: activations reuse already-mapped pages.
     "hugetlb+heap-reuse": {"GLIBC_TUNABLES": f"{MALLOC_TUNABLE}:{HEAP_REUSE_TUNABLES}"},
 }
+CLI_TUNABLES: str = (malloc_reexec_environment({}) or {}).get("GLIBC_TUNABLES", "")
+"""What the ``merkit`` command starts its training with (empty where unsupported)."""
+ENVIRONMENTS["cli-default"] = {"GLIBC_TUNABLES": CLI_TUNABLES} if CLI_TUNABLES else {}
 MAIN_ENVIRONMENTS: tuple[str, ...] = ("default-malloc", "hugetlb-malloc")
 """Every case runs in these; the CNN's trainer and plain variants also in the heap-reuse one."""
 
@@ -125,6 +142,66 @@ def plain_cnn() -> Any:
 def _rss_mb() -> float:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def step_gflop(model: Any, inputs: tuple[Any, ...], batch: int) -> float:
+    """FLOPs (×1e9) of one training step, counted from the conv, dense and GRU layers.
+
+    Forward multiply-adds per layer, counted with hooks on a 2-row forward pass and scaled to
+    ``batch``; the backward pass adds the weight gradient (as many multiply-adds as the
+    forward) and the input gradient (the same again) for every layer whose input needs one.
+    One multiply-add = 2 FLOPs. Element-wise work (ReLU, pooling, BN, dropout) is not counted.
+    """
+    import torch
+    from torch import nn
+
+    macs = [0.0]
+
+    def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        x = args[0]
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            per_out = module.in_channels // module.groups * math.prod(module.kernel_size)
+            forward = output.numel() * per_out
+        elif isinstance(module, nn.Linear):
+            forward = output.numel() * module.in_features
+        elif isinstance(module, nn.GRU):
+            steps = x.shape[0] * x.shape[1]
+            hidden = module.hidden_size
+            forward, width = 0, module.input_size
+            for _ in range(module.num_layers):
+                forward += steps * 3 * hidden * (width + hidden)
+                width = hidden
+        else:
+            return
+        macs[0] += forward * (3 if x.requires_grad else 2)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        model.train()
+        small = [torch.from_numpy(a[:2].astype("float32")) for a in inputs]
+        model(*small)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return 2 * macs[0] * batch / 2 / 1e9
+
+
+def run_peak() -> dict[str, Any]:
+    """Best of three 4096³ matmuls in bf16 and float32 (GFLOP/s, all torch threads)."""
+    import torch
+
+    out: dict[str, Any] = {"case": "matmul-peak", "torch_threads": torch.get_num_threads()}
+    n = 4096
+    for dtype in (torch.bfloat16, torch.float32):
+        a = torch.randn(n, n).to(dtype)
+        b = torch.randn(n, n).to(dtype)
+        best = float("inf")
+        for _ in range(4):
+            start = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - start)
+        out[f"{str(dtype).split('.')[-1]}_gflops"] = round(2 * n**3 / best / 1e9, 1)
+    return out
 
 
 def run_worker(case: str, variant: str, steps: int, device_name: str) -> dict[str, Any]:
@@ -179,6 +256,7 @@ def run_worker(case: str, variant: str, steps: int, device_name: str) -> dict[st
             cpu_seconds.append(time.process_time() - cpu_start)
     else:
         model = build_model(model_name)
+        gflop = step_gflop(model, inputs, batch)
         config = TrainConfig(
             epochs=steps + 1,
             batch_size=batch,
@@ -222,6 +300,8 @@ def run_worker(case: str, variant: str, steps: int, device_name: str) -> dict[st
         "numpy_traced_peak_mb": round(numpy_peak / 2**20, 1),
         "torch_threads": torch.get_num_threads(),
     }
+    if variant != "plain":
+        result["gflop_per_step"] = round(gflop, 2)
     if device.type == "cuda":
         result["cuda_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return result
@@ -264,11 +344,19 @@ def environments_for(case: str, variant: str, requested: list[str]) -> list[str]
     return [name for name in requested if name in wanted]
 
 
-def spawn(case: str, variant: str, env_name: str, steps: int, device: str) -> dict[str, Any]:
-    """Run one worker process under one malloc environment; return its result."""
+def spawn(
+    case: str, variant: str, env_name: str, steps: int, device: str, src: str | None = None
+) -> dict[str, Any]:
+    """Run one worker process under one malloc environment; return its result.
+
+    ``src`` runs merkit from another source tree (put first on ``PYTHONPATH``).
+    """
     env = dict(os.environ)
     env.pop("GLIBC_TUNABLES", None)
     env.update(ENVIRONMENTS[env_name])
+    env["MERKIT_NO_REEXEC"] = "1"
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     command = [
         sys.executable,
         __file__,
@@ -288,7 +376,10 @@ def spawn(case: str, variant: str, env_name: str, steps: int, device: str) -> di
             "environment": env_name,
             "error": done.stderr.strip().splitlines()[-1:],
         }
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return _finish(json.loads(done.stdout.strip().splitlines()[-1]), env_name, load_before)
+
+
+def _finish(result: dict[str, Any], env_name: str, load_before: float) -> dict[str, Any]:
     result["environment"] = env_name
     result["load_avg_1min_before"] = round(load_before, 2)
     result["load_avg_1min_after"] = round(os.getloadavg()[0], 2)
@@ -358,6 +449,227 @@ def write_markdown(path: Path, payload: dict[str, Any]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+# ---- against Keras -------------------------------------------------------------------------
+
+KERAS_CASES: tuple[str, ...] = ("cnn", "crnn")
+KERAS_SCRIPT = HERE / "keras_reference.py"
+KERAS_REQUIREMENTS: str = "tensorflow-cpu==2.21.0 keras==3.15.1"
+
+
+def ensure_keras_env(path: Path, requirements: str) -> Path:
+    """A virtual environment at ``path`` with TensorFlow/Keras (created with pip if missing)."""
+    python = path / "bin" / "python"
+    probe = [str(python), "-c", "import keras, tensorflow"]
+    if python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
+        return python
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", *requirements.split()]
+    subprocess.run(pip, check=True)
+    return python
+
+
+def spawn_keras(python: Path, case: str, batch: int, steps: int, policy: str) -> dict[str, Any]:
+    """One Keras reference run in a fresh process of the Keras environment."""
+    command = [str(python), str(KERAS_SCRIPT), case, "--batch", str(batch), "--steps", str(steps)]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GLIBC_TUNABLES")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    load_before = os.getloadavg()[0]
+    done = subprocess.run(
+        [*command, "--policy", policy], env=env, capture_output=True, text=True, check=False
+    )
+    variant = f"keras-{policy}"
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:]
+        return {"case": case, "variant": variant, "environment": "keras", "error": tail}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result.update(case=case, variant=variant, batch_size=batch, precision=policy)
+    return _finish(result, "keras", load_before)
+
+
+def spawn_peak() -> dict[str, Any]:
+    """The matmul peak in a fresh process."""
+    load_before = os.getloadavg()[0]
+    command = [sys.executable, __file__, "--worker", "peak:peak"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return _finish(json.loads(done.stdout.strip().splitlines()[-1]), "default", load_before)
+
+
+def keras_summary(
+    results: list[dict[str, Any]], peaks: list[dict[str, Any]], gflop: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Per case and variant: median samples/s over the rounds, ratio to Keras, GFLOP/s, % peak."""
+    bf16_peak = max((p.get("bfloat16_gflops", 0.0) for p in peaks), default=0.0)
+    fp32_peak = max((p.get("float32_gflops", 0.0) for p in peaks), default=0.0)
+    rows = []
+    for case in dict.fromkeys(r["case"] for r in results):
+        runs = [r for r in results if r["case"] == case and "samples_per_s" in r]
+        keras = [r for r in runs if r["variant"] == "keras-float32"]
+        for label in dict.fromkeys(r["label"] for r in runs):
+            mine = [r for r in runs if r["label"] == label]
+            speed = statistics.median(r["samples_per_s"] for r in mine)
+            ratios = [
+                round(m["samples_per_s"] / k["samples_per_s"], 2)
+                for m, k in zip(mine, keras, strict=False)
+            ]
+            cpu_ratios = [
+                round(k["median_step_cpu_s"] / m["median_step_cpu_s"], 2)
+                for m, k in zip(mine, keras, strict=False)
+            ]
+            gflops = gflop[case] / (mine[0]["batch_size"] / speed)
+            rows.append(
+                {
+                    "case": case,
+                    "label": label,
+                    "batch_size": mine[0]["batch_size"],
+                    "samples_per_s": round(speed, 2),
+                    "ratio_to_keras_per_round": ratios,
+                    "cpu_ratio_to_keras_per_round": cpu_ratios,
+                    "gflop_per_step": gflop[case],
+                    "gflops": round(gflops, 1),
+                    "share_of_bf16_peak": round(gflops / bf16_peak, 3) if bf16_peak else None,
+                    "share_of_fp32_peak": round(gflops / fp32_peak, 3) if fp32_peak else None,
+                    "step_cpu_s": statistics.median(r["median_step_cpu_s"] for r in mine),
+                    "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
+                    "loads": [
+                        f"{r['load_avg_1min_before']}/{r['load_avg_1min_after']}" for r in mine
+                    ],
+                }
+            )
+    return rows
+
+
+def write_keras_markdown(path: Path, payload: dict[str, Any]) -> None:
+    """The comparison table against Keras."""
+    m = payload["machine"]
+    peaks = payload["matmul_peaks"]
+    lines = [
+        "# Training speed: merkit against the authors' Keras models",
+        "",
+        f"Command: `{payload['command']}`  ",
+        f"Date: {payload['date']}  ",
+        f"Machine: {m['nproc']} cores ({m['usable_cpus']} usable), {m['cpu_model']}, "
+        f"{m['platform']}; torch {payload['torch']}; {payload['keras']}  ",
+        f"Load average (1/5/15 min) at the start: {payload['load_start']}, at the end: "
+        f"{payload['load_end']}  ",
+        f"Rounds: {payload['rounds']}; per run {payload['steps']} timed steps after one warm-up "
+        "step (median); every run is a fresh process; random inputs of the real shapes.  ",
+        "Matmul peak (4096³, all torch threads, best of 4, start and end of the run): "
+        + "; ".join(
+            f"bf16 {p['bfloat16_gflops']} / fp32 {p['float32_gflops']} GFLOP/s" for p in peaks
+        ),
+        "",
+        *(
+            []
+            if payload["complete"]
+            else ["**Partial results**: the run was still going (or was interrupted).", ""]
+        ),
+        "**The machine is shared with other jobs** (2 cores, see the load averages: several "
+        "processes competed for them throughout), so absolute samples/s are low and vary "
+        "between runs; the implementations were therefore run interleaved, round by round, and "
+        "the per-round ratios are what to compare.",
+        "",
+        "| case | implementation | batch | samples/s (median) | speed vs Keras fp32 (wall) "
+        "| CPU s/step | speed vs Keras (CPU time) | GFLOP/step | GFLOP/s | share of bf16 / fp32 "
+        "matmul peak | peak RSS MB | load before/after |",
+        "| --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | --- | ---: | --- |",
+    ]
+    for r in payload["summary"]:
+        share = f"{r['share_of_bf16_peak']:.1%} / {r['share_of_fp32_peak']:.1%}"
+        lines.append(
+            f"| {r['case']} | {r['label']} | {r['batch_size']} | {r['samples_per_s']} | "
+            f"{', '.join(f'{x}×' for x in r['ratio_to_keras_per_round'])} | "
+            f"{r['step_cpu_s']} | "
+            f"{', '.join(f'{x}×' for x in r.get('cpu_ratio_to_keras_per_round', []))} | "
+            f"{r['gflop_per_step']} | {r['gflops']} | {share} | "
+            f"{r['peak_rss_mb']} | {', '.join(r['loads'])} |"
+        )
+    errors = [r for r in payload["results"] if "error" in r]
+    lines += [f"- error: {r['case']} {r['variant']}: {' '.join(r['error'])}" for r in errors]
+    lines += ["", *payload["notes"]]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def run_keras_comparison(args: argparse.Namespace) -> None:
+    """Interleaved rounds of Keras and merkit (and optionally an older merkit) per case."""
+    python = ensure_keras_env(Path(args.keras_env), args.keras_requirements)
+    cases = [c for c in args.cases.split(",") if c in KERAS_CASES] or list(KERAS_CASES)
+    batches = {name: bs for name, _, bs in CASES}
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    peaks = [spawn_peak()]
+    print(json.dumps(peaks[0]), flush=True)
+    results: list[dict[str, Any]] = []
+    for round_index in range(args.rounds):
+        for case in cases:
+            runs = [spawn_keras(python, case, batches[case], args.steps, "float32")]
+            runs[-1]["label"] = f"Keras ({runs[-1].get('framework', 'keras')}), float32"
+            mine = spawn(case, "trainer", "cli-default", args.steps, "cpu")
+            mine["label"] = "merkit default (bf16 autocast, CLI malloc)"
+            runs.append(mine)
+            if args.compare_src and case in args.compare_cases.split(","):
+                old = spawn(case, "trainer", "hugetlb-malloc", args.steps, "cpu", args.compare_src)
+                old["label"] = f"{args.compare_label} (bf16 autocast, its CLI malloc)"
+                runs.append(old)
+            for run in runs:
+                run["round"] = round_index + 1
+                results.append(run)
+                print(json.dumps(run), flush=True)
+            # Written after every case, so an interrupted run keeps what it measured.
+            _write_keras_results(args, results, peaks, load_start, final=False)
+    peaks.append(spawn_peak())
+    _write_keras_results(args, results, peaks, load_start, final=True)
+
+
+def _write_keras_results(
+    args: argparse.Namespace,
+    results: list[dict[str, Any]],
+    peaks: list[dict[str, Any]],
+    load_start: list[float],
+    *,
+    final: bool,
+) -> None:
+    import torch
+
+    from _common import machine as machine_info
+
+    gflop = {r["case"]: r["gflop_per_step"] for r in results if "gflop_per_step" in r}
+    summary = keras_summary(results, peaks, gflop)
+    keras_versions = next((r["framework"] for r in results if "framework" in r), "keras")
+    payload = {
+        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "complete": final,
+        "machine": machine_info(),
+        "torch": torch.__version__,
+        "keras": keras_versions,
+        "load_start": load_start,
+        "load_end": [round(x, 2) for x in os.getloadavg()],
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "cli_glibc_tunables": CLI_TUNABLES,
+        "matmul_peaks": peaks,
+        "results": results,
+        "summary": summary,
+        "notes": [
+            "Notes: GFLOP/step counts the multiply-adds of the convolutions, dense layers and "
+            "GRUs (forward, weight gradient, and input gradient where the layer's input needs "
+            "one; 2 FLOPs each), not the element-wise work. Keras runs `train_on_batch` "
+            "(TensorFlow with its default oneDNN optimisations, float32 as the authors "
+            "trained); merkit runs its `Trainer` as every method uses it: bf16 autocast on "
+            "CPUs with AVX512-BF16/AMX, channels-last, and the glibc malloc tunables the "
+            f"`merkit` command sets (`GLIBC_TUNABLES={CLI_TUNABLES}`). The older merkit, when "
+            "listed, runs from its own source tree with the tunables its CLI set "
+            f"(`{MALLOC_TUNABLE}`). TensorFlow lives in a throwaway virtual environment "
+            f"(`{KERAS_REQUIREMENTS}`), never a merkit dependency.",
+        ],
+    }
+    if final:
+        print(json.dumps(summary, indent=2))
+    if not args.no_write:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "train_speed.json").write_text(json.dumps(payload, indent=2) + "\n")
+        write_keras_markdown(RESULTS / "train_speed.md", payload)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--steps", type=int, default=2, help="timed steps after one warm-up")
@@ -375,12 +687,39 @@ def main(argv: list[str] | None = None) -> None:
         help="CNN ablation variants to run",
     )
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--keras", action="store_true", help="compare with the Keras models")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (--keras)")
+    parser.add_argument("--keras-env", default="/tmp/merkit-keras-env")
+    parser.add_argument("--keras-requirements", default=KERAS_REQUIREMENTS)
+    parser.add_argument("--compare-src", help="also time merkit from this src/ tree (--keras)")
+    parser.add_argument("--compare-label", default="older merkit")
+    parser.add_argument("--compare-cases", default="cnn", help="cases for --compare-src")
+    parser.add_argument("--render", help="re-summarise a train_speed.json from --keras")
+    parser.add_argument("--note", action="append", default=[], help="extra note (--render)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
         case, variant = args.worker.split(":", 1)
-        print(json.dumps(run_worker(case, variant, args.steps, args.device)))
+        if case == "peak":
+            result = run_peak()
+        else:
+            result = run_worker(case, variant, args.steps, args.device)
+        print(json.dumps(result))
+        return
+    if args.keras:
+        run_keras_comparison(args)
+        return
+    if args.render:
+        payload = json.loads(Path(args.render).read_text())
+        gflop = {
+            r["case"]: r["gflop_per_step"] for r in payload["results"] if "gflop_per_step" in r
+        }
+        payload["summary"] = keras_summary(payload["results"], payload["matmul_peaks"], gflop)
+        payload["notes"] = [*payload["notes"][:1], *args.note]
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "train_speed.json").write_text(json.dumps(payload, indent=2) + "\n")
+        write_keras_markdown(RESULTS / "train_speed.md", payload)
         return
 
     from merkit.models import MODELS
@@ -414,8 +753,8 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(payload["speedup_vs_plain_cnn"], indent=2))
     if not args.no_write:
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "train_speed.json").write_text(json.dumps(payload, indent=2) + "\n")
-        write_markdown(RESULTS / "train_speed.md", payload)
+        (RESULTS / "train_speed_models.json").write_text(json.dumps(payload, indent=2) + "\n")
+        write_markdown(RESULTS / "train_speed_models.md", payload)
 
 
 if __name__ == "__main__":

@@ -361,7 +361,12 @@ def test_malloc_reexec_environment_is_the_one_place() -> None:
     env = malloc_reexec_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
     if malloc_tuning_supported():
         assert env is not None
-        assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+        assert env["GLIBC_TUNABLES"] == (
+            "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:"
+            "glibc.malloc.trim_threshold=68719476736"
+        )
         assert env["MERKIT_NO_REEXEC"] == "1"
+        plain = malloc_reexec_environment({}, reuse_heap=False)
+        assert plain is not None and plain["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
     else:
         assert env is None

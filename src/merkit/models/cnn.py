@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from merkit.errors import ConfigError
 from merkit.models.layers import (
     BaselineConvBlock,
+    Dropout,
     check_input,
     flatten_channels_last,
     init_layer_,
@@ -142,7 +143,7 @@ class BaselineCNN(nn.Module):
         super().__init__()
         self.n_frames, self.n_mels = n_frames, n_mels
         self.trunk = BaselineTrunk(n_frames, n_mels, bn_after_last=bn_after_last)
-        self.dropout = nn.Dropout(flatten_dropout)
+        self.dropout = Dropout(flatten_dropout)
         self.dense = init_layer_(nn.Linear(self.trunk.flat_size, hidden))
         self.classifier = init_layer_(nn.Linear(hidden, n_classes))
 

@@ -16,6 +16,7 @@ from merkit.errors import ConfigError
 from merkit.models.cnn import N_FRAMES, N_MELS, BaselineTrunk
 from merkit.models.layers import (
     Conv2dRegular,
+    Dropout,
     batch_norm_2d,
     check_input,
     flatten_channels_last,
@@ -26,7 +27,7 @@ from merkit.models.layers import (
 def _dense_head(in_features: int, n_classes: int) -> nn.Sequential:
     """Dropout 0.5 → Dense 300 ReLU → Dense 75 ReLU → Dense ``n_classes`` (the GRU models' head)."""
     return nn.Sequential(
-        nn.Dropout(0.5),
+        Dropout(0.5),
         nn.Linear(in_features, 300),
         nn.ReLU(),
         nn.Linear(300, 75),
@@ -73,7 +74,7 @@ class CNNGRU(nn.Module):
         super().__init__()
         self.n_frames, self.n_mels = n_frames, n_mels
         self.trunk = BaselineTrunk(n_frames, n_mels)  # he_normal convs, set by the trunk
-        self.dropout = nn.Dropout(0.4)
+        self.dropout = Dropout(0.4)
         # Two single-layer GRUs (not num_layers=2) mirror the two Keras layers, name for name.
         self.gru_1 = nn.GRU(self.trunk.flat_size, units, batch_first=True)
         self.gru_2 = nn.GRU(units, units, batch_first=True)
@@ -133,7 +134,7 @@ class CNNGRUTime(nn.Module):
         self.flip_time = flip_time
         self.trunk = BaselineTrunk(n_frames, n_mels)
         channels, _, width = self.trunk.output_shape
-        self.dropout = nn.Dropout(0.4)
+        self.dropout = Dropout(0.4)
         self.gru = nn.GRU(channels * width, hidden, num_layers=num_layers, batch_first=True)
         self.head = _dense_head(hidden, n_classes)
         for module in (self.gru, self.head):
@@ -203,7 +204,7 @@ class CRNN(nn.Module):
         self.sequence_shape = (height, width * CRNN_CHANNELS[-1])
         self.gru_1 = nn.GRU(self.sequence_shape[1], units, batch_first=True)
         self.gru_2 = nn.GRU(units, units, batch_first=True)
-        self.dropout = nn.Dropout(0.5)
+        self.dropout = Dropout(0.5)
         self.classifier = nn.Linear(units, n_classes)
         keras_init_(self)
 

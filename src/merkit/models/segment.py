@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from merkit.errors import ConfigError
 from merkit.models.layers import (
     Conv1dBlock,
+    Dropout,
     Res2d,
     batch_norm_1d,
     batch_norm_2d,
@@ -69,7 +70,7 @@ class ShortChunkCNN(nn.Module):
         width = SHORTCHUNK_CHANNELS[-1]
         self.dense = nn.Linear(width, width)
         self.bn = batch_norm_1d(width)
-        self.dropout = nn.Dropout(0.5)
+        self.dropout = Dropout(0.5)
         self.classifier = nn.Linear(width, n_classes)
         keras_init_(self)
 
@@ -143,7 +144,7 @@ class SampleCNN(nn.Module):
                 f"use chunks of {CHUNK_SAMPLES} samples"
             )
         self.blocks = nn.Sequential(*blocks)
-        self.dropout = nn.Dropout(0.5)
+        self.dropout = Dropout(0.5)
         self.classifier = nn.Linear(channels, n_classes)
         keras_init_(self)
 

@@ -4,8 +4,9 @@ Measured CPU choices (``benchmarks/train_speed.py``, results in ``benchmarks/res
 autocast on CPUs that compute bf16 in hardware (AMX / AVX512-BF16: 1.4x faster for the CNN,
 2.3x for the CRNN; float32 elsewhere), and glibc malloc tunables, which must be set *before*
 the interpreter starts: :func:`malloc_reexec_environment` gives the environment the CLI
-re-executes itself with. Flush-denormal did not speed up CPU training (nor did
-``torch.compile`` in an earlier measurement); deterministic algorithms cost nothing measurable
+re-executes itself with. Flush-denormal did not speed up CPU training, nor did
+``torch.compile`` (Inductor, torch 2.13: the compiled baseline CNN step took 1.7× the eager
+step's CPU time, after 2 minutes of compiling); deterministic algorithms cost nothing measurable
 but are not needed for reproducible CPU runs.
 
 torch is imported inside the functions that need it, so the CLI can decide on its re-exec
@@ -41,10 +42,10 @@ so with 4 KiB pages every step pays for hundreds of thousands of page faults. gl
 """
 
 HEAP_REUSE_TUNABLES: str = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
-"""Optional extra tunables: serve large blocks from the heap and never give it back.
+"""Extra tunables (the CLI's default): serve large blocks from the heap, never give it back.
 
 Activations are then re-used across steps instead of being mapped, faulted in and zeroed again;
-the price is heap fragmentation, which raises the peak RSS (about 2× for the baseline CNN, see
+the price is heap fragmentation, which raises the peak RSS (see
 ``benchmarks/results/train_speed.md``).
 """
 
@@ -141,18 +142,25 @@ def cpu_env_hint() -> str | None:
     )
 
 
-def malloc_reexec_environment(environ: Mapping[str, str] | None = None) -> dict[str, str] | None:
+def malloc_reexec_environment(
+    environ: Mapping[str, str] | None = None, *, reuse_heap: bool = True
+) -> dict[str, str] | None:
     """The environment to re-execute a command with for huge-page malloc, or None.
 
     None when tuning is unsupported here, already requested (any ``glibc.malloc.hugetlb``
     setting of the user's, even ``=0``, is respected) or :data:`NO_REEXEC_VARIABLE` is set.
     Each training step allocates and frees ~0.5 GB of activations; huge pages sped up CPU
-    training of the CRNN and the hybrid by 17-180 % (``benchmarks/results/train_speed.md``).
+    training of the CRNN and the hybrid by 17-180 %, and heap reuse (on by default) cut the
+    baseline CNN's step by a further ~25 % for a higher peak RSS
+    (``benchmarks/results/train_speed.md``). Users opt out of heap reuse by setting
+    ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` themselves (then nothing else is added).
 
     Parameters
     ----------
     environ : mapping, optional
         The current environment; defaults to ``os.environ``.
+    reuse_heap : bool
+        Add :data:`HEAP_REUSE_TUNABLES` as well.
 
     Returns
     -------
@@ -164,7 +172,7 @@ def malloc_reexec_environment(environ: Mapping[str, str] | None = None) -> dict[
         return None
     if not malloc_tuning_supported():
         return None
-    tuned = ensure_malloc_tuning(env)
+    tuned = ensure_malloc_tuning(env, reuse_heap=reuse_heap)
     tuned[NO_REEXEC_VARIABLE] = "1"
     return tuned
 
@@ -216,8 +224,9 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
         Any integer; reduced modulo 2**32 for numpy.
     deterministic : bool
         Also call ``torch.use_deterministic_algorithms(True, warn_only=True)`` (process-wide).
-        It cost nothing measurable on the CPU (``benchmarks/train_speed.md``); on CUDA it
-        needs ``CUBLAS_WORKSPACE_CONFIG`` and slows some kernels.
+        It cost nothing measurable on the CPU
+        (``benchmarks/results/train_speed_models.md``); on CUDA it needs
+        ``CUBLAS_WORKSPACE_CONFIG`` and slows some kernels.
     """
     import torch
 
@@ -254,7 +263,7 @@ def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (AMX tiles or AVX512-BF16).
 
     Only then is bf16 autocast faster than float32 on CPU (with AMX: 1.4× for the CNN, 2.3× for
-    the CRNN, ``benchmarks/results/train_speed.md``); elsewhere oneDNN would emulate it.
+    the CRNN, ``benchmarks/results/train_speed_models.md``); elsewhere oneDNN would emulate it.
     """
     import torch
 
