@@ -25,6 +25,7 @@ from merkit.logmel import (
     logmel,
     logmel_chunks,
 )
+from merkit.transfer.pooled import WON_CHECKPOINTS
 
 # ---------------------------------------------------------------------------------------------
 # Registry
@@ -275,6 +276,16 @@ register_representation(
         dtype="float16",
         shape=_won_logmel_shape,
         description="1813 x 96 dB mel of Won's CRNN (16 kHz, n_fft 512, hop 256, HTK, 8 kHz)",
+    )
+)
+register_representation(
+    Representation(
+        name="crnn-conv3",
+        fn="merkit.transfer.pooled:crnn_conv_representation",
+        params={"checkpoints": [list(c) for c in WON_CHECKPOINTS], "output": "conv"},
+        shape=lambda sr, params: (256 * len(params["checkpoints"]),),
+        description="768 values: conv-block mean+std of Won's MTAT, MSD, Jamendo CRNNs "
+        "(checkpoints in $MERKIT_PRETRAINED)",
     )
 )
 register_representation(

@@ -48,6 +48,10 @@ class MethodSpec:
         That row's Original-4QAED macro F1 (fraction).
     quick : dict
         Settings for a smoke run (``merkit benchmark --quick``), e.g. a tiny epoch cap.
+    inputs_of : callable, optional
+        For a method whose inputs depend on its settings (``fusion``): ``inputs_of(estimator)``
+        gives the input names of the built estimator, which then gets a dict keyed by input
+        name; ``inputs`` is empty.
     roles : tuple of str or None
         Set from a mapping ``inputs``: the estimator's argument name of each input, in order.
     """
@@ -59,6 +63,7 @@ class MethodSpec:
     paper_row: str | None = None
     paper_f1: float | None = None
     quick: dict[str, Any] = field(default_factory=dict)
+    inputs_of: Callable[[Any], tuple[str, ...]] | None = None
 
     roles: tuple[str, ...] | None = field(default=None, init=False)
 

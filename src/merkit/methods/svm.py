@@ -19,16 +19,20 @@ def svm_classifier(
     grid: bool = False,
     grid_step: int = 2,
     inner_folds: int = 5,
+    c_exponents: tuple[int, int] = (-5, 15),
+    gamma_exponents: tuple[int, int] = (-15, 3),
 ) -> SVC | GridSearchCV:
     """RBF SVC, optionally tuned by an inner-CV grid over C = 2^-5..2^15 and γ = 2^-15..2^3.
 
-    The grid search runs inside ``fit``, i.e. on the outer training fold only.
+    The grid search runs inside ``fit``, i.e. on the outer training fold only. ``c_exponents``
+    and ``gamma_exponents`` are the grid's inclusive exponent ranges (base 2), walked in steps of
+    ``grid_step``.
     """
     svc = SVC(kernel="rbf", C=C, gamma=gamma)
     if not grid:
         return svc
-    exponents_c = range(-5, 16, grid_step)
-    exponents_g = range(-15, 4, grid_step)
+    exponents_c = range(c_exponents[0], c_exponents[1] + 1, grid_step)
+    exponents_g = range(gamma_exponents[0], gamma_exponents[1] + 1, grid_step)
     return GridSearchCV(
         svc,
         {"C": [2.0**e for e in exponents_c], "gamma": [2.0**e for e in exponents_g]},
@@ -49,15 +53,28 @@ def build_svm(**params: float | bool | int) -> Pipeline:
 
 
 def build_svm_own(
-    n_features: int = 100, n_neighbors: int = 10, **params: float | bool | int
+    n_features: int | None = 100, n_neighbors: int = 10, **params: float | bool | int
 ) -> Pipeline:
-    """merkit's own features: standardise, ReliefF top-k (in-fold), RBF SVM."""
+    """merkit's own features: standardise, ReliefF top-k (in-fold), RBF SVM.
+
+    ``n_features: null`` keeps every feature (no ReliefF step).
+    """
     from merkit.features.selection import ReliefFSelector
 
+    select = (
+        []
+        if n_features is None
+        else [
+            (
+                "relieff",
+                ReliefFSelector(n_features_to_select=n_features, n_neighbors=n_neighbors),
+            )
+        ]
+    )
     return Pipeline(
         [
             *feature_preprocessing(),
-            ("relieff", ReliefFSelector(n_features_to_select=n_features, n_neighbors=n_neighbors)),
+            *select,
             ("svm", svm_classifier(**params)),  # type: ignore[arg-type]
         ]
     )
