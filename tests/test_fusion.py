@@ -212,3 +212,20 @@ def test_early_fusion_needs_pipelines() -> None:
     X, y = two_halves(40, seed=8)
     with pytest.raises(ConfigError, match="member 'a' must be a pipeline"):
         fusion.fit(X, y)
+
+
+def test_member_candidates_are_chosen_on_the_inner_folds() -> None:
+    X, y = two_halves(300, seed=9)
+    members = [
+        {**HALVES[0], "tune": {"svm__C": [1e-4, 1.0]}},  # C = 1e-4 cannot separate anything
+        HALVES[1],
+    ]
+    fused = resolve_method("fusion", {"members": members}).estimator.fit(X, y)
+    assert fused.best_params_ == {"a": {"svm__C": 1.0}}
+    assert fused.estimators_[0][-1].C == 1.0
+    assert fused.estimators_[1][-1].C == 1.0
+    assert set(fused.inner_f1_) == {"a", "b"}
+    with pytest.raises(ConfigError, match="'tune' must map parameters"):
+        resolve_method("fusion", {"members": [{**HALVES[0], "tune": {"svm__C": 1.0}}]})
+    with pytest.raises(ConfigError, match="cannot be tuned"):
+        resolve_method("fusion", {"members": [{**HALVES[0], "tune": {"nope": [1]}}]})

@@ -12,6 +12,11 @@ each given its own inputs out of a dict keyed by input name:
 - ``early``: every member must be a pipeline; its steps up to the classifier transform the
   inputs, the results are concatenated and one classifier (``final_estimator``) is trained.
 
+A member may be tuned by the fusion itself (``param_grids``): every candidate setting is scored
+on the same inner folds that give the out-of-fold scores, the best by inner macro F1 is kept and
+its out-of-fold scores feed the calibration and the weights, so one inner cross-validation
+serves both (the cheap way to tune on a busy CPU).
+
 Every member is refitted on all training rows for prediction. Members that tune their own
 hyper-parameters (a :class:`~sklearn.model_selection.GridSearchCV` inside) do so on all training
 rows; with ``tuning="frozen"`` the inner folds that produce the out-of-fold scores then reuse the
@@ -29,7 +34,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, log_loss
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import ParameterGrid, StratifiedKFold
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder
@@ -113,6 +118,9 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
     final_estimator : estimator, optional
         Stacking: the meta-classifier (default logistic regression); early fusion: the classifier
         on the concatenated inputs (required).
+    param_grids : mapping of str to mapping, optional
+        Per member name, candidate values of its parameters (``{"svm__C": [2, 8, 32]}``), chosen
+        on the inner folds (late fusion and stacking).
     random_state : int, optional
         Seeds the inner folds.
     """
@@ -132,6 +140,7 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
         inner_cv: int = 5,
         tuning: Literal["frozen", "nested"] = "frozen",
         final_estimator: Any = None,
+        param_grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
         random_state: int | None = 0,
     ) -> None:
         self.estimators = estimators
@@ -144,6 +153,7 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
         self.inner_cv = inner_cv
         self.tuning = tuning
         self.final_estimator = final_estimator
+        self.param_grids = param_grids
         self.random_state = random_state
 
     # scikit-learn composition: members' parameters as ``<name>__<param>``.
@@ -182,6 +192,17 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
             raise ConfigError(f"setting 'weight_step' must be in (0, 1], not {self.weight_step}")
         if not isinstance(self.inner_cv, int) or self.inner_cv < 2:
             raise ConfigError(f"setting 'inner_cv' must be an integer >= 2, not {self.inner_cv!r}")
+        for name, grid in (self.param_grids or {}).items():
+            member = dict(self.estimators).get(name)
+            if member is None:
+                raise ConfigError(f"setting 'param_grids' names no member {name!r}")
+            for candidate in ParameterGrid(dict(grid)):
+                try:
+                    clone(member).set_params(**candidate)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"member {name!r} cannot be tuned over {grid}: {exc}"
+                    ) from None
         if self.combine == "early":
             if self.final_estimator is None:
                 raise ConfigError("early fusion needs a final_estimator")
@@ -211,11 +232,16 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
             raise DataError(f"fusion: {n} input rows but {len(codes)} labels")
         if self.combine == "early":
             return self._fit_early(X, codes)
+        oof = self._out_of_fold(X, codes)
         self.estimators_ = [
-            clone(member).fit(member_input(X, self.inputs[name]), codes)
+            clone(member)
+            .set_params(**self.best_params_[name])
+            .fit(member_input(X, self.inputs[name]), codes)
+            if name in self.best_params_
+            else self._fitted_[name]
             for name, member in self.estimators
         ]
-        oof = self._out_of_fold(X, codes)
+        del self._fitted_
         if self.combine == "stacking":
             meta = self.final_estimator or LogisticRegression(max_iter=2000)
             self.final_estimator_ = clone(meta).fit(np.hstack(oof), codes)
@@ -230,18 +256,47 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
     def _out_of_fold(self, X: Mapping[str, Any], codes: np.ndarray) -> list[np.ndarray]:
         """Each member's scores on the training rows, each row scored by a member not fitted on
         it (inner stratified folds of these rows only)."""
-        n_classes = len(self.classes_)
         splitter = StratifiedKFold(self.inner_cv, shuffle=True, random_state=self.random_state)
         splits = list(splitter.split(np.zeros(len(codes)), codes))
+        grids = self.param_grids or {}
+        self.best_params_: dict[str, dict[str, Any]] = {}
+        self.inner_f1_: dict[str, float] = {}
+        self._fitted_: dict[str, Any] = {}
         out = []
-        for (name, member), fitted in zip(self.estimators, self.estimators_, strict=True):
+        for name, member in self.estimators:
+            if name in grids:
+                best_f1, best_scores = -1.0, None
+                for candidate in ParameterGrid(dict(grids[name])):
+                    base = clone(member).set_params(**candidate)
+                    scores = self._member_oof(name, base, X, codes, splits)
+                    f1 = f1_score(codes, scores.argmax(axis=1), average="macro")
+                    if f1 > best_f1:
+                        best_f1, best_scores, self.best_params_[name] = f1, scores, candidate
+                self.inner_f1_[name] = float(best_f1)
+                out.append(best_scores)
+                continue
+            # Fitted on all training rows first, so that its own tuning can be frozen.
+            fitted = clone(member).fit(member_input(X, self.inputs[name]), codes)
+            self._fitted_[name] = fitted
             base = tuned_clone(fitted) if self.tuning == "frozen" else member
-            scores = np.zeros((len(codes), n_classes))
-            for train, test in splits:
-                inner = clone(base).fit(member_input(X, self.inputs[name], train), codes[train])
-                scores[test] = member_scores(inner, member_input(X, self.inputs[name], test))
+            scores = self._member_oof(name, base, X, codes, splits)
+            self.inner_f1_[name] = float(f1_score(codes, scores.argmax(axis=1), average="macro"))
             out.append(scores)
         return out
+
+    def _member_oof(
+        self,
+        name: str,
+        base: Any,
+        X: Mapping[str, Any],
+        codes: np.ndarray,
+        splits: list[tuple[np.ndarray, np.ndarray]],
+    ) -> np.ndarray:
+        scores = np.zeros((len(codes), len(self.classes_)))
+        for train, test in splits:
+            inner = clone(base).fit(member_input(X, self.inputs[name], train), codes[train])
+            scores[test] = member_scores(inner, member_input(X, self.inputs[name], test))
+        return scores
 
     def _calibrate(self, i: int, scores: np.ndarray) -> np.ndarray:
         if self.calibration:

@@ -1,4 +1,4 @@
-"""``fusion``: any registered methods as members, combined by :class:`merkit.fusion.FusionClassifier`.
+"""``fusion``: registered methods as members, combined by :class:`~merkit.fusion.FusionClassifier`.
 
 A recipe in settings, e.g. the best audio-only combination measured on 4QAED::
 
@@ -9,9 +9,10 @@ A recipe in settings, e.g. the best audio-only combination measured on 4QAED::
       combine: late        # late | stacking | early
 
 Each member is resolved exactly as the method on its own would be (its settings validated, its
-inputs overridable), fitted on the training fold, and tuned inside it where its settings say so
-(``grid: true``: the RBF SVM's C and γ by an inner grid search). The fusion's inputs are the
-union of its members' inputs.
+inputs overridable), fitted on the training fold, and tuned inside it where its settings say so:
+``grid: true`` runs the RBF SVM's own grid search of C and γ; ``tune: {svm__C: [2, 8, 32]}``
+lets the fusion choose among candidates on the inner folds it uses for the weights anyway.
+The fusion's inputs are the union of its members' inputs.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
 """Own features (all 317) and the three CRNNs' pooled conv blocks, each with a tuned RBF SVM."""
 
 
-def _member(entry: Any, index: int) -> tuple[str, str, dict[str, Any]]:
-    """(member name, method name, settings) of one ``members`` entry."""
+def _member(entry: Any, index: int) -> tuple[str, str, dict[str, Any], dict[str, Any] | None]:
+    """(member name, method name, settings, candidate grid) of one ``members`` entry."""
     if isinstance(entry, str):
-        return entry, entry, {}
+        return entry, entry, {}, None
     if not isinstance(entry, Mapping) or not isinstance(entry.get("method"), str):
         raise ConfigError(
             f"setting 'members' entry {index + 1} must be a method name or a mapping with "
@@ -43,7 +44,15 @@ def _member(entry: Any, index: int) -> tuple[str, str, dict[str, Any]]:
     settings = dict(entry)
     method = settings.pop("method")
     name = settings.pop("name", method)
-    return str(name), method, settings
+    tune = settings.pop("tune", None)
+    if tune is not None and not (
+        isinstance(tune, Mapping) and all(isinstance(v, list) and v for v in tune.values())
+    ):
+        raise ConfigError(
+            f"member {name!r}: 'tune' must map parameters to lists of candidates, "
+            f"e.g. {{svm__C: [2, 8, 32]}}, not {tune!r}"
+        )
+    return str(name), method, settings, tune
 
 
 def build_fusion(
@@ -70,9 +79,11 @@ def build_fusion(
 
     if isinstance(members, str | Mapping) or not isinstance(members, Sequence) or not members:
         raise ConfigError("setting 'members' must be a non-empty list of member methods")
-    estimators, inputs = [], {}
+    estimators, inputs, grids = [], {}, {}
     for index, entry in enumerate(members):
-        name, method, settings = _member(entry, index)
+        name, method, settings, tune = _member(entry, index)
+        if tune:
+            grids[name] = tune
         if method == "fusion":
             raise ConfigError(f"member {name!r}: a fusion cannot be a member of a fusion")
         try:
@@ -103,6 +114,7 @@ def build_fusion(
         inner_cv=inner_cv,
         tuning=tuning,  # type: ignore[arg-type]
         final_estimator=final,
+        param_grids=grids or None,
         random_state=random_state,
     )
 
