@@ -278,6 +278,18 @@ register_representation(
         description="1813 x 96 dB mel of Won's CRNN (16 kHz, n_fft 512, hop 256, HTK, 8 kHz)",
     )
 )
+for _file, _sha in WON_CHECKPOINTS:
+    _source = _file.removeprefix("crnn_").removesuffix(".pth")
+    register_representation(
+        Representation(
+            name=f"crnn-conv-{_source}",
+            fn="merkit.transfer.pooled:crnn_conv_representation",
+            params={"checkpoints": [[_file, _sha]], "output": "conv"},
+            shape=lambda sr, params: (256,),
+            description=f"256 values: conv-block mean+std of Won's {_source.upper()} CRNN "
+            "(checkpoint in $MERKIT_PRETRAINED)",
+        )
+    )
 register_representation(
     Representation(
         name="crnn-conv3",
