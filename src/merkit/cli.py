@@ -183,7 +183,7 @@ def list_methods() -> None:
         inputs = (
             ", ".join(f"{role}={name}" for role, name in zip(spec.roles, spec.inputs, strict=True))
             if spec.roles
-            else ", ".join(spec.inputs)
+            else ", ".join(spec.inputs) or "its members' inputs"
         )
         table.add_row(spec.name, inputs, paper, spec.summary)
     console.print(table)
