@@ -278,6 +278,13 @@ register_representation(
         description="1813 x 96 dB mel of Won's CRNN (16 kHz, n_fft 512, hop 256, HTK, 8 kHz)",
     )
 )
+
+
+def _crnn_conv_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    # A module-level function (not a lambda), so the representation pickles to workers.
+    return (256 * len(params["checkpoints"]),)
+
+
 for _file, _sha in WON_CHECKPOINTS:
     _source = _file.removeprefix("crnn_").removesuffix(".pth")
     register_representation(
@@ -285,7 +292,7 @@ for _file, _sha in WON_CHECKPOINTS:
             name=f"crnn-conv-{_source}",
             fn="merkit.transfer.pooled:crnn_conv_representation",
             params={"checkpoints": [[_file, _sha]], "output": "conv"},
-            shape=lambda sr, params: (256,),
+            shape=_crnn_conv_shape,
             description=f"256 values: conv-block mean+std of Won's {_source.upper()} CRNN "
             "(checkpoint in $MERKIT_PRETRAINED)",
         )
@@ -295,7 +302,7 @@ register_representation(
         name="crnn-conv3",
         fn="merkit.transfer.pooled:crnn_conv_representation",
         params={"checkpoints": [list(c) for c in WON_CHECKPOINTS], "output": "conv"},
-        shape=lambda sr, params: (256 * len(params["checkpoints"]),),
+        shape=_crnn_conv_shape,
         description="768 values: conv-block mean+std of Won's MTAT, MSD, Jamendo CRNNs "
         "(checkpoints in $MERKIT_PRETRAINED)",
     )
