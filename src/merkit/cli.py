@@ -260,7 +260,7 @@ def list_methods() -> None:
         inputs = (
             ", ".join(f"{role}={name}" for role, name in zip(spec.roles, spec.inputs, strict=True))
             if spec.roles
-            else ", ".join(spec.inputs)
+            else ", ".join(spec.inputs) or "its members' inputs"
         )
         if spec.augment:
             inputs += f" (+ augment: {', '.join(map(str, spec.augment))})"

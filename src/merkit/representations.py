@@ -25,6 +25,7 @@ from merkit.logmel import (
     logmel,
     logmel_chunks,
 )
+from merkit.transfer.pooled import WON_CHECKPOINTS
 
 # ---------------------------------------------------------------------------------------------
 # Registry
@@ -275,6 +276,35 @@ register_representation(
         dtype="float16",
         shape=_won_logmel_shape,
         description="1813 x 96 dB mel of Won's CRNN (16 kHz, n_fft 512, hop 256, HTK, 8 kHz)",
+    )
+)
+
+
+def _crnn_conv_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    # A module-level function (not a lambda), so the representation pickles to workers.
+    return (256 * len(params["checkpoints"]),)
+
+
+for _file, _sha in WON_CHECKPOINTS:
+    _source = _file.removeprefix("crnn_").removesuffix(".pth")
+    register_representation(
+        Representation(
+            name=f"crnn-conv-{_source}",
+            fn="merkit.transfer.pooled:crnn_conv_representation",
+            params={"checkpoints": [[_file, _sha]], "output": "conv"},
+            shape=_crnn_conv_shape,
+            description=f"256 values: conv-block mean+std of Won's {_source.upper()} CRNN "
+            "(checkpoint in $MERKIT_PRETRAINED)",
+        )
+    )
+register_representation(
+    Representation(
+        name="crnn-conv3",
+        fn="merkit.transfer.pooled:crnn_conv_representation",
+        params={"checkpoints": [list(c) for c in WON_CHECKPOINTS], "output": "conv"},
+        shape=_crnn_conv_shape,
+        description="768 values: conv-block mean+std of Won's MTAT, MSD, Jamendo CRNNs "
+        "(checkpoints in $MERKIT_PRETRAINED)",
     )
 )
 register_representation(

@@ -12,7 +12,7 @@ from merkit.methods.registry import METHODS, get_method, register_method
 from merkit.methods.resolve import ResolvedMethod, merge_settings, read_settings, resolve_method
 
 # Imported for their registrations (order = the order ``merkit methods`` lists them).
-from merkit.methods import svm, deep, augmented, hybrid, segment, embedding, transfer  # noqa: F401  isort: skip
+from merkit.methods import svm, deep, augmented, hybrid, segment, embedding, transfer, fusion  # noqa: F401  isort: skip
 from merkit.methods import deepsmote  # noqa: F401  isort: skip
 
 __all__ = [

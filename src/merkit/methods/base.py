@@ -55,6 +55,10 @@ class MethodSpec:
     augment : tuple
         Default training-set augmentations (:mod:`merkit.augmentation`), e.g. ``("tfm",)``;
         the ``augment`` setting replaces them.
+    inputs_of : callable, optional
+        For a method whose inputs depend on its settings (``fusion``): ``inputs_of(estimator)``
+        gives the input names of the built estimator, which then gets a dict keyed by input
+        name; ``inputs`` is empty.
     roles : tuple of str or None
         Set from a mapping ``inputs``: the estimator's argument name of each input, in order.
     """
@@ -68,6 +72,7 @@ class MethodSpec:
     quick: dict[str, Any] = field(default_factory=dict)
     provenance: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     augment: tuple[Any, ...] = ()
+    inputs_of: Callable[[Any], tuple[str, ...]] | None = None
 
     roles: tuple[str, ...] | None = field(default=None, init=False)
 

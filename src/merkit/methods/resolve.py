@@ -154,6 +154,16 @@ def resolve_method(
     if settings is not None and not isinstance(settings, Mapping):
         raise ConfigError(f"settings of method {name!r} must be a mapping, not {settings!r}")
     params = merge_settings(spec, settings, quick=quick)
+    if spec.inputs_of is not None:
+        if "inputs" in params:
+            raise ConfigError(
+                f"method {name!r} takes no 'inputs' setting: its inputs are its members' inputs"
+            )
+        estimator = _build(spec, params)
+        inputs = tuple(spec.inputs_of(estimator))
+        validate_estimator(spec.name, estimator, params)
+        # A dict keyed by input name, however many inputs.
+        return ResolvedMethod(spec, inputs, inputs, estimator, params)
     inputs, roles = _inputs(spec, params.pop("inputs", None))
     augment = params.pop("augment", spec.augment)
     estimator = _build(spec, params)

@@ -22,18 +22,22 @@ def svm_classifier(
     inner_folds: int = 5,
     kernel: str = "rbf",
     degree: int = 3,
+    c_exponents: tuple[int, int] = (-5, 15),
+    gamma_exponents: tuple[int, int] = (-15, 3),
 ) -> SVC | GridSearchCV:
     """RBF SVC, optionally tuned by an inner-CV grid over C = 2^-5..2^15 and γ = 2^-15..2^3.
 
     The grid search runs inside ``fit``, i.e. on the outer training fold only. It is the
     special case of ``tune: {space: …}`` (:mod:`merkit.tuning`) kept for compatibility.
     ``kernel`` and ``degree`` are there for the authors' search over four kernels.
+    ``c_exponents`` and ``gamma_exponents`` are the grid's inclusive exponent ranges (base 2),
+    walked in steps of ``grid_step``.
     """
     svc = SVC(kernel=kernel, C=C, gamma=gamma, degree=degree)
     if not grid:
         return svc
-    exponents_c = range(-5, 16, grid_step)
-    exponents_g = range(-15, 4, grid_step)
+    exponents_c = range(c_exponents[0], c_exponents[1] + 1, grid_step)
+    exponents_g = range(gamma_exponents[0], gamma_exponents[1] + 1, grid_step)
     return GridSearchCV(
         svc,
         {"C": [2.0**e for e in exponents_c], "gamma": [2.0**e for e in exponents_g]},
@@ -54,11 +58,11 @@ def build_svm(**params: float | bool | int) -> Pipeline:
 
 
 def build_svm_own(
-    n_features: int | str = 100, n_neighbors: int = 10, **params: float | bool | int
+    n_features: int | str | None = 100, n_neighbors: int = 10, **params: float | bool | int
 ) -> Pipeline:
     """merkit's own features: standardise, ReliefF top-k (in-fold), RBF SVM.
 
-    ``n_features: all`` keeps every feature (no selection step).
+    ``n_features: all`` (or ``null``) keeps every feature (no selection step).
     """
     from merkit.features.selection import ReliefFSelector
 
@@ -68,7 +72,7 @@ def build_svm_own(
         )
     selector = (
         "passthrough"
-        if n_features == "all"
+        if n_features is None or n_features == "all"
         else ReliefFSelector(n_features_to_select=n_features, n_neighbors=n_neighbors)  # type: ignore[arg-type]
     )
     return Pipeline(

@@ -1,0 +1,140 @@
+"""``fusion``: registered methods as members, combined by :class:`~merkit.fusion.FusionClassifier`.
+
+A recipe in settings, e.g. the best audio-only combination measured on 4QAED::
+
+    fusion:
+      members:
+        - {method: svm-own, name: own, n_features: null, grid: true}
+        - {method: svm, name: crnn, inputs: [crnn-conv3], grid: true}
+      combine: late        # late | stacking | early
+
+Each member is resolved exactly as the method on its own would be (its settings validated, its
+inputs overridable), fitted on the training fold, and tuned inside it where its settings say so:
+``grid: true`` runs the RBF SVM's own grid search of C and γ; ``tune: {svm__C: [2, 8, 32]}``
+lets the fusion choose among candidates on the inner folds it uses for the weights anyway.
+The fusion's inputs are the union of its members' inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from merkit.errors import ConfigError
+from merkit.fusion import FusionClassifier
+from merkit.methods.base import MethodSpec, feature_preprocessing
+from merkit.methods.registry import register_method
+
+DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
+    {"method": "svm-own", "name": "own", "n_features": None, "grid": True},
+    {"method": "svm", "name": "crnn", "inputs": ["crnn-conv3"], "grid": True},
+)
+"""Own features (all 317) and the three CRNNs' pooled conv blocks, each with a tuned RBF SVM."""
+
+
+def _member(entry: Any, index: int) -> tuple[str, str, dict[str, Any], dict[str, Any] | None]:
+    """(member name, method name, settings, candidate grid) of one ``members`` entry."""
+    if isinstance(entry, str):
+        return entry, entry, {}, None
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("method"), str):
+        raise ConfigError(
+            f"setting 'members' entry {index + 1} must be a method name or a mapping with "
+            f"'method' (and optional 'name' and the method's settings), not {entry!r}"
+        )
+    settings = dict(entry)
+    method = settings.pop("method")
+    name = settings.pop("name", method)
+    tune = settings.pop("tune", None)
+    if tune is not None and not (
+        isinstance(tune, Mapping) and all(isinstance(v, list) and v for v in tune.values())
+    ):
+        raise ConfigError(
+            f"member {name!r}: 'tune' must map parameters to lists of candidates, "
+            f"e.g. {{svm__C: [2, 8, 32]}}, not {tune!r}"
+        )
+    return str(name), method, settings, tune
+
+
+def build_fusion(
+    members: Sequence[Any] = DEFAULT_MEMBERS,
+    combine: str = "late",
+    weights: Sequence[float] | None = None,
+    weight_step: float = 0.1,
+    scoring: str = "log_loss",
+    calibration: bool = True,
+    inner_cv: int = 5,
+    tuning: str = "frozen",
+    early: Mapping[str, Any] | None = None,
+    random_state: int | None = 1,
+) -> FusionClassifier:
+    """Resolve each member method and combine them (settings as in :class:`FusionClassifier`).
+
+    ``early`` sets the RBF SVM that early fusion trains on the members' concatenated inputs
+    (settings of :func:`merkit.methods.svm.svm_classifier`; default Panda et al.'s C and γ).
+    """
+    from sklearn.pipeline import Pipeline
+
+    from merkit.methods.resolve import resolve_method
+    from merkit.methods.svm import svm_classifier
+
+    if isinstance(members, str | Mapping) or not isinstance(members, Sequence) or not members:
+        raise ConfigError("setting 'members' must be a non-empty list of member methods")
+    estimators, inputs, grids = [], {}, {}
+    for index, entry in enumerate(members):
+        name, method, settings, tune = _member(entry, index)
+        if tune:
+            grids[name] = tune
+        if method == "fusion":
+            raise ConfigError(f"member {name!r}: a fusion cannot be a member of a fusion")
+        try:
+            resolved = resolve_method(method, settings)
+        except ConfigError as exc:
+            raise ConfigError(f"member {index + 1} ({name!r}): {exc}") from None
+        if name in inputs:
+            raise ConfigError(
+                f"two members are named {name!r}: give each a distinct 'name' in 'members'"
+            )
+        estimators.append((name, resolved.estimator))
+        inputs[name] = (
+            dict(zip(resolved.roles, resolved.inputs, strict=True))
+            if resolved.roles
+            else list(resolved.inputs)
+        )
+    final = None
+    if combine == "early":
+        final = Pipeline([*feature_preprocessing(), ("svm", svm_classifier(**(early or {})))])
+    return FusionClassifier(
+        estimators,
+        inputs,
+        combine=combine,  # type: ignore[arg-type]
+        weights=weights,
+        weight_step=weight_step,
+        scoring=scoring,  # type: ignore[arg-type]
+        calibration=calibration,
+        inner_cv=inner_cv,
+        tuning=tuning,  # type: ignore[arg-type]
+        final_estimator=final,
+        param_grids=grids or None,
+        random_state=random_state,
+    )
+
+
+def fusion_inputs(estimator: FusionClassifier) -> tuple[str, ...]:
+    """The union of the members' input names, in order of first use."""
+    names: dict[str, None] = {}
+    for spec in estimator.inputs.values():
+        for name in spec.values() if isinstance(spec, Mapping) else spec:
+            names[name] = None
+    return tuple(names)
+
+
+FUSION = register_method(
+    MethodSpec(
+        name="fusion",
+        summary="Member methods fitted in-fold and combined: late fusion of calibrated "
+        "probabilities (weights by inner CV), stacking, or early fusion",
+        inputs=(),
+        build=build_fusion,
+        inputs_of=fusion_inputs,
+    )
+)
