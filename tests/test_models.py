@@ -385,7 +385,8 @@ def test_hybrid_load_branches() -> None:
 def test_channels_last_matches_nchw(name: str, kwargs: dict, shapes: tuple) -> None:
     model = build_model(name, **kwargs).eval()
     fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    conv = next(m for m in fast.modules() if isinstance(m, nn.Conv2d) and m.out_channels > 1)
+    # A conv between feature maps (the CNN's first, 1-channel conv runs as stacked row shifts).
+    conv = next(m for m in fast.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1)
     formats: list[bool] = []
     conv.register_forward_hook(
         lambda _m, _a, out: formats.append(out.is_contiguous(memory_format=torch.channels_last))
