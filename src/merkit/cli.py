@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from merkit.commands import err_console, user_errors
+from merkit.commands import dataset_options, err_console, load_for_methods, user_errors
 from merkit.commands.embed import register as register_embed
 from merkit.commands.product import register as register_product
 from merkit.commands.serve import register as register_serve
@@ -43,19 +43,6 @@ RootOpt = Annotated[
 SubsetOpt = Annotated[
     Path | None, typer.Option(help="File of song ids to keep (4qaed layout only)")
 ]
-
-
-def _dataset_options(dataset: str, subset: Path | None, group_by_artist: bool) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if subset is not None:
-        if dataset != "4qaed":
-            raise ConfigError("--subset applies to --dataset 4qaed")
-        options["subset"] = subset
-    if group_by_artist:
-        if dataset != "4qaed":
-            raise ConfigError("--group-by-artist applies to --dataset 4qaed")
-        options["group_by_artist"] = True
-    return options
 
 
 @app.command()
@@ -127,8 +114,6 @@ def benchmark(
     """
     from merkit.benchmark import run_benchmark
     from merkit.cache import FeatureCache
-    from merkit.datasets.check import load_checked_dataset
-    from merkit.inputs import parse_input
     from merkit.methods import read_settings
     from merkit.protocol.curves import parse_fractions
     from merkit.protocol.fixed import protocol_for
@@ -147,16 +132,8 @@ def benchmark(
     # Every method and setting is checked before the dataset is read or anything is computed.
     resolved = [resolve_tuned(name, settings.get(name), quick=quick) for name in names]
     fractions = None if train_fraction is None else parse_fractions(train_fraction)
-    tables = sorted(
-        {parse_input(i).name for r in resolved for i in r.inputs if parse_input(i).kind == "table"}
-    )
-    # The same checks and the same list of problems as `merkit data check --no-decode`.
-    loaded = load_checked_dataset(
-        dataset,
-        root,
-        progress=not quiet,
-        require_tables=tables,
-        **_dataset_options(dataset, subset, group_by_artist),
+    loaded = load_for_methods(
+        dataset, root, resolved, subset=subset, group_by_artist=group_by_artist, quiet=quiet
     )
     if quick:
         folds, repeats = 3, 1
@@ -281,7 +258,7 @@ def data_check(
     """Count songs per quadrant, summarise durations and sample rates, list every problem."""
     from merkit.datasets.check import check_dataset
 
-    report = check_dataset(dataset, root, decode=decode, **_dataset_options(dataset, subset, False))
+    report = check_dataset(dataset, root, decode=decode, **dataset_options(dataset, subset))
     if report.dataset is not None:
         console.print(f"[bold]{report.dataset.name}[/] at {root}: {len(report.dataset)} songs")
         console.print(f"  per quadrant: {report.counts}")

@@ -7,14 +7,19 @@ them). :func:`user_errors` is the one error handling every command shares.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from merkit.errors import MerkitError
+from merkit.errors import ConfigError, MerkitError
+
+if TYPE_CHECKING:
+    from merkit.datasets.base import Dataset
+    from merkit.methods import ResolvedMethod
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,3 +44,45 @@ def user_errors(func: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def dataset_options(
+    dataset: str, subset: Path | None, group_by_artist: bool = False
+) -> dict[str, Any]:
+    """Loader options of ``--subset`` and ``--group-by-artist``, refused for other datasets."""
+    options: dict[str, Any] = {}
+    if subset is not None:
+        if dataset != "4qaed":
+            raise ConfigError("--subset applies to --dataset 4qaed")
+        options["subset"] = subset
+    if group_by_artist:
+        if dataset != "4qaed":
+            raise ConfigError("--group-by-artist applies to --dataset 4qaed")
+        options["group_by_artist"] = True
+    return options
+
+
+def load_for_methods(
+    dataset: str,
+    root: Path | None,
+    methods: Sequence[ResolvedMethod],
+    *,
+    subset: Path | None = None,
+    group_by_artist: bool = False,
+    quiet: bool = False,
+) -> Dataset:
+    """The dataset, with the checks (and list of problems) of ``merkit data check --no-decode``,
+    requiring every feature table the methods read."""
+    from merkit.datasets.check import load_checked_dataset
+    from merkit.inputs import parse_input
+
+    tables = sorted(
+        {parse_input(i).name for m in methods for i in m.inputs if parse_input(i).kind == "table"}
+    )
+    return load_checked_dataset(
+        dataset,
+        root,
+        progress=not quiet,
+        require_tables=tables,
+        **dataset_options(dataset, subset, group_by_artist),
+    )

@@ -18,8 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from merkit.commands import err_console, user_errors
-from merkit.errors import ConfigError
+from merkit.commands import err_console, load_for_methods, user_errors
 
 if TYPE_CHECKING:
     from merkit.prediction import PredictionFailure, PredictionResult
@@ -98,22 +97,12 @@ def train(
     from --cv-results.
     """
     from merkit.cache import FeatureCache
-    from merkit.datasets.check import load_checked_dataset
     from merkit.export import save_model, train_final
-    from merkit.inputs import parse_input
     from merkit.methods import resolve_method
 
     params = _method_params(config, method)
     resolved = resolve_method(method, params)  # every setting checked before any work
-    options: dict[str, Any] = {}
-    if subset is not None:
-        if dataset != "4qaed":
-            raise ConfigError("--subset applies to --dataset 4qaed")
-        options["subset"] = subset
-    tables = [parse_input(n).name for n in resolved.inputs if parse_input(n).kind == "table"]
-    loaded = load_checked_dataset(
-        dataset, root, progress=not quiet, require_tables=tables, **options
-    )
+    loaded = load_for_methods(dataset, root, [resolved], subset=subset, quiet=quiet)
     err_console.print(
         f"training [bold]{escape(method)}[/] on {escape(loaded.name)}: {len(loaded)} songs "
         f"{loaded.counts()}",

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from merkit.commands import user_errors
+from merkit.commands import load_for_methods, user_errors
 
 console = Console()
 
@@ -56,9 +56,6 @@ def tune(
     benchmark settings, which repeats the search inside every outer training fold.
     """
     from merkit.cache import FeatureCache
-    from merkit.datasets.check import load_checked_dataset
-    from merkit.errors import ConfigError
-    from merkit.inputs import parse_input
     from merkit.methods import read_settings
     from merkit.tuning.run import tune_method
     from merkit.tuning.search import validate_space
@@ -67,15 +64,7 @@ def tune(
     base = read_settings(config).get(method, {})
     search_space = with_sampler(load_space(space, method), sampler)
     resolved = validate_space(method, search_space, base, quick=quick)  # before any work
-    options: dict[str, Any] = {}
-    if subset is not None:
-        if dataset != "4qaed":
-            raise ConfigError("--subset applies to --dataset 4qaed")
-        options["subset"] = subset
-    tables = [parse_input(n).name for n in resolved.inputs if parse_input(n).kind == "table"]
-    loaded = load_checked_dataset(
-        dataset, root, progress=not quiet, require_tables=tables, **options
-    )
+    loaded = load_for_methods(dataset, root, [resolved], subset=subset, quiet=quiet)
     n_trials = search_space.n_trials(trials)
     console.print(
         f"tuning [bold]{escape(method)}[/] on {escape(loaded.name)} ({len(loaded)} songs): "
