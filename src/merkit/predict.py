@@ -40,9 +40,10 @@ from merkit.audio import peak_normalize
 from merkit.errors import ConfigError, MerkitError, ModelError
 from merkit.inputs import parse_input
 from merkit.labels import HIGH_AROUSAL, POSITIVE_VALENCE
-from merkit.model_dir import MODEL_CARD, InputSpec, ModelManifest, resolve_model_dir
+from merkit.model_dir import MODEL_CARD, InputSpec, ModelManifest
 from merkit.model_dir import open_model_dir as _open_model_dir
 from merkit.prediction import PredictionFailure, PredictionResult, SegmentPrediction
+from merkit.shipped import resolve_model_dir
 from merkit.windows import (
     MIN_DURATION_S,
     TrackStats,
@@ -453,7 +454,7 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
     path : path, optional
         A directory written by ``merkit train`` (:func:`merkit.export.save_model`), or the name
         of a model shipped inside the package (``"default"``, ``"fast"``; see
-        :data:`merkit.model_dir.SHIPPED_MODELS`). ``None`` loads the shipped default.
+        :data:`merkit.shipped.SHIPPED_MODELS`). ``None`` loads the shipped default.
     check_inputs : bool
         Check that this merkit knows every input representation, in the same version (turned off
         only where that was checked already, e.g. in worker processes).
