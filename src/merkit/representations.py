@@ -316,8 +316,6 @@ register_representation(
             "checkpoints": [list(c) for c in WON_CHECKPOINTS],
             "output": "tags",
             "log_odds": True,
-            # bf16 autocast: 0.2 instead of 0.8 s of CPU per clip for the three taggers.
-            "precision": "bf16",
         },
         shape=_crnn_conv_shape,
         description="150 values: log-odds of the 50 tags of Won's MTAT, MSD, Jamendo CRNNs "
