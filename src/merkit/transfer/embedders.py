@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import warnings
+import weakref
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
@@ -50,42 +50,19 @@ def _network(family: str, path: str, sha256: str) -> torch.nn.Module:
     return model.eval()
 
 
-class _CRNNPass(torch.nn.Module):
-    """One CRNN forward pass giving all it can: conv maps, GRU state, tag probabilities."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        maps = self.model.conv_maps(x)  # type: ignore[operator]
-        state = self.model.gru_state(maps)  # type: ignore[operator]
-        return maps, state, torch.sigmoid(self.model.dense(state))  # type: ignore[operator]
+_FUSED: weakref.WeakKeyDictionary[torch.nn.Module, Any] = weakref.WeakKeyDictionary()
 
 
-_FROZEN: dict[tuple[int, tuple[int, ...]], torch.jit.ScriptModule] = {}
+def _fused_blocks(model: torch.nn.Module) -> Any:
+    """The frozen CRNN's conv blocks on oneDNN (:func:`~merkit.transfer.won_crnn.
+    inference_conv_blocks`), built once per loaded network; ``None`` without oneDNN. Only for
+    the networks :func:`_network` loads, whose weights never change."""
+    if model not in _FUSED:
+        from merkit.transfer.won_crnn import inference_conv_blocks
 
-
-def _frozen_pass(model: torch.nn.Module, shape: tuple[int, ...]) -> torch.jit.ScriptModule:
-    """:class:`_CRNNPass` traced for input ``shape`` and frozen for inference.
-
-    Freezing folds each batch norm into its convolution and lets oneDNN pre-pack the weights:
-    measured here, 0.10 instead of 0.26 s of CPU per 29 s clip and tagger on one core, outputs
-    within 1e-6 of the eager module (``tests/test_pooled_embeddings.py``). One trace per model and
-    input shape (the shape checks in ``conv_maps`` are Python, so a trace is shape-specific).
-    """
-    key = (id(model), shape)
-    if key not in _FROZEN:
-        if len(_FROZEN) > 16:
-            _FROZEN.clear()
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            # torch 2.13 marks torch.jit deprecated; torch is pinned, and torch.compile would
-            # cost tens of seconds of compiling on a user's first prediction.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            traced = torch.jit.trace(_CRNNPass(model).eval(), torch.zeros(shape))
-            _FROZEN[key] = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
-    return _FROZEN[key]
+        layers = (model.layer1, model.layer2, model.layer3, model.layer4)  # type: ignore[attr-defined]
+        _FUSED[model] = inference_conv_blocks(layers)
+    return _FUSED[model]
 
 
 def row_digest(row: np.ndarray) -> str:
@@ -225,10 +202,10 @@ class CRNNEmbedding(_Embedding):
     cache : bool
         Store embeddings in merkit's on-disk cache.
     precision : {"float32", "bf16"}
-        ``float32`` runs a frozen TorchScript trace of the network (:func:`_frozen_pass`);
-        ``bf16`` the eager network under CPU bfloat16 autocast (tag probabilities within about
-        1e-2 of float32; no faster than the frozen float32 pass here, and slow on CPUs without
-        native bfloat16). Part of the cache key when not ``float32``.
+        ``float32`` runs the conv blocks fused on oneDNN (:func:`_fused_blocks`; outputs within
+        1e-6 of the eager network, 2x less CPU); ``bf16`` the eager network under CPU bfloat16
+        autocast (tag probabilities within about 1e-2 of float32; no faster here, and slow on
+        CPUs without native bfloat16). Part of the cache key when not ``float32``.
     """
 
     family = "crnn"
@@ -283,11 +260,11 @@ class CRNNEmbedding(_Embedding):
     def _forward_all(
         self, model: torch.nn.Module, batch: torch.Tensor
     ) -> dict[tuple[tuple[str, Any], ...], torch.Tensor]:
-        if self.precision == "float32":
-            maps, state, tags = _frozen_pass(model, tuple(batch.shape))(batch)
-        else:
-            with self._autocast():
-                maps, state, tags = _CRNNPass(model)(batch)
+        blocks = _fused_blocks(model) if self.precision == "float32" else None
+        with self._autocast():
+            maps = model.conv_maps(batch, blocks)  # type: ignore[operator]
+            state = model.gru_state(maps)  # type: ignore[operator]
+            tags = torch.sigmoid(model.dense(state))  # type: ignore[operator]
         maps = maps.float()
         return {
             (("output", "conv"),): torch.cat(
