@@ -284,3 +284,20 @@ def test_merkit_predict_imports_neither_librosa_nor_numba(tmp_path: Path) -> Non
     assert '"quadrant"' in proc.stdout
     assert "LOADED []" in proc.stderr
     assert not any(numba_dir.iterdir())  # no worker or helper process compiled anything
+
+
+def test_needs_numba_only_for_inputs_through_librosa() -> None:
+    from merkit.model_dir import default_model_dir, read_manifest
+    from merkit.predict import needs_numba
+
+    manifest = read_manifest(default_model_dir())
+    assert [spec.name for spec in manifest.inputs] == ["own-features"]
+    assert not needs_numba(manifest)
+
+    def with_input(**update: object) -> object:
+        spec = manifest.inputs[0].model_copy(update=update)
+        return manifest.model_copy(update={"inputs": [spec]})
+
+    assert needs_numba(with_input(name="classic-aug", fn=None))  # calls librosa's numba code
+    assert needs_numba(with_input(name="made-up-input", fn="somewhere:else"))  # unknown
+    assert needs_numba(with_input(fn="my_module:my_features"))  # not the registry's function
