@@ -210,8 +210,8 @@ def chroma_filterbank(
     octave, A4 = 440 Hz shifted by ``tuning`` fractions of a bin); the bin contributes to each
     pitch class by a Gaussian in the circular pitch distance, of half-width the bin's own width in
     pitch classes (at least 1). Each bin's weights are scaled to unit L2 norm, then weighted by a
-    Gaussian over octaves centred on ``centre_octave`` (octave numbers relative to A0/16...) with
-    standard deviation ``octave_width``.
+    Gaussian over octaves centred on ``centre_octave`` (octave 0 starts at A0 = 27.5 Hz, so 5.0
+    is A5 = 880 Hz) with standard deviation ``octave_width``.
 
     Returns
     -------
