@@ -400,15 +400,19 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
 def first_call(args: argparse.Namespace, manifest: Any, clips: list[Path], started: Any) -> None:
     """Measure and write the first prediction on a fresh install (``--fresh-only``)."""
     with tempfile.TemporaryDirectory() as tmp:
-        files = prepare_audio(Path(tmp), clips, 1)
+        clip = clips[0] if clips else Path(tmp) / "clip30.wav"
+        if not clips:
+            import soundfile as sf
+
+            sf.write(clip, _generated_clip(0, 44_100), 44_100, subtype="PCM_16")
         record = run_worker(
             "fresh",
             args.model,
-            files["clip30"],
+            clip,
             1,
             **({"librosa-imports": True} if args.librosa_imports else {}),
         )
-        cli = fresh_cli(files["clip30"])
+        cli = fresh_cli(clip)
     shutil.rmtree(record["numba_cache"], ignore_errors=True)
     result = {
         "benchmark": "first_call",
