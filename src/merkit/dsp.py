@@ -452,14 +452,24 @@ def _beat_dp(
     # scalar logs (the C library's), like the compiled loop; the penalty depends on the gap only
     log_period = math.log(period)
     penalty = np.array([tightness * (math.log(g) - log_period) ** 2 for g in lags.tolist()])
-    cumscore = np.empty(n)
+    cumscore = np.zeros(n)
     backlink = np.full(n, -1, dtype=np.int64)
+    # row j of this view holds cumscore[j : j + len(lags)], i.e. the predecessors of frame
+    # j + farthest in increasing position; it sees each block's scores as they are written
+    history = sliding_window_view(cumscore, len(lags)) if n >= len(lags) else None
     for start in range(0, n, closest):
-        rows = np.arange(start, min(start + closest, n))
+        stop = min(start + closest, n)
+        if start >= farthest and history is not None:  # every candidate lies inside the signal
+            scores = history[start - farthest : stop - farthest, ::-1] - penalty
+            best = np.argmax(scores, axis=1)  # first maximum = smallest gap, as the loop's >
+            cumscore[start:stop] = localscore[start:stop] + scores.max(axis=1)
+            backlink[start:stop] = np.arange(start, stop) - lags[best]
+            continue
+        rows = np.arange(start, stop)
         locs = rows[:, None] - lags[None, :]
         valid = locs >= 0
         scores = np.where(valid, cumscore[np.maximum(locs, 0)] - penalty[None, :], -np.inf)
-        best = np.argmax(scores, axis=1)  # first maximum = smallest gap, as the loop's strict >
+        best = np.argmax(scores, axis=1)
         found = valid[:, 0]  # the nearest candidate is the first to leave the signal
         best_score = scores[np.arange(len(rows)), best]
         cumscore[rows] = np.where(found, localscore[rows] + best_score, localscore[rows])
