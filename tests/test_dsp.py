@@ -274,8 +274,9 @@ def own_features_model() -> Path:
     pytest.skip("no shipped model on own features alone")
 
 
-def test_merkit_predict_imports_neither_librosa_nor_numba(tmp_path: Path) -> None:
-    model = own_features_model()
+@pytest.mark.parametrize("model", ["fast", "default"])
+def test_merkit_predict_imports_neither_librosa_nor_numba(model: str, tmp_path: Path) -> None:
+    # both shipped models: svm-own (own features) and the fusion (own features + CRNN tags)
     t = np.arange(6 * 22050) / 22050
     y = 0.3 * np.sin(2 * np.pi * 330 * t) * (1 + np.sign(np.sin(2 * np.pi * 2 * t)))
     wav = tmp_path / "tone.wav"
@@ -287,7 +288,7 @@ def test_merkit_predict_imports_neither_librosa_nor_numba(tmp_path: Path) -> Non
         "atexit.register(lambda: print('LOADED', sorted(m for m in ('librosa', 'numba') "
         "if m in sys.modules), file=sys.stderr))\n"
         "from merkit.cli import app\n"
-        f"app(['predict', {str(wav)!r}, '--model', {str(model)!r}, '--format', 'json', "
+        f"app(['predict', {str(wav)!r}, '--model', {model!r}, '--format', 'json', "
         "'--quiet'])\n"
     )
     env = {
