@@ -37,7 +37,7 @@ from merkit.labels import QUADRANTS
 from merkit.protocol.metrics import fold_metrics
 from merkit.protocol.results import load_results
 
-ADAPT_GRID = (("bias", 1.0), ("bias", 4.0), ("bias", 16.0), ("affine", 4.0), ("affine", 16.0))
+ADAPT_GRID = (("bias", 1.0), ("bias", 4.0), ("bias", 16.0), ("affine", 16.0))
 
 
 def _scores(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:

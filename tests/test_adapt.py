@@ -156,3 +156,13 @@ def test_cli_adapt_and_its_errors(model_dir: Path, tmp_path: Path) -> None:
     assert "at least 2 example songs in every quadrant; Q3 has 1" in short.output
     bad = runner.invoke(app, [*args, "--examples", str(folder), "--kind", "x"])
     assert bad.exit_code == 1 and "--kind must be one of bias, affine" in bad.output
+
+
+def test_a_class_without_examples_keeps_its_original_logit() -> None:
+    p, y = _shifted(40, np.array([1.5, 0.0, -1.0, 0.0]))
+    keep = y != 3
+    for kind in ("bias", "affine"):
+        layer = Recalibration(kind, strength=0.1).fit(p[keep], y[keep])  # type: ignore[arg-type]
+        assert layer.intercept_[3] == 0.0
+        assert layer.coef_[3] == pytest.approx(np.eye(4)[3])
+        assert np.abs(layer.intercept_[:3]).max() > 0.1

@@ -86,7 +86,9 @@ class Recalibration(BaseEstimator):
         """Fit on a model's probabilities ``proba`` (n, k) of examples with labels ``y`` (0..k-1).
 
         ``sample_weight`` (e.g. ``1 / n_windows`` per window) defaults to 1 per row; the penalty
-        is multiplied by ``strength`` whatever the total weight.
+        is multiplied by ``strength`` whatever the total weight. A class without examples keeps
+        the original model's logit (its offset and row of ``W`` stay at the identity): no
+        examples is no evidence about it, not evidence against it.
         """
         if self.kind not in KINDS:
             raise ConfigError(f"recalibration kind must be one of {', '.join(KINDS)}")
@@ -99,6 +101,8 @@ class Recalibration(BaseEstimator):
         onehot = np.eye(k)[y]
         eye = np.eye(k)
         affine = self.kind == "affine"
+        seen = np.isin(np.arange(k), y).astype(np.float64)
+        mask = np.concatenate([np.repeat(seen, k), seen]) if affine else seen
 
         def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if affine:
@@ -114,7 +118,7 @@ class Recalibration(BaseEstimator):
             grad_b = residual.sum(axis=0)
             value = nll + self.strength * float(theta @ theta)
             grad = np.concatenate([(residual.T @ logp).ravel(), grad_b]) if affine else grad_b
-            return value, grad + 2 * self.strength * theta
+            return value, mask * (grad + 2 * self.strength * theta)
 
         size = k * k + k if affine else k
         result = minimize(loss, np.zeros(size), jac=True, method="L-BFGS-B")
