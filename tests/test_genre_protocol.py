@@ -27,7 +27,7 @@ def test_most_specific_genre_and_small_groups_merged() -> None:
         "f": ["Pop/Rock"],
         "g": ["Pop/Rock"],
     }
-    groups = genre.genre_groups(genres, list(genres) + ["h"], min_size=2)
+    groups = genre.genre_groups(genres, [*genres, "h"], min_size=2)
     assert groups == {
         "a": "Vocal",
         "b": "Other",  # Jazz alone: 1 song

@@ -140,7 +140,8 @@ def test_cli_relative_on_a_collection(tmp_path: Path) -> None:
     from product_helpers import LOGREG, register_test_methods, synthetic_files, tone, write_wav
 
     register_test_methods()
-    model = train_final(LOGREG, synthetic_files(tmp_path / "syn"), cache=NullCache(), progress=False)
+    songs = synthetic_files(tmp_path / "syn")
+    model = train_final(LOGREG, songs, cache=NullCache(), progress=False)
     model_dir = save_model(model, tmp_path / "model")
     folder = tmp_path / "collection"
     for i in range(10):
