@@ -188,6 +188,38 @@ def adapt_rows(logo: Path, methods: list[str], ks: list[int], seeds: int) -> pd.
     return pd.DataFrame(rows)
 
 
+def relative_rows(logo: Path, methods: list[str]) -> pd.DataFrame:
+    """Each held-out genre predicted as one collection with ``--relative`` (merkit.relative)."""
+    from merkit.relative import relative_placements
+
+    groups = fold_groups(logo)
+    run = load_results(logo)
+    rows = []
+    for method in methods:
+        records = run.methods[method].per_fold
+        if records[0].proba is None:
+            continue
+        for record in records:
+            y = np.array(record.y_true)
+            proba = np.array(record.proba)
+            placed = relative_placements(proba)
+            relative = np.array([QUADRANTS.index(p.quadrant) for p in placed])
+            f1, acc = _scores(y, proba.argmax(axis=1))
+            rel_f1, rel_acc = _scores(y, relative)
+            rows.append(
+                {
+                    "method": method,
+                    "genre": groups[record.test_ids[0]],
+                    "n": len(y),
+                    "f1_absolute": f1,
+                    "f1_relative": rel_f1,
+                    "accuracy_absolute": acc,
+                    "accuracy_relative": rel_acc,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def _pct(value: float) -> str:
     return "n/a" if value is None or np.isnan(value) else f"{100 * value:.1f}"
 
@@ -197,15 +229,19 @@ def markdown(
     genres: pd.DataFrame,
     pooled: pd.DataFrame,
     adapt: pd.DataFrame,
+    relative: pd.DataFrame,
     seeds: int,
     commands: list[str],
     notes: list[str],
+    findings: list[str],
 ) -> str:
     lines = [
         f"# {name}: leave-one-genre-out on 4QAED, and few-shot adaptation to the held-out genre",
         "",
         f"Produced {timestamp()} by `benchmarks/genre_shift.py` from persisted runs.",
         "",
+        *[f"- {finding}" for finding in findings],
+        *([""] if findings else []),
         "Genre groups (`merkit.protocol.genre`): each song's most specific listed genre (the one "
         "the fewest of the 900 songs list, in the metadata's `GenresStr`), groups under 30 songs "
         "merged into `Other`. Each group is one fold: trained on every other song, tested on the "
@@ -258,12 +294,12 @@ def markdown(
             .mean()
             .reset_index()
         )
-        wins = (
-            adapt.assign(win=adapt.f1_after > adapt.f1_before)
-            .groupby(["method", "k", "kind", "strength"], sort=False)["win"]
-            .sum()
-            .to_numpy()
-        )
+        delta = adapt.assign(d=adapt.f1_after - adapt.f1_before).groupby(
+            ["method", "k", "kind", "strength"], sort=False
+        )["d"]
+        rose = delta.apply(lambda d: int((d > 5e-4).sum())).to_numpy()
+        fell = delta.apply(lambda d: int((d < -5e-4).sum())).to_numpy()
+        spread = delta.std(ddof=1).to_numpy()
         n_genres = adapt.genre.nunique()
         lines += [
             "",
@@ -271,18 +307,49 @@ def markdown(
             "",
             f"`k` songs per quadrant of the held-out genre (mean over {seeds} seeds) recalibrate "
             "the model trained without that genre (`merkit.adapt.Recalibration`); scored on the "
-            "genre's remaining songs, before and after, averaged over genres. `better in` counts "
-            "genres whose mean F1 rose.",
+            "genre's remaining songs, before and after, averaged over genres. `ΔF1` is the mean "
+            "change ± its std over genres; `rose / fell` count genres whose mean F1 rose or fell "
+            "by more than 0.05 points.",
             "",
             "| method | k | kind | strength | F1 % before | F1 % after | acc % before "
-            "| acc % after | better in |",
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+            "| acc % after | ΔF1 points | rose / fell |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for r, win in zip(mean.itertuples(), wins, strict=True):
+        for r, up, down, sd in zip(mean.itertuples(), rose, fell, spread, strict=True):
             lines.append(
                 f"| {r.method} | {r.k} | {r.kind} | {r.strength:g} | {_pct(r.f1_before)} | "
                 f"{_pct(r.f1_after)} | {_pct(r.accuracy_before)} | {_pct(r.accuracy_after)} | "
-                f"{int(win)}/{n_genres} |"
+                f"{100 * (r.f1_after - r.f1_before):+.1f} ± {100 * sd:.1f} | "
+                f"{up} / {down} of {n_genres} |"
+            )
+    if not relative.empty:
+        lines += [
+            "",
+            "## Each held-out genre as one collection, with `merkit predict --relative`",
+            "",
+            "The held-out model's probabilities of a genre's songs, placed relative to each other "
+            "(`merkit.relative`: arousal/valence scores centred on the genre's median), against "
+            "the absolute answers. Relative mode assumes the collection spans the emotion plane; "
+            "a genre whose songs are mostly one quadrant breaks that assumption.",
+            "",
+            "| method | genre | n | F1 % absolute | F1 % relative | acc % absolute "
+            "| acc % relative |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in relative.itertuples():
+            lines.append(
+                f"| {r.method} | {r.genre} | {r.n} | {_pct(r.f1_absolute)} | "
+                f"{_pct(r.f1_relative)} | {_pct(r.accuracy_absolute)} | "
+                f"{_pct(r.accuracy_relative)} |"
+            )
+        means = relative.groupby("method")[
+            ["f1_absolute", "f1_relative", "accuracy_absolute", "accuracy_relative"]
+        ].mean()
+        for method, m in means.iterrows():
+            lines.append(
+                f"| {method} | mean over genres | | {_pct(m.f1_absolute)} | "
+                f"{_pct(m.f1_relative)} | {_pct(m.accuracy_absolute)} | "
+                f"{_pct(m.accuracy_relative)} |"
             )
     lines += ["", "Commands:", "", *[f"    {c}" for c in commands]]
     lines += footer(machine(), versions(), notes)
@@ -300,6 +367,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--command", action="append", default=[], help="command that made a run")
     parser.add_argument("--note", action="append", default=[])
+    parser.add_argument("--finding", action="append", default=[], help="headline, under the title")
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     ks = [int(k) for k in args.k.split(",") if k.strip()]
@@ -310,7 +378,20 @@ def main() -> None:
     genres.to_csv(args.out / f"{args.name}.csv", index=False, float_format="%.4f")
     if not adapt.empty:
         adapt.to_csv(args.out / f"{args.name}_adapt.csv", index=False, float_format="%.4f")
-    text = markdown(args.name, genres, pooled, adapt, args.seeds, args.command, args.note)
+    relative = relative_rows(args.logo, methods)
+    if not relative.empty:
+        relative.to_csv(args.out / f"{args.name}_relative.csv", index=False, float_format="%.4f")
+    text = markdown(
+        args.name,
+        genres,
+        pooled,
+        adapt,
+        relative,
+        args.seeds,
+        args.command,
+        args.note,
+        args.finding,
+    )
     (args.out / f"{args.name}.md").write_text(text)
     print(text)
 
