@@ -163,3 +163,16 @@ def test_cli_relative_on_a_collection(tmp_path: Path) -> None:
     plain = CliRunner().invoke(app, args)
     assert plain.exit_code == 0
     assert all(r["relative_quadrant"] == "" for r in csv.DictReader(io.StringIO(plain.stdout)))
+
+
+def test_cli_relative_skipped_when_files_fail(tmp_path: Path) -> None:
+    from conftest import write_tone
+    from merkit.cli import app
+
+    for i in range(9):
+        write_tone(tmp_path / f"{i}.wav", 440.0 + 50 * i)
+    write_tone(tmp_path / "short.wav", 440.0, seconds=0.5)  # shorter than 1 s: fails
+    result = CliRunner().invoke(app, ["predict", str(tmp_path), "--relative", "-f", "json"])
+    assert result.exit_code == 1  # one file failed
+    assert "--relative skipped: only 9 of 10 files were predicted" in result.output
+    assert '"relative": null' in result.stdout

@@ -444,8 +444,16 @@ def predict(
             outcomes.append(outcome)
             bar.advance(task)
     if relative:
-        placed = iter(with_relative([o for o in outcomes if not isinstance(o, PredictionFailure)]))
-        outcomes = [o if isinstance(o, PredictionFailure) else next(placed) for o in outcomes]
+        predicted = [o for o in outcomes if not isinstance(o, PredictionFailure)]
+        if len(predicted) < MIN_FILES:  # files failed: the absolute answers are still printed
+            err_console.print(
+                f"[yellow]warning:[/] --relative skipped: only {len(predicted)} of "
+                f"{len(files)} files were predicted; it needs at least {MIN_FILES}",
+                highlight=False,
+            )
+        else:
+            placed = iter(with_relative(predicted))
+            outcomes = [o if isinstance(o, PredictionFailure) else next(placed) for o in outcomes]
     if output is OutputFormat.json:
         typer.echo(json.dumps([o.model_dump(mode="json") for o in outcomes], indent=2))
     elif output is OutputFormat.csv:
