@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 from pathlib import Path
 
 from merkit.cache import FeatureCache
@@ -57,7 +58,10 @@ def main() -> None:
     for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
         resolved = resolve_method(name, settings.get(name))
         if not hasattr(resolved.estimator, "predict_proba"):
-            wrapped, how = _calibrated(resolved.estimator, dataset, args.seed)
+            extra = {}
+            if "n_inputs" in inspect.signature(_calibrated).parameters:  # merkit with multi-input
+                extra["n_inputs"] = len(resolved.inputs)  # calibration (a logistic layer)
+            wrapped, how = _calibrated(resolved.estimator, dataset, args.seed, **extra)
             spec = dataclasses.replace(resolved.spec, name=f"{name}+platt")
             assert isinstance(spec, MethodSpec)
             resolved = dataclasses.replace(
