@@ -14,6 +14,7 @@ from merkit.protocol.curves import fraction_folds, fraction_method
 from merkit.protocol.executor import Executor
 from merkit.protocol.fixed import fixed_split_folds
 from merkit.protocol.folds import ProtocolConfig, check_feasible, load_or_create_folds
+from merkit.protocol.genre import load_or_create_genre_folds
 from merkit.protocol.models import check_saveable
 from merkit.protocol.runner import MethodResult, is_per_repeat, resolve_inputs, run_method
 from merkit.report import results_frame, results_table, update_summaries
@@ -47,6 +48,9 @@ def run_benchmark(
     inside each outer training fold (:mod:`merkit.tuning.nested`). ``train_fractions`` (e.g.
     ``[0.25, 0.5, 1]``) also trains each method on nested stratified subsets of every training
     fold, tested on the same full test folds (:mod:`merkit.protocol.curves`).
+
+    With ``protocol.leave_out == "genre"`` the folds are one per genre group
+    (:mod:`merkit.protocol.genre`), persisted in ``out_dir/folds`` the same way.
     """
     console = console or Console()
     resolved = [resolve_tuned(name, (params or {}).get(name), quick=quick) for name in methods]
@@ -54,10 +58,12 @@ def run_benchmark(
         for method in resolved:
             check_saveable(method.name, method.estimator)
     fixed = fixed_split_folds(dataset, protocol) if protocol.split is not None else None
-    if fixed is None:
+    if fixed is None and protocol.leave_out is None:
         check_feasible(dataset.labels, protocol, dataset.groups)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_annotations(out_dir, dataset.songs)  # MERGE's arousal/valence, for the report
+    if protocol.leave_out is not None:
+        fixed = load_or_create_genre_folds(out_dir / "folds", dataset, protocol)
     folds = fixed or load_or_create_folds(out_dir / "folds", dataset, protocol)
     results: list[MethodResult] = []
     title = f"{dataset.name} ({len(dataset)} songs): {protocol.describe()}"

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from merkit.commands import dataset_options, err_console, load_for_methods, user_errors
+from merkit.commands.adapt import register as register_adapt
 from merkit.commands.embed import register as register_embed
 from merkit.commands.product import register as register_product
 from merkit.commands.serve import register as register_serve
@@ -31,6 +32,7 @@ register_product(app)
 register_serve(app)
 register_embed(app)
 register_tune(app)
+register_adapt(app)
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -59,7 +61,7 @@ def benchmark(
         typer.Option(
             "--protocol",
             help="kfold (--folds x --repeats) | tvt-70-15-15 | tvt-40-30-30 (MERGE's fixed "
-            "train/validate/test split)",
+            "train/validate/test split) | logo-genre (leave one genre group out; 4QAED layout)",
         ),
     ] = "kfold",
     unstratified: Annotated[bool, typer.Option(help="Repo-compat dummy-label splits")] = False,
@@ -140,7 +142,11 @@ def benchmark(
     protocol = ProtocolConfig(
         n_splits=folds, n_repeats=repeats, random_state=seed, stratify=not unstratified
     )
-    if protocol_name != "kfold":
+    if protocol_name == "logo-genre":
+        from merkit.protocol.genre import genre_protocol
+
+        protocol = genre_protocol(loaded, seed)
+    elif protocol_name != "kfold":
         protocol = protocol_for(protocol_name, seed)
     console.print(
         f"[bold]{loaded.name}[/]: {len(loaded)} songs {loaded.counts()} | {protocol.describe()} "

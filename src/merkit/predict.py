@@ -15,13 +15,11 @@ How a track becomes one answer
 4. Window representations are computed as in training (stored parameters, rounded through the
    cache dtype), the estimator runs on small batches of windows, and the track's probabilities are
    the mean over windows. Windows whose raw level is below −60 dBFS RMS are left out of the mean
-   unless every window is that quiet.
+   unless every window is that quiet; a track that quiet throughout still gets an answer, flagged
+   ``reliable=False`` with a warning.
 
 Only the audio of the windows still to come and one batch of window features are held at a time,
 so memory does not grow with the track's length.
-
-A track whose raw (pre-normalisation) RMS is below −60 dBFS is silent or nearly so: it still gets an
-answer, flagged ``reliable=False`` with a warning.
 """
 
 from __future__ import annotations
@@ -444,10 +442,6 @@ def _predict_in_worker(task: tuple[str, str, bool]) -> PredictionResult | Predic
     return safe_predict(_WORKER_MODELS.get(model_dir), path, segments=segments)
 
 
-# ---------------------------------------------------------------------------------------------
-# Loading
-
-
 def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> Predictor:
     """Load a model directory for prediction.
 
@@ -481,25 +475,10 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
 
 
 def needs_numba(manifest: ModelManifest) -> bool:
-    """Whether computing the model's inputs from audio calls librosa's numba-compiled functions.
+    """Whether the model's inputs call librosa's numba code (then its cache is checked)."""
+    from merkit.representations import inputs_need_numba
 
-    Only then is librosa's numba cache checked (and, on a fresh install, compiled: tens of
-    seconds); inputs that the registry marks as numba-free, such as own features, skip it. An input
-    the registry does not know, or computed by another function than the registry's, counts as
-    needing numba.
-    """
-    from merkit.representations import get_representation
-
-    for spec in manifest.inputs:
-        if spec.kind != "representation":
-            continue
-        try:
-            rep = get_representation(spec.name)
-        except ConfigError:
-            return True
-        if rep.uses_numba or (spec.fn is not None and spec.fn != rep.fn):
-            return True
-    return False
+    return inputs_need_numba(manifest.inputs)
 
 
 __all__ = [

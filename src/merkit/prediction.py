@@ -26,6 +26,26 @@ class SegmentPrediction(BaseModel):
     )
 
 
+class RelativePlacement(BaseModel):
+    """Where a song lies relative to the rest of its collection (``merkit predict --relative``,
+    :mod:`merkit.relative`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    quadrant: str = Field(description="Quadrant from the signs of the relative scores")
+    meaning: str = Field(description="Plain words for that quadrant")
+    arousal: Literal["high", "low"] = Field(description="Above or below the collection's median")
+    valence: Literal["positive", "negative"] = Field(
+        description="Above or below the collection's median"
+    )
+    arousal_score: float = Field(description="P(Q1) + P(Q2) - P(Q3) - P(Q4)")
+    valence_score: float = Field(description="P(Q1) + P(Q4) - P(Q2) - P(Q3)")
+    relative_arousal: float = Field(
+        description="(arousal_score - collection median) / (1.4826 MAD of the collection)"
+    )
+    relative_valence: float = Field(description="As relative_arousal, for valence")
+
+
 class PredictionResult(BaseModel):
     """The model's answer for one song (a file or a waveform).
 
@@ -55,6 +75,9 @@ class PredictionResult(BaseModel):
     segments: list[SegmentPrediction] | None = Field(
         None, description="Per-window answers, when requested"
     )
+    relative: RelativePlacement | None = Field(
+        None, description="Placement within the predicted collection, with --relative"
+    )
 
 
 class PredictionFailure(BaseModel):
@@ -66,4 +89,4 @@ class PredictionFailure(BaseModel):
     error: str
 
 
-__all__ = ["PredictionFailure", "PredictionResult", "SegmentPrediction"]
+__all__ = ["PredictionFailure", "PredictionResult", "RelativePlacement", "SegmentPrediction"]

@@ -10,7 +10,7 @@ a representation to every song of a dataset through the cache.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +121,22 @@ class Representation:
 
 REPRESENTATIONS: dict[str, Representation] = {}
 """Every registered representation by name."""
+
+
+def inputs_need_numba(inputs: Iterable[Any]) -> bool:
+    """Whether computing these model inputs (``InputSpec``-like: ``kind``, ``name``, ``fn``) from
+    audio calls librosa's numba-compiled functions.
+
+    Inputs the registry marks as numba-free, such as own features, do not; an input the registry
+    does not know, or computed by another function than the registry's, counts as needing numba.
+    """
+    for spec in inputs:
+        if spec.kind != "representation":
+            continue
+        rep = REPRESENTATIONS.get(spec.name)
+        if rep is None or rep.uses_numba or (spec.fn is not None and spec.fn != rep.fn):
+            return True
+    return False
 
 
 def register_representation(rep: Representation, *, replace: bool = False) -> Representation:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from merkit.commands import err_console, load_for_methods, user_errors
+from merkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from merkit.prediction import PredictionFailure, PredictionResult
@@ -209,6 +210,9 @@ def _print_table(outcomes: list[Outcome], segments: bool) -> None:
     table = Table(title="merkit predictions (probabilities in %)")
     table.add_column("file", overflow="fold")
     table.add_column("quadrant")
+    relative = any(r.relative is not None for r in results)
+    if relative:
+        table.add_column("relative quadrant (in this collection)")
     for q in quadrants:
         table.add_column(q, justify="right")
     for column in ("arousal", "valence", "length"):
@@ -220,6 +224,7 @@ def _print_table(outcomes: list[Outcome], segments: bool) -> None:
         table.add_row(
             escape(r.path or "waveform"),
             f"[bold]{r.quadrant}[/] {r.meaning}{flag}",
+            *([_relative_cell(r)] if relative else []),
             *[_pct(r.probabilities[q]) for q in quadrants],
             f"{r.arousal} {_pct(p_arousal)}",
             f"{r.valence} {_pct(p_valence)}",
@@ -236,6 +241,16 @@ def _print_table(outcomes: list[Outcome], segments: bool) -> None:
     if segments:
         for r in results:
             _print_timeline(r, quadrants)
+
+
+def _relative_cell(result: PredictionResult) -> str:
+    rel = result.relative
+    if rel is None:
+        return ""
+    return (
+        f"[bold]{rel.quadrant}[/] {rel.meaning} "
+        f"(a {rel.relative_arousal:+.1f}, v {rel.relative_valence:+.1f})"
+    )
 
 
 def _print_timeline(result: PredictionResult, quadrants: list[str]) -> None:
@@ -282,6 +297,9 @@ CSV_COLUMNS = (
     "reliable",
     "warnings",
     "error",
+    "relative_quadrant",
+    "relative_arousal",
+    "relative_valence",
 )
 """Columns of ``merkit predict --format csv``; ``level`` is ``track`` or, with --segments,
 ``segment`` (one row per window after its track's row)."""
@@ -315,6 +333,7 @@ def _csv_text(outcomes: list[Outcome]) -> str:
                 "n_windows": o.n_windows,
                 "reliable": o.reliable,
                 "warnings": "; ".join(o.warnings),
+                **_relative_columns(o),
             }
         )
         for seg in o.segments or []:
@@ -332,6 +351,17 @@ def _csv_text(outcomes: list[Outcome]) -> str:
                 }
             )
     return buffer.getvalue()
+
+
+def _relative_columns(result: PredictionResult) -> dict[str, str]:
+    rel = result.relative
+    if rel is None:
+        return {}
+    return {
+        "relative_quadrant": rel.quadrant,
+        "relative_arousal": f"{rel.relative_arousal:.4f}",
+        "relative_valence": f"{rel.relative_valence:.4f}",
+    }
 
 
 def _progress(enabled: bool, total: int) -> Any:
@@ -360,6 +390,17 @@ def predict(
     ] = False,
     jobs: Annotated[int, typer.Option(min=1, help="Files predicted in parallel")] = 1,
     quiet: Annotated[bool, typer.Option(help="No progress bar")] = False,
+    relative: Annotated[
+        bool,
+        typer.Option(
+            "--relative",
+            help="Also place each song relative to the others (at least 10 files): arousal and "
+            "valence scores from the probabilities, centred on the collection's median and "
+            "scaled by its MAD, quadrant from their signs. For music far from 4QAED's pop/rock "
+            "(piano, game, film). Assumes the collection spans the emotion plane: a folder of "
+            "only sad songs is still split into sadder and happier halves.",
+        ),
+    ] = False,
 ) -> None:
     """Predict the emotion quadrant of songs: Q1 happy/excited, Q2 angry/tense, Q3 sad/melancholic,
     Q4 calm/serene, with the four probabilities and the arousal and valence sides.
@@ -370,6 +411,7 @@ def predict(
     from merkit.model_dir import ModelVersionWarning
     from merkit.predict import load_model
     from merkit.prediction import PredictionFailure
+    from merkit.relative import MIN_FILES, with_relative
 
     files, outcomes_missing = find_audio(paths)
     if not files and not outcomes_missing:
@@ -379,6 +421,11 @@ def predict(
             highlight=False,
         )
         raise typer.Exit(2)
+    if relative and len(files) < MIN_FILES:  # refused before any file is predicted
+        raise ConfigError(
+            f"--relative needs at least {MIN_FILES} audio files to place them against each "
+            f"other (it assumes the collection spans the emotion plane); found {len(files)}"
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelVersionWarning)
         predictor = load_model(model)
@@ -400,6 +447,17 @@ def predict(
                 bar.console.print(f"[red]failed:[/] {escape(outcome.error)}", highlight=False)
             outcomes.append(outcome)
             bar.advance(task)
+    if relative:
+        predicted = [o for o in outcomes if not isinstance(o, PredictionFailure)]
+        if len(predicted) < MIN_FILES:  # files failed: the absolute answers are still printed
+            err_console.print(
+                f"[yellow]warning:[/] --relative skipped: only {len(predicted)} of "
+                f"{len(files)} files were predicted; it needs at least {MIN_FILES}",
+                highlight=False,
+            )
+        else:
+            placed = iter(with_relative(predicted))
+            outcomes = [o if isinstance(o, PredictionFailure) else next(placed) for o in outcomes]
     if output is OutputFormat.json:
         typer.echo(json.dumps([o.model_dump(mode="json") for o in outcomes], indent=2))
     elif output is OutputFormat.csv:

@@ -43,7 +43,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import get_window
 
-from merkit import dsp
+from merkit import dsp, rhythm
 from merkit.errors import AudioError
 
 __all__ = ["OWN_FEATURE_NAMES", "extract_own_features"]
@@ -364,14 +364,14 @@ def _onset_envelope(mel_db: np.ndarray, sr: int, hop: int, lag: int = 2) -> np.n
     difference smears each onset.
     """
     clamped = np.maximum(mel_db, mel_db.max(initial=DB_FLOOR) - 80.0)
-    return dsp.onset_strength(clamped, hop_length=hop, lag=lag)
+    return rhythm.onset_strength(clamped, hop_length=hop, lag=lag)
 
 
 def _detect_onsets(onset_env: np.ndarray, sr: int, hop: int) -> np.ndarray:
     # the envelope is normalised by its max; an all-zero envelope (silence) has no onsets
     if float(np.max(onset_env, initial=0.0)) <= _EPS:
         return np.zeros(0, dtype=int)
-    return dsp.onset_detect(onset_env, sr=sr, hop_length=hop)
+    return rhythm.onset_detect(onset_env, sr=sr, hop_length=hop)
 
 
 # --------------------------------------------------------------------------------------------
@@ -598,7 +598,7 @@ def _rhythm(a: _Analysis) -> _Values:
         out[f"rhythm.tempogram_ratio_{name}"] = float(value)
     ibi_cv = beat_strength = 0.0
     if tempo > 0:
-        beats = dsp.beat_track(env, sr=sr, hop_length=hop, bpm=tempo)
+        beats = rhythm.beat_track(env, sr=sr, hop_length=hop, bpm=tempo)
         if beats.size >= 3:
             ibi = np.diff(beats).astype(np.float64)
             ibi_cv = float(ibi.std() / ibi.mean())

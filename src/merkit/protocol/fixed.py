@@ -30,9 +30,15 @@ def protocol_for(name: str, random_state: int = 1) -> ProtocolConfig:
     """
     if name == "kfold":
         return ProtocolConfig(random_state=random_state)
+    if name == "logo-genre":
+        # the number of folds is the dataset's number of genre groups: merkit.protocol.genre
+        return ProtocolConfig(
+            n_repeats=1, random_state=random_state, stratify=False, leave_out="genre"
+        )
     if name not in PROTOCOLS:
         raise ConfigError(
-            f"unknown --protocol {name!r}; choose kfold or {', '.join(sorted(PROTOCOLS))}"
+            f"unknown --protocol {name!r}; choose kfold, logo-genre or "
+            f"{', '.join(sorted(PROTOCOLS))}"
         )
     return ProtocolConfig(split=PROTOCOLS[name], random_state=random_state)
 

@@ -35,6 +35,9 @@ class ProtocolConfig(BaseModel):
     split: str | None = None
     """A dataset's published split (e.g. ``"70-15-15"``) instead of K-fold: one fold whose
     training, validation and test songs the dataset names (:mod:`merkit.protocol.fixed`)."""
+    leave_out: str | None = None
+    """``"genre"``: one fold per genre group, trained on the other songs
+    (:mod:`merkit.protocol.genre`); ``n_splits`` is then the number of groups."""
 
     @property
     def n_folds(self) -> int:
@@ -49,6 +52,8 @@ class ProtocolConfig(BaseModel):
     def describe(self) -> str:
         if self.split is not None:
             return f"fixed train/validate/test split tvt-{self.split}"
+        if self.leave_out is not None:
+            return f"leave-one-{self.leave_out}-out ({self.n_splits} {self.leave_out} groups)"
         kind = "stratified" if self.stratify else "unstratified"
         return f"{self.n_splits}x{self.n_repeats} {kind} K-fold (random_state={self.random_state})"
 

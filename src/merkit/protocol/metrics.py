@@ -21,11 +21,16 @@ N_CLASSES = len(QUADRANTS)
 def fold_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     """Macro precision, recall and F1, accuracy, per-quadrant F1 and the confusion matrix.
 
-    A quadrant never predicted counts as precision 0 (sklearn's ``zero_division=0``).
+    A quadrant never predicted counts as precision 0 (sklearn's ``zero_division=0``). The macro
+    averages run over the quadrants present in ``y_true`` (all four in a stratified fold): a
+    quadrant a test set lacks (e.g. a held-out genre without Q2 songs) has no F1 to average, and
+    a song predicted into it is still an error through its own quadrant's recall and the
+    accuracy. ``f1_per_class`` keeps all four (0 for an absent quadrant).
     """
     labels = list(range(N_CLASSES))
+    present = [c for c in labels if np.any(np.asarray(y_true) == c)] or labels
     precision, recall, f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, average="macro", zero_division=0
+        y_true, y_pred, labels=present, average="macro", zero_division=0
     )
     per_class = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
     return {
