@@ -381,9 +381,27 @@ def load_audio(path: str | Path, sr: int = 16_000, *, normalize: bool = True) ->
         If the file is missing, empty, not audio, corrupt, holds no samples or non-finite samples.
         The message names the file.
     """
-    path = Path(path)
     if int(sr) != sr or sr <= 0:
         raise ConfigError(f"sample rate must be a positive integer, got {sr!r}")
+    y, native_sr = decode_mono(path)
+    return conform(y, native_sr, int(sr), normalize=normalize, overwrite=True)
+
+
+def decode_mono(path: str | Path) -> tuple[np.ndarray, int]:
+    """The first steps of :func:`load_audio`: decode ``path`` and mix it down to mono.
+
+    Returns
+    -------
+    tuple of (np.ndarray, int)
+        float32 samples at the file's own rate (finite, at least one), and that rate in Hz.
+        Pass them to :func:`conform` for a given rate: decoding once serves every rate.
+
+    Raises
+    ------
+    AudioError
+        As :func:`load_audio`.
+    """
+    path = Path(path)
     _check_file(path)
     data, native_sr = _decode(path)
     if data.shape[0] == 0:
@@ -391,10 +409,37 @@ def load_audio(path: str | Path, sr: int = 16_000, *, normalize: bool = True) ->
     y = mixdown(data)
     if not np.isfinite(y).all():
         raise AudioError(f"audio file '{path}' contains NaN or infinite samples")
-    y = resample(y, native_sr, int(sr))
-    y = np.ascontiguousarray(y, dtype=np.float32)
+    return y, native_sr
+
+
+def conform(
+    y: np.ndarray, orig_sr: int, sr: int, *, normalize: bool = True, overwrite: bool = False
+) -> np.ndarray:
+    """The last steps of :func:`load_audio`: resample mono ``y`` to ``sr``, peak-normalise.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Mono float32 samples at ``orig_sr`` (e.g. from :func:`decode_mono`).
+    orig_sr, sr : int
+        Their rate and the wanted one, in Hz.
+    normalize : bool
+        Peak-normalise to −0.1 dBFS, as :func:`load_audio` does.
+    overwrite : bool
+        Whether ``y`` may be normalised in place when no resampling is needed; by default it is
+        left unchanged, so one decode can be conformed to several rates.
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(n_samples,)``, float32, C-contiguous.
+    """
+    if orig_sr == sr:
+        y = np.require(y, np.float32, "C") if overwrite else np.array(y, np.float32, order="C")
+    else:
+        y = np.ascontiguousarray(resample(y, orig_sr, sr), dtype=np.float32)
     if normalize:
-        # In place (y is this call's own array): the same product as peak_normalize, one pass.
+        # In place, on this call's own array: the product peak_normalize computes, in one pass.
         peak = max(float(y.max()), -float(y.min()))
         if peak > 0.0:
             y *= np.float32(10.0 ** (-0.1 / 20.0) / peak)

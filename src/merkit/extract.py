@@ -105,24 +105,26 @@ class SongJob:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A song after the I/O stage: cached values, and waveforms for the values to compute."""
+    """A song after the I/O stage: cached values, and the audio the missing values need."""
 
     source: AudioSource
     source_key: str
     cached: tuple[np.ndarray | None, ...]
     waveforms: dict[int, np.ndarray]
+    decoded: tuple[np.ndarray, int] | None = None
 
 
 @dataclass(frozen=True)
 class SongJobs:
     """Several representations of one song in one pass: ``jobs(source)``.
 
-    The song's content key is hashed once, and its audio decoded and resampled once per sample
-    rate the missing values need (the hybrid's ``logmel`` and ``own-features`` share one 16 kHz
-    decode). Work is split in two stages so a driver can overlap them across songs:
-    :meth:`prepare` (hashing, cache lookups, decoding, resampling: mostly file I/O and C code
-    that releases the GIL) and :meth:`finish` (the representations and the cache writes).
-    Picklable, for worker processes.
+    The song's content key is hashed once and its audio decoded once, whichever values are
+    missing from the cache (the hybrid's ``logmel`` and ``own-features`` share one decode);
+    a source with a ``decode()`` method (:class:`merkit.datasets.base.FileSource`) is decoded
+    once even for several sample rates, other sources are loaded once per rate. Work is split in
+    two stages so a driver can overlap them across songs: :meth:`prepare` (hashing, cache
+    lookups, decoding: file I/O and C code that releases the GIL) and :meth:`finish`
+    (resampling, the representations, the cache writes). Picklable, for worker processes.
     """
 
     jobs: tuple[SongJob, ...]
@@ -131,20 +133,29 @@ class SongJobs:
         """Hash the song, look up every value in the cache, decode what the misses need."""
         source_key = source.key
         cached = tuple(job.cached(source, source_key) for job in self.jobs)
-        rates = {job.sr for job, value in zip(self.jobs, cached, strict=True) if value is None}
-        waveforms = {sr: source.load(sr) for sr in sorted(rates)}
-        return _Prepared(source, source_key, cached, waveforms)
+        rates = sorted({job.sr for job, hit in zip(self.jobs, cached, strict=True) if hit is None})
+        decode = getattr(source, "decode", None)
+        if rates and callable(decode):
+            return _Prepared(source, source_key, cached, {}, decode())
+        return _Prepared(source, source_key, cached, {sr: source.load(sr) for sr in rates})
 
     def finish(self, prepared: _Prepared) -> tuple[tuple[np.ndarray, bool], ...]:
         """Compute and cache the missing values; ``(value, was_cached)`` for each job."""
+        from merkit.audio import conform
+
+        waveforms = prepared.waveforms
         results: list[tuple[np.ndarray, bool]] = []
-        for job, value in zip(self.jobs, prepared.cached, strict=True):
-            if value is not None:
-                results.append((value, True))
-            else:
-                y = prepared.waveforms[job.sr]
-                results.append((job.value(y, prepared.source, prepared.source_key), False))
-        prepared.waveforms.clear()  # keep peak memory to the songs in flight
+        for job, hit in zip(self.jobs, prepared.cached, strict=True):
+            if hit is not None:
+                results.append((hit, True))
+                continue
+            if job.sr not in waveforms:
+                assert prepared.decoded is not None  # prepare decoded for every missing rate
+                y, native_sr = prepared.decoded
+                waveforms[job.sr] = conform(y, native_sr, job.sr)
+            value = job.value(waveforms[job.sr], prepared.source, prepared.source_key)
+            results.append((value, False))
+        waveforms.clear()  # keep peak memory to the songs in flight
         return tuple(results)
 
     def __call__(self, source: AudioSource) -> tuple[tuple[np.ndarray, bool], ...]:
@@ -154,9 +165,9 @@ class SongJobs:
 def pipelined(jobs: SongJobs, sources: Sequence[AudioSource]) -> Iterator[tuple[Any, ...]]:
     """Run ``jobs`` over ``sources`` in this process, decoding one song ahead in a thread.
 
-    While this thread computes song *i*'s representations, a second thread hashes, decodes and
-    resamples song *i + 1*, so on two free cores a cold log-mel extraction costs little more
-    than decoding alone. Results (and errors) come in input order; at most two songs'
+    While this thread resamples song *i* and computes its representations, a second thread
+    hashes and decodes song *i + 1*, so on two free cores a cold log-mel extraction costs little
+    more than decoding alone. Results (and errors) come in input order; at most two songs'
     waveforms are held at once.
 
     C libraries' messages on file descriptor 2 are silenced while a file is decoded (see

@@ -70,6 +70,12 @@ class FileSource:
 
         return load_audio(self.path, sr=sr)
 
+    def decode(self) -> tuple[np.ndarray, int]:
+        """Mono samples at the file's own rate and that rate (``load`` = this + ``conform``)."""
+        from merkit.audio import decode_mono
+
+        return decode_mono(self.path)
+
 
 @dataclass(frozen=True)
 class Song:
