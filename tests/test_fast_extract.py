@@ -24,7 +24,15 @@ from merkit.audio import decode_mono, load_audio, mixdown, peak_normalize
 from merkit.cache import FeatureCache, NullCache
 from merkit.datasets.base import Dataset, Song
 from merkit.errors import AudioError
-from merkit.extract import ComputeStats, SongJobs, _song_job, compute, compute_many, pipelined
+from merkit.extract import (
+    ComputeStats,
+    SongJobs,
+    _song_job,
+    compute,
+    compute_many,
+    fill_cache,
+    pipelined,
+)
 from merkit.logmel import LogMelConfig, mel_filterbank, mel_power
 
 
@@ -229,3 +237,21 @@ def test_pipelined_keeps_order_and_raises_at_the_bad_song(tmp_path: Path) -> Non
     with pytest.raises(AudioError, match="bad.wav"):
         next(results)
     assert list(pipelined(jobs, [])) == []
+
+
+def test_fill_cache_decodes_once_and_later_computes_only_read(tmp_path: Path) -> None:
+    dataset = _files(tmp_path, 2)
+    cache = FeatureCache(tmp_path / "cache")
+    _COUNTS.clear()
+    stats = fill_cache(dataset, ["logmel", "logmel-chunks", "logmel"], cache=cache, progress=False)
+    assert {name: (s.computed, s.cached) for name, s in stats.items()} == {
+        "logmel": (2, 0),
+        "logmel-chunks": (2, 0),
+    }
+    assert sorted(c[0] for c in _COUNTS) == ["decode", "decode", "key", "key"]
+    _COUNTS.clear()
+    for name in ("logmel", "logmel-chunks"):
+        hits = ComputeStats()
+        compute(dataset, name, cache=cache, progress=False, stats=hits)
+        assert (hits.computed, hits.cached) == (0, 2)
+    assert [c[0] for c in _COUNTS] == ["key"] * 4

@@ -351,6 +351,45 @@ def compute_many(
     return {name: _stack(column) for name, column in zip(names, columns, strict=True)}
 
 
+def fill_cache(
+    dataset: Dataset,
+    names: Sequence[str],
+    *,
+    cache: FeatureCache | None = None,
+    n_jobs: int = 1,
+    progress: bool = True,
+    seed: int = 0,
+) -> dict[str, ComputeStats]:
+    """Compute the missing values of several representations into ``cache``, keeping none.
+
+    One pass over the songs (:class:`SongJobs`: one hash and one decode per song for all of
+    them), for a run whose steps each read some of the representations later: they then only
+    read the cache. Nothing is stacked or returned but the counts.
+
+    Returns
+    -------
+    dict
+        ``{name: ComputeStats}``.
+    """
+    names = list(dict.fromkeys(names))
+    for name in names:
+        get_representation(name)
+    cache = FeatureCache() if cache is None else cache
+    jobs = tuple(_song_job(name, None, cache, seed) for name in names)
+    sources = [song.source for song in dataset.songs if song.source is not None]
+    stats = {name: ComputeStats() for name in names}
+    label = f"{' + '.join(names)} ({len(sources)} songs)"
+    with _Progress(progress, label, len(sources)) as advance:
+        for results in _run(jobs, sources, n_jobs, None):
+            for name, (_, was_cached) in zip(names, results, strict=True):
+                if was_cached:
+                    stats[name].cached += 1
+                else:
+                    stats[name].computed += 1
+            advance()
+    return stats
+
+
 def _run(
     jobs: tuple[SongJob, ...],
     sources: list[AudioSource],
