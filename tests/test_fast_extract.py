@@ -23,7 +23,7 @@ import soxr
 from merkit.audio import decode_mono, load_audio, mixdown, peak_normalize
 from merkit.cache import FeatureCache, NullCache
 from merkit.datasets.base import Dataset, Song
-from merkit.errors import AudioError
+from merkit.errors import AudioError, ConfigError
 from merkit.extract import (
     ComputeStats,
     SongJobs,
@@ -255,3 +255,33 @@ def test_fill_cache_decodes_once_and_later_computes_only_read(tmp_path: Path) ->
         compute(dataset, name, cache=cache, progress=False, stats=hits)
         assert (hits.computed, hits.cached) == (0, 2)
     assert [c[0] for c in _COUNTS] == ["key"] * 4
+
+
+def scribble_rep(y: np.ndarray, sr: int, *, seed: int) -> np.ndarray:
+    """Overwrites its input (allowed): other representations of the song must not see it."""
+    total = np.array([y.sum(), len(y)], dtype=np.float64)
+    y[:] = 123.0
+    return total
+
+
+def test_a_function_that_changes_its_input_cannot_affect_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from merkit.representations import REPRESENTATIONS, Representation
+
+    monkeypatch.setitem(
+        REPRESENTATIONS, "scribble", Representation("scribble", f"{__name__}:scribble_rep")
+    )
+    dataset = _files(tmp_path, 2)
+    for names in (["scribble", "waveform-chunks"], ["waveform-chunks", "scribble"]):
+        both = compute_many(dataset, names, cache=NullCache(), progress=False)
+        alone = compute(dataset, "waveform-chunks", cache=NullCache(), progress=False)
+        assert _same_bits(both["waveform-chunks"], alone)
+        y = load_audio(dataset.songs[0].source.path)
+        assert both["scribble"][0][0] == np.float32(y.sum()) and both["scribble"][0][1] == len(y)
+
+
+@pytest.mark.parametrize("sr", [0, -16_000, 16_000.5, "fast", True])
+def test_a_bad_sample_rate_is_a_config_error(tmp_path: Path, sr: object) -> None:
+    with pytest.raises(ConfigError, match="sr must be a positive integer"):
+        compute(_files(tmp_path, 1), "logmel", params={"sr": sr}, progress=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -144,6 +145,9 @@ class SongJobs:
         from merkit.audio import conform
 
         waveforms = prepared.waveforms
+        uses = Counter(
+            job.sr for job, hit in zip(self.jobs, prepared.cached, strict=True) if hit is None
+        )
         results: list[tuple[np.ndarray, bool]] = []
         for job, hit in zip(self.jobs, prepared.cached, strict=True):
             if hit is not None:
@@ -153,8 +157,10 @@ class SongJobs:
                 assert prepared.decoded is not None  # prepare decoded for every missing rate
                 y, native_sr = prepared.decoded
                 waveforms[job.sr] = conform(y, native_sr, job.sr)
-            value = job.value(waveforms[job.sr], prepared.source, prepared.source_key)
-            results.append((value, False))
+            uses[job.sr] -= 1
+            # A function may change its input in place: only the last one gets the original.
+            y = waveforms[job.sr] if uses[job.sr] == 0 else waveforms[job.sr].copy()
+            results.append((job.value(y, prepared.source, prepared.source_key), False))
         waveforms.clear()  # keep peak memory to the songs in flight
         return tuple(results)
 
@@ -208,7 +214,14 @@ def _song_job(
 ) -> SongJob:
     rep = get_representation(name)
     merged = {**rep.params, **(params or {})}
-    sr = int(merged.pop("sr", rep.sr))
+    value = merged.pop("sr", rep.sr)
+    try:
+        sr = int(value)
+        exact = not isinstance(value, bool) and float(value) == sr
+    except (TypeError, ValueError):
+        sr, exact = 0, False
+    if not exact or sr <= 0:
+        raise ConfigError(f"representation {name!r}: sr must be a positive integer, got {value!r}")
     rep.load_fn()  # fail early (ConfigError) if the function cannot be imported
     return SongJob(rep, sr, merged, cache, int(seed))
 
