@@ -322,8 +322,19 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N files (default: all)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--block", type=int, default=20, help="files per mode before switching")
+    parser.add_argument(
+        "--malloc", choices=("cli", "default"), default="cli",
+        help="cli: run (every mode) under the glibc malloc settings the merkit command sets for "
+        "itself (heap reuse, huge pages); default: glibc's defaults",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=HERE / "results" / "extract_speed.json")
     args = parser.parse_args()
+    if args.malloc == "cli":
+        from merkit.training.runtime import malloc_reexec_environment
+
+        env = malloc_reexec_environment()
+        if env is not None:  # GLIBC_TUNABLES is read at start-up only: re-execute, as merkit does
+            os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
     files_note = None
     if args.make_mp3 is not None:
@@ -362,6 +373,7 @@ def main() -> None:
         "ratios_wall": ratios(modes, "wall_ms_per_clip"),
         "ratios_cpu": ratios(modes, "cpu_ms_per_clip"),
         "identity": identity,
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
         "machine": started,
         "versions": versions(),
         "notes": [
@@ -375,6 +387,12 @@ def main() -> None:
             "file, the cache lookup, and writing each float16 .npy atomically.",
             "The librosa mode is the paper's per-file code path (no cache, no peak "
             "normalisation, no crop to 942 frames); librosa.load decodes with soundfile too.",
+            f"malloc: GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES') or '(unset)'} for every "
+            "mode. `--malloc cli` (the default) runs under the settings the `merkit` command "
+            "re-executes itself with (merkit.training.runtime.malloc_reexec_environment), so the "
+            "merkit modes measure what `merkit benchmark`/`train` pay; with glibc's defaults each "
+            "song's large arrays are page-faulted afresh (~1 500 faults, ~6 ms of system time "
+            "per clip in one thread; see extract_speed_default_malloc.md).",
             "Every file was read once before timing (warm page cache for all modes), and each "
             "mode ran once on the first file before timing (imports, filterbank, first calls).",
         ],
