@@ -9,9 +9,7 @@ ogg/opus, mp3, aiff, ...) and soxr; :func:`crop_or_pad` does the last one.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import stat
 import sys
 import threading
 import warnings
@@ -24,6 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from merkit.audio_files import check_audio_file
 from merkit.errors import AudioError, ConfigError
 
 PAPER_CROP_SAMPLES = 482_000
@@ -56,130 +55,6 @@ class AudioInfo:
     channels: int
     frames: int
     format: str
-
-
-_MAGIC: tuple[tuple[int, bytes], ...] = (
-    (0, b"RIFF"),  # wav
-    (0, b"RIFX"),
-    (0, b"RF64"),
-    (0, b"riff"),  # Sony Wave64
-    (0, b"fLaC"),
-    (0, b"OggS"),  # vorbis, opus, flac in ogg
-    (0, b"ID3"),  # mp3 with an ID3v2 tag
-    (0, b"FORM"),  # aiff / aifc
-    (0, b".snd"),  # au
-    (0, b"caff"),
-    (0, b"wvpk"),
-    (0, b"MAC "),
-    (0, b"\x30\x26\xb2\x75"),  # asf / wma
-    (4, b"ftyp"),  # mp4 / m4a
-)
-"""Offsets and magic bytes of the containers merkit's decoders read."""
-
-
-def _looks_like_audio(head: bytes) -> bool:
-    """Whether ``head`` (a file's first bytes) starts like an audio container or MPEG stream."""
-    if any(head[at : at + len(magic)] == magic for at, magic in _MAGIC):
-        return True
-    # Raw MPEG audio / ADTS AAC: an 11-bit frame sync, possibly after a few padding bytes.
-    start = head[:512].lstrip(b"\x00")
-    return len(start) >= 2 and start[0] == 0xFF and start[1] & 0xE0 == 0xE0
-
-
-def _looks_like_text(head: bytes) -> bool:
-    """Whether ``head`` is printable text (UTF-8, no control bytes other than whitespace)."""
-    if not head or b"\x00" in head:
-        return False
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as error:
-        if error.start < len(head) - 4:  # a split multi-byte character at the end is fine
-            return False
-        text = head[: error.start].decode("utf-8")
-    return all(c.isprintable() or c in "\t\n\r\f\v" for c in text)
-
-
-def unreadable_reason(path: str | Path, *, content: bool = True) -> str | None:
-    """Why ``path`` cannot be an audio file, as a phrase to put after its name; None if it can.
-
-    Checks, without a decoder and without ever blocking: the path exists and is readable, is a
-    regular file (opening a FIFO blocks a reader forever; devices, sockets and folders are
-    refused too), and, with ``content``, is not empty and not a text file (its first 2 KB are
-    read). ``content=False`` opens nothing.
-
-    Examples
-    --------
-    >>> unreadable_reason("/dev/null")
-    'is a character device, not a regular file'
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as error:
-        if error.errno == errno.ENOENT and os.path.islink(path):
-            return "is a broken symbolic link (its target does not exist)"
-        return _os_reason(error)
-    if not stat.S_ISREG(mode):
-        return f"is {_kind(mode)}, not a regular file"
-    if not content:
-        return None
-    try:
-        # Non-blocking, in case the path was swapped for a FIFO since the stat.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        try:
-            head = os.read(fd, _SNIFF_BYTES)
-        finally:
-            os.close(fd)
-    except OSError as error:
-        return _os_reason(error)
-    if not head:
-        return "is empty (0 bytes)"
-    if not _looks_like_audio(head) and _looks_like_text(head):
-        return "is a text file, not a recognised audio format"
-    return None
-
-
-def check_audio_file(path: str | Path, *, content: bool = True) -> None:
-    """Refuse, with the real reason, a path that cannot be an audio file; never blocks.
-
-    Called by :func:`load_audio` and :func:`audio_info`; call it before opening a path with any
-    other decoder. See :func:`unreadable_reason` for what is checked.
-
-    Raises
-    ------
-    AudioError
-        Naming the file and the reason (no such file, permission denied, a directory, a FIFO, a
-        device, a socket, a symbolic-link loop, a broken link, empty, text rather than audio).
-    """
-    reason = unreadable_reason(path, content=content)
-    if reason is not None:
-        raise AudioError(f"audio file '{path}' {reason}")
-
-
-_SNIFF_BYTES = 2048
-
-
-def _os_reason(error: OSError) -> str:
-    if error.errno == errno.ELOOP:
-        return "is a symbolic-link loop"
-    if error.errno == errno.ENOENT:
-        return "does not exist"
-    if error.errno in (errno.EACCES, errno.EPERM):
-        return "cannot be read: permission denied"
-    return f"cannot be read: {(error.strerror or type(error).__name__).lower()}"
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
 
 
 class _QuietStderr:
@@ -381,20 +256,98 @@ def load_audio(path: str | Path, sr: int = 16_000, *, normalize: bool = True) ->
         If the file is missing, empty, not audio, corrupt, holds no samples or non-finite samples.
         The message names the file.
     """
-    path = Path(path)
     if int(sr) != sr or sr <= 0:
         raise ConfigError(f"sample rate must be a positive integer, got {sr!r}")
+    y, native_sr = decode_mono(path)
+    return conform(y, native_sr, int(sr), normalize=normalize, overwrite=True)
+
+
+def decode_mono(path: str | Path) -> tuple[np.ndarray, int]:
+    """The first steps of :func:`load_audio`: decode ``path`` and mix it down to mono.
+
+    Returns
+    -------
+    tuple of (np.ndarray, int)
+        float32 samples at the file's own rate (finite, at least one), and that rate in Hz.
+        Pass them to :func:`conform` for a given rate: decoding once serves every rate.
+
+    Raises
+    ------
+    AudioError
+        As :func:`load_audio`.
+    """
+    path = Path(path)
     _check_file(path)
     data, native_sr = _decode(path)
     if data.shape[0] == 0:
         raise AudioError(f"audio file '{path}' contains no samples")
-    y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(y)):
+    y = mixdown(data)
+    if not np.isfinite(y).all():
         raise AudioError(f"audio file '{path}' contains NaN or infinite samples")
-    y = resample(y, native_sr, int(sr))
+    return y, native_sr
+
+
+def conform(
+    y: np.ndarray, orig_sr: int, sr: int, *, normalize: bool = True, overwrite: bool = False
+) -> np.ndarray:
+    """The last steps of :func:`load_audio`: resample mono ``y`` to ``sr``, peak-normalise.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Mono float32 samples at ``orig_sr`` (e.g. from :func:`decode_mono`).
+    orig_sr, sr : int
+        Their rate and the wanted one, in Hz.
+    normalize : bool
+        Peak-normalise to −0.1 dBFS, as :func:`load_audio` does.
+    overwrite : bool
+        Whether ``y`` may be normalised in place when no resampling is needed; by default it is
+        left unchanged, so one decode can be conformed to several rates.
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(n_samples,)``, float32, C-contiguous.
+    """
+    if orig_sr == sr:
+        y = np.require(y, np.float32, "C") if overwrite else np.array(y, np.float32, order="C")
+    else:
+        y = np.ascontiguousarray(resample(y, orig_sr, sr), dtype=np.float32)
     if normalize:
-        y = peak_normalize(y)
-    return np.ascontiguousarray(y, dtype=np.float32)
+        # In place, on this call's own array: the product peak_normalize computes, in one pass.
+        peak = max(float(y.max()), -float(y.min()))
+        if peak > 0.0:
+            y *= np.float32(10.0 ** (-0.1 / 20.0) / peak)
+    return y
+
+
+def mixdown(data: np.ndarray) -> np.ndarray:
+    """Average the channels of ``(frames, channels)`` float32 samples to mono.
+
+    Equal, bit for bit, to ``data.mean(axis=1, dtype=np.float32)`` (what ``librosa.load`` and
+    earlier merkit versions compute), but for stereo about 30x faster: numpy reduces a
+    length-2 row axis one row at a time, which costs ~20 ms for a 30 s clip at 44.1 kHz.
+
+    Parameters
+    ----------
+    data : np.ndarray
+        Shape ``(frames, channels)``, float32.
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(frames,)``, float32; a view of ``data`` for one channel.
+    """
+    if data.ndim != 2:
+        raise ValueError(f"mixdown expects (frames, channels) samples, got shape {data.shape}")
+    if data.shape[1] == 1:
+        return data[:, 0]
+    if data.shape[1] == 2:
+        # (a + b) / 2 in float32 is exactly what numpy's mean does for two values.
+        y = np.add(data[:, 0], data[:, 1], dtype=np.float32)
+        y /= np.float32(2.0)
+        return y
+    return data.mean(axis=1, dtype=np.float32)
 
 
 def crop_or_pad(

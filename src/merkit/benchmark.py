@@ -67,6 +67,7 @@ def run_benchmark(
     folds = fixed or load_or_create_folds(out_dir / "folds", dataset, protocol)
     results: list[MethodResult] = []
     title = f"{dataset.name} ({len(dataset)} songs): {protocol.describe()}"
+    _fill_cache(dataset, resolved, cache, n_jobs, progress, executor)
     for method in resolved:
         # Augmented copies (stochastic inputs) are computed per repeat by run_method.
         fixed_inputs = [name for name in method.inputs if not is_per_repeat(name)]
@@ -102,3 +103,33 @@ def run_benchmark(
         write_report([out_dir], out_dir / "report.html", strict=False)
     console.print(results_table(results_frame(run.complete() or results), title))
     return results
+
+
+def _fill_cache(
+    dataset: Dataset,
+    resolved: Sequence[Any],
+    cache: Any,
+    n_jobs: int,
+    progress: bool,
+    executor: Executor | None,
+) -> None:
+    """One pass over the songs for every representation the methods read (one decode each).
+
+    Each method then reads its inputs from the cache. Skipped where it would not help: fewer than
+    two representations, no cache to keep them in, or songs computed on a cluster.
+    """
+    from merkit.cache import NullCache
+    from merkit.extract import fill_cache
+    from merkit.inputs import parse_input
+
+    names = [
+        name
+        for method in resolved
+        for name in method.inputs
+        if parse_input(name).kind != "table" and not is_per_repeat(name)
+    ]
+    if len(set(names)) < 2 or isinstance(cache, NullCache):
+        return
+    if getattr(executor, "song_mapper", None) is not None:
+        return
+    fill_cache(dataset, names, cache=cache, n_jobs=n_jobs, progress=progress)

@@ -1,14 +1,18 @@
 """Compute a representation for every song of a dataset, through the on-disk feature cache.
 
-:func:`compute` is the one driver: each song's value is read from :mod:`merkit.cache` or computed
-(in worker processes from :mod:`merkit.parallel` when ``n_jobs > 1``), validated, and stacked.
+:func:`compute` (one representation) and :func:`compute_many` (several, in one pass over the
+songs) are the drivers: each song's values are read from :mod:`merkit.cache` or computed from one
+decode of its audio (in worker processes from :mod:`merkit.parallel` when ``n_jobs > 1``, else
+here with the next song decoded ahead in a thread), validated, and stacked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,16 +56,20 @@ class SongJob:
     cache: FeatureCache | NullCache
     seed: int
 
-    def key(self, source: AudioSource) -> str:
-        """The cache key of this song's value."""
+    def key(self, source: AudioSource, source_key: str | None = None) -> str:
+        """The cache key of this song's value (``source_key``: the song's content key, if known).
+
+        A file's content key hashes the whole file; pass it when it is already known.
+        """
         key_params = {"sr": self.sr, **self.params}
         if self.rep.stochastic:
             key_params["__seed__"] = int(self.seed)
-        return key_for(source.key, self.rep.name, key_params, self.rep.version)
+        content = source.key if source_key is None else source_key
+        return key_for(content, self.rep.name, key_params, self.rep.version)
 
-    def cached(self, source: AudioSource) -> np.ndarray | None:
+    def cached(self, source: AudioSource, source_key: str | None = None) -> np.ndarray | None:
         """The cached, valid value of this song, or None (an unusable entry is logged)."""
-        cached = self.cache.get(self.key(source))
+        cached = self.cache.get(self.key(source, source_key))
         if cached is None:
             return None
         problem = self.rep.problem(cached, self.sr, self.params)
@@ -76,23 +84,114 @@ class SongJob:
         )
         return None
 
+    def value(self, y: np.ndarray, source: AudioSource, source_key: str) -> np.ndarray:
+        """Compute this song's value from its waveform ``y`` (at :attr:`sr`) and cache it.
+
+        Returns the value in its storage dtype (float16 for the log-mels).
+        """
+        fn = self.rep.load_fn()
+        value = np.asarray(fn(y, self.sr, seed=song_seed(source_key, self.seed), **self.params))
+        stored = value.astype(self.rep.dtype)
+        self.cache.put(self.key(source, source_key), stored)
+        return stored
+
     def __call__(self, source: AudioSource) -> tuple[np.ndarray, bool]:
         """Value of the song in its storage dtype, and whether it came from the cache.
 
         Runs in a worker when ``n_jobs > 1``: it returns the compact stored array (float16 for
         the log-mels), which halves what travels back to the parent process.
         """
-        cached = self.cached(source)
-        if cached is not None:
-            return cached, True
-        y = source.load(self.sr)
-        value = np.asarray(
-            self.rep.load_fn()(y, self.sr, seed=song_seed(source.key, self.seed), **self.params)
+        return SongJobs((self,))(source)[0]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A song after the I/O stage: cached values, and the audio the missing values need."""
+
+    source: AudioSource
+    source_key: str
+    cached: tuple[np.ndarray | None, ...]
+    waveforms: dict[int, np.ndarray]
+    decoded: tuple[np.ndarray, int] | None = None
+
+
+@dataclass(frozen=True)
+class SongJobs:
+    """Several representations of one song in one pass: ``jobs(source)``.
+
+    The song's content key is hashed once and its audio decoded once, whichever values are
+    missing from the cache (the hybrid's ``logmel`` and ``own-features`` share one decode);
+    a source with a ``decode()`` method (:class:`merkit.datasets.base.FileSource`) is decoded
+    once even for several sample rates, other sources are loaded once per rate. Work is split in
+    two stages so a driver can overlap them across songs: :meth:`prepare` (hashing, cache
+    lookups, decoding: file I/O and C code that releases the GIL) and :meth:`finish`
+    (resampling, the representations, the cache writes). Picklable, for worker processes.
+    """
+
+    jobs: tuple[SongJob, ...]
+
+    def prepare(self, source: AudioSource) -> _Prepared:
+        """Hash the song, look up every value in the cache, decode what the misses need."""
+        source_key = source.key
+        cached = tuple(job.cached(source, source_key) for job in self.jobs)
+        rates = sorted({job.sr for job, hit in zip(self.jobs, cached, strict=True) if hit is None})
+        decode = getattr(source, "decode", None)
+        if rates and callable(decode):
+            return _Prepared(source, source_key, cached, {}, decode())
+        return _Prepared(source, source_key, cached, {sr: source.load(sr) for sr in rates})
+
+    def finish(self, prepared: _Prepared) -> tuple[tuple[np.ndarray, bool], ...]:
+        """Compute and cache the missing values; ``(value, was_cached)`` for each job."""
+        from merkit.audio import conform
+
+        waveforms = prepared.waveforms
+        uses = Counter(
+            job.sr for job, hit in zip(self.jobs, prepared.cached, strict=True) if hit is None
         )
-        del y  # the waveform is not needed any more; keep peak memory to one song per worker
-        stored = value.astype(self.rep.dtype)
-        self.cache.put(self.key(source), stored)
-        return stored, False
+        results: list[tuple[np.ndarray, bool]] = []
+        for job, hit in zip(self.jobs, prepared.cached, strict=True):
+            if hit is not None:
+                results.append((hit, True))
+                continue
+            if job.sr not in waveforms:
+                assert prepared.decoded is not None  # prepare decoded for every missing rate
+                y, native_sr = prepared.decoded
+                waveforms[job.sr] = conform(y, native_sr, job.sr)
+            uses[job.sr] -= 1
+            # A function may change its input in place: only the last one gets the original.
+            y = waveforms[job.sr] if uses[job.sr] == 0 else waveforms[job.sr].copy()
+            results.append((job.value(y, prepared.source, prepared.source_key), False))
+        waveforms.clear()  # keep peak memory to the songs in flight
+        return tuple(results)
+
+    def __call__(self, source: AudioSource) -> tuple[tuple[np.ndarray, bool], ...]:
+        return self.finish(self.prepare(source))
+
+
+def pipelined(jobs: SongJobs, sources: Sequence[AudioSource]) -> Iterator[tuple[Any, ...]]:
+    """Run ``jobs`` over ``sources`` in this process, decoding one song ahead in a thread.
+
+    While this thread resamples song *i* and computes its representations, a second thread
+    hashes and decodes song *i + 1*, so on two free cores a cold log-mel extraction costs little
+    more than decoding alone. Results (and errors) come in input order; at most two songs'
+    waveforms are held at once.
+
+    C libraries' messages on file descriptor 2 are silenced while a file is decoded (see
+    :func:`merkit.audio.quiet_stderr`); fd 2 belongs to the whole process, so a line another
+    thread writes to stderr at that moment is dropped too.
+    """
+    if not sources:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="merkit-decode") as pool:
+        ahead = pool.submit(jobs.prepare, sources[0])
+        try:
+            for index in range(len(sources)):
+                prepared = ahead.result()
+                if index + 1 < len(sources):
+                    ahead = pool.submit(jobs.prepare, sources[index + 1])
+                yield jobs.finish(prepared)
+        finally:
+            ahead.cancel()
 
 
 SongMapper = Callable[[SongJob, list["AudioSource"]], Iterator[tuple[np.ndarray, bool]]]
@@ -105,6 +204,26 @@ class ComputeStats:
 
     computed: int = 0
     cached: int = 0
+
+
+def _song_job(
+    name: str,
+    params: Mapping[str, Any] | None,
+    cache: FeatureCache | NullCache,
+    seed: int,
+) -> SongJob:
+    rep = get_representation(name)
+    merged = {**rep.params, **(params or {})}
+    value = merged.pop("sr", rep.sr)
+    try:
+        sr = int(value)
+        exact = not isinstance(value, bool) and float(value) == sr
+    except (TypeError, ValueError):
+        sr, exact = 0, False
+    if not exact or sr <= 0:
+        raise ConfigError(f"representation {name!r}: sr must be a positive integer, got {value!r}")
+    rep.load_fn()  # fail early (ConfigError) if the function cannot be imported
+    return SongJob(rep, sr, merged, cache, int(seed))
 
 
 def compute(
@@ -135,7 +254,8 @@ def compute(
         ``NullCache()`` to compute without storing.
     n_jobs : int
         Songs processed in parallel (:mod:`merkit.parallel` worker processes, which end with
-        this one); ``-1`` uses every core.
+        this one); ``-1`` uses every core. With 1, songs are computed in this process with the
+        next song decoded ahead in a thread (:func:`pipelined`).
     progress : bool
         Show a rich progress bar.
     seed : int
@@ -161,39 +281,156 @@ def compute(
     AudioError
         A song's audio cannot be decoded (the message names the file).
     """
-    rep = get_representation(name)
+    per_name = {name: stats} if stats is not None else None
+    return compute_many(
+        dataset,
+        [name],
+        params={name: params} if params else None,
+        cache=cache,
+        n_jobs=n_jobs,
+        progress=progress,
+        seed=seed,
+        stats=per_name,
+        mapper=mapper,
+    )[name]
+
+
+def compute_many(
+    dataset: Dataset,
+    names: Sequence[str],
+    *,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    cache: FeatureCache | NullCache | None = None,
+    n_jobs: int = 1,
+    progress: bool = True,
+    seed: int = 0,
+    stats: Mapping[str, ComputeStats] | None = None,
+    mapper: SongMapper | None = None,
+) -> dict[str, np.ndarray | list[np.ndarray]]:
+    """:func:`compute` for several representations in one pass over the songs.
+
+    Each song is hashed once and decoded and resampled once per sample rate, whichever of its
+    values are missing from the cache (:class:`SongJobs`); e.g. the hybrid's ``logmel`` and
+    ``own-features`` share one decode. Values are identical to separate :func:`compute` calls.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Representation names (duplicates are computed once).
+    params : Mapping, optional
+        Per-name parameter overrides, ``{name: {...}}``.
+    stats : Mapping, optional
+        Per-name :class:`ComputeStats` to fill.
+    mapper : callable, optional
+        A :data:`SongMapper` (e.g. the Ray executor's): it takes one representation at a time,
+        so each name is then computed in its own pass.
+
+    Other parameters are those of :func:`compute`.
+
+    Returns
+    -------
+    dict
+        ``{name: array or list}`` as :func:`compute` returns for each name.
+    """
+    names = list(dict.fromkeys(names))
+    for name in names:
+        get_representation(name)  # ConfigError for an unknown name, before anything else
     if n_jobs == 0:
         raise ConfigError("n_jobs must be a positive number of processes or -1 (all cores), not 0")
-    merged = {**rep.params, **(params or {})}
-    sr = int(merged.pop("sr", rep.sr))
     cache = FeatureCache() if cache is None else cache
+    params = params or {}
+    jobs = tuple(_song_job(name, params.get(name), cache, seed) for name in names)
     songs = list(dataset.songs)
     missing = [s.song_id for s in songs if s.source is None]
     if missing:
         raise DataError(
-            f"representation {name!r} needs audio, but {len(missing)} song(s) have none: "
-            + ", ".join(missing[:10])
+            f"representation {', '.join(map(repr, names))} needs audio, but {len(missing)} "
+            "song(s) have none: " + ", ".join(missing[:10])
         )
-    rep.load_fn()  # fail early (ConfigError) if the function cannot be imported
-
-    from merkit.parallel import map_ordered
-
-    job = SongJob(rep, sr, merged, cache, int(seed))
     sources = [song.source for song in songs]
-    if mapper is None:
-        results = map_ordered(job, sources, n_jobs, warm_numba=rep.uses_numba)
-    else:
-        results = mapper(job, sources)
-    arrays: list[np.ndarray] = []
-    stats = stats if stats is not None else ComputeStats()
-    with _Progress(progress, f"{name} ({len(songs)} songs)", len(songs)) as advance:
-        for array, was_cached in results:
-            arrays.append(array)
-            if was_cached:
-                stats.cached += 1
-            else:
-                stats.computed += 1
+    stats = stats or {}
+    label = f"{' + '.join(names)} ({len(songs)} songs)"
+    columns: list[list[np.ndarray]] = [[] for _ in jobs]
+    with _Progress(progress, label, len(songs)) as advance:
+        for results in _run(jobs, sources, n_jobs, mapper):
+            for column, name, (array, was_cached) in zip(columns, names, results, strict=True):
+                column.append(array)
+                if name in stats:
+                    if was_cached:
+                        stats[name].cached += 1
+                    else:
+                        stats[name].computed += 1
             advance()
+    return {name: _stack(column) for name, column in zip(names, columns, strict=True)}
+
+
+def fill_cache(
+    dataset: Dataset,
+    names: Sequence[str],
+    *,
+    cache: FeatureCache | None = None,
+    n_jobs: int = 1,
+    progress: bool = True,
+    seed: int = 0,
+) -> dict[str, ComputeStats]:
+    """Compute the missing values of several representations into ``cache``, keeping none.
+
+    One pass over the songs (:class:`SongJobs`: one hash and one decode per song for all of
+    them), for a run whose steps each read some of the representations later: they then only
+    read the cache. Nothing is stacked or returned but the counts.
+
+    Returns
+    -------
+    dict
+        ``{name: ComputeStats}``.
+    """
+    names = list(dict.fromkeys(names))
+    for name in names:
+        get_representation(name)
+    cache = FeatureCache() if cache is None else cache
+    jobs = tuple(_song_job(name, None, cache, seed) for name in names)
+    sources = [song.source for song in dataset.songs if song.source is not None]
+    stats = {name: ComputeStats() for name in names}
+    label = f"{' + '.join(names)} ({len(sources)} songs)"
+    with _Progress(progress, label, len(sources)) as advance:
+        for results in _run(jobs, sources, n_jobs, None):
+            for name, (_, was_cached) in zip(names, results, strict=True):
+                if was_cached:
+                    stats[name].cached += 1
+                else:
+                    stats[name].computed += 1
+            advance()
+    return stats
+
+
+def _run(
+    jobs: tuple[SongJob, ...],
+    sources: list[AudioSource],
+    n_jobs: int,
+    mapper: SongMapper | None,
+) -> Iterator[tuple[tuple[np.ndarray, bool], ...]]:
+    """Per song, ``(value, was_cached)`` for every job, in input order."""
+    if mapper is not None:
+        # A mapper runs one SongJob at a time: one pass per representation.
+        yield from zip(*(mapper(job, sources) for job in jobs), strict=True)
+        return
+    from merkit.parallel import map_ordered, resolve_jobs
+
+    many = SongJobs(jobs)
+    warm = any(job.rep.uses_numba for job in jobs)
+    if resolve_jobs(n_jobs) > 1:
+        yield from map_ordered(many, sources, n_jobs, warm_numba=warm)
+        return
+    if warm:  # as merkit.parallel does for one job: verify the cache, serialise its file I/O
+        from merkit.numba_cache import ensure_numba_cache, lock_numba_cache_io
+
+        ensure_numba_cache()
+        lock_numba_cache_io()
+    yield from pipelined(many, sources)
+
+
+def _stack(arrays: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    """One float32 block when every song's array has the same shape, else a float32 list."""
     if len({a.shape for a in arrays}) > 1:
         return [a.astype(np.float32, copy=False) for a in arrays]
     # Fill a float32 block row by row, dropping each compact row as it is copied.

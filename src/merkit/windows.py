@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from merkit.audio import check_audio_file, load_audio, quiet_stderr
+from merkit.audio import load_audio, quiet_stderr
+from merkit.audio_files import check_audio_file
 from merkit.errors import AudioError
 
 MIN_DURATION_S = 1.0

@@ -149,7 +149,7 @@ def find_audio(paths: Sequence[Path]) -> tuple[list[Path], list[PredictionFailur
     FIFO, device or socket, a symbolic-link loop or broken link, no permission, an unreadable
     folder) becomes a failure with its reason; nothing is opened that could block.
     """
-    from merkit.audio import unreadable_reason
+    from merkit.audio_files import unreadable_reason
     from merkit.datasets.base import AUDIO_EXTENSIONS
     from merkit.prediction import PredictionFailure
 

@@ -52,7 +52,7 @@ class FileSource:
 
     @property
     def key(self) -> str:
-        from merkit.audio import check_audio_file
+        from merkit.audio_files import check_audio_file
 
         check_audio_file(self.path)  # never open a FIFO (it blocks) or a folder for hashing
         digest = hashlib.sha1()
@@ -69,6 +69,12 @@ class FileSource:
         from merkit.audio import load_audio
 
         return load_audio(self.path, sr=sr)
+
+    def decode(self) -> tuple[np.ndarray, int]:
+        """Mono samples at the file's own rate and that rate (``load`` = this + ``conform``)."""
+        from merkit.audio import decode_mono
+
+        return decode_mono(self.path)
 
 
 @dataclass(frozen=True)

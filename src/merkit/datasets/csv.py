@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from merkit.audio import check_audio_file
+from merkit.audio_files import check_audio_file
 from merkit.datasets._scan import Problems
 from merkit.datasets.base import Dataset, FileSource, Song
 from merkit.errors import AudioError, DataError

@@ -75,32 +75,31 @@ def resolve_inputs(
 ) -> dict[str, InputArray]:
     """Arrays aligned with ``dataset.songs`` for each input name (:mod:`merkit.inputs`).
 
-    A feature table is read from the dataset; a representation is computed from audio (and
-    cached) by :func:`merkit.extract.compute` (through ``mapper`` when given, e.g. an
-    executor's ``song_mapper`` that computes the songs on a cluster); ``seed`` reaches
-    stochastic ones (augmented copies; see :func:`repeat_seed`).
+    A feature table is read from the dataset; the representations are computed from audio (and
+    cached) by :func:`merkit.extract.compute_many` in one pass over the songs, so each file is
+    decoded once for all of them (through ``mapper`` when given, e.g. an executor's
+    ``song_mapper`` that computes the songs on a cluster); ``seed`` reaches stochastic ones
+    (augmented copies; see :func:`repeat_seed`).
     """
     from merkit import extract
 
+    representations = [name for name in names if parse_input(name).kind != "table"]
+    stats = {name: extract.ComputeStats() for name in representations}
+    options = dict(cache=cache, n_jobs=n_jobs, progress=progress, seed=seed, mapper=mapper)
+    computed = (
+        extract.compute_many(dataset, representations, stats=stats, **options)
+        if representations
+        else {}
+    )
     resolved: dict[str, InputArray] = {}
     for name in names:
         parsed = parse_input(name)
         if parsed.kind == "table":
             resolved[name] = dataset.table(parsed.name)
         else:
-            stats = extract.ComputeStats()
-            resolved[name] = extract.compute(
-                dataset,
-                name,
-                cache=cache,
-                n_jobs=n_jobs,
-                progress=progress,
-                seed=seed,
-                stats=stats,
-                mapper=mapper,
-            )
+            resolved[name] = computed[name]
             if is_per_repeat(name):
-                _log_copies(name, resolved[name], stats, seed)
+                _log_copies(name, resolved[name], stats[name], seed)
     return resolved
 
 

@@ -1,9 +1,10 @@
 """An uploaded song on its way to the predictor: named safely, checked, and always cleaned up.
 
 The upload is copied into a private temporary folder under the client's file name (its
-extension tells the decoders the format), checked there with :func:`merkit.audio.unreadable_reason`
-and :func:`merkit.audio.audio_info`, and the folder is removed when the request ends, whatever
-happened. Messages name the client's file, never the temporary path.
+extension tells the decoders the format), checked there with
+:func:`merkit.audio_files.unreadable_reason` and :func:`merkit.audio.audio_info`, and the folder
+is removed when the request ends, whatever happened. Messages name the client's file, never the
+temporary path.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from merkit.audio import audio_info, unreadable_reason
+from merkit.audio import audio_info
+from merkit.audio_files import unreadable_reason
 from merkit.errors import AudioError
 
 ACCEPTED_TYPES = ("audio/", "video/", "application/octet-stream", "application/ogg")

@@ -1,0 +1,287 @@
+"""The fast extraction path equals the straightforward one, and decodes each song once.
+
+:func:`_reference_mel_power` and :func:`_reference_load` are the previous implementations
+(frame-major STFT with a dense @ sparse product; ``mean(axis=1)`` mixdown and
+:func:`merkit.audio.peak_normalize`); the fast ones must equal them bit for bit, so cached values
+made before and after the change agree (the representation's version is unchanged).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import scipy.fft
+import scipy.sparse
+import soundfile as sf
+import soxr
+
+from merkit.audio import decode_mono, load_audio, mixdown, peak_normalize
+from merkit.cache import FeatureCache, NullCache
+from merkit.datasets.base import Dataset, Song
+from merkit.errors import AudioError, ConfigError
+from merkit.extract import (
+    ComputeStats,
+    SongJobs,
+    _song_job,
+    compute,
+    compute_many,
+    fill_cache,
+    pipelined,
+)
+from merkit.logmel import LogMelConfig, mel_filterbank, mel_power
+
+
+def _reference_mel_power(y: np.ndarray, cfg: LogMelConfig) -> np.ndarray:
+    padded = np.pad(np.asarray(y, np.float32), cfg.n_fft // 2, mode=cfg.pad_mode)
+    n_frames = 1 + (len(padded) - cfg.n_fft) // cfg.hop_length
+    frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft)[:: cfg.hop_length]
+    window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(cfg.n_fft) / cfg.n_fft)).astype(np.float32)
+    spectrum = scipy.fft.rfft(frames[:n_frames] * window, axis=1)
+    power = spectrum.real**2 + spectrum.imag**2
+    basis = mel_filterbank(cfg.filterbank_sr or cfg.sr, cfg.n_fft, cfg.n_mels)
+    return np.ascontiguousarray(power @ scipy.sparse.csr_matrix(basis.T), dtype=np.float32)
+
+
+def _reference_load(path: Path, sr: int = 16_000) -> np.ndarray:
+    data, native = sf.read(str(path), dtype="float32", always_2d=True)
+    y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if native != sr:
+        y = np.asarray(soxr.resample(y, native, sr, quality="HQ"), dtype=np.float32)
+    return np.ascontiguousarray(peak_normalize(y))
+
+
+def _music(n: int, sr: int = 16_000, seed: int = 0) -> np.ndarray:
+    """Tones, noise, a silent stretch and a very quiet tail (tiny spectral values)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sr
+    y = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 3_000 * t)
+    y += 0.05 * rng.standard_normal(n)
+    y[n // 3 : n // 2] = 0.0
+    y[-n // 5 :] *= 1e-6
+    return y.astype(np.float32)
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [LogMelConfig(), LogMelConfig.paper_code(), LogMelConfig(n_fft=1024, hop_length=300)],
+    ids=["default", "paper-code", "other-sizes"],
+)
+@pytest.mark.parametrize("n", [480_960, 48_000, 700])
+def test_mel_power_is_bit_identical_to_the_frame_major_reference(cfg: LogMelConfig, n: int) -> None:
+    y = _music(n, seed=n)
+    fast, reference = mel_power(y, cfg), _reference_mel_power(y, cfg)
+    assert fast.flags.c_contiguous and fast.shape == (1 + n // cfg.hop_length, cfg.n_mels)
+    assert _same_bits(fast, reference)
+
+
+def test_mel_power_matches_librosa_to_float32_rounding() -> None:
+    y = _music(64_000, seed=1)
+    ours = mel_power(y, LogMelConfig())
+    theirs = librosa.feature.melspectrogram(y=y, sr=16_000, n_fft=2048, hop_length=512).T
+    # float32 FFTs in both; relative to each frame's loudest band.
+    scale = theirs.max(axis=1, keepdims=True)
+    loud = scale[:, 0] > 1e-6
+    assert loud.sum() > 50
+    assert (np.abs(ours - theirs)[loud] / scale[loud]).max() < 1e-5
+    db_ours = librosa.power_to_db(ours, ref=1.0, amin=1e-10, top_db=80.0)
+    db_theirs = librosa.power_to_db(theirs, ref=1.0, amin=1e-10, top_db=80.0)
+    assert np.abs(db_ours - db_theirs).max() < 0.01  # dB
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 6])
+def test_mixdown_is_bit_identical_to_numpy_mean(channels: int) -> None:
+    data = np.random.default_rng(channels).uniform(-1, 1, (10_001, channels)).astype(np.float32)
+    data[:5] = [[1e-39] * channels] * 5  # subnormal samples average the same way too
+    assert _same_bits(mixdown(data), data.mean(axis=1, dtype=np.float32))
+    with pytest.raises(ValueError, match="frames, channels"):
+        mixdown(data[:, 0])
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(44_100, 2), (22_050, 1), (16_000, 2)])
+def test_load_audio_is_bit_identical_to_the_previous_path(
+    tmp_path: Path, rate: int, channels: int
+) -> None:
+    mono = _music(rate * 3, sr=rate, seed=rate)
+    data = np.stack([mono, np.roll(mono, 7) * 0.8], axis=1)[:, :channels]
+    path = tmp_path / f"clip-{rate}-{channels}.flac"
+    sf.write(str(path), data, rate, subtype="PCM_24")
+    fast, reference = load_audio(path), _reference_load(path)
+    assert _same_bits(fast, reference)
+    assert np.isclose(np.abs(fast).max(), 10 ** (-0.1 / 20), rtol=1e-6)
+    assert fast.flags.c_contiguous and fast.flags.writeable
+
+
+def test_logmel_of_a_file_is_bit_identical_to_the_previous_pipeline(tmp_path: Path) -> None:
+    rate = 44_100
+    mono = _music(rate * 31, sr=rate, seed=5)  # longer than the 482 000-sample crop
+    path = tmp_path / "long.wav"
+    sf.write(str(path), np.stack([mono, -0.5 * mono], axis=1), rate, subtype="FLOAT")
+    job = _song_job("logmel", None, FeatureCache(tmp_path / "cache"), 0)
+    stored = job(_FileLike(path))[0]
+    y = _reference_load(path)[-482_000:]
+    power = _reference_mel_power(y, LogMelConfig())
+    db = 10.0 * np.log10(np.maximum(power, np.float32(1e-10)))
+    db = np.maximum(db, db.max() - np.float32(80.0))[-942:].astype(np.float16)
+    assert _same_bits(stored, db)
+
+
+# --- one pass over each song ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FileLike:
+    """A file source (see merkit.datasets.base.FileSource) that counts hashes and loads."""
+
+    path: Path
+
+    @property
+    def key(self) -> str:
+        _COUNTS.append(("key", self.path.name, threading.current_thread().name))
+        return f"test:{self.path.name}:{self.path.stat().st_size}"
+
+    @property
+    def description(self) -> str:
+        return str(self.path)
+
+    def load(self, sr: int) -> np.ndarray:
+        _COUNTS.append(("load", self.path.name, threading.current_thread().name))
+        return load_audio(self.path, sr=sr)
+
+
+@dataclass(frozen=True)
+class _Decodable(_FileLike):
+    """Also offers ``decode()`` (as FileSource does): one decode serves every rate."""
+
+    def decode(self) -> tuple[np.ndarray, int]:
+        _COUNTS.append(("decode", self.path.name, threading.current_thread().name))
+        return decode_mono(self.path)
+
+
+_COUNTS: list[tuple[str, str, str]] = []
+
+
+def _files(tmp_path: Path, n: int, source: type[_FileLike] = _Decodable) -> Dataset:
+    songs = []
+    for i in range(n):
+        path = tmp_path / f"song{i}.wav"
+        sf.write(str(path), _music(16_000 * 2 + 999 * i, sr=22_050, seed=i), 22_050)
+        songs.append(Song(f"S{i}", source(path), "Q1"))
+    return Dataset("files", songs)
+
+
+def test_compute_many_hashes_and_decodes_each_song_once(tmp_path: Path) -> None:
+    dataset = _files(tmp_path, 3)
+    names = ["logmel", "waveform-chunks", "logmel-chunks"]
+    cache = FeatureCache(tmp_path / "cache")
+    _COUNTS.clear()
+    stats = {name: ComputeStats() for name in names}
+    together = compute_many(dataset, names, cache=cache, progress=False, stats=stats)
+    assert sorted(c[:2] for c in _COUNTS) == sorted(
+        (kind, f"song{i}.wav") for i in range(3) for kind in ("decode", "key")
+    )
+    assert all((s.computed, s.cached) == (3, 0) for s in stats.values())
+    # Decoding runs one song ahead in a second thread.
+    assert {c[2] for c in _COUNTS if c[0] == "decode"} != {threading.current_thread().name}
+    for name in names:  # the same values as one representation at a time, without a cache
+        alone = compute(dataset, name, cache=NullCache(), progress=False)
+        if isinstance(alone, list):
+            assert all(_same_bits(a, b) for a, b in zip(alone, together[name], strict=True))
+        else:
+            assert _same_bits(alone, together[name])
+    _COUNTS.clear()
+    warm = {name: ComputeStats() for name in names}
+    again = compute_many(dataset, names, cache=cache, progress=False, stats=warm)
+    assert [c[0] for c in _COUNTS] == ["key"] * 3  # hashed once, nothing decoded
+    assert all((s.computed, s.cached) == (0, 3) for s in warm.values())
+    assert _same_bits(again["logmel"], together["logmel"])
+
+
+@pytest.mark.parametrize("source", [_Decodable, _FileLike])
+def test_one_decode_serves_every_missing_rate(tmp_path: Path, source: type[_FileLike]) -> None:
+    dataset = _files(tmp_path, 2, source)
+    cache = FeatureCache(tmp_path / "cache")
+    compute(dataset, "logmel", cache=cache, progress=False)
+    names = ["logmel", "waveform-chunks", "own-features"]
+    params = {"waveform-chunks": {"sr": 8_000, "chunk": 500}, "own-features": {"sr": 11_025}}
+    _COUNTS.clear()
+    together = compute_many(dataset, names, params=params, cache=cache, progress=False)
+    decodes = sorted(c[:2] for c in _COUNTS if c[0] != "key")
+    if source is _Decodable:  # one decode per song for both missing rates
+        assert decodes == [("decode", "song0.wav"), ("decode", "song1.wav")]
+    else:  # a plain source is loaded once per missing rate
+        assert decodes == [("load", f"song{i}.wav") for i in (0, 0, 1, 1)]
+    chunks = compute(dataset, "waveform-chunks", params=params["waveform-chunks"],
+                     cache=NullCache(), progress=False)  # fmt: skip
+    assert all(_same_bits(a, b) for a, b in zip(chunks, together["waveform-chunks"], strict=True))
+    assert chunks[0].shape == (len(load_audio(dataset.songs[0].source.path, sr=8_000)) // 500, 500)
+
+
+def test_pipelined_keeps_order_and_raises_at_the_bad_song(tmp_path: Path) -> None:
+    dataset = _files(tmp_path, 3)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF" + b"\0" * 100)
+    sources = [dataset.songs[0].source, _FileLike(bad), dataset.songs[1].source]
+    jobs = SongJobs((_song_job("waveform-chunks", {"chunk": 1000}, NullCache(), 0),))
+    results = pipelined(jobs, sources)
+    first = next(results)[0][0]
+    assert first.shape == (len(load_audio(dataset.songs[0].source.path)) // 1000, 1000)
+    with pytest.raises(AudioError, match="bad.wav"):
+        next(results)
+    assert list(pipelined(jobs, [])) == []
+
+
+def test_fill_cache_decodes_once_and_later_computes_only_read(tmp_path: Path) -> None:
+    dataset = _files(tmp_path, 2)
+    cache = FeatureCache(tmp_path / "cache")
+    _COUNTS.clear()
+    stats = fill_cache(dataset, ["logmel", "logmel-chunks", "logmel"], cache=cache, progress=False)
+    assert {name: (s.computed, s.cached) for name, s in stats.items()} == {
+        "logmel": (2, 0),
+        "logmel-chunks": (2, 0),
+    }
+    assert sorted(c[0] for c in _COUNTS) == ["decode", "decode", "key", "key"]
+    _COUNTS.clear()
+    for name in ("logmel", "logmel-chunks"):
+        hits = ComputeStats()
+        compute(dataset, name, cache=cache, progress=False, stats=hits)
+        assert (hits.computed, hits.cached) == (0, 2)
+    assert [c[0] for c in _COUNTS] == ["key"] * 4
+
+
+def scribble_rep(y: np.ndarray, sr: int, *, seed: int) -> np.ndarray:
+    """Overwrites its input (allowed): other representations of the song must not see it."""
+    total = np.array([y.sum(), len(y)], dtype=np.float64)
+    y[:] = 123.0
+    return total
+
+
+def test_a_function_that_changes_its_input_cannot_affect_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from merkit.representations import REPRESENTATIONS, Representation
+
+    monkeypatch.setitem(
+        REPRESENTATIONS, "scribble", Representation("scribble", f"{__name__}:scribble_rep")
+    )
+    dataset = _files(tmp_path, 2)
+    for names in (["scribble", "waveform-chunks"], ["waveform-chunks", "scribble"]):
+        both = compute_many(dataset, names, cache=NullCache(), progress=False)
+        alone = compute(dataset, "waveform-chunks", cache=NullCache(), progress=False)
+        assert _same_bits(both["waveform-chunks"], alone)
+        y = load_audio(dataset.songs[0].source.path)
+        assert both["scribble"][0][0] == np.float32(y.sum()) and both["scribble"][0][1] == len(y)
+
+
+@pytest.mark.parametrize("sr", [0, -16_000, 16_000.5, "fast", True])
+def test_a_bad_sample_rate_is_a_config_error(tmp_path: Path, sr: object) -> None:
+    with pytest.raises(ConfigError, match="sr must be a positive integer"):
+        compute(_files(tmp_path, 1), "logmel", params={"sr": sr}, progress=False)
