@@ -531,7 +531,7 @@ def keras_summary(
                     "gflops": round(gflops, 1),
                     "share_of_bf16_peak": round(gflops / bf16_peak, 3) if bf16_peak else None,
                     "share_of_fp32_peak": round(gflops / fp32_peak, 3) if fp32_peak else None,
-                    "step_cpu_s": statistics.median(r["median_step_cpu_s"] for r in mine),
+                    "step_cpu_s": round(statistics.median(r["median_step_cpu_s"] for r in mine), 3),
                     "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
                     "loads": [
                         f"{r['load_avg_1min_before']}/{r['load_avg_1min_after']}" for r in mine
