@@ -90,8 +90,8 @@ def _tied_input(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
 def test_pool_relu_equals_torch_with_ties(dtype: torch.dtype, kernel: tuple[int, int]) -> None:
     torch.manual_seed(5)
     kh, kw = kernel
-    for height in range(1, 11):
-        for width in range(1, 10):
+    for height in range(1, 8):  # up to a full 4-window plus a partial one
+        for width in range(1, 8):
             x = _tied_input((2, 3, height, width), dtype)
             assert fast_path(x, kernel)
             # TF 'same' (padded cells never win) and valid floor pooling (tail rows dropped)
