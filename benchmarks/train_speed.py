@@ -30,13 +30,16 @@ layer tables) run in a throwaway virtual environment that this script creates wi
 (``--keras-env``, TensorFlow is never a merkit dependency), interleaved round by round with
 merkit's default trainer (bf16 autocast, channels-last, the malloc tunables the CLI sets), each
 run in a fresh process. Optionally the same trainer from another source tree
-(``--compare-src``, e.g. the previous release) runs in the same rounds. A big matmul measured
+(``--compare-src``, or ``--compare-rev`` = a git revision of this repository that the script
+unpacks with ``git archive``) runs in the same rounds. A big matmul measured
 at the start and end gives the machine's bf16 and float32 peaks; each step's FLOPs are
 counted from the model's layers (forward, plus weight and input gradients). Writes
 ``benchmarks/results/train_speed.json`` and ``.md``::
 
-    python benchmarks/train_speed.py --keras --rounds 2 \
-        --compare-src /tmp/merkit-old/src --compare-label "merkit @ b038f2b"
+    python benchmarks/train_speed.py --keras --rounds 2 --compare-rev b038f2b
+
+``b038f2b`` is "today's default" of issue 17 (bf16 autocast + huge-page malloc, before the
+exact rewrites of the conv blocks).
 """
 
 from __future__ import annotations
@@ -528,7 +531,7 @@ def keras_summary(
                     "gflops": round(gflops, 1),
                     "share_of_bf16_peak": round(gflops / bf16_peak, 3) if bf16_peak else None,
                     "share_of_fp32_peak": round(gflops / fp32_peak, 3) if fp32_peak else None,
-                    "step_cpu_s": statistics.median(r["median_step_cpu_s"] for r in mine),
+                    "step_cpu_s": round(statistics.median(r["median_step_cpu_s"] for r in mine), 3),
                     "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
                     "loads": [
                         f"{r['load_avg_1min_before']}/{r['load_avg_1min_after']}" for r in mine
@@ -589,8 +592,24 @@ def write_keras_markdown(path: Path, payload: dict[str, Any]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def unpack_revision(rev: str) -> str:
+    """``src/`` of git revision ``rev`` of this repository in a temporary folder; its path."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix=f"merkit-{rev}-"))
+    archive = subprocess.run(
+        ["git", "-C", str(HERE.parent), "archive", rev, "src"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return str(folder / "src")
+
+
 def run_keras_comparison(args: argparse.Namespace) -> None:
     """Interleaved rounds of Keras and merkit (and optionally an older merkit) per case."""
+    if args.compare_rev:
+        args.compare_src = unpack_revision(args.compare_rev)
+        if args.compare_label == "older merkit":
+            args.compare_label = f"merkit @ {args.compare_rev}"
     python = ensure_keras_env(Path(args.keras_env), args.keras_requirements)
     cases = [c for c in args.cases.split(",") if c in KERAS_CASES] or list(KERAS_CASES)
     batches = {name: bs for name, _, bs in CASES}
@@ -692,6 +711,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keras-env", default="/tmp/merkit-keras-env")
     parser.add_argument("--keras-requirements", default=KERAS_REQUIREMENTS)
     parser.add_argument("--compare-src", help="also time merkit from this src/ tree (--keras)")
+    parser.add_argument("--compare-rev", help="git revision to time as --compare-src (--keras)")
     parser.add_argument("--compare-label", default="older merkit")
     parser.add_argument("--compare-cases", default="cnn", help="cases for --compare-src")
     parser.add_argument("--render", help="re-summarise a train_speed.json from --keras")

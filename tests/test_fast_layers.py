@@ -2,8 +2,10 @@
 
 The fast paths are exact rewrites: max-pool before ReLU (max commutes with ReLU), TF 'same'
 pooling through max_pool2d's implicit −inf padding instead of a padded copy, in-place ReLU,
-and dropout with a cheaper mask. Each is checked here in float32 against the textbook
-formulation written out with the same parameters and the same dropout masks.
+max-pool + ReLU in one pass with uint8 window codes instead of int64 indices
+(:func:`merkit.models.maxpool.pool_relu`), and dropout with a cheaper mask. Each is checked
+here against the textbook formulation written out with the same parameters and the same
+dropout masks; the pooling bit for bit, with ties, in float32 and bf16.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from merkit.models.layers import (
     keep_mask,
     tf_same_pads,
 )
+from merkit.models.maxpool import fast_path, pool_relu
 
 
 def padded_pool(x: torch.Tensor, kernel: tuple[int, int]) -> torch.Tensor:
@@ -73,6 +76,65 @@ def test_pad_free_same_pool_equals_minus_inf_padding(kernel: tuple[int, int]) ->
             out.backward(grad)
             want.backward(grad)
             assert torch.equal(x.grad, ref.grad)
+
+
+def _tied_input(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Small integers (ties in most windows), some −0, channels-last, requiring a gradient."""
+    x = torch.randint(-3, 4, shape).to(dtype)
+    x[0, 0].mul_(-1.0)  # the zeros of this plane are −0
+    return x.contiguous(memory_format=torch.channels_last).requires_grad_()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("kernel", [(2, 2), (3, 2), (2, 3), (4, 4)])
+def test_pool_relu_equals_torch_with_ties(dtype: torch.dtype, kernel: tuple[int, int]) -> None:
+    torch.manual_seed(5)
+    kh, kw = kernel
+    for height in range(1, 8):  # up to a full 4-window plus a partial one
+        for width in range(1, 8):
+            x = _tied_input((2, 3, height, width), dtype)
+            assert fast_path(x, kernel)
+            # TF 'same' (padded cells never win) and valid floor pooling (tail rows dropped)
+            pads = (tf_same_pads(height, kh, kh)[0], tf_same_pads(width, kw, kw)[0])
+            same = (-(-height // kh), -(-width // kw))
+            cases = [(pads, same, lambda r: padded_pool(r, kernel))]
+            if height >= kh and width >= kw:
+                cases.append(((0, 0), None, lambda r: F.max_pool2d(r, kernel)))
+            for pad, size, torch_pool in cases:
+                x.grad = None
+                ref = x.detach().clone().requires_grad_()
+                out = pool_relu(x, kernel, pad, size)
+                want = torch.relu(torch_pool(ref))
+                assert out.shape == want.shape and torch.equal(out, want)
+                assert out.is_contiguous(memory_format=torch.channels_last)
+                # integer-valued gradients: any misrouted or summed tie would show exactly
+                grad = torch.randint(1, 9, want.shape).to(dtype)
+                out.backward(grad)
+                want.backward(grad)
+                assert torch.equal(x.grad, ref.grad), (pad, height, width)
+
+
+def test_pool_relu_first_maximum_wins_and_nonpositive_maxima_get_no_gradient() -> None:
+    # one 2 × 2 window per plane, row-major positions 0 1 / 2 3
+    x = torch.tensor(
+        [[[[1.0, 2.0], [2.0, 0.0]]], [[[-1.0, -2.0], [-1.0, -3.0]]], [[[0.0, -0.0], [-1.0, 0.0]]]]
+    ).to(torch.bfloat16)
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = pool_relu(x, (2, 2))
+    assert out.flatten().tolist() == [2.0, 0.0, 0.0]
+    out.backward(torch.full_like(out, 5.0))
+    want = torch.zeros(3, 1, 2, 2)
+    want[0, 0, 0, 1] = 5.0  # the first of the two 2s; the negative and zero maxima get nothing
+    assert torch.equal(x.grad.float(), want)
+
+
+def test_pool_relu_falls_back_off_the_fast_path() -> None:
+    x = _tied_input((2, 3, 7, 6), torch.float32).detach()
+    nchw = x.contiguous().requires_grad_()
+    assert not fast_path(nchw, (2, 2)) and fast_path(x, (2, 2))
+    out = pool_relu(nchw, (2, 2), (0, 0), (4, 3))
+    torch.testing.assert_close(out, pool_relu(x, (2, 2), (0, 0), (4, 3)), rtol=0, atol=0)
+    assert torch.equal(out, torch.relu(padded_pool(nchw.detach(), (2, 2))))
 
 
 def test_keep_mask_rate_layout_and_seed() -> None:

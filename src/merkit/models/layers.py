@@ -32,6 +32,7 @@ from merkit.models.initializers import (  # noqa: F401  (re-exported: the models
     keras_init_,
     orthogonal_,
 )
+from merkit.models.maxpool import pool_relu
 
 BN_MOMENTUM: float = 0.01
 """PyTorch ``momentum`` equal to Keras' ``momentum=0.99``: running = 0.99·running + 0.01·batch."""
@@ -303,8 +304,16 @@ class BaselineConvBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # max-pool commutes with ReLU (both monotone), so pooling first applies the ReLU to a
-        # 4-6× smaller tensor, in place: the same outputs and gradients as ReLU → pool.
-        return self.dropout(self.bn(torch.relu_(self.pool(self._convolve(x)))))
+        # 4-6× smaller tensor: the same outputs and gradients as ReLU → pool. pool_relu does
+        # both in one pass without int64 indices (merkit.models.maxpool).
+        x = self._convolve(x)
+        pool = self.pool
+        if pool.stride != pool.kernel_size:
+            return self.dropout(self.bn(torch.relu_(pool(x))))
+        (kh, kw), (height, width) = pool.kernel_size, x.shape[-2:]
+        pads = (tf_same_pads(height, kh, kh)[0], tf_same_pads(width, kw, kw)[0])
+        x = pool_relu(x, pool.kernel_size, pads, pool.output_size(height, width))
+        return self.dropout(self.bn(x))
 
 
 class Conv2dRegular(nn.Module):
@@ -322,9 +331,9 @@ class Conv2dRegular(nn.Module):
         return height // ph, width // pw
 
     def forward(self, x: Tensor) -> Tensor:
-        # pool → ReLU equals ReLU → pool (max commutes with ReLU); the ReLU then runs in place
-        # on the pooled tensor.
-        return torch.relu_(self.pool(self.bn(self.conv(x))))
+        # pool → ReLU equals ReLU → pool (max commutes with ReLU); pool_relu does both in one
+        # pass without int64 indices (merkit.models.maxpool).
+        return pool_relu(self.bn(self.conv(x)), self.pool.kernel_size)  # type: ignore[arg-type]
 
 
 class Res2d(nn.Module):
