@@ -1,0 +1,479 @@
+"""Does a song get the same quadrant whatever its encoding?  Out-of-fold, over all 4QAED songs.
+
+Two steps, each resumable:
+
+``prepare``
+    Re-encodes every song of the dataset (from its original file, here 16 kHz mono Opus) into
+    ``--cache`` (a folder under /tmp; audio is never committed) in each of :data:`ENCODINGS` --
+    MP3 at 22.05, 32 and 44.1 kHz, an Opus re-encode at 48 kHz, a 44.1 kHz stereo WAV -- and
+    computes the method's inputs (e.g. ``own-features``) of every file through the merkit
+    feature cache. Songs are processed in a seeded random order, one song's encodings at a time,
+    so an interrupted run leaves every encoding of an unbiased sample of songs done; a file is
+    written to a temporary name and renamed, so a killed encoder never leaves a half file.
+
+``evaluate``
+    10-fold stratified CV (seeded): the recipe (``--method NAME --config YAML``, resolved by
+    :func:`merkit.methods.resolve_method`) is fitted on the training songs' *original* clips
+    (with ``--augment-codecs``: on the originals plus every re-encode of the same training songs,
+    so a song's copies never cross the train/test line) and predicts the test songs in every
+    encoding. Reports the share of songs whose predicted quadrant is the same in all encodings,
+    each encoding's agreement with the original, and each encoding's accuracy and macro F1.
+    With ``--variance`` it also ranks the features of a single-array input by the ratio of their
+    within-song variance (across encodings) to their between-song variance.
+
+Usage::
+
+    python benchmarks/encoding_agreement.py prepare --root ../shared/data/4qaed \\
+        --cache /tmp/merkit-encodings [--method svm-own] [--limit N]
+    python benchmarks/encoding_agreement.py evaluate --root ../shared/data/4qaed \\
+        --cache /tmp/merkit-encodings --method svm-own [--config YAML] [--augment-codecs] \\
+        [--variance] --out benchmarks/results/4qaed_encoding_agreement
+
+The features go to merkit's feature cache ($MERKIT_CACHE), keyed by each file's content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+ORIGINAL = "original"
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """One re-encode: container/codec, sample rate, channels and libsndfile's compression level.
+
+    ``compression_level`` is libsndfile's 0 (best) .. 1 (smallest); the bitrate it gives is
+    measured from the files and reported.
+    """
+
+    name: str
+    format: str
+    subtype: str
+    sr: int
+    channels: int
+    suffix: str
+    compression_level: float | None = None
+    bitrate_mode: str | None = None
+
+
+ENCODINGS: tuple[Encoding, ...] = (
+    Encoding("mp3-22k-mono", "MP3", "MPEG_LAYER_III", 22_050, 1, ".mp3", 0.8, "CONSTANT"),
+    Encoding("mp3-32k-mono", "MP3", "MPEG_LAYER_III", 32_000, 1, ".mp3", 0.8, "CONSTANT"),
+    Encoding("mp3-44k-stereo", "MP3", "MPEG_LAYER_III", 44_100, 2, ".mp3", 0.65, "CONSTANT"),
+    Encoding("opus-48k-mono", "OGG", "OPUS", 48_000, 1, ".opus.ogg", 0.8),
+    Encoding("wav-44k-stereo", "WAV", "PCM_16", 44_100, 2, ".wav"),
+)
+"""The re-encodes made of every song (mono sources are duplicated into both stereo channels)."""
+
+
+def encoded_path(cache: Path, encoding: Encoding, song_id: str) -> Path:
+    return cache / encoding.name / f"{song_id}{encoding.suffix}"
+
+
+def encode(source: Path, target: Path, encoding: Encoding) -> None:
+    """Decode ``source``, resample (soxr HQ) and write ``target`` in ``encoding``, atomically.
+
+    The decoded 4QAED Opus clips overshoot full scale (by up to ~1 dB): the lossy encoders take
+    the float samples as they are (as ffmpeg's libmp3lame and libopus do), while 16-bit PCM is
+    clipped to [-1, 1] as any decoder writing a WAV does (libsndfile would wrap around).
+    """
+    import soundfile as sf
+    import soxr
+
+    data, sr = sf.read(str(source), dtype="float32", always_2d=True)
+    y = data.mean(axis=1)
+    if sr != encoding.sr:
+        y = soxr.resample(y, sr, encoding.sr, quality="HQ").astype(np.float32)
+    if encoding.subtype.startswith("PCM"):
+        y = np.clip(y, -1.0, 1.0)
+    frames = np.repeat(y[:, None], encoding.channels, axis=1)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    options: dict[str, Any] = {}
+    if encoding.compression_level is not None:
+        options["compression_level"] = encoding.compression_level
+    if encoding.bitrate_mode is not None:
+        options["bitrate_mode"] = encoding.bitrate_mode
+    sf.write(
+        str(partial),
+        frames,
+        encoding.sr,
+        format=encoding.format,
+        subtype=encoding.subtype,
+        **options,
+    )
+    partial.replace(target)
+
+
+def _dataset(root: Path) -> Any:
+    from merkit.datasets.fourqaed import load_4qaed
+
+    return load_4qaed(root)
+
+
+def _song_order(song_ids: list[str], seed: int) -> list[int]:
+    return list(np.random.default_rng(seed).permutation(len(song_ids)))
+
+
+def _jobs(input_names: tuple[str, ...], seed: int) -> list[Any]:
+    """One :class:`merkit.extract.SongJob` per representation input (tables are refused)."""
+    from merkit.cache import FeatureCache
+    from merkit.errors import ConfigError
+    from merkit.extract import SongJob
+    from merkit.inputs import parse_input
+    from merkit.representations import get_representation
+
+    jobs = []
+    for name in input_names:
+        parsed = parse_input(name)
+        if parsed.kind != "representation":
+            raise ConfigError(
+                f"input {name!r} is a feature table, not computed from audio: a re-encode "
+                "cannot change it, so this benchmark needs a method with audio inputs only"
+            )
+        rep = get_representation(name)
+        merged = dict(rep.params)
+        sr = int(merged.pop("sr", rep.sr))
+        jobs.append(SongJob(rep, sr, merged, FeatureCache(), int(seed)))
+    return jobs
+
+
+def _resolve(args: argparse.Namespace) -> Any:
+    from merkit.methods import read_settings, resolve_method
+
+    settings = read_settings(args.config).get(args.method) if args.config else None
+    return resolve_method(args.method, settings)
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Encode every song in every encoding and compute the method's inputs for each file."""
+    from merkit.datasets.base import FileSource
+
+    dataset = _dataset(args.root)
+    resolved = _resolve(args)
+    jobs = _jobs(resolved.inputs, args.seed)
+    songs = dataset.songs
+    order = _song_order([s.song_id for s in songs], args.seed)
+    if args.limit:
+        order = order[: args.limit]
+    start = time.perf_counter()
+    # The originals first: every fold trains on them.
+    for done, index in enumerate(order, 1):
+        for job in jobs:
+            job(songs[index].source)
+        if done % 100 == 0:
+            print(f"originals: {done}/{len(order)} ({time.perf_counter() - start:.0f} s)")
+    for done, index in enumerate(order, 1):
+        song = songs[index]
+        for encoding in ENCODINGS:
+            target = encoded_path(args.cache, encoding, song.song_id)
+            if not target.exists():
+                encode(Path(song.source.path), target, encoding)
+            for job in jobs:
+                job(FileSource(target))
+        if done % 10 == 0:
+            elapsed = time.perf_counter() - start
+            print(f"re-encodes: {done}/{len(order)} songs ({elapsed:.0f} s)", flush=True)
+    print("prepare: done", flush=True)
+
+
+def _arrays(dataset: Any, resolved: Any, source_of: Any, seed: int) -> dict[str, Any]:
+    """The method's inputs of every song with its audio taken from ``source_of(song)``."""
+    from dataclasses import replace
+
+    from merkit.datasets.base import Dataset
+    from merkit.protocol.runner import resolve_inputs
+
+    songs = [replace(s, source=source_of(s)) for s in dataset.songs]
+    view = Dataset(dataset.name, songs, root=dataset.root)
+    return resolve_inputs(view, resolved.inputs, progress=False, seed=seed)
+
+
+def _stack(arrays: list[Any]) -> Any:
+    if isinstance(arrays[0], dict):
+        return {key: _stack([a[key] for a in arrays]) for key in arrays[0]}
+    if isinstance(arrays[0], list):
+        return [row for part in arrays for row in part]
+    return np.concatenate(arrays, axis=0)
+
+
+def variance_ratio(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Within-song and between-song variance of each feature, and their ratio.
+
+    Parameters
+    ----------
+    values : np.ndarray
+        Shape ``(n_encodings, n_songs, n_features)``: each song's features in each encoding.
+
+    Returns
+    -------
+    within, between, ratio : np.ndarray
+        ``within``: the mean over songs of the variance across encodings; ``between``: the
+        variance over songs of each song's mean over encodings; ``ratio = within / between``
+        (``inf`` where ``between`` is 0 and ``within`` is not, 0 where both are).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    within = values.var(axis=0).mean(axis=0)
+    between = values.mean(axis=0).var(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(between > 0, within / np.where(between > 0, between, 1.0), np.inf)
+    ratio = np.where((between == 0) & (within == 0), 0.0, ratio)
+    return within, between, ratio
+
+
+def agreement(predictions: np.ndarray) -> float:
+    """Share of songs (columns) whose prediction is the same in every encoding (rows)."""
+    predictions = np.asarray(predictions)
+    return float(np.mean(np.all(predictions == predictions[:1], axis=0)))
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    from sklearn.base import clone
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from merkit.datasets.base import FileSource
+    from merkit.protocol.folds import ProtocolConfig, make_folds
+    from merkit.protocol.runner import _accepts
+
+    dataset = _dataset(args.root)
+    resolved = _resolve(args)
+    names = [ORIGINAL, *(e.name for e in ENCODINGS)]
+    ids = dataset.song_ids
+    present = [all(encoded_path(args.cache, e, sid).exists() for e in ENCODINGS) for sid in ids]
+    keep = np.flatnonzero(present)
+    print(f"{len(keep)}/{len(ids)} songs have every encoding")
+    t0 = time.perf_counter()
+    arrays = {ORIGINAL: _arrays(dataset, resolved, lambda s: s.source, args.seed)}
+    for encoding in ENCODINGS:
+        arrays[encoding.name] = _arrays(
+            dataset,
+            resolved,
+            lambda s, e=encoding: (
+                FileSource(encoded_path(args.cache, e, s.song_id))
+                if present[ids.index(s.song_id)]
+                else s.source
+            ),
+            args.seed,
+        )
+    print(f"inputs read in {time.perf_counter() - t0:.0f} s")
+    labels = dataset.labels
+    protocol = ProtocolConfig(n_splits=args.folds, n_repeats=1, random_state=args.seed)
+    folds = make_folds(labels, protocol)
+    predictions = np.full((len(names), len(ids)), -1)
+    augment = _augment_names(args.augment_codecs)
+    dropped: list[list[str]] = []
+    for fold in folds:
+        model = clone(resolved.estimator)
+        train = fold.train
+        # A training song's re-encodes join it in training (same group); never a test song's.
+        copies = np.intersect1d(train, keep)
+        x = _stack(
+            [resolved.estimator_input(arrays[ORIGINAL], train)]
+            + [resolved.estimator_input(arrays[e], copies) for e in augment]
+        )
+        y = np.concatenate([labels[train]] + [labels[copies]] * len(augment))
+        groups = np.concatenate([train] + [copies] * len(augment))
+        columns = None
+        if args.drop_unstable is not None:
+            columns, names_dropped = _stable_columns(arrays, names, resolved, copies, args)
+            dropped.append(names_dropped)
+            x = x[:, columns]
+        if _accepts(model.fit, "groups"):
+            model.fit(x, y, groups=groups)
+        else:
+            model.fit(x, y)
+        for row, name in enumerate(names):
+            test = resolved.estimator_input(arrays[name], fold.test)
+            predictions[row, fold.test] = model.predict(
+                test if columns is None else test[:, columns]
+            )
+        print(f"fold {fold.fold}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
+    pred = predictions[:, keep]
+    truth = labels[keep]
+    per_encoding = []
+    for row, name in enumerate(names):
+        per_encoding.append(
+            {
+                "encoding": name,
+                "agreement_with_original": float(np.mean(pred[row] == pred[0])),
+                "accuracy": float(accuracy_score(truth, pred[row])),
+                "macro_f1": float(f1_score(truth, pred[row], average="macro")),
+            }
+        )
+    differing = [
+        ids[i] for i, ok in zip(keep, np.all(pred == pred[:1], axis=0), strict=True) if not ok
+    ]
+    result: dict[str, Any] = {
+        "method": resolved.name,
+        "settings": resolved.settings,
+        "augment_codecs": augment,
+        "drop_unstable": args.drop_unstable,
+        "dropped_per_fold": dropped,
+        "folds": args.folds,
+        "seed": args.seed,
+        "songs": len(keep),
+        "agreement_all": agreement(pred),
+        "per_encoding": per_encoding,
+        "songs_not_agreeing": differing,
+        "encodings": [_describe(args.cache, e, [ids[i] for i in keep]) for e in ENCODINGS],
+    }
+    if args.variance:
+        result["variance"] = _variance(arrays, names, resolved, keep, args.top)
+    _write(args, result)
+
+
+def _augment_names(value: str | None) -> list[str]:
+    """Encodings whose copies of the training songs join training (``all`` or a comma list)."""
+    from merkit.errors import ConfigError
+
+    if not value:
+        return []
+    known = [e.name for e in ENCODINGS]
+    chosen = known if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [c for c in chosen if c not in known]
+    if unknown:
+        raise ConfigError(f"--augment-codecs: unknown encodings {unknown} (known: {known})")
+    return chosen
+
+
+def _stable_columns(
+    arrays: dict[str, Any],
+    names: list[str],
+    resolved: Any,
+    songs: np.ndarray,
+    args: argparse.Namespace,
+) -> tuple[np.ndarray, list[str]]:
+    """Columns whose within/between-song variance ratio on the *training* songs is <= the bound."""
+    if len(resolved.inputs) != 1:
+        raise SystemExit("--drop-unstable needs a method with a single array input")
+    name = resolved.inputs[0]
+    values = np.stack([np.asarray(arrays[e][name])[songs] for e in names])
+    ratio = variance_ratio(values)[2]
+    keep = np.flatnonzero(ratio <= args.drop_unstable)
+    feature_names = _feature_names(name, values.shape[-1])
+    return keep, [feature_names[j] for j in np.flatnonzero(ratio > args.drop_unstable)]
+
+
+def _describe(cache: Path, encoding: Encoding, song_ids: list[str]) -> dict[str, Any]:
+    import soundfile as sf
+
+    bits = seconds = 0.0
+    for sid in song_ids:
+        path = encoded_path(cache, encoding, sid)
+        bits += path.stat().st_size * 8
+        seconds += sf.info(str(path)).duration
+    return {
+        "name": encoding.name,
+        "format": f"{encoding.format}/{encoding.subtype}",
+        "sample_rate": encoding.sr,
+        "channels": encoding.channels,
+        "compression_level": encoding.compression_level,
+        "bitrate_mode": encoding.bitrate_mode,
+        "mean_kbps": round(bits / max(seconds, 1e-9) / 1000, 1),
+    }
+
+
+def _variance(
+    arrays: dict[str, Any], names: list[str], resolved: Any, keep: np.ndarray, top: int
+) -> list[dict[str, Any]]:
+    if len(resolved.inputs) != 1:
+        return []
+    name = resolved.inputs[0]
+    values = np.stack([np.asarray(arrays[e][name])[keep] for e in names])
+    feature_names = _feature_names(name, values.shape[-1])
+    within, between, ratio = variance_ratio(values)
+    order = np.argsort(-ratio)[:top]
+    return [
+        {
+            "feature": feature_names[j],
+            "ratio": float(ratio[j]),
+            "within": float(within[j]),
+            "between": float(between[j]),
+            # The mean shift of each encoding from the original, in between-song std units.
+            "shift": {
+                e: float((values[k, :, j] - values[0, :, j]).mean() / np.sqrt(between[j]))
+                if between[j] > 0
+                else 0.0
+                for k, e in enumerate(names)
+                if k
+            },
+        }
+        for j in order
+    ]
+
+
+def _feature_names(name: str, n: int) -> list[str]:
+    if name == "own-features":
+        from merkit.features.own import OWN_FEATURE_NAMES
+
+        if len(OWN_FEATURE_NAMES) == n:
+            return list(OWN_FEATURE_NAMES)
+    return [f"{name}[{j}]" for j in range(n)]
+
+
+def _write(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    from _common import command_line, machine, versions
+
+    result["command"] = command_line()
+    result["machine"] = machine()
+    result["versions"] = versions()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    lines = ["encoding,agreement_with_original,accuracy,macro_f1"]
+    lines += [
+        f"{p['encoding']},{p['agreement_with_original']:.4f},{p['accuracy']:.4f},"
+        f"{p['macro_f1']:.4f}"
+        for p in result["per_encoding"]
+    ]
+    out.with_suffix(".csv").write_text("\n".join(lines) + "\n")
+    print(json.dumps({k: result[k] for k in ("songs", "agreement_all")}))
+    for p in result["per_encoding"]:
+        print(p)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("step", choices=("prepare", "evaluate"))
+    parser.add_argument("--root", type=Path, default=Path("../shared/data/4qaed"))
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/merkit-encodings"))
+    parser.add_argument("--method", default="svm-own")
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--limit", type=int, default=0, help="prepare: only the first N songs")
+    parser.add_argument(
+        "--augment-codecs",
+        default=None,
+        help="train on the training songs' re-encodes too: 'all' or a comma list of encodings",
+    )
+    parser.add_argument(
+        "--drop-unstable",
+        type=float,
+        default=None,
+        help="drop, in each fold, the features whose within/between-song variance ratio over "
+        "the training songs' encodings exceeds this",
+    )
+    parser.add_argument("--variance", action="store_true")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--out", default="benchmarks/results/4qaed_encoding_agreement")
+    args = parser.parse_args(argv)
+    if args.step == "prepare":
+        prepare(args)
+    else:
+        evaluate(args)
+
+
+if __name__ == "__main__":
+    main()
