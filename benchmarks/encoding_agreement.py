@@ -150,8 +150,14 @@ def _jobs(input_names: tuple[str, ...], seed: int) -> list[Any]:
 
 
 def _resolve(args: argparse.Namespace) -> Any:
-    from merkit.methods import read_settings, resolve_method
+    from merkit.methods import ResolvedMethod, read_settings, resolve_method
 
+    if args.model is not None:
+        from merkit.model_dir import open_model_dir
+
+        manifest, estimator = open_model_dir(args.model)
+        inputs = tuple(i.name for i in manifest.inputs)
+        return ResolvedMethod.of(f"model:{args.model}", estimator, inputs)
     settings = read_settings(args.config).get(args.method) if args.config else None
     return resolve_method(args.method, settings)
 
@@ -188,16 +194,27 @@ def prepare(args: argparse.Namespace) -> None:
     print("prepare: done", flush=True)
 
 
-def _arrays(dataset: Any, resolved: Any, source_of: Any, seed: int) -> dict[str, Any]:
-    """The method's inputs of every song with its audio taken from ``source_of(song)``."""
+def _arrays(
+    dataset: Any, resolved: Any, source_of: Any, seed: int, original: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The method's inputs of every song with its audio taken from ``source_of(song)``.
+
+    With ``original`` (the originals' inputs) and a method whose extra inputs are training-only
+    copies (:class:`merkit.augmentation.AugmentedClassifier`), only the first input is computed:
+    predicting reads nothing else, and the copies of re-encodes would cost a feature pass each.
+    """
     from dataclasses import replace
 
     from merkit.datasets.base import Dataset
     from merkit.protocol.runner import resolve_inputs
 
+    names = list(resolved.inputs)
+    if original is not None and getattr(resolved.estimator, "training_only_copies", False):
+        names = names[:1]
     songs = [replace(s, source=source_of(s)) for s in dataset.songs]
     view = Dataset(dataset.name, songs, root=dataset.root)
-    return resolve_inputs(view, resolved.inputs, progress=False, seed=seed)
+    computed = resolve_inputs(view, names, progress=False, seed=seed)
+    return {name: computed.get(name, (original or {}).get(name)) for name in resolved.inputs}
 
 
 def _stack(arrays: list[Any]) -> Any:
@@ -265,6 +282,7 @@ def evaluate(args: argparse.Namespace) -> None:
                 else s.source
             ),
             args.seed,
+            arrays[ORIGINAL],
         )
     print(f"inputs read in {time.perf_counter() - t0:.0f} s")
     labels = dataset.labels
@@ -273,6 +291,14 @@ def evaluate(args: argparse.Namespace) -> None:
     predictions = np.full((len(names), len(ids)), -1)
     augment = _augment_names(args.augment_codecs)
     dropped: list[list[str]] = []
+    if args.model is not None:
+        # A trained model (e.g. the shipped one): it saw every 4QAED song, so this is in-sample.
+        folds = []
+        everyone = np.arange(len(ids))
+        for row, name in enumerate(names):
+            predictions[row] = resolved.estimator.predict(
+                resolved.estimator_input(arrays[name], everyone)
+            )
     for fold in folds:
         model = clone(resolved.estimator)
         train = fold.train
@@ -326,7 +352,8 @@ def evaluate(args: argparse.Namespace) -> None:
         "augment_codecs": augment,
         "drop_unstable": args.drop_unstable,
         "dropped_per_fold": dropped,
-        "folds": args.folds,
+        "folds": 0 if args.model is not None else args.folds,
+        "model": None if args.model is None else str(args.model),
         "seed": args.seed,
         "songs": len(keep),
         "agreement_all": agreement(pred),
@@ -559,6 +586,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/merkit-encodings"))
     parser.add_argument("--method", default="svm-own")
     parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="evaluate: predict with this trained model directory instead of cross-validating "
+        "--method (in-sample when it was trained on these songs)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--limit", type=int, default=0, help="prepare: only the first N songs")

@@ -202,6 +202,13 @@ def _own_features_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None,
     return (len(OWN_FEATURE_NAMES),)
 
 
+def _codec_own_features_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    from merkit.codec import CODECS
+    from merkit.features.own import OWN_FEATURE_NAMES
+
+    return (len(params.get("codecs", CODECS)), len(OWN_FEATURE_NAMES))
+
+
 _HERE = __name__
 _CHUNK_CFG = LogMelConfig(n_frames=None, crop_samples=None)
 
@@ -248,6 +255,15 @@ for _rep in (
         shape=_own_features_shape,
         uses_numba=True,
         description="merkit's own handcrafted librosa feature vector",
+    ),
+    Representation(
+        name="codec-own-features",
+        fn="merkit.codec:codec_own_features",
+        params={"codecs": ["mp3-22k", "opus-48k"]},
+        dtype="float32",
+        shape=_codec_own_features_shape,
+        uses_numba=True,
+        description="own features after an MP3 and an Opus round trip (the codec augmentation)",
     ),
 ):
     register_representation(_rep)

@@ -7,14 +7,16 @@ features whose change across encodings is large next to their spread across song
 over all 4QAED songs; its results file lists the ranking):
 
 * ``timbre.spectral_contrast_6``: the octave band from 6.4 kHz to the 8 kHz Nyquist limit. Its
-  top lies in every resampler's transition band (soxr's passband ends near 7.3 kHz at 16 kHz
-  output), so whether the file was already 16 kHz or is resampled to it decides whether the band's
-  valleys are empty; its mean moves by ~10 between-song standard deviations.
+  top lies in the resampler's transition band (soxr HQ at 16 kHz keeps 7.3 kHz, halves 7.6 kHz
+  and removes 7.9 kHz), so a file that is already 16 kHz keeps content there that every other
+  encoding of the song loses; the band's valleys empty and its mean contrast moves by 10-15
+  between-song standard deviations, for a 44.1 kHz WAV as for an MP3.
 * ``timbre.spectral_flatness``: the geometric mean of the power spectrum is dominated by the
   nearly empty bins above a codec's or a resampler's low-pass.
 * the skewness and kurtosis of the frame levels in dB (``dynamics.rms_db``,
   ``dynamics.loudness_a_db``): a few frames of silence (an MP3 encoder's delay, which the decoder
-  does not always remove) are extreme outliers on a dB scale.
+  does not always remove) are extreme outliers on a dB scale; the same frames make one outlying
+  onset in the spectral flux (its skewness and kurtosis).
 
 :class:`DropFeatures` removes such columns inside a pipeline (``svm-own``'s ``exclude_features``
 setting), so the features themselves, and every cached vector, stay as they are.
@@ -41,6 +43,8 @@ CODEC_SENSITIVE: Final[tuple[str, ...]] = (
     "dynamics.rms_db.kurtosis",
     "dynamics.loudness_a_db.skew",
     "dynamics.loudness_a_db.kurtosis",
+    "timbre.spectral_flux.skew",
+    "timbre.spectral_flux.kurtosis",
 )
 """Own-feature name patterns (shell-style) that move most with the encoding (see the module)."""
 
