@@ -35,7 +35,9 @@ The features go to merkit's feature cache ($MERKIT_CACHE), keyed by each file's 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import pickle
 import sys
 import time
 from dataclasses import dataclass
@@ -171,15 +173,15 @@ def prepare(args: argparse.Namespace) -> None:
     jobs = _jobs(resolved.inputs, args.seed)
     songs = dataset.songs
     order = _song_order([s.song_id for s in songs], args.seed)
-    if args.limit:
-        order = order[: args.limit]
     start = time.perf_counter()
-    # The originals first: every fold trains on them.
+    # The originals first, all of them: every fold trains on them.
     for done, index in enumerate(order, 1):
         for job in jobs:
             job(songs[index].source)
         if done % 100 == 0:
             print(f"originals: {done}/{len(order)} ({time.perf_counter() - start:.0f} s)")
+    if args.limit:
+        order = order[: args.limit]
     for done, index in enumerate(order, 1):
         song = songs[index]
         for encoding in ENCODINGS:
@@ -215,6 +217,29 @@ def _arrays(
     view = Dataset(dataset.name, songs, root=dataset.root)
     computed = resolve_inputs(view, names, progress=False, seed=seed)
     return {name: computed.get(name, (original or {}).get(name)) for name in resolved.inputs}
+
+
+def _all_arrays(
+    dataset: Any, resolved: Any, args: argparse.Namespace, present: list[bool]
+) -> dict[str, dict[str, Any]]:
+    """Inputs of every song in the original and in each encoding (the original where missing)."""
+    from merkit.datasets.base import FileSource
+
+    ids = dataset.song_ids
+    arrays = {ORIGINAL: _arrays(dataset, resolved, lambda s: s.source, args.seed)}
+    for encoding in ENCODINGS:
+        arrays[encoding.name] = _arrays(
+            dataset,
+            resolved,
+            lambda s, e=encoding: (
+                FileSource(encoded_path(args.cache, e, s.song_id))
+                if present[ids.index(s.song_id)]
+                else s.source
+            ),
+            args.seed,
+            arrays[ORIGINAL],
+        )
+    return arrays
 
 
 def _stack(arrays: list[Any]) -> Any:
@@ -259,7 +284,6 @@ def evaluate(args: argparse.Namespace) -> None:
     from sklearn.base import clone
     from sklearn.metrics import accuracy_score, f1_score
 
-    from merkit.datasets.base import FileSource
     from merkit.protocol.folds import ProtocolConfig, make_folds
     from merkit.protocol.runner import _accepts
 
@@ -271,19 +295,17 @@ def evaluate(args: argparse.Namespace) -> None:
     keep = np.flatnonzero(present)
     print(f"{len(keep)}/{len(ids)} songs have every encoding")
     t0 = time.perf_counter()
-    arrays = {ORIGINAL: _arrays(dataset, resolved, lambda s: s.source, args.seed)}
-    for encoding in ENCODINGS:
-        arrays[encoding.name] = _arrays(
-            dataset,
-            resolved,
-            lambda s, e=encoding: (
-                FileSource(encoded_path(args.cache, e, s.song_id))
-                if present[ids.index(s.song_id)]
-                else s.source
-            ),
-            args.seed,
-            arrays[ORIGINAL],
-        )
+    # Reading the inputs hashes every file (the feature cache is keyed by content): the
+    # variants of one evaluation share them through a pickle beside the encodings.
+    stamp = hashlib.sha256(repr((resolved.inputs, keep.tolist(), args.seed)).encode()).hexdigest()
+    snapshot = args.cache / f".inputs-{stamp[:16]}.pkl"
+    if snapshot.exists():
+        arrays = pickle.loads(snapshot.read_bytes())
+    else:
+        arrays = _all_arrays(dataset, resolved, args, present)
+        partial = snapshot.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(arrays))
+        partial.replace(snapshot)
     print(f"inputs read in {time.perf_counter() - t0:.0f} s")
     labels = dataset.labels
     protocol = ProtocolConfig(n_splits=args.folds, n_repeats=1, random_state=args.seed)
@@ -595,7 +617,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--folds", type=int, default=10)
-    parser.add_argument("--limit", type=int, default=0, help="prepare: only the first N songs")
+    parser.add_argument(
+        "--limit", type=int, default=0, help="prepare: re-encode only the first N songs"
+    )
     parser.add_argument(
         "--augment-codecs",
         default=None,

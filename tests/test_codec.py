@@ -61,3 +61,26 @@ def test_codec_augmentation_resolves_for_svm_own_only() -> None:
     assert resolved.inputs == ("own-features", "codec-own-features")
     with pytest.raises(ConfigError, match="codec"):
         resolve_method("cnn", {"augment": ["codec"]})
+
+
+def test_band_limit_gives_a_16k_file_the_band_of_a_resampled_one() -> None:
+    from merkit.audio import resample
+    from merkit.codec import band_limit
+
+    y = _tone(freq=440.0) + _tone(freq=7_000.0) + _tone(freq=7_900.0)
+    out = band_limit(y, SR)
+    assert out.shape == y.shape and out.dtype == np.float32
+    spectrum = np.abs(np.fft.rfft(out[SR // 2 : SR // 2 + SR]))
+    assert spectrum[7_000] > 0.9 * spectrum[440]
+    assert spectrum[7_900] < 0.01 * spectrum[440]
+    # A 44.1 kHz file resampled to 16 kHz has lost the same band: the two agree closely.
+    from_44k = resample(resample(y, SR, 44_100), 44_100, SR)
+    middle = slice(SR // 4, -SR // 4)
+    assert np.max(np.abs(from_44k[middle] - out[middle])) < 0.05 * np.max(np.abs(y))
+
+
+def test_own_features_bl_is_a_registered_representation() -> None:
+    from merkit.representations import get_representation
+
+    rep = get_representation("own-features-bl")
+    assert rep.shape is not None and rep.shape(SR, rep.params) == (len(OWN_FEATURE_NAMES),)

@@ -257,6 +257,15 @@ for _rep in (
         description="merkit's own handcrafted librosa feature vector",
     ),
     Representation(
+        name="own-features-bl",
+        fn="merkit.codec:band_limited_own_features",
+        params={"via_sr": 48_000},
+        dtype="float32",
+        shape=_own_features_shape,
+        uses_numba=True,
+        description="own features of the audio band-limited as any resampled file is (codecs)",
+    ),
+    Representation(
         name="codec-own-features",
         fn="merkit.codec:codec_own_features",
         params={"codecs": ["mp3-22k", "opus-48k"]},
