@@ -292,6 +292,9 @@ def evaluate(args: argparse.Namespace) -> None:
     names = [ORIGINAL, *(e.name for e in ENCODINGS)]
     ids = dataset.song_ids
     present = [all(encoded_path(args.cache, e, sid).exists() for e in ENCODINGS) for sid in ids]
+    if args.limit:  # the first N songs of prepare's seeded order (runs on one song set)
+        first = set(_song_order(ids, args.seed)[: args.limit])
+        present = [ok and i in first for i, ok in enumerate(present)]
     keep = np.flatnonzero(present)
     print(f"{len(keep)}/{len(ids)} songs have every encoding")
     t0 = time.perf_counter()
@@ -594,7 +597,18 @@ def report(args: argparse.Namespace) -> None:
     ]
     if args.notes:
         lines += ["", Path(args.notes).read_text().rstrip()]
-    Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
+    out = Path(args.out)
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    labelled = dict(zip(args.labels or [r["method"] for r in runs], runs, strict=True))
+    out.with_suffix(".json").write_text(json.dumps(labelled, indent=1) + "\n")
+    rows = ["recipe,encoding,songs,agreement_all,agreement_with_original,accuracy,macro_f1"]
+    for label, run in labelled.items():
+        rows += [
+            f"{label},{p['encoding']},{run['songs']},{run['agreement_all']:.4f},"
+            f"{p['agreement_with_original']:.4f},{p['accuracy']:.4f},{p['macro_f1']:.4f}"
+            for p in run["per_encoding"]
+        ]
+    out.with_suffix(".csv").write_text("\n".join(rows) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -618,7 +632,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument(
-        "--limit", type=int, default=0, help="prepare: re-encode only the first N songs"
+        "--limit",
+        type=int,
+        default=0,
+        help="the first N songs of the seeded order: prepare re-encodes, evaluate scores them",
     )
     parser.add_argument(
         "--augment-codecs",
