@@ -283,11 +283,27 @@ def test_damaged_or_inconsistent_model_dirs(exported: Path, tmp_path: Path) -> N
 
 
 def test_no_default_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import merkit.predict
+    import merkit.model_dir
 
-    monkeypatch.setattr(merkit.predict, "default_model_dir", lambda: tmp_path / "default")
-    with pytest.raises(ModelError, match="no default model is installed"):
+    monkeypatch.setattr(merkit.model_dir, "shipped_model_dir", lambda name: tmp_path / name)
+    with pytest.raises(ModelError, match="shipped model 'default' is not installed"):
         load_model()
+    with pytest.raises(ModelError, match="shipped model 'fast' is not installed"):
+        load_model("fast")
+
+
+def test_shipped_model_names_and_folders(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from merkit.model_dir import SHIPPED_MODELS, resolve_model_dir, shipped_model_dir
+
+    assert set(SHIPPED_MODELS) == {"default", "fast"}
+    assert resolve_model_dir(None) == shipped_model_dir("default")
+    assert resolve_model_dir("fast") == shipped_model_dir("fast")
+    with pytest.raises(ModelError, match="no shipped model named 'tiny'"):
+        shipped_model_dir("tiny")
+    # A folder called "fast" where the user runs merkit is theirs, not the shipped model.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast").mkdir()
+    assert resolve_model_dir("fast") == Path("fast")
 
 
 @pytest.mark.skipif(
@@ -317,3 +333,32 @@ def test_merkit_load_model_is_exported() -> None:
     if "load_model" not in dir(merkit) and not hasattr(merkit, "load_model"):
         pytest.skip("merkit/__init__.py does not export load_model yet (the lead wires it)")
     assert merkit.load_model is load_model
+
+
+def test_model_card_tests_the_method_against_others_on_the_same_folds(
+    songs: Dataset, tmp_path: Path
+) -> None:
+    from merkit.benchmark import run_benchmark
+    from merkit.protocol.folds import ProtocolConfig
+    from merkit.protocol.results import load_results
+    from merkit.stats import corrected_resampled_ttest
+    from product_helpers import TWO_RATES
+
+    protocol = ProtocolConfig(n_splits=3, n_repeats=2)
+    bench = tmp_path / "bench"
+    run_benchmark(songs, [LOGREG, TWO_RATES], protocol, bench, cache=NullCache(), progress=False)
+    model = train_final(
+        LOGREG, songs, cache=NullCache(), progress=False, cv_results=bench / "results.csv"
+    )
+    (comparison,) = model.manifest.cv.comparisons
+    assert comparison.other == TWO_RATES and comparison.n_folds == 6
+    # by hand: per-fold differences in fold order, n_test / n_train = 1/2 for 3-fold CV
+    results = load_results(bench)
+    mine = {r.name: r.metrics.f1 for r in results[LOGREG].per_fold}
+    theirs = {r.name: r.metrics.f1 for r in results[TWO_RATES].per_fold}
+    d = np.array([mine[k] - theirs[k] for k in sorted(mine)])
+    expected = corrected_resampled_ttest(d, 0.5)
+    assert comparison.delta_f1 == pytest.approx(d.mean())
+    assert comparison.p == pytest.approx(expected.p)
+    assert f"Against `{TWO_RATES}` on the same 6 folds" in model.card
+    assert "corrected resampled t-test" in model.card

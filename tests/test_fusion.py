@@ -145,6 +145,18 @@ def test_stacking_and_early_fusion_shapes() -> None:
     assert not hasattr(early, "predict_proba")  # the default SVC gives no probabilities
     assert early.predict(X_test).shape == (200,)
     assert macro_f1(early, X_test, y_test) > 0.75
+    # ... but its decision values, which a product model calibrates into probabilities
+    from merkit.calibration import CrossValCalibratedClassifier
+
+    scores = early.decision_function(X_test)
+    assert scores.shape == (200, 4)
+    np.testing.assert_array_equal(early.classes_[scores.argmax(1)], early.predict(X_test))
+    calibrated = CrossValCalibratedClassifier(
+        resolve_method("fusion", {"members": HALVES, "combine": "early"}).estimator, n_splits=3
+    ).fit(X, y)
+    proba = calibrated.predict_proba(X_test)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert (calibrated.predict(X_test) == early.predict(X_test)).mean() > 0.9
 
 
 def test_fusion_is_sklearn_clean() -> None:

@@ -9,18 +9,40 @@ import pytest
 from conftest import PRETRAINED
 from merkit.errors import ConfigError
 from merkit.representations import get_representation
-from merkit.transfer.pooled import WON_CHECKPOINTS, crnn_conv_representation, pretrained_path
+from merkit.transfer.pooled import (
+    PACKAGED_CHECKPOINTS,
+    WON_CHECKPOINTS,
+    crnn_conv_representation,
+    pretrained_path,
+)
 
 needs_crnn = pytest.mark.skipif(
     not all((PRETRAINED / name).is_file() for name, _ in WON_CHECKPOINTS),
     reason=f"Won's CRNN checkpoints are not in {PRETRAINED}",
 )
+# (The package ships the same files; the tests below read ../shared's to compare both paths.)
 
 
-def test_missing_checkpoint_names_the_folder_and_the_variable(tmp_path, monkeypatch) -> None:
+def test_missing_checkpoint_names_the_folders_and_the_variable(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MERKIT_PRETRAINED", str(tmp_path))
-    with pytest.raises(ConfigError, match=r"crnn_mtat.pth not found in .*MERKIT_PRETRAINED"):
-        pretrained_path("crnn_mtat.pth")
+    message = r"other.pth not found in .*checkpoints.*MERKIT_PRETRAINED"
+    with pytest.raises(ConfigError, match=message):
+        pretrained_path("other.pth")
+
+
+def test_user_folder_first_then_the_shipped_copies(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MERKIT_PRETRAINED", str(tmp_path))
+    assert pretrained_path("crnn_msd.pth") == PACKAGED_CHECKPOINTS / "crnn_msd.pth"
+    (tmp_path / "crnn_msd.pth").write_bytes(b"a user's copy")
+    assert pretrained_path("crnn_msd.pth") == tmp_path / "crnn_msd.pth"
+
+
+def test_shipped_checkpoints_are_the_pinned_files_with_their_licence() -> None:
+    from merkit.transfer.checkpoints import file_sha256
+
+    for name, sha in WON_CHECKPOINTS:
+        assert file_sha256(PACKAGED_CHECKPOINTS / name) == sha
+    assert "MIT License" in (PACKAGED_CHECKPOINTS / "LICENSE-crnn.txt").read_text()
 
 
 def test_registered_shapes() -> None:
@@ -51,3 +73,39 @@ def test_conv3_is_the_three_embeddings_of_the_cached_input(tmp_path, monkeypatch
         )
     # The checkpoints differ, so the three parts do too.
     assert not np.allclose(value[:256], value[256:512])
+
+
+def test_tags3_is_registered_with_150_values() -> None:
+    rep = get_representation("crnn-tags3")
+    assert rep.params["output"] == "tags" and rep.params["log_odds"] is True
+    assert rep.shape(16_000, rep.params) == (150,)
+
+
+def test_unknown_precision_is_a_config_error() -> None:
+    from merkit.transfer.embedders import CRNNEmbedding
+
+    with pytest.raises(ConfigError, match="'precision' must be float32 or bf16"):
+        CRNNEmbedding(str(PACKAGED_CHECKPOINTS / "crnn_msd.pth"), precision="fp16").fit(None)
+
+
+def test_tags3_are_the_clipped_log_odds_of_the_bf16_tag_probabilities(
+    tmp_path, monkeypatch
+) -> None:
+    from merkit.transfer.embedders import CRNNEmbedding
+    from merkit.transfer.pooled import LOG_ODDS_CLIP, LOG_ODDS_LIMIT
+    from merkit.transfer.won_crnn import won_logmel
+
+    monkeypatch.setenv("MERKIT_CACHE", str(tmp_path))
+    y = np.random.default_rng(1).standard_normal(16_000 * 4).astype(np.float32) * 0.1
+    params = get_representation("crnn-tags3").params
+    value = crnn_conv_representation(y, 16_000, **params)
+    assert value.shape == (150,) and np.all(np.abs(value) <= LOG_ODDS_LIMIT + 1e-4)
+    logmel = won_logmel(y).astype(np.float16).astype(np.float32)[None]
+    for i, (name, sha) in enumerate(WON_CHECKPOINTS):
+        path = str(PACKAGED_CHECKPOINTS / name)
+        bf16 = CRNNEmbedding(path, sha, output="tags", precision="bf16", cache=False)
+        p = np.clip(bf16.transform(logmel)[0].astype(np.float64), LOG_ODDS_CLIP, 1 - LOG_ODDS_CLIP)
+        np.testing.assert_allclose(value[50 * i : 50 * (i + 1)], np.log(p / (1 - p)), atol=1e-4)
+        # bf16 autocast changes the tag probabilities only slightly.
+        fp32 = CRNNEmbedding(path, sha, output="tags", cache=False).transform(logmel)[0]
+        assert np.abs(fp32 - bf16.transform(logmel)[0]).max() < 1.5e-2

@@ -29,6 +29,7 @@ from merkit.model_dir import (
     MODEL_CARD,
     MODEL_FORMAT,
     TORCH_FILE,
+    CvComparison,
     CvScores,
     EstimatorFile,
     InputSpec,
@@ -143,12 +144,7 @@ def train_final(
     _seed_everything(estimator, seed)
     calibration = None
     if not hasattr(estimator, "predict_proba"):
-        if len(input_names) > 1:
-            raise ConfigError(
-                f"method {spec.name!r} gives no class probabilities and has several inputs, "
-                "which merkit cannot calibrate; a product model must give probabilities"
-            )
-        estimator, calibration = _calibrated(estimator, dataset, seed)
+        estimator, calibration = _calibrated(estimator, dataset, seed, len(input_names))
     inputs = resolve_inputs(dataset, input_names, cache=cache, n_jobs=n_jobs, progress=progress)
     features = resolved.estimator_input(inputs, np.arange(len(dataset)))
     del inputs
@@ -208,15 +204,25 @@ def _seed_everything(estimator: Any, seed: int) -> None:
         estimator.set_params(**updates)
 
 
-def _calibrated(estimator: Any, dataset: Dataset, seed: int) -> tuple[Any, str]:
-    """Wrap a classifier without ``predict_proba`` in a seeded Platt (sigmoid) calibration."""
+def _calibrated(estimator: Any, dataset: Dataset, seed: int, n_inputs: int) -> tuple[Any, str]:
+    """Wrap a classifier without ``predict_proba`` in a seeded calibration: Platt (sigmoid) for
+    one input array, a multinomial logistic regression on out-of-fold decision values for a
+    dict of several inputs (:class:`merkit.calibration.CrossValCalibratedClassifier`)."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.model_selection import StratifiedKFold
+
+    from merkit.calibration import CrossValCalibratedClassifier
 
     n_splits = min(5, min(dataset.counts().values()))
     if n_splits < 2:
         raise DataError(
             f"calibrating probabilities needs at least 2 songs per quadrant in {dataset.name!r}"
+        )
+    if n_inputs > 1:
+        wrapped = CrossValCalibratedClassifier(estimator, n_splits=n_splits, random_state=seed)
+        return wrapped, (
+            f"multinomial logistic regression on out-of-fold decision values "
+            f"({n_splits}-fold, seed {seed})"
         )
     cv = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
     wrapped = CalibratedClassifierCV(estimator, method="sigmoid", cv=cv, ensemble=False)
@@ -320,7 +326,47 @@ def read_cv_results(
         accuracy=number("accuracy"),
         f1_per_quadrant={q: v for q in QUADRANTS if (v := number(f"f1_{q}")) is not None},
         caveats=_cv_caveats(path.parent / method / "config.json", dataset, params or {}),
+        comparisons=_cv_comparisons(path.parent, method),
     )
+
+
+def _cv_comparisons(run_dir: Path, method: str) -> list[CvComparison]:
+    """The method against every other method of the same benchmark folder with the same folds
+    (Nadeau & Bengio's corrected resampled t-test on per-fold macro F1); none when fold records
+    are missing or differ."""
+    from merkit.protocol.results import load_results
+    from merkit.stats import corrected_resampled_ttest, fold_scores
+
+    try:
+        results = load_results(run_dir)
+    except MerkitError:
+        return []
+    if method not in results:
+        return []
+    comparisons = []
+    for other in results.methods:
+        if other == method:
+            continue
+        try:
+            scores, ratio = fold_scores({method: results[method], other: results[other]}, "f1")
+        except MerkitError:
+            continue  # other folds: no paired test
+        if len(scores) < 2:
+            continue
+        test = corrected_resampled_ttest((scores[method] - scores[other]).to_numpy(), ratio)
+        comparisons.append(
+            CvComparison(
+                other=other,
+                n_folds=len(scores),
+                other_f1=float(scores[other].mean()),
+                delta_f1=test.mean,
+                ci_low=test.ci_low,
+                ci_high=test.ci_high,
+                t=test.t,
+                p=test.p,
+            )
+        )
+    return comparisons
 
 
 def _cv_caveats(config_path: Path, dataset: Dataset, params: dict[str, Any]) -> list[str]:

@@ -40,6 +40,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.metaestimators import _BaseComposition, available_if
 
+from merkit.calibration import decision_scores
 from merkit.errors import ConfigError, DataError
 from merkit.inputs import take
 
@@ -71,15 +72,6 @@ def tuned_clone(fitted: Any) -> Any:
     if isinstance(fitted, Pipeline):
         return Pipeline([(name, tuned_clone(step)) for name, step in fitted.steps])
     return clone(fitted)
-
-
-def member_scores(estimator: Any, X: Any) -> np.ndarray:
-    """``(n, n_classes)`` scores: the decision function, else log-probabilities."""
-    if hasattr(estimator, "decision_function"):
-        scores = np.asarray(estimator.decision_function(X), dtype=np.float64)
-        return scores[:, None] if scores.ndim == 1 else scores
-    proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
-    return np.log(np.clip(proba, 1e-3, 1.0))
 
 
 def simplex_grid(n: int, step: float) -> np.ndarray:
@@ -295,7 +287,7 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
         scores = np.zeros((len(codes), len(self.classes_)))
         for train, test in splits:
             inner = clone(base).fit(member_input(X, self.inputs[name], train), codes[train])
-            scores[test] = member_scores(inner, member_input(X, self.inputs[name], test))
+            scores[test] = decision_scores(inner, member_input(X, self.inputs[name], test))
         return scores
 
     def _calibrate(self, i: int, scores: np.ndarray) -> np.ndarray:
@@ -344,6 +336,15 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
             ]
         )
 
+    def _has_decision(self) -> bool:
+        return self.combine == "early" and hasattr(self.final_estimator, "decision_function")
+
+    @available_if(_has_decision)
+    def decision_function(self, X: Mapping[str, Any]) -> np.ndarray:
+        """Early fusion: the final estimator's decision values on the concatenated inputs (what
+        :class:`merkit.calibration.CrossValCalibratedClassifier` turns into probabilities)."""
+        return self.final_estimator_.decision_function(self._early_inputs(X))
+
     def _has_proba(self) -> bool:
         return self.combine != "early" or hasattr(self.final_estimator, "predict_proba")
 
@@ -354,7 +355,7 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
         if self.combine == "early":
             return self.final_estimator_.predict_proba(self._early_inputs(X))
         scores = [
-            member_scores(fitted, member_input(X, self.inputs[name]))
+            decision_scores(fitted, member_input(X, self.inputs[name]))
             for (name, _), fitted in zip(self.estimators, self.estimators_, strict=True)
         ]
         if self.combine == "stacking":
@@ -372,4 +373,4 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
         return self._encoder.inverse_transform(np.asarray(codes, dtype=int))
 
 
-__all__ = ["FusionClassifier", "member_input", "member_scores", "simplex_grid", "tuned_clone"]
+__all__ = ["FusionClassifier", "member_input", "simplex_grid", "tuned_clone"]

@@ -40,7 +40,7 @@ from merkit.audio import peak_normalize
 from merkit.errors import ConfigError, MerkitError, ModelError
 from merkit.inputs import parse_input
 from merkit.labels import HIGH_AROUSAL, POSITIVE_VALENCE
-from merkit.model_dir import MANIFEST, MODEL_CARD, InputSpec, ModelManifest, default_model_dir
+from merkit.model_dir import MODEL_CARD, InputSpec, ModelManifest, resolve_model_dir
 from merkit.model_dir import open_model_dir as _open_model_dir
 from merkit.prediction import PredictionFailure, PredictionResult, SegmentPrediction
 from merkit.windows import (
@@ -451,8 +451,9 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
     Parameters
     ----------
     path : path, optional
-        A directory written by ``merkit train`` (:func:`merkit.export.save_model`). ``None`` loads
-        the default model shipped inside the package.
+        A directory written by ``merkit train`` (:func:`merkit.export.save_model`), or the name
+        of a model shipped inside the package (``"default"``, ``"fast"``; see
+        :data:`merkit.model_dir.SHIPPED_MODELS`). ``None`` loads the shipped default.
     check_inputs : bool
         Check that this merkit knows every input representation, in the same version (turned off
         only where that was checked already, e.g. in worker processes).
@@ -467,14 +468,7 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
         The directory, its manifest or one of its files is missing, damaged, or from an
         incompatible merkit version; the message says which.
     """
-    if path is None:
-        path = default_model_dir()
-        if not (path / MANIFEST).is_file():
-            raise ModelError(
-                f"no default model is installed (expected {path}); pass a model directory "
-                "made with 'merkit train'"
-            )
-    path = Path(path)
+    path = resolve_model_dir(path)
     from merkit.numba_cache import ensure_numba_cache
 
     manifest, estimator = _open_model_dir(path, inputs=check_inputs)

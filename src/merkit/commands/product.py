@@ -346,7 +346,11 @@ def predict(
         list[Path], typer.Argument(help="Audio files or folders (searched recursively)")
     ],
     model: Annotated[
-        Path | None, typer.Option("--model", help="Model directory (default: the shipped model)")
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Model directory, or a shipped model: default (most accurate) or fast",
+        ),
     ] = None,
     output: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="table | json | csv")

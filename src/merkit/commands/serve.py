@@ -16,12 +16,9 @@ from merkit.errors import ConfigError, ModelError
 def _check_model(path: Path | None) -> str:
     """Read the manifest before any worker starts: a bad model is one clear line, not a worker
     crash per process. Returns the method name."""
-    from merkit.model_dir import MANIFEST, default_model_dir, read_manifest
+    from merkit.model_dir import read_manifest, resolve_model_dir
 
-    where = path if path is not None else default_model_dir()
-    if path is None and not (where / MANIFEST).is_file():
-        raise ModelError(f"no default model is installed (expected {where}); pass --model DIR")
-    manifest = read_manifest(where)
+    manifest = read_manifest(resolve_model_dir(path))
     if not manifest.audio_only:
         raise ModelError(
             f"model {manifest.method!r} needs feature tables and cannot predict from audio; "
@@ -36,7 +33,7 @@ def serve(
         Path | None,
         typer.Option(
             "--model",
-            help="Model directory (default: the shipped model)",
+            help="Model directory, or a shipped model: default (most accurate) or fast",
             envvar="MERKIT_SERVE_MODEL",
         ),
     ] = None,

@@ -3,13 +3,16 @@
 ``crnn-conv3`` concatenates the last conv block's 128 channels, pooled over time by mean and
 standard deviation, of Won et al.'s MTAT, MSD and MTG-Jamendo CRNN taggers (3 × 256 = 768 values).
 Measured on 4QAED (issue 16), these pooled conv blocks carry the emotion signal far better than the
-taggers' 50 tag outputs or their 32-d GRU state, and the three checkpoints together beat any one.
+taggers' 32-d GRU state, and the three checkpoints together beat any one. ``crnn-tags3`` reads the
+same three forward passes' 50 tag probabilities each, as log-odds (150 values): weak alone, but
+beside merkit's own features in one SVM the best audio-only input measured here.
 
 Being a representation (computed from a song's audio and cached under the song's audio key), it is
 read as a small ``(songs, 768)`` array by any method, instead of every fold hashing and embedding
 the 1813 × 96 log-mels again. The checkpoints are pinned by SHA-256 (part of the cache key) and
-found by file name in the folder named by ``$MERKIT_PRETRAINED`` (default
-``~/.cache/merkit/pretrained``); nothing is downloaded.
+found by file name, first in the folder named by ``$MERKIT_PRETRAINED``, then in
+``~/.cache/merkit/pretrained``, then among the copies shipped in the package
+(``merkit/pretrained/checkpoints``, MIT licence beside them); nothing is downloaded.
 
 The log-mel is rounded to float16 before the network, exactly as the cached ``won-logmel`` input
 that the other CRNN methods read, so both paths give the same embedding of a song.
@@ -36,22 +39,38 @@ WON_CHECKPOINTS: tuple[tuple[str, str], ...] = (
 """Won et al.'s published CRNN taggers (MIT licence): file name and SHA-256 of each."""
 
 
+PACKAGED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "pretrained" / "checkpoints"
+"""Won's three CRNN checkpoints as shipped with merkit (with their MIT licence text)."""
+
+
+LOG_ODDS_CLIP = 1e-4
+"""Tag probabilities are clipped to [1e-4, 1 - 1e-4] before log-odds (±9.21)."""
+LOG_ODDS_LIMIT = float(np.log((1 - LOG_ODDS_CLIP) / LOG_ODDS_CLIP))
+
+
 def pretrained_dir() -> Path:
-    """``$MERKIT_PRETRAINED``, else ``~/.cache/merkit/pretrained``."""
+    """``$MERKIT_PRETRAINED``, else ``~/.cache/merkit/pretrained`` (the user's own folder)."""
     env = os.environ.get(PRETRAINED_ENV)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "merkit" / "pretrained"
 
 
+def pretrained_dirs() -> tuple[Path, ...]:
+    """Where checkpoints are looked for, in order: :func:`pretrained_dir`, then the package's
+    :data:`PACKAGED_CHECKPOINTS` (a user's copy wins; the SHA-256 pin rejects a wrong file)."""
+    return (pretrained_dir(), PACKAGED_CHECKPOINTS)
+
+
 def pretrained_path(file_name: str) -> Path:
-    """The checkpoint ``file_name`` in :func:`pretrained_dir`; ConfigError saying where it was
-    looked for and how to point merkit at it."""
-    path = pretrained_dir() / file_name
-    if not path.is_file():
-        raise ConfigError(
-            f"pre-trained checkpoint {file_name} not found in {path.parent} "
-            f"(set ${PRETRAINED_ENV} to the folder that holds it)"
-        )
-    return path
+    """The first checkpoint named ``file_name`` in :func:`pretrained_dirs`; ConfigError saying
+    where it was looked for and how to point merkit at it."""
+    for folder in pretrained_dirs():
+        if (folder / file_name).is_file():
+            return folder / file_name
+    looked = ", ".join(str(folder) for folder in pretrained_dirs())
+    raise ConfigError(
+        f"pre-trained checkpoint {file_name} not found in {looked} "
+        f"(set ${PRETRAINED_ENV} to the folder that holds it)"
+    )
 
 
 def crnn_conv_representation(
@@ -61,24 +80,47 @@ def crnn_conv_representation(
     seed: int = 0,
     checkpoints: Sequence[Sequence[str]] = WON_CHECKPOINTS,
     output: str = "conv",
+    log_odds: bool = False,
+    precision: str = "float32",
 ) -> np.ndarray:
     """Pooled embeddings of each checkpoint in ``checkpoints`` ((file name, sha256) pairs),
-    concatenated in that order (``seed`` unused; ``sr`` must be 16 kHz)."""
+    concatenated in that order (``seed`` unused; ``sr`` must be 16 kHz).
+
+    ``output="tags"`` gives each tagger's 50 tag probabilities; ``log_odds=True`` turns them into
+    log-odds, clipped to ±:data:`LOG_ODDS_LIMIT`, so that a standardised RBF SVM sees tags near
+    0 or 1 spread out rather than squashed. ``precision="bf16"`` runs the networks under bfloat16
+    autocast (:class:`~merkit.transfer.embedders.CRNNEmbedding`).
+    """
     from merkit.transfer.embedders import CRNNEmbedding
     from merkit.transfer.won_crnn import won_logmel_representation
 
     logmel = won_logmel_representation(y, sr).astype(np.float16).astype(np.float32)[None]
     parts = []
     for file_name, sha256 in checkpoints:
-        embedder = CRNNEmbedding(str(pretrained_path(file_name)), sha256=sha256, output=output)
+        # No per-row disk cache: the song-level representation is what gets cached.
+        embedder = CRNNEmbedding(
+            str(pretrained_path(file_name)),
+            sha256=sha256,
+            output=output,
+            cache=False,
+            precision=precision,
+        )
         parts.append(embedder.transform(logmel)[0])
-    return np.concatenate(parts).astype(np.float32)
+    value = np.concatenate(parts).astype(np.float64)
+    if log_odds:
+        p = np.clip(value, LOG_ODDS_CLIP, 1.0 - LOG_ODDS_CLIP)
+        value = np.log(p) - np.log1p(-p)
+    return value.astype(np.float32)
 
 
 __all__ = [
+    "LOG_ODDS_CLIP",
+    "LOG_ODDS_LIMIT",
+    "PACKAGED_CHECKPOINTS",
     "PRETRAINED_ENV",
     "WON_CHECKPOINTS",
     "crnn_conv_representation",
     "pretrained_dir",
+    "pretrained_dirs",
     "pretrained_path",
 ]
