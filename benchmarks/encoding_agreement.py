@@ -386,6 +386,8 @@ def evaluate(args: argparse.Namespace) -> None:
         "original_all_songs": on_all,
         "seconds": round(time.perf_counter() - t0, 1),
         "songs_not_agreeing": differing,
+        "song_ids": [ids[i] for i in keep],
+        "predictions": {name: pred[row].tolist() for row, name in enumerate(names)},
         "encodings": [_describe(args.cache, e, [ids[i] for i in keep]) for e in ENCODINGS],
     }
     if args.variance:
@@ -541,16 +543,19 @@ def report(args: argparse.Namespace) -> None:
         "",
         "## Agreement",
         "",
-        "| recipe | same quadrant in all 6 | "
+        "| recipe | songs | same quadrant in all encodings | "
         + " | ".join(f"= original: {n}" for n in names[1:])
         + " | macro F1 original (all songs) |",
-        "| --- | ---: | " + " | ".join("---:" for _ in names[1:]) + " | ---: |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in names[1:]) + " | ---: |",
     ]
     for label, run in zip(args.labels or [r["method"] for r in runs], runs, strict=True):
         per = {p["encoding"]: p for p in run["per_encoding"]}
         lines.append(
-            f"| {label} | {100 * run['agreement_all']:.2f} % | "
-            + " | ".join(f"{100 * per[n]['agreement_with_original']:.2f}" for n in names[1:])
+            f"| {label} | {run['songs']} | {100 * run['agreement_all']:.2f} % | "
+            + " | ".join(
+                f"{100 * per[n]['agreement_with_original']:.2f}" if n in per else "–"
+                for n in names[1:]
+            )
             + f" | {100 * run['original_all_songs']['macro_f1']:.2f} |"
         )
     lines += [
@@ -563,7 +568,9 @@ def report(args: argparse.Namespace) -> None:
     for label, run in zip(args.labels or [r["method"] for r in runs], runs, strict=True):
         per = {p["encoding"]: p for p in run["per_encoding"]}
         lines.append(
-            f"| {label} | " + " | ".join(f"{100 * per[n]['macro_f1']:.2f}" for n in names) + " |"
+            f"| {label} | "
+            + " | ".join(f"{100 * per[n]['macro_f1']:.2f}" if n in per else "–" for n in names)
+            + " |"
         )
     variance = next((r["variance"] for r in runs if r.get("variance")), None)
     if variance:
@@ -652,7 +659,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variance", action="store_true")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", default="benchmarks/results/4qaed_encoding_agreement")
+    parser.add_argument(
+        "--encodings",
+        default=None,
+        help="a comma list of encodings to use instead of all of them (e.g. for a costly recipe)",
+    )
     args = parser.parse_args(argv)
+    if args.encodings:
+        global ENCODINGS
+        chosen = [n.strip() for n in args.encodings.split(",") if n.strip()]
+        unknown = sorted(set(chosen) - {e.name for e in ENCODINGS})
+        if unknown:
+            parser.error(f"--encodings: unknown {unknown}")
+        ENCODINGS = tuple(e for e in ENCODINGS if e.name in chosen)
     if args.step == "prepare":
         prepare(args)
     elif args.step == "report":

@@ -9,7 +9,7 @@ over all 4QAED songs; its results file lists the ranking):
 * ``timbre.spectral_contrast_6``: the octave band from 6.4 kHz to the 8 kHz Nyquist limit. Its
   top lies in the resampler's transition band (soxr HQ at 16 kHz keeps 7.3 kHz, halves 7.6 kHz
   and removes 7.9 kHz), so a file that is already 16 kHz keeps content there that every other
-  encoding of the song loses; the band's valleys empty and its mean contrast moves by 10-15
+  encoding of the song loses; the band's valleys empty and its mean contrast moves by ~12
   between-song standard deviations, for a 44.1 kHz WAV as for an MP3.
 * ``timbre.spectral_flatness``: the geometric mean of the power spectrum is dominated by the
   nearly empty bins above a codec's or a resampler's low-pass.
