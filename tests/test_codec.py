@@ -84,3 +84,24 @@ def test_own_features_bl_is_a_registered_representation() -> None:
 
     rep = get_representation("own-features-bl")
     assert rep.shape is not None and rep.shape(SR, rep.params) == (len(OWN_FEATURE_NAMES),)
+
+
+def test_codec_copies_join_training_and_prediction_reads_originals_only() -> None:
+    from merkit.methods import resolve_method
+
+    resolved = resolve_method("svm-own", {"augment": ["codec"], "n_features": "all"})
+    rng = np.random.default_rng(0)
+    n, d = 40, len(OWN_FEATURE_NAMES)
+    y = np.repeat(np.arange(4), n // 4)
+    original = rng.standard_normal((n, d))
+    original[:, 0] += 3 * y
+    copies = original[:, None, :] + 0.1 * rng.standard_normal((n, 2, d))
+    X = {"original": original, "codec": copies}
+    model = resolved.estimator
+    x_train, y_train, groups = model.training_set(X, y)
+    assert x_train.shape == (3 * n, d)
+    np.testing.assert_array_equal(y_train, np.tile(y, 3))
+    np.testing.assert_array_equal(groups, np.tile(np.arange(n), 3))
+    np.testing.assert_array_equal(x_train[n : 2 * n], copies[:, 0])
+    model.fit(X, y)
+    assert (model.predict(original) == y).mean() > 0.9
