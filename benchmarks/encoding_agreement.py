@@ -543,15 +543,15 @@ def report(args: argparse.Namespace) -> None:
         "",
         "## Agreement",
         "",
-        "| recipe | songs | same quadrant in all encodings | "
+        "| recipe | songs | re-encodes | same quadrant in original and all re-encodes | "
         + " | ".join(f"= original: {n}" for n in names[1:])
         + " | macro F1 original (all songs) |",
-        "| --- | ---: | ---: | " + " | ".join("---:" for _ in names[1:]) + " | ---: |",
+        "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in names[1:]) + " | ---: |",
     ]
     for label, run in zip(args.labels or [r["method"] for r in runs], runs, strict=True):
         per = {p["encoding"]: p for p in run["per_encoding"]}
         lines.append(
-            f"| {label} | {run['songs']} | {100 * run['agreement_all']:.2f} % | "
+            f"| {label} | {run['songs']} | {len(per) - 1} | {100 * run['agreement_all']:.2f} % | "
             + " | ".join(
                 f"{100 * per[n]['agreement_with_original']:.2f}" if n in per else "–"
                 for n in names[1:]
