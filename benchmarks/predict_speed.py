@@ -11,10 +11,12 @@ Measurements (each in a fresh worker process, so thread limits and peak RSS are 
   holds them, else generated 30 s clips), one thread per process, 1 and 2 processes; a warm-up
   prediction precedes the timing in the parent, while worker processes pay their own start-up and
   model loading (that is what ``merkit predict --jobs 2`` does).
-- ``fresh``: the first prediction of a fresh install, i.e. with an empty numba cache
-  (``NUMBA_CACHE_DIR`` set to a new empty folder): the import-and-compile time of each librosa
-  module that compiles numba functions when imported, then the first and a second prediction.
-  ``--fresh-only`` runs just this and writes ``first_call.json`` / ``.md``.
+- ``fresh``: the first prediction of a fresh install: ``NUMBA_CACHE_DIR`` and ``MERKIT_CACHE``
+  new empty folders, a new process. Recorded: importing ``merkit.predict``, loading the model,
+  the first and a second prediction, which of librosa/numba/torch the prediction imported and
+  how many files numba wrote; and the wall time of ``python -m merkit predict FILE`` under the
+  same conditions. ``--fresh-only`` runs just this and writes ``first_call.json`` / ``.md``
+  (``--librosa-imports`` adds the import time of librosa's numba modules, for comparison).
 - ``rss``: peak resident memory (``ru_maxrss``) of a process that loads the model and predicts a
   30 s clip, a 5-minute or a 10-minute track: streaming keeps the tracks' peaks equal (the clip's
   can be lower: its single window makes a smaller estimator batch).
@@ -64,10 +66,11 @@ TARGET_S = 0.25
 
 
 def _limit_threads(threads: int) -> Any:
-    import torch
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(threads)
+    # torch (only for models that need it) reads OMP_NUM_THREADS, which the parent sets
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
     return threadpool_limits(threads)
 
 
@@ -81,32 +84,46 @@ NUMBA_MODULES = (
 )
 """librosa modules whose import compiles numba functions (eager signatures) or loads them."""
 
+HEAVY_MODULES = ("librosa", "numba", "torch")
+"""Modules a prediction might import; the fresh run records which it did."""
+
 
 def fresh_worker(args: argparse.Namespace) -> dict[str, Any]:
-    """Import librosa's numba modules one by one, then predict twice (empty numba cache)."""
+    """Load the model and predict twice on a fresh install (empty numba cache and merkit cache).
+
+    With ``--librosa-imports`` the librosa modules that compile numba functions are imported
+    afterwards, one by one, to show what a prediction path through librosa would have cost.
+    """
     import importlib
 
     limits = _limit_threads(args.threads)
     record: dict[str, Any] = {"threads": args.threads, "numba_cache": os.environ["NUMBA_CACHE_DIR"]}
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     from merkit.predict import load_model
 
+    record["import_s"] = time.perf_counter() - start
     tic = time.perf_counter()
     predictor = load_model(args.model)
     record["load_s"] = time.perf_counter() - tic
-    imports = {}
-    for name in NUMBA_MODULES:
-        tic = time.perf_counter()
-        importlib.import_module(name)
-        imports[name] = time.perf_counter() - tic
-    record["imports_s"] = imports
     tic = time.perf_counter()
     predictor.predict(args.file)
     record["first_predict_s"] = time.perf_counter() - tic
+    record["first_answer_s"] = time.perf_counter() - start
+    record["first_answer_cpu_s"] = time.process_time() - cpu_start
     tic = time.perf_counter()
     predictor.predict(args.file)
     record["second_predict_s"] = time.perf_counter() - tic
-    record["total_s"] = time.perf_counter() - start
+    record["imported"] = [name for name in HEAVY_MODULES if name in sys.modules]
+    record["numba_cache_files"] = sum(
+        1 for p in Path(record["numba_cache"]).rglob("*") if p.is_file()
+    )
+    if args.librosa_imports:
+        imports = {}
+        for name in NUMBA_MODULES:
+            tic = time.perf_counter()
+            importlib.import_module(name)
+            imports[name] = time.perf_counter() - tic
+        record["librosa_imports_s"] = imports
     limits.restore_original_limits()
     return record
 
@@ -172,18 +189,82 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
 def run_worker(kind: str, model: Path, file: Path, threads: int, **extra: Any) -> dict[str, Any]:
     env = dict(os.environ, MERKIT_NO_REEXEC="1")
     env.update({name: str(threads) for name in THREAD_VARS})
-    if kind == "fresh":
+    if kind == "fresh":  # a fresh install: nothing compiled, no record of a verified cache
         env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="merkit-fresh-numba-")
+        env["MERKIT_CACHE"] = tempfile.mkdtemp(prefix="merkit-fresh-cache-")
     command = [sys.executable, __file__, "--worker", kind, "--model", str(model), "--file",
                str(file), "--threads", str(threads)]  # fmt: skip
     for key, value in extra.items():
-        command += [f"--{key}", str(value)]
+        command += [f"--{key}"] if value is True else [f"--{key}", str(value)]
+    tic = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    process_s = time.perf_counter() - tic
+    if kind == "fresh":
+        shutil.rmtree(env["MERKIT_CACHE"], ignore_errors=True)
     if done.returncode != 0:
         sys.exit(f"worker {kind} failed:\n{done.stderr[-3000:]}")
     record = json.loads(done.stdout.strip().splitlines()[-1])
+    record["process_s"] = process_s  # the whole worker process, interpreter start included
     print(f"{kind:>10} {file.name:<16} {json.dumps(record)}", flush=True)
     return record
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (and theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def fresh_cli(file: Path) -> dict[str, Any]:
+    """Wall time of ``python -m merkit predict FILE`` in a new process on a fresh install."""
+    env = dict(os.environ, MERKIT_NO_REEXEC="1")
+    env.update({name: "1" for name in THREAD_VARS})
+    env["NUMBA_CACHE_DIR"] = numba_dir = tempfile.mkdtemp(prefix="merkit-fresh-numba-")
+    env["MERKIT_CACHE"] = cache_dir = tempfile.mkdtemp(prefix="merkit-fresh-cache-")
+    command = [sys.executable, "-m", "merkit", "predict", str(file), "--quiet"]
+    tic, before = time.perf_counter(), _children_cpu()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    record = {
+        "cli_s": time.perf_counter() - tic,
+        "cli_cpu_s": _children_cpu() - before,
+        "returncode": done.returncode,
+        "numba_cache_files": sum(1 for p in Path(numba_dir).rglob("*") if p.is_file()),
+    }
+    shutil.rmtree(numba_dir, ignore_errors=True)
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    if done.returncode != 0:
+        sys.exit(f"merkit predict failed:\n{done.stderr[-3000:]}")
+    print(f"{'cli':>10} {file.name:<16} {json.dumps(record)}", flush=True)
+    return record
+
+
+def fresh_lines(fresh: dict[str, Any], cli: dict[str, Any], method: str) -> list[str]:
+    """Markdown table of the first prediction on a fresh install."""
+    imported = ", ".join(f"`{m}`" for m in fresh["imported"]) or "none"
+    lines = [
+        "| step (fresh install: empty numba cache and merkit cache, one thread) | wall s | CPU s |",
+        "| --- | ---: | ---: |",
+        f"| `merkit predict FILE` in a new process, start to exit | {cli['cli_s']:.2f} | "
+        f"{cli['cli_cpu_s']:.2f} |",
+        f"| in-process: `import merkit.predict` | {fresh['import_s']:.2f} | |",
+        f"| in-process: load the model | {fresh['load_s']:.2f} | |",
+        f"| in-process: first prediction | {fresh['first_predict_s']:.2f} | |",
+        f"| in-process: **start to first answer** | **{fresh['first_answer_s']:.2f}** | "
+        f"{fresh['first_answer_cpu_s']:.2f} |",
+        f"| in-process: second prediction | {fresh['second_predict_s']:.2f} | |",
+        *(
+            f"| afterwards, for comparison: import `{name}` | {sec:.2f} | |"
+            for name, sec in fresh.get("librosa_imports_s", {}).items()
+        ),
+        "",
+        "CPU s of the CLI row counts the process and any it started; on a shared machine the "
+        "wall time also holds the time spent waiting for a core.",
+        "",
+        f"Model `{method}`. Modules of {', '.join(f'`{m}`' for m in HEAVY_MODULES)} imported by "
+        f"the prediction: {imported}; files numba wrote to its empty cache: "
+        f"{fresh['numba_cache_files']} (in-process), {cli['numba_cache_files']} (CLI).",
+    ]
+    return lines
 
 
 def _clip_paths(root: Path | None, n: int) -> list[Path]:
@@ -305,15 +386,33 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             f"| {r['audio']} ({r['duration_s']:.0f} s) | {r['n_windows']} | "
             f"{r['peak_rss_mb']:.0f} |"
         )
+    if "fresh" in result:
+        lines += [
+            "",
+            "## First prediction on a fresh install",
+            "",
+            *fresh_lines(result["fresh"], result["fresh_cli"], model["method"]),
+        ]
     lines += footer(result["machine"], result["versions"], result["notes"])
     path.write_text("\n".join(lines))
 
 
 def first_call(args: argparse.Namespace, manifest: Any, clips: list[Path], started: Any) -> None:
-    """Measure and write the first prediction on an empty numba cache (``--fresh-only``)."""
+    """Measure and write the first prediction on a fresh install (``--fresh-only``)."""
     with tempfile.TemporaryDirectory() as tmp:
-        files = prepare_audio(Path(tmp), clips, 1)
-        record = run_worker("fresh", args.model, files["clip30"], 1)
+        clip = clips[0] if clips else Path(tmp) / "clip30.wav"
+        if not clips:
+            import soundfile as sf
+
+            sf.write(clip, _generated_clip(0, 44_100), 44_100, subtype="PCM_16")
+        record = run_worker(
+            "fresh",
+            args.model,
+            clip,
+            1,
+            **({"librosa-imports": True} if args.librosa_imports else {}),
+        )
+        cli = fresh_cli(clip)
     shutil.rmtree(record["numba_cache"], ignore_errors=True)
     result = {
         "benchmark": "first_call",
@@ -321,28 +420,23 @@ def first_call(args: argparse.Namespace, manifest: Any, clips: list[Path], start
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "model": {"dir": str(args.model), "method": manifest.method},
         "fresh": record,
+        "fresh_cli": cli,
         "machine": started,
         "versions": versions(),
     }
     out = args.out.with_name("first_call.json")
-    first_answer = record["total_s"] - record["second_predict_s"]
     lines = [
-        "# First prediction on a fresh install (empty numba cache)",
+        "# First prediction on a fresh install",
         "",
         f"Generated by `benchmarks/predict_speed.py --fresh-only` on {result['date']}.",
         "",
         f"Command: `{result['command']}`",
         "",
-        f"Model: `{manifest.method}` from `{args.model}`; one 30 s clip, one thread, "
-        "`NUMBA_CACHE_DIR` a new empty folder.",
+        f"Model: `{manifest.method}` from `{args.model}`; one 30 s clip (the first 4QAED clip, "
+        "or a generated one), one thread; `NUMBA_CACHE_DIR` and `MERKIT_CACHE` new empty "
+        "folders, each measurement a new Python process.",
         "",
-        "| step | seconds |",
-        "| --- | ---: |",
-        f"| load the model | {record['load_s']:.2f} |",
-        *(f"| import `{name}` | {sec:.2f} |" for name, sec in record["imports_s"].items()),
-        f"| first prediction (after those imports) | {record['first_predict_s']:.2f} |",
-        f"| second prediction | {record['second_predict_s']:.2f} |",
-        f"| **total, start to first answer** | **{first_answer:.2f}** |",
+        *fresh_lines(record, cli, manifest.method),
     ]
     lines += footer(started, result["versions"], [])
     if not args.no_write:
@@ -366,6 +460,11 @@ def main() -> None:
         "--fresh-only",
         action="store_true",
         help="only the first prediction with an empty numba cache (writes first_call.json/.md)",
+    )
+    parser.add_argument(
+        "--librosa-imports",
+        action="store_true",
+        help="with the fresh run, also time importing librosa's numba modules (minutes)",
     )
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -399,6 +498,9 @@ def main() -> None:
             {"audio": name, **run_worker("rss", args.model, files[name], 1)}
             for name in ("clip30", "track5", "track10")
         ]
+        fresh = run_worker("fresh", args.model, files["clip30"], 1)
+        fresh_cli_record = fresh_cli(files["clip30"])
+    shutil.rmtree(fresh["numba_cache"], ignore_errors=True)
     result = {
         "benchmark": "predict_speed",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -416,16 +518,20 @@ def main() -> None:
         "latency": latency,
         "throughput": throughput,
         "rss": rss,
+        "fresh": fresh,
+        "fresh_cli": fresh_cli_record,
         "machine": started,
         "versions": versions(),
         "notes": [
             "Each row is a fresh process with the thread limits set before start-up.",
             "CPU s is process CPU time over all threads; with 1 thread it is the compute per "
             "song on one core.",
-            "first call includes one-off costs (lazy imports, numba compilation in librosa).",
+            "first call includes one-off costs (lazy imports, filter banks; numba compilation "
+            "only for models whose inputs use librosa).",
             "Throughput with 2 processes includes starting the workers and loading the model in "
             "each; on a 2-core machine it also competes with the parent.",
-            "Peak RSS is the whole Python process (interpreter, torch, librosa, the model).",
+            "Peak RSS is the whole Python process (interpreter, the libraries the worker "
+            "imports, the model).",
         ],
     }
     if not args.no_write:

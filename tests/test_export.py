@@ -283,9 +283,9 @@ def test_damaged_or_inconsistent_model_dirs(exported: Path, tmp_path: Path) -> N
 
 
 def test_no_default_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import merkit.model_dir
+    import merkit.shipped
 
-    monkeypatch.setattr(merkit.model_dir, "shipped_model_dir", lambda name: tmp_path / name)
+    monkeypatch.setattr(merkit.shipped, "shipped_model_dir", lambda name: tmp_path / name)
     with pytest.raises(ModelError, match="shipped model 'default' is not installed"):
         load_model()
     with pytest.raises(ModelError, match="shipped model 'fast' is not installed"):
@@ -293,7 +293,7 @@ def test_no_default_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def test_shipped_model_names_and_folders(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from merkit.model_dir import SHIPPED_MODELS, resolve_model_dir, shipped_model_dir
+    from merkit.shipped import SHIPPED_MODELS, resolve_model_dir, shipped_model_dir
 
     assert set(SHIPPED_MODELS) == {"default", "fast"}
     assert resolve_model_dir(None) == shipped_model_dir("default")

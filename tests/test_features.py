@@ -225,7 +225,7 @@ def test_runtime_per_30s_clip() -> None:
     # a plausible 30-s clip: chords with a beat and some noise
     y = np.tile(chord([60, 64, 67], seconds=2.0), 15)
     y = y + click_track(120.0) + 0.01 * rng.normal(size=len(y)).astype(np.float32)
-    extract_own_features(y[: 3 * SR], SR)  # warm-up: numba compiles librosa's beat tracker once
+    extract_own_features(y[: 3 * SR], SR)  # warm-up: filter banks are built once per rate
     start = time.process_time()
     extract_own_features(y, SR)
     elapsed = time.process_time() - start

@@ -41,7 +41,7 @@ def macro_f1(estimator: Any, X: dict[str, np.ndarray], y: np.ndarray) -> float:
 def test_late_fusion_of_two_half_signals_beats_each_member() -> None:
     X, y = two_halves(400, seed=0)
     X_test, y_test = two_halves(400, seed=1)
-    fused = resolve_method("fusion", {"members": HALVES}).estimator.fit(X, y)
+    fused = resolve_method("fusion", {"members": HALVES, "combine": "late"}).estimator.fit(X, y)
     alone = [
         resolve_method("svm", {k: v for k, v in m.items() if k not in ("method", "name")})
         for m in HALVES
@@ -68,7 +68,7 @@ def test_useless_member_gets_no_weight() -> None:
         {"method": "svm", "name": "both", "inputs": ["table:a"], "C": 1.0, "gamma": 0.1},
         {"method": "svm", "name": "noise", "inputs": ["table:noise"], "C": 1.0, "gamma": 0.1},
     ]
-    fused = resolve_method("fusion", {"members": members}).estimator.fit(X, y)
+    fused = resolve_method("fusion", {"members": members, "combine": "late"}).estimator.fit(X, y)
     assert fused.weights_[1] <= 0.2 < fused.weights_[0]
 
 
@@ -232,7 +232,7 @@ def test_member_candidates_are_chosen_on_the_inner_folds() -> None:
         {**HALVES[0], "tune": {"svm__C": [1e-4, 1.0]}},  # C = 1e-4 cannot separate anything
         HALVES[1],
     ]
-    fused = resolve_method("fusion", {"members": members}).estimator.fit(X, y)
+    fused = resolve_method("fusion", {"members": members, "combine": "late"}).estimator.fit(X, y)
     assert fused.best_params_ == {"a": {"svm__C": 1.0}}
     assert fused.estimators_[0][-1].C == 1.0
     assert fused.estimators_[1][-1].C == 1.0

@@ -301,11 +301,12 @@ def test_a_library_version_that_can_change_results_is_warned_once_per_library(
     ]
 
 
-def test_the_shipped_model_loads_without_a_version_warning() -> None:
+@pytest.mark.parametrize(("name", "method"), [(None, "fusion"), ("fast", "svm-own")])
+def test_the_shipped_models_load_without_a_version_warning(name: str | None, method: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        predictor = merkit.load_model()
-    assert predictor.manifest.method == "svm-own"
+        predictor = merkit.load_model(name)
+    assert predictor.manifest.method == method
 
 
 def test_the_cli_prints_a_version_mismatch_as_one_line(old_model: Path, tmp_path: Path) -> None:

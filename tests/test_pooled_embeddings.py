@@ -88,9 +88,7 @@ def test_unknown_precision_is_a_config_error() -> None:
         CRNNEmbedding(str(PACKAGED_CHECKPOINTS / "crnn_msd.pth"), precision="fp16").fit(None)
 
 
-def test_tags3_are_the_clipped_log_odds_of_the_bf16_tag_probabilities(
-    tmp_path, monkeypatch
-) -> None:
+def test_tags3_are_the_clipped_log_odds_of_the_tag_probabilities(tmp_path, monkeypatch) -> None:
     from merkit.transfer.embedders import CRNNEmbedding
     from merkit.transfer.pooled import LOG_ODDS_CLIP, LOG_ODDS_LIMIT
     from merkit.transfer.won_crnn import won_logmel
@@ -103,9 +101,29 @@ def test_tags3_are_the_clipped_log_odds_of_the_bf16_tag_probabilities(
     logmel = won_logmel(y).astype(np.float16).astype(np.float32)[None]
     for i, (name, sha) in enumerate(WON_CHECKPOINTS):
         path = str(PACKAGED_CHECKPOINTS / name)
-        bf16 = CRNNEmbedding(path, sha, output="tags", precision="bf16", cache=False)
-        p = np.clip(bf16.transform(logmel)[0].astype(np.float64), LOG_ODDS_CLIP, 1 - LOG_ODDS_CLIP)
+        tags = CRNNEmbedding(path, sha, output="tags", cache=False).transform(logmel)[0]
+        p = np.clip(tags.astype(np.float64), LOG_ODDS_CLIP, 1 - LOG_ODDS_CLIP)
         np.testing.assert_allclose(value[50 * i : 50 * (i + 1)], np.log(p / (1 - p)), atol=1e-4)
         # bf16 autocast changes the tag probabilities only slightly.
-        fp32 = CRNNEmbedding(path, sha, output="tags", cache=False).transform(logmel)[0]
-        assert np.abs(fp32 - bf16.transform(logmel)[0]).max() < 1.5e-2
+        bf16 = CRNNEmbedding(path, sha, output="tags", precision="bf16", cache=False)
+        assert np.abs(tags - bf16.transform(logmel)[0]).max() < 1.5e-2
+
+
+@pytest.mark.parametrize("shape", [(1, 1813, 96), (3, 400, 96)])
+def test_fused_blocks_compute_what_the_eager_network_does(shape: tuple[int, ...]) -> None:
+    import torch
+
+    from merkit.transfer.embedders import _fused_blocks, _network
+
+    name, sha = WON_CHECKPOINTS[1]
+    model = _network("crnn", str(PACKAGED_CHECKPOINTS / name), sha)
+    blocks = _fused_blocks(model)
+    if blocks is None:
+        pytest.skip("this torch has no oneDNN: the eager blocks are used")
+    assert _fused_blocks(model) is blocks  # built once per network
+    x = torch.from_numpy(np.random.default_rng(2).normal(-20, 15, shape).astype(np.float32))
+    with torch.inference_mode():
+        fused = model.conv_maps(x, blocks)
+        eager = model.conv_maps(x)
+    assert fused.shape == eager.shape == (shape[0], 128, shape[1] // 96)
+    np.testing.assert_allclose(fused.numpy(), eager.numpy(), rtol=1e-4, atol=1e-5)

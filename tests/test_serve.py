@@ -82,14 +82,14 @@ def assert_refused(response, status: int, *phrases: str) -> str:
 def test_healthz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {
         "status": "ok",
-        "model": "svm-own",
+        "model": "fusion",
         "merkit_version": merkit.__version__,
     }
 
 
 def test_model_gives_manifest_summary_card_and_limits(client: TestClient) -> None:
     info = client.get("/v1/model").json()
-    assert info["method"] == "svm-own"
+    assert info["method"] == "fusion"
     assert info["manifest"]["window_s"] == 30.1
     assert info["labels"] == {
         "Q1": "happy/excited",
@@ -97,7 +97,7 @@ def test_model_gives_manifest_summary_card_and_limits(client: TestClient) -> Non
         "Q3": "sad/melancholic",
         "Q4": "calm/serene",
     }
-    assert "macro F1 70.0 %" in info["summary"] and "900 songs" in info["summary"]
+    assert "macro F1 75.9 %" in info["summary"] and "900 songs" in info["summary"]
     assert info["card"].startswith("# merkit model card")
     assert info["limits"] == {"max_upload_mb": 50.0, "max_duration_s": 1200.0}
 

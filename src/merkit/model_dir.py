@@ -302,46 +302,11 @@ def _sha256(path: Path) -> str:
 # Reading
 
 
-SHIPPED_MODELS: dict[str, str] = {
-    "default": "the best audio-only model: own features + CRNN tag log-odds, one RBF SVM",
-    "fast": "own features only (svm-own): no neural network, about half the CPU per clip",
-}
-"""Models shipped inside the package (``merkit/pretrained/<name>``), by name."""
-
-
-def shipped_model_dir(name: str = "default") -> Path:
-    """Where the shipped model ``name`` (a key of :data:`SHIPPED_MODELS`) lives."""
+def default_model_dir() -> Path:
+    """Where the model shipped inside the package lives (``merkit/pretrained/default``)."""
     from importlib.resources import files
 
-    if name not in SHIPPED_MODELS:
-        raise ModelError(f"no shipped model named {name!r} (shipped: {', '.join(SHIPPED_MODELS)})")
-    return Path(str(files("merkit") / "pretrained" / name))
-
-
-def default_model_dir() -> Path:
-    """Where the default shipped model lives (``merkit/pretrained/default``)."""
-    return shipped_model_dir("default")
-
-
-def resolve_model_dir(path: Path | str | None) -> Path:
-    """The model directory meant by ``path``: ``None`` is the shipped default; the name of a
-    shipped model (``default``, ``fast``) that is not also an existing folder here is that
-    shipped model; anything else is the path itself.
-
-    Raises
-    ------
-    ModelError
-        A shipped model whose files are not installed.
-    """
-    if path is None or (str(path) in SHIPPED_MODELS and not Path(path).exists()):
-        where = shipped_model_dir("default" if path is None else str(path))
-        if not (where / MANIFEST).is_file():
-            raise ModelError(
-                f"the shipped model {where.name!r} is not installed (expected {where}); "
-                "pass a model directory made with 'merkit train'"
-            )
-        return where
-    return Path(path)
+    return Path(str(files("merkit") / "pretrained" / "default"))
 
 
 def _compatible(made_by: str, running: str) -> bool:
@@ -502,7 +467,6 @@ __all__ = [
     "MODEL_CARD",
     "MODEL_FORMAT",
     "RESULT_LIBRARIES",
-    "SHIPPED_MODELS",
     "TORCH_FILE",
     "CvComparison",
     "CvScores",
@@ -520,8 +484,6 @@ __all__ = [
     "merkit_version",
     "open_model_dir",
     "read_manifest",
-    "resolve_model_dir",
     "save_model_dir",
-    "shipped_model_dir",
     "version_mismatches",
 ]

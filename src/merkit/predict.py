@@ -40,9 +40,10 @@ from merkit.audio import peak_normalize
 from merkit.errors import ConfigError, MerkitError, ModelError
 from merkit.inputs import parse_input
 from merkit.labels import HIGH_AROUSAL, POSITIVE_VALENCE
-from merkit.model_dir import MODEL_CARD, InputSpec, ModelManifest, resolve_model_dir
+from merkit.model_dir import MODEL_CARD, InputSpec, ModelManifest
 from merkit.model_dir import open_model_dir as _open_model_dir
 from merkit.prediction import PredictionFailure, PredictionResult, SegmentPrediction
+from merkit.shipped import resolve_model_dir
 from merkit.windows import (
     MIN_DURATION_S,
     TrackStats,
@@ -398,10 +399,12 @@ class Predictor:
             for path in paths:
                 yield safe_predict(self, path, segments=segments)
             return
-        from merkit.parallel import map_ordered  # workers die with this process; numba is warmed
+        from merkit.parallel import map_ordered  # workers die with this process
 
         tasks = [(str(self.model_dir), str(path), segments) for path in paths]
-        yield from map_ordered(_predict_in_worker, tasks, n_jobs)
+        yield from map_ordered(
+            _predict_in_worker, tasks, n_jobs, warm_numba=needs_numba(self.manifest)
+        )
 
 
 def safe_predict(
@@ -453,7 +456,7 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
     path : path, optional
         A directory written by ``merkit train`` (:func:`merkit.export.save_model`), or the name
         of a model shipped inside the package (``"default"``, ``"fast"``; see
-        :data:`merkit.model_dir.SHIPPED_MODELS`). ``None`` loads the shipped default.
+        :data:`merkit.shipped.SHIPPED_MODELS`). ``None`` loads the shipped default.
     check_inputs : bool
         Check that this merkit knows every input representation, in the same version (turned off
         only where that was checked already, e.g. in worker processes).
@@ -469,11 +472,34 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
         incompatible merkit version; the message says which.
     """
     path = resolve_model_dir(path)
-    from merkit.numba_cache import ensure_numba_cache
-
     manifest, estimator = _open_model_dir(path, inputs=check_inputs)
-    ensure_numba_cache()  # a corrupt librosa cache is repaired here instead of crashing later
+    if needs_numba(manifest):
+        from merkit.numba_cache import ensure_numba_cache
+
+        ensure_numba_cache()  # a corrupt librosa cache is repaired here instead of crashing later
     return Predictor(manifest, estimator, model_dir=path)
+
+
+def needs_numba(manifest: ModelManifest) -> bool:
+    """Whether computing the model's inputs from audio calls librosa's numba-compiled functions.
+
+    Only then is librosa's numba cache checked (and, on a fresh install, compiled: tens of
+    seconds); inputs that the registry marks as numba-free, such as own features, skip it. An input
+    the registry does not know, or computed by another function than the registry's, counts as
+    needing numba.
+    """
+    from merkit.representations import get_representation
+
+    for spec in manifest.inputs:
+        if spec.kind != "representation":
+            continue
+        try:
+            rep = get_representation(spec.name)
+        except ConfigError:
+            return True
+        if rep.uses_numba or (spec.fn is not None and spec.fn != rep.fn):
+            return True
+    return False
 
 
 __all__ = [
@@ -488,6 +514,7 @@ __all__ = [
     "expected_windows",
     "iter_windows",
     "load_model",
+    "needs_numba",
     "rms_dbfs",
     "safe_predict",
 ]

@@ -250,11 +250,12 @@ for _rep in (
         name="own-features",
         fn="merkit.features.own:extract_own_features",
         dtype="float32",
-        # 2: float32 spectral analysis (values move by < 0.5 %, most by < 1e-4 relative)
+        # 2: float32 spectral analysis (values move by < 0.5 %, most by < 1e-4 relative);
+        # computing it with merkit.dsp instead of librosa changed no value, so still 2
         version="2",
         shape=_own_features_shape,
-        uses_numba=True,
-        description="merkit's own handcrafted librosa feature vector",
+        uses_numba=False,  # merkit.dsp: numpy/scipy only
+        description="merkit's own handcrafted feature vector (librosa's definitions, no numba)",
     ),
     Representation(
         name="own-features-bl",
@@ -262,7 +263,7 @@ for _rep in (
         params={"via_sr": 48_000},
         dtype="float32",
         shape=_own_features_shape,
-        uses_numba=True,
+        uses_numba=False,
         description="own features of the audio band-limited as any resampled file is (codecs)",
     ),
     Representation(
@@ -271,7 +272,7 @@ for _rep in (
         params={"codecs": ["mp3-22k", "opus-48k"]},
         dtype="float32",
         shape=_codec_own_features_shape,
-        uses_numba=True,
+        uses_numba=False,
         description="own features after an MP3 and an Opus round trip (the codec augmentation)",
     ),
 ):
@@ -341,8 +342,6 @@ register_representation(
             "checkpoints": [list(c) for c in WON_CHECKPOINTS],
             "output": "tags",
             "log_odds": True,
-            # bf16 autocast: 0.2 instead of 0.8 s of CPU per clip for the three taggers.
-            "precision": "bf16",
         },
         shape=_crnn_conv_shape,
         description="150 values: log-odds of the 50 tags of Won's MTAT, MSD, Jamendo CRNNs "

@@ -16,7 +16,8 @@ from merkit.errors import ConfigError, ModelError
 def _check_model(path: Path | None) -> str:
     """Read the manifest before any worker starts: a bad model is one clear line, not a worker
     crash per process. Returns the method name."""
-    from merkit.model_dir import read_manifest, resolve_model_dir
+    from merkit.model_dir import read_manifest
+    from merkit.shipped import resolve_model_dir
 
     manifest = read_manifest(resolve_model_dir(path))
     if not manifest.audio_only:

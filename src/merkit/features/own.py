@@ -1,4 +1,4 @@
-"""merkit's own handcrafted, emotion-oriented audio features, built on librosa.
+"""merkit's own handcrafted, emotion-oriented audio features (numpy/scipy, librosa's definitions).
 
 One call turns a mono clip into a fixed-length, named vector (``OWN_FEATURE_NAMES``) of frame-level
 descriptors summarised over the clip. The descriptors follow the feature families that the MER
@@ -32,19 +32,18 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-import librosa
 import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import get_window
 
+from merkit import dsp
 from merkit.errors import AudioError
 
 __all__ = ["OWN_FEATURE_NAMES", "extract_own_features"]
@@ -283,15 +282,15 @@ def _frame_params(sr: int) -> tuple[int, int]:
 # them. The cached arrays are made read-only so no caller can corrupt the cache.
 @lru_cache(maxsize=8)
 def _mel_basis(sr: int, n_fft: int) -> np.ndarray:
-    fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=N_MELS).astype(np.float32)
+    fb = dsp.mel_filterbank(sr=sr, n_fft=n_fft, n_mels=N_MELS)
     fb.flags.writeable = False
     return fb
 
 
 @lru_cache(maxsize=8)
 def _a_weights(sr: int, n_fft: int) -> np.ndarray:
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
-    weights = (10.0 ** (librosa.A_weighting(np.maximum(freqs, 1.0)) / 10.0)).astype(np.float32)
+    freqs = dsp.fft_frequencies(sr=sr, n_fft=n_fft)
+    weights = (10.0 ** (dsp.a_weighting(np.maximum(freqs, 1.0)) / 10.0)).astype(np.float32)
     weights.flags.writeable = False
     return weights
 
@@ -299,7 +298,7 @@ def _a_weights(sr: int, n_fft: int) -> np.ndarray:
 @lru_cache(maxsize=256)
 def _chroma_basis(sr: int, n_fft: int, tuning: float) -> np.ndarray:
     # tuning comes from a 0.01-bin histogram, so a few hundred entries cover every clip
-    fb = librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning).astype(np.float32)
+    fb = dsp.chroma_filterbank(sr=sr, n_fft=n_fft, tuning=tuning)
     fb.flags.writeable = False
     return fb
 
@@ -307,7 +306,7 @@ def _chroma_basis(sr: int, n_fft: int, tuning: float) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _band_indicators(sr: int, n_fft: int) -> np.ndarray:
     """``(len(BANDS_HZ), bins)`` 0/1 rows, so all band energies are one matrix product."""
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    freqs = dsp.fft_frequencies(sr=sr, n_fft=n_fft)
     rows = np.stack([(freqs >= lo) & (freqs < hi) for _, lo, hi in BANDS_HZ]).astype(np.float32)
     rows.flags.writeable = False
     return rows
@@ -332,9 +331,9 @@ class _Analysis:
 
 def _analyse(y: np.ndarray, sr: int) -> _Analysis:
     n_fft, hop = _frame_params(sr)
-    S = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop, window="hann", center=True))
+    S = np.abs(dsp.stft(y, n_fft=n_fft, hop_length=hop))
     power = S * S
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    freqs = dsp.fft_frequencies(sr=sr, n_fft=n_fft)
     mel_power = _mel_basis(sr, n_fft) @ power
     mel_db = _db(mel_power, power=True)
     onset_env = _onset_envelope(mel_db, sr, hop)
@@ -365,16 +364,14 @@ def _onset_envelope(mel_db: np.ndarray, sr: int, hop: int, lag: int = 2) -> np.n
     difference smears each onset.
     """
     clamped = np.maximum(mel_db, mel_db.max(initial=DB_FLOOR) - 80.0)
-    return librosa.onset.onset_strength(S=clamped, sr=sr, hop_length=hop, lag=lag)
+    return dsp.onset_strength(clamped, hop_length=hop, lag=lag)
 
 
 def _detect_onsets(onset_env: np.ndarray, sr: int, hop: int) -> np.ndarray:
-    # librosa normalises the envelope by its max; an all-zero envelope (silence) has no onsets
+    # the envelope is normalised by its max; an all-zero envelope (silence) has no onsets
     if float(np.max(onset_env, initial=0.0)) <= _EPS:
         return np.zeros(0, dtype=int)
-    return librosa.onset.onset_detect(
-        onset_envelope=onset_env, sr=sr, hop_length=hop, units="frames"
-    ).astype(int)
+    return dsp.onset_detect(onset_env, sr=sr, hop_length=hop)
 
 
 # --------------------------------------------------------------------------------------------
@@ -482,7 +479,7 @@ def _spectral_contrast(S_frames: np.ndarray, freqs: np.ndarray, fmin: float) -> 
         parted = np.partition(sub, (min(q, n) - 1, max(n - q, 0)), axis=1)
         valley[k] = parted[:, :q].mean(axis=1)
         peak[k] = parted[:, n - q :].mean(axis=1)
-    return librosa.power_to_db(peak) - librosa.power_to_db(valley)
+    return dsp.power_to_db(peak) - dsp.power_to_db(valley)
 
 
 def _timbre(a: _Analysis) -> _Values:
@@ -537,11 +534,11 @@ def _timbre(a: _Analysis) -> _Values:
         out[f"timbre.spectral_contrast_{b}"] = contrast[b]
     for (name, _, _), energy in zip(BANDS_HZ, band_energy, strict=True):
         out[f"timbre.band_ratio_{name}"] = _safe_div(energy, frame_energy)
-    mfcc = librosa.feature.mfcc(S=a.mel_db, sr=sr, n_mfcc=N_MFCC)
+    mfcc = dsp.mfcc(a.mel_db, n_mfcc=N_MFCC)
     width = min(9, mfcc.shape[1] - (1 - mfcc.shape[1] % 2))  # delta needs an odd width <= frames
     if width >= 3:
-        d1 = librosa.feature.delta(mfcc, width=width, order=1)
-        d2 = librosa.feature.delta(mfcc, width=width, order=2)
+        d1 = dsp.delta(mfcc, width=width, order=1)
+        d2 = dsp.delta(mfcc, width=width, order=2)
     else:
         d1 = d2 = np.zeros_like(mfcc)
     for i in range(N_MFCC):
@@ -601,10 +598,7 @@ def _rhythm(a: _Analysis) -> _Values:
         out[f"rhythm.tempogram_ratio_{name}"] = float(value)
     ibi_cv = beat_strength = 0.0
     if tempo > 0:
-        _, beats = librosa.beat.beat_track(
-            onset_envelope=env, sr=sr, hop_length=hop, bpm=tempo, units="frames"
-        )
-        beats = np.asarray(beats, dtype=int)
+        beats = dsp.beat_track(env, sr=sr, hop_length=hop, bpm=tempo)
         if beats.size >= 3:
             ibi = np.diff(beats).astype(np.float64)
             ibi_cv = float(ibi.std() / ibi.mean())
@@ -628,9 +622,9 @@ def _tempogram(env: np.ndarray, win: int) -> np.ndarray:
     # tempo statistics resolve
     frames = sliding_window_view(padded.astype(np.float32), win)[:n] * window
     n_fft = scipy.fft.next_fast_len(2 * win - 1, real=True)
-    power = librosa.util.abs2(scipy.fft.rfft(frames, n=n_fft, axis=1))
+    power = dsp.abs2(scipy.fft.rfft(frames, n=n_fft, axis=1))
     autocorr = scipy.fft.irfft(power, n=n_fft, axis=1)[:, :win].astype(np.float64)
-    # max-abs normalisation (librosa.util.normalize, norm=inf); all-zero windows stay zero
+    # max-abs normalisation (librosa's util.normalize, norm=inf); all-zero windows stay zero
     peak = np.abs(autocorr).max(axis=1, keepdims=True)
     return (autocorr / np.where(peak > np.finfo(np.float32).tiny, peak, 1.0)).T
 
@@ -657,7 +651,7 @@ def _estimate_tuning(S: np.ndarray, sr: int, n_fft: int) -> float:
     interpolation run on those bins (plus one neighbour each side) instead of the whole spectrum;
     the per-frame threshold still uses the whole frame's maximum, as librosa does.
     """
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    freqs = dsp.fft_frequencies(sr=sr, n_fft=n_fft)
     keep = np.flatnonzero((freqs >= 150.0) & (freqs < min(4000.0, sr / 2)))
     if keep.size == 0 or S.shape[1] == 0:
         return 0.0
@@ -677,16 +671,14 @@ def _estimate_tuning(S: np.ndarray, sr: int, n_fft: int) -> float:
     mag = mid[rows, cols] + 0.5 * ((right - left) / 2.0)[rows, cols] * shift
     voiced = pitch > 0
     threshold = np.median(mag[voiced]) if voiced.any() else 0.0
-    return float(librosa.pitch_tuning(pitch[(mag >= threshold) & voiced]))
+    return dsp.pitch_tuning(pitch[(mag >= threshold) & voiced])
 
 
 def _tonality(a: _Analysis) -> tuple[_Values, np.ndarray]:
     """Tonality features, plus the frame-normalised chroma for the harmony family."""
     # tuning from every 4th frame: the estimate is stable and piptrack is the slow part
-    with warnings.catch_warnings():
-        # silence or pitchless noise: librosa warns "empty frequency set" and returns 0
-        warnings.simplefilter("ignore", UserWarning)
-        tuning = _estimate_tuning(a.S[:, ::4], a.sr, a.n_fft)
+    # (silence or pitchless noise has no peaks: tuning 0)
+    tuning = _estimate_tuning(a.S[:, ::4], a.sr, a.n_fft)
     if not np.isfinite(tuning):
         tuning = 0.0
     chroma_energy = _chroma_basis(a.sr, a.n_fft, float(tuning)) @ a.power
@@ -724,7 +716,7 @@ def _tonality(a: _Analysis) -> tuple[_Values, np.ndarray]:
     changes = keys[1:] != keys[:-1]
     out["tonality.key_change_rate"] = float(changes.mean()) if changes.size else 0.0
 
-    tonnetz = librosa.feature.tonnetz(chroma=chroma_energy, sr=a.sr)
+    tonnetz = dsp.tonnetz(chroma_energy)
     tonnetz = np.nan_to_num(tonnetz)
     for i, axis in enumerate(TONNETZ_AXES):
         out[f"tonality.tonnetz_{axis}"] = tonnetz[i]
@@ -810,8 +802,8 @@ def _hpss(
     """
     harm = _median_filter(S, harmonic_width, axis=1)
     perc = _median_filter(S, percussive_width, axis=0)
-    mask_harm = librosa.util.softmask(harm, perc, power=2.0, split_zeros=True)
-    mask_perc = librosa.util.softmask(perc, harm, power=2.0, split_zeros=True)
+    mask_harm = dsp.softmask(harm, perc, power=2.0)
+    mask_perc = dsp.softmask(perc, harm, power=2.0)
     return S * mask_harm, S * mask_perc
 
 

@@ -89,7 +89,7 @@ def crnn_conv_representation(
     ``output="tags"`` gives each tagger's 50 tag probabilities; ``log_odds=True`` turns them into
     log-odds, clipped to ±:data:`LOG_ODDS_LIMIT`, so that a standardised RBF SVM sees tags near
     0 or 1 spread out rather than squashed. ``precision="bf16"`` runs the networks under bfloat16
-    autocast (:class:`~merkit.transfer.embedders.CRNNEmbedding`).
+    autocast instead of the frozen float32 pass (:class:`~merkit.transfer.embedders.CRNNEmbedding`).
     """
     from merkit.transfer.embedders import CRNNEmbedding
     from merkit.transfer.won_crnn import won_logmel_representation

@@ -18,7 +18,9 @@ last step goes through dropout 0.5 and a linear layer (50 tags, sigmoid at infer
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -149,6 +151,40 @@ class ConvBlock(nn.Module):
 Output = Literal["logits", "conv", "gru", "tags"]
 
 
+def inference_conv_blocks(
+    blocks: Sequence[ConvBlock],
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The conv blocks as one eval-mode function on oneDNN (MKL-DNN) tensors, or ``None``
+    where this torch has no oneDNN.
+
+    Each batch norm is folded into its convolution, the weights are converted once, and each
+    block pools before its ReLU (the same function: max commutes with a monotone map), so no
+    int64 pooling indices are made. Measured here on one core: 0.12 instead of 0.26 s of CPU per
+    29 s clip (1813 frames), outputs within 1e-6 of the eager blocks.
+    """
+    if not torch.backends.mkldnn.is_available():
+        return None
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    with warnings.catch_warnings():
+        # torch.utils.mkldnn's module wrappers use torch.jit.script_method, deprecated in 2.13.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.utils.mkldnn import to_mkldnn
+
+    fused = [
+        (to_mkldnn(fuse_conv_bn_eval(copy.deepcopy(b.conv), b.bn)), b.pool.kernel_size)
+        for b in blocks
+    ]
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        h = x.contiguous().to_mkldnn()
+        for conv, pool in fused:
+            h = torch.relu(nn.functional.max_pool2d(conv(h), pool))
+        return h.to_dense()
+
+    return run
+
+
 class WonCRNN(nn.Module):
     """Won's CRNN from the input batch norm on; state-dict keys match the checkpoints.
 
@@ -177,11 +213,19 @@ class WonCRNN(nn.Module):
         self.dropout = nn.Dropout(0.5)
         self.dense = nn.Linear(32, n_classes)
 
-    def conv_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """Output of the last conv block, ``(B, 128, T')`` with ``T' = T // 96`` (about)."""
+    def conv_maps(
+        self, x: torch.Tensor, blocks: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Output of the last conv block, ``(B, 128, T')`` with ``T' = T // 96`` (about).
+
+        ``blocks`` replaces the four conv blocks, e.g. by :func:`inference_conv_blocks` of a
+        frozen network.
+        """
         if x.ndim != 3 or x.shape[-1] != N_MELS:
             raise ValueError(f"expected (batch, frames, {N_MELS}) dB mels, got {tuple(x.shape)}")
         x = self.spec_bn(x.transpose(1, 2).unsqueeze(1))  # (B, 1, mels, T): mels on the H axis
+        if blocks is not None:
+            return blocks(x).squeeze(2)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return x.squeeze(2)
 
