@@ -300,7 +300,9 @@ def evaluate(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     # Reading the inputs hashes every file (the feature cache is keyed by content): the
     # variants of one evaluation share them through a pickle beside the encodings.
-    stamp = hashlib.sha256(repr((resolved.inputs, keep.tolist(), args.seed)).encode()).hexdigest()
+    # What identifies each input's values: name, rate, parameters and version (as cache keys do).
+    identity = [(j.rep.name, j.sr, j.params, j.rep.version) for j in _jobs(resolved.inputs, 0)]
+    stamp = hashlib.sha256(repr((identity, keep.tolist(), args.seed)).encode()).hexdigest()
     snapshot = args.cache / f".inputs-{stamp[:16]}.pkl"
     if snapshot.exists():
         arrays = pickle.loads(snapshot.read_bytes())
