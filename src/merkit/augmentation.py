@@ -439,6 +439,14 @@ for _aug in (
         options=("copies",),
     ),
     Augmentation(
+        "codec",
+        "the own features after an MP3 (22.05 kHz, ~40 kb/s) and an Opus round trip",
+        representation="codec-own-features",
+        copy_names=("mp3-22k", "opus-48k"),
+        options=("copies",),
+        for_input="own-features",
+    ),
+    Augmentation(
         "specaugment",
         "SpecAugment-style time/frequency masks on each training batch",
         wrap="merkit.specaugment:add_specaugment",

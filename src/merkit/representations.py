@@ -218,6 +218,13 @@ def _own_features_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None,
     return (len(OWN_FEATURE_NAMES),)
 
 
+def _codec_own_features_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    from merkit.codec import CODECS
+    from merkit.features.own import OWN_FEATURE_NAMES
+
+    return (len(params.get("codecs", CODECS)), len(OWN_FEATURE_NAMES))
+
+
 _HERE = __name__
 _CHUNK_CFG = LogMelConfig(n_frames=None, crop_samples=None)
 
@@ -265,6 +272,24 @@ for _rep in (
         shape=_own_features_shape,
         uses_numba=False,  # merkit.dsp: numpy/scipy only
         description="merkit's own handcrafted feature vector (librosa's definitions, no numba)",
+    ),
+    Representation(
+        name="own-features-bl",
+        fn="merkit.codec:band_limited_own_features",
+        params={"via_sr": 48_000},
+        dtype="float32",
+        shape=_own_features_shape,
+        uses_numba=False,
+        description="own features of the audio band-limited as any resampled file is (codecs)",
+    ),
+    Representation(
+        name="codec-own-features",
+        fn="merkit.codec:codec_own_features",
+        params={"codecs": ["mp3-22k", "opus-48k"]},
+        dtype="float32",
+        shape=_codec_own_features_shape,
+        uses_numba=False,
+        description="own features after an MP3 and an Opus round trip (the codec augmentation)",
     ),
 ):
     register_representation(_rep)

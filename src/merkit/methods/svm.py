@@ -58,12 +58,18 @@ def build_svm(**params: float | bool | int) -> Pipeline:
 
 
 def build_svm_own(
-    n_features: int | str | None = 100, n_neighbors: int = 10, **params: float | bool | int
+    n_features: int | str | None = 100,
+    n_neighbors: int = 10,
+    exclude_features: str | list[str] | None = None,
+    **params: float | bool | int,
 ) -> Pipeline:
     """merkit's own features: standardise, ReliefF top-k (in-fold), RBF SVM.
 
     ``n_features: all`` (or ``null``) keeps every feature (no selection step).
+    ``exclude_features`` (``codec-sensitive``, name patterns, or a list) drops own features
+    first, e.g. those that change with a song's encoding (:mod:`merkit.features.robust`).
     """
+    from merkit.features.robust import DropFeatures, excluded_columns, resolve_patterns
     from merkit.features.selection import ReliefFSelector
 
     if isinstance(n_features, str) and n_features != "all":
@@ -75,8 +81,15 @@ def build_svm_own(
         if n_features is None or n_features == "all"
         else ReliefFSelector(n_features_to_select=n_features, n_neighbors=n_neighbors)  # type: ignore[arg-type]
     )
+    # The step exists only when asked for: saved models keep their step names.
+    drop = [] if exclude_features is None else [("drop", DropFeatures(exclude_features))]
+    if drop:  # a bad value or a pattern matching nothing fails here, before any work
+        from merkit.features.own import OWN_FEATURE_NAMES
+
+        excluded_columns(OWN_FEATURE_NAMES, resolve_patterns(exclude_features))
     return Pipeline(
         [
+            *drop,
             *feature_preprocessing(),
             ("relieff", selector),
             ("svm", svm_classifier(**params)),  # type: ignore[arg-type]
