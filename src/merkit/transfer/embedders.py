@@ -122,9 +122,12 @@ class _Embedding(TransformerMixin, BaseEstimator):
             key_for(row_digest(row), f"{self.family}-embedding", settings, self.version)
             for row in rows
         ]
+        # cache=False: neither the disk cache nor the in-process memo (a prediction service sees
+        # each input once, and a repeated one must cost what it costs).
+        memo = _MEMO if self.cache else {}
         found: dict[int, np.ndarray] = {}
         for i, key in enumerate(keys):
-            value = _MEMO.get(key)
+            value = memo.get(key)
             if value is None:
                 value = cache.get(key)
             if value is not None:
@@ -151,10 +154,10 @@ class _Embedding(TransformerMixin, BaseEstimator):
                                 found[i] = vector
         finally:
             torch.set_num_threads(threads)
-        if len(_MEMO) > _MEMO_LIMIT:
-            _MEMO.clear()
+        if len(memo) > _MEMO_LIMIT:
+            memo.clear()
         for i, key in enumerate(keys):
-            _MEMO[key] = found[i]
+            memo[key] = found[i]
         return np.stack([found[i] for i in range(len(rows))]).astype(np.float32)
 
     def _rows(self, X: Any) -> np.ndarray:
@@ -200,7 +203,7 @@ class CRNNEmbedding(_Embedding):
     num_threads : int, optional
         torch threads while embedding (restored afterwards).
     cache : bool
-        Store embeddings in merkit's on-disk cache.
+        Store embeddings in merkit's on-disk cache and an in-process memo (``False``: neither).
     precision : {"float32", "bf16"}
         ``float32`` runs the conv blocks fused on oneDNN (:func:`_fused_blocks`; outputs within
         1e-6 of the eager network, 2x less CPU); ``bf16`` the eager network under CPU bfloat16
