@@ -101,12 +101,13 @@ def test_tags3_are_the_clipped_log_odds_of_the_tag_probabilities(tmp_path, monke
     logmel = won_logmel(y).astype(np.float16).astype(np.float32)[None]
     for i, (name, sha) in enumerate(WON_CHECKPOINTS):
         path = str(PACKAGED_CHECKPOINTS / name)
-        tags = CRNNEmbedding(path, sha, output="tags", cache=False).transform(logmel)[0]
+        bf16 = CRNNEmbedding(path, sha, output="tags", precision="bf16", cache=False)
+        tags = bf16.transform(logmel)[0]
         p = np.clip(tags.astype(np.float64), LOG_ODDS_CLIP, 1 - LOG_ODDS_CLIP)
         np.testing.assert_allclose(value[50 * i : 50 * (i + 1)], np.log(p / (1 - p)), atol=1e-4)
-        # bf16 autocast changes the tag probabilities only slightly.
-        bf16 = CRNNEmbedding(path, sha, output="tags", precision="bf16", cache=False)
-        assert np.abs(tags - bf16.transform(logmel)[0]).max() < 1.5e-2
+        # bfloat16 conv blocks change the tag probabilities only slightly.
+        fp32 = CRNNEmbedding(path, sha, output="tags", cache=False).transform(logmel)[0]
+        assert np.abs(tags - fp32).max() < 1.5e-2
 
 
 @pytest.mark.parametrize("shape", [(1, 1813, 96), (3, 400, 96)])
@@ -127,3 +128,7 @@ def test_fused_blocks_compute_what_the_eager_network_does(shape: tuple[int, ...]
         eager = model.conv_maps(x)
     assert fused.shape == eager.shape == (shape[0], 128, shape[1] // 96)
     np.testing.assert_allclose(fused.numpy(), eager.numpy(), rtol=1e-4, atol=1e-5)
+    # bfloat16 blocks (float32 where the CPU has no native bfloat16): close, not equal
+    with torch.inference_mode():
+        half = model.conv_maps(x, _fused_blocks(model, "bf16"))
+    assert np.abs(half.numpy() - eager.numpy()).max() < 0.03 * np.abs(eager.numpy()).max()

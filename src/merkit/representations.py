@@ -358,7 +358,10 @@ register_representation(
             "checkpoints": [list(c) for c in WON_CHECKPOINTS],
             "output": "tags",
             "log_odds": True,
+            # bf16 conv blocks: 0.05 instead of 0.12 s of CPU per tagger and clip (native bf16).
+            "precision": "bf16",
         },
+        version="2",  # version 1: float32 conv blocks
         shape=_crnn_conv_shape,
         description="150 values: log-odds of the 50 tags of Won's MTAT, MSD, Jamendo CRNNs "
         "(checkpoints in $MERKIT_PRETRAINED or shipped)",
