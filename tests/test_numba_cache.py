@@ -27,7 +27,8 @@ from merkit.extract import compute
 
 n_jobs, per_quadrant, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 dataset = load_synthetic(n_per_quadrant=per_quadrant, duration=seconds)
-X = compute(dataset, "own-features", cache=NullCache(), n_jobs=n_jobs, progress=False)
+# classic-aug (pitch shift, time stretch) runs librosa's numba code; own features no longer do
+X = compute(dataset, "classic-aug", cache=NullCache(), n_jobs=n_jobs, progress=False, seed=3)
 assert X.shape[0] == 4 * per_quadrant and np.isfinite(X).all(), X.shape
 print("extracted", X.shape)
 """

@@ -110,7 +110,7 @@ def test_a_dropped_song_lands_on_its_quadrant(server: str, page: Any, tmp_path: 
 
     page.goto(server + "/")
     page.wait_for_function("document.body.dataset.state === 'ready'")
-    page.wait_for_function("document.getElementById('model').textContent.includes('svm-own')")
+    page.wait_for_function("document.getElementById('model').textContent.includes('fusion')")
     page.set_input_files("#file", str(song))
     assert finish(page) == "done", page.inner_text("#error")
 
