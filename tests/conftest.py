@@ -18,6 +18,17 @@ from merkit.labels import QUADRANTS
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FOURQAED = SHARED / "data" / "4qaed"
 PRETRAINED = SHARED / "pretrained"
+if PRETRAINED.is_dir():
+    # The default model's CRNN checkpoints: users download them; the tests read ../shared's.
+    os.environ.setdefault("MERKIT_PRETRAINED", str(PRETRAINED))
+CRNN_WEIGHTS = all(
+    (PRETRAINED / f"crnn_{name}.pth").is_file() for name in ("mtat", "msd", "jamendo")
+)
+needs_crnn_weights = pytest.mark.skipif(
+    not CRNN_WEIGHTS,
+    reason=f"the default model needs Won's CRNN checkpoints, not in {PRETRAINED} "
+    "(without them merkit answers with the fast model)",
+)
 needs_4qaed = pytest.mark.skipif(
     not (FOURQAED / "panda_dataset_taffc_annotations.csv").is_file(),
     reason=f"the real 4QAED dataset is not at {FOURQAED} (../shared beside the checkout)",

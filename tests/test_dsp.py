@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 from tests.conftest import FOURQAED, needs_4qaed
 
+from conftest import needs_crnn_weights
 from merkit import dsp, rhythm
 
 librosa = pytest.importorskip("librosa")
@@ -275,7 +276,7 @@ def own_features_model() -> Path:
     pytest.skip("no shipped model on own features alone")
 
 
-@pytest.mark.parametrize("model", ["fast", "default"])
+@pytest.mark.parametrize("model", ["fast", pytest.param("default", marks=needs_crnn_weights)])
 def test_merkit_predict_imports_neither_librosa_nor_numba(model: str, tmp_path: Path) -> None:
     # both shipped models: svm-own (own features) and the fusion (own features + CRNN tags)
     t = np.arange(6 * 22050) / 22050

@@ -362,3 +362,24 @@ def test_model_card_tests_the_method_against_others_on_the_same_folds(
     assert comparison.p == pytest.approx(expected.p)
     assert f"Against `{TWO_RATES}` on the same 6 folds" in model.card
     assert "corrected resampled t-test" in model.card
+
+
+def test_default_model_without_its_checkpoints_falls_back_to_fast(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from merkit.shipped import (
+        FastModelWarning,
+        missing_weights,
+        resolve_model_dir,
+        shipped_model_dir,
+    )
+
+    monkeypatch.setenv("MERKIT_PRETRAINED", str(tmp_path))  # nothing downloaded
+    default = shipped_model_dir("default")
+    if not (default / MANIFEST).is_file():
+        pytest.skip("no shipped default model")
+    assert missing_weights(default) == ["crnn_jamendo.pth", "crnn_msd.pth", "crnn_mtat.pth"]
+    with pytest.warns(FastModelWarning, match="needs crnn_jamendo.pth.*sota-music-tagging"):
+        assert resolve_model_dir(None) == shipped_model_dir("fast")
+    assert resolve_model_dir("default") == default  # asked for by name: no substitution
+    assert missing_weights(shipped_model_dir("fast")) == []

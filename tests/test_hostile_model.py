@@ -27,6 +27,7 @@ import pytest
 from sklearn.dummy import DummyClassifier
 
 import merkit
+from conftest import needs_crnn_weights
 from merkit.errors import ModelError
 from merkit.export import (
     InputSpec,
@@ -301,7 +302,10 @@ def test_a_library_version_that_can_change_results_is_warned_once_per_library(
     ]
 
 
-@pytest.mark.parametrize(("name", "method"), [(None, "fusion"), ("fast", "svm-own")])
+@pytest.mark.parametrize(
+    ("name", "method"),
+    [pytest.param(None, "fusion", marks=needs_crnn_weights), ("fast", "svm-own")],
+)
 def test_the_shipped_models_load_without_a_version_warning(name: str | None, method: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")

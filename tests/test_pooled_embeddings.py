@@ -10,7 +10,6 @@ from conftest import PRETRAINED
 from merkit.errors import ConfigError
 from merkit.representations import get_representation
 from merkit.transfer.pooled import (
-    PACKAGED_CHECKPOINTS,
     WON_CHECKPOINTS,
     crnn_conv_representation,
     pretrained_path,
@@ -20,29 +19,25 @@ needs_crnn = pytest.mark.skipif(
     not all((PRETRAINED / name).is_file() for name, _ in WON_CHECKPOINTS),
     reason=f"Won's CRNN checkpoints are not in {PRETRAINED}",
 )
-# (The package ships the same files; the tests below read ../shared's to compare both paths.)
 
 
-def test_missing_checkpoint_names_the_folders_and_the_variable(tmp_path, monkeypatch) -> None:
+def test_missing_checkpoint_names_the_folder_the_source_and_the_variable(
+    tmp_path, monkeypatch
+) -> None:
+    from merkit.transfer.pooled import missing_checkpoints
+
     monkeypatch.setenv("MERKIT_PRETRAINED", str(tmp_path))
-    message = r"other.pth not found in .*checkpoints.*MERKIT_PRETRAINED"
+    message = r"crnn_msd.pth not found in .*sota-music-tagging-models.*MERKIT_PRETRAINED"
     with pytest.raises(ConfigError, match=message):
-        pretrained_path("other.pth")
-
-
-def test_user_folder_first_then_the_shipped_copies(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("MERKIT_PRETRAINED", str(tmp_path))
-    assert pretrained_path("crnn_msd.pth") == PACKAGED_CHECKPOINTS / "crnn_msd.pth"
-    (tmp_path / "crnn_msd.pth").write_bytes(b"a user's copy")
+        pretrained_path("crnn_msd.pth")
+    assert missing_checkpoints(WON_CHECKPOINTS) == [
+        "crnn_mtat.pth",
+        "crnn_msd.pth",
+        "crnn_jamendo.pth",
+    ]
+    (tmp_path / "crnn_msd.pth").write_bytes(b"a user's copy")  # the SHA-256 pin checks it later
     assert pretrained_path("crnn_msd.pth") == tmp_path / "crnn_msd.pth"
-
-
-def test_shipped_checkpoints_are_the_pinned_files_with_their_licence() -> None:
-    from merkit.transfer.checkpoints import file_sha256
-
-    for name, sha in WON_CHECKPOINTS:
-        assert file_sha256(PACKAGED_CHECKPOINTS / name) == sha
-    assert "MIT License" in (PACKAGED_CHECKPOINTS / "LICENSE-crnn.txt").read_text()
+    assert missing_checkpoints(WON_CHECKPOINTS) == ["crnn_mtat.pth", "crnn_jamendo.pth"]
 
 
 def test_registered_shapes() -> None:
@@ -81,13 +76,15 @@ def test_tags3_is_registered_with_150_values() -> None:
     assert rep.shape(16_000, rep.params) == (150,)
 
 
+@needs_crnn
 def test_unknown_precision_is_a_config_error() -> None:
     from merkit.transfer.embedders import CRNNEmbedding
 
     with pytest.raises(ConfigError, match="'precision' must be float32 or bf16"):
-        CRNNEmbedding(str(PACKAGED_CHECKPOINTS / "crnn_msd.pth"), precision="fp16").fit(None)
+        CRNNEmbedding(str(PRETRAINED / "crnn_msd.pth"), precision="fp16").fit(None)
 
 
+@needs_crnn
 def test_tags3_are_the_clipped_log_odds_of_the_tag_probabilities(tmp_path, monkeypatch) -> None:
     from merkit.transfer.embedders import CRNNEmbedding
     from merkit.transfer.pooled import LOG_ODDS_CLIP, LOG_ODDS_LIMIT
@@ -100,7 +97,7 @@ def test_tags3_are_the_clipped_log_odds_of_the_tag_probabilities(tmp_path, monke
     assert value.shape == (150,) and np.all(np.abs(value) <= LOG_ODDS_LIMIT + 1e-4)
     logmel = won_logmel(y).astype(np.float16).astype(np.float32)[None]
     for i, (name, sha) in enumerate(WON_CHECKPOINTS):
-        path = str(PACKAGED_CHECKPOINTS / name)
+        path = str(PRETRAINED / name)
         bf16 = CRNNEmbedding(path, sha, output="tags", precision="bf16", cache=False)
         tags = bf16.transform(logmel)[0]
         p = np.clip(tags.astype(np.float64), LOG_ODDS_CLIP, 1 - LOG_ODDS_CLIP)
@@ -110,6 +107,7 @@ def test_tags3_are_the_clipped_log_odds_of_the_tag_probabilities(tmp_path, monke
         assert np.abs(tags - fp32).max() < 1.5e-2
 
 
+@needs_crnn
 @pytest.mark.parametrize("shape", [(1, 1813, 96), (3, 400, 96)])
 def test_fused_blocks_compute_what_the_eager_network_does(shape: tuple[int, ...]) -> None:
     import torch
@@ -117,7 +115,7 @@ def test_fused_blocks_compute_what_the_eager_network_does(shape: tuple[int, ...]
     from merkit.transfer.embedders import _fused_blocks, _network
 
     name, sha = WON_CHECKPOINTS[1]
-    model = _network("crnn", str(PACKAGED_CHECKPOINTS / name), sha)
+    model = _network("crnn", str(PRETRAINED / name), sha)
     blocks = _fused_blocks(model)
     if blocks is None:
         pytest.skip("this torch has no oneDNN: the eager blocks are used")

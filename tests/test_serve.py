@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 import merkit
 import merkit.predict
+from conftest import needs_crnn_weights
 from merkit.cli import app as cli_app
 from merkit.errors import ConfigError
 from merkit.predict import Predictor, load_model
@@ -79,6 +80,7 @@ def assert_refused(response, status: int, *phrases: str) -> str:
 # ---- endpoints -------------------------------------------------------------------------------
 
 
+@needs_crnn_weights
 def test_healthz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {
         "status": "ok",
@@ -87,6 +89,7 @@ def test_healthz(client: TestClient) -> None:
     }
 
 
+@needs_crnn_weights
 def test_model_gives_manifest_summary_card_and_limits(client: TestClient) -> None:
     info = client.get("/v1/model").json()
     assert info["method"] == "fusion"

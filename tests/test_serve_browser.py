@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import needs_crnn_weights
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SR = 22_050
@@ -99,6 +101,7 @@ def finish(page: Any) -> str:
     return page.evaluate("document.body.dataset.state")
 
 
+@needs_crnn_weights
 def test_a_dropped_song_lands_on_its_quadrant(server: str, page: Any, tmp_path: Path) -> None:
     song = write_clip(tmp_path / "song.wav", 40.0)
     with song.open("rb") as handle:

@@ -6,13 +6,14 @@ value is a model directory (a folder called ``fast`` where merkit runs is the us
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from merkit.errors import ModelError
 from merkit.model_dir import MANIFEST
 
 SHIPPED_MODELS: dict[str, str] = {
-    "default": "the best audio-only model: own features + CRNN tag log-odds, one RBF SVM",
+    "default": "the best audio-only model: own features + CRNN tag log-odds (CRNNs downloaded)",
     "fast": "own features only (svm-own): no neural network, about half the CPU per clip",
 }
 """Models shipped inside the package (``merkit/pretrained/<name>``), by name."""
@@ -27,16 +28,46 @@ def shipped_model_dir(name: str = "default") -> Path:
     return Path(str(files("merkit") / "pretrained" / name))
 
 
+class FastModelWarning(UserWarning):
+    """The default model's pre-trained checkpoints are missing, so the fast model answers."""
+
+
+def missing_weights(model_dir: Path) -> list[str]:
+    """Checkpoint files a model's inputs name (``checkpoints`` parameters) that the user has not
+    put in ``$MERKIT_PRETRAINED``; merkit ships no third-party weights."""
+    from merkit.model_dir import read_manifest
+    from merkit.transfer.pooled import missing_checkpoints
+
+    missing: list[str] = []
+    for spec in read_manifest(model_dir).inputs:
+        missing += missing_checkpoints(spec.params.get("checkpoints", []))
+    return sorted(set(missing))
+
+
 def resolve_model_dir(path: Path | str | None) -> Path:
-    """The model directory meant by ``path``: ``None`` is the shipped default; the name of a
-    shipped model (``default``, ``fast``) that is not also an existing folder here is that
-    shipped model; anything else is the path itself.
+    """The model directory meant by ``path``: the name of a shipped model (``default``,
+    ``fast``) that is not also an existing folder here is that shipped model; anything else is
+    the path itself. ``None`` is the default model, or, while the CRNN checkpoints it needs are
+    not downloaded, the fast one, with a :class:`FastModelWarning` saying how to get them.
 
     Raises
     ------
     ModelError
         A shipped model whose files are not installed.
     """
+    if path is None and (shipped_model_dir("default") / MANIFEST).is_file():
+        missing = missing_weights(shipped_model_dir("default"))
+        if missing:
+            from merkit.transfer.pooled import CRNN_SOURCE, pretrained_dir
+
+            warnings.warn(
+                f"using the fast model: the default model needs {', '.join(missing)} in "
+                f"{pretrained_dir()} (Won's CRNN taggers, MIT, from {CRNN_SOURCE}; or set "
+                "$MERKIT_PRETRAINED)",
+                FastModelWarning,
+                stacklevel=2,
+            )
+            path = "fast"
     if path is None or (str(path) in SHIPPED_MODELS and not Path(path).exists()):
         where = shipped_model_dir("default" if path is None else str(path))
         if not (where / MANIFEST).is_file():
@@ -48,4 +79,10 @@ def resolve_model_dir(path: Path | str | None) -> Path:
     return Path(path)
 
 
-__all__ = ["SHIPPED_MODELS", "resolve_model_dir", "shipped_model_dir"]
+__all__ = [
+    "SHIPPED_MODELS",
+    "FastModelWarning",
+    "missing_weights",
+    "resolve_model_dir",
+    "shipped_model_dir",
+]

@@ -10,9 +10,9 @@ beside merkit's own features in one SVM the best audio-only input measured here.
 Being a representation (computed from a song's audio and cached under the song's audio key), it is
 read as a small ``(songs, 768)`` array by any method, instead of every fold hashing and embedding
 the 1813 × 96 log-mels again. The checkpoints are pinned by SHA-256 (part of the cache key) and
-found by file name, first in the folder named by ``$MERKIT_PRETRAINED``, then in
-``~/.cache/merkit/pretrained``, then among the copies shipped in the package
-(``merkit/pretrained/checkpoints``, MIT licence beside them); nothing is downloaded.
+found by file name in the folder named by ``$MERKIT_PRETRAINED`` (default
+``~/.cache/merkit/pretrained``), where users put the files they download; merkit downloads and
+ships no weights.
 
 The log-mel is rounded to float16 before the network, exactly as the cached ``won-logmel`` input
 that the other CRNN methods read, so both paths give the same embedding of a song.
@@ -39,9 +39,10 @@ WON_CHECKPOINTS: tuple[tuple[str, str], ...] = (
 """Won et al.'s published CRNN taggers (MIT licence): file name and SHA-256 of each."""
 
 
-PACKAGED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "pretrained" / "checkpoints"
-"""Won's three CRNN checkpoints as shipped with merkit (with their MIT licence text)."""
-
+CRNN_SOURCE = (
+    "https://github.com/minzwon/sota-music-tagging-models (models/<dataset>/crnn/best_model.pth)"
+)
+"""Where Won's CRNN checkpoints come from (MIT licence): users download them, merkit never does."""
 
 LOG_ODDS_CLIP = 1e-4
 """Tag probabilities are clipped to [1e-4, 1 - 1e-4] before log-odds (±9.21)."""
@@ -54,23 +55,22 @@ def pretrained_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "merkit" / "pretrained"
 
 
-def pretrained_dirs() -> tuple[Path, ...]:
-    """Where checkpoints are looked for, in order: :func:`pretrained_dir`, then the package's
-    :data:`PACKAGED_CHECKPOINTS` (a user's copy wins; the SHA-256 pin rejects a wrong file)."""
-    return (pretrained_dir(), PACKAGED_CHECKPOINTS)
-
-
 def pretrained_path(file_name: str) -> Path:
-    """The first checkpoint named ``file_name`` in :func:`pretrained_dirs`; ConfigError saying
-    where it was looked for and how to point merkit at it."""
-    for folder in pretrained_dirs():
-        if (folder / file_name).is_file():
-            return folder / file_name
-    looked = ", ".join(str(folder) for folder in pretrained_dirs())
-    raise ConfigError(
-        f"pre-trained checkpoint {file_name} not found in {looked} "
-        f"(set ${PRETRAINED_ENV} to the folder that holds it)"
-    )
+    """The checkpoint ``file_name`` in :func:`pretrained_dir`; ConfigError saying where it was
+    looked for, where it comes from and how to point merkit at it."""
+    path = pretrained_dir() / file_name
+    if not path.is_file():
+        raise ConfigError(
+            f"pre-trained checkpoint {file_name} not found in {path.parent}: download Won's CRNN "
+            f"checkpoints from {CRNN_SOURCE}, save them there as crnn_mtat.pth, crnn_msd.pth and "
+            f"crnn_jamendo.pth (or set ${PRETRAINED_ENV} to the folder that holds them)"
+        )
+    return path
+
+
+def missing_checkpoints(checkpoints: Sequence[Sequence[str]]) -> list[str]:
+    """The file names of ``checkpoints`` ((name, sha256) pairs) absent from the folder."""
+    return [str(c[0]) for c in checkpoints if not (pretrained_dir() / str(c[0])).is_file()]
 
 
 def crnn_conv_representation(
@@ -114,13 +114,13 @@ def crnn_conv_representation(
 
 
 __all__ = [
+    "CRNN_SOURCE",
     "LOG_ODDS_CLIP",
     "LOG_ODDS_LIMIT",
-    "PACKAGED_CHECKPOINTS",
     "PRETRAINED_ENV",
     "WON_CHECKPOINTS",
     "crnn_conv_representation",
+    "missing_checkpoints",
     "pretrained_dir",
-    "pretrained_dirs",
     "pretrained_path",
 ]
