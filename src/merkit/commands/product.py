@@ -412,6 +412,7 @@ def predict(
     from merkit.predict import load_model
     from merkit.prediction import PredictionFailure
     from merkit.relative import MIN_FILES, with_relative
+    from merkit.shipped import FastModelWarning
 
     files, outcomes_missing = find_audio(paths)
     if not files and not outcomes_missing:
@@ -428,9 +429,10 @@ def predict(
         )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelVersionWarning)
+        warnings.simplefilter("always", FastModelWarning)
         predictor = load_model(model)
     for warning in caught:  # one plain line each, not Python's two-line warning format
-        if issubclass(warning.category, ModelVersionWarning):
+        if issubclass(warning.category, ModelVersionWarning | FastModelWarning):
             line = f"[yellow]warning:[/] {escape(str(warning.message))}"
             err_console.print(line, highlight=False, soft_wrap=True)
         else:
