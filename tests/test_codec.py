@@ -65,10 +65,10 @@ def test_codec_augmentation_resolves_for_svm_own_only() -> None:
 
 def test_band_limit_gives_a_16k_file_the_band_of_a_resampled_one() -> None:
     from merkit.audio import resample
-    from merkit.codec import band_limit
+    from merkit.frontend import band_limit
 
     y = _tone(freq=440.0) + _tone(freq=7_000.0) + _tone(freq=7_900.0)
-    out = band_limit(y, SR)
+    out = band_limit(y, SR, 48_000)
     assert out.shape == y.shape and out.dtype == np.float32
     spectrum = np.abs(np.fft.rfft(out[SR // 2 : SR // 2 + SR]))
     assert spectrum[7_000] > 0.9 * spectrum[440]

@@ -21,7 +21,6 @@ from merkit.errors import ConfigError
 __all__ = [
     "CODECS",
     "Codec",
-    "band_limit",
     "band_limited_own_features",
     "codec_own_features",
     "round_trip",
@@ -122,24 +121,13 @@ def codec_own_features(
     return np.stack([extract_own_features(round_trip(y, sr, CODECS[c]), sr) for c in codecs])
 
 
-def band_limit(y: np.ndarray, sr: int, via_sr: int = 48_000) -> np.ndarray:
-    """Resample ``y`` to ``via_sr`` and back (soxr HQ): the band a resampled file keeps.
-
-    A file at the analysis rate itself (4QAED's 16 kHz Opus) keeps content up to its Nyquist
-    frequency; a file at any other rate loses what lies in the resampler's transition band
-    (at 16 kHz: 7.3 kHz kept, 7.6 kHz halved, 7.9 kHz gone). Passing every signal through
-    one round trip gives both the same band, whatever rate the file had.
-    """
-    from merkit.audio import resample
-
-    y = np.asarray(y, dtype=np.float32)
-    return resample(resample(y, sr, via_sr), via_sr, sr)[: len(y)]
-
-
 def band_limited_own_features(
     y: np.ndarray, sr: int, *, seed: int = 0, via_sr: int = 48_000
 ) -> np.ndarray:
-    """Own features of :func:`band_limit` of ``y`` (the ``own-features-bl`` representation)."""
+    """Own features of ``y`` after a soxr round trip through ``via_sr`` (48 kHz: the band any file
+    resampled to ``sr`` keeps; :func:`merkit.frontend.band_limit`), the ``own-features-bl``
+    representation. The ``-canon`` representations (:mod:`merkit.frontend`) go further."""
     from merkit.features.own import extract_own_features
+    from merkit.frontend import band_limit
 
     return extract_own_features(band_limit(y, sr, via_sr), sr)

@@ -367,6 +367,32 @@ register_representation(
         "(checkpoints in $MERKIT_PRETRAINED or shipped)",
     )
 )
+
+# The canonical front end (merkit.frontend) before a representation: the same band and ends for
+# every encoding of a song. The inner representation's parameters are part of the entry's own,
+# so they key the cache; its version is part of this version.
+def _canonical(inner: str, description: str) -> Representation:
+    base = REPRESENTATIONS[inner]
+    return Representation(
+        name=f"{inner}-canon",
+        fn="merkit.frontend:canonical_representation",
+        params={"inner": inner, "band_sr": 14_000, "trim_db": 60.0, **base.params},
+        version=f"1.{base.version}",
+        dtype=base.dtype,
+        shape=base.shape,
+        uses_numba=base.uses_numba,
+        description=description,
+    )
+
+
+for _inner, _what in (
+    ("own-features", "own features"),
+    ("crnn-tags3", "crnn-tags3"),
+):
+    register_representation(
+        _canonical(_inner, f"{_what} of the canonical front end (band to 6.3 kHz, ends trimmed)")
+    )
+
 register_representation(
     Representation(
         name="artist-chunks",

@@ -4,8 +4,9 @@ Without settings it is the recipe of merkit's default model (measured on 4QAED, 
 
     fusion:
       members:
-        - {method: svm-own, name: own, n_features: null, exclude_features: codec-sensitive}
-        - {method: svm, name: tags, inputs: [crnn-tags3]}   # 150 CRNN tag log-odds
+        - {method: svm-own, name: own, inputs: [own-features-canon], n_features: null,
+           exclude_features: codec-sensitive}
+        - {method: svm, name: tags, inputs: [crnn-tags3-canon]}   # 150 CRNN tag log-odds
       combine: early       # late | stacking | early
       early: {grid: true, grid_step: 1, c_exponents: [-1, 3], gamma_exponents: [-11, -8],
               inner_folds: 3}
@@ -28,11 +29,18 @@ from merkit.methods.base import MethodSpec, feature_preprocessing
 from merkit.methods.registry import register_method
 
 DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
-    {"method": "svm-own", "name": "own", "n_features": None, "exclude_features": "codec-sensitive"},
-    {"method": "svm", "name": "tags", "inputs": ["crnn-tags3"]},
+    {
+        "method": "svm-own",
+        "name": "own",
+        "inputs": ["own-features-canon"],
+        "n_features": None,
+        "exclude_features": "codec-sensitive",
+    },
+    {"method": "svm", "name": "tags", "inputs": ["crnn-tags3-canon"]},
 )
-"""Own features (the 300 that encodings move least) and the three CRNN taggers' tag log-odds
-(the default model's inputs)."""
+"""Own features (the 300 that encodings move least) and the three CRNN taggers' tag log-odds,
+both of the canonical front end (:mod:`merkit.frontend`: every encoding of a song band-limited
+and trimmed alike); the default model's inputs."""
 
 DEFAULT_EARLY: dict[str, Any] = {
     "grid": True,

@@ -1,0 +1,89 @@
+"""merkit.frontend: the canonical front end makes a 16 kHz file and a resampled copy agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soxr
+
+from merkit.errors import ConfigError
+from merkit.features.own import extract_own_features
+from merkit.frontend import band_limit, canonical, canonical_representation, trim_silence
+from merkit.representations import get_representation
+
+SR = 16_000
+
+
+def _tones(freqs: tuple[float, ...], seconds: float = 2.0, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    rng = np.random.default_rng(seed)
+    y = sum(0.2 * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f in freqs)
+    return np.asarray(y, dtype=np.float32)
+
+
+def _amplitude(y: np.ndarray, freq: int) -> float:
+    window = y[SR // 2 : SR // 2 + SR]  # 1 s: 1 Hz bins
+    return float(np.abs(np.fft.rfft(window))[freq] * 2 / len(window))
+
+
+def test_band_limit_keeps_the_low_band_and_removes_the_top() -> None:
+    y = _tones((440.0, 5_000.0, 7_500.0))
+    out = band_limit(y, SR, 14_000)
+    assert out.shape == y.shape and out.dtype == np.float32
+    assert _amplitude(out, 440) == pytest.approx(0.2, rel=1e-3)
+    assert _amplitude(out, 5_000) == pytest.approx(0.2, rel=1e-2)
+    assert _amplitude(out, 7_500) < 0.2 * 1e-3
+
+
+def test_a_16k_file_and_a_resampled_copy_meet_in_the_canonical_form() -> None:
+    # The same music as a native 16 kHz file and as a 44.1 kHz file resampled to 16 kHz: the
+    # 7.9 kHz partial survives only in the first, until the canonical band removes it in both.
+    native = _tones((300.0, 2_000.0, 6_000.0, 7_900.0), seconds=3.0)
+    high = soxr.resample(native, SR, 44_100, quality="VHQ")
+    resampled = soxr.resample(high, 44_100, SR, quality="HQ").astype(np.float32)[: len(native)]
+    assert _amplitude(native, 7_900) > 10 * _amplitude(resampled, 7_900)
+    a = canonical(native, SR, trim_db=None)
+    b = canonical(resampled, SR, trim_db=None)
+    inner = slice(SR // 4, -SR // 4)  # away from the resamplers' edge transients
+    assert np.max(np.abs(a[inner] - b[inner])) < 2e-3
+    assert np.max(np.abs(native[inner] - resampled[inner])) > 0.1
+
+
+def test_trim_silence_cuts_at_the_first_and_last_loud_sample() -> None:
+    y = np.zeros(100, dtype=np.float32)
+    y[10] = 0.5e-3  # -66 dB below the peak: trimmed at 60 dB
+    y[20] = 2e-3  # -54 dB: kept, the first sample
+    y[50] = 1.0
+    y[80] = -0.01  # the last sample
+    out = trim_silence(y, 60.0)
+    np.testing.assert_array_equal(out, y[20:81])
+    assert trim_silence(np.zeros(8, np.float32), 60.0).shape == (8,)
+    with pytest.raises(ConfigError, match="trim_db"):
+        trim_silence(y, 0.0)
+
+
+def test_canonical_drops_encoder_delay_and_normalises() -> None:
+    y = _tones((440.0,))
+    delayed = np.concatenate([np.zeros(800, np.float32), 0.5 * y])  # 50 ms of silence, -6 dB
+    a, b = canonical(y, SR), canonical(delayed, SR)
+    assert abs(len(a) - len(b)) <= 2
+    assert np.max(np.abs(a)) == pytest.approx(10 ** (-0.1 / 20), rel=1e-5)
+    n = min(len(a), len(b)) - 200
+    assert np.max(np.abs(a[200:n] - b[200:n])) < 1e-2
+
+
+def test_canonical_rejects_a_band_above_the_rate() -> None:
+    with pytest.raises(ConfigError, match="band_sr"):
+        canonical(_tones((440.0,)), SR, band_sr=16_000)
+
+
+def test_canon_representation_is_the_inner_one_on_canonical_audio() -> None:
+    rep = get_representation("own-features-canon")
+    assert rep.params["inner"] == "own-features" and rep.shape is not None
+    y = _tones((220.0, 880.0, 3_000.0), seconds=4.0)
+    value = canonical_representation(y, SR, **rep.params)
+    np.testing.assert_array_equal(value, extract_own_features(canonical(y, SR), SR))
+    # Its cache key differs from the plain representation's: name, params and version.
+    assert rep.version != get_representation("own-features").version
+    assert "crnn-tags3-canon" in {get_representation("crnn-tags3-canon").name}
+    assert get_representation("crnn-tags3-canon").params["checkpoints"]
