@@ -368,6 +368,7 @@ register_representation(
     )
 )
 
+
 # The canonical front end (merkit.frontend) before a representation: the same band and ends for
 # every encoding of a song. The inner representation's parameters are part of the entry's own,
 # so they key the cache; its version is part of this version.
