@@ -13,7 +13,8 @@ about as much as a convolution. Here, on CPU channels-last tensors (float32 or b
   input gradient;
 * the dropout mask is a counter-based hash (SplitMix64) of one seed drawn from torch's global
   generator and of each element's position in memory, so the backward pass recomputes it
-  instead of keeping it. :func:`keep_mask` draws the same mask for a tensor on its own.
+  instead of keeping it. :func:`merkit.models.layers.keep_mask` draws the same mask for a
+  tensor on its own (``layers.Dropout``).
 
 The arithmetic is torch's: ``y = (x − mean) · invstd · γ + β`` with the biased batch variance,
 rounded to ``x``'s dtype, then ``y · noise`` with ``noise`` = 0 or ``1 / (1 − p)`` rounded to
@@ -30,9 +31,10 @@ import torch
 from numba import njit, prange
 from torch import Tensor, nn
 
+from merkit.errors import ConfigError
+
 # One kernel launch at a time per process, shared with the pooling kernels (numba's workqueue
 # layer is not reentrant), on as many threads as torch uses.
-from merkit.errors import ConfigError
 from merkit.models.maxpool import _LAUNCH, _threads, _use_workqueue
 from merkit.numba_cache import lock_numba_cache_io
 
