@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from merkit.errors import DataError
+from merkit.models import bn_dropout
 from merkit.models.initializers import (  # noqa: F401  (re-exported: the models' one import)
     TRUNC_NORMAL_STD_CORRECTION,
     Init,
@@ -60,11 +60,14 @@ def batch_norm_2d(num_features: int) -> nn.BatchNorm2d:
 def keep_mask(like: Tensor, p: float) -> Tensor:
     """A Bernoulli(1 − ``p``) keep mask shaped and laid out like ``like`` (bool, on its device).
 
-    The bits come from numpy's PCG64, seeded by one draw from torch's global generator (so
-    ``torch.manual_seed`` makes the masks reproducible): about 3× cheaper than torch's CPU
-    ``bernoulli_``, which dominated the baseline CNN's step. An element is dropped when a
-    uniform 32-bit integer is below ``round(p · 2³²)``, so the drop probability is ``p`` to
-    within 2⁻³³ (torch's float32 draw is exact to 2⁻²⁴).
+    Element ``k`` in memory order is kept when a counter-based hash (SplitMix64) of ``k`` and of
+    one seed drawn from torch's global generator is at least ``round(p · 2³²)``
+    (:func:`merkit.models.bn_dropout.hash_keep_mask`): ``torch.manual_seed`` makes the masks
+    reproducible, the drop probability is ``p`` to within 2⁻³³ (torch's float32 draw is exact to
+    2⁻²⁴), it runs on all threads, and the fused batch norm + dropout of the conv blocks
+    (:func:`merkit.models.bn_dropout.batch_norm_dropout`) draws the same mask for the same
+    seed. Several times cheaper than torch's CPU ``bernoulli_``, which dominated the baseline
+    CNN's step.
 
     Parameters
     ----------
@@ -78,16 +81,12 @@ def keep_mask(like: Tensor, p: float) -> Tensor:
     Tensor
         bool, True where the element is kept, with ``like``'s strides.
     """
-    n = like.numel()
-    seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
-    bits = np.random.PCG64(seed).random_raw((n + 1) // 2).view(np.uint32)[:n]
-    keep = torch.from_numpy(bits >= np.uint32(min(round(p * 2**32), 2**32 - 1)))
-    if p >= 1.0:
-        keep.zero_()
+    seed = bn_dropout.draw_seed()
     # Lay the flat draws out in ``like``'s memory order, so the product runs contiguously.
     order = sorted(range(like.dim()), key=lambda d: (-like.stride(d), -d))
-    shaped = keep.view([like.shape[d] for d in order])
-    mask = shaped.permute([order.index(d) for d in range(like.dim())])
+    shape = tuple(like.shape[d] for d in order)
+    keep = torch.from_numpy(bn_dropout.hash_keep_mask(shape, p, seed))
+    mask = keep.permute([order.index(d) for d in range(like.dim())])
     return mask.to(like.device, non_blocking=True)
 
 
@@ -313,6 +312,11 @@ class BaselineConvBlock(nn.Module):
         (kh, kw), (height, width) = pool.kernel_size, x.shape[-2:]
         pads = (tf_same_pads(height, kh, kh)[0], tf_same_pads(width, kw, kw)[0])
         x = pool_relu(x, pool.kernel_size, pads, pool.output_size(height, width))
+        dropout = self.dropout
+        p = dropout.p if isinstance(dropout, Dropout) and dropout.training else 0.0
+        if p < 1.0 and bn_dropout.fast_path(x, self.bn):
+            # BN and dropout in two passes each way, the mask Dropout would draw.
+            return bn_dropout.batch_norm_dropout(x, self.bn, p)  # type: ignore[arg-type]
         return self.dropout(self.bn(x))
 
 

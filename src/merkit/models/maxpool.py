@@ -51,38 +51,48 @@ _DROPPED = 255
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _pool_relu_forward(x, kh, kw, top, left, out, code, sign_shift, magnitude):  # pragma: no cover
+def _pool_relu_forward(
+    x, kh, kw, top, left, out, code, sign_shift, magnitude, n_chunks
+):  # pragma: no cover
     batch, height, width, channels = x.shape
     _, out_h, out_w, _ = out.shape
-    for row_index in prange(batch * out_h):
-        b, i = row_index // out_h, row_index % out_h
-        best = np.full((out_w, channels), -(2**62), np.int64)
-        bits = np.zeros((out_w, channels), x.dtype)
-        arg = np.full((out_w, channels), _DROPPED, np.uint8)
-        for di in range(kh):
-            r = i * kh - top + di
-            if r < 0 or r >= height:
-                continue
-            for col in range(width):
-                j = (col + left) // kw
-                if j >= out_w:
-                    break
-                position = di * kw + col + left - j * kw
+    rows = batch * out_h
+    step = -(-rows // n_chunks)
+    # Scratch rows allocated once per chunk of output rows, not per row: numba allocates
+    # through Python's raw allocator (a malloc, and a GIL round trip while tracemalloc runs).
+    for chunk in prange(n_chunks):
+        best = np.empty((out_w, channels), np.int64)
+        bits = np.empty((out_w, channels), x.dtype)
+        arg = np.empty((out_w, channels), np.uint8)
+        for row_index in range(chunk * step, min(rows, (chunk + 1) * step)):
+            b, i = row_index // out_h, row_index % out_h
+            for j in range(out_w):
                 for c in range(channels):
-                    v = x[b, r, col, c]
-                    key = np.int64(v) ^ ((np.int64(v) >> sign_shift) & magnitude)
-                    if key > best[j, c]:  # strictly greater: the first maximum wins
-                        best[j, c] = key
-                        bits[j, c] = v
-                        arg[j, c] = position
-        for j in range(out_w):
-            for c in range(channels):
-                if best[j, c] > 0:  # key 0 is +0; −0 and negatives are below
-                    out[b, i, j, c] = bits[j, c]
-                    code[b, i, j, c] = arg[j, c]
-                else:
-                    out[b, i, j, c] = 0
-                    code[b, i, j, c] = _DROPPED
+                    best[j, c] = -(2**62)
+            for di in range(kh):
+                r = i * kh - top + di
+                if r < 0 or r >= height:
+                    continue
+                for col in range(width):
+                    j = (col + left) // kw
+                    if j >= out_w:
+                        break
+                    position = di * kw + col + left - j * kw
+                    for c in range(channels):
+                        v = x[b, r, col, c]
+                        key = np.int64(v) ^ ((np.int64(v) >> sign_shift) & magnitude)
+                        if key > best[j, c]:  # strictly greater: the first maximum wins
+                            best[j, c] = key
+                            bits[j, c] = v
+                            arg[j, c] = position
+            for j in range(out_w):
+                for c in range(channels):
+                    if best[j, c] > 0:  # key 0 is +0; −0 and negatives are below
+                        out[b, i, j, c] = bits[j, c]
+                        code[b, i, j, c] = arg[j, c]
+                    else:
+                        out[b, i, j, c] = 0
+                        code[b, i, j, c] = _DROPPED
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -133,6 +143,7 @@ class _PoolReLU(torch.autograd.Function):
                 out.view(bits).numpy(),
                 code.numpy(),
                 *_sign_args(x.dtype),
+                max(1, torch.get_num_threads()) * 8,
             )
         ctx.save_for_backward(code)
         ctx.geometry = (kh, kw, top, left, height, width)
