@@ -9,6 +9,8 @@ made before and after the change agree (the representation's version is unchange
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,6 +239,60 @@ def test_pipelined_keeps_order_and_raises_at_the_bad_song(tmp_path: Path) -> Non
     with pytest.raises(AudioError, match="bad.wav"):
         next(results)
     assert list(pipelined(jobs, [])) == []
+
+
+class _CountingJobs:
+    """Stands in for :class:`SongJobs`: records which songs were prepared, and when."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.prepared: list[int] = []
+        self.lock = threading.Lock()
+        self.fail_at = fail_at
+
+    def prepare(self, source: int) -> int:
+        with self.lock:
+            self.prepared.append(source)
+        if source == self.fail_at:
+            raise AudioError(f"cannot decode song {source}")
+        return source * 10
+
+    def finish(self, prepared: int) -> tuple[int, ...]:
+        return (prepared + 1,)
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+@pytest.mark.parametrize("ahead", [1, 2, 3, 9])
+def test_pipelined_decodes_at_most_ahead_songs_in_advance(ahead: int) -> None:
+    jobs = _CountingJobs()
+    songs = list(range(7))
+    results = pipelined(jobs, songs, ahead=ahead)  # type: ignore[arg-type]
+    for i in songs:
+        assert next(results) == (10 * i + 1,)
+        # While the consumer holds song i the thread prepares i + 1 .. i + ahead, never more.
+        expected = min(len(songs), i + 1 + ahead)
+        assert _wait_for(lambda e=expected: len(jobs.prepared) >= e)
+        time.sleep(0.01)
+        assert jobs.prepared == songs[:expected]
+    assert list(results) == []
+
+
+def test_pipelined_raises_in_order_and_rejects_a_bad_ahead() -> None:
+    jobs = _CountingJobs(fail_at=2)
+    results = pipelined(jobs, list(range(5)), ahead=3)  # type: ignore[arg-type]
+    assert [next(results), next(results)] == [(1,), (11,)]
+    with pytest.raises(AudioError, match="song 2"):
+        next(results)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="ahead"):
+            list(pipelined(jobs, [1], ahead=bad))  # type: ignore[arg-type]
 
 
 def test_fill_cache_decodes_once_and_later_computes_only_read(tmp_path: Path) -> None:
