@@ -7,7 +7,7 @@ modes rotates from block to block, so a change in machine load hits every mode a
 - ``merkit``: ``merkit.extract.compute(block, "logmel", n_jobs=1)`` into an empty feature cache:
   hash each file (content key), look it up, decode, mix to mono, resample to 16 kHz (soxr HQ),
   peak-normalise, the 942 x 128 log-mel, float16, atomic ``.npy`` write. merkit's default path,
-  which decodes the next song in a second thread while it computes the current one.
+  which decodes the next two songs in a second thread while it computes the current one.
 - ``merkit-serial``: the same per-song work (:class:`merkit.extract.SongJobs`) in one thread.
 - ``librosa``: the paper's pipeline, ``librosa.load(path, sr=16000)`` +
   ``librosa.feature.melspectrogram`` (n_fft 2048, hop 512, 128 Slaney mels) + ``power_to_db``.
@@ -54,6 +54,10 @@ from merkit.logmel import LogMelConfig, mel_filterbank
 HERE = Path(__file__).resolve().parent
 MP3_RATES = (22_050, 32_000, 44_100)
 MODES = ("decode", "merkit", "merkit-serial", "librosa")
+SETTLE_S = 0.2
+"""Untimed pause before each block: after a BLAS call (librosa's mel product) OpenBLAS keeps its
+worker thread spinning on a full core for ~0.1 s, which would otherwise be charged to, and take a
+core from, whichever mode runs next."""
 
 
 # ---- test files ------------------------------------------------------------------------------
@@ -188,6 +192,22 @@ def identity_check(paths: list[Path], cache_root: Path) -> dict[str, Any]:
 # ---- driver ----------------------------------------------------------------------------------
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds every process on the machine has used (all CPUs), from ``/proc/stat``.
+
+    Minus this process's own CPU time over the same interval, it is what other processes took
+    while a mode ran: a pipelined mode can only run its two threads at once where that leaves a
+    second CPU free. ``None`` where ``/proc/stat`` is missing (not Linux).
+    """
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user .. steal, no guest
+
+
 def run(paths: list[Path], rounds: int, block: int, work: Path) -> dict[str, Any]:
     # Warm-up, not timed: imports (librosa), the cached filterbank, first-call set-up.
     for mode in MODES:
@@ -195,6 +215,7 @@ def run(paths: list[Path], rounds: int, block: int, work: Path) -> dict[str, Any
     blocks = [paths[i : i + block] for i in range(0, len(paths), block)]
     wall = {m: [0.0] * rounds for m in MODES}
     cpu = {m: [0.0] * rounds for m in MODES}
+    others = {m: [0.0] * rounds for m in MODES}  # CPU seconds other processes used meanwhile
     loads: list[float] = []
     turn = 0
     for r in range(rounds):
@@ -204,10 +225,15 @@ def run(paths: list[Path], rounds: int, block: int, work: Path) -> dict[str, Any
             turn += 1
             for mode in order:
                 loads.append(os.getloadavg()[0])
+                time.sleep(SETTLE_S)  # the previous mode's idle threads stop spinning
+                b0 = machine_busy_seconds()
                 w0, c0 = time.perf_counter(), time.process_time()
                 RUNNERS[mode](files, caches.get(mode))
                 wall[mode][r] += time.perf_counter() - w0
                 cpu[mode][r] += time.process_time() - c0
+                b1 = machine_busy_seconds()
+                if b0 is not None and b1 is not None:
+                    others[mode][r] += max(0.0, (b1 - b0) - (time.process_time() - c0))
         print(
             f"round {r + 1}/{rounds}: "
             + "  ".join(f"{m} {wall[m][r]:.1f}s" for m in MODES)
@@ -224,6 +250,7 @@ def run(paths: list[Path], rounds: int, block: int, work: Path) -> dict[str, Any
             "cpu_s_per_round": [round(x, 3) for x in cpu[m]],
             "wall_ms_per_clip": round(1000 * statistics.median(wall[m]) / n, 2),
             "cpu_ms_per_clip": round(1000 * statistics.median(cpu[m]) / n, 2),
+            "other_processes_cpus": round(sum(others[m]) / sum(wall[m]), 2),
         }
         for m in MODES
     }
@@ -282,8 +309,9 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"1-minute load average during the run: {load['min']:.1f}-{load['max']:.1f} "
         f"(mean {load['mean']:.1f}) on {result['machine']['nproc']} CPUs.",
         "",
-        "| mode | wall ms/clip | x decode (wall) | CPU ms/clip | x decode (CPU) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| mode | wall ms/clip | x decode (wall) | CPU ms/clip | x decode (CPU) "
+        "| other processes' CPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     base_wall, base_cpu = modes["decode"]["wall_ms_per_clip"], modes["decode"]["cpu_ms_per_clip"]
     for name in MODES:
@@ -291,7 +319,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         lines.append(
             f"| {name} | {mode['wall_ms_per_clip']:.1f} | "
             f"{mode['wall_ms_per_clip'] / base_wall:.2f} | {mode['cpu_ms_per_clip']:.1f} | "
-            f"{mode['cpu_ms_per_clip'] / base_cpu:.2f} |"
+            f"{mode['cpu_ms_per_clip'] / base_cpu:.2f} | {mode['other_processes_cpus']:.2f} |"
         )
     lines += [
         "",
@@ -380,9 +408,14 @@ def main() -> None:
             "Wall: time.perf_counter; CPU: time.process_time (every thread of the process). "
             "The machine is shared: when the load exceeds the CPU count other processes take "
             "CPU time from every mode, and wall figures are high for all of them alike.",
-            "`merkit` decodes song i+1 in a second thread while it computes song i (the default "
-            "of `compute(..., n_jobs=1)`): its wall time can only beat its CPU time where a "
-            "second core is free. `merkit-serial` does the same work in one thread.",
+            "`merkit` decodes songs i+1 and i+2 in a second thread while it computes song i "
+            "(`merkit.extract.pipelined`, the default of `compute(..., n_jobs=1)`): its wall "
+            "time can only beat its CPU time where a second core is free. `merkit-serial` does "
+            "the same work in one thread. Each block of files is one `compute` call, so each "
+            "block pays once for filling and draining the pipeline.",
+            "Other processes' CPU: CPUs busy (`/proc/stat`, all processes) minus this process's "
+            "CPU time, per second of the mode's wall time, over every round: the share of the "
+            "machine's CPUs that other programs took while the mode ran.",
             "Every merkit mode starts each round with an empty cache and pays for hashing each "
             "file, the cache lookup, and writing each float16 .npy atomically.",
             "The librosa mode is the paper's per-file code path (no cache, no peak "
@@ -393,6 +426,10 @@ def main() -> None:
             "merkit modes measure what `merkit benchmark`/`train` pay; with glibc's defaults each "
             "song's large arrays are page-faulted afresh (~1 500 faults, ~6 ms of system time "
             "per clip in one thread; see extract_speed_default_malloc.md).",
+            f"Before each block the benchmark sleeps {SETTLE_S} s, untimed: after a BLAS call "
+            "(the librosa mode's mel product) OpenBLAS keeps a worker thread spinning on a full "
+            "core for ~0.1 s, which would otherwise be charged to the next mode and take the "
+            "core a pipelined mode decodes on.",
             "Every file was read once before timing (warm page cache for all modes), and each "
             "mode ran once on the first file before timing (imports, filterbank, first calls).",
         ],
