@@ -113,6 +113,7 @@ class _Prepared:
     cached: tuple[np.ndarray | None, ...]
     waveforms: dict[int, np.ndarray]
     decoded: tuple[np.ndarray, int] | None = None
+    mono: bool = True  # whether ``decoded`` is mixed down, or (frames, channels) to mix still
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,14 @@ class SongJobs:
 
     The song's content key is hashed once and its audio decoded once, whichever values are
     missing from the cache (the hybrid's ``logmel`` and ``own-features`` share one decode);
-    a source with a ``decode()`` method (:class:`merkit.datasets.base.FileSource`) is decoded
-    once even for several sample rates, other sources are loaded once per rate. Work is split in
-    two stages so a driver can overlap them across songs: :meth:`prepare` (hashing, cache
-    lookups, decoding: file I/O and C code that releases the GIL) and :meth:`finish`
-    (resampling, the representations, the cache writes). Picklable, for worker processes.
+    a source with a ``decode_frames()`` or ``decode()`` method
+    (:class:`merkit.datasets.base.FileSource`) is decoded once even for several sample rates,
+    other sources are loaded once per rate. Work is split in two stages so a driver can overlap
+    them across songs: :meth:`prepare` (hashing, cache lookups, decoding: file I/O and C code
+    that releases the GIL) and :meth:`finish` (the mixdown to mono, resampling, the
+    representations, the cache writes). Decoding takes about half of a cold log-mel's CPU time,
+    so the mixdown sits in :meth:`finish` to even the two stages out. Picklable, for worker
+    processes.
     """
 
     jobs: tuple[SongJob, ...]
@@ -135,6 +139,9 @@ class SongJobs:
         source_key = source.key
         cached = tuple(job.cached(source, source_key) for job in self.jobs)
         rates = sorted({job.sr for job, hit in zip(self.jobs, cached, strict=True) if hit is None})
+        frames = getattr(source, "decode_frames", None)
+        if rates and callable(frames):  # the mixdown waits for finish (the other thread)
+            return _Prepared(source, source_key, cached, {}, frames(), mono=False)
         decode = getattr(source, "decode", None)
         if rates and callable(decode):
             return _Prepared(source, source_key, cached, {}, decode())
@@ -142,9 +149,12 @@ class SongJobs:
 
     def finish(self, prepared: _Prepared) -> tuple[tuple[np.ndarray, bool], ...]:
         """Compute and cache the missing values; ``(value, was_cached)`` for each job."""
-        from merkit.audio import conform
+        from merkit.audio import conform, to_mono
 
         waveforms = prepared.waveforms
+        decoded = prepared.decoded
+        if decoded is not None and not prepared.mono:
+            decoded = (to_mono(decoded[0], prepared.source.description), decoded[1])
         uses = Counter(
             job.sr for job, hit in zip(self.jobs, prepared.cached, strict=True) if hit is None
         )
@@ -154,8 +164,8 @@ class SongJobs:
                 results.append((hit, True))
                 continue
             if job.sr not in waveforms:
-                assert prepared.decoded is not None  # prepare decoded for every missing rate
-                y, native_sr = prepared.decoded
+                assert decoded is not None  # prepare decoded for every missing rate
+                y, native_sr = decoded
                 waveforms[job.sr] = conform(y, native_sr, job.sr)
             uses[job.sr] -= 1
             # A function may change its input in place: only the last one gets the original.
