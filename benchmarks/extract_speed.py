@@ -208,23 +208,25 @@ def machine_busy_seconds() -> float | None:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user .. steal, no guest
 
 
-def wait_for_quiet(limit_s: float, threshold: float = 0.2, window_s: float = 2.0) -> float:
+def wait_for_quiet(limit_s: float, threshold: float = 0.2, window_s: float = 1.0) -> bool:
     """Wait (up to ``limit_s``) until other processes use under ``threshold`` CPUs for a window.
 
-    Returns the seconds waited. The shared machine's other users come and go; a round that starts
-    in a quiet moment is likelier to measure the pipelined mode with its second core free. What
-    other processes took during each mode is reported either way.
+    Returns whether the machine was quiet before the limit. The shared machine's other users come
+    and go in bursts; a block that starts in a quiet moment is likelier to measure the pipelined
+    mode with its second core free. What other processes took during each mode is reported
+    either way.
     """
     started = time.perf_counter()
     while True:
         b0, c0 = machine_busy_seconds(), time.process_time()
         time.sleep(window_s)
         b1, c1 = machine_busy_seconds(), time.process_time()
-        waited = time.perf_counter() - started
         if b0 is None or b1 is None:
-            return waited
-        if (b1 - b0 - (c1 - c0)) / window_s < threshold or waited >= limit_s:
-            return waited
+            return False
+        if (b1 - b0 - (c1 - c0)) / window_s < threshold:
+            return True
+        if time.perf_counter() - started >= limit_s:
+            return False
 
 
 def run(
@@ -239,10 +241,8 @@ def run(
     others = {m: [0.0] * rounds for m in MODES}  # CPU seconds other processes used meanwhile
     loads: list[float] = []
     turn = 0
-    waited: list[float] = []
+    wait = {"budget_s": wait_quiet_s, "waited_s": 0.0, "blocks": 0, "quiet_starts": 0}
     for r in range(rounds):
-        if wait_quiet_s > 0:
-            waited.append(round(wait_for_quiet(wait_quiet_s), 1))
         caches = {m: FeatureCache(work / f"round{r}-{m}") for m in ("merkit", "merkit-serial")}
         for files in blocks:
             order = MODES[turn % len(MODES) :] + MODES[: turn % len(MODES)]
@@ -250,6 +250,13 @@ def run(
             for mode in order:
                 loads.append(os.getloadavg()[0])
                 time.sleep(SETTLE_S)  # the previous mode's idle threads stop spinning
+                if wait_quiet_s > 0:
+                    wait["blocks"] += 1
+                    left = wait_quiet_s - wait["waited_s"]
+                    if left > 0:
+                        w0 = time.perf_counter()
+                        wait["quiet_starts"] += wait_for_quiet(min(20.0, left))
+                        wait["waited_s"] += time.perf_counter() - w0
                 b0 = machine_busy_seconds()
                 w0, c0 = time.perf_counter(), time.process_time()
                 RUNNERS[mode](files, caches.get(mode))
@@ -285,7 +292,7 @@ def run(
             "mean": round(statistics.fmean(loads), 2),
             "max": round(max(loads), 2),
         },
-        "waited_for_quiet_s": waited,
+        "wait_for_quiet": {**wait, "waited_s": round(wait["waited_s"], 1)},
         "last_cache": str(work / f"round{rounds - 1}-merkit"),
     }
 
@@ -316,6 +323,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     modes, wall, cpu = result["modes"], result["ratios_wall"], result["ratios_cpu"]
     check = result["identity"]
     load = result["load_average_1min"]
+    wait = result["wait_for_quiet"]
     lines = [
         "# Log-mel extraction speed: merkit cold vs decoding alone vs the paper's pipeline",
         "",
@@ -334,11 +342,11 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"1-minute load average during the run: {load['min']:.1f}-{load['max']:.1f} "
         f"(mean {load['mean']:.1f}) on {result['machine']['nproc']} CPUs."
         + (
-            " Before each round the benchmark waited for other processes to use under 0.2 "
-            f"CPUs for 2 s (at most {result['wait_quiet_s']:g} s; waited "
-            + ", ".join(f"{w:g}" for w in result["waited_for_quiet_s"])
-            + " s)."
-            if result["waited_for_quiet_s"]
+            " Before each block the benchmark waited until other processes had used under 0.2 "
+            f"CPUs for 1 s (at most 20 s per block, {wait['budget_s']:g} s in all): "
+            f"{wait['quiet_starts']} of {wait['blocks']} blocks started in such a quiet "
+            f"second; {wait['waited_s']:.0f} s of waiting in all."
+            if wait["blocks"]
             else ""
         ),
         "",
@@ -385,7 +393,8 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=20, help="files per mode before switching")
     parser.add_argument(
         "--wait-quiet", type=float, default=0.0, metavar="S",
-        help="before each round wait up to S seconds for other processes to use < 0.2 CPUs",
+        help="before each block wait (at most 20 s, S seconds in all) for a second in which "
+        "other processes use < 0.2 CPUs",
     )  # fmt: skip
     parser.add_argument(
         "--malloc", choices=("cli", "default"), default="cli",
@@ -433,7 +442,6 @@ def main() -> None:
         "files": files,
         "rounds": args.rounds,
         "block": args.block,
-        "wait_quiet_s": args.wait_quiet,
         "representation": "logmel (942 x 128, 16 kHz, float16 in the cache)",
         **timing,
         "ratios_wall": ratios(modes, "wall_ms_per_clip"),
