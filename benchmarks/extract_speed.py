@@ -11,6 +11,8 @@ modes rotates from block to block, so a change in machine load hits every mode a
 - ``merkit-serial``: the same per-song work (:class:`merkit.extract.SongJobs`) in one thread.
 - ``librosa``: the paper's pipeline, ``librosa.load(path, sr=16000)`` +
   ``librosa.feature.melspectrogram`` (n_fft 2048, hop 512, 128 Slaney mels) + ``power_to_db``.
+- ``librosa-1blas``: the same with OpenBLAS held to one thread (its idle thread otherwise spins
+  after every mel product, taking a core).
 
 Each mode runs ``--rounds`` times over every file (a fresh cache each round); wall-clock and
 process CPU time (all threads) are summed per round, and the median round is reported.
@@ -53,7 +55,7 @@ from merkit.logmel import LogMelConfig, mel_filterbank
 
 HERE = Path(__file__).resolve().parent
 MP3_RATES = (22_050, 32_000, 44_100)
-MODES = ("decode", "merkit", "merkit-serial", "librosa")
+MODES = ("decode", "merkit", "merkit-serial", "librosa", "librosa-1blas")
 SETTLE_S = 0.2
 """Untimed pause before each block: after a BLAS call (librosa's mel product) OpenBLAS keeps its
 worker thread spinning on a full core for ~0.1 s, which would otherwise be charged to, and take a
@@ -123,6 +125,14 @@ def librosa_pipeline(paths: list[Path], _: Any) -> None:
         librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0)
 
 
+def librosa_one_blas_thread(paths: list[Path], _: Any) -> None:
+    """The paper's pipeline with OpenBLAS held to one thread (``threadpoolctl``)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        librosa_pipeline(paths, _)
+
+
 def dataset_of(paths: list[Path]) -> Dataset:
     return Dataset("files", [Song(f"{i:05d}", FileSource(p), "Q1") for i, p in enumerate(paths)])
 
@@ -142,6 +152,7 @@ RUNNERS: dict[str, Callable[[list[Path], Any], None]] = {
     "merkit": merkit_pipelined,
     "merkit-serial": merkit_serial,
     "librosa": librosa_pipeline,
+    "librosa-1blas": librosa_one_blas_thread,
 }
 
 
@@ -304,6 +315,10 @@ def ratios(modes: dict[str, Any], key: str) -> dict[str, float]:
         out[f"{m}_vs_decode"] = round(modes[m][key] / decode, 3)
         out[f"librosa_vs_{m}"] = round(librosa / modes[m][key], 3)
     out["librosa_vs_decode"] = round(librosa / decode, 3)
+    one = modes["librosa-1blas"][key]
+    for m in ("merkit", "merkit-serial"):
+        out[f"librosa-1blas_vs_{m}"] = round(one / modes[m][key], 3)
+    out["librosa-1blas_vs_decode"] = round(one / decode, 3)
     return out
 
 
@@ -371,6 +386,10 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"({cpu['librosa_vs_merkit']:.2f}x CPU); vs `merkit-serial` "
         f"{wall['librosa_vs_merkit-serial']:.2f}x wall, "
         f"{cpu['librosa_vs_merkit-serial']:.2f}x CPU.",
+        f"- the paper's pipeline with one BLAS thread (`librosa-1blas`) / merkit cold: "
+        f"{wall['librosa-1blas_vs_merkit']:.2f}x wall ({cpu['librosa-1blas_vs_merkit']:.2f}x "
+        f"CPU); vs `merkit-serial` {wall['librosa-1blas_vs_merkit-serial']:.2f}x wall, "
+        f"{cpu['librosa-1blas_vs_merkit-serial']:.2f}x CPU (one thread each).",
         f"- Values: {check['bit_identical']} of {check['files']} cached log-mels are bit-identical "
         f"to the previous implementation (max abs difference {check['max_abs_diff_db']:g} dB); "
         "the representation's version is unchanged.",
@@ -464,6 +483,11 @@ def main() -> None:
             "machine's CPUs that other programs took while the mode ran.",
             "Every merkit mode starts each round with an empty cache and pays for hashing each "
             "file, the cache lookup, and writing each float16 .npy atomically.",
+            "`librosa-1blas` runs the librosa mode under `threadpoolctl.threadpool_limits(1)`: "
+            "librosa's mel product is a float32 GEMM, and OpenBLAS's second thread keeps "
+            "spinning for ~0.1 s after each call, which more than doubles the mode's CPU time "
+            "and, when another program holds the other core, its wall time too. Its CPU time is "
+            "the paper's pipeline's own work in one thread.",
             "The librosa mode is the paper's per-file code path (no cache, no peak "
             "normalisation, no crop to 942 frames); librosa.load decodes with soundfile too.",
             f"malloc: GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES') or '(unset)'} for every "
