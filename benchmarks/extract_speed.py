@@ -7,10 +7,12 @@ modes rotates from block to block, so a change in machine load hits every mode a
 - ``merkit``: ``merkit.extract.compute(block, "logmel", n_jobs=1)`` into an empty feature cache:
   hash each file (content key), look it up, decode, mix to mono, resample to 16 kHz (soxr HQ),
   peak-normalise, the 942 x 128 log-mel, float16, atomic ``.npy`` write. merkit's default path,
-  which decodes the next song in a second thread while it computes the current one.
+  which decodes the next two songs in a second thread while it computes the current one.
 - ``merkit-serial``: the same per-song work (:class:`merkit.extract.SongJobs`) in one thread.
 - ``librosa``: the paper's pipeline, ``librosa.load(path, sr=16000)`` +
   ``librosa.feature.melspectrogram`` (n_fft 2048, hop 512, 128 Slaney mels) + ``power_to_db``.
+- ``librosa-1blas``: the same with OpenBLAS held to one thread (its idle thread otherwise spins
+  after every mel product, taking a core).
 
 Each mode runs ``--rounds`` times over every file (a fresh cache each round); wall-clock and
 process CPU time (all threads) are summed per round, and the median round is reported.
@@ -53,7 +55,11 @@ from merkit.logmel import LogMelConfig, mel_filterbank
 
 HERE = Path(__file__).resolve().parent
 MP3_RATES = (22_050, 32_000, 44_100)
-MODES = ("decode", "merkit", "merkit-serial", "librosa")
+MODES = ("decode", "merkit", "merkit-serial", "librosa", "librosa-1blas")
+SETTLE_S = 0.2
+"""Untimed pause before each block: after a BLAS call (librosa's mel product) OpenBLAS keeps its
+worker thread spinning on a full core for ~0.1 s, which would otherwise be charged to, and take a
+core from, whichever mode runs next."""
 
 
 # ---- test files ------------------------------------------------------------------------------
@@ -119,6 +125,14 @@ def librosa_pipeline(paths: list[Path], _: Any) -> None:
         librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0)
 
 
+def librosa_one_blas_thread(paths: list[Path], _: Any) -> None:
+    """The paper's pipeline with OpenBLAS held to one thread (``threadpoolctl``)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        librosa_pipeline(paths, _)
+
+
 def dataset_of(paths: list[Path]) -> Dataset:
     return Dataset("files", [Song(f"{i:05d}", FileSource(p), "Q1") for i, p in enumerate(paths)])
 
@@ -138,6 +152,7 @@ RUNNERS: dict[str, Callable[[list[Path], Any], None]] = {
     "merkit": merkit_pipelined,
     "merkit-serial": merkit_serial,
     "librosa": librosa_pipeline,
+    "librosa-1blas": librosa_one_blas_thread,
 }
 
 
@@ -188,15 +203,56 @@ def identity_check(paths: list[Path], cache_root: Path) -> dict[str, Any]:
 # ---- driver ----------------------------------------------------------------------------------
 
 
-def run(paths: list[Path], rounds: int, block: int, work: Path) -> dict[str, Any]:
+def machine_busy_seconds() -> float | None:
+    """CPU seconds every process on the machine has used (all CPUs), from ``/proc/stat``.
+
+    Minus this process's own CPU time over the same interval, it is what other processes took
+    while a mode ran: a pipelined mode can only run its two threads at once where that leaves a
+    second CPU free. ``None`` where ``/proc/stat`` is missing (not Linux).
+    """
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user .. steal, no guest
+
+
+def wait_for_quiet(limit_s: float, threshold: float = 0.2, window_s: float = 1.0) -> bool:
+    """Wait (up to ``limit_s``) until other processes use under ``threshold`` CPUs for a window.
+
+    Returns whether the machine was quiet before the limit. The shared machine's other users come
+    and go in bursts; a block that starts in a quiet moment is likelier to measure the pipelined
+    mode with its second core free. What other processes took during each mode is reported
+    either way.
+    """
+    started = time.perf_counter()
+    while True:
+        b0, c0 = machine_busy_seconds(), time.process_time()
+        time.sleep(window_s)
+        b1, c1 = machine_busy_seconds(), time.process_time()
+        if b0 is None or b1 is None:
+            return False
+        if (b1 - b0 - (c1 - c0)) / window_s < threshold:
+            return True
+        if time.perf_counter() - started >= limit_s:
+            return False
+
+
+def run(
+    paths: list[Path], rounds: int, block: int, work: Path, wait_quiet_s: float = 0.0
+) -> dict[str, Any]:
     # Warm-up, not timed: imports (librosa), the cached filterbank, first-call set-up.
     for mode in MODES:
         RUNNERS[mode](paths[:1], FeatureCache(work / f"warm-{mode}"))
     blocks = [paths[i : i + block] for i in range(0, len(paths), block)]
     wall = {m: [0.0] * rounds for m in MODES}
     cpu = {m: [0.0] * rounds for m in MODES}
+    others = {m: [0.0] * rounds for m in MODES}  # CPU seconds other processes used meanwhile
     loads: list[float] = []
     turn = 0
+    wait = {"budget_s": wait_quiet_s, "waited_s": 0.0, "blocks": 0, "quiet_starts": 0}
     for r in range(rounds):
         caches = {m: FeatureCache(work / f"round{r}-{m}") for m in ("merkit", "merkit-serial")}
         for files in blocks:
@@ -204,10 +260,22 @@ def run(paths: list[Path], rounds: int, block: int, work: Path) -> dict[str, Any
             turn += 1
             for mode in order:
                 loads.append(os.getloadavg()[0])
+                time.sleep(SETTLE_S)  # the previous mode's idle threads stop spinning
+                if wait_quiet_s > 0:
+                    wait["blocks"] += 1
+                    left = wait_quiet_s - wait["waited_s"]
+                    if left > 0:
+                        w0 = time.perf_counter()
+                        wait["quiet_starts"] += wait_for_quiet(min(20.0, left))
+                        wait["waited_s"] += time.perf_counter() - w0
+                b0 = machine_busy_seconds()
                 w0, c0 = time.perf_counter(), time.process_time()
                 RUNNERS[mode](files, caches.get(mode))
                 wall[mode][r] += time.perf_counter() - w0
                 cpu[mode][r] += time.process_time() - c0
+                b1 = machine_busy_seconds()
+                if b0 is not None and b1 is not None:
+                    others[mode][r] += max(0.0, (b1 - b0) - (time.process_time() - c0))
         print(
             f"round {r + 1}/{rounds}: "
             + "  ".join(f"{m} {wall[m][r]:.1f}s" for m in MODES)
@@ -224,6 +292,7 @@ def run(paths: list[Path], rounds: int, block: int, work: Path) -> dict[str, Any
             "cpu_s_per_round": [round(x, 3) for x in cpu[m]],
             "wall_ms_per_clip": round(1000 * statistics.median(wall[m]) / n, 2),
             "cpu_ms_per_clip": round(1000 * statistics.median(cpu[m]) / n, 2),
+            "other_processes_cpus": round(sum(others[m]) / sum(wall[m]), 2),
         }
         for m in MODES
     }
@@ -234,6 +303,7 @@ def run(paths: list[Path], rounds: int, block: int, work: Path) -> dict[str, Any
             "mean": round(statistics.fmean(loads), 2),
             "max": round(max(loads), 2),
         },
+        "wait_for_quiet": {**wait, "waited_s": round(wait["waited_s"], 1)},
         "last_cache": str(work / f"round{rounds - 1}-merkit"),
     }
 
@@ -245,6 +315,10 @@ def ratios(modes: dict[str, Any], key: str) -> dict[str, float]:
         out[f"{m}_vs_decode"] = round(modes[m][key] / decode, 3)
         out[f"librosa_vs_{m}"] = round(librosa / modes[m][key], 3)
     out["librosa_vs_decode"] = round(librosa / decode, 3)
+    one = modes["librosa-1blas"][key]
+    for m in ("merkit", "merkit-serial"):
+        out[f"librosa-1blas_vs_{m}"] = round(one / modes[m][key], 3)
+    out["librosa-1blas_vs_decode"] = round(one / decode, 3)
     return out
 
 
@@ -264,6 +338,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     modes, wall, cpu = result["modes"], result["ratios_wall"], result["ratios_cpu"]
     check = result["identity"]
     load = result["load_average_1min"]
+    wait = result["wait_for_quiet"]
     lines = [
         "# Log-mel extraction speed: merkit cold vs decoding alone vs the paper's pipeline",
         "",
@@ -280,10 +355,19 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"{result['rounds']} rounds over every file; within a round the modes alternate every "
         f"{result['block']} files (rotating order). Figures are the median round, per clip. "
         f"1-minute load average during the run: {load['min']:.1f}-{load['max']:.1f} "
-        f"(mean {load['mean']:.1f}) on {result['machine']['nproc']} CPUs.",
+        f"(mean {load['mean']:.1f}) on {result['machine']['nproc']} CPUs."
+        + (
+            " Before each block the benchmark waited until other processes had used under 0.2 "
+            f"CPUs for 1 s (at most 20 s per block, {wait['budget_s']:g} s in all): "
+            f"{wait['quiet_starts']} of {wait['blocks']} blocks started in such a quiet "
+            f"second; {wait['waited_s']:.0f} s of waiting in all."
+            if wait["blocks"]
+            else ""
+        ),
         "",
-        "| mode | wall ms/clip | x decode (wall) | CPU ms/clip | x decode (CPU) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| mode | wall ms/clip | x decode (wall) | CPU ms/clip | x decode (CPU) "
+        "| other processes' CPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     base_wall, base_cpu = modes["decode"]["wall_ms_per_clip"], modes["decode"]["cpu_ms_per_clip"]
     for name in MODES:
@@ -291,7 +375,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         lines.append(
             f"| {name} | {mode['wall_ms_per_clip']:.1f} | "
             f"{mode['wall_ms_per_clip'] / base_wall:.2f} | {mode['cpu_ms_per_clip']:.1f} | "
-            f"{mode['cpu_ms_per_clip'] / base_cpu:.2f} |"
+            f"{mode['cpu_ms_per_clip'] / base_cpu:.2f} | {mode['other_processes_cpus']:.2f} |"
         )
     lines += [
         "",
@@ -302,6 +386,10 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"({cpu['librosa_vs_merkit']:.2f}x CPU); vs `merkit-serial` "
         f"{wall['librosa_vs_merkit-serial']:.2f}x wall, "
         f"{cpu['librosa_vs_merkit-serial']:.2f}x CPU.",
+        f"- the paper's pipeline with one BLAS thread (`librosa-1blas`) / merkit cold: "
+        f"{wall['librosa-1blas_vs_merkit']:.2f}x wall ({cpu['librosa-1blas_vs_merkit']:.2f}x "
+        f"CPU); vs `merkit-serial` {wall['librosa-1blas_vs_merkit-serial']:.2f}x wall, "
+        f"{cpu['librosa-1blas_vs_merkit-serial']:.2f}x CPU (one thread each).",
         f"- Values: {check['bit_identical']} of {check['files']} cached log-mels are bit-identical "
         f"to the previous implementation (max abs difference {check['max_abs_diff_db']:g} dB); "
         "the representation's version is unchanged.",
@@ -322,6 +410,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N files (default: all)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--block", type=int, default=20, help="files per mode before switching")
+    parser.add_argument(
+        "--wait-quiet", type=float, default=0.0, metavar="S",
+        help="before each block wait (at most 20 s, S seconds in all) for a second in which "
+        "other processes use < 0.2 CPUs",
+    )  # fmt: skip
     parser.add_argument(
         "--malloc", choices=("cli", "default"), default="cli",
         help="cli: run (every mode) under the glibc malloc settings the merkit command sets for "
@@ -355,7 +448,7 @@ def main() -> None:
 
     started = machine()
     with tempfile.TemporaryDirectory(prefix="extract-speed-") as work:
-        timing = run(paths, args.rounds, args.block, Path(work))
+        timing = run(paths, args.rounds, args.block, Path(work), args.wait_quiet)
         identity = identity_check(paths, Path(timing.pop("last_cache")))
     modes = timing["modes"]
     result = {
@@ -380,11 +473,21 @@ def main() -> None:
             "Wall: time.perf_counter; CPU: time.process_time (every thread of the process). "
             "The machine is shared: when the load exceeds the CPU count other processes take "
             "CPU time from every mode, and wall figures are high for all of them alike.",
-            "`merkit` decodes song i+1 in a second thread while it computes song i (the default "
-            "of `compute(..., n_jobs=1)`): its wall time can only beat its CPU time where a "
-            "second core is free. `merkit-serial` does the same work in one thread.",
+            "`merkit` decodes songs i+1 and i+2 in a second thread while it computes song i "
+            "(`merkit.extract.pipelined`, the default of `compute(..., n_jobs=1)`): its wall "
+            "time can only beat its CPU time where a second core is free. `merkit-serial` does "
+            "the same work in one thread. Each block of files is one `compute` call, so each "
+            "block pays once for filling and draining the pipeline.",
+            "Other processes' CPU: CPUs busy (`/proc/stat`, all processes) minus this process's "
+            "CPU time, per second of the mode's wall time, over every round: the share of the "
+            "machine's CPUs that other programs took while the mode ran.",
             "Every merkit mode starts each round with an empty cache and pays for hashing each "
             "file, the cache lookup, and writing each float16 .npy atomically.",
+            "`librosa-1blas` runs the librosa mode under `threadpoolctl.threadpool_limits(1)`: "
+            "librosa's mel product is a float32 GEMM, and OpenBLAS's second thread keeps "
+            "spinning for ~0.1 s after each call, which more than doubles the mode's CPU time "
+            "and, when another program holds the other core, its wall time too. Its CPU time is "
+            "the paper's pipeline's own work in one thread.",
             "The librosa mode is the paper's per-file code path (no cache, no peak "
             "normalisation, no crop to 942 frames); librosa.load decodes with soundfile too.",
             f"malloc: GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES') or '(unset)'} for every "
@@ -393,6 +496,10 @@ def main() -> None:
             "merkit modes measure what `merkit benchmark`/`train` pay; with glibc's defaults each "
             "song's large arrays are page-faulted afresh (~1 500 faults, ~6 ms of system time "
             "per clip in one thread; see extract_speed_default_malloc.md).",
+            f"Before each block the benchmark sleeps {SETTLE_S} s, untimed: after a BLAS call "
+            "(the librosa mode's mel product) OpenBLAS keeps a worker thread spinning on a full "
+            "core for ~0.1 s, which would otherwise be charged to the next mode and take the "
+            "core a pipelined mode decodes on.",
             "Every file was read once before timing (warm page cache for all modes), and each "
             "mode ran once on the first file before timing (imports, filterbank, first calls).",
         ],

@@ -9,6 +9,8 @@ made before and after the change agree (the representation's version is unchange
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +22,9 @@ import scipy.sparse
 import soundfile as sf
 import soxr
 
-from merkit.audio import decode_mono, load_audio, mixdown, peak_normalize
+from merkit.audio import decode_frames, decode_mono, load_audio, mixdown, peak_normalize
 from merkit.cache import FeatureCache, NullCache
-from merkit.datasets.base import Dataset, Song
+from merkit.datasets.base import Dataset, FileSource, Song
 from merkit.errors import AudioError, ConfigError
 from merkit.extract import (
     ComputeStats,
@@ -75,7 +77,7 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     [LogMelConfig(), LogMelConfig.paper_code(), LogMelConfig(n_fft=1024, hop_length=300)],
     ids=["default", "paper-code", "other-sizes"],
 )
-@pytest.mark.parametrize("n", [480_960, 48_000, 700])
+@pytest.mark.parametrize("n", [480_960, 131_072, 65_536, 48_000, 700])  # 940, 257, 129 frames
 def test_mel_power_is_bit_identical_to_the_frame_major_reference(cfg: LogMelConfig, n: int) -> None:
     y = _music(n, seed=n)
     fast, reference = mel_power(y, cfg), _reference_mel_power(y, cfg)
@@ -120,13 +122,24 @@ def test_load_audio_is_bit_identical_to_the_previous_path(
     assert fast.flags.c_contiguous and fast.flags.writeable
 
 
-def test_logmel_of_a_file_is_bit_identical_to_the_previous_pipeline(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["load", "file-source", "pipelined"])
+def test_logmel_of_a_file_is_bit_identical_to_the_previous_pipeline(
+    tmp_path: Path, how: str
+) -> None:
     rate = 44_100
     mono = _music(rate * 31, sr=rate, seed=5)  # longer than the 482 000-sample crop
     path = tmp_path / "long.wav"
     sf.write(str(path), np.stack([mono, -0.5 * mono], axis=1), rate, subtype="FLOAT")
     job = _song_job("logmel", None, FeatureCache(tmp_path / "cache"), 0)
-    stored = job(_FileLike(path))[0]
+    if how == "load":  # a source without decode methods: load_audio
+        stored = job(_FileLike(path))[0]
+    elif how == "file-source":  # decode_frames, then the mixdown in finish
+        stored = job(FileSource(path))[0]
+    else:  # the same in two threads, next to other songs
+        other = tmp_path / "other.wav"
+        sf.write(str(other), mono[:40_000], rate)
+        sources = [FileSource(other), FileSource(path), FileSource(other)]
+        stored = list(pipelined(SongJobs((job,)), sources))[1][0][0]
     y = _reference_load(path)[-482_000:]
     power = _reference_mel_power(y, LogMelConfig())
     db = 10.0 * np.log10(np.maximum(power, np.float32(1e-10)))
@@ -164,6 +177,15 @@ class _Decodable(_FileLike):
     def decode(self) -> tuple[np.ndarray, int]:
         _COUNTS.append(("decode", self.path.name, threading.current_thread().name))
         return decode_mono(self.path)
+
+
+@dataclass(frozen=True)
+class _Framed(_Decodable):
+    """Also offers ``decode_frames()`` (as FileSource does): the mixdown waits for ``finish``."""
+
+    def decode_frames(self) -> tuple[np.ndarray, int]:
+        _COUNTS.append(("frames", self.path.name, threading.current_thread().name))
+        return decode_frames(self.path)
 
 
 _COUNTS: list[tuple[str, str, str]] = []
@@ -237,6 +259,82 @@ def test_pipelined_keeps_order_and_raises_at_the_bad_song(tmp_path: Path) -> Non
     with pytest.raises(AudioError, match="bad.wav"):
         next(results)
     assert list(pipelined(jobs, [])) == []
+
+
+def test_decoding_and_mixdown_run_in_two_threads_with_the_same_values(tmp_path: Path) -> None:
+    framed, plain = _files(tmp_path, 3, _Framed), _files(tmp_path, 3, _FileLike)
+    _COUNTS.clear()
+    values = compute(framed, "logmel", cache=NullCache(), progress=False)
+    assert sorted(c[0] for c in _COUNTS) == ["frames"] * 3 + ["key"] * 3  # decode() unused
+    assert {c[2] for c in _COUNTS if c[0] == "frames"} != {threading.current_thread().name}
+    assert _same_bits(values, compute(plain, "logmel", cache=NullCache(), progress=False))
+
+
+def test_a_file_with_nan_samples_is_an_audio_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "nan.wav"
+    data = np.stack([_music(20_000), _music(20_000, seed=1)], axis=1)
+    data[5_000, 1] = np.nan
+    sf.write(str(path), data, 16_000, subtype="FLOAT")
+    dataset = Dataset("files", [Song("S0", FileSource(path), "Q1")])
+    with pytest.raises(AudioError, match=r"nan\.wav' contains NaN or infinite samples"):
+        compute(dataset, "logmel", cache=NullCache(), progress=False)
+    with pytest.raises(AudioError, match=r"nan\.wav' contains NaN"):
+        decode_mono(path)
+    assert decode_frames(path)[0].shape == (20_000, 2)  # decoding alone checks no values
+
+
+class _CountingJobs:
+    """Stands in for :class:`SongJobs`: records which songs were prepared, and when."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.prepared: list[int] = []
+        self.lock = threading.Lock()
+        self.fail_at = fail_at
+
+    def prepare(self, source: int) -> int:
+        with self.lock:
+            self.prepared.append(source)
+        if source == self.fail_at:
+            raise AudioError(f"cannot decode song {source}")
+        return source * 10
+
+    def finish(self, prepared: int) -> tuple[int, ...]:
+        return (prepared + 1,)
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+@pytest.mark.parametrize("ahead", [1, 2, 3, 9])
+def test_pipelined_decodes_at_most_ahead_songs_in_advance(ahead: int) -> None:
+    jobs = _CountingJobs()
+    songs = list(range(7))
+    results = pipelined(jobs, songs, ahead=ahead)  # type: ignore[arg-type]
+    for i in songs:
+        assert next(results) == (10 * i + 1,)
+        # While the consumer holds song i the thread prepares i + 1 .. i + ahead, never more.
+        expected = min(len(songs), i + 1 + ahead)
+        assert _wait_for(lambda e=expected: len(jobs.prepared) >= e)
+        time.sleep(0.01)
+        assert jobs.prepared == songs[:expected]
+    assert list(results) == []
+
+
+def test_pipelined_raises_in_order_and_rejects_a_bad_ahead() -> None:
+    jobs = _CountingJobs(fail_at=2)
+    results = pipelined(jobs, list(range(5)), ahead=3)  # type: ignore[arg-type]
+    assert [next(results), next(results)] == [(1,), (11,)]
+    with pytest.raises(AudioError, match="song 2"):
+        next(results)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="ahead"):
+            list(pipelined(jobs, [1], ahead=bad))  # type: ignore[arg-type]
 
 
 def test_fill_cache_decodes_once_and_later_computes_only_read(tmp_path: Path) -> None:

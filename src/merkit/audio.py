@@ -265,6 +265,8 @@ def load_audio(path: str | Path, sr: int = 16_000, *, normalize: bool = True) ->
 def decode_mono(path: str | Path) -> tuple[np.ndarray, int]:
     """The first steps of :func:`load_audio`: decode ``path`` and mix it down to mono.
 
+    :func:`decode_frames` followed by :func:`to_mono`.
+
     Returns
     -------
     tuple of (np.ndarray, int)
@@ -276,15 +278,42 @@ def decode_mono(path: str | Path) -> tuple[np.ndarray, int]:
     AudioError
         As :func:`load_audio`.
     """
+    data, native_sr = decode_frames(path)
+    return to_mono(data, path), native_sr
+
+
+def decode_frames(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode ``path`` to ``(frames, channels)`` float32 samples at its own rate, and that rate.
+
+    The decoding step of :func:`decode_mono` alone: a pipelined extractor
+    (:func:`merkit.extract.pipelined`) decodes in one thread and mixes down in the other.
+
+    Raises
+    ------
+    AudioError
+        If the file is missing, empty, not audio, corrupt or holds no samples; the message names
+        the file.
+    """
     path = Path(path)
     _check_file(path)
     data, native_sr = _decode(path)
     if data.shape[0] == 0:
         raise AudioError(f"audio file '{path}' contains no samples")
+    return data, native_sr
+
+
+def to_mono(data: np.ndarray, path: str | Path) -> np.ndarray:
+    """Mix :func:`decode_frames` output down to mono (:func:`mixdown`) and check it is finite.
+
+    Raises
+    ------
+    AudioError
+        If a sample is NaN or infinite; the message names ``path``.
+    """
     y = mixdown(data)
     if not np.isfinite(y).all():
         raise AudioError(f"audio file '{path}' contains NaN or infinite samples")
-    return y, native_sr
+    return y
 
 
 def conform(

@@ -3,14 +3,14 @@
 :func:`compute` (one representation) and :func:`compute_many` (several, in one pass over the
 songs) are the drivers: each song's values are read from :mod:`merkit.cache` or computed from one
 decode of its audio (in worker processes from :mod:`merkit.parallel` when ``n_jobs > 1``, else
-here with the next song decoded ahead in a thread), validated, and stacked.
+here with the next songs decoded ahead in a thread), validated, and stacked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -113,6 +113,7 @@ class _Prepared:
     cached: tuple[np.ndarray | None, ...]
     waveforms: dict[int, np.ndarray]
     decoded: tuple[np.ndarray, int] | None = None
+    mono: bool = True  # whether ``decoded`` is mixed down, or (frames, channels) to mix still
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,14 @@ class SongJobs:
 
     The song's content key is hashed once and its audio decoded once, whichever values are
     missing from the cache (the hybrid's ``logmel`` and ``own-features`` share one decode);
-    a source with a ``decode()`` method (:class:`merkit.datasets.base.FileSource`) is decoded
-    once even for several sample rates, other sources are loaded once per rate. Work is split in
-    two stages so a driver can overlap them across songs: :meth:`prepare` (hashing, cache
-    lookups, decoding: file I/O and C code that releases the GIL) and :meth:`finish`
-    (resampling, the representations, the cache writes). Picklable, for worker processes.
+    a source with a ``decode_frames()`` or ``decode()`` method
+    (:class:`merkit.datasets.base.FileSource`) is decoded once even for several sample rates,
+    other sources are loaded once per rate. Work is split in two stages so a driver can overlap
+    them across songs: :meth:`prepare` (hashing, cache lookups, decoding: file I/O and C code
+    that releases the GIL) and :meth:`finish` (the mixdown to mono, resampling, the
+    representations, the cache writes). Decoding takes about half of a cold log-mel's CPU time,
+    so the mixdown sits in :meth:`finish` to even the two stages out. Picklable, for worker
+    processes.
     """
 
     jobs: tuple[SongJob, ...]
@@ -135,6 +139,9 @@ class SongJobs:
         source_key = source.key
         cached = tuple(job.cached(source, source_key) for job in self.jobs)
         rates = sorted({job.sr for job, hit in zip(self.jobs, cached, strict=True) if hit is None})
+        frames = getattr(source, "decode_frames", None)
+        if rates and callable(frames):  # the mixdown waits for finish (the other thread)
+            return _Prepared(source, source_key, cached, {}, frames(), mono=False)
         decode = getattr(source, "decode", None)
         if rates and callable(decode):
             return _Prepared(source, source_key, cached, {}, decode())
@@ -142,9 +149,12 @@ class SongJobs:
 
     def finish(self, prepared: _Prepared) -> tuple[tuple[np.ndarray, bool], ...]:
         """Compute and cache the missing values; ``(value, was_cached)`` for each job."""
-        from merkit.audio import conform
+        from merkit.audio import conform, to_mono
 
         waveforms = prepared.waveforms
+        decoded = prepared.decoded
+        if decoded is not None and not prepared.mono:
+            decoded = (to_mono(decoded[0], prepared.source.description), decoded[1])
         uses = Counter(
             job.sr for job, hit in zip(self.jobs, prepared.cached, strict=True) if hit is None
         )
@@ -154,8 +164,8 @@ class SongJobs:
                 results.append((hit, True))
                 continue
             if job.sr not in waveforms:
-                assert prepared.decoded is not None  # prepare decoded for every missing rate
-                y, native_sr = prepared.decoded
+                assert decoded is not None  # prepare decoded for every missing rate
+                y, native_sr = decoded
                 waveforms[job.sr] = conform(y, native_sr, job.sr)
             uses[job.sr] -= 1
             # A function may change its input in place: only the last one gets the original.
@@ -168,30 +178,46 @@ class SongJobs:
         return self.finish(self.prepare(source))
 
 
-def pipelined(jobs: SongJobs, sources: Sequence[AudioSource]) -> Iterator[tuple[Any, ...]]:
-    """Run ``jobs`` over ``sources`` in this process, decoding one song ahead in a thread.
+def pipelined(
+    jobs: SongJobs, sources: Sequence[AudioSource], *, ahead: int = 2
+) -> Iterator[tuple[Any, ...]]:
+    """Run ``jobs`` over sources in this process, decoding up to ``ahead`` songs ahead in a thread.
 
     While this thread resamples song *i* and computes its representations, a second thread
-    hashes and decodes song *i + 1*, so on two free cores a cold log-mel extraction costs little
-    more than decoding alone. Results (and errors) come in input order; at most two songs'
-    waveforms are held at once.
+    hashes and decodes songs *i + 1* .. *i + ahead* one after another, so on two free cores a cold
+    log-mel extraction costs little more than decoding alone. Decoding and computing take about
+    the same time per song on average but differ from song to song (a 44.1 kHz stereo MP3 decodes
+    and resamples far slower than a 22.05 kHz mono one): with ``ahead=1`` every slow song stalls
+    the other thread, while two songs of slack let the fast ones absorb the slow ones
+    (``benchmarks/extract_speed.py``). Results (and errors) come in input order; at most
+    ``ahead + 1`` songs' waveforms are held at once.
 
     C libraries' messages on file descriptor 2 are silenced while a file is decoded (see
     :func:`merkit.audio.quiet_stderr`); fd 2 belongs to the whole process, so a line another
     thread writes to stderr at that moment is dropped too.
+
+    Raises
+    ------
+    ConfigError
+        If ``ahead`` is below 1.
     """
+    if isinstance(ahead, bool) or not isinstance(ahead, int) or ahead < 1:
+        raise ConfigError(f"ahead must be a positive number of songs, got {ahead!r}")
     if not sources:
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="merkit-decode") as pool:
-        ahead = pool.submit(jobs.prepare, sources[0])
+        pending = deque(pool.submit(jobs.prepare, source) for source in sources[:ahead])
+        submitted = len(pending)
         try:
-            for index in range(len(sources)):
-                prepared = ahead.result()
-                if index + 1 < len(sources):
-                    ahead = pool.submit(jobs.prepare, sources[index + 1])
+            while pending:
+                prepared = pending.popleft().result()
+                if submitted < len(sources):
+                    pending.append(pool.submit(jobs.prepare, sources[submitted]))
+                    submitted += 1
                 yield jobs.finish(prepared)
         finally:
-            ahead.cancel()
+            for future in pending:
+                future.cancel()
 
 
 SongMapper = Callable[[SongJob, list["AudioSource"]], Iterator[tuple[np.ndarray, bool]]]
@@ -255,7 +281,7 @@ def compute(
     n_jobs : int
         Songs processed in parallel (:mod:`merkit.parallel` worker processes, which end with
         this one); ``-1`` uses every core. With 1, songs are computed in this process with the
-        next song decoded ahead in a thread (:func:`pipelined`).
+        next two songs decoded ahead in a thread (:func:`pipelined`).
     progress : bool
         Show a rich progress bar.
     seed : int

@@ -146,6 +146,11 @@ def _as_waveform(y: np.ndarray) -> np.ndarray:
     return y
 
 
+STFT_BLOCK_FRAMES = 128
+"""Frames :func:`mel_power` transforms at a time: its working arrays for one block (windowed
+frames, spectrum, power: ~2.6 MB) stay in cache, where a whole clip's (~20 MB) would not."""
+
+
 def mel_power(y: np.ndarray, cfg: LogMelConfig) -> np.ndarray:
     """Power mel spectrogram, shape ``(frames, n_mels)``, frames = 1 + len(y) // hop_length.
 
@@ -156,24 +161,29 @@ def mel_power(y: np.ndarray, cfg: LogMelConfig) -> np.ndarray:
     The frames are laid out frequency-major: the windowed frames are written as the columns of
     an ``(n_fft, frames)`` array, so the FFT runs down columns (pocketfft then transforms several
     frames at once with SIMD), the power spectrum comes out ``(bins, frames)`` and the filterbank
-    product is a plain sparse × dense one with no transposed copy. Every value is computed
-    exactly as in the frame-major layout (same per-frame FFT, same products, same summation
-    order), so the result is bit-identical to it; it is about 25 % faster.
+    product is a plain sparse × dense one with no transposed copy. They are processed
+    :data:`STFT_BLOCK_FRAMES` at a time so each block's arrays stay in cache (about 15 % faster
+    than the whole clip at once, more on a machine whose cache other programs share). Every
+    value is computed exactly as in the frame-major layout on the whole clip (same per-frame
+    FFT, same products, same summation order), so the result is bit-identical to it.
     """
     y = _as_waveform(y)
     half = cfg.n_fft // 2
     padded = np.pad(y, half, mode=cfg.pad_mode)
     n_frames = 1 + (len(padded) - cfg.n_fft) // cfg.hop_length
     frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft)[:: cfg.hop_length]
-    windowed = frames[:n_frames].T * _hann(cfg.n_fft)[:, None]  # (n_fft, frames), C order
-    spectrum = scipy.fft.rfft(windowed, axis=0)  # (bins, frames) complex64
-    del windowed
-    parts = spectrum.view(np.float32)  # re, im interleaved along the frame axis
-    np.multiply(parts, parts, out=parts)
-    power = parts[:, 0::2] + parts[:, 1::2]  # re² + im², (bins, frames)
-    del spectrum, parts
+    window = _hann(cfg.n_fft)[:, None]
     basis = _sparse_filterbank(cfg.filterbank_sr or cfg.sr, cfg.n_fft, cfg.n_mels)
-    return np.ascontiguousarray((basis @ power).T, dtype=np.float32)
+    mel = np.empty((n_frames, cfg.n_mels), dtype=np.float32)
+    for start in range(0, n_frames, STFT_BLOCK_FRAMES):
+        stop = min(n_frames, start + STFT_BLOCK_FRAMES)
+        windowed = frames[start:stop].T * window  # (n_fft, block)
+        spectrum = scipy.fft.rfft(windowed, axis=0)  # (bins, block) complex64
+        parts = spectrum.view(np.float32)  # re, im interleaved along the frame axis
+        np.multiply(parts, parts, out=parts)
+        power = parts[:, 0::2] + parts[:, 1::2]  # re² + im², (bins, block)
+        mel[start:stop] = (basis @ power).T
+    return mel
 
 
 def power_to_db(

@@ -76,6 +76,13 @@ class FileSource:
 
         return decode_mono(self.path)
 
+    def decode_frames(self) -> tuple[np.ndarray, int]:
+        """``(frames, channels)`` samples at the file's own rate and that rate (``decode`` without
+        the mixdown; :func:`merkit.audio.to_mono` completes it)."""
+        from merkit.audio import decode_frames
+
+        return decode_frames(self.path)
+
 
 @dataclass(frozen=True)
 class Song:
