@@ -8,8 +8,8 @@ import soxr
 
 from merkit.errors import ConfigError
 from merkit.features.own import extract_own_features
-from merkit.frontend import band_limit, canonical, canonical_representation, trim_silence
-from merkit.representations import get_representation
+from merkit.frontend import band_limit, canonical, trim_silence
+from merkit.representations import canonical_representation, get_representation
 
 SR = 16_000
 

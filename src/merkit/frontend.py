@@ -16,13 +16,13 @@ and five re-encodes of each, ``benchmarks/results/4qaed_encoding_agreement.md``)
 nothing above 7 kHz) puts the same low-pass on every input, whose transition lies where every
 resampler is still flat, so a 16 kHz file and a resampled one come out with the same band; first,
 the ends are trimmed to the first and last sample within ``trim_db`` of the peak. The
-``*-canon`` representations (:func:`canonical_representation`) apply it before another
-representation's function.
+``*-canon`` representations (:func:`merkit.representations.canonical_representation`) apply it
+before another representation's function.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 
@@ -33,7 +33,6 @@ __all__ = [
     "CANONICAL_TRIM_DB",
     "band_limit",
     "canonical",
-    "canonical_representation",
     "trim_silence",
 ]
 
@@ -128,24 +127,3 @@ def canonical(
     if band_sr is not None:
         y = band_limit(y, sr, int(band_sr))
     return peak_normalize(y)
-
-
-def canonical_representation(
-    y: np.ndarray,
-    sr: int,
-    *,
-    seed: int = 0,
-    inner: str,
-    band_sr: int | None = CANONICAL_BAND_SR,
-    trim_db: float | None = CANONICAL_TRIM_DB,
-    **params: Any,
-) -> np.ndarray:
-    """Registry adapter: representation ``inner``'s function applied to :func:`canonical` ``y``.
-
-    ``params`` are ``inner``'s parameters (the registry entry of a ``*-canon`` representation
-    holds them, so they are part of its cache key).
-    """
-    from merkit.representations import get_representation
-
-    fn = get_representation(inner).load_fn()
-    return fn(canonical(y, sr, band_sr=band_sr, trim_db=trim_db), sr, seed=seed, **params)

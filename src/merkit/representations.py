@@ -191,6 +191,25 @@ def waveform_chunks_representation(
     return chunk_waveform(y, chunk)
 
 
+def canonical_representation(
+    y: np.ndarray,
+    sr: int,
+    *,
+    seed: int = 0,
+    inner: str,
+    band_sr: int | None,
+    trim_db: float | None,
+    **params: Any,
+) -> np.ndarray:
+    """Registry adapter: representation ``inner``'s function on :func:`merkit.frontend.canonical`
+    audio. ``params`` are ``inner``'s parameters (a ``*-canon`` entry holds them, so they key the
+    cache)."""
+    from merkit.frontend import canonical
+
+    fn = get_representation(inner).load_fn()
+    return fn(canonical(y, sr, band_sr=band_sr, trim_db=trim_db), sr, seed=seed, **params)
+
+
 def _config_params(cfg: LogMelConfig) -> dict[str, Any]:
     return cfg.model_dump(exclude={"sr"})
 
@@ -370,28 +389,20 @@ register_representation(
 
 
 # The canonical front end (merkit.frontend) before a representation: the same band and ends for
-# every encoding of a song. The inner representation's parameters are part of the entry's own,
-# so they key the cache; its version is part of this version.
-def _canonical(inner: str, description: str) -> Representation:
-    base = REPRESENTATIONS[inner]
-    return Representation(
-        name=f"{inner}-canon",
-        fn="merkit.frontend:canonical_representation",
-        params={"inner": inner, "band_sr": 14_000, "trim_db": 60.0, **base.params},
-        version=f"1.{base.version}",
-        dtype=base.dtype,
-        shape=base.shape,
-        uses_numba=base.uses_numba,
-        description=description,
-    )
-
-
-for _inner, _what in (
-    ("own-features", "own features"),
-    ("crnn-tags3", "crnn-tags3"),
-):
+# every encoding of a song. The inner entry's parameters and version key the cache too.
+for _inner in ("own-features", "crnn-tags3"):
+    _base = REPRESENTATIONS[_inner]
     register_representation(
-        _canonical(_inner, f"{_what} of the canonical front end (band to 6.3 kHz, ends trimmed)")
+        Representation(
+            name=f"{_inner}-canon",
+            fn=f"{_HERE}:canonical_representation",
+            params={"inner": _inner, "band_sr": 14_000, "trim_db": 60.0, **_base.params},
+            version=f"1.{_base.version}",
+            dtype=_base.dtype,
+            shape=_base.shape,
+            uses_numba=_base.uses_numba,
+            description=f"{_inner} of the canonical front end (band to 6.3 kHz, ends trimmed)",
+        )
     )
 
 register_representation(
