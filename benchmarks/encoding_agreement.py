@@ -478,7 +478,7 @@ def _variance(
 
 
 def _feature_names(name: str, n: int) -> list[str]:
-    if name == "own-features":
+    if name.startswith("own-features"):  # also its -bl and -canon variants
         from merkit.features.own import OWN_FEATURE_NAMES
 
         if len(OWN_FEATURE_NAMES) == n:
