@@ -85,5 +85,9 @@ def test_canon_representation_is_the_inner_one_on_canonical_audio() -> None:
     np.testing.assert_array_equal(value, extract_own_features(canonical(y, SR), SR))
     # Its cache key differs from the plain representation's: name, params and version.
     assert rep.version != get_representation("own-features").version
-    assert "crnn-tags3-canon" in {get_representation("crnn-tags3-canon").name}
-    assert get_representation("crnn-tags3-canon").params["checkpoints"]
+    # The tagger entry carries the plain entry's parameters (checkpoints, output, precision) and
+    # version, so a new checkpoint or a version bump also invalidates its cached values.
+    tags, plain = get_representation("crnn-tags3-canon"), get_representation("crnn-tags3")
+    assert tags.params["checkpoints"] == plain.params["checkpoints"]
+    assert {key: tags.params[key] for key in plain.params} == plain.params
+    assert tags.version == f"1.{plain.version}" and tags.shape is plain.shape

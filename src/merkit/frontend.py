@@ -93,7 +93,7 @@ def canonical(
     band_sr: int | None = CANONICAL_BAND_SR,
     trim_db: float | None = CANONICAL_TRIM_DB,
 ) -> np.ndarray:
-    """The canonical form of a decoded song: band-limited, trimmed, peak-normalised.
+    """The canonical form of a decoded song: trimmed, band-limited, peak-normalised.
 
     Parameters
     ----------

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from merkit.errors import ConfigError
+from merkit.frontend import CANONICAL_BAND_SR, CANONICAL_TRIM_DB
 from merkit.logmel import (
     CHUNK_SAMPLES,
     LogMelConfig,
@@ -390,13 +391,14 @@ register_representation(
 
 # The canonical front end (merkit.frontend) before a representation: the same band and ends for
 # every encoding of a song. The inner entry's parameters and version key the cache too.
+_FRONT_END = {"band_sr": CANONICAL_BAND_SR, "trim_db": CANONICAL_TRIM_DB}
 for _inner in ("own-features", "crnn-tags3"):
     _base = REPRESENTATIONS[_inner]
     register_representation(
         Representation(
             name=f"{_inner}-canon",
             fn=f"{_HERE}:canonical_representation",
-            params={"inner": _inner, "band_sr": 14_000, "trim_db": 60.0, **_base.params},
+            params={"inner": _inner, **_FRONT_END, **_base.params},
             version=f"1.{_base.version}",
             dtype=_base.dtype,
             shape=_base.shape,
