@@ -341,7 +341,7 @@ def evaluate(args: argparse.Namespace) -> None:
         if args.drop_unstable is not None:
             columns, names_dropped = _stable_columns(arrays, names, resolved, copies, args)
             dropped.append(names_dropped)
-            x = x[:, columns]
+            x = _select(x, columns)
         if _accepts(model.fit, "groups"):
             model.fit(x, y, groups=groups)
         else:
@@ -349,7 +349,7 @@ def evaluate(args: argparse.Namespace) -> None:
         for row, name in enumerate(names):
             test = resolved.estimator_input(arrays[name], fold.test)
             predictions[row, fold.test] = model.predict(
-                test if columns is None else test[:, columns]
+                test if columns is None else _select(test, columns)
             )
         print(f"fold {fold.fold}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     pred = predictions[:, keep]
@@ -417,16 +417,38 @@ def _stable_columns(
     resolved: Any,
     songs: np.ndarray,
     args: argparse.Namespace,
-) -> tuple[np.ndarray, list[str]]:
-    """Columns whose within/between-song variance ratio on the *training* songs is <= the bound."""
-    if len(resolved.inputs) != 1:
-        raise SystemExit("--drop-unstable needs a method with a single array input")
-    name = resolved.inputs[0]
-    values = np.stack([np.asarray(arrays[e][name])[songs] for e in names])
-    ratio = variance_ratio(values)[2]
-    keep = np.flatnonzero(ratio <= args.drop_unstable)
-    feature_names = _feature_names(name, values.shape[-1])
-    return keep, [feature_names[j] for j in np.flatnonzero(ratio > args.drop_unstable)]
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Per input, the columns whose within/between-song variance ratio over the *training*
+    songs' encodings is <= the bound, and the names of the others."""
+    keep: dict[str, np.ndarray] = {}  # by role where the method has roles (its input's keys)
+    dropped: list[str] = []
+    roles = resolved.roles or resolved.inputs
+    for role, name in zip(roles, resolved.inputs, strict=True):
+        values = np.stack([np.asarray(arrays[e][name])[songs] for e in names])
+        if values.ndim != 3:
+            raise SystemExit(f"--drop-unstable needs song-level vectors; {name} is not")
+        ratio = variance_ratio(values)[2]
+        keep[role] = np.flatnonzero(ratio <= args.drop_unstable)
+        feature_names = _feature_names(name, values.shape[-1])
+        dropped += [feature_names[j] for j in np.flatnonzero(ratio > args.drop_unstable)]
+    return keep, dropped
+
+
+def _select(x: Any, columns: dict[str, np.ndarray]) -> Any:
+    """``x`` with only the kept columns of its one input; for a several-input ``x`` (a dict by
+    role) the dropped columns are set to 0 instead, so that each member's own column
+    settings (e.g. ``exclude_features`` by name) still see the full width: a constant column
+    is 0 after the member's standardisation and adds nothing to an RBF kernel."""
+    if not isinstance(x, dict):
+        (keep,) = columns.values()
+        return x[:, keep]
+    out = {}
+    for name, value in x.items():
+        value = np.array(value, dtype=np.float32, copy=True)
+        gone = np.setdiff1d(np.arange(value.shape[1]), columns[name])
+        value[:, gone] = 0.0
+        out[name] = value
+    return out
 
 
 def _describe(cache: Path, encoding: Encoding, song_ids: list[str]) -> dict[str, Any]:
