@@ -249,7 +249,7 @@ def threaded(
     Raises
     ------
     ConfigError
-        If ``threads`` or ``ahead`` is not a positive number of songs.
+        If ``threads`` is not an integer >= 1 or ``ahead`` not an integer >= 0.
     """
     for name, value, least in (("threads", threads, 1), ("ahead", ahead, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -429,10 +429,7 @@ def compute_many(
     sources = [song.source for song in songs]
     stats = stats or {}
     label = f"{' + '.join(names)} ({len(songs)} songs)"
-    columns = [
-        _Stacker(len(songs), None if job.rep.shape is None else job.rep.shape(job.sr, job.params))
-        for job in jobs
-    ]
+    columns = [_Stacker(len(songs), _expected_shape(job)) for job in jobs]
     with _Progress(progress, label, len(songs)) as advance:
         for results in _run(jobs, sources, n_jobs, mapper):
             for column, name, (array, was_cached) in zip(columns, names, results, strict=True):
@@ -512,6 +509,17 @@ def _run(
         yield from threaded(many, sources)
     else:
         yield from pipelined(many, sources)
+
+
+def _expected_shape(job: SongJob) -> tuple[int | None, ...] | None:
+    """The shape the representation declares for this job's values; None where it declares none
+    or cannot say (bad parameters are reported by the representation's own function)."""
+    if job.rep.shape is None:
+        return None
+    try:
+        return tuple(job.rep.shape(job.sr, job.params))
+    except Exception:  # only a hint for preallocating: the values decide
+        return None
 
 
 class _Stacker:
