@@ -30,12 +30,14 @@ from merkit.extract import (
     ComputeStats,
     SongJobs,
     _song_job,
+    _Stacker,
     compute,
     compute_many,
     fill_cache,
     pipelined,
+    threaded,
 )
-from merkit.logmel import LogMelConfig, mel_filterbank, mel_power
+from merkit.logmel import LogMelConfig, mel_filterbank, mel_power, power_to_db
 
 
 def _reference_mel_power(y: np.ndarray, cfg: LogMelConfig) -> np.ndarray:
@@ -122,7 +124,18 @@ def test_load_audio_is_bit_identical_to_the_previous_path(
     assert fast.flags.c_contiguous and fast.flags.writeable
 
 
-@pytest.mark.parametrize("how", ["load", "file-source", "pipelined"])
+def test_power_to_db_is_bit_identical_to_the_previous_formula() -> None:
+    power = np.abs(_music(50_000, seed=3)).reshape(-1, 100) ** 3  # down to 0 and tiny values
+    for top_db in (80.0, 20.0, None):
+        db = 10.0 * np.log10(np.maximum(power, np.float32(1e-10)))
+        if top_db is not None:
+            db = np.maximum(db, db.max() - np.float32(top_db))
+        ours = power_to_db(power, top_db=top_db)
+        assert _same_bits(ours, db.astype(np.float32)) and ours is not power
+    assert power.min() == 0.0 and np.all(power >= 0)  # the input is left as it was
+
+
+@pytest.mark.parametrize("how", ["load", "file-source", "pipelined", "threaded"])
 def test_logmel_of_a_file_is_bit_identical_to_the_previous_pipeline(
     tmp_path: Path, how: str
 ) -> None:
@@ -139,7 +152,8 @@ def test_logmel_of_a_file_is_bit_identical_to_the_previous_pipeline(
         other = tmp_path / "other.wav"
         sf.write(str(other), mono[:40_000], rate)
         sources = [FileSource(other), FileSource(path), FileSource(other)]
-        stored = list(pipelined(SongJobs((job,)), sources))[1][0][0]
+        run = pipelined if how == "pipelined" else threaded
+        stored = list(run(SongJobs((job,)), sources))[1][0][0]
     y = _reference_load(path)[-482_000:]
     power = _reference_mel_power(y, LogMelConfig())
     db = 10.0 * np.log10(np.maximum(power, np.float32(1e-10)))
@@ -211,7 +225,7 @@ def test_compute_many_hashes_and_decodes_each_song_once(tmp_path: Path) -> None:
         (kind, f"song{i}.wav") for i in range(3) for kind in ("decode", "key")
     )
     assert all((s.computed, s.cached) == (3, 0) for s in stats.values())
-    # Decoding runs one song ahead in a second thread.
+    # Decoding runs in other threads (two songs at a time: every representation is thread-safe).
     assert {c[2] for c in _COUNTS if c[0] == "decode"} != {threading.current_thread().name}
     for name in names:  # the same values as one representation at a time, without a cache
         alone = compute(dataset, name, cache=NullCache(), progress=False)
@@ -335,6 +349,127 @@ def test_pipelined_raises_in_order_and_rejects_a_bad_ahead() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ConfigError, match="ahead"):
             list(pipelined(jobs, [1], ahead=bad))  # type: ignore[arg-type]
+
+
+class _CountingSongs:
+    """Stands in for :class:`SongJobs` in :func:`threaded`: records songs started and running."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.started: list[int] = []
+        self.running = 0
+        self.most_running = 0
+        self.lock = threading.Lock()
+        self.fail_at = fail_at
+        self.gate = threading.Event()
+
+    def __call__(self, source: int) -> tuple[int, ...]:
+        with self.lock:
+            self.started.append(source)
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        try:
+            self.gate.wait(5.0)
+            if source == self.fail_at:
+                raise AudioError(f"cannot decode song {source}")
+            return (source * 10 + 1,)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+@pytest.mark.parametrize(("threads", "ahead"), [(1, 0), (2, 0), (2, 2), (3, 1)])
+def test_threaded_keeps_order_and_bounds_the_songs_in_flight(threads: int, ahead: int) -> None:
+    jobs = _CountingSongs()
+    songs = list(range(9))
+    results = threaded(jobs, songs, threads=threads, ahead=ahead)  # type: ignore[arg-type]
+    got: list[tuple[int, ...]] = []
+
+    def consume() -> None:
+        got.extend(results)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    # Held at the gate: `threads` songs run at once, `threads + ahead` are submitted, no more.
+    assert _wait_for(lambda: jobs.running == threads)
+    time.sleep(0.02)
+    assert jobs.started and sorted(jobs.started) == list(range(threads))
+    jobs.gate.set()
+    consumer.join(5.0)
+    assert got == [(10 * i + 1,) for i in songs]  # input order
+    assert jobs.most_running == threads
+    assert list(threaded(jobs, [])) == []  # type: ignore[arg-type]
+
+
+def test_threaded_raises_in_order_and_rejects_bad_settings() -> None:
+    jobs = _CountingSongs(fail_at=2)
+    jobs.gate.set()
+    results = threaded(jobs, list(range(6)))  # type: ignore[arg-type]
+    assert [next(results), next(results)] == [(1,), (11,)]
+    with pytest.raises(AudioError, match="song 2"):
+        next(results)
+    for bad in ({"threads": 0}, {"threads": 1.5}, {"ahead": -1}, {"threads": True}):
+        with pytest.raises(ConfigError, match="threads|ahead"):
+            list(threaded(jobs, [1], **bad))  # type: ignore[arg-type]
+
+
+_REP_THREADS: list[str] = []
+
+
+def thread_recording_rep(y: np.ndarray, sr: int, *, seed: int) -> np.ndarray:
+    """Records the thread it runs in; returns the waveform's sum and length."""
+    _REP_THREADS.append(threading.current_thread().name)
+    return np.array([y.sum(dtype=np.float64), len(y)])
+
+
+@pytest.mark.parametrize("thread_safe", [True, False])
+def test_one_process_runs_whole_songs_in_threads_only_for_thread_safe_representations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thread_safe: bool
+) -> None:
+    from merkit.representations import REPRESENTATIONS, Representation
+
+    rep = Representation(
+        "recorder", f"{__name__}:thread_recording_rep", thread_safe=thread_safe, shape=None
+    )
+    monkeypatch.setitem(REPRESENTATIONS, "recorder", rep)
+    dataset = _files(tmp_path, 5, _Framed)
+    _REP_THREADS.clear()
+    _COUNTS.clear()
+    cache = FeatureCache(tmp_path / "cache")
+    values = compute(dataset, "recorder", cache=cache, progress=False)
+    here = threading.current_thread().name
+    decoders = {c[2] for c in _COUNTS if c[0] == "frames"}
+    if thread_safe:  # whole songs in the worker threads: decode and compute alike
+        assert set(_REP_THREADS) <= {f"merkit-song_{i}" for i in range(2)}
+        assert decoders <= {f"merkit-song_{i}" for i in range(2)}
+    else:  # decoded ahead in one thread, computed in this one
+        assert set(_REP_THREADS) == {here} and decoders == {"merkit-decode_0"}
+    for song, value in zip(dataset.songs, values, strict=True):  # in song order
+        y = load_audio(song.source.path)
+        assert value[1] == len(y) and np.isclose(value[0], y.sum(dtype=np.float64), rtol=1e-6)
+    assert (cache.hits, cache.misses) == (0, 5)
+    compute(dataset, "recorder", cache=cache, progress=False)
+    assert (cache.hits, cache.misses) == (5, 5)  # counted exactly, whatever the thread
+
+
+def test_the_stacker_fills_one_block_or_falls_back_to_a_list() -> None:
+    rows = [np.full((2, 3), i, dtype=np.float16) for i in range(3)]
+    fixed = _Stacker(3, (2, 3))
+    for row in rows:
+        fixed.add(row)
+    block = fixed.result()
+    assert isinstance(block, np.ndarray) and block.dtype == np.float32 and block.shape == (3, 2, 3)
+    assert [float(block[i, 0, 0]) for i in range(3)] == [0.0, 1.0, 2.0]
+    odd = _Stacker(3, (2, 3))  # a row of another shape than expected turns it into a list
+    for row in [rows[0], np.zeros((4, 3), np.float16), rows[2]]:
+        odd.add(row)
+    listed = odd.result()
+    assert isinstance(listed, list) and [a.shape for a in listed] == [(2, 3), (4, 3), (2, 3)]
+    assert all(a.dtype == np.float32 for a in listed) and float(listed[2][0, 0]) == 2.0
+    free = _Stacker(2, (None, 3))  # a free axis: kept, stacked at the end when shapes agree
+    free.add(rows[1])
+    free.add(rows[2])
+    out = free.result()
+    assert isinstance(out, np.ndarray) and out.shape == (2, 2, 3) and out.dtype == np.float32
 
 
 def test_fill_cache_decodes_once_and_later_computes_only_read(tmp_path: Path) -> None:

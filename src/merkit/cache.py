@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from typing import Any
 import numpy as np
 
 from merkit.errors import ConfigError
+
+_COUNTS = threading.Lock()
+"""Guards the hit and miss counts: several threads of one extraction look songs up at once."""
 
 CACHE_ENV = "MERKIT_CACHE"
 """Environment variable that overrides the default cache root."""
@@ -116,15 +120,17 @@ class FeatureCache:
         try:
             array = np.load(path, allow_pickle=False)
         except FileNotFoundError:
-            self.misses += 1
-            return None
+            array = None
         except (OSError, ValueError, EOFError):
             # Truncated or garbled: drop it so the caller recomputes and rewrites it.
             with contextlib.suppress(OSError):
                 path.unlink()
-            self.misses += 1
-            return None
-        self.hits += 1
+            array = None
+        with _COUNTS:
+            if array is None:
+                self.misses += 1
+            else:
+                self.hits += 1
         return array
 
     def put(self, key: str, array: np.ndarray, dtype: np.dtype | str | None = None) -> Path:
@@ -138,13 +144,15 @@ class FeatureCache:
         path = self.path_for(key)
         data = np.ascontiguousarray(array if dtype is None else np.asarray(array).astype(dtype))
         tmp_name: str | None = None
+        # The temporary file lives in the final folder so os.replace never crosses filesystems.
+        prefix = f".{key[:16]}-"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # The temporary file lives in the final folder so os.replace never crosses filesystems.
-            with tempfile.NamedTemporaryFile(
-                dir=path.parent, prefix=f".{key[:16]}-", suffix=".tmp", delete=False
-            ) as handle:
-                tmp_name = handle.name
+            try:
+                fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
+            except FileNotFoundError:  # the shard's first entry
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
+            with open(fd, "wb") as handle:
                 np.save(handle, data, allow_pickle=False)
             os.replace(tmp_name, path)
             tmp_name = None
@@ -176,7 +184,8 @@ class NullCache:
 
     def get(self, key: str) -> np.ndarray | None:
         """Always ``None``."""
-        self.misses += 1
+        with _COUNTS:
+            self.misses += 1
         return None
 
     def put(self, key: str, array: np.ndarray, dtype: np.dtype | str | None = None) -> None:

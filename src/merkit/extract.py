@@ -3,7 +3,8 @@
 :func:`compute` (one representation) and :func:`compute_many` (several, in one pass over the
 songs) are the drivers: each song's values are read from :mod:`merkit.cache` or computed from one
 decode of its audio (in worker processes from :mod:`merkit.parallel` when ``n_jobs > 1``, else
-here with the next songs decoded ahead in a thread), validated, and stacked.
+in this process: two songs at a time in threads, or with the next songs decoded ahead in a
+thread), validated, and stacked.
 """
 
 from __future__ import annotations
@@ -220,6 +221,57 @@ def pipelined(
                 future.cancel()
 
 
+THREADS = 2
+"""Songs :func:`threaded` computes at once in a one-process extraction (``n_jobs=1``)."""
+
+
+def threaded(
+    jobs: Callable[[AudioSource], tuple[Any, ...]],
+    sources: Sequence[AudioSource],
+    *,
+    threads: int = THREADS,
+    ahead: int = 2,
+) -> Iterator[tuple[Any, ...]]:
+    """Run ``jobs`` (e.g. :class:`SongJobs`) over sources, whole songs in ``threads`` threads.
+
+    Each thread takes the next song and does all of its work: hashing, the cache lookups,
+    decoding, mixdown, resampling, the representations, the cache writes. Every heavy step is C
+    code that releases the GIL (libsndfile through cffi, soxr, ``scipy.fft``, the sparse
+    product, numpy), so on two free cores two songs run at once. Unlike :func:`pipelined`, which
+    splits each song into a decode stage and a compute stage, the two threads need not take
+    equal time per song: a slow song holds up one thread while the other moves on, and neither
+    waits for the other's stage. Only for representations that may run in two threads at once
+    (:attr:`merkit.representations.Representation.thread_safe`).
+
+    Results (and errors) come in input order; at most ``threads + ahead`` songs are in flight,
+    finished ones holding only their (stored-dtype) values.
+
+    Raises
+    ------
+    ConfigError
+        If ``threads`` is not an integer >= 1 or ``ahead`` not an integer >= 0.
+    """
+    for name, value, least in (("threads", threads, 1), ("ahead", ahead, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
+    if not sources:
+        return
+    window = threads + ahead
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="merkit-song") as pool:
+        pending = deque(pool.submit(jobs, source) for source in sources[:window])
+        submitted = len(pending)
+        try:
+            while pending:
+                result = pending.popleft().result()
+                if submitted < len(sources):
+                    pending.append(pool.submit(jobs, sources[submitted]))
+                    submitted += 1
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
+
+
 SongMapper = Callable[[SongJob, list["AudioSource"]], Iterator[tuple[np.ndarray, bool]]]
 """Runs a :class:`SongJob` over sources and yields its results in input order (e.g. on Ray)."""
 
@@ -280,8 +332,9 @@ def compute(
         ``NullCache()`` to compute without storing.
     n_jobs : int
         Songs processed in parallel (:mod:`merkit.parallel` worker processes, which end with
-        this one); ``-1`` uses every core. With 1, songs are computed in this process with the
-        next two songs decoded ahead in a thread (:func:`pipelined`).
+        this one); ``-1`` uses every core. With 1, songs are computed in this process: two at
+        a time in threads (:func:`threaded`) where every representation allows it, else with
+        the next two songs decoded ahead in a thread (:func:`pipelined`).
     progress : bool
         Show a rich progress bar.
     seed : int
@@ -376,18 +429,18 @@ def compute_many(
     sources = [song.source for song in songs]
     stats = stats or {}
     label = f"{' + '.join(names)} ({len(songs)} songs)"
-    columns: list[list[np.ndarray]] = [[] for _ in jobs]
+    columns = [_Stacker(len(songs), _expected_shape(job)) for job in jobs]
     with _Progress(progress, label, len(songs)) as advance:
         for results in _run(jobs, sources, n_jobs, mapper):
             for column, name, (array, was_cached) in zip(columns, names, results, strict=True):
-                column.append(array)
+                column.add(array)
                 if name in stats:
                     if was_cached:
                         stats[name].cached += 1
                     else:
                         stats[name].computed += 1
             advance()
-    return {name: _stack(column) for name, column in zip(names, columns, strict=True)}
+    return {name: column.result() for name, column in zip(names, columns, strict=True)}
 
 
 def fill_cache(
@@ -452,19 +505,64 @@ def _run(
 
         ensure_numba_cache()
         lock_numba_cache_io()
-    yield from pipelined(many, sources)
+    if all(job.rep.thread_safe for job in jobs):
+        yield from threaded(many, sources)
+    else:
+        yield from pipelined(many, sources)
 
 
-def _stack(arrays: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
-    """One float32 block when every song's array has the same shape, else a float32 list."""
-    if len({a.shape for a in arrays}) > 1:
-        return [a.astype(np.float32, copy=False) for a in arrays]
-    # Fill a float32 block row by row, dropping each compact row as it is copied.
-    out = np.empty((len(arrays), *arrays[0].shape), dtype=np.float32)
-    for i in range(len(arrays)):
-        out[i] = arrays[i]
-        arrays[i] = out[i]  # release the stored-dtype copy
-    return out
+def _expected_shape(job: SongJob) -> tuple[int | None, ...] | None:
+    """The shape the representation declares for this job's values; None where it declares none
+    or cannot say (bad parameters are reported by the representation's own function)."""
+    if job.rep.shape is None:
+        return None
+    try:
+        return tuple(job.rep.shape(job.sr, job.params))
+    except Exception:  # only a hint for preallocating: the values decide
+        return None
+
+
+class _Stacker:
+    """Collects one representation's per-song arrays, in song order, as float32.
+
+    For a representation of fixed shape each array is converted into one preallocated float32
+    block as it arrives, so the conversion overlaps with the songs still being computed instead
+    of following them. Otherwise (e.g. a variable number of chunks per song) the arrays are kept
+    and stacked at the end when their shapes agree, else returned as a list.
+    """
+
+    def __init__(self, total: int, shape: tuple[int | None, ...] | None) -> None:
+        self.total = total
+        self.fixed = shape is not None and None not in shape
+        self.block: np.ndarray | None = None
+        self.rows: list[np.ndarray] = []
+        self.count = 0
+
+    def add(self, array: np.ndarray) -> None:
+        if self.fixed and self.count == 0:
+            self.block = np.empty((self.total, *array.shape), dtype=np.float32)
+        if self.block is not None and array.shape != self.block.shape[1:]:
+            self.rows = [row.copy() for row in self.block[: self.count]]  # not expected
+            self.block = None
+        if self.block is not None:
+            self.block[self.count] = array
+        else:
+            self.rows.append(array)
+        self.count += 1
+
+    def result(self) -> np.ndarray | list[np.ndarray]:
+        """One float32 block when every song's array has the same shape, else a float32 list."""
+        if self.block is not None:
+            return self.block[: self.count]
+        arrays = self.rows
+        if len({a.shape for a in arrays}) > 1:
+            return [a.astype(np.float32, copy=False) for a in arrays]
+        # Fill a float32 block row by row, dropping each compact row as it is copied.
+        out = np.empty((len(arrays), *arrays[0].shape), dtype=np.float32)
+        for i in range(len(arrays)):
+            out[i] = arrays[i]
+            arrays[i] = out[i]  # release the stored-dtype copy
+        return out
 
 
 class _Progress:

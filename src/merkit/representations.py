@@ -67,6 +67,12 @@ class Representation:
     uses_numba : bool
         Whether ``fn`` calls librosa's numba-compiled functions (the numba cache is verified
         before computing, see :mod:`merkit.numba_cache`).
+    thread_safe : bool
+        Whether ``fn`` may run in two threads of one process at once: then a one-process
+        extraction computes two whole songs at a time in threads
+        (:func:`merkit.extract.threaded`), else it decodes ahead in a thread and computes here
+        (:func:`merkit.extract.pipelined`). Set for pure numpy/scipy functions whose heavy
+        calls release the GIL; not for models with their own thread pools (torch, TensorFlow).
     """
 
     name: str
@@ -80,6 +86,7 @@ class Representation:
     shape: Callable[[int, Mapping[str, Any]], tuple[int | None, ...]] | None = None
     finite: bool = True
     uses_numba: bool = False
+    thread_safe: bool = False
 
     def problem(self, array: np.ndarray, sr: int, params: Mapping[str, Any]) -> str | None:
         """Why ``array`` is not a valid stored value of this representation, or ``None``."""
@@ -256,6 +263,7 @@ for _rep in (
         # dB values in [-100, +60]: float16's 0.03 dB resolution there is far below model noise.
         dtype="float16",
         shape=_logmel_shape,
+        thread_safe=True,
         description="942 x 128 log-mel at 16 kHz (the paper's intent, correct filterbank)",
     ),
     Representation(
@@ -264,6 +272,7 @@ for _rep in (
         params=_config_params(LogMelConfig.paper_code()),
         dtype="float16",
         shape=_logmel_shape,
+        thread_safe=True,
         description="942 x 128 log-mel exactly as the paper's code computes it (quirks on)",
     ),
     Representation(
@@ -272,6 +281,7 @@ for _rep in (
         params={**_config_params(_CHUNK_CFG), "chunk": CHUNK_SAMPLES},
         dtype="float16",
         shape=_logmel_chunks_shape,
+        thread_safe=True,
         description="n_chunks x 116 x 128 log-mels of 59 049-sample chunks (ShortChunk CNN)",
     ),
     Representation(
@@ -280,6 +290,7 @@ for _rep in (
         params={"chunk": CHUNK_SAMPLES},
         dtype="float32",
         shape=_waveform_chunks_shape,
+        thread_safe=True,
         description="n_chunks x 59 049 raw waveform chunks (Sample CNN)",
     ),
     Representation(
