@@ -34,10 +34,9 @@ from merkit.extract import (
     compute,
     compute_many,
     fill_cache,
-    pipelined,
-    threaded,
 )
 from merkit.logmel import LogMelConfig, mel_filterbank, mel_power, power_to_db
+from merkit.song_threads import pipelined, threaded
 
 
 def _reference_mel_power(y: np.ndarray, cfg: LogMelConfig) -> np.ndarray:

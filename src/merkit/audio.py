@@ -286,7 +286,7 @@ def decode_frames(path: str | Path) -> tuple[np.ndarray, int]:
     """Decode ``path`` to ``(frames, channels)`` float32 samples at its own rate, and that rate.
 
     The decoding step of :func:`decode_mono` alone: a pipelined extractor
-    (:func:`merkit.extract.pipelined`) decodes in one thread and mixes down in the other.
+    (:func:`merkit.song_threads.pipelined`) decodes in one thread and mixes down in the other.
 
     Raises
     ------

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from merkit import representation_shapes as shapes
 from merkit.errors import ConfigError
 from merkit.frontend import CANONICAL_BAND_SR, CANONICAL_TRIM_DB
 from merkit.logmel import (
@@ -70,8 +71,8 @@ class Representation:
     thread_safe : bool
         Whether ``fn`` may run in two threads of one process at once: then a one-process
         extraction computes two whole songs at a time in threads
-        (:func:`merkit.extract.threaded`), else it decodes ahead in a thread and computes here
-        (:func:`merkit.extract.pipelined`). Set for pure numpy/scipy functions whose heavy
+        (:func:`merkit.song_threads.threaded`), else it decodes ahead in a thread and computes here
+        (:func:`merkit.song_threads.pipelined`). Set for pure numpy/scipy functions whose heavy
         calls release the GIL; not for models with their own thread pools (torch, TensorFlow).
     """
 
@@ -222,36 +223,6 @@ def _config_params(cfg: LogMelConfig) -> dict[str, Any]:
     return cfg.model_dump(exclude={"sr"})
 
 
-def _logmel_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    return (params.get("n_frames"), int(params.get("n_mels", 128)))
-
-
-def _classic_aug_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    return (4, *_logmel_shape(sr, params))
-
-
-def _logmel_chunks_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    frames = 1 + int(params.get("chunk", CHUNK_SAMPLES)) // int(params.get("hop_length", 512))
-    return (None, frames, int(params.get("n_mels", 128)))
-
-
-def _waveform_chunks_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    return (None, int(params.get("chunk", CHUNK_SAMPLES)))
-
-
-def _own_features_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    from merkit.features.own import OWN_FEATURE_NAMES
-
-    return (len(OWN_FEATURE_NAMES),)
-
-
-def _codec_own_features_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    from merkit.codec import CODECS
-    from merkit.features.own import OWN_FEATURE_NAMES
-
-    return (len(params.get("codecs", CODECS)), len(OWN_FEATURE_NAMES))
-
-
 _HERE = __name__
 _CHUNK_CFG = LogMelConfig(n_frames=None, crop_samples=None)
 
@@ -262,7 +233,7 @@ for _rep in (
         params=_config_params(LogMelConfig()),
         # dB values in [-100, +60]: float16's 0.03 dB resolution there is far below model noise.
         dtype="float16",
-        shape=_logmel_shape,
+        shape=shapes.logmel_shape,
         thread_safe=True,
         description="942 x 128 log-mel at 16 kHz (the paper's intent, correct filterbank)",
     ),
@@ -271,7 +242,7 @@ for _rep in (
         fn=f"{_HERE}:logmel_representation",
         params=_config_params(LogMelConfig.paper_code()),
         dtype="float16",
-        shape=_logmel_shape,
+        shape=shapes.logmel_shape,
         thread_safe=True,
         description="942 x 128 log-mel exactly as the paper's code computes it (quirks on)",
     ),
@@ -280,7 +251,7 @@ for _rep in (
         fn=f"{_HERE}:logmel_chunks_representation",
         params={**_config_params(_CHUNK_CFG), "chunk": CHUNK_SAMPLES},
         dtype="float16",
-        shape=_logmel_chunks_shape,
+        shape=shapes.logmel_chunks_shape,
         thread_safe=True,
         description="n_chunks x 116 x 128 log-mels of 59 049-sample chunks (ShortChunk CNN)",
     ),
@@ -289,7 +260,7 @@ for _rep in (
         fn=f"{_HERE}:waveform_chunks_representation",
         params={"chunk": CHUNK_SAMPLES},
         dtype="float32",
-        shape=_waveform_chunks_shape,
+        shape=shapes.waveform_chunks_shape,
         thread_safe=True,
         description="n_chunks x 59 049 raw waveform chunks (Sample CNN)",
     ),
@@ -300,7 +271,7 @@ for _rep in (
         # 2: float32 spectral analysis (values move by < 0.5 %, most by < 1e-4 relative);
         # computing it with merkit.dsp instead of librosa changed no value, so still 2
         version="2",
-        shape=_own_features_shape,
+        shape=shapes.own_features_shape,
         uses_numba=False,  # merkit.dsp: numpy/scipy only
         description="merkit's own handcrafted feature vector (librosa's definitions, no numba)",
     ),
@@ -309,7 +280,7 @@ for _rep in (
         fn="merkit.codec:band_limited_own_features",
         params={"via_sr": 48_000},
         dtype="float32",
-        shape=_own_features_shape,
+        shape=shapes.own_features_shape,
         uses_numba=False,
         description="own features of the audio band-limited as any resampled file is (codecs)",
     ),
@@ -318,25 +289,12 @@ for _rep in (
         fn="merkit.codec:codec_own_features",
         params={"codecs": ["mp3-22k", "opus-48k"]},
         dtype="float32",
-        shape=_codec_own_features_shape,
+        shape=shapes.codec_own_features_shape,
         uses_numba=False,
         description="own features after an MP3 and an Opus round trip (the codec augmentation)",
     ),
 ):
     register_representation(_rep)
-
-
-def _won_logmel_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    crop = params.get("crop_samples")
-    return (None if crop is None else 1 + int(crop) // 256, 96)
-
-
-def _artist_chunks_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    return (10, 129, 128)
-
-
-def _openl3_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    return (None, int(params.get("embedding_size", 512)))
 
 
 # Inputs of the pre-trained networks (merkit.transfer), each in its network's own front end.
@@ -347,16 +305,10 @@ register_representation(
         params={"crop_samples": 464_000},
         # dB values: float16's resolution (< 0.06 dB above -100 dB) is far below model noise.
         dtype="float16",
-        shape=_won_logmel_shape,
+        shape=shapes.won_logmel_shape,
         description="1813 x 96 dB mel of Won's CRNN (16 kHz, n_fft 512, hop 256, HTK, 8 kHz)",
     )
 )
-
-
-def _crnn_conv_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    # A module-level function (not a lambda), so the representation pickles to workers.
-    width = {"conv": 256, "gru": 32, "tags": 50}[params["output"]]
-    return (width * len(params["checkpoints"]),)
 
 
 for _file, _sha in WON_CHECKPOINTS:
@@ -366,7 +318,7 @@ for _file, _sha in WON_CHECKPOINTS:
             name=f"crnn-conv-{_source}",
             fn="merkit.transfer.pooled:crnn_conv_representation",
             params={"checkpoints": [[_file, _sha]], "output": "conv"},
-            shape=_crnn_conv_shape,
+            shape=shapes.crnn_conv_shape,
             description=f"256 values: conv-block mean+std of Won's {_source.upper()} CRNN "
             "(checkpoint in $MERKIT_PRETRAINED)",
         )
@@ -376,7 +328,7 @@ register_representation(
         name="crnn-conv3",
         fn="merkit.transfer.pooled:crnn_conv_representation",
         params={"checkpoints": [list(c) for c in WON_CHECKPOINTS], "output": "conv"},
-        shape=_crnn_conv_shape,
+        shape=shapes.crnn_conv_shape,
         description="768 values: conv-block mean+std of Won's MTAT, MSD, Jamendo CRNNs "
         "(checkpoints in $MERKIT_PRETRAINED)",
     )
@@ -393,7 +345,7 @@ register_representation(
             "precision": "bf16",
         },
         version="2",  # version 1: float32 conv blocks
-        shape=_crnn_conv_shape,
+        shape=shapes.crnn_conv_shape,
         description="150 values: log-odds of the 50 tags of Won's MTAT, MSD, Jamendo CRNNs "
         "(checkpoints in $MERKIT_PRETRAINED or shipped)",
     )
@@ -424,7 +376,7 @@ register_representation(
         fn="merkit.transfer.artist_cnn:artist_chunks_representation",
         sr=22_050,
         dtype="float16",
-        shape=_artist_chunks_shape,
+        shape=shapes.artist_chunks_shape,
         description="10 x 129 x 128 normalised log-mel chunks of the artist CNN (22.05 kHz)",
     )
 )
@@ -436,7 +388,7 @@ register_representation(
         params={"input_repr": "mel256", "content_type": "music", "embedding_size": 512,
                 "hop_size": 0.1},
         dtype="float16",
-        shape=_openl3_shape,
+        shape=shapes.openl3_shape,
         description="frames x 512 OpenL3 music embeddings (mel256, hop 0.1 s; optional openl3)",
     )
 )  # fmt: skip
@@ -450,7 +402,7 @@ register_representation(
         params=_config_params(LogMelConfig()),
         dtype="float16",
         stochastic=True,
-        shape=_classic_aug_shape,
+        shape=shapes.classic_aug_shape,
         uses_numba=True,
         description="4 x 942 x 128: time shift, pitch shift ±2 st, time stretch, ±10 dB (Hybrid)",
     )
@@ -462,7 +414,7 @@ register_representation(
         params={**_config_params(LogMelConfig.paper_code()), "compat": True},
         dtype="float16",
         stochastic=True,
-        shape=_classic_aug_shape,
+        shape=shapes.classic_aug_shape,
         uses_numba=True,
         description="the classic augmentations exactly as the paper's code makes them",
     )
@@ -474,7 +426,7 @@ register_representation(
         params={**_config_params(LogMelConfig()), "compat": True},
         dtype="float16",
         stochastic=True,
-        shape=_classic_aug_shape,
+        shape=shapes.classic_aug_shape,
         uses_numba=True,
         description="classic copies drawn as the paper's code does (pitch always +2 st)",
     )
@@ -486,7 +438,7 @@ register_representation(
         params={**_config_params(LogMelConfig()), "stretch_rates": [0.8, 1.25]},
         dtype="float16",
         stochastic=True,
-        shape=_classic_aug_shape,
+        shape=shapes.classic_aug_shape,
         uses_numba=True,
         description="classic copies with gentler time-stretch rates 0.8/1.25",
     )
@@ -504,7 +456,7 @@ for _transform, _what in (
             params={"transform": _transform, **_config_params(LogMelConfig())},
             dtype="float16",
             stochastic=True,
-            shape=_logmel_shape,
+            shape=shapes.logmel_shape,
             uses_numba=True,
             description=f"942 x 128 log-mel of one audiomentations copy: {_what}",
         )
