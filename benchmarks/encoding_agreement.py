@@ -508,6 +508,12 @@ def _feature_names(name: str, n: int) -> list[str]:
     return [f"{name}[{j}]" for j in range(n)]
 
 
+def _sibling(out: Path, suffix: str) -> Path:
+    """``out`` + ``suffix``: ``--out runs/x_drop0.02`` gives ``x_drop0.02.json``, where
+    ``with_suffix`` would replace the ``.02``."""
+    return out.with_name(out.name + suffix)
+
+
 def _write(args: argparse.Namespace, result: dict[str, Any]) -> None:
     from _common import command_line, machine, versions
 
@@ -516,14 +522,14 @@ def _write(args: argparse.Namespace, result: dict[str, Any]) -> None:
     result["versions"] = versions()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    _sibling(out, ".json").write_text(json.dumps(result, indent=1) + "\n")
     lines = ["encoding,agreement_with_original,accuracy,macro_f1"]
     lines += [
         f"{p['encoding']},{p['agreement_with_original']:.4f},{p['accuracy']:.4f},"
         f"{p['macro_f1']:.4f}"
         for p in result["per_encoding"]
     ]
-    out.with_suffix(".csv").write_text("\n".join(lines) + "\n")
+    _sibling(out, ".csv").write_text("\n".join(lines) + "\n")
     print(json.dumps({k: result[k] for k in ("songs", "agreement_all")}))
     for p in result["per_encoding"]:
         print(p)
@@ -629,9 +635,9 @@ def report(args: argparse.Namespace) -> None:
     if args.notes:
         lines += ["", Path(args.notes).read_text().rstrip()]
     out = Path(args.out)
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    _sibling(out, ".md").write_text("\n".join(lines) + "\n")
     labelled = dict(zip(args.labels or [r["method"] for r in runs], runs, strict=True))
-    out.with_suffix(".json").write_text(json.dumps(labelled, indent=1) + "\n")
+    _sibling(out, ".json").write_text(json.dumps(labelled, indent=1) + "\n")
     rows = ["recipe,encoding,songs,agreement_all,agreement_with_original,accuracy,macro_f1"]
     for label, run in labelled.items():
         rows += [
@@ -639,7 +645,7 @@ def report(args: argparse.Namespace) -> None:
             f"{p['agreement_with_original']:.4f},{p['accuracy']:.4f},{p['macro_f1']:.4f}"
             for p in run["per_encoding"]
         ]
-    out.with_suffix(".csv").write_text("\n".join(rows) + "\n")
+    _sibling(out, ".csv").write_text("\n".join(rows) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

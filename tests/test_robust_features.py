@@ -9,6 +9,7 @@ from merkit.errors import ConfigError, DataError
 from merkit.features.own import OWN_FEATURE_NAMES
 from merkit.features.robust import (
     CODEC_SENSITIVE,
+    CODEC_UNSTABLE,
     DropFeatures,
     excluded_columns,
     resolve_patterns,
@@ -58,6 +59,29 @@ def test_codec_sensitive_preset_drops_exactly_these_own_features() -> None:
     assert out.shape == (3, len(kept))
     assert out[0].tolist() == kept
     assert list(drop.get_feature_names_out()) == [OWN_FEATURE_NAMES[j] for j in kept]
+
+
+def test_codec_unstable_preset_adds_ten_named_features_to_codec_sensitive() -> None:
+    assert resolve_patterns("codec-unstable") == CODEC_UNSTABLE
+    sensitive = set(excluded_columns(OWN_FEATURE_NAMES, CODEC_SENSITIVE).tolist())
+    drop = DropFeatures("codec-unstable").fit(np.zeros((2, len(OWN_FEATURE_NAMES))))
+    extra = [OWN_FEATURE_NAMES[j] for j in drop.dropped_ if j not in sensitive]
+    assert sensitive <= set(drop.dropped_.tolist())
+    assert sorted(extra) == sorted(
+        [
+            "rhythm.tempogram_peak_ratio",
+            "timbre.spectral_contrast_0.mean",
+            "timbre.spectral_contrast_0.std",
+            "timbre.spectral_contrast_1.std",
+            "timbre.spectral_contrast_2.std",
+            "timbre.spectral_contrast_4.std",
+            "timbre.spectral_contrast_5.mean",
+            "timbre.spectral_contrast_5.std",
+            "tonality.chroma_rel_05.mean",
+            "tonality.key_change_rate",
+        ]
+    )
+    assert drop.transform(np.zeros((1, len(OWN_FEATURE_NAMES)))).shape == (1, 317 - 27)
 
 
 def test_drop_features_checks_the_number_of_columns() -> None:

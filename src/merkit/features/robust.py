@@ -18,6 +18,14 @@ over all 4QAED songs; its results file lists the ranking):
   does not always remove) are extreme outliers on a dB scale; the same frames make one outlying
   onset in the spectral flux (its skewness and kurtosis).
 
+On the canonical front end (:mod:`merkit.frontend`) those shifts are gone, and what is left is
+small everywhere (the largest ratio is 0.26, against 19.9 before it); ``codec-unstable`` also
+leaves out the ten further features whose ratio there exceeds 0.02: the spread over time of the
+lower spectral-contrast bands, the tempogram's peak ratio, and two statistics of the detected key
+(``key_change_rate``, one key-relative chroma mean), which jump when a re-encode tips the key
+estimate. The threshold was set from the ratios alone (no labels); dropping them fold by fold from
+the training songs' re-encodes gives the same agreement (``4qaed_encoding_agreement.md``).
+
 :class:`DropFeatures` removes such columns inside a pipeline (``svm-own``'s ``exclude_features``
 setting), so the features themselves, and every cached vector, stay as they are.
 """
@@ -34,7 +42,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from merkit.errors import ConfigError, DataError
 
-__all__ = ["CODEC_SENSITIVE", "DropFeatures", "excluded_columns", "resolve_patterns"]
+__all__ = [
+    "CODEC_SENSITIVE",
+    "CODEC_UNSTABLE",
+    "DropFeatures",
+    "excluded_columns",
+    "resolve_patterns",
+]
 
 CODEC_SENSITIVE: Final[tuple[str, ...]] = (
     "timbre.spectral_contrast_6.*",
@@ -48,7 +62,27 @@ CODEC_SENSITIVE: Final[tuple[str, ...]] = (
 )
 """Own-feature name patterns (shell-style) that move most with the encoding (see the module)."""
 
-PRESETS: Final[dict[str, tuple[str, ...]]] = {"codec-sensitive": CODEC_SENSITIVE}
+CODEC_UNSTABLE: Final[tuple[str, ...]] = (
+    *CODEC_SENSITIVE,
+    "timbre.spectral_contrast_0.mean",
+    "timbre.spectral_contrast_0.std",
+    "timbre.spectral_contrast_1.std",
+    "timbre.spectral_contrast_2.std",
+    "timbre.spectral_contrast_4.std",
+    "timbre.spectral_contrast_5.mean",
+    "timbre.spectral_contrast_5.std",
+    "rhythm.tempogram_peak_ratio",
+    "tonality.key_change_rate",
+    "tonality.chroma_rel_05.mean",
+)
+""":data:`CODEC_SENSITIVE` and the features of the canonical front end (``own-features-canon``)
+whose within/between-song variance ratio over 4QAED's 900 songs in six encodings exceeds 0.02
+(label-free; see the module)."""
+
+PRESETS: Final[dict[str, tuple[str, ...]]] = {
+    "codec-sensitive": CODEC_SENSITIVE,
+    "codec-unstable": CODEC_UNSTABLE,
+}
 """Named pattern lists an ``exclude_features`` setting may give instead of patterns."""
 
 

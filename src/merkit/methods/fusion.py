@@ -5,7 +5,7 @@ Without settings it is the recipe of merkit's default model (measured on 4QAED, 
     fusion:
       members:
         - {method: svm-own, name: own, inputs: [own-features-canon], n_features: null,
-           exclude_features: codec-sensitive}
+           exclude_features: codec-unstable}
         - {method: svm, name: tags, inputs: [crnn-tags3-canon]}   # 150 CRNN tag log-odds
       combine: early       # late | stacking | early
       early: {grid: true, grid_step: 1, c_exponents: [-1, 3], gamma_exponents: [-11, -8],
@@ -34,13 +34,14 @@ DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
         "name": "own",
         "inputs": ["own-features-canon"],
         "n_features": None,
-        "exclude_features": "codec-sensitive",
+        "exclude_features": "codec-unstable",
     },
     {"method": "svm", "name": "tags", "inputs": ["crnn-tags3-canon"]},
 )
-"""Own features (the 300 that encodings move least) and the three CRNN taggers' tag log-odds,
-both of the canonical front end (:mod:`merkit.frontend`: every encoding of a song band-limited
-and trimmed alike); the default model's inputs."""
+"""Own features (the 290 that encodings move least: all but
+:data:`merkit.features.robust.CODEC_UNSTABLE`) and the three CRNN taggers' tag log-odds, both of
+the canonical front end (:mod:`merkit.frontend`: every encoding of a song band-limited and trimmed
+alike); the default model's inputs."""
 
 DEFAULT_EARLY: dict[str, Any] = {
     "grid": True,
