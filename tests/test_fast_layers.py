@@ -146,10 +146,14 @@ def test_pool_relu_reuses_its_gradient_buffer_only_when_nothing_holds_it(monkeyp
     x = _tied_input((2, 3, 6, 6), torch.float32)
     # consumed by the product's backward and freed: the next step writes the same memory
     pointers: list[int] = []
+    small = _tied_input((1, 3, 4, 4), torch.float32)
     for scale in (2.0, 3.0):
         z = x * 1.0
         z.register_hook(lambda g: pointers.append(g.data_ptr()))
         pool_relu(z, (2, 2)).backward(torch.full((2, 3, 3, 3), scale))
+        # a smaller gradient (a later block's) gets its own memory and keeps nothing
+        pool_relu(small * 1.0, (2, 2)).sum().backward()
+        assert [kept.shape for kept in maxpool._buffer] == [(2, 6, 6, 3)]
     assert pointers[0] == pointers[1]
     # held elsewhere (a leaf's .grad takes the tensor itself): a new buffer, the old one intact
     leaf = x.detach().requires_grad_()
