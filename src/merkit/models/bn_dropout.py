@@ -1,4 +1,4 @@
-"""Batch norm followed by dropout in two passes each way, with a mask that is never stored.
+"""Batch norm followed by dropout in two passes each way, with a one-byte-per-element mask.
 
 The conv blocks of the DL baseline CNN end in ``dropout(batch_norm(x))`` (training mode,
 batch statistics). PyTorch runs that as a statistics pass, a normalising pass, a pass that
@@ -8,13 +8,15 @@ element-wise passes. On the first block's 150 × 16 × 469 × 62 activation thos
 about as much as a convolution. Here, on CPU channels-last tensors (float32 or bfloat16):
 
 * forward: one pass for the per-channel sums, one pass that normalises, applies the mask and
-  writes the output;
+  writes the output and the mask (one byte per element, a quarter of a float32 noise tensor);
 * backward: one pass for the two per-channel sums of batch norm's gradient, one that writes the
   input gradient;
 * the dropout mask is a counter-based hash (SplitMix64) of one seed drawn from torch's global
-  generator and of each element's position in memory, so the backward pass recomputes it
-  instead of keeping it. :func:`merkit.models.layers.keep_mask` draws the same mask for a
-  tensor on its own (``layers.Dropout``).
+  generator and of each element's position in memory, computed on all threads;
+  :func:`merkit.models.layers.keep_mask` draws the same mask for a tensor on its own
+  (``layers.Dropout``). The backward passes read the stored bytes: hashing every element again
+  in both of them cost more (the backward kernels of the first two blocks: 152 ms per step
+  hashing, 113 ms reading the bytes, one thread).
 
 The arithmetic is torch's: ``y = (x − mean) · invstd · γ + β`` with the biased batch variance,
 rounded to ``x``'s dtype, then ``y · noise`` with ``noise`` = 0 or ``1 / (1 − p)`` rounded to
@@ -121,10 +123,10 @@ def _stats_kernel(x, shift, bf16, n_chunks):  # pragma: no cover
 
 
 @njit(inline="always")
-def _apply_mask(buf, bits, base, seed, threshold, keep_value, bf16):  # pragma: no cover
-    """``buf · noise`` (noise 0 or ``keep_value``), rounded to bfloat16 when ``bf16``."""
+def _apply_kept(buf, bits, kept, keep_value, bf16):  # pragma: no cover
+    """``buf · noise`` for a stored row of the keep mask, rounded to bfloat16 when ``bf16``."""
     for k in range(buf.size):
-        buf[k] *= keep_value if _keep(seed, base + k, threshold) else np.float32(0.0)
+        buf[k] *= keep_value if kept[k] else np.float32(0.0)
     if bf16:
         for k in range(buf.size):
             bits[k] = _round_bf16(bits[k])
@@ -132,9 +134,12 @@ def _apply_mask(buf, bits, base, seed, threshold, keep_value, bf16):  # pragma: 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _forward_kernel(
-    x, out, mean, scale, beta, seed, threshold, keep_value, dropout, bf16, n_chunks
+    x, out, kept, mean, scale, beta, seed, threshold, keep_value, dropout, bf16, n_chunks
 ):  # pragma: no cover
-    """``out = noise · ((x − mean) · scale + beta)``; parameters given per position in a row."""
+    """``out = noise · ((x − mean) · scale + beta)``; parameters given per position in a row.
+
+    With ``dropout``, the keep mask is also written to ``kept`` (one byte per element: the
+    backward pass reads it instead of hashing every element twice more)."""
     rows, length = x.shape
     step = -(-rows // n_chunks)
     for chunk in prange(n_chunks):
@@ -148,13 +153,17 @@ def _forward_kernel(
                 if bf16:  # batch norm's output is rounded before the dropout product
                     for k in range(length):
                         bits[k] = _round_bf16(bits[k])
-                _apply_mask(buf, bits, row * length, seed, threshold, keep_value, bf16)
+                keep_row = kept[row]
+                base = row * length
+                for k in range(length):
+                    keep_row[k] = _keep(seed, base + k, threshold)
+                _apply_kept(buf, bits, keep_row, keep_value, bf16)
             _store(out, row, buf, bits, bf16)
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _backward_sums_kernel(
-    grad, x, mean, seed, threshold, keep_value, dropout, bf16, n_chunks
+    grad, x, kept, mean, keep_value, dropout, bf16, n_chunks
 ):  # pragma: no cover
     """Per-chunk float64 ``Σ dy`` and ``Σ dy · (x − mean)`` per position in a row, where
     ``dy = grad · noise`` is the gradient reaching batch norm's output."""
@@ -171,7 +180,7 @@ def _backward_sums_kernel(
         for row in range(chunk * step, min(rows, (chunk + 1) * step)):
             _load(grad, row, gbuf, gbits, bf16)
             if dropout:
-                _apply_mask(gbuf, gbits, row * length, seed, threshold, keep_value, bf16)
+                _apply_kept(gbuf, gbits, kept[row], keep_value, bf16)
             _load(x, row, xbuf, xbits, bf16)
             for k in range(length):
                 g = np.float64(gbuf[k])
@@ -187,12 +196,11 @@ def _backward_kernel(
     grad,
     x,
     grad_in,
+    kept,
     mean,
     mean_dy,
     slope,
     gain,
-    seed,
-    threshold,
     keep_value,
     dropout,
     bf16,
@@ -209,7 +217,7 @@ def _backward_kernel(
         for row in range(chunk * step, min(rows, (chunk + 1) * step)):
             _load(grad, row, gbuf, gbits, bf16)
             if dropout:
-                _apply_mask(gbuf, gbits, row * length, seed, threshold, keep_value, bf16)
+                _apply_kept(gbuf, gbits, kept[row], keep_value, bf16)
             _load(x, row, xbuf, xbits, bf16)
             for k in range(length):
                 gbuf[k] = (gbuf[k] - mean_dy[k] - (xbuf[k] - mean[k]) * slope[k]) * gain[k]
@@ -298,12 +306,14 @@ class _BatchNormDropout(torch.autograd.Function):
         rows = _rows(x)
         out = torch.empty_like(x, memory_format=torch.channels_last)
         mask = (np.uint64(seed), np.uint64(_threshold(p)), np.float32(keep_value), dropout)
+        kept = np.empty(rows.shape if dropout else (1, 1), np.bool_)
         length = rows.shape[1]
         with _LAUNCH:
             _threads()
             _forward_kernel(
                 rows,
                 _rows(out),
+                kept,
                 _per_position(mean, channels, length),
                 _per_position(invstd * gamma, channels, length),
                 _per_position(beta, channels, length),
@@ -313,13 +323,14 @@ class _BatchNormDropout(torch.autograd.Function):
             )
         ctx.save_for_backward(x, weight)
         ctx.stats = (mean, invstd)
-        ctx.mask = mask
+        ctx.mask = (kept, np.float32(keep_value), dropout)
         return out
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[no-untyped-def]
         x, weight = ctx.saved_tensors
         mean, invstd = ctx.stats
+        kept, keep_value, dropout = ctx.mask
         channels = x.shape[1]
         bf16 = x.dtype == torch.bfloat16
         grad = grad.to(x.dtype).contiguous(memory_format=torch.channels_last)
@@ -329,7 +340,9 @@ class _BatchNormDropout(torch.autograd.Function):
         mean_row = _per_position(mean, channels, length)
         with _LAUNCH:
             _threads()
-            sums = _backward_sums_kernel(grad_rows, rows, mean_row, *ctx.mask, bf16, _n_chunks())
+            sums = _backward_sums_kernel(
+                grad_rows, rows, kept, mean_row, keep_value, dropout, bf16, _n_chunks()
+            )
         sums = _per_channel(sums.sum(axis=0), channels)
         grad_in = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
@@ -341,11 +354,13 @@ class _BatchNormDropout(torch.autograd.Function):
                     grad_rows,
                     rows,
                     _rows(grad_in),
+                    kept,
                     mean_row,
                     _per_position(sums[0] / count, channels, length),
                     _per_position(sums[1] / count * invstd**2, channels, length),
                     _per_position(invstd * gamma, channels, length),
-                    *ctx.mask,
+                    keep_value,
+                    dropout,
                     bf16,
                     _n_chunks(),
                 )
