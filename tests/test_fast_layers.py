@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from merkit.errors import ConfigError
-from merkit.models import bn_dropout, maxpool
+from merkit.models import bn_dropout
 from merkit.models.cnn import BaselineCNN
 from merkit.models.layers import (
     Conv1dBlock,
@@ -138,34 +138,6 @@ def test_pool_relu_falls_back_off_the_fast_path() -> None:
     out = pool_relu(nchw, (2, 2), (0, 0), (4, 3))
     torch.testing.assert_close(out, pool_relu(x, (2, 2), (0, 0), (4, 3)), rtol=0, atol=0)
     assert torch.equal(out, torch.relu(padded_pool(nchw.detach(), (2, 2))))
-
-
-def test_pool_relu_reuses_its_gradient_buffer_only_when_nothing_holds_it(monkeypatch) -> None:
-    monkeypatch.setattr(maxpool, "_REUSE_BYTES", 0)  # every size is kept (0.56 GB in the CNN)
-    monkeypatch.setattr(maxpool, "_buffer", [])
-    x = _tied_input((2, 3, 6, 6), torch.float32)
-    # consumed by the product's backward and freed: the next step writes the same memory
-    pointers: list[int] = []
-    small = _tied_input((1, 3, 4, 4), torch.float32)
-    for scale in (2.0, 3.0):
-        z = x * 1.0
-        z.register_hook(lambda g: pointers.append(g.data_ptr()))
-        pool_relu(z, (2, 2)).backward(torch.full((2, 3, 3, 3), scale))
-        # a smaller gradient (a later block's) gets its own memory and keeps nothing
-        pool_relu(small * 1.0, (2, 2)).sum().backward()
-        assert [kept.shape for kept in maxpool._buffer] == [(2, 6, 6, 3)]
-    assert pointers[0] == pointers[1]
-    # held elsewhere (a leaf's .grad takes the tensor itself): a new buffer, the old one intact
-    leaf = x.detach().requires_grad_()
-    pool_relu(leaf, (2, 2)).backward(torch.full((2, 3, 3, 3), 2.0))
-    held, copy_of_held = leaf.grad, leaf.grad.clone()
-    leaf.grad = None
-    pool_relu(leaf, (2, 2)).backward(torch.full((2, 3, 3, 3), 5.0))
-    assert held.data_ptr() != leaf.grad.data_ptr()
-    assert torch.equal(held, copy_of_held)
-    grad_ref = x.detach().clone().requires_grad_()
-    torch.relu(padded_pool(grad_ref, (2, 2))).backward(torch.full((2, 3, 3, 3), 5.0))
-    assert torch.equal(leaf.grad, grad_ref.grad)
 
 
 def test_keep_mask_rate_layout_and_seed() -> None:

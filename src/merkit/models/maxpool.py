@@ -30,7 +30,6 @@ Other devices, dtypes and layouts fall back to ``relu_(max_pool2d(...))``.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Sequence
@@ -52,12 +51,6 @@ _LAUNCH = threading.Lock()
 
 _DROPPED = 255
 """Code of an output element that the ReLU zeroes (no gradient flows to its window)."""
-
-_REUSE_BYTES = 64 * 2**20
-"""Input gradients at least this large are written into a buffer kept for the next step."""
-
-_buffer: list[Tensor] = []
-"""At most one kept input-gradient buffer (see :func:`_gradient_buffer`)."""
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -221,7 +214,7 @@ class _PoolReLU(torch.autograd.Function):
         grad = _nhwc(grad).contiguous()
         bits = _BITS[grad.dtype]
         with _LAUNCH:
-            grad_in = _gradient_buffer((grad.shape[0], height, width, grad.shape[3]), grad.dtype)
+            grad_in = torch.empty((grad.shape[0], height, width, grad.shape[3]), dtype=grad.dtype)
             _threads()
             grad_bits, grad_in_bits = grad.view(bits).numpy(), grad_in.view(bits).numpy()
             if (kh, kw, top, left) == (2, 2, 0, 0):
@@ -229,45 +222,6 @@ class _PoolReLU(torch.autograd.Function):
             else:
                 _pool_relu_backward(grad_bits, code.numpy(), kh, kw, top, left, grad_in_bits)
         return grad_in.permute(0, 3, 1, 2), None, None, None
-
-
-def _storage_users(tensor: Tensor) -> int | None:
-    """How many tensors share ``tensor``'s storage (None where torch cannot tell)."""
-    count = getattr(torch._C, "_storage_Use_Count", None)
-    if count is None:
-        return None
-    storage = tensor.untyped_storage()
-    return int(count(storage._cdata)) - 1  # the storage object made here holds one reference
-
-
-def _gradient_buffer(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-    """An uninitialised ``(B, H, W, C)`` buffer for an input gradient (call under _LAUNCH).
-
-    The first block's input gradient (0.56 GB for the baseline CNN at batch 150) is written once
-    per step. A fresh allocation of that size often lands on memory the heap has not touched
-    before, and the kernel then compacts memory for transparent huge pages while it faults the
-    pages in: measured 0.3 s of system time added to 3 steps in 8 (2 threads). So the buffer
-    is kept and reused once nothing else holds it: last step's gradient has been consumed by the
-    convolution's backward pass and freed by autograd (a gradient still held elsewhere, e.g. by
-    a hook, is never overwritten: a new buffer is allocated then). Only the largest such
-    gradient is kept (a model's first pooled block; later blocks' smaller ones are allocated as
-    usual), so the cost is that one buffer, held through the forward pass too.
-    """
-    size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-    if size < _REUSE_BYTES:
-        return torch.empty(shape, dtype=dtype)
-    if _buffer:
-        kept = _buffer[0]
-        if kept.shape == shape and kept.dtype == dtype and _storage_users(kept) == 1:
-            return kept.view(shape)  # a view: the kept tensor stays the storage's only owner
-        if kept.untyped_storage().nbytes() > size:  # a later block's smaller gradient
-            return torch.empty(shape, dtype=dtype)
-        _buffer.clear()
-    fresh = torch.empty(shape, dtype=dtype)
-    if _storage_users(fresh) == 1:
-        _buffer.append(fresh)
-        return fresh.view(shape)
-    return fresh
 
 
 def _threads() -> None:
