@@ -20,11 +20,12 @@ over all 4QAED songs; its results file lists the ranking):
 
 On the canonical front end (:mod:`merkit.frontend`) those shifts are gone, and what is left is
 small everywhere (the largest ratio is 0.26, against 19.9 before it); ``codec-unstable`` also
-leaves out the ten further features whose ratio there exceeds 0.02: the spread over time of the
-lower spectral-contrast bands, the tempogram's peak ratio, and two statistics of the detected key
-(``key_change_rate``, one key-relative chroma mean), which jump when a re-encode tips the key
-estimate. The threshold was set from the ratios alone (no labels); dropping them fold by fold from
-the training songs' re-encodes gives the same agreement (``4qaed_encoding_agreement.md``).
+leaves out the ten further features whose ratio there exceeds 0.02: seven statistics of
+spectral-contrast bands 0-5 (mostly their spread over time), the tempogram's peak ratio, and two
+statistics of the detected key (``key_change_rate``, one key-relative chroma mean), which jump
+when a re-encode tips the key estimate. The threshold was set from the ratios alone (no labels);
+dropping them fold by fold from the training songs' re-encodes gives the same agreement
+(``4qaed_encoding_agreement.md``).
 
 :class:`DropFeatures` removes such columns inside a pipeline (``svm-own``'s ``exclude_features``
 setting), so the features themselves, and every cached vector, stay as they are.
