@@ -22,7 +22,14 @@ from merkit.datasets.folder import load_folder
 from merkit.errors import ConfigError, DataError, ModelError
 from merkit.export import save_model, train_final
 from merkit.predict import load_model
-from product_helpers import LOGREG, register_test_methods, synthetic_files, tone, write_wav
+from product_helpers import (
+    BANDS,
+    LOGREG,
+    register_test_methods,
+    synthetic_files,
+    tone,
+    write_wav,
+)
 
 register_test_methods()
 
@@ -166,3 +173,56 @@ def test_a_class_without_examples_keeps_its_original_logit() -> None:
         assert layer.intercept_[3] == 0.0
         assert layer.coef_[3] == pytest.approx(np.eye(4)[3])
         assert np.abs(layer.intercept_[:3]).max() > 0.1
+
+
+@pytest.fixture(scope="module")
+def svm_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    songs = synthetic_files(tmp_path_factory.mktemp("synthetic-svm"))
+    model = train_final(
+        "svm-own", songs, params={"inputs": [BANDS]}, cache=NullCache(), progress=False
+    )
+    return save_model(model, tmp_path_factory.mktemp("models") / "svm")
+
+
+def test_refit_adapts_the_svm_to_the_examples(svm_model_dir: Path, tmp_path: Path) -> None:
+    before_files = {p.name: p.read_bytes() for p in svm_model_dir.iterdir()}
+    examples = load_folder(_examples(tmp_path / "ex", 2), name="ex")
+    done = adapt_model(svm_model_dir, examples, tmp_path / "refit", kind="refit", weight=3.0)
+    assert {p.name: p.read_bytes() for p in svm_model_dir.iterdir()} == before_files
+    assert done.kind == "refit" and done.weight == 3.0 and done.recalibration is None
+    before, after = done.example_accuracy
+    assert after > before  # the tones' layout is learnt from the examples themselves
+    original, adapted = load_model(svm_model_dir), load_model(tmp_path / "refit")
+    assert type(adapted.estimator) is type(original.estimator)  # a plain model, no wrapper
+    assert "SVM refit (each example weighing 3 training songs)" in adapted.manifest.calibration
+    assert "refitted on its own support vectors" in (adapted.card or "")
+    fitted, refitted = (
+        m.estimator.calibrated_classifiers_[0].estimator for m in (original, adapted)
+    )
+    assert refitted[-1] is not fitted[-1]  # a new SVM behind the same scaler and calibration
+    assert refitted["scale"].mean_ == pytest.approx(fitted["scale"].mean_)
+    wavs = sorted((tmp_path / "ex").rglob("*.wav"))
+    right = [adapted.predict(wav).quadrant == wav.parent.name for wav in wavs]
+    assert np.mean(right) == pytest.approx(after)  # merkit predict agrees with adapt's check
+
+
+def test_refit_needs_an_svm_and_positive_weights(model_dir: Path, tmp_path: Path) -> None:
+    examples = load_folder(_examples(tmp_path / "ex", 2), name="ex")
+    with pytest.raises(ModelError, match="--kind refit needs a model whose classifier is an SVM"):
+        adapt_model(model_dir, examples, tmp_path / "out", kind="refit")
+    with pytest.raises(ConfigError, match="must be > 0"):
+        adapt_model(model_dir, examples, tmp_path / "out", kind="refit", weight=0.0)
+    with pytest.raises(ConfigError, match="kind must be one of bias, affine, refit"):
+        adapt_model(model_dir, examples, tmp_path / "out", kind="retrain")
+
+
+def test_cli_adapt_refit(svm_model_dir: Path, tmp_path: Path) -> None:
+    from merkit.cli import app
+
+    folder = _examples(tmp_path / "ex", 2)
+    args = ["adapt", "--model", str(svm_model_dir), "--examples", str(folder), "--quiet"]
+    ok = CliRunner().invoke(app, [*args, "--kind", "refit", "--out", str(tmp_path / "a")])
+    assert ok.exit_code == 0, ok.output
+    assert "SVM refitted, each example weighing 3 training songs" in ok.output
+    bad = CliRunner().invoke(app, [*args, "--kind", "refit", "--weight", "0", "--out", "x"])
+    assert bad.exit_code == 1 and "--weight must be > 0" in bad.output

@@ -27,6 +27,13 @@ held-out genre, 2 or 5 songs per quadrant of that genre change macro F1 by well 
 on average (``bias``, strength 4: the default, the most conservative setting that never hurt on
 average; ``affine`` and weaker shrinkage hurt with 5 songs per quadrant). What fails on an unseen
 genre there is not a shift of the model's scores that such a layer can undo.
+
+``refit`` (models whose classifier is an SVM: ``default``, ``fast``, ``svm``, ``svm-own``)
+    does change the estimator: its SVM is refitted on its own support vectors plus the examples'
+    windows, each song weighing ``weight`` training songs (:mod:`merkit.support_refit`); the
+    feature transforms and the probability calibration stay as they were. The boundary moves
+    near the user's songs instead of the scores shifting everywhere
+    (``benchmarks/results/4qaed_adapt_refit.md`` measures it on held-out genres).
 """
 
 from __future__ import annotations
@@ -47,9 +54,15 @@ from merkit.labels import QUADRANTS
 
 Kind = Literal["bias", "affine"]
 KINDS: tuple[str, ...] = ("bias", "affine")
+"""Kinds of :class:`Recalibration` layer."""
+ADAPT_KINDS: tuple[str, ...] = (*KINDS, "refit")
+"""What :func:`adapt_model` (``merkit adapt --kind``) can do: a recalibration layer, or an SVM
+refit (:mod:`merkit.support_refit`)."""
 MIN_PER_QUADRANT = 2
 """Fewest example songs per quadrant ``merkit adapt`` accepts."""
 DEFAULT_STRENGTH = 4.0
+DEFAULT_REFIT_WEIGHT = 3.0
+"""How many training songs each example song weighs in an SVM refit."""
 EPS = 1e-6
 
 
@@ -206,14 +219,68 @@ def fit_on_windows(
 
 @dataclass(frozen=True)
 class Adaptation:
-    """What :func:`adapt_model` did: the examples used and the fitted layer."""
+    """What :func:`adapt_model` did: the examples used and what was fitted to them."""
 
     out_dir: Path
     song_ids: list[str]
     counts: dict[str, int]
-    recalibration: Recalibration
+    recalibration: Recalibration | None
+    """The fitted layer (``None`` for an SVM refit)."""
     example_accuracy: tuple[float, float]
     """Accuracy on the examples themselves before and after (in-sample: a sanity check only)."""
+    kind: str = "bias"
+    weight: float | None = None
+    """Each example song's weight in an SVM refit (``None`` for a recalibration)."""
+
+
+@dataclass(frozen=True)
+class _Examples:
+    """The examples' non-silent windows: model inputs, probabilities, song of each window."""
+
+    inputs: dict[str, Any]
+    proba: np.ndarray
+    song: np.ndarray
+
+
+def _example_windows(predictor: Any, examples: Dataset, progress: Any) -> _Examples:
+    """Each example's windows through ``predictor`` exactly as ``merkit predict`` computes them
+    (silent windows left out unless every window of the song is silent)."""
+    inputs: list[dict[str, Any]] = []
+    proba: list[np.ndarray] = []
+    song: list[np.ndarray] = []
+    for i, example in enumerate(examples.songs):
+        try:
+            if isinstance(example.source, FileSource):
+                features, silent = predictor.window_inputs(example.source.path)
+            else:  # e.g. synthetic songs: their waveform at the model's first sample rate
+                sr = min(spec.sr or 22050 for spec in predictor.manifest.inputs)
+                features, silent = predictor.window_inputs(example.source.load(sr), sr)
+            keep = np.flatnonzero(~silent) if (~silent).any() else np.arange(len(silent))
+            kept = {name: _rows(value, keep) for name, value in features.items()}
+            proba.append(predictor.predict_inputs(kept))
+        except MerkitError as exc:
+            raise DataError(f"example {example.song_id} cannot be predicted: {exc}") from None
+        inputs.append(kept)
+        song.append(np.full(len(keep), i))
+        if progress is not None:
+            progress(example.song_id)
+    stacked = {name: _concat([x[name] for x in inputs]) for name in inputs[0]}
+    return _Examples(stacked, np.concatenate(proba), np.concatenate(song))
+
+
+def _rows(value: Any, rows: np.ndarray) -> Any:
+    return value[rows] if isinstance(value, np.ndarray) else [value[i] for i in rows]
+
+
+def _concat(values: list[Any]) -> Any:
+    if all(isinstance(v, np.ndarray) for v in values) and len({v.shape[1:] for v in values}) == 1:
+        return np.concatenate(values)
+    return [row for v in values for row in v]
+
+
+def _song_accuracy(window_proba: np.ndarray, song: np.ndarray, labels: np.ndarray) -> float:
+    per_song = np.array([window_proba[song == i].mean(axis=0) for i in range(len(labels))])
+    return float(np.mean(per_song.argmax(axis=1) == labels))
 
 
 def adapt_model(
@@ -221,16 +288,19 @@ def adapt_model(
     examples: Dataset,
     out_dir: Path | str,
     *,
-    kind: Kind = "bias",
+    kind: str = "bias",
     strength: float = DEFAULT_STRENGTH,
+    weight: float = DEFAULT_REFIT_WEIGHT,
     progress: Any = None,
 ) -> Adaptation:
-    """Recalibrate the model directory ``model`` on labelled ``examples``; save it to ``out_dir``.
+    """Adapt the model directory ``model`` to labelled ``examples``; save it to ``out_dir``.
 
-    The examples' audio is predicted window by window with the model exactly as ``merkit
-    predict`` would, a :class:`Recalibration` is fitted on those probabilities, and a new model
-    directory is written whose estimator is the original one wrapped in a
-    :class:`RecalibratedClassifier`. ``model`` is only read, never modified.
+    The examples' audio goes through the model window by window exactly as ``merkit predict``
+    computes it. ``bias``/``affine`` fit a :class:`Recalibration` on those windows'
+    probabilities and wrap the original estimator in a :class:`RecalibratedClassifier`;
+    ``refit`` refits the estimator's SVM on its support vectors plus the windows' inputs (each
+    song weighing ``weight``; :mod:`merkit.support_refit`). ``model`` is only read, never
+    modified.
 
     Parameters
     ----------
@@ -241,20 +311,34 @@ def adapt_model(
         ``("folder", DIR)``), at least :data:`MIN_PER_QUADRANT` per quadrant.
     out_dir : path
         Where the adapted model goes; must not be ``model`` itself.
+    kind : {"bias", "affine", "refit"}
+        What is fitted to the examples (module docstring).
+    strength : float
+        Recalibration: shrinkage toward the original model, in example songs.
+    weight : float
+        Refit: how many training songs each example song weighs.
     progress : callable, optional
         Called with each example's song id after it is predicted.
 
     Raises
     ------
+    ConfigError
+        An unknown ``kind`` or a non-positive ``strength``/``weight``.
     DataError
         Too few examples in a quadrant, or an example that cannot be predicted.
     ModelError
-        ``out_dir`` is the input model, or the model cannot be loaded or saved.
+        ``out_dir`` is the input model, ``refit`` on a model without an SVM, or the model
+        cannot be loaded or saved.
     """
     from merkit.model_dir import MODEL_CARD, save_model_dir
     from merkit.predict import load_model
     from merkit.shipped import resolve_model_dir
+    from merkit.support_refit import refit_with_examples, supports_refit
 
+    if kind not in ADAPT_KINDS:
+        raise ConfigError(f"adaptation kind must be one of {', '.join(ADAPT_KINDS)}, not {kind!r}")
+    if not (strength > 0 and weight > 0):
+        raise ConfigError(f"strength and weight must be > 0, got {strength} and {weight}")
     counts = check_examples(examples.labels)
     source = resolve_model_dir(model)  # a folder, a shipped model's name, or None: the default
     out = Path(out_dir)
@@ -267,67 +351,90 @@ def adapt_model(
     classes = [int(c) for c in np.asarray(getattr(predictor.estimator, "classes_", range(4)))]
     if classes != list(range(len(predictor.labels))):
         raise ModelError(f"model {source} has classes {classes}; adapt needs 0..3 in order")
-    window_proba: list[np.ndarray] = []
-    for song in examples.songs:
-        try:
-            if isinstance(song.source, FileSource):
-                result = predictor.predict(song.source.path, segments=True)
-            else:  # e.g. synthetic songs: their waveform at the model's first sample rate
-                sr = min(spec.sr or 22050 for spec in predictor.manifest.inputs)
-                result = predictor.predict(song.source.load(sr), sr, segments=True)
-        except MerkitError as exc:
-            raise DataError(f"example {song.song_id} cannot be predicted: {exc}") from None
-        segments = [s for s in result.segments or [] if not s.silent] or result.segments or []
-        window_proba.append(
-            np.array([[s.probabilities[q] for q in predictor.labels] for s in segments])
+    if kind == "refit" and not supports_refit(predictor.estimator):
+        raise ModelError(
+            f"--kind refit needs a model whose classifier is an SVM (default, fast, svm, "
+            f"svm-own); {source} is {predictor.manifest.method!r}: use --kind bias"
         )
-        if progress is not None:
-            progress(song.song_id)
-    labels = examples.labels
-    layer = fit_on_windows(window_proba, labels, kind=kind, strength=strength)
-    song_proba = np.array([p.mean(axis=0) for p in window_proba])
-    before = float(np.mean(song_proba.argmax(axis=1) == labels))
-    after_proba = np.array([layer.transform(p).mean(axis=0) for p in window_proba])
-    after = float(np.mean(after_proba.argmax(axis=1) == labels))
-    note = (
-        f"then few-shot recalibration ({kind}, strength {strength:g}) on {len(examples)} "
-        f"labelled songs of {examples.name!r} ({', '.join(f'{q} {n}' for q, n in counts.items())})"
+    windows = _example_windows(predictor, examples, progress)
+    labels = np.asarray(examples.labels)
+    window_labels = labels[windows.song]
+    per_window = 1.0 / np.bincount(windows.song)[windows.song]  # each song counts once in all
+    before = _song_accuracy(windows.proba, windows.song, labels)
+    layer: Recalibration | None = None
+    if kind == "refit":
+        estimator = refit_with_examples(
+            predictor.estimator,
+            predictor.estimator_input(windows.inputs),
+            window_labels,
+            weight * per_window,
+        )
+        after_proba = estimator.predict_proba(predictor.estimator_input(windows.inputs))
+        note = f"then an SVM refit (each example weighing {weight:g} training songs)"
+    else:
+        layer = Recalibration(kind, strength).fit(  # type: ignore[arg-type]
+            windows.proba, window_labels, sample_weight=per_window
+        )
+        estimator = RecalibratedClassifier(predictor.estimator, layer)
+        after_proba = layer.transform(windows.proba)
+        note = f"then few-shot recalibration ({kind}, strength {strength:g})"
+    after = _song_accuracy(np.asarray(after_proba), windows.song, labels)
+    note += (
+        f" on {len(examples)} labelled songs of {examples.name!r} "
+        f"({', '.join(f'{q} {n}' for q, n in counts.items())})"
     )
     previous = predictor.manifest.calibration
     manifest = predictor.manifest.model_copy(
         update={"calibration": f"{previous}; {note}" if previous else note, "estimator": None}
     )
-    card = (source / MODEL_CARD).read_text() + _card_section(
-        source, examples, counts, layer, (before, after)
+    done = Adaptation(
+        out,
+        examples.song_ids,
+        counts,
+        layer,
+        (before, after),
+        kind,
+        weight if kind == "refit" else None,
     )
-    save_model_dir(RecalibratedClassifier(predictor.estimator, layer), manifest, card, out)
-    return Adaptation(out, examples.song_ids, counts, layer, (before, after))
+    card = (source / MODEL_CARD).read_text() + _card_section(source, examples, done)
+    save_model_dir(estimator, manifest, card, out)
+    return done
 
 
-def _card_section(
-    source: Path,
-    examples: Dataset,
-    counts: dict[str, int],
-    layer: Recalibration,
-    accuracy: tuple[float, float],
-) -> str:
-    offsets = ", ".join(f"{q} {b:+.3f}" for q, b in zip(QUADRANTS, layer.intercept_, strict=True))
+def _card_section(source: Path, examples: Dataset, done: Adaptation) -> str:
     ids = ", ".join(examples.song_ids[:40]) + (" ..." if len(examples) > 40 else "")
+    layer = done.recalibration
+    if layer is None:
+        what = (
+            "Its SVM was refitted on its own support vectors plus the examples (each song "
+            f"weighing {done.weight:g} training songs); the feature transforms and the "
+            "probability calibration are the original model's."
+        )
+        detail = "- kind `refit`"
+    else:
+        what = (
+            "Its features and estimator are unchanged; a layer on its log-probabilities (kind "
+            f"`{layer.kind}`, shrinkage strength {layer.strength:g} toward the original model) "
+            "was fitted to the examples."
+        )
+        offsets = ", ".join(
+            f"{q} {b:+.3f}" for q, b in zip(QUADRANTS, layer.intercept_, strict=True)
+        )
+        detail = f"- per-quadrant log-offsets: {offsets}"
+    before, after = done.example_accuracy
     lines = [
         "",
         "## Adapted with `merkit adapt`",
         "",
-        f"This model is `{source}` recalibrated with {len(examples)} labelled example songs "
+        f"This model is `{source}` adapted with {len(examples)} labelled example songs "
         f"from `{examples.root or examples.name}` "
-        f"({', '.join(f'{q}: {n}' for q, n in counts.items())}). Its features and estimator are "
-        "unchanged; a layer on its log-probabilities (kind "
-        f"`{layer.kind}`, shrinkage strength {layer.strength:g} toward the original model) was "
-        "fitted to the examples. The cross-validated scores above are those of the original "
-        "model on its training data, not of this adaptation.",
+        f"({', '.join(f'{q}: {n}' for q, n in done.counts.items())}). {what} The "
+        "cross-validated scores above are those of the original model on its training data, "
+        "not of this adaptation.",
         "",
-        f"- per-quadrant log-offsets: {offsets}",
+        detail,
         f"- accuracy on the examples themselves (in-sample, a sanity check only): "
-        f"{100 * accuracy[0]:.1f} % before, {100 * accuracy[1]:.1f} % after",
+        f"{100 * before:.1f} % before, {100 * after:.1f} % after",
         f"- examples: {ids}",
         "",
     ]
@@ -335,6 +442,8 @@ def _card_section(
 
 
 __all__ = [
+    "ADAPT_KINDS",
+    "DEFAULT_REFIT_WEIGHT",
     "DEFAULT_STRENGTH",
     "KINDS",
     "MIN_PER_QUADRANT",

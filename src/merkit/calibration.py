@@ -9,6 +9,7 @@ regression, and the estimator is then refitted on every row (scikit-learn's ``en
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -88,6 +89,24 @@ class CrossValCalibratedClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated class probabilities, columns in :attr:`classes_` order."""
         return self.calibrator_.predict_proba(decision_scores(self.estimator_, X))
+
+    def supports_refit(self) -> bool:
+        """Whether the fitted estimator's SVM can be refitted with examples
+        (:mod:`merkit.support_refit`)."""
+        from merkit.support_refit import supports_refit
+
+        return hasattr(self, "estimator_") and supports_refit(self.estimator_)
+
+    def refit_with_examples(
+        self, X: Any, y: Any, sample_weight: np.ndarray
+    ) -> CrossValCalibratedClassifier:
+        """A copy whose estimator is refitted on its support vectors plus ``(X, y)``; the
+        calibration map is kept (the refitted SVM's decision values keep their scale)."""
+        from merkit.support_refit import refit_with_examples
+
+        refitted = copy.copy(self)
+        refitted.estimator_ = refit_with_examples(self.estimator_, X, y, sample_weight)
+        return refitted
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each row."""

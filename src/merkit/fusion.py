@@ -26,6 +26,7 @@ chosen hyper-parameters (one grid search per member, not one per inner fold), wi
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
@@ -362,6 +363,36 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
             return self.final_estimator_.predict_proba(np.hstack(scores))
         probas = np.stack([self._calibrate(i, s) for i, s in enumerate(scores)])
         return np.tensordot(self.weights_, probas, axes=1)
+
+    def supports_refit(self) -> bool:
+        """Whether :meth:`refit_with_examples` applies: early fusion into a fitted SVM."""
+        from merkit.support_refit import supports_refit
+
+        final = getattr(self, "final_estimator_", None)
+        return self.combine == "early" and final is not None and supports_refit(final)
+
+    def refit_with_examples(
+        self, X: Mapping[str, Any], y: Any, sample_weight: np.ndarray
+    ) -> FusionClassifier:
+        """A copy whose final SVM is refitted on its support vectors plus the rows of ``X``
+        (:mod:`merkit.support_refit`); the members' transforms stay as fitted."""
+        from merkit.errors import ModelError
+        from merkit.support_refit import refit_with_examples
+
+        if not self.supports_refit():
+            raise ModelError(
+                f"only early fusion into an SVM can be refitted with examples (combine="
+                f"{self.combine!r})"
+            )
+        self._n_rows(X)
+        refitted = copy.copy(self)
+        refitted.final_estimator_ = refit_with_examples(
+            self.final_estimator_,
+            self._early_inputs(X),
+            self._encoder.transform(np.asarray(y)),
+            sample_weight,
+        )
+        return refitted
 
     def predict(self, X: Mapping[str, Any]) -> np.ndarray:
         """The most likely class of each row."""

@@ -24,7 +24,6 @@ so memory does not grow with the track's length.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,14 +32,18 @@ from typing import Any
 
 import numpy as np
 
-from merkit.aggregation import mean_proba
 from merkit.audio import peak_normalize
 from merkit.errors import ConfigError, MerkitError, ModelError
 from merkit.inputs import parse_input
-from merkit.labels import HIGH_AROUSAL, POSITIVE_VALENCE
 from merkit.model_dir import MODEL_CARD, InputSpec, ModelManifest
 from merkit.model_dir import open_model_dir as _open_model_dir
-from merkit.prediction import PredictionFailure, PredictionResult, SegmentPrediction
+from merkit.prediction import (
+    SILENCE_DBFS,
+    PredictionFailure,
+    PredictionResult,
+    SegmentPrediction,
+    song_result,
+)
 from merkit.shipped import resolve_model_dir
 from merkit.windows import (
     MIN_DURATION_S,
@@ -52,9 +55,6 @@ from merkit.windows import (
     iter_windows,
     rms_dbfs,
 )
-
-SILENCE_DBFS = -60.0
-"""Raw RMS level below which audio counts as silent (the answer is flagged unreliable)."""
 
 BATCH_WINDOWS = 4
 """Windows whose features are computed before the estimator runs once on them."""
@@ -69,12 +69,6 @@ def _stack(arrays: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
     if len({a.shape for a in arrays}) == 1:
         return np.stack(arrays)
     return arrays
-
-
-def _summary(probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
-    probs = {q: float(p) for q, p in zip(labels, probabilities, strict=True)}
-    best = labels[int(np.argmax(probabilities))]
-    return {"quadrant": best, "probabilities": probs}
 
 
 class Predictor:
@@ -161,17 +155,9 @@ class Predictor:
         np.ndarray
             ``(n, 4)`` float64 probabilities, columns in ``labels`` order.
         """
-        specs = self.manifest.inputs
-        missing = [spec.name for spec in specs if spec.name not in inputs]
-        if missing:
-            raise ConfigError(f"missing model input(s): {', '.join(missing)}")
-        # Several inputs reach the estimator keyed by role (by name in models made before roles).
-        features: Any = (
-            inputs[specs[0].name]
-            if len(specs) == 1
-            else {spec.role or spec.name: inputs[spec.name] for spec in specs}
+        proba = np.asarray(
+            self.estimator.predict_proba(self.estimator_input(inputs)), dtype=np.float64
         )
-        proba = np.asarray(self.estimator.predict_proba(features), dtype=np.float64)
         if proba.ndim != 2 or proba.shape[1] != len(self._columns):
             raise ModelError(
                 f"the estimator returned probabilities of shape {proba.shape}, "
@@ -179,7 +165,40 @@ class Predictor:
             )
         return proba[:, self._columns]
 
+    def estimator_input(self, inputs: Mapping[str, Any]) -> Any:
+        """``{input name: array}`` as the estimator takes it: the one array, or keyed by role."""
+        specs = self.manifest.inputs
+        missing = [spec.name for spec in specs if spec.name not in inputs]
+        if missing:
+            raise ConfigError(f"missing model input(s): {', '.join(missing)}")
+        # Several inputs reach the estimator keyed by role (by name in models made before roles).
+        if len(specs) == 1:
+            return inputs[specs[0].name]
+        return {spec.role or spec.name: inputs[spec.name] for spec in specs}
+
     # -- from audio -------------------------------------------------------------------------
+
+    def window_inputs(
+        self, audio: str | os.PathLike[str] | np.ndarray, sr: int | None = None
+    ) -> tuple[dict[str, Any], np.ndarray]:
+        """Every window's model inputs for one song (``{input name: stacked}``, as
+        :meth:`predict_inputs` takes them) and which windows are silent."""
+        self._require_audio_model()
+        stats = TrackStats()
+        windows, _ = self._window_stream(audio, sr, stats)
+        rows = list(self._features(windows, stats))
+        features = {name: _stack([f[name] for f, _ in rows]) for name in rows[0][0]}
+        return features, np.array([span[2] for _, span in rows])
+
+    def _features(
+        self, windows: Iterator[Window], stats: TrackStats
+    ) -> Iterator[tuple[dict[str, np.ndarray], tuple[float, float, bool]]]:
+        """Each window's inputs and its (start s, end s, silent)."""
+        first_sr = min(spec.sr or 0 for spec in self.manifest.inputs)
+        for window in windows:
+            silent = rms_dbfs(window.audio[first_sr]) < SILENCE_DBFS
+            span = (window.start_s, min(window.end_s, stats.duration_s), silent)
+            yield self._window_features(window), span
 
     def _representation(self, spec: InputSpec) -> Any:
         """The function the manifest names (the registry is checked once, when loading)."""
@@ -286,7 +305,6 @@ class Predictor:
         self._require_audio_model()
         stats = TrackStats()
         windows, path = self._window_stream(audio, sr, stats)
-        first_sr = min(spec.sr or 0 for spec in self.manifest.inputs)
         spans: list[tuple[float, float, bool]] = []
         chunks: list[np.ndarray] = []
         batch: list[dict[str, np.ndarray]] = []
@@ -297,80 +315,21 @@ class Predictor:
                 chunks.append(self.predict_inputs(stacked))
                 batch.clear()
 
-        for window in windows:
-            silent = rms_dbfs(window.audio[first_sr]) < SILENCE_DBFS
-            spans.append((window.start_s, min(window.end_s, stats.duration_s), silent))
-            batch.append(self._window_features(window))
-            del window
+        for features, span in self._features(windows, stats):
+            spans.append(span)
+            batch.append(features)
             if len(batch) >= self.batch_size:
                 flush()
         flush()
-        window_proba = np.concatenate(chunks)
-        return self._result(path, window_proba, spans, stats, segments)
-
-    def _result(
-        self,
-        path: str | None,
-        window_proba: np.ndarray,
-        spans: list[tuple[float, float, bool]],
-        stats: TrackStats,
-        segments: bool,
-    ) -> PredictionResult:
-        from merkit.labels import QUADRANT_MEANINGS
-
-        meanings = {**QUADRANT_MEANINGS, **self.manifest.label_meanings}
-        warnings: list[str] = []
-        reliable = True
-        level = stats.rms_dbfs
-        if level < SILENCE_DBFS:
-            reliable = False
-            shown = "digital silence" if level == -math.inf else f"RMS {level:.1f} dBFS"
-            warnings.append(
-                f"the audio is silent or nearly so ({shown}, below {SILENCE_DBFS:g} dBFS): "
-                "the answer is not reliable"
-            )
-        silent = np.array([s for _, _, s in spans])
-        use = ~silent if (silent.any() and not silent.all()) else np.ones(len(spans), bool)
-        if not use.all():
-            warnings.append(
-                f"{int((~use).sum())} of {len(spans)} windows are silent and were left out of "
-                "the average"
-            )
-        proba = mean_proba(window_proba[use])  # the segment methods' song-level rule too
-        proba = proba / proba.sum()
-        summary = _summary(proba, self.labels)
-        p = summary["probabilities"]
-        p_high = sum(p[q] for q in HIGH_AROUSAL if q in p)
-        p_pos = sum(p[q] for q in POSITIVE_VALENCE if q in p)
-        segment_list = None
-        if segments:
-            segment_list = []
-            for (start, end, quiet), row in zip(spans, window_proba, strict=True):
-                seg = _summary(row, self.labels)
-                segment_list.append(
-                    SegmentPrediction(
-                        start_s=round(start, 3),
-                        end_s=round(end, 3),
-                        meaning=meanings.get(seg["quadrant"], ""),
-                        silent=bool(quiet),
-                        **seg,
-                    )
-                )
-        return PredictionResult(
-            path=path,
-            quadrant=summary["quadrant"],
-            meaning=meanings.get(summary["quadrant"], ""),
-            probabilities=p,
-            arousal="high" if p_high >= 0.5 else "low",
-            valence="positive" if p_pos >= 0.5 else "negative",
-            p_high_arousal=p_high,
-            p_positive_valence=p_pos,
-            confidence=float(proba.max()),
-            duration_s=round(stats.duration_s, 3),
-            n_windows=len(spans),
-            reliable=reliable,
-            warnings=warnings,
-            segments=segment_list,
+        return song_result(
+            path,
+            np.concatenate(chunks),
+            spans,
+            stats.duration_s,
+            stats.rms_dbfs,
+            self.labels,
+            self.manifest.label_meanings,
+            segments=segments,
         )
 
     def predict_many(

@@ -6,9 +6,18 @@ items.
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from merkit.aggregation import mean_proba
+from merkit.labels import HIGH_AROUSAL, POSITIVE_VALENCE, QUADRANT_MEANINGS
+
+SILENCE_DBFS = -60.0
+"""Raw RMS level below which audio counts as silent (the answer is flagged unreliable)."""
 
 
 class SegmentPrediction(BaseModel):
@@ -89,4 +98,90 @@ class PredictionFailure(BaseModel):
     error: str
 
 
-__all__ = ["PredictionFailure", "PredictionResult", "RelativePlacement", "SegmentPrediction"]
+def _summary(probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    probs = {q: float(p) for q, p in zip(labels, probabilities, strict=True)}
+    best = labels[int(np.argmax(probabilities))]
+    return {"quadrant": best, "probabilities": probs}
+
+
+def song_result(
+    path: str | None,
+    window_proba: np.ndarray,
+    spans: list[tuple[float, float, bool]],
+    duration_s: float,
+    level_dbfs: float,
+    labels: Sequence[str],
+    label_meanings: Mapping[str, str],
+    *,
+    segments: bool,
+) -> PredictionResult:
+    """A track's :class:`PredictionResult` from its windows' probabilities.
+
+    ``spans`` holds each window's (start s, end s, silent); silent windows are left out of the
+    average unless every window is silent, and a track whose RMS level ``level_dbfs`` is below
+    :data:`SILENCE_DBFS` is flagged unreliable.
+    """
+    meanings = {**QUADRANT_MEANINGS, **label_meanings}
+    warnings: list[str] = []
+    reliable = True
+    level = level_dbfs
+    if level < SILENCE_DBFS:
+        reliable = False
+        shown = "digital silence" if level == -math.inf else f"RMS {level:.1f} dBFS"
+        warnings.append(
+            f"the audio is silent or nearly so ({shown}, below {SILENCE_DBFS:g} dBFS): "
+            "the answer is not reliable"
+        )
+    silent = np.array([s for _, _, s in spans])
+    use = ~silent if (silent.any() and not silent.all()) else np.ones(len(spans), bool)
+    if not use.all():
+        warnings.append(
+            f"{int((~use).sum())} of {len(spans)} windows are silent and were left out of "
+            "the average"
+        )
+    proba = mean_proba(window_proba[use])  # the segment methods' song-level rule too
+    proba = proba / proba.sum()
+    summary = _summary(proba, labels)
+    p = summary["probabilities"]
+    p_high = sum(p[q] for q in HIGH_AROUSAL if q in p)
+    p_pos = sum(p[q] for q in POSITIVE_VALENCE if q in p)
+    segment_list = None
+    if segments:
+        segment_list = []
+        for (start, end, quiet), row in zip(spans, window_proba, strict=True):
+            seg = _summary(row, labels)
+            segment_list.append(
+                SegmentPrediction(
+                    start_s=round(start, 3),
+                    end_s=round(end, 3),
+                    meaning=meanings.get(seg["quadrant"], ""),
+                    silent=bool(quiet),
+                    **seg,
+                )
+            )
+    return PredictionResult(
+        path=path,
+        quadrant=summary["quadrant"],
+        meaning=meanings.get(summary["quadrant"], ""),
+        probabilities=p,
+        arousal="high" if p_high >= 0.5 else "low",
+        valence="positive" if p_pos >= 0.5 else "negative",
+        p_high_arousal=p_high,
+        p_positive_valence=p_pos,
+        confidence=float(proba.max()),
+        duration_s=round(duration_s, 3),
+        n_windows=len(spans),
+        reliable=reliable,
+        warnings=warnings,
+        segments=segment_list,
+    )
+
+
+__all__ = [
+    "SILENCE_DBFS",
+    "PredictionFailure",
+    "PredictionResult",
+    "RelativePlacement",
+    "SegmentPrediction",
+    "song_result",
+]

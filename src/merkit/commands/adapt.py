@@ -35,7 +35,8 @@ def adapt(
         str,
         typer.Option(
             help="bias: per-quadrant offsets only (default) | affine: offsets and a 4x4 mixing "
-            "matrix on the log-probabilities (needs more examples)"
+            "matrix on the log-probabilities (needs more examples) | refit: refit the model's SVM "
+            "on its support vectors plus the examples (default, fast and other SVM models)"
         ),
     ] = "bias",
     strength: Annotated[
@@ -45,23 +46,31 @@ def adapt(
             help="Shrinkage toward the original model, in example songs' worth of trust",
         ),
     ] = 4.0,
+    weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="--kind refit: how many training songs each example song weighs"
+        ),
+    ] = 3.0,
     quiet: Annotated[bool, typer.Option(help="No progress output")] = False,
 ) -> None:
     """Adapt a model to your music: a handful of your songs labelled per quadrant recalibrate
-    its probabilities (the features and the estimator stay as they are).
+    its probabilities (bias, affine) or refit its SVM around them (refit).
 
     The adapted model is a normal model directory (merkit predict --model OUT, merkit serve);
     its card names the examples. The input model is never modified.
     """
-    from merkit.adapt import KINDS, adapt_model
+    from merkit.adapt import ADAPT_KINDS, adapt_model
     from merkit.datasets.csv import load_csv
     from merkit.datasets.folder import load_folder
     from merkit.errors import ConfigError
 
-    if kind not in KINDS:
-        raise ConfigError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if kind not in ADAPT_KINDS:
+        raise ConfigError(f"--kind must be one of {', '.join(ADAPT_KINDS)}, not {kind!r}")
     if strength <= 0:
         raise ConfigError("--strength must be > 0")
+    if weight <= 0:
+        raise ConfigError("--weight must be > 0")
     is_csv = examples.is_file() and examples.suffix.lower() == ".csv"
     loader = load_csv if is_csv else load_folder
     dataset = loader(examples, name=examples.stem)
@@ -76,15 +85,19 @@ def adapt(
         out,
         kind=kind,
         strength=strength,
+        weight=weight,
         progress=report,  # type: ignore[arg-type]
     )
     before, after = done.example_accuracy
-    offsets = ", ".join(
-        f"{q} {b:+.2f}" for q, b in zip(done.counts, done.recalibration.intercept_, strict=True)
-    )
+    if done.recalibration is None:
+        what = f"SVM refitted, each example weighing {weight:g} training songs"
+    else:
+        what = "log-offsets " + ", ".join(
+            f"{q} {b:+.2f}" for q, b in zip(done.counts, done.recalibration.intercept_, strict=True)
+        )
     console.print(
         f"adapted model written to {escape(str(out))} from {len(done.song_ids)} examples "
-        f"({', '.join(f'{q} {n}' for q, n in done.counts.items())}); log-offsets {offsets}; "
+        f"({', '.join(f'{q} {n}' for q, n in done.counts.items())}); {what}; "
         f"accuracy on the examples {100 * before:.0f} % -> {100 * after:.0f} % (in-sample)",
         highlight=False,
         soft_wrap=True,
