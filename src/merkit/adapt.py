@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from scipy.optimize import minimize
@@ -358,23 +358,21 @@ def adapt_model(
         )
     windows = _example_windows(predictor, examples, progress)
     labels = np.asarray(examples.labels)
-    window_labels = labels[windows.song]
-    per_window = 1.0 / np.bincount(windows.song)[windows.song]  # each song counts once in all
     before = _song_accuracy(windows.proba, windows.song, labels)
     layer: Recalibration | None = None
     if kind == "refit":
+        per_window = 1.0 / np.bincount(windows.song)[windows.song]  # each song weighs `weight`
         estimator = refit_with_examples(
             predictor.estimator,
             predictor.estimator_input(windows.inputs),
-            window_labels,
+            labels[windows.song],
             weight * per_window,
         )
         after_proba = estimator.predict_proba(predictor.estimator_input(windows.inputs))
         note = f"then an SVM refit (each example weighing {weight:g} training songs)"
     else:
-        layer = Recalibration(kind, strength).fit(  # type: ignore[arg-type]
-            windows.proba, window_labels, sample_weight=per_window
-        )
+        per_song = [windows.proba[windows.song == i] for i in range(len(labels))]
+        layer = fit_on_windows(per_song, labels, kind=cast(Kind, kind), strength=strength)
         estimator = RecalibratedClassifier(predictor.estimator, layer)
         after_proba = layer.transform(windows.proba)
         note = f"then few-shot recalibration ({kind}, strength {strength:g})"
