@@ -100,8 +100,10 @@ class CrossValCalibratedClassifier(ClassifierMixin, BaseEstimator):
     def refit_with_examples(
         self, X: Any, y: Any, sample_weight: np.ndarray
     ) -> CrossValCalibratedClassifier:
-        """A copy whose estimator is refitted on its support vectors plus ``(X, y)``; the
-        calibration map is kept (the refitted SVM's decision values keep their scale)."""
+        """A copy whose estimator is refitted on its support vectors plus ``(X, y)``.
+
+        The calibration map is kept as fitted: it assumes the refitted SVM's decision values
+        keep the original's scale (the same C and gamma, most support vectors shared)."""
         from merkit.support_refit import refit_with_examples
 
         refitted = copy.copy(self)

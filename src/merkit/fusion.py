@@ -42,7 +42,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.metaestimators import _BaseComposition, available_if
 
 from merkit.calibration import decision_scores
-from merkit.errors import ConfigError, DataError
+from merkit.errors import ConfigError, DataError, ModelError
 from merkit.inputs import take
 
 MemberInputs = Sequence[str] | Mapping[str, str]
@@ -376,7 +376,6 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
     ) -> FusionClassifier:
         """A copy whose final SVM is refitted on its support vectors plus the rows of ``X``
         (:mod:`merkit.support_refit`); the members' transforms stay as fitted."""
-        from merkit.errors import ModelError
         from merkit.support_refit import refit_with_examples
 
         if not self.supports_refit():

@@ -117,9 +117,7 @@ def refit_with_examples(model: Any, X: Any, y: Any, sample_weight: Any = None) -
         for calibrated in refitted.calibrated_classifiers_:
             calibrated.estimator = refit_with_examples(calibrated.estimator, X, y, weight)
         return refitted
-    elif _svc_of(model) is not None:
-        svc = _svc_of(model)
-        assert svc is not None
+    elif (svc := _svc_of(model)) is not None:
         return refit_svc(svc, np.asarray(X), y, weight)
     raise ModelError(
         f"refitting with examples needs a model whose classifier is a fitted SVM (svm, svm-own, "
