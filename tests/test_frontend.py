@@ -8,7 +8,7 @@ import soxr
 
 from merkit.errors import ConfigError
 from merkit.features.own import extract_own_features
-from merkit.frontend import band_limit, canonical, trim_silence
+from merkit.frontend import band_limit, canonical, level_normalize, trim_silence
 from merkit.representations import canonical_representation, get_representation
 
 SR = 16_000
@@ -70,6 +70,29 @@ def test_canonical_drops_encoder_delay_and_normalises() -> None:
     assert np.max(np.abs(a)) == pytest.approx(10 ** (-0.1 / 20), rel=1e-5)
     n = min(len(a), len(b)) - 200
     assert np.max(np.abs(a[200:n] - b[200:n])) < 1e-2
+
+
+def test_level_normalize_sets_the_percentile_and_ignores_a_few_spikes() -> None:
+    # 1000 samples of magnitude 0.25 and one spike: the 99.9th percentile of 1001 magnitudes is
+    # the 1000th smallest (position 0.999 * 1000), 0.25, so the spike does not count.
+    y = np.full(1001, 0.25, dtype=np.float32)
+    y[::2] *= -1
+    y[500] = 0.9
+    out = level_normalize(y, 99.9, -6.0)
+    target = 10 ** (-6 / 20)
+    assert out.dtype == np.float32
+    assert np.abs(out[1]) == pytest.approx(target, rel=1e-6)
+    assert out[500] == pytest.approx(0.9 / 0.25 * target, rel=1e-6)  # above full scale, kept
+    # The same music with a louder spike (a codec's ringing) gets the same gain ...
+    spiky = y.copy()
+    spiky[500] = 1.2
+    np.testing.assert_array_equal(level_normalize(spiky, 99.9, -6.0)[:500], out[:500])
+    # ... where peak normalisation (percentile 100) would change it by 2.5 dB.
+    peak_gain = level_normalize(y, 100, -6.0)[1] / level_normalize(spiky, 100, -6.0)[1]
+    assert 20 * np.log10(peak_gain) == pytest.approx(20 * np.log10(1.2 / 0.9), rel=1e-5)
+    assert level_normalize(np.zeros(4, np.float32), 99.9, -3.0).tolist() == [0.0] * 4
+    with pytest.raises(ConfigError, match="percentile"):
+        level_normalize(y, 0.0, -3.0)
 
 
 def test_canonical_rejects_a_band_above_the_rate() -> None:

@@ -208,6 +208,8 @@ def canonical_representation(
     inner: str,
     band_sr: int | None,
     trim_db: float | None,
+    level_percentile: float = 100.0,
+    level_dbfs: float = -0.1,
     **params: Any,
 ) -> np.ndarray:
     """Registry adapter: representation ``inner``'s function on :func:`merkit.frontend.canonical`
@@ -216,7 +218,15 @@ def canonical_representation(
     from merkit.frontend import canonical
 
     fn = get_representation(inner).load_fn()
-    return fn(canonical(y, sr, band_sr=band_sr, trim_db=trim_db), sr, seed=seed, **params)
+    front = canonical(
+        y,
+        sr,
+        band_sr=band_sr,
+        trim_db=trim_db,
+        level_percentile=level_percentile,
+        level_dbfs=level_dbfs,
+    )
+    return fn(front, sr, seed=seed, **params)
 
 
 def _config_params(cfg: LogMelConfig) -> dict[str, Any]:
