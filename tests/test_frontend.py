@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import soxr
 
+from merkit.audio import level_normalize
 from merkit.errors import ConfigError
 from merkit.features.own import extract_own_features
-from merkit.frontend import band_limit, canonical, level_normalize, trim_silence
+from merkit.frontend import band_limit, canonical, trim_silence
 from merkit.representations import canonical_representation, get_representation
 
 SR = 16_000

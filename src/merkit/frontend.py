@@ -19,10 +19,10 @@ the ends are trimmed to the first and last sample within ``trim_db`` of the peak
 ``*-canon`` representations (:func:`merkit.representations.canonical_representation`) apply it
 before another representation's function.
 
-Last, the level is normalised (:func:`level_normalize`; by default the peak, as the paper does).
-A codec moves a song's peak by up to ~1 dB; normalising a high percentile instead keeps the gain
-within ~0.1 dB, but the default model agreed across encodings no more often with it, so the
-peak stays the default (``benchmarks/results/4qaed_encoding_agreement.md``).
+Last, the level is normalised (:func:`merkit.audio.level_normalize`; by default the peak, as
+the paper does). A codec moves a song's peak by up to ~1 dB; normalising a high percentile
+instead keeps the gain within ~0.1 dB, but the default model agreed across encodings no more
+often with it, so the peak stays the default (``benchmarks/results/4qaed_encoding_agreement.md``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ __all__ = [
     "CANONICAL_TRIM_DB",
     "band_limit",
     "canonical",
-    "level_normalize",
     "trim_silence",
 ]
 
@@ -47,40 +46,6 @@ CANONICAL_BAND_SR: Final[int] = 14_000
 
 CANONICAL_TRIM_DB: Final[float] = 60.0
 """Leading and trailing samples more than this many dB below the peak are trimmed."""
-
-
-def level_normalize(y: np.ndarray, percentile: float, target_dbfs: float) -> np.ndarray:
-    """Scale ``y`` so the ``percentile``-th percentile of ``|y|`` sits at ``target_dbfs``.
-
-    ``percentile=100`` is peak normalisation. A lower percentile ignores the few highest samples,
-    which a lossy codec moves most (a codec's pre-echo and ringing change a song's peak by up to
-    1 dB, and so the gain peak normalisation applies; the 99.9th percentile moves a quarter to a
-    tenth as much, ``benchmarks/results/4qaed_encoding_agreement.md``). Silence is returned as is.
-
-    Parameters
-    ----------
-    y : np.ndarray
-        Mono samples, shape ``(n,)``.
-    percentile : float
-        In (0, 100].
-    target_dbfs : float
-        Level of that percentile after scaling, in dB relative to full scale.
-
-    Returns
-    -------
-    np.ndarray
-        float32, shape ``(n,)``; samples may exceed full scale when ``percentile < 100``.
-    """
-    if not 0 < percentile <= 100:
-        raise ConfigError(f"level percentile must lie in (0, 100], got {percentile}")
-    y = np.asarray(y, dtype=np.float32)
-    magnitude = np.abs(y)
-    if not magnitude.size:
-        return y
-    level = float(magnitude.max() if percentile == 100 else np.percentile(magnitude, percentile))
-    if level == 0.0:
-        return y
-    return (y * np.float32(10.0 ** (target_dbfs / 20.0) / level)).astype(np.float32, copy=False)
 
 
 def band_limit(y: np.ndarray, sr: int, via_sr: int) -> np.ndarray:
@@ -149,7 +114,7 @@ def canonical(
         Trim threshold below the peak in dB; ``None`` keeps the ends.
     level_percentile, level_dbfs : float
         The ``level_percentile``-th percentile of ``|y|`` is set to ``level_dbfs``
-        (:func:`level_normalize`); the defaults are peak normalisation to -0.1 dBFS.
+        (:func:`merkit.audio.level_normalize`); the defaults are peak normalisation to -0.1 dBFS.
 
     Returns
     -------
@@ -162,6 +127,8 @@ def canonical(
         For a ``band_sr`` not below ``sr``, a non-positive ``trim_db`` or a percentile outside
         (0, 100].
     """
+    from merkit.audio import level_normalize
+
     y = np.asarray(y, dtype=np.float32)
     if band_sr is not None and not 0 < band_sr < sr:
         raise ConfigError(f"band_sr must lie between 0 and the rate {sr} Hz, got {band_sr}")
