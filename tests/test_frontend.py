@@ -69,6 +69,9 @@ def test_canonical_drops_encoder_delay_and_normalises() -> None:
     a, b = canonical(y, SR), canonical(delayed, SR)
     assert abs(len(a) - len(b)) <= 2
     assert np.max(np.abs(a)) == pytest.approx(10 ** (-0.1 / 20), rel=1e-5)
+    # Another level rule on request: the 99.9th percentile of |y| at -3 dBFS.
+    quiet = canonical(y, SR, level_percentile=99.9, level_dbfs=-3.0)
+    assert np.percentile(np.abs(quiet), 99.9) == pytest.approx(10 ** (-3 / 20), rel=1e-5)
     n = min(len(a), len(b)) - 200
     assert np.max(np.abs(a[200:n] - b[200:n])) < 1e-2
 

@@ -208,12 +208,13 @@ def level_normalize(y: np.ndarray, percentile: float, target_dbfs: float) -> np.
     ``percentile=100`` is peak normalisation. A lower percentile ignores the few highest samples,
     which a lossy codec moves most (a codec's pre-echo and ringing change a song's peak by up to
     1 dB, and so the gain peak normalisation applies; the 99.9th percentile moves a quarter to a
-    tenth as much, ``benchmarks/results/4qaed_encoding_agreement.md``). Silence is returned as is.
+    tenth as much, ``benchmarks/results/4qaed_encoding_agreement.md``). All-zero audio comes back
+    unchanged.
 
     Parameters
     ----------
     y : np.ndarray
-        Mono samples, shape ``(n,)``.
+        Samples, any shape (the percentile is taken over all of them).
     percentile : float
         In (0, 100].
     target_dbfs : float
@@ -222,7 +223,7 @@ def level_normalize(y: np.ndarray, percentile: float, target_dbfs: float) -> np.
     Returns
     -------
     np.ndarray
-        A float32 copy, shape ``(n,)``; samples may exceed full scale when ``percentile < 100``.
+        A float32 copy of ``y``'s shape; samples may exceed full scale when ``percentile < 100``.
     """
     if not 0 < percentile <= 100:
         raise ConfigError(f"level percentile must lie in (0, 100], got {percentile}")
