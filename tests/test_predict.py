@@ -199,8 +199,8 @@ def test_bad_audio_raises_one_clear_error(predictor: Predictor, tmp_path: Path) 
         predictor.predict(tmp_path / "fake.ogg")
     with pytest.raises(ConfigError, match="sr="):
         predictor.predict(tone(2.0))
-    with pytest.raises(ConfigError, match="mono 1-D"):
-        predictor.predict(np.zeros((2, 32_000), np.float32), sr=16_000)
+    with pytest.raises(ConfigError, match=r"at most 8 channels, got shape \(2, 16, 32000\)"):
+        predictor.predict(np.zeros((2, 16, 32_000), np.float32), sr=16_000)
     with pytest.raises(ConfigError, match="float samples"):
         predictor.predict(np.ones(32_000, np.int16), sr=16_000)
     with pytest.raises(ConfigError, match="not list"):

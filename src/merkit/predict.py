@@ -33,11 +33,13 @@ from typing import Any
 import numpy as np
 
 from merkit.audio import peak_normalize
+from merkit.calibration import ProbabilityCalibration
 from merkit.errors import ConfigError, MerkitError, ModelError
 from merkit.inputs import parse_input
 from merkit.model_dir import MODEL_CARD, InputSpec, ModelManifest
 from merkit.model_dir import open_model_dir as _open_model_dir
 from merkit.prediction import (
+    MIXED_BELOW,
     SILENCE_DBFS,
     PredictionFailure,
     PredictionResult,
@@ -84,6 +86,9 @@ class Predictor:
         Where the model was loaded from (lets :meth:`predict_many` use worker processes).
     batch_size : int
         Windows per estimator call.
+    calibration : ProbabilityCalibration, optional
+        The model directory's post-hoc layer (``calibration.json``): a temperature applied to
+        every window's probabilities and the threshold below which an answer is mixed.
     """
 
     def __init__(
@@ -93,11 +98,14 @@ class Predictor:
         *,
         model_dir: Path | None = None,
         batch_size: int = BATCH_WINDOWS,
+        calibration: ProbabilityCalibration | None = None,
     ) -> None:
         self.manifest = manifest
         self.estimator = estimator
         self.model_dir = model_dir
         self.batch_size = max(1, int(batch_size))
+        self.calibration = calibration
+        self.mixed_below = calibration.mixed_below if calibration else MIXED_BELOW
         self.labels: tuple[str, ...] = tuple(manifest.labels)
         self._columns = self._column_order()
         self._functions: dict[str, Any] = {}
@@ -153,7 +161,8 @@ class Predictor:
         Returns
         -------
         np.ndarray
-            ``(n, 4)`` float64 probabilities, columns in ``labels`` order.
+            ``(n, 4)`` float64 probabilities, columns in ``labels`` order (through the model's
+            post-hoc calibration layer, when it has one).
         """
         proba = np.asarray(
             self.estimator.predict_proba(self.estimator_input(inputs)), dtype=np.float64
@@ -163,7 +172,8 @@ class Predictor:
                 f"the estimator returned probabilities of shape {proba.shape}, "
                 f"expected (n, {len(self.labels)})"
             )
-        return proba[:, self._columns]
+        proba = proba[:, self._columns]
+        return self.calibration.apply(proba) if self.calibration else proba
 
     def estimator_input(self, inputs: Mapping[str, Any]) -> Any:
         """``{input name: array}`` as the estimator takes it: the one array, or keyed by role."""
@@ -246,10 +256,12 @@ class Predictor:
                 raise ConfigError("pass sr= (the waveform's sample rate) with a waveform")
             if int(sr) != sr or sr <= 0:
                 raise ConfigError(f"sample rate must be a positive integer, got {sr!r}")
+            if audio.ndim == 2 and 1 <= min(audio.shape) <= 8:  # stereo: mixed down, as files
+                audio = audio.mean(axis=int(np.argmin(audio.shape)))
             if audio.ndim != 1:
                 raise ConfigError(
-                    f"expected a mono 1-D waveform, got shape {audio.shape}; mix channels down "
-                    "first (e.g. y.mean(axis=0) for librosa's (channels, samples))"
+                    f"expected a waveform of shape (samples,), (channels, samples) or (samples, "
+                    f"channels) with at most 8 channels, got shape {audio.shape}"
                 )
             if not np.issubdtype(audio.dtype, np.floating):
                 raise ConfigError(
@@ -265,25 +277,27 @@ class Predictor:
             where = f"audio file '{path}'"
         else:
             raise ConfigError(
-                f"predict() takes a file path or a numpy waveform, not {type(audio).__name__}"
+                "predict() takes a file path, a folder, a list of paths or a numpy waveform, "
+                f"not {type(audio).__name__}"
             )
         windows = iter_windows(blocks, stats, srs, self.window_s, self.hop_s, where=where)
         return windows, path
 
     def predict(
         self,
-        audio: str | os.PathLike[str] | np.ndarray,
+        audio: str | os.PathLike[str] | np.ndarray | Sequence[str | os.PathLike[str]],
         sr: int | None = None,
         *,
         segments: bool = False,
-    ) -> PredictionResult:
-        """Predict the quadrant of one song.
+    ) -> Any:
+        """Predict the quadrant of one song, or of each song of a list or folder.
 
         Parameters
         ----------
-        audio : path or np.ndarray
-            An audio file (any format merkit decodes, any length of at least 1 s) or a mono
-            float waveform.
+        audio : path, folder, list of paths or np.ndarray
+            An audio file (any format merkit decodes, any length of at least 1 s), a float
+            waveform (mono, or channels that are mixed down, as files' are), or a list of files
+            and folders (folders are searched recursively for audio files).
         sr : int, optional
             The waveform's sample rate (required with a waveform, ignored with a path).
         segments : bool
@@ -291,7 +305,10 @@ class Predictor:
 
         Returns
         -------
-        PredictionResult
+        PredictionResult, or list of PredictionResult | PredictionFailure
+            One result for one song; for a list or folder, one entry per file in order, a file
+            that cannot be predicted being a :class:`PredictionFailure` with its reason (use
+            :meth:`predict_many` to get them one at a time as they finish).
 
         Raises
         ------
@@ -302,6 +319,11 @@ class Predictor:
         ConfigError
             A waveform without ``sr`` or with more than one dimension.
         """
+        paths = isinstance(audio, list | tuple) and all(
+            isinstance(a, str | os.PathLike) for a in audio
+        )
+        if paths or (isinstance(audio, str | os.PathLike) and os.path.isdir(audio)):
+            return list(self.predict_many(audio, segments=segments))
         self._require_audio_model()
         stats = TrackStats()
         windows, path = self._window_stream(audio, sr, stats)
@@ -330,21 +352,23 @@ class Predictor:
             self.labels,
             self.manifest.label_meanings,
             segments=segments,
+            mixed_below=self.mixed_below,
         )
 
     def predict_many(
         self,
-        paths: Sequence[str | os.PathLike[str]],
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         *,
         segments: bool = False,
         n_jobs: int = 1,
     ) -> Iterator[PredictionResult | PredictionFailure]:
-        """Predict several files, in order; a file that fails gives a :class:`PredictionFailure`.
+        """Predict several files, in order, yielding each answer as it is ready; a file that
+        fails gives a :class:`PredictionFailure`.
 
         Parameters
         ----------
-        paths : sequence of path
-            Audio files.
+        paths : path or sequence of path
+            Audio files, or folders searched recursively for audio files.
         segments : bool
             Include per-window answers.
         n_jobs : int
@@ -352,16 +376,24 @@ class Predictor:
             otherwise files are predicted in this process.
         """
         self._require_audio_model()
-        if n_jobs == 1 or self.model_dir is None or len(paths) < 2:
-            for path in paths:
-                yield safe_predict(self, path, segments=segments)
-            return
-        from merkit.parallel import map_ordered  # workers die with this process
+        from merkit.audio_search import Unreadable, expand_folders
 
-        tasks = [(str(self.model_dir), str(path), segments) for path in paths]
-        yield from map_ordered(
-            _predict_in_worker, tasks, n_jobs, warm_numba=needs_numba(self.manifest)
-        )
+        items = [
+            PredictionFailure(path=i.path, error=i.error) if isinstance(i, Unreadable) else i
+            for i in expand_folders([paths] if isinstance(paths, str | os.PathLike) else paths)
+        ]
+        files = [item for item in items if not isinstance(item, PredictionFailure)]
+        if n_jobs == 1 or self.model_dir is None or len(files) < 2:
+            done: Iterator[Any] = (safe_predict(self, f, segments=segments) for f in files)
+        else:
+            from merkit.parallel import map_ordered  # workers die with this process
+
+            tasks = [(str(self.model_dir), str(path), segments) for path in files]
+            done = map_ordered(
+                _predict_in_worker, tasks, n_jobs, warm_numba=needs_numba(self.manifest)
+            )
+        for item in items:  # in the given order, each answer as soon as it is ready
+            yield item if isinstance(item, PredictionFailure) else next(done)
 
 
 def safe_predict(
@@ -430,7 +462,8 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
         from merkit.numba_cache import ensure_numba_cache
 
         ensure_numba_cache()  # a corrupt librosa cache is repaired here instead of crashing later
-    return Predictor(manifest, estimator, model_dir=path)
+    calibration = ProbabilityCalibration.load(path)
+    return Predictor(manifest, estimator, model_dir=path, calibration=calibration)
 
 
 def needs_numba(manifest: ModelManifest) -> bool:
