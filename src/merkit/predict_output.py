@@ -324,8 +324,10 @@ class ResultSink:
                 f"--output {path} already exists: add --resume to continue it "
                 "(finished files are skipped), or choose another file"
             )
+        self._digests: dict[str, str | None] = {}
         if exists:
-            kept = read_finished(path, fmt)
+            # a record of a file whose content changed since is dropped (it is done again)
+            kept = [r for r in read_finished(path, fmt) if self._digest(r.path) in (r.sha256, None)]
             self.finished = {_key(r.path): r.sha256 for r in kept}
             self._replace(_header(fmt) + "".join(r.text for r in kept))
         else:
@@ -342,10 +344,16 @@ class ResultSink:
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
 
+    def _digest(self, path: str | os.PathLike[str]) -> str | None:
+        key = _key(str(path))
+        if key not in self._digests:
+            self._digests[key] = file_digest(path)
+        return self._digests[key]
+
     def is_finished(self, path: str | os.PathLike[str]) -> bool:
         """Whether ``path`` has a finished record whose hash matches the file's content now."""
         done = self.finished.get(_key(str(path)))
-        return done is not None and done == file_digest(path)
+        return done is not None and done == self._digest(path)
 
     def pending(self, paths: Iterable[Path]) -> tuple[list[Path], int]:
         """The files still to predict, and how many were skipped as finished."""
