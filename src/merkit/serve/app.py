@@ -46,7 +46,6 @@ from merkit.predict import Predictor, load_model
 from merkit.prediction import PredictionResult
 from merkit.serve.limits import BodySizeLimit
 from merkit.serve.settings import ServeSettings
-from merkit.shipped import model_name
 from merkit.serve.upload import (
     UploadError,
     check_duration,
@@ -56,6 +55,7 @@ from merkit.serve.upload import (
     saved_upload,
     too_long,
 )
+from merkit.shipped import model_name
 
 log = logging.getLogger("merkit.serve")
 
@@ -159,6 +159,7 @@ def plain_summary(predictor: Predictor) -> str:
         f"heard in {m.window_s:g}-second pieces and their answers averaged. It hears lyrics only "
         "as sound, and music unlike its training songs may get a less certain answer."
     )
+
 
 def model_summary(predictor: Predictor) -> str:
     m = predictor.manifest
