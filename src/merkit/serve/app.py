@@ -81,6 +81,11 @@ class ModelInfo(BaseModel):
     summary: str = Field(description="One paragraph: what the model is and how well it scores")
     plain: str = Field(description="The same in plain words, for the page")
     mixed_below: float = Field(description="Top probability under which an answer is mixed")
+    calibration_error: float | None = Field(
+        None,
+        description="Expected calibration error of the probabilities, measured on out-of-fold "
+        "predictions (null when not measured)",
+    )
     seconds_per_window: float = Field(
         description="Recent time to predict one window (the page's time estimate for long songs)"
     )
@@ -153,9 +158,14 @@ def plain_summary(predictor: Predictor) -> str:
         if m.cv and m.cv.accuracy is not None
         else ""
     )
+    about = (
+        "4QAED: 30-second previews of mostly Western popular music, each labelled with one of "
+        "the four moods"
+        if m.training.dataset == "4qaed"
+        else m.training.dataset
+    )
     return (
-        f"The model learned from {m.training.n_songs} song clips ({m.training.dataset}: mostly "
-        f"Western popular music, each labelled with one of the four moods).{good} A song is "
+        f"The model learned from {m.training.n_songs} song clips ({about}).{good} A song is "
         f"heard in {m.window_s:g}-second pieces and their answers averaged. It hears lyrics only "
         "as sound, and music unlike its training songs may get a less certain answer."
     )
@@ -336,6 +346,7 @@ def create_app(
             summary=model_summary(p),
             plain=plain_summary(p),
             mixed_below=p.mixed_below,
+            calibration_error=p.calibration.ece_after if p.calibration else None,
             seconds_per_window=round(state.get("per_window", 1.0), 3),
             labels={q: p.manifest.label_meanings.get(q, "") for q in p.labels},
             manifest=p.manifest.model_dump(mode="json"),
