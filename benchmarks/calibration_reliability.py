@@ -102,9 +102,9 @@ def mixed_flags(proba: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, 
 
 def cross_fit(
     proba: np.ndarray, y: np.ndarray, ids: np.ndarray, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Temperature-scaled probabilities, temperatures and thresholds, each song's row scored
-    with a layer fitted on the other songs only."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Temperature-scaled probabilities, temperatures, thresholds with and without the
+    temperature: each song's row scored with a layer fitted on the other songs only."""
     songs, first = np.unique(ids, return_index=True)
     groups = np.zeros(len(songs), dtype=int)
     split = StratifiedKFold(GROUPS, shuffle=True, random_state=seed)
@@ -114,6 +114,7 @@ def cross_fit(
     out = np.empty_like(proba)
     temps = np.empty(len(y))
     taus = np.empty(len(y))
+    plain_taus = np.empty(len(y))
     for g in range(GROUPS):
         test = row_group == g
         train = ~test
@@ -121,7 +122,8 @@ def cross_fit(
         out[test] = scale_temperature(proba[test], t)
         temps[test] = t
         taus[test] = mixed_threshold(scale_temperature(proba[train], t), y[train])
-    return out, temps, taus
+        plain_taus[test] = mixed_threshold(proba[train], y[train])
+    return out, temps, taus, plain_taus
 
 
 def mixed_report(proba: np.ndarray, y: np.ndarray, taus: np.ndarray) -> dict[str, float]:
@@ -147,8 +149,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"# {result['name']}: reliability of the shipped model's probabilities",
         "",
         f"Produced {result['created']} by `{result['command']}` from "
-        f"`{result['run']}`: {result['n_folds']} out-of-fold test folds, {result['n_rows']} "
-        f"predictions of {result['n_songs']} songs (each song once per repeat).",
+        f"`{result['run']}`: {result['n_folds']} out-of-fold test folds "
+        f"({result['protocol_words']}), {result['n_rows']} predictions of {result['n_songs']} "
+        "songs (each song once per repeat).",
         "",
         f"Machine: `{json.dumps(result['machine'])}`",
         "",
@@ -226,10 +229,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the song groups")
     parser.add_argument("--write-layer", action="store_true")
     parser.add_argument("--min-gain", type=float, default=0.005, help="ECE gain to ship T")
+    parser.add_argument(
+        "--protocol-words",
+        default="10x10 stratified CV, random_state=1",
+        help="how the run's folds were made, in words (for the card and the layer)",
+    )
     args = parser.parse_args()
 
     proba, y, ids, n_folds = load_folds(args.run)
-    after, temps, taus = cross_fit(proba, y, ids, args.seed)
+    after, temps, taus, plain_taus = cross_fit(proba, y, ids, args.seed)
     before_scores, after_scores = scores(proba, y), scores(after, y)
     t_all = fit_temperature(proba, y)
     gain = before_scores["ece"] - after_scores["ece"]
@@ -240,15 +248,13 @@ def main() -> None:
         else f"the cross-fitted ECE changes by only {100 * -gain:+.2f} points: not shipped"
     )
     shipped = scale_temperature(proba, ship_t)
-    uncal_taus = np.full(len(y), mixed_threshold(proba, y))
-    ship_taus = taus if ship_t != 1.0 else uncal_taus
+    ship_taus = taus if ship_t != 1.0 else plain_taus
     layer = ProbabilityCalibration(
         temperature=round(ship_t, 4),
         mixed_below=round(mixed_threshold(shipped, y), 3),
         fitted_on=(
             f"{len(y)} out-of-fold predictions of {len(np.unique(ids))} 4QAED songs "
-            f"({n_folds} folds of 10x10 stratified CV, random_state=1), "
-            f"benchmarks/results/{args.name}.md"
+            f"({n_folds} test folds: {args.protocol_words}), benchmarks/results/{args.name}.md"
         ),
         ece_before=round(before_scores["ece"], 4),
         ece_after=round(after_scores["ece"] if ship_t != 1.0 else before_scores["ece"], 4),
@@ -261,6 +267,7 @@ def main() -> None:
         "machine": machine(),
         "versions": versions(),
         "n_folds": n_folds,
+        "protocol_words": args.protocol_words,
         "n_rows": len(y),
         "n_songs": len(np.unique(ids)),
         "before": before_scores,
@@ -272,7 +279,7 @@ def main() -> None:
         "layer": layer.__dict__,
         "table_before": reliability_table(proba, y, N_BINS),
         "table_after": reliability_table(after, y, N_BINS),
-        "mixed_uncalibrated": mixed_report(proba, y, uncal_taus),
+        "mixed_uncalibrated": mixed_report(proba, y, plain_taus),
         "mixed_cross_fitted": mixed_report(after if ship_t != 1.0 else proba, y, ship_taus),
     }
     out = Path(__file__).parent / "results"

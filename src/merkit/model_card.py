@@ -70,8 +70,9 @@ def reliability_section(layer: ProbabilityCalibration, measured: dict[str, Any])
     return (
         "\n## How sure it is\n\n"
         f"Measured on {measured['n_rows']} out-of-fold predictions (each of the "
-        f"{measured['n_songs']} songs predicted by a model that never saw it, "
-        f"{measured['n_folds']} folds of 10x10 cross-validation): the probabilities have an "
+        f"{measured['n_songs']} songs predicted by a model that never saw it; "
+        f"{measured['n_folds']} test folds: {measured['protocol_words']}): the probabilities "
+        "have an "
         f"expected calibration error of {_pct(before['ece'])} (the mean gap between how sure "
         "the model says it is and how often it is right; 10 bins of the top probability), "
         f"mean top probability {_pct(before['mean_confidence'])} against "

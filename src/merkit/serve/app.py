@@ -166,7 +166,7 @@ def plain_summary(predictor: Predictor) -> str:
     )
     return (
         f"The model learned from {m.training.n_songs} song clips ({about}).{good} A song is "
-        f"heard in {m.window_s:g}-second pieces and their answers averaged. It hears lyrics only "
+        f"heard in {m.window_s:.0f}-second pieces and their answers averaged. It hears lyrics only "
         "as sound, and music unlike its training songs may get a less certain answer."
     )
 
