@@ -6,11 +6,11 @@ calibration exactly as ``merkit train`` does; the test fold's probabilities are 
 
 1. measures the reliability of those out-of-fold probabilities: top-label expected calibration
    error (ECE, 10 equal-width bins), Brier score, log loss, a reliability table;
-2. fits a post-hoc temperature (:func:`merkit.calibration.fit_temperature`) and measures it
-   *cross-fitted*: the songs are split into 10 stratified groups and each group's predictions
-   are scaled with a temperature fitted on the other groups' predictions only (a song never
-   helps calibrate its own answer, in any repeat);
-3. chooses the ``mixed`` threshold (:func:`merkit.calibration.mixed_threshold`: the top
+2. fits a post-hoc temperature (:func:`merkit.estimators.calibration.fit_temperature`) and
+   measures it *cross-fitted*: the songs are split into 10 stratified groups and each group's
+   predictions are scaled with a temperature fitted on the other groups' predictions only (a
+   song never helps calibrate its own answer, in any repeat);
+3. chooses the ``mixed`` threshold (:func:`merkit.estimators.calibration.mixed_threshold`: the top
    probability below which the first choice is right less than half the time), cross-fitted in
    the same way, and reports how often answers are mixed and how often the truth is one of the
    two quadrants a mixed answer names;
@@ -42,7 +42,8 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from _common import command_line, machine, versions
-from merkit.calibration import (
+from merkit.core.labels import QUADRANT_MEANINGS, QUADRANTS
+from merkit.estimators.calibration import (
     ProbabilityCalibration,
     expected_calibration_error,
     fit_temperature,
@@ -50,9 +51,8 @@ from merkit.calibration import (
     reliability_table,
     scale_temperature,
 )
-from merkit.labels import QUADRANT_MEANINGS, QUADRANTS
-from merkit.model_card import reliability_section
-from merkit.prediction import mixed_answer
+from merkit.product.card import reliability_section
+from merkit.product.prediction import mixed_answer
 from merkit.protocol.records import read_fold
 
 N_BINS = 10

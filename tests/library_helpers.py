@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from merkit.methods import METHODS, MethodSpec, register_method
-from merkit.representations import REPRESENTATIONS, Representation, register_representation
+from merkit.representations.registry import REPRESENTATIONS, Representation, register_representation
 from product_helpers import _logreg, band_features
 
 SLOW_BANDS = "test-slow-bands"

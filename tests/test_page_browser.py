@@ -27,10 +27,10 @@ import httpx
 import pytest
 
 from library_helpers import SLOW_LOGREG, register_slow_method
-from merkit.cache import NullCache
-from merkit.calibration import ProbabilityCalibration
-from merkit.export import save_model, train_final
-from merkit.predict import load_model
+from merkit.estimators.calibration import ProbabilityCalibration
+from merkit.product.export import save_model, train_final
+from merkit.product.predict import load_model
+from merkit.representations.cache import NullCache
 from product_helpers import synthetic_files, tone, write_wav
 from test_serve_browser import free_port
 

@@ -17,11 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from library_helpers import SLOW_LOGREG, register_slow_method
-from merkit.cache import NullCache
-from merkit.errors import ConfigError
-from merkit.export import save_model, train_final
-from merkit.predict import PredictionFailure, PredictionResult, load_model
-from merkit.predict_output import ResultSink, file_digest, output_format, read_output
+from merkit.core.errors import ConfigError
+from merkit.product.export import save_model, train_final
+from merkit.product.output import ResultSink, file_digest, output_format, read_output
+from merkit.product.predict import PredictionFailure, PredictionResult, load_model
+from merkit.representations.cache import NullCache
 from product_helpers import synthetic_files, tone, write_wav
 
 register_slow_method()

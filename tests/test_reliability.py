@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from merkit.cache import NullCache
-from merkit.calibration import (
+from merkit.core.errors import ModelError
+from merkit.core.labels import QUADRANT_MEANINGS
+from merkit.estimators.calibration import (
     CALIBRATION_FILE,
     ProbabilityCalibration,
     expected_calibration_error,
@@ -20,11 +21,10 @@ from merkit.calibration import (
     reliability_table,
     scale_temperature,
 )
-from merkit.errors import ModelError
-from merkit.export import save_model, train_final
-from merkit.labels import QUADRANT_MEANINGS
-from merkit.predict import load_model
-from merkit.prediction import mixed_answer
+from merkit.product.export import save_model, train_final
+from merkit.product.predict import load_model
+from merkit.product.prediction import mixed_answer
+from merkit.representations.cache import NullCache
 from product_helpers import LOGREG, register_test_methods, synthetic_files, tone, write_wav
 
 register_test_methods()

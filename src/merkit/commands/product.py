@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from merkit.commands import err_console, load_for_methods, user_errors
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from merkit.predict_output import ResultSink
-    from merkit.prediction import PredictionFailure, PredictionResult
+    from merkit.product.output import ResultSink
+    from merkit.product.prediction import PredictionFailure, PredictionResult
 
     Outcome = PredictionResult | PredictionFailure
 
@@ -105,9 +105,9 @@ def train(
     library versions and a model card (MODEL_CARD.md) quoting the method's cross-validated scores
     from --cv-results.
     """
-    from merkit.cache import FeatureCache
-    from merkit.export import save_model, train_final
     from merkit.methods import resolve_method
+    from merkit.product.export import save_model, train_final
+    from merkit.representations.cache import FeatureCache
 
     params = _method_params(config, method)
     resolved = resolve_method(method, params)  # every setting checked before any work
@@ -150,10 +150,10 @@ def train(
 
 
 def find_audio(paths: Sequence[Path]) -> tuple[list[Path], list[PredictionFailure]]:
-    """Files to predict (:func:`merkit.audio_search.find_audio_files`); each path that cannot
+    """Files to predict (:func:`merkit.product.search.find_audio_files`); each path that cannot
     be read becomes a failure with its reason."""
-    from merkit.audio_search import find_audio_files
-    from merkit.prediction import PredictionFailure
+    from merkit.product.prediction import PredictionFailure
+    from merkit.product.search import find_audio_files
 
     files, problems = find_audio_files(paths)
     return files, [PredictionFailure(path=path, error=error) for path, error in problems]
@@ -166,7 +166,7 @@ def _pct(value: float) -> str:
 def _print_table(outcomes: list[Outcome], segments: bool) -> None:
     from rich.table import Table
 
-    from merkit.prediction import PredictionResult
+    from merkit.product.prediction import PredictionResult
 
     results = [o for o in outcomes if isinstance(o, PredictionResult)]
     if not results:
@@ -244,13 +244,13 @@ def _clock(seconds: float) -> str:
 
 
 def _csv_text(outcomes: list[Outcome]) -> str:
-    from merkit.predict_output import csv_text
+    from merkit.product.output import csv_text
 
     return csv_text(outcomes)
 
 
 def _progress(enabled: bool, total: int) -> Any:
-    from merkit.progress import progress_bar
+    from merkit.core.progress import progress_bar
 
     return progress_bar("predicting", enabled=enabled, console=err_console)
 
@@ -318,11 +318,11 @@ def predict(
     reported with its reason and the others go on. Exit code: 0 all predicted, 1 some failed, 2
     no files.
     """
-    from merkit.model_dir import ModelVersionWarning
-    from merkit.predict import load_model
-    from merkit.prediction import PredictionFailure
-    from merkit.relative import MIN_FILES, with_relative
-    from merkit.shipped import FastModelWarning
+    from merkit.product.model_dir import ModelVersionWarning
+    from merkit.product.predict import load_model
+    from merkit.product.prediction import PredictionFailure
+    from merkit.product.relative import MIN_FILES, with_relative
+    from merkit.product.shipped import FastModelWarning
 
     fmt = _output_format(output_format)
     sink = _open_sink(output, fmt, resume, relative)
@@ -406,7 +406,7 @@ def _open_sink(
     output: Path | None, fmt: OutputFormat | None, resume: bool, relative: bool
 ) -> ResultSink | None:
     """The ``--output`` file's sink, every option checked before any work."""
-    from merkit.predict_output import ResultSink, output_format
+    from merkit.product.output import ResultSink, output_format
 
     if output is None:
         if resume:
