@@ -151,6 +151,7 @@ function show(answer) {
       (second ? `; ${second} ${meanings[second] || ""} comes next ` +
         `(${pct(result.probabilities[second])}).` : ".")
     : "";
+  $("unfamiliar-note").hidden = result.familiar !== false; // when the model can tell
   $("sure").textContent = `How sure: ${sureWords(result)} (${pct(result.confidence)}).`;
   const s = sideWords(result);
   const warn = result.reliable ? "" : ` Not reliable: ${result.warnings.join("; ")}`;
