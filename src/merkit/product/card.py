@@ -59,13 +59,13 @@ def reliability_section(layer: ProbabilityCalibration, measured: dict[str, Any])
     before, after = measured["before"], measured["after_cross_fitted"]
     mixed = measured["mixed_cross_fitted"]
     layer_words = (
-        f"a temperature of {layer.temperature:g} is applied to the probabilities "
-        f"(`calibration.json`; expected calibration error {_pct(layer.ece_before)} before, "
-        f"{_pct(layer.ece_after)} after, measured cross-fitted)"
+        f"a post-hoc temperature of {layer.temperature:g} is applied to the probabilities "
+        f"(`calibration.json`): expected calibration error {_pct(layer.ece_before)} before, "
+        f"{_pct(layer.ece_after)} after (cross-fitted)"
         if layer.temperature != 1.0
-        else "no further calibration is applied: a temperature fitted on out-of-fold "
-        f"predictions changed the expected calibration error only from {_pct(before['ece'])} "
-        f"to {_pct(after['ece'])}"
+        else "the probabilities are used as they are: a post-hoc temperature fitted on the "
+        f"same predictions did not improve them ({_pct(before['ece'])} before, "
+        f"{_pct(after['ece'])} after, cross-fitted)"
     )
     return (
         "\n## How sure it is\n\n"
@@ -76,8 +76,7 @@ def reliability_section(layer: ProbabilityCalibration, measured: dict[str, Any])
         f"expected calibration error of {_pct(before['ece'])} (the mean gap between how sure "
         "the model says it is and how often it is right; 10 bins of the top probability), "
         f"mean top probability {_pct(before['mean_confidence'])} against "
-        f"{_pct(before['accuracy'])} right answers. After this model's calibration layer, "
-        f"{layer_words}.\n\n"
+        f"{_pct(before['accuracy'])} right answers; {layer_words}.\n\n"
         f"An answer is **mixed** when its top probability is below {layer.mixed_below:g} (below "
         "that, the first choice was right less than half the time) or when the quadrant "
         "disagrees with the arousal/valence sides; it then names the two most likely quadrants "
