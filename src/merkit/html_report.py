@@ -31,8 +31,18 @@ from merkit.errors import ConfigError
 from merkit.labels import QUADRANTS
 from merkit.protocol.results import load_results
 from merkit.protocol.runner import MethodResult
-from merkit.report import results_frame, size_curve_figure, write_csv_atomic, write_text_atomic
+from merkit.report import (
+    paper_cell,
+    paper_footnotes,
+    regime_banners,
+    results_frame,
+    size_curve_figure,
+    sort_results,
+    write_csv_atomic,
+    write_text_atomic,
+)
 from merkit.stats import (
+    MIN_VERDICT_FOLDS,
     fold_scores,
     friedman,
     pairwise_comparisons,
@@ -75,6 +85,8 @@ def collect(run_dirs: Sequence[Path]) -> list[Entry]:
         raise ConfigError(
             f"no method in {', '.join(map(str, run_dirs))} has all its folds finished"
         )
+    order = {id(result): i for i, result in enumerate(sort_results([r for _, r in found]))}
+    found.sort(key=lambda pair: order[id(pair[1])])
     names = [result.method for _, result in found]
     entries = []
     for run_dir, result in found:
@@ -138,7 +150,7 @@ def fold_spread_svg(entries: Sequence[Entry]) -> str:
         ax.scatter(
             i + rng.uniform(-0.12, 0.12, len(values)), values, s=8, alpha=0.5, color="#4477aa"
         )
-        paper = entries[i - 1].result.paper_f1
+        paper = entries[i - 1].result.comparable_paper_f1
         if paper is not None:
             ax.scatter([i], [100 * paper], marker="*", s=120, color="#cc3311", zorder=3)
     ax.set_xticks(range(1, len(entries) + 1), [e.label for e in entries], rotation=20, ha="right")
@@ -339,9 +351,11 @@ def statistics(entries: Sequence[Entry], *, strict: bool) -> dict[str, Any]:
         "comparisons": comparisons,
         "ratio": ratio,
         "n_folds": len(scores),
+        "underpowered": len(scores) < MIN_VERDICT_FOLDS,
+        "min_folds": MIN_VERDICT_FOLDS,
         "matrix": significance_matrix(comparisons, list(scores.columns)),
     }
-    if scores.shape[1] >= 3:
+    if scores.shape[1] >= 3 and len(scores) >= MIN_VERDICT_FOLDS:
         result = friedman(scores)
         out["friedman"] = result
         out["cd_svg"] = cd_diagram_svg(result.mean_ranks, result.nemenyi)
@@ -361,6 +375,7 @@ def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str,
             {
                 "label": entry.label,
                 "row": row,
+                "paper": paper_cell(row),
                 "confusion": _confusion_share(entry.result),
                 "confusion_counts": entry.result.summary["confusion"],
                 "circumplex_svg": circumplex_svg(entry),
@@ -385,6 +400,8 @@ def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str,
         "title": "merkit report: " + ", ".join(sorted({e.result.dataset for e in entries})),
         "run_dirs": [str(p) for p in run_dirs],
         "methods": methods,
+        "banners": regime_banners(frame),
+        "paper_notes": paper_footnotes(frame),
         "quadrants": QUADRANTS,
         "colours": QUADRANT_COLOURS,
         "fold_spread_svg": fold_spread_svg(entries),

@@ -83,6 +83,8 @@ def load_results(run_dir: Path) -> RunResults:
             inputs=tuple(inputs),
             paper_f1=info.get("paper_f1"),
             settings=(stamp.get("config") or {}).get("params"),
+            regime=str(info.get("regime") or "unrecorded"),
+            n_songs=info.get("n_songs"),
         )
     return results
 
