@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats as sps
+from tests.test_html_report import fake_run
 
 from merkit.html_report import render_report
 from merkit.methods import resolve_method
@@ -22,7 +23,6 @@ from merkit.protocol.folds import ProtocolConfig
 from merkit.protocol.results import load_results
 from merkit.report import markdown_report, results_frame, results_table
 from merkit.stats import MIN_VERDICT_FOLDS, corrected_resampled_ttest, pairwise_comparisons
-from tests.test_html_report import fake_run
 
 PAPER_10X10 = ProtocolConfig(n_splits=10, n_repeats=10)
 
@@ -176,3 +176,140 @@ def test_interval_stays_on_the_scale_of_f1_differences() -> None:
     # Hand check of the raw half-width: t(0.975, 2) * sqrt((1/3 + 0.5) * var(d, ddof=1)).
     half = sps.t.ppf(0.975, 2) * np.sqrt((1 / 3 + 0.5) * d.var(ddof=1))
     assert raw.ci_high - d.mean() == pytest.approx(half)
+
+
+# -- probabilities for every method whose shipped form has them ---------------------------------
+
+
+def _blobs(n_per_class: int = 30, n_features: int = 120, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(4), n_per_class)
+    X = rng.normal(size=(labels.size, n_features))
+    X[:, :4] += 3.0 * np.eye(4)[labels]  # four informative columns, one per quadrant
+    return X.astype(np.float32), labels
+
+
+def test_svm_own_fold_records_calibrated_probabilities() -> None:
+    from sklearn.base import clone
+
+    from merkit.protocol.folds import make_folds
+    from merkit.protocol.runner import fit_fold
+
+    X, labels = _blobs()
+    protocol = ProtocolConfig(n_splits=3, n_repeats=1)
+    fold = make_folds(labels, protocol)[0]
+    method = resolve_method("svm-own")
+    record = fit_fold(method, {"own-features": X}, labels, fold, protocol)
+    proba = np.asarray(record.proba)
+    assert proba.shape == (fold.test.size, 4)
+    assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    # The predictions are the SVM's own (the F1 of earlier runs is unchanged)...
+    plain = clone(method.estimator)
+    plain.fit(X[fold.train], labels[fold.train])
+    assert record.y_pred == plain.predict(X[fold.test]).tolist()
+    # ...and the probabilities learned what the SVM did (chance is 0.25).
+    svm_accuracy = (np.asarray(record.y_pred) == labels[fold.test]).mean()
+    proba_accuracy = (proba.argmax(axis=1) == labels[fold.test]).mean()
+    assert svm_accuracy > 0.5 and proba_accuracy >= svm_accuracy - 0.1
+    # The report's arousal/valence plot then uses them instead of one-hot points.
+    y = proba[:, 0] + proba[:, 1] - proba[:, 2] - proba[:, 3]
+    assert len(np.unique(np.round(y, 3))) > 4
+
+
+def test_in_fold_probabilities_are_fitted_on_training_songs() -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from merkit.calibration import in_fold_probabilities
+
+    X, labels = _blobs(n_features=6)
+    train, test = np.arange(0, 120, 2), np.arange(1, 120, 2)
+    model = make_pipeline(StandardScaler(), SVC()).fit(X[train], labels[train])
+    first = in_fold_probabilities(model, X[train], labels[train], X[test], seed=3)
+    assert np.array_equal(
+        first, in_fold_probabilities(model, X[train], labels[train], X[test], seed=3)
+    )
+    # The calibration is fitted on training songs alone: other test rows change nothing of it.
+    shifted = in_fold_probabilities(model, X[train], labels[train], X[test][::-1], seed=3)
+    assert np.allclose(shifted[::-1], first)
+    assert in_fold_probabilities(model, {"a": X[train]}, labels[train], X[test]) is None
+    assert in_fold_probabilities(object(), X[train], labels[train], X[test]) is None
+
+
+# -- tune, methods, executors -------------------------------------------------------------------
+
+
+def test_tune_shows_powers_of_two_as_exponents() -> None:
+    from merkit.tuning.run import annotate_powers
+    from merkit.tuning.space import format_params, load_space
+
+    space = load_space("paper", "svm-own")  # C: {log: [2^-5, 2^15]}, gamma: {log: [2^-15, 2^3]}
+    assert format_params(space, {"C": 8.0, "gamma": 2.0**-15}) == "{C: 2^3, gamma: 2^-15}"
+    text = "svm-own:\n  C: 8.0\n  gamma: 3.0517578125e-05\n  n_features: 64\n"
+    text = annotate_powers(text, space)
+    assert "gamma: 3.0517578125e-05  # 2^-15" in text and "C: 8.0  # 2^3" in text
+    assert "n_features: 64\n" in text  # not a searched log range: left alone
+    import yaml
+
+    assert yaml.safe_load(text)["svm-own"]["gamma"] == 2.0**-15  # still a number
+
+
+def test_methods_lists_weights_extras_and_cost() -> None:
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    import merkit.cli as cli
+    from merkit.methods.fold_costs import FOLD_COSTS
+
+    cli.console = Console(record=True, width=400)
+    CliRunner().invoke(cli.app, ["methods"])
+    text = cli.console.export_text()
+    rows = {line.split("│")[1].strip(): line for line in text.splitlines() if "│" in line}
+    for name in ("crnn-mtat", "crnn-emb-rf", "artist-cnn", "crnn-mtat-ft"):
+        assert "weights:" in rows[name], name
+    assert "extra: openl3" in rows["openl3-rf"]
+    assert "extra: research" in rows["cnn+tfm"] and "weights" not in rows["cnn"]
+    seconds = FOLD_COSTS["svm"]["seconds_per_fold"]
+    assert f" {float(seconds):.0f} " in rows["svm"]
+
+
+def test_executor_conflicts_are_refused_before_start_up() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from merkit.cli import app\n"
+        "r = CliRunner().invoke(app, ['benchmark', '--workers', '2', '--out', 'x'])\n"
+        "print(r.exit_code, 'torch' in sys.modules, 'sklearn' in sys.modules)\n"
+        "print(r.output)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    first, *rest = out.stdout.splitlines()
+    assert first == "1 False False", out.stdout + out.stderr
+    assert "--workers applies to --executor processes or ray" in "\n".join(rest)
+
+
+def test_ray_is_quiet_under_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from merkit.protocol.ray_executor import RayExecutor
+
+    calls: dict = {}
+
+    class FakeRay:
+        def init(self, **kwargs: object) -> None:
+            calls.update(kwargs)
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.setattr(logging.getLogger("ray"), "level", logging.NOTSET)
+    RayExecutor(quiet=True)._init(FakeRay())
+    assert calls["log_to_driver"] is False
+    assert logging.getLogger("ray").level == logging.ERROR
+    import os
+
+    assert os.environ["RAY_AUTH_MODE"] == "token"  # no start-up warning about it
+    RayExecutor(quiet=False)._init(FakeRay())
+    assert calls["log_to_driver"] is True

@@ -114,6 +114,8 @@ def benchmark(
 
     With no arguments: the built-in synthetic dataset, 10x10 stratified CV, the audio-only SVM.
     """
+    # Flags that contradict each other are refused before anything heavy is imported.
+    _check_executor_options(executor, workers, ray_address)
     from merkit.benchmark import run_benchmark
     from merkit.cache import FeatureCache
     from merkit.methods import read_settings
@@ -123,7 +125,6 @@ def benchmark(
     from merkit.tuning.nested import resolve_tuned
 
     protocol_for(protocol_name)  # an unknown --protocol is refused before any work
-    _check_executor_options(executor, workers, ray_address)
     names = [m.strip() for m in methods.split(",") if m.strip()] or (
         ["svm-own"] if dataset in ("synthetic", "merge") else ["svm"]
     )
@@ -152,7 +153,9 @@ def benchmark(
         f"[bold]{loaded.name}[/]: {len(loaded)} songs {loaded.counts()} | {protocol.describe()} "
         f"| methods: {', '.join(names)} | out: {out}"
     )
-    with _open_executor(executor, workers, ray_address, gpus_per_fold, retries) as runner:
+    with _open_executor(
+        executor, workers, ray_address, gpus_per_fold, retries, quiet=quiet
+    ) as runner:
         run_benchmark(
             loaded,
             names,
@@ -187,7 +190,13 @@ def _check_executor_options(kind: str, workers: int | None, address: str | None)
 
 @contextmanager
 def _open_executor(
-    kind: str, workers: int | None, address: str | None, gpus_per_fold: float, retries: int
+    kind: str,
+    workers: int | None,
+    address: str | None,
+    gpus_per_fold: float,
+    retries: int,
+    *,
+    quiet: bool = False,
 ) -> Iterator[Any]:
     """The ``--executor`` for a benchmark (a local Ray instance is stopped afterwards)."""
     from merkit.protocol.executor import ProcessExecutor, SerialExecutor
@@ -201,7 +210,7 @@ def _open_executor(
         from merkit.protocol.ray_executor import RayExecutor
 
         with RayExecutor(
-            address, num_cpus=workers, gpus_per_fold=gpus_per_fold, retries=retries
+            address, num_cpus=workers, gpus_per_fold=gpus_per_fold, retries=retries, quiet=quiet
         ) as ray_executor:
             yield ray_executor
 
@@ -226,14 +235,21 @@ def report(
 
 @app.command("methods")
 def list_methods() -> None:
-    """List the available methods and the paper row each reproduces."""
+    """List the methods: inputs, the paper row each reproduces, weights and extras, cost."""
     from rich.table import Table
 
     from merkit.methods import METHODS
+    from merkit.methods.fold_costs import FOLD_COSTS
 
-    table = Table(title="merkit methods")
-    for column in ("name", "inputs", "paper row (Orig-4QAED F1)", "summary"):
-        table.add_column(column)
+    table = Table(
+        title="merkit methods",
+        caption="cost: measured fit + predict seconds per fold on 4QAED on this project's 2-core "
+        "CPU (* = run with lowered epoch caps: the paper regime costs more); "
+        "extras: pip install 'merkit[EXTRA]'",
+        caption_justify="left",
+    )
+    for column in ("name", "inputs", "paper row (Orig-4QAED F1)", "needs", "s/fold", "summary"):
+        table.add_column(column, justify="right" if column == "s/fold" else "left")
     for spec in METHODS.values():
         paper = (
             f"{spec.paper_row} ({100 * spec.paper_f1:.2f})"
@@ -247,7 +263,13 @@ def list_methods() -> None:
         )
         if spec.augment:
             inputs += f" (+ augment: {', '.join(map(str, spec.augment))})"
-        table.add_row(spec.name, inputs, paper, spec.summary)
+        needs = [f"weights: {spec.weights}"] if spec.weights else []
+        needs += [f"extra: {extra}" for extra in spec.extras]
+        cost = FOLD_COSTS.get(spec.name)
+        seconds = (
+            f"{cost['seconds_per_fold']:.0f}{'*' if cost['reduced'] else ''}" if cost else ""
+        )
+        table.add_row(spec.name, inputs, paper, "; ".join(needs), seconds, spec.summary)
     console.print(table)
 
 

@@ -28,6 +28,7 @@ def _augmented_cnn(
             paper_row=paper_row,
             paper_f1=paper_f1,
             quick=QUICK,
+            extras=("research",),  # the copies come from merkit.augment (audiomentations)
         )
     )
 

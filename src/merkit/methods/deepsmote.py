@@ -53,5 +53,6 @@ CNN_DEEPSMOTE = register_method(
         paper_row="Baseline + DeepSMOTE",
         paper_f1=0.6070,
         quick={"epochs": 2, "ae_epochs": 1, "ae_batch_size": 16},
+        extras=("research",),  # imbalanced-learn's Borderline-SMOTE
     )
 )

@@ -207,6 +207,7 @@ HYBRID = register_method(
         paper_row="Hybrid Augmented",
         paper_f1=0.6804,
         quick={stage: {"epochs": 2} for stage in ("dnn", "cnn", "fusion")},
+        extras=("research",),  # the classic copies come from merkit.augment (audiomentations)
     )
 )
 
@@ -217,5 +218,6 @@ HYBRID_OWN = register_method(
         inputs={"features": "own-features", "logmel": "logmel", "augmented": "classic-aug"},
         build=build_hybrid,
         quick={stage: {"epochs": 2} for stage in ("dnn", "cnn", "fusion")},
+        extras=("research",),  # the classic copies come from merkit.augment (audiomentations)
     )
 )

@@ -302,6 +302,7 @@ OPENL3_RF = MethodSpec(
     inputs=("openl3",),
     build=build_openl3_rf,
     provenance=_openl3_provenance,
+    extras=("openl3",),
     paper_row="OpenL3",
     paper_f1=0.5570,
 )
@@ -312,6 +313,7 @@ CRNN_EMB_RF = MethodSpec(
     inputs=("won-logmel",),
     build=build_crnn_emb_rf,
     provenance=_checkpoint_provenance(WON_FRONT_END),
+    weights="Won's MTAT CRNN (crnn_mtat.pth; setting weights: PATH)",
 )
 ARTIST_EMB_RF = MethodSpec(
     name="artist-emb-rf",
@@ -319,12 +321,15 @@ ARTIST_EMB_RF = MethodSpec(
     inputs=("artist-chunks",),
     build=build_artist_emb_rf,
     provenance=_checkpoint_provenance(ARTIST_FRONT_END),
+    weights="Park's artist CNN (artist_siamese_10000.h5; setting weights: PATH)",
+    extras=("research",),  # h5py reads the Keras checkpoint
 )
 CRNN_MTAT = MethodSpec(
     name="crnn-mtat",
     summary="Won's MTAT CRNN frozen, new 4-way head, Adam->SGD schedule, inner validation",
     inputs=("won-logmel",),
     build=build_crnn_mtat,
+    weights="Won's MTAT CRNN (crnn_mtat.pth; setting weights: PATH)",
     paper_row="CRNN Pre-trained MTAT",
     paper_f1=0.5021,
 )
@@ -333,12 +338,15 @@ CRNN_MTAT_FT = MethodSpec(
     summary="Won's MTAT CRNN with its own front end, fully fine-tuned (small lr)",
     inputs=("won-logmel",),
     build=build_crnn_mtat_ft,
+    weights="Won's MTAT CRNN (crnn_mtat.pth; setting weights: PATH)",
 )
 ARTIST_CNN = MethodSpec(
     name="artist-cnn",
     summary="Park's artist-label encoder frozen + new 4-way head on 129-frame chunks",
     inputs=("artist-chunks",),
     build=build_artist_cnn,
+    weights="Park's artist CNN (artist_siamese_10000.h5; setting weights: PATH)",
+    extras=("research",),  # h5py reads the Keras checkpoint
     paper_row="Artists CNN",
     paper_f1=0.5085,
 )
