@@ -313,3 +313,31 @@ def test_ray_is_quiet_under_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     assert os.environ["RAY_AUTH_MODE"] == "token"  # no start-up warning about it
     RayExecutor(quiet=False)._init(FakeRay())
     assert calls["log_to_driver"] is True
+
+
+def test_size_curve_rows_come_by_fraction() -> None:
+    from merkit.protocol.runner import MethodResult
+    from merkit.report import sort_results
+
+    def result(name: str, f1: float, fraction: float) -> MethodResult:
+        record = type("R", (), {"metrics": type("M", (), {"f1": f1})()})()
+        made = MethodResult(name, "toy", PAPER_10X10, [], 0, 0.0, (), settings={})
+        made.settings = {"train_fraction": fraction} if fraction < 1 else {}
+        object.__setattr__(made, "per_fold", [record])
+        return made
+
+    rows = [
+        result("svm@train0.5", 0.70, 0.5),
+        result("cnn", 0.55, 1.0),
+        result("svm", 0.75, 1.0),
+        result("svm@train0.25", 0.60, 0.25),
+    ]
+    import merkit.report as report
+
+    original = report.MethodResult.summary
+    try:
+        report.MethodResult.summary = property(lambda self: {"f1": self.per_fold[0].metrics.f1})
+        names = [r.method for r in sort_results(rows)]
+    finally:
+        report.MethodResult.summary = original
+    assert names == ["svm@train0.25", "svm@train0.5", "svm", "cnn"]
