@@ -15,14 +15,14 @@ import pytest
 from scipy import stats as sps
 from tests.test_html_report import fake_run
 
-from merkit.html_report import render_report
 from merkit.methods import resolve_method
 from merkit.methods.regime import training_caps
 from merkit.protocol.comparability import paper_comparison
 from merkit.protocol.folds import ProtocolConfig
 from merkit.protocol.results import load_results
-from merkit.report import markdown_report, results_frame, results_table
-from merkit.stats import MIN_VERDICT_FOLDS, corrected_resampled_ttest, pairwise_comparisons
+from merkit.report.html import render_report
+from merkit.report.stats import MIN_VERDICT_FOLDS, corrected_resampled_ttest, pairwise_comparisons
+from merkit.report.tables import markdown_report, results_frame, results_table
 
 PAPER_10X10 = ProtocolConfig(n_splits=10, n_repeats=10)
 
@@ -221,7 +221,7 @@ def test_in_fold_probabilities_are_fitted_on_training_songs() -> None:
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from merkit.calibration import in_fold_probabilities
+    from merkit.estimators.calibration import in_fold_probabilities
 
     X, labels = _blobs(n_features=6)
     train, test = np.arange(0, 120, 2), np.arange(1, 120, 2)
@@ -317,7 +317,7 @@ def test_ray_is_quiet_under_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_size_curve_rows_come_by_fraction() -> None:
     from merkit.protocol.runner import MethodResult
-    from merkit.report import sort_results
+    from merkit.report.tables import sort_results
 
     def result(name: str, f1: float, fraction: float) -> MethodResult:
         record = type("R", (), {"metrics": type("M", (), {"f1": f1})()})()
@@ -332,7 +332,7 @@ def test_size_curve_rows_come_by_fraction() -> None:
         result("svm", 0.75, 1.0),
         result("svm@train0.25", 0.60, 0.25),
     ]
-    import merkit.report as report
+    import merkit.report.tables as report
 
     original = report.MethodResult.summary
     try:

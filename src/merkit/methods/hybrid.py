@@ -21,11 +21,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from merkit.errors import ConfigError, DataError
-from merkit.estimators import TorchClassifier
+from merkit.core.errors import ConfigError, DataError
 from merkit.methods.base import MethodSpec, feature_preprocessing
 from merkit.methods.registry import register_method
 from merkit.models import build_model
+from merkit.training.classifier import TorchClassifier
 from merkit.training.data import clone_state
 
 
@@ -207,7 +207,7 @@ HYBRID = register_method(
         paper_row="Hybrid Augmented",
         paper_f1=0.6804,
         quick={stage: {"epochs": 2} for stage in ("dnn", "cnn", "fusion")},
-        extras=("research",),  # the classic copies come from merkit.augment (audiomentations)
+        extras=("research",),  # merkit.representations.augmented imports audiomentations
     )
 )
 
@@ -218,6 +218,6 @@ HYBRID_OWN = register_method(
         inputs={"features": "own-features", "logmel": "logmel", "augmented": "classic-aug"},
         build=build_hybrid,
         quick={stage: {"epochs": 2} for stage in ("dnn", "cnn", "fusion")},
-        extras=("research",),  # the classic copies come from merkit.augment (audiomentations)
+        extras=("research",),  # merkit.representations.augmented imports audiomentations
     )
 )
