@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from merkit.datasets.base import Dataset
+from merkit.datasets.check import empty_quadrants
+from merkit.errors import DataError
 from merkit.html_report import write_annotations, write_report
+from merkit.methods.resolve import check_feature_counts
 from merkit.protocol.curves import fraction_folds, fraction_method
 from merkit.protocol.executor import Executor
 from merkit.protocol.fixed import fixed_split_folds
@@ -19,6 +22,31 @@ from merkit.protocol.models import check_saveable
 from merkit.protocol.runner import MethodResult, is_per_repeat, resolve_inputs, run_method
 from merkit.report import results_frame, results_table, update_summaries
 from merkit.tuning.nested import resolve_tuned
+
+
+def input_widths(dataset: Dataset, names: Iterable[str]) -> dict[str, int | None]:
+    """Features per song of each input, known before any computing (None where it is not).
+
+    A feature table's width is its column count; a representation's comes from its declared
+    shape when that is one fixed axis (e.g. ``own-features``: 317).
+    """
+    from merkit.inputs import parse_input
+    from merkit.representations import REPRESENTATIONS
+
+    widths: dict[str, int | None] = {}
+    for name in names:
+        parsed = parse_input(name)
+        width = None
+        if parsed.kind == "table":
+            frame = dataset.tables.get(parsed.name)
+            width = None if frame is None else int(frame.shape[1])
+        else:
+            rep = REPRESENTATIONS.get(parsed.name)
+            shape = rep.shape(rep.sr, rep.params) if rep is not None and rep.shape else None
+            if shape is not None and len(shape) == 1 and shape[0] is not None:
+                width = int(shape[0])
+        widths[name] = width
+    return widths
 
 
 def run_benchmark(
@@ -57,6 +85,12 @@ def run_benchmark(
     if save_models:
         for method in resolved:
             check_saveable(method.name, method.estimator)
+    empty = empty_quadrants(dataset)
+    if empty:  # macro F1 over three quadrants would read as a 4-class result
+        raise DataError(f"dataset {dataset.name!r}: " + "; ".join(empty))
+    widths = input_widths(dataset, {name for method in resolved for name in method.inputs})
+    for method in resolved:
+        check_feature_counts(method, widths)  # e.g. n_features 100000 of 317: refused now
     fixed = fixed_split_folds(dataset, protocol) if protocol.split is not None else None
     if fixed is None and protocol.leave_out is None:
         check_feasible(dataset.labels, protocol, dataset.groups)

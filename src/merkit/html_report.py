@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import platform
 import subprocess
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ from merkit.stats import (
     single_split_comparisons,
 )
 
+_log = logging.getLogger(__name__)
 TEMPLATE = "report.html.j2"
 QUADRANT_COLOURS = {"Q1": "#e6a000", "Q2": "#cc3311", "Q3": "#3366aa", "Q4": "#228833"}
 STAT_LIBRARIES = ("scipy", "statsmodels", "scikit-posthocs", "pandas", "matplotlib", "jinja2")
@@ -63,17 +65,26 @@ def collect(run_dirs: Sequence[Path]) -> list[Entry]:
     ConfigError
         A folder that is not a run folder, or runs with no finished method.
     """
+    return collect_all(run_dirs)[0]
+
+
+def collect_all(run_dirs: Sequence[Path]) -> tuple[list[Entry], list[str]]:
+    """:func:`collect`, and one line per method that is not shown and why (incomplete, damaged
+    fold files, unreadable ``config.json``) or per file that was ignored."""
     found: list[tuple[Path, MethodResult]] = []
+    not_shown: list[str] = []
     for run_dir in map(Path, run_dirs):
         if not run_dir.is_dir():
             raise ConfigError(f"{run_dir} is not a folder (expected a merkit benchmark --out)")
         run = load_results(run_dir)
-        if not len(run):
+        if not len(run) and not run.problems:
             raise ConfigError(f"{run_dir} holds no method results (no <method>/config.json)")
         found += [(run_dir, result) for result in run.complete()]
+        not_shown += [f"not shown: {line}" for line in run.problems.values()] + run.notes
     if not found:
+        reasons = "".join(f"\n  - {line}" for line in not_shown)
         raise ConfigError(
-            f"no method in {', '.join(map(str, run_dirs))} has all its folds finished"
+            f"no method in {', '.join(map(str, run_dirs))} has all its folds finished{reasons}"
         )
     names = [result.method for _, result in found]
     entries = []
@@ -86,7 +97,7 @@ def collect(run_dirs: Sequence[Path]) -> list[Entry]:
         except (OSError, ValueError):
             stamp = {}
         entries.append(Entry(label, run_dir, result, stamp))
-    return entries
+    return entries, not_shown
 
 
 # -- plots (inline SVG) -----------------------------------------------------------------------
@@ -350,7 +361,9 @@ def statistics(entries: Sequence[Entry], *, strict: bool) -> dict[str, Any]:
 
 def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str, Any]:
     """Everything the template shows, computed from the persisted folds."""
-    entries = collect(run_dirs)
+    entries, not_shown = collect_all(run_dirs)
+    for line in not_shown:
+        _log.warning("%s", line)
     frame = results_frame([e.result for e in entries])
     frame["label"] = [e.label for e in entries]
     annotations = {e.run_dir: read_annotations(e.run_dir) for e in entries}
@@ -385,6 +398,7 @@ def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str,
         "title": "merkit report: " + ", ".join(sorted({e.result.dataset for e in entries})),
         "run_dirs": [str(p) for p in run_dirs],
         "methods": methods,
+        "not_shown": not_shown,
         "quadrants": QUADRANTS,
         "colours": QUADRANT_COLOURS,
         "fold_spread_svg": fold_spread_svg(entries),
@@ -444,15 +458,67 @@ def render_report(run_dirs: Sequence[Path], *, strict: bool = True) -> str:
 
 
 def write_report(run_dirs: Sequence[Path], out: Path, *, strict: bool = True) -> Path:
-    """Render the report of ``run_dirs`` and write it to ``out`` atomically."""
-    write_text_atomic(render_report(run_dirs, strict=strict), Path(out))
-    return Path(out)
+    """Render the report of ``run_dirs`` and write it to ``out`` atomically.
+
+    Raises
+    ------
+    ConfigError
+        Before anything is computed, when ``out`` would overwrite what a user has
+        (:func:`check_report_path`).
+    """
+    out = Path(out)
+    check_report_path(run_dirs, out)
+    write_text_atomic(render_report(run_dirs, strict=strict), out)
+    return out
+
+
+def check_report_path(run_dirs: Sequence[Path], out: Path) -> None:
+    """Refuse an ``--out`` that is a folder, a run's own file, or a file that is not a report.
+
+    Inside a run folder only its ``report.html`` may be (re)written; elsewhere an existing file
+    is replaced only when it is an HTML report merkit wrote.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``out`` and the reason.
+    """
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {out} is a folder; give the report's file name, e.g. {out / 'report.html'}"
+        )
+    target = out.resolve()
+    runs = [Path(run_dir).resolve() for run_dir in run_dirs]
+    if any(target == run / "report.html" for run in runs):
+        return  # a run's own report, which each benchmark rewrites
+    for run_dir, run in zip(run_dirs, runs, strict=True):
+        if target.is_relative_to(run) and (target.exists() or target.parent != run):
+            raise ConfigError(
+                f"--out {out} would overwrite a file of run folder {run_dir} (its results "
+                f"are kept there); write the report elsewhere or to {run_dir / 'report.html'}"
+            )
+    if out.exists() and not _is_report(out):
+        raise ConfigError(
+            f"--out {out} exists and is not an HTML report merkit wrote; choose another file "
+            "name (nothing was overwritten)"
+        )
+
+
+def _is_report(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return head.lstrip().lower().startswith("<!doctype html") and "merkit report" in head
 
 
 __all__ = [
     "build_context",
+    "check_report_path",
     "circumplex_points",
     "collect",
+    "collect_all",
     "environment_info",
     "read_annotations",
     "render_report",

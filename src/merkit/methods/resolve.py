@@ -349,6 +349,56 @@ def _setting_name(param: str, path: str, settings: Mapping[str, Any]) -> str:
     return f"{path}__{param}" if path else param
 
 
+SELECTION_PARAMS = ("n_features_to_select", "k")
+"""Parameters of feature-selection steps that count features (ReliefF's top-k, SelectKBest)."""
+
+
+def check_feature_counts(method: ResolvedMethod, widths: Mapping[str, int | None]) -> None:
+    """Refuse a selection step asking for more features than its input has, before any work.
+
+    ``widths`` maps input names to their number of features (None: not known before computing,
+    e.g. a variable-length representation). A method with one input is checked: every step with
+    a :data:`SELECTION_PARAMS` count must ask for at most the input's width, less the columns a
+    ``DropFeatures`` step removes.
+
+    Raises
+    ------
+    ConfigError
+        Naming the method, the setting, its value and the number of features there are.
+    """
+    if len(method.inputs) != 1 or widths.get(method.inputs[0]) is None:
+        return
+    name = method.inputs[0]
+    width = int(widths[name])  # type: ignore[arg-type]
+    dropped = 0
+    found = _estimators(method.estimator)
+    for _, sub in found:
+        if type(sub).__name__ == "DropFeatures" and len(sub._names()) == width:
+            from merkit.features.robust import excluded_columns, resolve_patterns
+
+            dropped = len(excluded_columns(sub._names(), resolve_patterns(sub.exclude)))
+    available = width - dropped
+    for path, sub in found:
+        params = sub.get_params(deep=False)
+        for param in SELECTION_PARAMS:
+            value = params.get(param)
+            if isinstance(value, int) and not isinstance(value, bool) and value > available:
+                setting = next(
+                    (
+                        k
+                        for k, v in method.settings.items()
+                        if v == value and not isinstance(v, bool)
+                    ),
+                    f"{path}__{param}" if path else param,
+                )
+                after = f" ({dropped} excluded by 'exclude_features')" if dropped else ""
+                raise ConfigError(
+                    f"method {method.name!r}: setting {setting!r} is {value}, but its input "
+                    f"{name!r} has {available} features{after}; use at most {available} "
+                    "(or 'all')"
+                )
+
+
 def read_settings(
     path: Path | None, known: Mapping[str, Any] | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -395,7 +445,9 @@ def read_settings(
 
 
 __all__ = [
+    "SELECTION_PARAMS",
     "ResolvedMethod",
+    "check_feature_counts",
     "merge_settings",
     "read_settings",
     "resolve_method",

@@ -206,7 +206,9 @@ class RayExecutor:
     def close(self) -> None:
         """Stop the local instance this executor started (a cluster is left running)."""
         if self._ray is not None and self._owned:
-            self._ray.shutdown()
+            # After Ray's node died its shutdown may fail too; that must not hide merkit's summary.
+            with contextlib.suppress(Exception):
+                self._ray.shutdown()
         self._ray, self._owned = None, False
 
     def __enter__(self) -> RayExecutor:
@@ -283,9 +285,16 @@ class RayExecutor:
         fn_ref = ray.put(fn)  # once: every task (and every node) shares this copy
         pending = {remote.remote(fn_ref, task): index for index, task in enumerate(tasks)}
         failures: dict[int, str] = {}
+        warned: set[str] = set()
         try:
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                try:
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                except ray.exceptions.RayError as error:
+                    # Ray itself is gone (its node process died): every pending task is lost.
+                    failures.update(dict.fromkeys(pending.values(), _reason(error)))
+                    pending.clear()
+                    break
                 for ref in ready:
                     index = pending.pop(ref)
                     try:
@@ -294,9 +303,15 @@ class RayExecutor:
                         raise _cause(error) from None
                     except ray.exceptions.RayError as error:  # the worker or its node was lost
                         failures[index] = _reason(error)
-                        _log.warning(
-                            "a %s task failed: %s", getattr(needs, "label", ""), failures[index]
-                        )
+                        kind = type(error).__name__
+                        if kind not in warned:  # one line per kind of failure, not per task
+                            warned.add(kind)
+                            _log.warning(
+                                "a %s task failed (%s); merkit summarises the failed tasks at "
+                                "the end",
+                                getattr(needs, "label", "") or "Ray",
+                                kind,
+                            )
                         continue
                     yield result
         finally:
