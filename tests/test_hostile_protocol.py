@@ -392,7 +392,7 @@ def test_W1_an_extra_fold_file_keeps_the_finished_row(
     assert any("r05_f07.json" in note for note in run.notes)
 
 
-def test_W1_a_fold_file_holding_another_folds_record_is_recomputed(tmp_path: Path) -> None:
+def test_a_fold_file_holding_another_folds_record_is_recomputed(tmp_path: Path) -> None:
     bench(tmp_path, ["svm"])
     honest = f1_of(tmp_path)["svm"]
     folds = tmp_path / "svm" / "folds"
@@ -555,3 +555,21 @@ def test_ray_node_death_is_summarised_by_merkit_with_the_resume_hint(
     bench(tmp_path, ["svm"])  # the rerun resumes: the finished fold is kept as it was
     assert _fold_bytes(tmp_path)["r00_f00.json"] == finished["r00_f00.json"]
     assert len(_fold_bytes(tmp_path)) == 3
+
+
+def test_M6_the_benchmark_command_refuses_n_features_before_any_work(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from merkit.cli import app
+
+    config = tmp_path / "settings.yaml"
+    config.write_text("svm-own: {n_features: 100000}\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        app,
+        ["benchmark", "--methods", "svm-own", "--config", str(config), "--quick", "--quiet"]
+        + ["--out", str(out)],
+    )
+    assert result.exit_code == 1, result.output
+    assert "'n_features' is 100000, but its input 'own-features' has 317" in result.output
+    assert not out.exists()  # refused before the folds, the cache or the extraction

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from merkit.datasets.base import Dataset
 from merkit.datasets.check import empty_quadrants
 from merkit.errors import DataError
 from merkit.html_report import write_annotations, write_report
-from merkit.methods.resolve import check_feature_counts
+from merkit.methods.resolve import check_feature_counts, input_widths
 from merkit.protocol.curves import fraction_folds, fraction_method
 from merkit.protocol.executor import Executor
 from merkit.protocol.fixed import fixed_split_folds
@@ -22,31 +22,6 @@ from merkit.protocol.models import check_saveable
 from merkit.protocol.runner import MethodResult, is_per_repeat, resolve_inputs, run_method
 from merkit.report import results_frame, results_table, update_summaries
 from merkit.tuning.nested import resolve_tuned
-
-
-def input_widths(dataset: Dataset, names: Iterable[str]) -> dict[str, int | None]:
-    """Features per song of each input, known before any computing (None where it is not).
-
-    A feature table's width is its column count; a representation's comes from its declared
-    shape when that is one fixed axis (e.g. ``own-features``: 317).
-    """
-    from merkit.inputs import parse_input
-    from merkit.representations import REPRESENTATIONS
-
-    widths: dict[str, int | None] = {}
-    for name in names:
-        parsed = parse_input(name)
-        width = None
-        if parsed.kind == "table":
-            frame = dataset.tables.get(parsed.name)
-            width = None if frame is None else int(frame.shape[1])
-        else:
-            rep = REPRESENTATIONS.get(parsed.name)
-            shape = rep.shape(rep.sr, rep.params) if rep is not None and rep.shape else None
-            if shape is not None and len(shape) == 1 and shape[0] is not None:
-                width = int(shape[0])
-        widths[name] = width
-    return widths
 
 
 def run_benchmark(

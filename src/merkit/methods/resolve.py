@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -399,6 +399,31 @@ def check_feature_counts(method: ResolvedMethod, widths: Mapping[str, int | None
                 )
 
 
+def input_widths(dataset: Any, names: Iterable[str]) -> dict[str, int | None]:
+    """Features per song of each input, known before any computing (None where it is not).
+
+    A feature table's width is its column count; a representation's comes from its declared
+    shape when that is one fixed axis (e.g. ``own-features``: 317). ``dataset`` is a
+    :class:`merkit.datasets.Dataset` (its ``tables``).
+    """
+    from merkit.representations import REPRESENTATIONS
+
+    widths: dict[str, int | None] = {}
+    for name in names:
+        parsed = parse_input(name)
+        width = None
+        if parsed.kind == "table":
+            frame = dataset.tables.get(parsed.name)
+            width = None if frame is None else int(frame.shape[1])
+        else:
+            rep = REPRESENTATIONS.get(parsed.name)
+            shape = rep.shape(rep.sr, rep.params) if rep is not None and rep.shape else None
+            if shape is not None and len(shape) == 1 and shape[0] is not None:
+                width = int(shape[0])
+        widths[name] = width
+    return widths
+
+
 def read_settings(
     path: Path | None, known: Mapping[str, Any] | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -448,6 +473,7 @@ __all__ = [
     "SELECTION_PARAMS",
     "ResolvedMethod",
     "check_feature_counts",
+    "input_widths",
     "merge_settings",
     "read_settings",
     "resolve_method",
