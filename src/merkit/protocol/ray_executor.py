@@ -292,6 +292,11 @@ class RayExecutor:
                     ready, _ = ray.wait(list(pending), num_returns=1)
                 except ray.exceptions.RayError as error:
                     # Ray itself is gone (its node process died): every pending task is lost.
+                    _log.warning(
+                        "Ray stopped answering (%s): the folds finished so far are saved; rerun "
+                        "the same command to resume",
+                        type(error).__name__,
+                    )
                     failures.update(dict.fromkeys(pending.values(), _reason(error)))
                     pending.clear()
                     break
@@ -304,6 +309,17 @@ class RayExecutor:
                     except ray.exceptions.RayError as error:  # the worker or its node was lost
                         failures[index] = _reason(error)
                         kind = type(error).__name__
+                        if self._lost_ray(error):
+                            # Ray's own node process is gone: nothing pending can finish, and
+                            # Ray may end this process soon, so say now what a rerun does.
+                            _log.warning(
+                                "Ray's node process died (%s): the folds finished so far are "
+                                "saved; rerun the same command to resume",
+                                kind,
+                            )
+                            failures.update(dict.fromkeys(pending.values(), failures[index]))
+                            pending.clear()
+                            break
                         if kind not in warned:  # one line per kind of failure, not per task
                             warned.add(kind)
                             _log.warning(
@@ -321,6 +337,14 @@ class RayExecutor:
                     ray.cancel(ref, force=True)
         if failures:
             raise TasksFailed(needs.label if needs else "task", failures)
+
+    def _lost_ray(self, error: BaseException) -> bool:
+        """Whether ``error`` means no task can run any more: this machine's raylet died, or the
+        node of a local instance (its only node) was declared dead."""
+        exceptions = self._ray.exceptions
+        if isinstance(error, exceptions.LocalRayletDiedError):
+            return True
+        return self._owned and isinstance(error, exceptions.NodeDiedError)
 
     # -- representations ------------------------------------------------------------------------
 
