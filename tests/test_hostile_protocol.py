@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 
 from merkit.benchmark import run_benchmark
+from merkit.core.errors import ConfigError
 from merkit.datasets.base import Dataset, Song
-from merkit.errors import ConfigError
 from merkit.methods import METHODS, MethodSpec, read_settings, register_method
 from merkit.protocol import ProtocolConfig, make_folds
 
@@ -280,7 +280,7 @@ def test_save_models_saves_an_svm_pipeline_with_its_checksum(tmp_path: Path) -> 
     assert model.predict(dataset.table("top100")[rows]).tolist() == record["y_pred"]
     # A swapped or damaged file is refused before unpickling.
     saved[1].write_bytes(saved[1].read_bytes() + b"x")
-    from merkit.errors import ModelError
+    from merkit.core.errors import ModelError
 
     with pytest.raises(ModelError, match="checksum"):
         load_model(saved[1])
@@ -333,7 +333,7 @@ def _fold_bytes(out: Path, method: str = "svm") -> dict[str, bytes]:
 
 
 def test_D1_report_out_never_overwrites_a_run_file_or_a_folder(tmp_path: Path) -> None:
-    from merkit.html_report import write_report
+    from merkit.report.html import write_report
 
     run = tmp_path / "r1"
     bench(run, ["svm"])
@@ -431,7 +431,7 @@ def test_W2_a_fold_copied_from_another_configuration_is_refused(tmp_path: Path) 
 def test_report_on_a_truncated_fold_says_the_method_is_incomplete_and_recomputes_nothing(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from merkit.html_report import write_report
+    from merkit.report.html import write_report
 
     bench(tmp_path, ["svm"])
     bench(tmp_path, [LOGREG])

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from merkit.errors import ConfigError, MerkitError
+from merkit.core.errors import ConfigError, MerkitError
 
 if TYPE_CHECKING:
     from merkit.datasets.base import Dataset
@@ -74,8 +74,8 @@ def load_for_methods(
     """The dataset, with the checks (and list of problems) of ``merkit data check --no-decode``,
     requiring every feature table the methods read; each method's feature counts are checked
     against its input (:func:`merkit.methods.resolve.check_feature_counts`)."""
+    from merkit.core.inputs import parse_input
     from merkit.datasets.check import load_checked_dataset
-    from merkit.inputs import parse_input
 
     tables = sorted(
         {parse_input(i).name for m in methods for i in m.inputs if parse_input(i).kind == "table"}

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from rich.progress import track
 
+from merkit.core.errors import AudioError, DataError
 from merkit.datasets import load_dataset
 from merkit.datasets._scan import Problems
 from merkit.datasets.base import Dataset, FileSource, Song
-from merkit.errors import AudioError, DataError
 
 _log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def check_dataset(
     a sha1 of the decoded samples with ``decode``, of the file's bytes without: about 1 s for
     900 clips either way); folders, stray files and nested audio a loader ignores are notes.
     """
-    from merkit.audio import audio_info
+    from merkit.audio.decode import audio_info
 
     collected = Problems(f"{name} dataset at {root}")
     if name in ("4qaed", "folder", "csv", "merge"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from merkit.core.errors import DataError
+from merkit.core.labels import QUADRANTS
 from merkit.datasets._scan import (
     Problems,
     note_root_extras,
@@ -12,8 +14,6 @@ from merkit.datasets._scan import (
     scan_audio,
 )
 from merkit.datasets.base import Dataset, FileSource, Song
-from merkit.errors import DataError
-from merkit.labels import QUADRANTS
 
 
 def load_folder(

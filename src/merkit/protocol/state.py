@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.protocol.folds import ProtocolConfig
 from merkit.protocol.records import FoldRecord, inspect_fold
 
