@@ -47,13 +47,13 @@ from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
-from imblearn.over_sampling import SMOTE, BorderlineSMOTE
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from merkit import autoencoding
 from merkit.errors import DataError
+from merkit.versions import require_extra
 
 __all__ = ["DeepSMOTE", "oversample_latents", "scale_stats", "to_db_scale"]
 
@@ -146,6 +146,8 @@ def oversample_latents(
     small = classes[counts < 2]
     if len(small):
         raise DataError(f"DeepSMOTE needs at least 2 songs per class; {small.tolist()} have one")
+    over_sampling = require_extra("imblearn.over_sampling", needed_by="DeepSMOTE (cnn+deepsmote)")
+    SMOTE, BorderlineSMOTE = over_sampling.SMOTE, over_sampling.BorderlineSMOTE
     n = len(latents)
     target = {cls: int(count) + n_per_class for cls, count in zip(classes, counts, strict=True)}
     borderline = BorderlineSMOTE(

@@ -39,6 +39,7 @@ from merkit.stats import (
     significance_matrix,
     single_split_comparisons,
 )
+from merkit.versions import require_extra
 
 TEMPLATE = "report.html.j2"
 QUADRANT_COLOURS = {"Q1": "#e6a000", "Q2": "#cc3311", "Q3": "#3366aa", "Q4": "#228833"}
@@ -250,8 +251,7 @@ def annotated_svg(entry: Entry, annotations: pd.DataFrame) -> str | None:
 
 def cd_diagram_svg(mean_ranks: pd.Series, sig: pd.DataFrame) -> str:
     """Critical-difference diagram (scikit-posthocs); bars join methods not told apart."""
-    import scikit_posthocs as sp
-
+    sp = require_extra("scikit_posthocs", needed_by="the critical-difference diagram")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 0.5 + 0.35 * len(mean_ranks)))
     sp.critical_difference_diagram(mean_ranks, sig, ax=ax)
