@@ -92,7 +92,10 @@ def extra_available(module: str) -> bool:
     """Whether the optional library ``module`` can be imported (found, not imported)."""
     import importlib.util
 
-    return importlib.util.find_spec(module.split(".")[0]) is not None
+    try:
+        return importlib.util.find_spec(module.split(".")[0]) is not None
+    except ImportError:  # a finder that refuses the name outright
+        return False
 
 
 def merkit_version() -> str:
