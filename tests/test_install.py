@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from merkit.errors import MissingExtraError
-from merkit.versions import EXTRAS, require_extra, require_extras
+from merkit.core.errors import MissingExtraError
+from merkit.core.versions import EXTRAS, require_extra, require_extras
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "merkit"
 

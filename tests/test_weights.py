@@ -18,7 +18,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from conftest import PRETRAINED
-from merkit.errors import ModelError
+from merkit.core.errors import ModelError
 from merkit.transfer import weights
 from merkit.transfer.weights import Checkpoint, download_checkpoints, install_checkpoints
 
@@ -179,8 +179,8 @@ def test_predict_without_the_weights_fails_once_before_any_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from merkit.cli import app
-    from merkit.model_dir import MANIFEST
-    from merkit.shipped import shipped_model_dir
+    from merkit.product.model_dir import MANIFEST
+    from merkit.product.shipped import shipped_model_dir
 
     if not (shipped_model_dir("default") / MANIFEST).is_file():
         pytest.skip("no shipped default model")

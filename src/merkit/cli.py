@@ -20,7 +20,7 @@ from merkit.commands.models import register as register_models
 from merkit.commands.product import register as register_product
 from merkit.commands.serve import register as register_serve
 from merkit.commands.tune import register as register_tune
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 app = typer.Typer(
     add_completion=False,
@@ -117,14 +117,14 @@ def benchmark(
     With no arguments: the built-in synthetic dataset, 10x10 stratified CV, the audio-only SVM.
     """
     from merkit.benchmark import run_benchmark
-    from merkit.cache import FeatureCache
+    from merkit.core.versions import RESEARCH_COMMAND_LIBRARIES, require_extras
     from merkit.methods import read_settings
+    from merkit.product.shipped import require_input_weights
     from merkit.protocol.curves import parse_fractions
     from merkit.protocol.fixed import protocol_for
     from merkit.protocol.folds import ProtocolConfig
-    from merkit.shipped import require_input_weights
+    from merkit.representations.cache import FeatureCache
     from merkit.tuning.nested import resolve_tuned
-    from merkit.versions import RESEARCH_COMMAND_LIBRARIES, require_extras
 
     require_extras(RESEARCH_COMMAND_LIBRARIES, needed_by="merkit benchmark")
     protocol_for(protocol_name)  # an unknown --protocol is refused before any work
@@ -225,10 +225,10 @@ def report(
     for three or more, Friedman's test and a critical-difference diagram; runs whose folds differ
     are refused.
     """
-    from merkit.versions import RESEARCH_COMMAND_LIBRARIES, require_extras
+    from merkit.core.versions import RESEARCH_COMMAND_LIBRARIES, require_extras
 
     require_extras(RESEARCH_COMMAND_LIBRARIES, needed_by="merkit report")
-    from merkit.html_report import write_report
+    from merkit.report.html import write_report
 
     path = write_report(run_dirs, out)
     console.print(f"report: {path}")

@@ -33,8 +33,8 @@ def list_models() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from merkit.model_dir import MANIFEST, read_manifest
-    from merkit.shipped import SHIPPED_MODELS, checkpoints_of, shipped_model_dir
+    from merkit.product.model_dir import MANIFEST, read_manifest
+    from merkit.product.shipped import SHIPPED_MODELS, checkpoints_of, shipped_model_dir
     from merkit.transfer.pooled import pretrained_dir
     from merkit.transfer.weights import CHECKPOINTS, checkpoint_status, not_ready
 

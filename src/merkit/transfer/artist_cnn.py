@@ -24,9 +24,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from merkit.errors import AudioError, ConfigError, ModelError
+from merkit.core.errors import AudioError, ConfigError, ModelError
+from merkit.core.versions import require_extra
 from merkit.transfer.checkpoints import check_shapes, check_weights_file
-from merkit.versions import require_extra
 
 SR = 22_050
 N_FFT = 1024

@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from merkit.errors import ModelError
+from merkit.core.errors import ModelError
 from merkit.transfer.pooled import WON_CHECKPOINTS, pretrained_dir
 
 UPSTREAM = "https://raw.githubusercontent.com/minzwon/sota-music-tagging-models/master"

@@ -28,8 +28,8 @@ from sklearn.base import clone
 from sklearn.metrics import f1_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 
-from merkit.errors import ConfigError
-from merkit.inputs import InputArray, take
+from merkit.core.errors import ConfigError
+from merkit.core.inputs import InputArray, take
 from merkit.methods import ResolvedMethod, resolve_method
 from merkit.protocol.executor import Executor, SerialExecutor
 from merkit.protocol.folds import Fold, ProtocolConfig
@@ -107,7 +107,7 @@ def validate_space(
     """Resolve the method at one point of the space (so an unknown or ill-typed setting fails
     before any work, naming it); returns that resolution. Without Optuna (the research extra)
     this is where a search fails, in one line."""
-    from merkit.versions import require_extra
+    from merkit.core.versions import require_extra
 
     require_extra("optuna", needed_by="tuning (merkit tune, or a method's 'tune' setting)")
     task = SearchTask(method, dict(base or {}), space, {}, np.zeros(0, int), (), 0, quick)
@@ -120,7 +120,7 @@ def validate_space(
 
 def _pruning_target(estimator: Any) -> Any:
     """The TorchClassifier whose epochs can be reported (the estimator itself), else None."""
-    from merkit.estimators import TorchClassifier
+    from merkit.training.classifier import TorchClassifier
 
     return estimator if isinstance(estimator, TorchClassifier) else None
 

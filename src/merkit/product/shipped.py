@@ -1,0 +1,159 @@
+"""The models shipped inside the package, by name: ``default`` and ``fast``.
+
+``merkit predict --model fast`` and ``merkit.load_model("fast")`` name a shipped model; any other
+value is a model directory (a folder called ``fast`` where merkit runs is the user's, not ours).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from merkit.core.errors import ModelError
+from merkit.product.model_dir import MANIFEST
+
+SHIPPED_MODELS: dict[str, str] = {
+    "default": "the most accurate: own features + CRNN tag log-odds (merkit models download)",
+    "fast": "own features only (svm-own): no neural network, about half the CPU per clip",
+}
+"""Models shipped inside the package (``merkit/pretrained/<name>``), by name."""
+
+
+def shipped_model_dir(name: str = "default") -> Path:
+    """Where the shipped model ``name`` (a key of :data:`SHIPPED_MODELS`) lives."""
+    from importlib.resources import files
+
+    if name not in SHIPPED_MODELS:
+        raise ModelError(f"no shipped model named {name!r} (shipped: {', '.join(SHIPPED_MODELS)})")
+    return Path(str(files("merkit") / "pretrained" / name))
+
+
+class FastModelWarning(UserWarning):
+    """The default model's pre-trained checkpoints are missing, so the fast model answers."""
+
+
+def missing_weights(model_dir: Path) -> list[str]:
+    """Checkpoint files a model's inputs name (``checkpoints`` parameters) that are not in
+    ``$MERKIT_PRETRAINED`` (``merkit models download`` puts them there); merkit ships no
+    third-party weights."""
+    from merkit.product.model_dir import read_manifest
+    from merkit.transfer.pooled import missing_checkpoints
+
+    missing: list[str] = []
+    for spec in read_manifest(model_dir).inputs:
+        missing += missing_checkpoints(spec.params.get("checkpoints", []))
+    return sorted(set(missing))
+
+
+def checkpoints_of(params_list: list[dict]) -> list[str]:
+    """The checkpoint file names that inputs with these parameters read, in order, once each."""
+    names: list[str] = []
+    for params in params_list:
+        for entry in params.get("checkpoints", []):
+            if str(entry[0]) not in names:
+                names.append(str(entry[0]))
+    return names
+
+
+def require_checkpoints(names: list[str], *, needed_by: str) -> None:
+    """Raise one :class:`ModelError` before any work when a checkpoint among ``names`` is
+    missing from ``$MERKIT_PRETRAINED`` or is another file than the pinned one, naming the
+    command that installs them.
+
+    Parameters
+    ----------
+    names : list of str
+        Checkpoint file names (:func:`checkpoints_of`).
+    needed_by : str
+        What needs them, for the message (``"the model 'default'"``).
+    """
+    from merkit.transfer.pooled import DOWNLOAD_HINT, pretrained_dir
+    from merkit.transfer.weights import not_ready
+
+    bad = not_ready(names)
+    if not bad:
+        return
+    missing = [n for n, s in bad.items() if s == "missing"]
+    damaged = [n for n, s in bad.items() if s == "damaged"]
+    parts = []
+    if missing:
+        parts.append(f"{', '.join(missing)} not found")
+    if damaged:
+        parts.append(f"{', '.join(damaged)} not the published file (another SHA-256)")
+    raise ModelError(
+        f"{needed_by} needs pre-trained checkpoints: {'; '.join(parts)} in {pretrained_dir()}: "
+        + DOWNLOAD_HINT
+    )
+
+
+def require_input_weights(inputs: list[str] | tuple[str, ...], *, needed_by: str) -> None:
+    """:func:`require_checkpoints` for a method's input names (representations and tables)."""
+    from merkit.core.inputs import parse_input
+    from merkit.representations.registry import get_representation
+
+    params = [
+        get_representation(parse_input(i).name).params
+        for i in inputs
+        if parse_input(i).kind == "representation"
+    ]
+    needed = checkpoints_of(params)
+    if needed:
+        require_checkpoints(needed, needed_by=needed_by)
+
+
+def require_model_weights(model_dir: Path, *, name: str | None = None) -> None:
+    """:func:`require_checkpoints` for the inputs of the model in ``model_dir``."""
+    from merkit.product.model_dir import read_manifest
+
+    manifest = read_manifest(model_dir)
+    needed = checkpoints_of([spec.params for spec in manifest.inputs])
+    if needed:
+        require_checkpoints(needed, needed_by=f"the model {name or str(model_dir)!r}")
+
+
+def resolve_model_dir(path: Path | str | None) -> Path:
+    """The model directory meant by ``path``: the name of a shipped model (``default``,
+    ``fast``) that is not also an existing folder here is that shipped model; anything else is
+    the path itself. ``None`` is the default model, or, while the CRNN checkpoints it needs are
+    not downloaded, the fast one, with a :class:`FastModelWarning` saying how to get them.
+
+    Raises
+    ------
+    ModelError
+        A shipped model whose files are not installed.
+    """
+    if path is None and (shipped_model_dir("default") / MANIFEST).is_file():
+        missing = missing_weights(shipped_model_dir("default"))
+        if missing:
+            from merkit.transfer.pooled import pretrained_dir
+
+            warnings.warn(
+                f"using the fast model: the default model needs {', '.join(missing)} in "
+                f"{pretrained_dir()} (Won's CRNN taggers, MIT licence): run 'merkit models "
+                "download' (offline: --from DIR), or set $MERKIT_PRETRAINED",
+                FastModelWarning,
+                stacklevel=2,
+            )
+            path = "fast"
+    if path is None or (str(path) in SHIPPED_MODELS and not Path(path).exists()):
+        where = shipped_model_dir("default" if path is None else str(path))
+        if not (where / MANIFEST).is_file():
+            raise ModelError(
+                f"the shipped model {where.name!r} is not installed (expected {where}); "
+                "pass a model directory made with 'merkit train'"
+            )
+        return where
+    return Path(path)
+
+
+__all__ = [
+    "SHIPPED_MODELS",
+    "FastModelWarning",
+    "checkpoints_of",
+    "missing_weights",
+    "require_checkpoints",
+    "require_input_weights",
+    "require_model_weights",
+    "resolve_model_dir",
+    "shipped_model_dir",
+]
