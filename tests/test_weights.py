@@ -202,3 +202,23 @@ def test_predict_without_the_weights_fails_once_before_any_file(
     result = CliRunner().invoke(app, ["predict", str(library), "--model", "default"])
     assert result.output.count("error:") == 1
     assert "crnn_msd.pth not the published file" in result.output
+
+
+def test_serve_and_train_without_the_weights_fail_once_before_any_work(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from merkit.cli import app
+
+    monkeypatch.setenv("MERKIT_PRETRAINED", str(tmp_path / "empty"))
+    runner = CliRunner()
+    served = runner.invoke(app, ["serve", "--model", "default"])
+    trained = runner.invoke(
+        app, ["train", "--method", "fusion", "--dataset", "synthetic", "--out", str(tmp_path / "m")]
+    )
+    for result, who in ((served, "the model 'default'"), (trained, "method 'fusion'")):
+        assert result.exit_code == 1
+        assert result.output.count("error:") == 1
+        assert f"{who} needs pre-trained checkpoints" in result.output
+        assert "merkit models download" in result.output
+    assert "serving" not in served.output
+    assert "training" not in trained.output and not (tmp_path / "m").exists()
