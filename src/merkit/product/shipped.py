@@ -45,32 +45,32 @@ def missing_weights(model_dir: Path) -> list[str]:
     return sorted(set(missing))
 
 
-def checkpoints_of(params_list: list[dict]) -> list[str]:
-    """The checkpoint file names that inputs with these parameters read, in order, once each."""
-    names: list[str] = []
+def checkpoints_of(params_list: list[dict]) -> dict[str, str]:
+    """The checkpoints (file name → pinned SHA-256) that inputs with these parameters read, in
+    order of first use."""
+    pins: dict[str, str] = {}
     for params in params_list:
         for entry in params.get("checkpoints", []):
-            if str(entry[0]) not in names:
-                names.append(str(entry[0]))
-    return names
+            pins.setdefault(str(entry[0]), str(entry[1]))
+    return pins
 
 
-def require_checkpoints(names: list[str], *, needed_by: str) -> None:
-    """Raise one :class:`ModelError` before any work when a checkpoint among ``names`` is
-    missing from ``$MERKIT_PRETRAINED`` or is another file than the pinned one, naming the
-    command that installs them.
+def require_checkpoints(pins: dict[str, str], *, needed_by: str) -> None:
+    """Raise one :class:`ModelError` before any work when a checkpoint of ``pins`` is missing
+    from ``$MERKIT_PRETRAINED`` or is another file than the pinned one, naming the command that
+    installs them.
 
     Parameters
     ----------
-    names : list of str
-        Checkpoint file names (:func:`checkpoints_of`).
+    pins : dict
+        Checkpoint file name → SHA-256 (:func:`checkpoints_of`).
     needed_by : str
         What needs them, for the message (``"the model 'default'"``).
     """
     from merkit.transfer.pooled import DOWNLOAD_HINT, pretrained_dir
     from merkit.transfer.weights import not_ready
 
-    bad = not_ready(names)
+    bad = not_ready(pins)
     if not bad:
         return
     missing = [n for n, s in bad.items() if s == "missing"]

@@ -83,17 +83,16 @@ def checkpoint_status(checkpoint: Checkpoint, folder: Path | None = None) -> Sta
     return "ready" if file_sha256(path) == checkpoint.sha256 else "damaged"
 
 
-def not_ready(names: Sequence[str], folder: Path | None = None) -> dict[str, Status]:
-    """The checkpoints among ``names`` that are not ready, with their status (checksums are
-    memoised per file, so asking again is cheap)."""
+def not_ready(pins: Mapping[str, str], folder: Path | None = None) -> dict[str, Status]:
+    """The checkpoints of ``pins`` (file name → SHA-256) that are not ready, with their status
+    (checksums are memoised per file, so asking again is cheap)."""
     folder = folder or pretrained_dir()
-    pins = dict(WON_CHECKPOINTS) | {c.file_name: c.sha256 for c in CHECKPOINTS.values()}
     out: dict[str, Status] = {}
-    for name in names:
+    for name, sha256 in pins.items():
         path = folder / name
         if not path.is_file():
             out[name] = "missing"
-        elif name in pins and file_sha256(path) != pins[name]:
+        elif file_sha256(path) != sha256.lower():
             out[name] = "damaged"
     return out
 
