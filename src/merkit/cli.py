@@ -16,6 +16,7 @@ from rich.markup import escape
 from merkit.commands import dataset_options, err_console, load_for_methods, user_errors
 from merkit.commands.adapt import register as register_adapt
 from merkit.commands.embed import register as register_embed
+from merkit.commands.models import register as register_models
 from merkit.commands.product import register as register_product
 from merkit.commands.serve import register as register_serve
 from merkit.commands.tune import register as register_tune
@@ -29,6 +30,7 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
 app.add_typer(data_app, name="data")
 register_product(app)
+register_models(app)
 register_serve(app)
 register_embed(app)
 register_tune(app)
@@ -117,13 +119,16 @@ def benchmark(
     # Flags that contradict each other are refused before anything heavy is imported.
     _check_executor_options(executor, workers, ray_address)
     from merkit.benchmark import run_benchmark
+    from merkit.core.versions import RESEARCH_COMMAND_LIBRARIES, require_extras
     from merkit.methods import read_settings
+    from merkit.product.shipped import require_input_weights
     from merkit.protocol.curves import parse_fractions
     from merkit.protocol.fixed import protocol_for
     from merkit.protocol.folds import ProtocolConfig
     from merkit.representations.cache import FeatureCache
     from merkit.tuning.nested import resolve_tuned
 
+    require_extras(RESEARCH_COMMAND_LIBRARIES, needed_by="merkit benchmark")
     protocol_for(protocol_name)  # an unknown --protocol is refused before any work
     names = [m.strip() for m in methods.split(",") if m.strip()] or (
         ["svm-own"] if dataset in ("synthetic", "merge") else ["svm"]
@@ -134,6 +139,8 @@ def benchmark(
             settings[name] = {**settings.get(name, {}), "augment": augment}
     # Every method and setting is checked before the dataset is read or anything is computed.
     resolved = [resolve_tuned(name, settings.get(name), quick=quick) for name in names]
+    for name, method in zip(names, resolved, strict=True):
+        require_input_weights(method.inputs, needed_by=f"method {name!r}")
     fractions = None if train_fraction is None else parse_fractions(train_fraction)
     loaded = load_for_methods(
         dataset, root, resolved, subset=subset, group_by_artist=group_by_artist, quiet=quiet
@@ -227,6 +234,9 @@ def report(
     for three or more, Friedman's test and a critical-difference diagram; runs whose folds differ
     are refused.
     """
+    from merkit.core.versions import RESEARCH_COMMAND_LIBRARIES, require_extras
+
+    require_extras(RESEARCH_COMMAND_LIBRARIES, needed_by="merkit report")
     from merkit.report.html import write_report
 
     path = write_report(run_dirs, out)

@@ -93,14 +93,9 @@ def _probe(path: str, token: str) -> bool:
 
 
 def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(
-            "--executor ray needs Ray: pip install 'merkit[ray]' (or run with --executor "
-            "processes on one machine)"
-        ) from None
-    return ray
+    from merkit.core.versions import require_extra
+
+    return require_extra("ray", needed_by="--executor ray")
 
 
 def _reason(error: BaseException) -> str:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from merkit.core.errors import ConfigError
 from merkit.core.labels import QUADRANTS
+from merkit.core.versions import require_extra
 from merkit.datasets.base import Song
 from merkit.protocol.results import load_results
 from merkit.protocol.runner import MethodResult
@@ -275,8 +276,7 @@ def annotated_svg(entry: Entry, annotations: pd.DataFrame) -> str | None:
 
 def cd_diagram_svg(mean_ranks: pd.Series, sig: pd.DataFrame) -> str:
     """Critical-difference diagram (scikit-posthocs); bars join methods not told apart."""
-    import scikit_posthocs as sp
-
+    sp = require_extra("scikit_posthocs", needed_by="the critical-difference diagram")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 0.5 + 0.35 * len(mean_ranks)))
     sp.critical_difference_diagram(mean_ranks, sig, ax=ax)
