@@ -17,9 +17,11 @@ def _check_model(path: Path | None) -> str:
     """Read the manifest before any worker starts: a bad model is one clear line, not a worker
     crash per process. Returns the method name."""
     from merkit.product.model_dir import read_manifest
-    from merkit.product.shipped import resolve_model_dir
+    from merkit.product.shipped import require_model_weights, resolve_model_dir
 
-    manifest = read_manifest(resolve_model_dir(path))
+    where = resolve_model_dir(path)
+    manifest = read_manifest(where)
+    require_model_weights(where, name=str(path) if path is not None else where.name)
     if not manifest.audio_only:
         raise ModelError(
             f"model {manifest.method!r} needs feature tables and cannot predict from audio; "
