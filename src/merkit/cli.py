@@ -283,9 +283,7 @@ def list_methods() -> None:
         needs = [f"weights: {spec.weights}"] if spec.weights else []
         needs += [f"extra: {extra}" for extra in spec.extras]
         cost = FOLD_COSTS.get(spec.name)
-        seconds = (
-            f"{cost['seconds_per_fold']:.0f}{'*' if cost['reduced'] else ''}" if cost else ""
-        )
+        seconds = f"{cost['seconds_per_fold']:.0f}{'*' if cost['reduced'] else ''}" if cost else ""
         table.add_row(spec.name, inputs, paper, "; ".join(needs), seconds, spec.summary)
     console.print(table)
 
