@@ -16,7 +16,9 @@ How a track becomes one answer
    cache dtype), the estimator runs on small batches of windows, and the track's probabilities are
    the mean over windows. Windows whose raw level is below −60 dBFS RMS are left out of the mean
    unless every window is that quiet; a track that quiet throughout still gets an answer, flagged
-   ``reliable=False`` with a warning.
+   ``reliable=False`` with a warning, as does a constant level (a DC offset) or a steady test
+   tone (:mod:`merkit.signal_checks`) and an answer whose quadrant disagrees with its own
+   arousal or valence side.
 
 Only the audio of the windows still to come and one batch of window features are held at a time,
 so memory does not grow with the track's length.
@@ -45,6 +47,7 @@ from merkit.prediction import (
     song_result,
 )
 from merkit.shipped import resolve_model_dir
+from merkit.signal_checks import SignalCheck
 from merkit.windows import (
     MIN_DURATION_S,
     TrackStats,
@@ -201,15 +204,15 @@ class Predictor:
             yield self._window_features(window), span
 
     def _representation(self, spec: InputSpec) -> Any:
-        """The function the manifest names (the registry is checked once, when loading)."""
+        """The registered function of an input (checked against the manifest when loading)."""
         if spec.name not in self._functions:
-            from merkit.representations import Representation, get_representation
+            from merkit.representations import REPRESENTATIONS, Representation
 
-            rep = (
-                Representation(name=spec.name, fn=spec.fn)
-                if spec.fn
-                else get_representation(spec.name)
-            )
+            rep = REPRESENTATIONS.get(spec.name)
+            if rep is None:  # a worker lacks what its parent registered at run time (and checked)
+                rep = Representation(name=spec.name, fn=spec.fn or "")
+            elif spec.fn is not None and spec.fn != rep.fn:
+                raise ModelError(f"model input {spec.name!r} names {spec.fn!r}, not {rep.fn!r}")
             try:
                 self._functions[spec.name] = rep.load_fn()
             except ConfigError as exc:
@@ -305,6 +308,8 @@ class Predictor:
         self._require_audio_model()
         stats = TrackStats()
         windows, path = self._window_stream(audio, sr, stats)
+        check = SignalCheck()  # a constant level or a steady tone is not music: said, not hidden
+        windows = check.watch(windows, min(spec.sr or 0 for spec in self.manifest.inputs))
         spans: list[tuple[float, float, bool]] = []
         chunks: list[np.ndarray] = []
         batch: list[dict[str, np.ndarray]] = []
@@ -330,6 +335,7 @@ class Predictor:
             self.labels,
             self.manifest.label_meanings,
             segments=segments,
+            unreliable=check.reasons(),
         )
 
     def predict_many(

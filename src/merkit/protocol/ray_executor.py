@@ -180,16 +180,22 @@ class RayExecutor:
         return self
 
     def _init(self, ray: Any, attempts: int = 3) -> None:
+        # ray.init puts the driver's current folder on every worker's sys.path: started from
+        # the folder holding merkit (already on sys.path), no code of a music or data folder runs
+        import merkit
+
+        packages = Path(merkit.__file__).resolve().parents[1]
         for attempt in range(1, attempts + 1):
             try:
-                ray.init(
-                    address=self.address,
-                    num_cpus=None if self.address else self.num_cpus,
-                    include_dashboard=False,
-                    configure_logging=False,
-                    log_to_driver=True,
-                    _system_config=None if self.address else LOCAL_SYSTEM_CONFIG,
-                )
+                with contextlib.chdir(packages):
+                    ray.init(
+                        address=self.address,
+                        num_cpus=None if self.address else self.num_cpus,
+                        include_dashboard=False,
+                        configure_logging=False,
+                        log_to_driver=True,
+                        _system_config=None if self.address else LOCAL_SYSTEM_CONFIG,
+                    )
                 return
             except (ConnectionError, RuntimeError, ValueError) as error:
                 raise ConfigError(
