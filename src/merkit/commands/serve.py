@@ -108,7 +108,8 @@ def serve(
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+        name = {"max_duration_s": "max_duration"}.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise ConfigError(f"--{name.replace('_', '-')}: {first['msg']}") from None
     _check_host(host)
     method = _check_model(model, trust=trust)
     os.environ.update(settings.to_env())  # the workers build their app from these
