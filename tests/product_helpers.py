@@ -186,4 +186,3 @@ def music(seconds: float, sr: int = 16_000, quadrant: str = "Q1", index: int = 0
     from merkit.datasets.synthetic import SyntheticSource
 
     return SyntheticSource(seed=7, index=index, quadrant=quadrant, duration=seconds).load(sr)
-
