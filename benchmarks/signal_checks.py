@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import command_line, footer, machine, timestamp, versions
-from merkit.audio import load_audio
+from merkit.audio.decode import load_audio
 from merkit.signal_checks import STEADY_SIMILARITY, TONE_BINS, TONE_ENERGY, SignalCheck
 
 SR = 16_000

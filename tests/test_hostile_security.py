@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from merkit.errors import ModelError
-from merkit.predict import load_model
-from merkit.shipped import SHIPPED_SHA256, shipped_model_dir
+from merkit.core.errors import ModelError
+from merkit.product.predict import load_model
+from merkit.product.shipped import SHIPPED_SHA256, shipped_model_dir
 from product_helpers import music, write_wav
 
 HOSTILE_MODULES = ("numpy", "soundfile", "scipy", "sklearn", "joblib")
@@ -115,7 +115,7 @@ def test_S1_predict_in_a_folder_holding_numpy_py_runs_none_of_it(tmp_path: Path,
 def test_S1_numba_check_subprocess_ignores_the_current_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from merkit import numba_cache
+    from merkit.core import numba_cache
 
     folder = _trap(tmp_path / "music")
     monkeypatch.chdir(folder)
@@ -192,8 +192,8 @@ def test_S2_a_tampered_model_folder_is_refused_without_running_it(
 def test_S2_a_model_merkit_wrote_loads_with_a_note_and_trust_is_remembered(
     tmp_path: Path,
 ) -> None:
-    from merkit.cache import NullCache
-    from merkit.export import save_model, train_final
+    from merkit.product.export import save_model, train_final
+    from merkit.representations.cache import NullCache
     from merkit.trust import model_digest, trusted
     from product_helpers import LOGREG, register_test_methods, synthetic_files
 
@@ -235,7 +235,7 @@ def test_S2_the_shipped_models_match_the_digests_in_the_code(name: str) -> None:
 def test_S2_a_tampered_shipped_file_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file: str
 ) -> None:
-    import merkit.shipped as shipped
+    import merkit.product.shipped as shipped
 
     copy = _copy_fast(tmp_path / "pretrained" / "fast")
     real = shipped.shipped_model_dir
@@ -259,8 +259,8 @@ def test_S2_help_says_a_model_folder_is_code(command: str) -> None:
 
 
 def test_S2_the_model_card_says_the_folder_is_code() -> None:
-    from merkit.model_card import model_card
-    from merkit.model_dir import read_manifest
+    from merkit.product.card import model_card
+    from merkit.product.model_dir import read_manifest
 
     card = model_card(read_manifest(shipped_model_dir("fast")))
     assert "## Security" in card and "This model folder is code" in card
@@ -295,8 +295,8 @@ def test_S3_a_manifest_naming_an_unregistered_function_is_refused_before_any_imp
     code = textwrap.dedent(
         f"""
         import sys
-        from merkit.errors import ModelError
-        from merkit.predict import load_model
+        from merkit.core.errors import ModelError
+        from merkit.product.predict import load_model
         try:
             load_model({str(model)!r})
         except ModelError as exc:

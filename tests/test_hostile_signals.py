@@ -24,9 +24,9 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from conftest import FOURQAED, needs_4qaed
-from merkit.errors import AudioError
-from merkit.predict import Predictor, load_model
-from merkit.prediction import song_result
+from merkit.core.errors import AudioError
+from merkit.product.predict import Predictor, load_model
+from merkit.product.prediction import song_result
 from merkit.signal_checks import SignalCheck
 from product_helpers import music, write_wav
 
@@ -162,7 +162,7 @@ def test_W6_music_is_not_flagged(fast: Predictor) -> None:
 @needs_4qaed
 def test_W6_real_4qaed_clips_are_not_flagged() -> None:
     """Every 20th clip of each quadrant (45); benchmarks/signal_checks.py checks all 900."""
-    from merkit.audio import load_audio
+    from merkit.audio.decode import load_audio
 
     files = sorted(FOURQAED.glob("Q[1-4]/*"))[::20]
     for path in files:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from merkit.errors import ModelError
+from merkit.core.errors import ModelError
+from merkit.core.moved import current_path
 
-SELF_SAVING_ESTIMATORS: set[str] = {"merkit.estimators:TorchClassifier"}
+SELF_SAVING_ESTIMATORS: set[str] = {"merkit.training.classifier:TorchClassifier"}
 """``module:Class`` of the estimators a manifest may name with ``estimator.format = "torch"``
 (their class is imported and its ``load`` called); add one with
 :func:`register_estimator_class`."""
@@ -20,12 +21,12 @@ SELF_SAVING_ESTIMATORS: set[str] = {"merkit.estimators:TorchClassifier"}
 
 def register_estimator_class(cls: type) -> type:
     """Allow manifests to name ``cls`` (an estimator with ``save(path)`` / ``load(path)``)."""
-    SELF_SAVING_ESTIMATORS.add(f"{cls.__module__}:{cls.__qualname__}")
+    SELF_SAVING_ESTIMATORS.add(current_path(f"{cls.__module__}:{cls.__qualname__}"))
     return cls
 
 
 def check_registered(manifest: Any, where: Path) -> None:
-    """Refuse a manifest (a :class:`merkit.model_dir.ModelManifest`) that names code this
+    """Refuse a manifest (a :class:`merkit.product.model_dir.ModelManifest`) that names code this
     merkit has not registered, before any import.
 
     A manifest names functions and classes merkit imports: each representation input must be a
@@ -38,7 +39,7 @@ def check_registered(manifest: Any, where: Path) -> None:
     ModelError
         Naming the manifest entry and what it names.
     """
-    from merkit.representations import REPRESENTATIONS
+    from merkit.representations.registry import REPRESENTATIONS
 
     for i, spec in enumerate(manifest.inputs):
         if spec.kind != "representation":
@@ -49,7 +50,7 @@ def check_registered(manifest: Any, where: Path) -> None:
                 f"{where}: inputs[{i}] names the representation {spec.name!r}, which this "
                 f"merkit does not have (known: {', '.join(sorted(REPRESENTATIONS))})"
             )
-        if spec.fn is not None and spec.fn != rep.fn:
+        if spec.fn is not None and current_path(spec.fn) != current_path(rep.fn):
             raise ModelError(
                 f"refusing {where}: inputs[{i}].fn is {spec.fn!r}, but the representation "
                 f"{spec.name!r} is computed by {rep.fn!r}; a manifest may name only registered "
@@ -59,7 +60,7 @@ def check_registered(manifest: Any, where: Path) -> None:
     if (
         info is not None
         and info.format == "torch"
-        and info.class_path not in (SELF_SAVING_ESTIMATORS)
+        and current_path(info.class_path) not in SELF_SAVING_ESTIMATORS
     ):
         raise ModelError(
             f"refusing {where}: estimator.class_path {info.class_path!r} is not a registered "

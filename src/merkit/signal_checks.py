@@ -1,6 +1,6 @@
 """Audio that is not music, seen while a track streams: a constant level, a steady test tone.
 
-Digital silence is flagged by its level (:data:`merkit.prediction.SILENCE_DBFS`). A constant
+Digital silence is flagged by its level (:data:`merkit.product.prediction.SILENCE_DBFS`). A constant
 signal (a DC offset such as 0.5) is not quiet, but after per-window peak normalisation it gives
 the model an input no training song resembles, and it answered Q2 at 67.6 % for it; a steady
 test tone (a sine, a clipped sine, a chord held throughout) likewise has nothing of a song's
@@ -76,8 +76,8 @@ class SignalCheck:
         self.steadiness.append(float(np.median(cosine)))
 
     def watch(self, windows: Iterator[object], sr: int) -> Iterator[object]:
-        """Pass ``windows`` (:class:`merkit.windows.Window`) through, adding each one's audio at
-        ``sr``."""
+        """Pass ``windows`` (:class:`merkit.audio.windows.Window`) through, adding each one's
+        audio at ``sr``."""
         for window in windows:
             self.add(window.audio[sr])  # type: ignore[attr-defined]
             yield window

@@ -4,12 +4,14 @@ A model directory's ``estimator.joblib`` is a pickle: loading it runs whatever P
 who wrote the file put there, with your permissions. Its SHA-256 in ``manifest.json`` only
 catches accidents (whoever changes the one can change the other). So:
 
-- **Shipped models** (``default``, ``fast``) are checked against SHA-256 digests held in merkit's
-  code (:data:`merkit.shipped.SHIPPED_SHA256`), not beside the files: a changed file is refused.
-- **Model folders merkit wrote here** (``merkit train``, :func:`merkit.model_dir.save_model_dir`)
-  are recorded in the trust list (:func:`trust_file`) by the SHA-256 of their ``manifest.json``,
-  which pins the estimator file's SHA-256 in turn. Copies and moves stay trusted; a folder
-  changed since (a swapped estimator with its checksum updated) is not.
+- **Shipped models** (``default``, ``fast``) are checked against SHA-256 digests held in
+  merkit's code (:data:`merkit.product.shipped.SHIPPED_SHA256`), not beside the files: a
+  changed file is refused.
+- **Model folders merkit wrote here** (``merkit train``,
+  :func:`merkit.product.export.save_model`) are recorded in the trust list
+  (:func:`trust_file`) by the SHA-256 of their ``manifest.json``, which pins the estimator
+  file's SHA-256 in turn. Copies and moves stay trusted; a folder changed since (a swapped
+  estimator with its checksum updated) is not.
 - **Any other folder** (downloaded, shared, changed) is refused by ``merkit predict`` and
   ``merkit serve`` until the user passes ``--trust`` after deciding its source is trustworthy;
   that records it. Every non-shipped folder that is loaded is named with a one-line note.
@@ -32,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from merkit.errors import ModelError
+from merkit.core.errors import ModelError
 
 TRUST_FILE_VARIABLE = "MERKIT_TRUST_FILE"
 """Environment variable naming the trust list (default ``~/.config/merkit/trusted-models.json``)."""
@@ -56,7 +58,7 @@ def trust_file() -> Path:
 
 def model_digest(path: Path | str) -> str:
     """SHA-256 of a model folder's ``manifest.json`` (which holds the estimator's SHA-256)."""
-    from merkit.model_dir import MANIFEST
+    from merkit.product.model_dir import MANIFEST
 
     try:
         return hashlib.sha256((Path(path) / MANIFEST).read_bytes()).hexdigest()
@@ -139,8 +141,8 @@ def check_model_folder(path: Path, *, trust: bool = False) -> str | None:
         A shipped model whose files were changed, or a folder neither merkit wrote here nor the
         user trusted (without ``trust``), with what to do.
     """
-    from merkit.model_dir import read_manifest
-    from merkit.shipped import shipped_name, verify_shipped
+    from merkit.product.model_dir import read_manifest
+    from merkit.product.shipped import shipped_name, verify_shipped
 
     read_manifest(path)  # a missing folder or manifest is said as such, before any trust
     name = shipped_name(path)

@@ -10,7 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from merkit.commands import err_console, user_errors
-from merkit.errors import ConfigError, ModelError
+from merkit.core.errors import ConfigError, ModelError
 
 
 def _check_host(host: str) -> None:
@@ -34,9 +34,9 @@ def _check_model(path: Path | None, *, trust: bool = False) -> str:
     """Read the manifest before any worker starts: a bad model is one clear line, not a worker
     crash per process; a model folder is code, so an untrusted one is refused here
     (:mod:`merkit.trust`). Returns the method name."""
-    from merkit.model_dir import read_manifest
+    from merkit.product.model_dir import read_manifest
+    from merkit.product.shipped import resolve_model_dir
     from merkit.registered import check_registered
-    from merkit.shipped import resolve_model_dir
     from merkit.trust import check_model_folder
 
     where = resolve_model_dir(path)

@@ -1,0 +1,144 @@
+"""The models shipped inside the package, by name: ``default`` and ``fast``.
+
+``merkit predict --model fast`` and ``merkit.load_model("fast")`` name a shipped model; any other
+value is a model directory (a folder called ``fast`` where merkit runs is the user's, not ours).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+from merkit.core.errors import ModelError
+from merkit.product.model_dir import MANIFEST
+
+SHIPPED_MODELS: dict[str, str] = {
+    "default": "the best audio-only model: own features + CRNN tag log-odds (CRNNs downloaded)",
+    "fast": "own features only (svm-own): no neural network, about half the CPU per clip",
+}
+"""Models shipped inside the package (``merkit/pretrained/<name>``), by name."""
+
+SHIPPED_SHA256: dict[str, dict[str, str]] = {
+    "default": {
+        "manifest.json": "78d1c70d3f59b52d687e67cc999d7fcca81d08d721df11bcad8254d72e1eb0f9",
+        "estimator.joblib": "eceacb244215c179d5ccecd77c77f3ace3e281631866af3e6deba4c941cfa0bc",
+    },
+    "fast": {
+        "manifest.json": "b52bc663672efd454e94063e82703fb324de1fab6a196c81f2c78c44d4fc4857",
+        "estimator.joblib": "fc6e44900522c793ab994f1b9fd12ff268f3e9fe2e82e7588320b20dac3db6a8",
+    },
+}
+"""SHA-256 of every file of a shipped model that is loaded as code, held here in the package's
+code rather than beside the files (a checksum in the same folder only catches accidents). After
+retraining a shipped model, put the new digests here (the refusal message prints them)."""
+
+
+def shipped_model_dir(name: str = "default") -> Path:
+    """Where the shipped model ``name`` (a key of :data:`SHIPPED_MODELS`) lives."""
+    from importlib.resources import files
+
+    if name not in SHIPPED_MODELS:
+        raise ModelError(f"no shipped model named {name!r} (shipped: {', '.join(SHIPPED_MODELS)})")
+    return Path(str(files("merkit") / "pretrained" / name))
+
+
+def shipped_name(path: Path | str) -> str | None:
+    """The name of the shipped model stored at ``path`` (however it is spelled), else None."""
+    try:
+        where = Path(path).resolve()
+    except OSError:
+        return None
+    for name in SHIPPED_MODELS:
+        if where == shipped_model_dir(name).resolve():
+            return name
+    return None
+
+
+def verify_shipped(name: str) -> Path:
+    """Check the shipped model ``name`` against :data:`SHIPPED_SHA256`; returns its folder.
+
+    Raises
+    ------
+    ModelError
+        A file is missing or differs from the one merkit was released with.
+    """
+    where = shipped_model_dir(name)
+    for file, expected in SHIPPED_SHA256.get(name, {}).items():
+        try:
+            actual = hashlib.sha256((where / file).read_bytes()).hexdigest()
+        except OSError:
+            raise ModelError(
+                f"the shipped model {name!r} is incomplete: {where / file} is missing"
+            ) from None
+        if actual != expected:
+            raise ModelError(
+                f"refusing to load the shipped model {name!r}: {where / file} is not the file "
+                f"this merkit was released with (SHA-256 {actual}, expected {expected}); "
+                "reinstall merkit (after retraining it on purpose, put the new digest in "
+                "merkit.product.shipped.SHIPPED_SHA256)"
+            )
+    return where
+
+
+class FastModelWarning(UserWarning):
+    """The default model's pre-trained checkpoints are missing, so the fast model answers."""
+
+
+def missing_weights(model_dir: Path) -> list[str]:
+    """Checkpoint files a model's inputs name (``checkpoints`` parameters) that the user has not
+    put in ``$MERKIT_PRETRAINED``; merkit ships no third-party weights."""
+    from merkit.product.model_dir import read_manifest
+    from merkit.transfer.pooled import missing_checkpoints
+
+    missing: list[str] = []
+    for spec in read_manifest(model_dir).inputs:
+        missing += missing_checkpoints(spec.params.get("checkpoints", []))
+    return sorted(set(missing))
+
+
+def resolve_model_dir(path: Path | str | None) -> Path:
+    """The model directory meant by ``path``: the name of a shipped model (``default``,
+    ``fast``) that is not also an existing folder here is that shipped model; anything else is
+    the path itself. ``None`` is the default model, or, while the CRNN checkpoints it needs are
+    not downloaded, the fast one, with a :class:`FastModelWarning` saying how to get them.
+
+    Raises
+    ------
+    ModelError
+        A shipped model whose files are not installed.
+    """
+    if path is None and (shipped_model_dir("default") / MANIFEST).is_file():
+        missing = missing_weights(shipped_model_dir("default"))
+        if missing:
+            from merkit.transfer.pooled import CRNN_SOURCE, pretrained_dir
+
+            warnings.warn(
+                f"using the fast model: the default model needs {', '.join(missing)} in "
+                f"{pretrained_dir()} (Won's CRNN taggers, MIT, from {CRNN_SOURCE}; or set "
+                "$MERKIT_PRETRAINED)",
+                FastModelWarning,
+                stacklevel=2,
+            )
+            path = "fast"
+    if path is None or (str(path) in SHIPPED_MODELS and not Path(path).exists()):
+        where = shipped_model_dir("default" if path is None else str(path))
+        if not (where / MANIFEST).is_file():
+            raise ModelError(
+                f"the shipped model {where.name!r} is not installed (expected {where}); "
+                "pass a model directory made with 'merkit train'"
+            )
+        return verify_shipped(where.name)
+    return Path(path)
+
+
+__all__ = [
+    "SHIPPED_MODELS",
+    "SHIPPED_SHA256",
+    "FastModelWarning",
+    "missing_weights",
+    "resolve_model_dir",
+    "shipped_model_dir",
+    "shipped_name",
+    "verify_shipped",
+]
