@@ -16,6 +16,7 @@ from rich.markup import escape
 from merkit.commands import dataset_options, err_console, load_for_methods, user_errors
 from merkit.commands.adapt import register as register_adapt
 from merkit.commands.embed import register as register_embed
+from merkit.commands.models import register as register_models
 from merkit.commands.product import register as register_product
 from merkit.commands.serve import register as register_serve
 from merkit.commands.tune import register as register_tune
@@ -29,6 +30,7 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
 app.add_typer(data_app, name="data")
 register_product(app)
+register_models(app)
 register_serve(app)
 register_embed(app)
 register_tune(app)
@@ -115,13 +117,16 @@ def benchmark(
     With no arguments: the built-in synthetic dataset, 10x10 stratified CV, the audio-only SVM.
     """
     from merkit.benchmark import run_benchmark
+    from merkit.core.versions import RESEARCH_COMMAND_LIBRARIES, require_extras
     from merkit.methods import read_settings
+    from merkit.product.shipped import require_input_weights
     from merkit.protocol.curves import parse_fractions
     from merkit.protocol.fixed import protocol_for
     from merkit.protocol.folds import ProtocolConfig
     from merkit.representations.cache import FeatureCache
     from merkit.tuning.nested import resolve_tuned
 
+    require_extras(RESEARCH_COMMAND_LIBRARIES, needed_by="merkit benchmark")
     protocol_for(protocol_name)  # an unknown --protocol is refused before any work
     _check_executor_options(executor, workers, ray_address)
     names = [m.strip() for m in methods.split(",") if m.strip()] or (
@@ -133,6 +138,8 @@ def benchmark(
             settings[name] = {**settings.get(name, {}), "augment": augment}
     # Every method and setting is checked before the dataset is read or anything is computed.
     resolved = [resolve_tuned(name, settings.get(name), quick=quick) for name in names]
+    for name, method in zip(names, resolved, strict=True):
+        require_input_weights(method.inputs, needed_by=f"method {name!r}")
     fractions = None if train_fraction is None else parse_fractions(train_fraction)
     loaded = load_for_methods(
         dataset, root, resolved, subset=subset, group_by_artist=group_by_artist, quiet=quiet
@@ -218,6 +225,9 @@ def report(
     for three or more, Friedman's test and a critical-difference diagram; runs whose folds differ
     are refused.
     """
+    from merkit.core.versions import RESEARCH_COMMAND_LIBRARIES, require_extras
+
+    require_extras(RESEARCH_COMMAND_LIBRARIES, needed_by="merkit report")
     from merkit.report.html import write_report
 
     path = write_report(run_dirs, out)
@@ -254,29 +264,24 @@ def list_methods() -> None:
 @data_app.command("check")
 @user_errors
 def data_check(
-    dataset: DatasetOpt = "4qaed",
+    dataset: DatasetOpt = "synthetic",
     root: RootOpt = None,
     subset: SubsetOpt = None,
     decode: Annotated[
         bool, typer.Option(help="Decode every file fully (finds corrupt data)")
     ] = True,
 ) -> None:
-    """Count songs per quadrant, summarise durations and sample rates, list every problem."""
+    """Count songs per quadrant, summarise durations and sample rates, list every problem.
+
+    The default dataset is the built-in synthetic one, as for ``benchmark`` and ``tune``.
+    """
     from merkit.datasets.check import check_dataset
 
     report = check_dataset(dataset, root, decode=decode, **dataset_options(dataset, subset))
     if report.dataset is not None:
-        console.print(f"[bold]{report.dataset.name}[/] at {root}: {len(report.dataset)} songs")
-        console.print(f"  per quadrant: {report.counts}")
-        if report.durations:
-            console.print(f"  durations (s): {report.duration_summary()}")
-            console.print(
-                f"  sample rates: {dict(report.sample_rates)}  channels: {dict(report.channels)}"
-            )
-        for name, frame in report.dataset.tables.items():
-            console.print(
-                f"  feature table {name!r}: {frame.shape[1]} features, {frame.shape[0]} rows"
-            )
+        where = f" at {root}" if root is not None else ""
+        console.print(f"[bold]{report.dataset.name}[/]{where}: {len(report.dataset)} songs")
+        console.print(_check_table(report), highlight=False)
     for note in report.notes:
         console.print(f"  [yellow]note:[/] {escape(note)}", highlight=False)
     if report.ok:
@@ -286,6 +291,38 @@ def data_check(
     for problem in report.problems:
         err_console.print(f"  - {escape(problem)}", highlight=False)
     raise typer.Exit(1)
+
+
+def _check_table(report: Any) -> Any:
+    """What ``data check`` found, as one table: songs per quadrant, then the audio's numbers."""
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    counts = report.counts
+    table.add_row(
+        "songs per quadrant",
+        "   ".join(f"{q} {n}" for q, n in counts.items()) + f"   (total {sum(counts.values())})",
+    )
+    if report.durations:
+        d = report.duration_summary()
+        table.add_row(
+            "duration (s)",
+            f"min {d['min']:.1f}   median {d['median']:.1f}   max {d['max']:.1f}   "
+            f"under 29 s: {d['under_29s']}",
+        )
+        table.add_row(
+            "sample rate",
+            ", ".join(f"{rate} Hz: {n}" for rate, n in sorted(report.sample_rates.items())),
+        )
+        table.add_row(
+            "channels",
+            ", ".join(f"{ch}: {n}" for ch, n in sorted(report.channels.items())),
+        )
+    for name, frame in report.dataset.tables.items():
+        table.add_row(f"feature table {name}", f"{frame.shape[1]} features, {frame.shape[0]} rows")
+    return table
 
 
 def main() -> None:

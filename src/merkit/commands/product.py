@@ -99,10 +99,12 @@ def train(
     """
     from merkit.methods import resolve_method
     from merkit.product.export import save_model, train_final
+    from merkit.product.shipped import require_input_weights
     from merkit.representations.cache import FeatureCache
 
     params = _method_params(config, method)
     resolved = resolve_method(method, params)  # every setting checked before any work
+    require_input_weights(resolved.inputs, needed_by=f"method {method!r}")
     loaded = load_for_methods(dataset, root, [resolved], subset=subset, quiet=quiet)
     err_console.print(
         f"training [bold]{escape(method)}[/] on {escape(loaded.name)}: {len(loaded)} songs "

@@ -35,7 +35,7 @@ def _check_model(path: Path | None, *, trust: bool = False) -> str:
     crash per process; a model folder is code, so an untrusted one is refused here
     (:mod:`merkit.trust`). Returns the method name."""
     from merkit.product.model_dir import read_manifest
-    from merkit.product.shipped import resolve_model_dir
+    from merkit.product.shipped import require_model_weights, resolve_model_dir
     from merkit.registered import check_registered
     from merkit.trust import check_model_folder
 
@@ -45,6 +45,7 @@ def _check_model(path: Path | None, *, trust: bool = False) -> str:
         err_console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     manifest = read_manifest(where)
     check_registered(manifest, where / "manifest.json")
+    require_model_weights(where, name=str(path) if path is not None else where.name)
     if not manifest.audio_only:
         raise ModelError(
             f"model {manifest.method!r} needs feature tables and cannot predict from audio; "

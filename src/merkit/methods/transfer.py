@@ -82,8 +82,17 @@ def build_artist_emb_rf(
     num_threads: int | None = None,
 ) -> Pipeline:
     """Artist-encoder embeddings of the 10 chunks, pooled per song → random forest."""
+    _require_h5py()
     embed = ArtistEmbedding(weights, sha256, pooling=pooling, num_threads=num_threads)  # type: ignore[arg-type]
     return Pipeline([("embed", embed), ("rf", _forest(n_estimators, random_state, n_jobs))])
+
+
+def _require_h5py() -> None:
+    """The artist CNN's Keras weights are read with h5py (the research extra): checked when the
+    method is resolved, before any work."""
+    from merkit.core.versions import require_extra
+
+    require_extra("h5py", needed_by="the artist CNN methods")
 
 
 def _head(
@@ -224,6 +233,7 @@ def build_artist_cnn(
     """Frozen artist encoder (cached 256-d chunk embeddings) → new softmax head, per chunk;
     a song's answer aggregates its 10 chunks (``aggregation``, see
     :mod:`merkit.estimators.aggregation`)."""
+    _require_h5py()
     options = dict(train_options or {})
     if num_threads is not None:
         options.setdefault("num_threads", num_threads)

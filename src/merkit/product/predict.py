@@ -58,7 +58,7 @@ from merkit.product.prediction import (
     SegmentPrediction,
     song_result,
 )
-from merkit.product.shipped import resolve_model_dir
+from merkit.product.shipped import checkpoints_of, require_checkpoints, resolve_model_dir
 from merkit.signal_checks import SignalCheck
 
 BATCH_WINDOWS = 4
@@ -432,10 +432,17 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
     ------
     ModelError
         The directory, its manifest or one of its files is missing, damaged, or from an
-        incompatible merkit version; the message says which.
+        incompatible merkit version, or a pre-trained checkpoint its inputs read is not installed
+        (the message names ``merkit models download``); the message says which.
     """
+    asked = path
     path = resolve_model_dir(path)
     manifest, estimator = _open_model_dir(path, inputs=check_inputs)
+    # missing or wrong checkpoints: one error now, not one per song later
+    needed = checkpoints_of([spec.params for spec in manifest.inputs])
+    if needed:
+        name = str(asked) if asked is not None else path.name
+        require_checkpoints(needed, needed_by=f"the model {name!r}")
     if needs_numba(manifest):
         from merkit.core.numba_cache import ensure_numba_cache
 

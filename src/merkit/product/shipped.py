@@ -14,7 +14,7 @@ from merkit.core.errors import ModelError
 from merkit.product.model_dir import MANIFEST
 
 SHIPPED_MODELS: dict[str, str] = {
-    "default": "the best audio-only model: own features + CRNN tag log-odds (CRNNs downloaded)",
+    "default": "the most accurate: own features + CRNN tag log-odds (merkit models download)",
     "fast": "own features only (svm-own): no neural network, about half the CPU per clip",
 }
 """Models shipped inside the package (``merkit/pretrained/<name>``), by name."""
@@ -86,8 +86,9 @@ class FastModelWarning(UserWarning):
 
 
 def missing_weights(model_dir: Path) -> list[str]:
-    """Checkpoint files a model's inputs name (``checkpoints`` parameters) that the user has not
-    put in ``$MERKIT_PRETRAINED``; merkit ships no third-party weights."""
+    """Checkpoint files a model's inputs name (``checkpoints`` parameters) that are not in
+    ``$MERKIT_PRETRAINED`` (``merkit models download`` puts them there); merkit ships no
+    third-party weights."""
     from merkit.product.model_dir import read_manifest
     from merkit.transfer.pooled import missing_checkpoints
 
@@ -95,6 +96,72 @@ def missing_weights(model_dir: Path) -> list[str]:
     for spec in read_manifest(model_dir).inputs:
         missing += missing_checkpoints(spec.params.get("checkpoints", []))
     return sorted(set(missing))
+
+
+def checkpoints_of(params_list: list[dict]) -> dict[str, str]:
+    """The checkpoints (file name → pinned SHA-256) that inputs with these parameters read, in
+    order of first use."""
+    pins: dict[str, str] = {}
+    for params in params_list:
+        for entry in params.get("checkpoints", []):
+            pins.setdefault(str(entry[0]), str(entry[1]))
+    return pins
+
+
+def require_checkpoints(pins: dict[str, str], *, needed_by: str) -> None:
+    """Raise one :class:`ModelError` before any work when a checkpoint of ``pins`` is missing
+    from ``$MERKIT_PRETRAINED`` or is another file than the pinned one, naming the command that
+    installs them.
+
+    Parameters
+    ----------
+    pins : dict
+        Checkpoint file name → SHA-256 (:func:`checkpoints_of`).
+    needed_by : str
+        What needs them, for the message (``"the model 'default'"``).
+    """
+    from merkit.transfer.pooled import DOWNLOAD_HINT, pretrained_dir
+    from merkit.transfer.weights import not_ready
+
+    bad = not_ready(pins)
+    if not bad:
+        return
+    missing = [n for n, s in bad.items() if s == "missing"]
+    damaged = [n for n, s in bad.items() if s == "damaged"]
+    parts = []
+    if missing:
+        parts.append(f"{', '.join(missing)} not found")
+    if damaged:
+        parts.append(f"{', '.join(damaged)} not the published file (another SHA-256)")
+    raise ModelError(
+        f"{needed_by} needs pre-trained checkpoints: {'; '.join(parts)} in {pretrained_dir()}: "
+        + DOWNLOAD_HINT
+    )
+
+
+def require_input_weights(inputs: list[str] | tuple[str, ...], *, needed_by: str) -> None:
+    """:func:`require_checkpoints` for a method's input names (representations and tables)."""
+    from merkit.core.inputs import parse_input
+    from merkit.representations.registry import get_representation
+
+    params = [
+        get_representation(parse_input(i).name).params
+        for i in inputs
+        if parse_input(i).kind == "representation"
+    ]
+    needed = checkpoints_of(params)
+    if needed:
+        require_checkpoints(needed, needed_by=needed_by)
+
+
+def require_model_weights(model_dir: Path, *, name: str | None = None) -> None:
+    """:func:`require_checkpoints` for the inputs of the model in ``model_dir``."""
+    from merkit.product.model_dir import read_manifest
+
+    manifest = read_manifest(model_dir)
+    needed = checkpoints_of([spec.params for spec in manifest.inputs])
+    if needed:
+        require_checkpoints(needed, needed_by=f"the model {name or str(model_dir)!r}")
 
 
 def resolve_model_dir(path: Path | str | None) -> Path:
@@ -111,12 +178,12 @@ def resolve_model_dir(path: Path | str | None) -> Path:
     if path is None and (shipped_model_dir("default") / MANIFEST).is_file():
         missing = missing_weights(shipped_model_dir("default"))
         if missing:
-            from merkit.transfer.pooled import CRNN_SOURCE, pretrained_dir
+            from merkit.transfer.pooled import pretrained_dir
 
             warnings.warn(
                 f"using the fast model: the default model needs {', '.join(missing)} in "
-                f"{pretrained_dir()} (Won's CRNN taggers, MIT, from {CRNN_SOURCE}; or set "
-                "$MERKIT_PRETRAINED)",
+                f"{pretrained_dir()} (Won's CRNN taggers, MIT licence): run 'merkit models "
+                "download' (offline: --from DIR), or set $MERKIT_PRETRAINED",
                 FastModelWarning,
                 stacklevel=2,
             )
@@ -136,7 +203,11 @@ __all__ = [
     "SHIPPED_MODELS",
     "SHIPPED_SHA256",
     "FastModelWarning",
+    "checkpoints_of",
     "missing_weights",
+    "require_checkpoints",
+    "require_input_weights",
+    "require_model_weights",
     "resolve_model_dir",
     "shipped_model_dir",
     "shipped_name",

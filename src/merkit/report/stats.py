@@ -51,6 +51,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from merkit.core.errors import ConfigError
+from merkit.core.versions import require_extra
 from merkit.protocol.runner import MethodResult
 
 
@@ -138,12 +139,11 @@ def naive_paired_ttest(
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
     """Holm's step-down adjustment of a family of p-values (family-wise error rate)."""
-    from statsmodels.stats.multitest import multipletests
-
+    multitest = require_extra("statsmodels.stats.multitest", needed_by="Holm's adjustment")
     p = np.asarray(p_values, dtype=float)
     if p.size == 0:
         return p
-    return np.asarray(multipletests(p, method="holm")[1], dtype=float)
+    return np.asarray(multitest.multipletests(p, method="holm")[1], dtype=float)
 
 
 # -- fold scores of finished methods ----------------------------------------------------------
@@ -340,8 +340,7 @@ def friedman(scores: pd.DataFrame) -> FriedmanResult:
     ConfigError
         Fewer than three methods (Friedman's test needs three).
     """
-    import scikit_posthocs as sp
-
+    sp = require_extra("scikit_posthocs", needed_by="Friedman's test (Nemenyi post-hoc)")
     if scores.shape[1] < 3:
         raise ConfigError(
             f"Friedman's test needs at least 3 methods; got {scores.shape[1]} "
