@@ -197,6 +197,10 @@ def test_report_of_a_quick_run_renders_in_chromium(tmp_path: Path) -> None:
     for section in ('id="results-table"', 'class="confusion"', 'class="card circumplex"'):
         assert section in dom.stdout
     assert re.search(r"<td>svm-own</td><td>\d+\.\d\d</td>", dom.stdout)
+    # A smoke run says so, and draws no verdict; svm-own's songs are placed by probabilities
+    # calibrated in-fold (no "gives no probabilities" fallback).
+    assert 'class="banner"' in dom.stdout and "SMOKE RUN" in dom.stdout
+    assert "gives no probabilities" not in dom.stdout
 
     shot = tmp_path / "report.png"
     run = headless(page.as_uri(), f"--screenshot={shot}", "--window-size=1280,3200")

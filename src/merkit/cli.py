@@ -357,13 +357,16 @@ def main() -> None:
 
     Re-executes once with glibc's huge-page malloc where it helps (see
     :func:`merkit.training.runtime.malloc_reexec_environment`; the variable must be set before
-    the process starts, hence the re-exec).
+    the process starts, hence the re-exec). Nothing in the current folder is ever imported
+    (merkit runs inside music and dataset folders, which may hold a ``numpy.py``): the re-exec
+    runs with ``-P`` and every Python process merkit starts inherits ``PYTHONSAFEPATH``.
     """
     from merkit.training.runtime import malloc_reexec_environment
 
+    os.environ["PYTHONSAFEPATH"] = "1"  # spawn/uvicorn workers, numba's check: no cwd on sys.path
     env = malloc_reexec_environment()
     if env is not None:
-        os.execve(sys.executable, [sys.executable, "-m", "merkit", *sys.argv[1:]], env)
+        os.execve(sys.executable, [sys.executable, "-P", "-m", "merkit", *sys.argv[1:]], env)
     app(prog_name="merkit")
 
 

@@ -266,7 +266,8 @@ def predict(
         Path | None,
         typer.Option(
             "--model",
-            help="Model directory, or a shipped model: default (most accurate) or fast",
+            help="Model directory, or a shipped model: default (most accurate) or fast. A model "
+            "directory is code (pickled Python): load only folders you made or trust",
         ),
     ] = None,
     output_format: Annotated[
@@ -278,6 +279,14 @@ def predict(
             help="How to give the answers [default: table; with --output, from its extension]",
         ),
     ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="Load a model folder merkit did not write on this machine (downloaded, shared "
+            "or changed since): only one from a source you trust; it is remembered",
+        ),
+    ] = False,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -324,7 +333,8 @@ def predict(
     from merkit.product.predict import load_model
     from merkit.product.prediction import PredictionFailure
     from merkit.product.relative import MIN_FILES, with_relative
-    from merkit.product.shipped import FastModelWarning
+    from merkit.product.shipped import FastModelWarning, resolve_model_dir
+    from merkit.trust import check_model_folder
 
     fmt = _output_format(output_format)
     sink = _open_sink(output, fmt, resume, relative)
@@ -344,7 +354,11 @@ def predict(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelVersionWarning)
         warnings.simplefilter("always", FastModelWarning)
-        predictor = load_model(model)
+        where = resolve_model_dir(model)
+        note = check_model_folder(where, trust=trust)  # before anything in it is loaded
+        if note is not None:
+            err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+        predictor = load_model(where)
     for warning in caught:  # one plain line each, not Python's two-line warning format
         if issubclass(warning.category, ModelVersionWarning | FastModelWarning):
             line = f"[yellow]warning:[/] {escape(str(warning.message))}"

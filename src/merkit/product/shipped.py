@@ -6,6 +6,7 @@ value is a model directory (a folder called ``fast`` where merkit runs is the us
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,20 @@ SHIPPED_MODELS: dict[str, str] = {
     "fast": "own features only (svm-own): no neural network, about half the CPU per clip",
 }
 """Models shipped inside the package (``merkit/pretrained/<name>``), by name."""
+
+SHIPPED_SHA256: dict[str, dict[str, str]] = {
+    "default": {
+        "manifest.json": "78d1c70d3f59b52d687e67cc999d7fcca81d08d721df11bcad8254d72e1eb0f9",
+        "estimator.joblib": "eceacb244215c179d5ccecd77c77f3ace3e281631866af3e6deba4c941cfa0bc",
+    },
+    "fast": {
+        "manifest.json": "b52bc663672efd454e94063e82703fb324de1fab6a196c81f2c78c44d4fc4857",
+        "estimator.joblib": "fc6e44900522c793ab994f1b9fd12ff268f3e9fe2e82e7588320b20dac3db6a8",
+    },
+}
+"""SHA-256 of every file of a shipped model that is loaded as code, held here in the package's
+code rather than beside the files (a checksum in the same folder only catches accidents). After
+retraining a shipped model, put the new digests here (the refusal message prints them)."""
 
 
 def model_name(model_dir: Path | None) -> str:
@@ -36,6 +51,44 @@ def shipped_model_dir(name: str = "default") -> Path:
     if name not in SHIPPED_MODELS:
         raise ModelError(f"no shipped model named {name!r} (shipped: {', '.join(SHIPPED_MODELS)})")
     return Path(str(files("merkit") / "pretrained" / name))
+
+
+def shipped_name(path: Path | str) -> str | None:
+    """The name of the shipped model stored at ``path`` (however it is spelled), else None."""
+    try:
+        where = Path(path).resolve()
+    except OSError:
+        return None
+    for name in SHIPPED_MODELS:
+        if where == shipped_model_dir(name).resolve():
+            return name
+    return None
+
+
+def verify_shipped(name: str) -> Path:
+    """Check the shipped model ``name`` against :data:`SHIPPED_SHA256`; returns its folder.
+
+    Raises
+    ------
+    ModelError
+        A file is missing or differs from the one merkit was released with.
+    """
+    where = shipped_model_dir(name)
+    for file, expected in SHIPPED_SHA256.get(name, {}).items():
+        try:
+            actual = hashlib.sha256((where / file).read_bytes()).hexdigest()
+        except OSError:
+            raise ModelError(
+                f"the shipped model {name!r} is incomplete: {where / file} is missing"
+            ) from None
+        if actual != expected:
+            raise ModelError(
+                f"refusing to load the shipped model {name!r}: {where / file} is not the file "
+                f"this merkit was released with (SHA-256 {actual}, expected {expected}); "
+                "reinstall merkit (after retraining it on purpose, put the new digest in "
+                "merkit.product.shipped.SHIPPED_SHA256)"
+            )
+    return where
 
 
 class FastModelWarning(UserWarning):
@@ -152,12 +205,13 @@ def resolve_model_dir(path: Path | str | None) -> Path:
                 f"the shipped model {where.name!r} is not installed (expected {where}); "
                 "pass a model directory made with 'merkit train'"
             )
-        return where
+        return verify_shipped(where.name)
     return Path(path)
 
 
 __all__ = [
     "SHIPPED_MODELS",
+    "SHIPPED_SHA256",
     "FastModelWarning",
     "checkpoints_of",
     "missing_weights",
@@ -166,4 +220,6 @@ __all__ = [
     "require_model_weights",
     "resolve_model_dir",
     "shipped_model_dir",
+    "shipped_name",
+    "verify_shipped",
 ]

@@ -186,16 +186,22 @@ class RayExecutor:
             # --quiet: Ray's own notices and the workers' log lines stay off the terminal;
             # failures still arrive as exceptions and merkit's summary.
             logging.getLogger("ray").setLevel(logging.ERROR)
+        # ray.init puts the driver's current folder on every worker's sys.path: started from
+        # the folder holding merkit (already on sys.path), no code of a music or data folder runs
+        import merkit
+
+        packages = Path(merkit.__file__).resolve().parents[1]
         for attempt in range(1, attempts + 1):
             try:
-                ray.init(
-                    address=self.address,
-                    num_cpus=None if self.address else self.num_cpus,
-                    include_dashboard=False,
-                    configure_logging=False,
-                    log_to_driver=not self.quiet,
-                    _system_config=None if self.address else LOCAL_SYSTEM_CONFIG,
-                )
+                with contextlib.chdir(packages):
+                    ray.init(
+                        address=self.address,
+                        num_cpus=None if self.address else self.num_cpus,
+                        include_dashboard=False,
+                        configure_logging=False,
+                        log_to_driver=not self.quiet,
+                        _system_config=None if self.address else LOCAL_SYSTEM_CONFIG,
+                    )
                 return
             except (ConnectionError, RuntimeError, ValueError) as error:
                 raise ConfigError(
