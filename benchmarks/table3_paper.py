@@ -8,10 +8,12 @@ small JSON files under ``--out/<method>/folds/``; commit them and a rerun (here 
 clone) resumes where the last one stopped.
 
 Cost: besides each fold record's wall-clock ``fit_seconds``, a watcher thread writes, per finished
-fold, the process CPU seconds it took (``--out/costs.jsonl``). With torch on one thread the CPU
+fold, the process CPU seconds it took (``--out/costs.jsonl``; with ``--workers 1`` only: fold
+workers' CPU time is not this process's). With torch on one thread the CPU
 seconds are what the fold costs on a dedicated core; the wall seconds also count time spent
 waiting for a shared core, or stopped (``kill -STOP``). After every fold the method's results
-file ``benchmarks/results/4qaed_<method>_paper.{csv,md}`` is rewritten (partial until 10 folds).
+file ``benchmarks/results/4qaed_<method>_paper.{csv,md}`` is rewritten (partial until 10 folds;
+``--quick`` smoke runs write theirs into the run folder instead).
 
 Example (what the CPU run of issue 32 runs, in the background)::
 
@@ -56,6 +58,9 @@ REGIME = {
     "cnn-gru": "SGD lr 0.01, batch 150, <= 200 epochs",
     "crnn": "SGD lr 1e-3, batch 50, <= 200 epochs (paper; code: lr 0.01, batch 150)",
 }
+
+
+MULTI_STAGE = {"hybrid": "fusion stage", "cnn+deepsmote": "CNN (after the autoencoder)"}
 
 
 def result_name(method: str, suffix: str) -> str:
@@ -118,9 +123,10 @@ def read_costs(log_path: Path) -> dict[tuple[str, str], dict]:
 
 
 def write_results(
-    out: Path, method: str, suffix: str, command: str, settings: dict, note: str
+    out: Path, method: str, suffix: str, command: str, settings: dict, note: str, quick: bool
 ) -> Path | None:
-    """Rewrite ``benchmarks/results/<name>.{csv,md}`` from the method's finished folds."""
+    """Rewrite ``<name>.{csv,md}`` from the method's finished folds: in ``benchmarks/results``,
+    or in the run folder itself for a ``quick`` smoke run (never committed results)."""
     from _common import machine, timestamp, versions
     from merkit.protocol.results import load_results
     from merkit.report import results_frame, write_csv_atomic, write_text_atomic
@@ -130,7 +136,7 @@ def write_results(
         return None
     result = run[method]
     name = result_name(method, suffix)
-    results_dir = HERE / "results"
+    results_dir = out if quick else HERE / "results"
     results_dir.mkdir(exist_ok=True)
     frame = results_frame([result])
     write_csv_atomic(frame, results_dir / f"{name}.csv")
@@ -140,12 +146,17 @@ def write_results(
     status = "complete" if done == total else f"PARTIAL: {done} of {total} folds finished"
     paper = "" if result.paper_f1 is None else f"{100 * result.paper_f1:.2f}"
     lines = [
-        f"# {name}: {result.dataset}, {result.protocol.describe()} — the paper's training regime",
+        f"# {name}: {result.dataset}, {result.protocol.describe()}"
+        + (" — smoke settings" if quick else " — the paper's training regime"),
         "",
         f"Status: **{status}**. Updated {timestamp()}; folds from `{command}`.",
         "",
-        f"Regime: {REGIME.get(method, 'the registered recipe')}, stop at 90 % training accuracy "
-        "(paper Table 1; merkit's registered defaults).",
+        (
+            "Regime: each method's `quick` smoke settings (2-4 epochs), NOT the paper's."
+            if quick
+            else f"Regime: {REGIME.get(method, 'the registered recipe')}, stop at 90 % training "
+            "accuracy (paper Table 1; merkit's registered defaults)."
+        ),
         "",
         "| method | P % | R % | F1 % ± std (folds) | paper F1 % (Orig-4QAED, 10x10) | gap |",
         "|---|---:|---:|---:|---:|---:|",
@@ -155,7 +166,9 @@ def write_results(
         + " |",
         "",
         "Per fold (wall seconds on a shared 2-core machine, torch on 1 thread at nice 19; CPU "
-        "seconds are the process's own, i.e. the cost on one dedicated core):",
+        "seconds are the process's own, i.e. the cost on one dedicated core; the first fold a "
+        "process runs also carries loading the inputs, and computing augmented copies; "
+        "CPU s / epoch is the fold's CPU s over its epochs):",
         "",
         "| fold | F1 % | epochs | stop | final train acc | fit s (wall) | CPU s | CPU s / epoch |",
         "|---|---:|---:|---|---:|---:|---:|---:|",
@@ -166,7 +179,8 @@ def write_results(
         epochs = info.epochs_run if info and info.epochs_run else None
         cost = costs.get((method, f"r{record.repeat:02d}_f{record.fold:02d}"))
         cpu = cost["cpu_seconds"] if cost else None
-        if cpu and epochs:
+        per_epoch = bool(cpu and epochs) and method not in MULTI_STAGE  # stages differ in cost
+        if per_epoch:
             cpu_total, epochs_total = cpu_total + cpu, epochs_total + epochs
         acc = (
             ""
@@ -177,8 +191,14 @@ def write_results(
             f"| r{record.repeat:02d}_f{record.fold:02d} | {100 * record.metrics.f1:.2f} | "
             f"{epochs or ''} | {(info.stop_reason if info else '') or ''} | {acc} | "
             f"{record.fit_seconds:.0f} | {'' if cpu is None else f'{cpu:.0f}'} | "
-            f"{'' if not (cpu and epochs) else f'{cpu / epochs:.1f}'} |"
+            f"{f'{cpu / epochs:.1f}' if per_epoch else ''} |"
         )
+    if method in MULTI_STAGE:
+        lines += [
+            "",
+            f"`epochs`, `stop` and `final train acc` are the {MULTI_STAGE[method]}'s; the seconds "
+            "cover every stage of the fold.",
+        ]
     if epochs_total:
         lines += [
             "",
@@ -243,6 +263,9 @@ def main() -> None:
     parser.add_argument("--suffix", default="paper", help="results file suffix")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 on CPU)")
     parser.add_argument("--jobs", type=int, default=1, help="feature-extraction processes")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="folds trained at once (processes; 1: this one)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke settings (tests the script)")
     parser.add_argument("--songs", type=int, default=None, help="first N/4 songs per quadrant")
     parser.add_argument(
@@ -269,6 +292,7 @@ def main() -> None:
     from merkit.cache import FeatureCache
     from merkit.datasets import load_dataset
     from merkit.methods import read_settings
+    from merkit.protocol.executor import ProcessExecutor
     from merkit.protocol.folds import ProtocolConfig
 
     if args.threads:
@@ -288,7 +312,7 @@ def main() -> None:
         methods,
         args.out / "costs.jsonl",
         lambda method: write_results(
-            args.out, method, args.suffix, command, params.get(method) or {}, note
+            args.out, method, args.suffix, command, params.get(method) or {}, note, args.quick
         ),
     )
     watcher.start()
@@ -311,11 +335,12 @@ def main() -> None:
             cache=FeatureCache(),
             n_jobs=args.jobs,
             quick=args.quick,
+            executor=ProcessExecutor(args.workers) if args.workers > 1 else None,
         )
         watcher.check()
         try:
             path = write_results(
-                args.out, method, args.suffix, command, params.get(method) or {}, note
+                args.out, method, args.suffix, command, params.get(method) or {}, note, args.quick
             )
         except Exception as exc:  # the folds are safe on disk; the file can be rebuilt
             path = f"results file not written ({exc!r})"
