@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 
 from conftest import make_4qaed_tree, within
+from merkit.core.errors import DataError
 from merkit.datasets import check, load_dataset
 from merkit.datasets.check import check_dataset
-from merkit.errors import DataError
 
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 

@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 
 from merkit.benchmark import run_benchmark
+from merkit.core.errors import ConfigError
 from merkit.datasets.base import Dataset, Song
-from merkit.errors import ConfigError
 from merkit.methods import METHODS, MethodSpec, read_settings, register_method
 from merkit.protocol import ProtocolConfig, make_folds
 
@@ -269,7 +269,7 @@ def test_save_models_saves_an_svm_pipeline_with_its_checksum(tmp_path: Path) -> 
     assert model.predict(dataset.table("top100")[rows]).tolist() == record["y_pred"]
     # A swapped or damaged file is refused before unpickling.
     saved[1].write_bytes(saved[1].read_bytes() + b"x")
-    from merkit.errors import ModelError
+    from merkit.core.errors import ModelError
 
     with pytest.raises(ModelError, match="checksum"):
         load_model(saved[1])

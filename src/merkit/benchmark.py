@@ -9,7 +9,6 @@ from typing import Any
 from rich.console import Console
 
 from merkit.datasets.base import Dataset
-from merkit.html_report import write_annotations, write_report
 from merkit.protocol.curves import fraction_folds, fraction_method
 from merkit.protocol.executor import Executor
 from merkit.protocol.fixed import fixed_split_folds
@@ -17,7 +16,8 @@ from merkit.protocol.folds import ProtocolConfig, check_feasible, load_or_create
 from merkit.protocol.genre import load_or_create_genre_folds
 from merkit.protocol.models import check_saveable
 from merkit.protocol.runner import MethodResult, is_per_repeat, resolve_inputs, run_method
-from merkit.report import results_frame, results_table, update_summaries
+from merkit.report.html import write_annotations, write_report
+from merkit.report.tables import results_frame, results_table, update_summaries
 from merkit.tuning.nested import resolve_tuned
 
 
@@ -118,9 +118,9 @@ def _fill_cache(
     Each method then reads its inputs from the cache. Skipped where it would not help: fewer than
     two representations, no cache to keep them in, or songs computed on a cluster.
     """
-    from merkit.cache import NullCache
-    from merkit.extract import fill_cache
-    from merkit.inputs import parse_input
+    from merkit.core.inputs import parse_input
+    from merkit.representations.cache import NullCache
+    from merkit.representations.extract import fill_cache
 
     names = [
         name

@@ -19,7 +19,7 @@ from merkit.commands.embed import register as register_embed
 from merkit.commands.product import register as register_product
 from merkit.commands.serve import register as register_serve
 from merkit.commands.tune import register as register_tune
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 app = typer.Typer(
     add_completion=False,
@@ -115,11 +115,11 @@ def benchmark(
     With no arguments: the built-in synthetic dataset, 10x10 stratified CV, the audio-only SVM.
     """
     from merkit.benchmark import run_benchmark
-    from merkit.cache import FeatureCache
     from merkit.methods import read_settings
     from merkit.protocol.curves import parse_fractions
     from merkit.protocol.fixed import protocol_for
     from merkit.protocol.folds import ProtocolConfig
+    from merkit.representations.cache import FeatureCache
     from merkit.tuning.nested import resolve_tuned
 
     protocol_for(protocol_name)  # an unknown --protocol is refused before any work
@@ -218,7 +218,7 @@ def report(
     for three or more, Friedman's test and a critical-difference diagram; runs whose folds differ
     are refused.
     """
-    from merkit.html_report import write_report
+    from merkit.report.html import write_report
 
     path = write_report(run_dirs, out)
     console.print(f"report: {path}")

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from merkit.errors import ConfigError, MerkitError
+from merkit.core.errors import ConfigError, MerkitError
 
 if TYPE_CHECKING:
     from merkit.datasets.base import Dataset
@@ -73,8 +73,8 @@ def load_for_methods(
 ) -> Dataset:
     """The dataset, with the checks (and list of problems) of ``merkit data check --no-decode``,
     requiring every feature table the methods read."""
+    from merkit.core.inputs import parse_input
     from merkit.datasets.check import load_checked_dataset
-    from merkit.inputs import parse_input
 
     tables = sorted(
         {parse_input(i).name for m in methods for i in m.inputs if parse_input(i).kind == "table"}

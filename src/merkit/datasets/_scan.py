@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from merkit.core.errors import AudioError, DataError
+from merkit.core.labels import QUADRANTS
 from merkit.datasets.base import AUDIO_EXTENSIONS
-from merkit.errors import AudioError, DataError
-from merkit.labels import QUADRANTS
 
 MAX_LISTED = 20
 
@@ -72,11 +72,11 @@ def scan_audio(folder: Path, problems: Problems) -> dict[str, Path]:
     """Audio files directly inside ``folder`` keyed by file stem (the song id).
 
     Every entry with an audio extension is checked without being opened
-    (:func:`merkit.audio_files.check_audio_file` with ``content=False``): FIFOs, devices, sockets,
+    (:func:`merkit.audio.files.check_audio_file` with ``content=False``): FIFOs, devices, sockets,
     folders, symlink loops and broken links are reported, never skipped silently (and a FIFO is
     never opened). Unreadable or non-audio content is found by ``data check`` and on decoding.
     """
-    from merkit.audio_files import check_audio_file
+    from merkit.audio.files import check_audio_file
 
     files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from rich.progress import track
 
+from merkit.core.errors import AudioError, DataError
 from merkit.datasets import load_dataset
 from merkit.datasets._scan import Problems
 from merkit.datasets.base import Dataset, FileSource
-from merkit.errors import AudioError, DataError
 
 
 @dataclass
@@ -58,7 +58,7 @@ def check_dataset(
     audio file's header is read (duration, sample rate, channels) and, with ``decode``, the whole
     file is decoded so corrupt data is found too; songs without rows in a feature table are listed.
     """
-    from merkit.audio import audio_info
+    from merkit.audio.decode import audio_info
 
     collected = Problems(f"{name} dataset at {root}")
     if name in ("4qaed", "folder", "csv", "merge"):

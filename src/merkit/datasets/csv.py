@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from merkit.audio_files import check_audio_file
+from merkit.audio.files import check_audio_file
+from merkit.core.errors import AudioError, DataError
+from merkit.core.labels import normalize_quadrant
 from merkit.datasets._scan import Problems
 from merkit.datasets.base import Dataset, FileSource, Song
-from merkit.errors import AudioError, DataError
-from merkit.labels import normalize_quadrant
 
 
 def load_csv(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from merkit.core.errors import DataError
+from merkit.core.labels import QUADRANTS
 from merkit.datasets._scan import Problems, quadrant_dirs, require_dir, scan_audio
 from merkit.datasets.base import Dataset, FileSource, Song
-from merkit.errors import DataError
-from merkit.labels import QUADRANTS
 
 
 def load_folder(

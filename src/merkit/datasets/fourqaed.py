@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from merkit.core.errors import DataError
+from merkit.core.labels import QUADRANTS, normalize_quadrant
 from merkit.datasets._scan import Problems, quadrant_dirs, require_dir, scan_audio
 from merkit.datasets.base import Dataset, FileSource, Song
-from merkit.errors import DataError
-from merkit.labels import QUADRANTS, normalize_quadrant
 
 ANNOTATIONS = "panda_dataset_taffc_annotations.csv"
 METADATA = "panda_dataset_taffc_metadata.csv"

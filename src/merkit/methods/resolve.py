@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from merkit.errors import ConfigError
-from merkit.inputs import parse_input, take
+from merkit.core.errors import ConfigError
+from merkit.core.inputs import parse_input, take
 from merkit.methods.base import MethodSpec
 from merkit.methods.registry import METHODS, get_method, suggest
 
@@ -135,7 +135,8 @@ def resolve_method(
     settings : mapping, optional
         The method's settings as in a ``--config`` YAML; ``inputs`` (a list of input names, or a
         mapping role -> input name for a method with several inputs) swaps its inputs;
-        ``augment`` (a list of :mod:`merkit.augmentation` names) trains on augmented copies of
+        ``augment`` (a list of :mod:`merkit.estimators.augmentation` names) trains on augmented
+        copies of
         the training songs too (``[]`` turns a method's default augmentation off).
     quick : bool
         Apply the method's smoke-run settings (e.g. a 2-epoch cap) under ``settings``.
@@ -169,7 +170,7 @@ def resolve_method(
     estimator = _build(spec, params)
     validate_estimator(spec.name, estimator, params)
     if augment:
-        from merkit.augmentation import augment_method, augment_setting, parse_augment
+        from merkit.estimators.augmentation import augment_method, augment_setting, parse_augment
 
         try:
             entries = parse_augment(augment)
@@ -207,7 +208,7 @@ def _inputs(spec: MethodSpec, override: Any) -> tuple[tuple[str, ...], tuple[str
     for value in names:
         try:
             if parse_input(value).kind == "representation":
-                from merkit.representations import get_representation
+                from merkit.representations.registry import get_representation
 
                 get_representation(value)  # an unknown name fails now, not mid-run
         except ConfigError as exc:
@@ -255,7 +256,8 @@ def validate_estimator(method: str, estimator: Any, settings: Mapping[str, Any])
     """Check every parameter of ``estimator`` and its sub-estimators without fitting.
 
     scikit-learn estimators are checked by their own parameter constraints
-    (``_validate_params``), :class:`~merkit.estimators.TorchClassifier` by building its training
+    (``_validate_params``), :class:`~merkit.training.classifier.TorchClassifier` by building its
+    training
     config, and the Hybrid's per-stage dicts by building each stage's classifier.
 
     Raises
@@ -292,7 +294,7 @@ def _estimators(estimator: Any) -> list[tuple[str, Any]]:
 
 
 def _validate_one(estimator: Any) -> None:
-    from merkit.estimators import TorchClassifier
+    from merkit.training.classifier import TorchClassifier
 
     if isinstance(estimator, TorchClassifier):
         _validate_torch(estimator)
@@ -319,7 +321,7 @@ def _validate_torch(estimator: Any) -> None:
 
 
 def _validate_hybrid(estimator: Any) -> None:
-    from merkit.estimators import TorchClassifier
+    from merkit.training.classifier import TorchClassifier
 
     if estimator.cnn_init not in ("pretrained", "scratch"):
         raise ConfigError(

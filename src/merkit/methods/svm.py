@@ -6,7 +6,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.methods.base import MethodSpec, feature_preprocessing
 from merkit.methods.registry import register_method
 

@@ -1,7 +1,7 @@
 """Where folds run: an executor maps a function over tasks and yields results as they finish.
 
 :class:`SerialExecutor` runs them one after another in this process; :class:`ProcessExecutor`
-runs them in :mod:`merkit.parallel` worker processes on this machine; the Ray executor
+runs them in :mod:`merkit.core.parallel` worker processes on this machine; the Ray executor
 (:mod:`merkit.protocol.ray_executor`) runs them on a Ray cluster. All satisfy :class:`Executor`:
 results may come in any order (each :class:`~merkit.protocol.records.FoldRecord` says which fold
 it is), and a task whose worker died is retried a bounded number of times, then reported in a
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from merkit.errors import MerkitError
+from merkit.core.errors import MerkitError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -78,7 +78,7 @@ class SerialExecutor:
 
 
 class ProcessExecutor:
-    """Runs tasks in ``workers`` processes of this machine (:mod:`merkit.parallel`).
+    """Runs tasks in ``workers`` processes of this machine (:mod:`merkit.core.parallel`).
 
     ``fn`` (with the inputs it holds) is sent to each worker once. A worker that dies breaks the
     pool: the tasks without a result then run again in a fresh pool, at most ``retries`` times,
@@ -94,7 +94,7 @@ class ProcessExecutor:
     """
 
     def __init__(self, workers: int = 2, *, retries: int = 2) -> None:
-        from merkit.parallel import resolve_jobs
+        from merkit.core.parallel import resolve_jobs
 
         self.workers = resolve_jobs(workers)
         self.retries = int(retries)
@@ -102,7 +102,7 @@ class ProcessExecutor:
     def map(
         self, fn: Callable[[T], R], tasks: Iterable[T], *, needs: TaskNeeds | None = None
     ) -> Iterator[R]:
-        from merkit.parallel import WorkerDied, map_unordered
+        from merkit.core.parallel import WorkerDied, map_unordered
 
         todo = list(enumerate(tasks))
         attempt = 0
