@@ -129,7 +129,7 @@ def write_results(
     or in the run folder itself for a ``quick`` smoke run (never committed results)."""
     from _common import machine, timestamp, versions
     from merkit.protocol.results import load_results
-    from merkit.report import results_frame, write_csv_atomic, write_text_atomic
+    from merkit.report.tables import results_frame, write_csv_atomic, write_text_atomic
 
     run = load_results(out)
     if method not in run or not run[method].per_fold:
@@ -234,9 +234,9 @@ def subset_per_quadrant(dataset, n_songs: int):
 def prepare(dataset, methods, protocol, out: Path, params: dict, quick: bool, n_jobs: int) -> None:
     """Fill the feature cache with every input the methods read (the augmented copies with each
     repeat's seed) and persist the folds, so parallel per-method processes only read them."""
-    from merkit.cache import FeatureCache
     from merkit.protocol.folds import load_or_create_folds
     from merkit.protocol.runner import is_per_repeat, repeat_seed, resolve_inputs
+    from merkit.representations.cache import FeatureCache
     from merkit.tuning.nested import resolve_tuned
 
     load_or_create_folds(out / "folds", dataset, protocol)
@@ -289,11 +289,11 @@ def main() -> None:
 
     from _common import command_line
     from merkit.benchmark import run_benchmark
-    from merkit.cache import FeatureCache
     from merkit.datasets import load_dataset
     from merkit.methods import read_settings
     from merkit.protocol.executor import ProcessExecutor
     from merkit.protocol.folds import ProtocolConfig
+    from merkit.representations.cache import FeatureCache
 
     if args.threads:
         torch.set_num_threads(args.threads)

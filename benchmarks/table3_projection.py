@@ -51,7 +51,7 @@ def autoencoder_step_cpu(steps: int) -> float:
 
     import numpy as np
 
-    from merkit.autoencoding import fit_autoencoder
+    from merkit.estimators.autoencoding import fit_autoencoder
 
     data = np.random.default_rng(0).uniform(-1, 1, (AE_BATCH, 942, 128)).astype(np.float32)
     fit_autoencoder(data, epochs=1, batch_size=AE_BATCH, device="cpu")
@@ -110,8 +110,8 @@ def main() -> None:
     lines += [
         "",
         "The autoencoder's step (batch 150, 942x128) is timed with its own trainer "
-        "(`merkit.autoencoding.fit_autoencoder`, one warm-up epoch of one batch, then the timed "
-        "ones; its timing includes building the model once).",
+        "(`merkit.estimators.autoencoding.fit_autoencoder`, one warm-up epoch of one batch, "
+        "then the timed ones; its timing includes building the model once).",
         "",
         f"Machine: `{json.dumps(machine())}`",
         "",

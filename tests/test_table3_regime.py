@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from merkit.estimators import TorchClassifier
 from merkit.methods import read_settings, resolve_method
 from merkit.protocol import ProtocolConfig, make_folds
+from merkit.training.classifier import TorchClassifier
 
 CONFIGS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"
 
