@@ -17,7 +17,9 @@ training
    cache dtype), the estimator runs on small batches of windows, and the track's probabilities are
    the mean over windows. Windows whose raw level is below −60 dBFS RMS are left out of the mean
    unless every window is that quiet; a track that quiet throughout still gets an answer, flagged
-   ``reliable=False`` with a warning.
+   ``reliable=False`` with a warning, as does a constant level (a DC offset) or a steady test
+   tone (:mod:`merkit.signal_checks`) and an answer whose quadrant disagrees with its own
+   arousal or valence side.
 
 Only the audio of the windows still to come and one batch of window features are held at a time,
 so memory does not grow with the track's length.
@@ -46,16 +48,20 @@ from merkit.audio.windows import (
 )
 from merkit.core.errors import ConfigError, MerkitError, ModelError
 from merkit.core.inputs import parse_input
+from merkit.core.moved import current_path
+from merkit.estimators.calibration import ProbabilityCalibration
 from merkit.product.model_dir import MODEL_CARD, InputSpec, ModelManifest
 from merkit.product.model_dir import open_model_dir as _open_model_dir
 from merkit.product.prediction import (
+    MIXED_BELOW,
     SILENCE_DBFS,
     PredictionFailure,
     PredictionResult,
     SegmentPrediction,
     song_result,
 )
-from merkit.product.shipped import resolve_model_dir
+from merkit.product.shipped import checkpoints_of, require_checkpoints, resolve_model_dir
+from merkit.signal_checks import SignalCheck
 
 BATCH_WINDOWS = 4
 """Windows whose features are computed before the estimator runs once on them."""
@@ -86,6 +92,9 @@ class Predictor:
         Where the model was loaded from (lets :meth:`predict_many` use worker processes).
     batch_size : int
         Windows per estimator call.
+    calibration : ProbabilityCalibration, optional
+        The model directory's post-hoc layer (``calibration.json``): a temperature applied to
+        every window's probabilities and the threshold below which an answer is mixed.
     """
 
     def __init__(
@@ -95,11 +104,14 @@ class Predictor:
         *,
         model_dir: Path | None = None,
         batch_size: int = BATCH_WINDOWS,
+        calibration: ProbabilityCalibration | None = None,
     ) -> None:
         self.manifest = manifest
         self.estimator = estimator
         self.model_dir = model_dir
         self.batch_size = max(1, int(batch_size))
+        self.calibration = calibration
+        self.mixed_below = calibration.mixed_below if calibration else MIXED_BELOW
         self.labels: tuple[str, ...] = tuple(manifest.labels)
         self._columns = self._column_order()
         self._functions: dict[str, Any] = {}
@@ -155,7 +167,8 @@ class Predictor:
         Returns
         -------
         np.ndarray
-            ``(n, 4)`` float64 probabilities, columns in ``labels`` order.
+            ``(n, 4)`` float64 probabilities, columns in ``labels`` order (through the model's
+            post-hoc calibration layer, when it has one).
         """
         proba = np.asarray(
             self.estimator.predict_proba(self.estimator_input(inputs)), dtype=np.float64
@@ -165,7 +178,8 @@ class Predictor:
                 f"the estimator returned probabilities of shape {proba.shape}, "
                 f"expected (n, {len(self.labels)})"
             )
-        return proba[:, self._columns]
+        proba = proba[:, self._columns]
+        return self.calibration.apply(proba) if self.calibration else proba
 
     def estimator_input(self, inputs: Mapping[str, Any]) -> Any:
         """``{input name: array}`` as the estimator takes it: the one array, or keyed by role."""
@@ -203,15 +217,15 @@ class Predictor:
             yield self._window_features(window), span
 
     def _representation(self, spec: InputSpec) -> Any:
-        """The function the manifest names (the registry is checked once, when loading)."""
+        """The registered function of an input (checked against the manifest when loading)."""
         if spec.name not in self._functions:
-            from merkit.representations.registry import Representation, get_representation
+            from merkit.representations.registry import REPRESENTATIONS, Representation
 
-            rep = (
-                Representation(name=spec.name, fn=spec.fn)
-                if spec.fn
-                else get_representation(spec.name)
-            )
+            rep = REPRESENTATIONS.get(spec.name)
+            if rep is None:  # a worker lacks what its parent registered at run time (and checked)
+                rep = Representation(name=spec.name, fn=spec.fn or "")
+            elif spec.fn is not None and current_path(spec.fn) != current_path(rep.fn):
+                raise ModelError(f"model input {spec.name!r} names {spec.fn!r}, not {rep.fn!r}")
             try:
                 self._functions[spec.name] = rep.load_fn()
             except ConfigError as exc:
@@ -248,10 +262,12 @@ class Predictor:
                 raise ConfigError("pass sr= (the waveform's sample rate) with a waveform")
             if int(sr) != sr or sr <= 0:
                 raise ConfigError(f"sample rate must be a positive integer, got {sr!r}")
+            if audio.ndim == 2 and 1 <= min(audio.shape) <= 8:  # stereo: mixed down, as files
+                audio = audio.mean(axis=int(np.argmin(audio.shape)))
             if audio.ndim != 1:
                 raise ConfigError(
-                    f"expected a mono 1-D waveform, got shape {audio.shape}; mix channels down "
-                    "first (e.g. y.mean(axis=0) for librosa's (channels, samples))"
+                    f"expected a waveform of shape (samples,), (channels, samples) or (samples, "
+                    f"channels) with at most 8 channels, got shape {audio.shape}"
                 )
             if not np.issubdtype(audio.dtype, np.floating):
                 raise ConfigError(
@@ -267,25 +283,27 @@ class Predictor:
             where = f"audio file '{path}'"
         else:
             raise ConfigError(
-                f"predict() takes a file path or a numpy waveform, not {type(audio).__name__}"
+                "predict() takes a file path, a folder, a list of paths or a numpy waveform, "
+                f"not {type(audio).__name__}"
             )
         windows = iter_windows(blocks, stats, srs, self.window_s, self.hop_s, where=where)
         return windows, path
 
     def predict(
         self,
-        audio: str | os.PathLike[str] | np.ndarray,
+        audio: str | os.PathLike[str] | np.ndarray | Sequence[str | os.PathLike[str]],
         sr: int | None = None,
         *,
         segments: bool = False,
-    ) -> PredictionResult:
-        """Predict the quadrant of one song.
+    ) -> Any:
+        """Predict the quadrant of one song, or of each song of a list or folder.
 
         Parameters
         ----------
-        audio : path or np.ndarray
-            An audio file (any format merkit decodes, any length of at least 1 s) or a mono
-            float waveform.
+        audio : path, folder, list of paths or np.ndarray
+            An audio file (any format merkit decodes, any length of at least 1 s), a float
+            waveform (mono, or channels that are mixed down, as files' are), or a list of files
+            and folders (folders are searched recursively for audio files).
         sr : int, optional
             The waveform's sample rate (required with a waveform, ignored with a path).
         segments : bool
@@ -293,7 +311,10 @@ class Predictor:
 
         Returns
         -------
-        PredictionResult
+        PredictionResult, or list of PredictionResult | PredictionFailure
+            One result for one song; for a list or folder, one entry per file in order, a file
+            that cannot be predicted being a :class:`PredictionFailure` with its reason (use
+            :meth:`predict_many` to get them one at a time as they finish).
 
         Raises
         ------
@@ -304,9 +325,16 @@ class Predictor:
         ConfigError
             A waveform without ``sr`` or with more than one dimension.
         """
+        paths = isinstance(audio, list | tuple) and all(
+            isinstance(a, str | os.PathLike) for a in audio
+        )
+        if paths or (isinstance(audio, str | os.PathLike) and os.path.isdir(audio)):
+            return list(self.predict_many(audio, segments=segments))
         self._require_audio_model()
         stats = TrackStats()
         windows, path = self._window_stream(audio, sr, stats)
+        check = SignalCheck()  # a constant level or a steady tone is not music: said, not hidden
+        windows = check.watch(windows, min(spec.sr or 0 for spec in self.manifest.inputs))
         spans: list[tuple[float, float, bool]] = []
         chunks: list[np.ndarray] = []
         batch: list[dict[str, np.ndarray]] = []
@@ -332,21 +360,24 @@ class Predictor:
             self.labels,
             self.manifest.label_meanings,
             segments=segments,
+            mixed_below=self.mixed_below,
+            unreliable=check.reasons(),
         )
 
     def predict_many(
         self,
-        paths: Sequence[str | os.PathLike[str]],
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         *,
         segments: bool = False,
         n_jobs: int = 1,
     ) -> Iterator[PredictionResult | PredictionFailure]:
-        """Predict several files, in order; a file that fails gives a :class:`PredictionFailure`.
+        """Predict several files, in order, yielding each answer as it is ready; a file that
+        fails gives a :class:`PredictionFailure`.
 
         Parameters
         ----------
-        paths : sequence of path
-            Audio files.
+        paths : path or sequence of path
+            Audio files, or folders searched recursively for audio files.
         segments : bool
             Include per-window answers.
         n_jobs : int
@@ -354,16 +385,24 @@ class Predictor:
             otherwise files are predicted in this process.
         """
         self._require_audio_model()
-        if n_jobs == 1 or self.model_dir is None or len(paths) < 2:
-            for path in paths:
-                yield safe_predict(self, path, segments=segments)
-            return
-        from merkit.core.parallel import map_ordered  # workers die with this process
+        from merkit.product.search import Unreadable, expand_folders
 
-        tasks = [(str(self.model_dir), str(path), segments) for path in paths]
-        yield from map_ordered(
-            _predict_in_worker, tasks, n_jobs, warm_numba=needs_numba(self.manifest)
-        )
+        items = [
+            PredictionFailure(path=i.path, error=i.error) if isinstance(i, Unreadable) else i
+            for i in expand_folders([paths] if isinstance(paths, str | os.PathLike) else paths)
+        ]
+        files = [item for item in items if not isinstance(item, PredictionFailure)]
+        if n_jobs == 1 or self.model_dir is None or len(files) < 2:
+            done: Iterator[Any] = (safe_predict(self, f, segments=segments) for f in files)
+        else:
+            from merkit.core.parallel import map_ordered  # workers die with this process
+
+            tasks = [(str(self.model_dir), str(path), segments) for path in files]
+            done = map_ordered(
+                _predict_in_worker, tasks, n_jobs, warm_numba=needs_numba(self.manifest)
+            )
+        for item in items:  # in the given order, each answer as soon as it is ready
+            yield item if isinstance(item, PredictionFailure) else next(done)
 
 
 def safe_predict(
@@ -425,15 +464,23 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
     ------
     ModelError
         The directory, its manifest or one of its files is missing, damaged, or from an
-        incompatible merkit version; the message says which.
+        incompatible merkit version, or a pre-trained checkpoint its inputs read is not installed
+        (the message names ``merkit models download``); the message says which.
     """
+    asked = path
     path = resolve_model_dir(path)
     manifest, estimator = _open_model_dir(path, inputs=check_inputs)
+    # missing or wrong checkpoints: one error now, not one per song later
+    needed = checkpoints_of([spec.params for spec in manifest.inputs])
+    if needed:
+        name = str(asked) if asked is not None else path.name
+        require_checkpoints(needed, needed_by=f"the model {name!r}")
     if needs_numba(manifest):
         from merkit.core.numba_cache import ensure_numba_cache
 
         ensure_numba_cache()  # a corrupt librosa cache is repaired here instead of crashing later
-    return Predictor(manifest, estimator, model_dir=path)
+    calibration = ProbabilityCalibration.load(path)
+    return Predictor(manifest, estimator, model_dir=path, calibration=calibration)
 
 
 def needs_numba(manifest: ModelManifest) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import platform
 import subprocess
 from collections.abc import Sequence
@@ -29,10 +30,12 @@ import pandas as pd
 
 from merkit.core.errors import ConfigError
 from merkit.core.labels import QUADRANTS
+from merkit.core.versions import require_extra
 from merkit.datasets.base import Song
 from merkit.protocol.results import load_results
 from merkit.protocol.runner import MethodResult
 from merkit.report.stats import (
+    MIN_VERDICT_FOLDS,
     fold_scores,
     friedman,
     pairwise_comparisons,
@@ -40,12 +43,18 @@ from merkit.report.stats import (
     single_split_comparisons,
 )
 from merkit.report.tables import (
+    check_report_path,
+    paper_cell,
+    paper_footnotes,
+    regime_banners,
     results_frame,
     size_curve_figure,
+    sort_results,
     write_csv_atomic,
     write_text_atomic,
 )
 
+_log = logging.getLogger(__name__)
 TEMPLATE = "report.html.j2"
 QUADRANT_COLOURS = {"Q1": "#e6a000", "Q2": "#cc3311", "Q3": "#3366aa", "Q4": "#228833"}
 STAT_LIBRARIES = ("scipy", "statsmodels", "scikit-posthocs", "pandas", "matplotlib", "jinja2")
@@ -69,18 +78,29 @@ def collect(run_dirs: Sequence[Path]) -> list[Entry]:
     ConfigError
         A folder that is not a run folder, or runs with no finished method.
     """
+    return collect_all(run_dirs)[0]
+
+
+def collect_all(run_dirs: Sequence[Path]) -> tuple[list[Entry], list[str]]:
+    """:func:`collect`, and one line per method that is not shown and why (incomplete, damaged
+    fold files, unreadable ``config.json``) or per file that was ignored."""
     found: list[tuple[Path, MethodResult]] = []
+    not_shown: list[str] = []
     for run_dir in map(Path, run_dirs):
         if not run_dir.is_dir():
             raise ConfigError(f"{run_dir} is not a folder (expected a merkit benchmark --out)")
         run = load_results(run_dir)
-        if not len(run):
+        if not len(run) and not run.problems:
             raise ConfigError(f"{run_dir} holds no method results (no <method>/config.json)")
         found += [(run_dir, result) for result in run.complete()]
+        not_shown += [f"not shown: {line}" for line in run.problems.values()] + run.notes
     if not found:
+        reasons = "".join(f"\n  - {line}" for line in not_shown)
         raise ConfigError(
-            f"no method in {', '.join(map(str, run_dirs))} has all its folds finished"
+            f"no method in {', '.join(map(str, run_dirs))} has all its folds finished{reasons}"
         )
+    order = {id(result): i for i, result in enumerate(sort_results([r for _, r in found]))}
+    found.sort(key=lambda pair: order[id(pair[1])])
     names = [result.method for _, result in found]
     entries = []
     for run_dir, result in found:
@@ -92,7 +112,7 @@ def collect(run_dirs: Sequence[Path]) -> list[Entry]:
         except (OSError, ValueError):
             stamp = {}
         entries.append(Entry(label, run_dir, result, stamp))
-    return entries
+    return entries, not_shown
 
 
 # -- plots (inline SVG) -----------------------------------------------------------------------
@@ -144,7 +164,7 @@ def fold_spread_svg(entries: Sequence[Entry]) -> str:
         ax.scatter(
             i + rng.uniform(-0.12, 0.12, len(values)), values, s=8, alpha=0.5, color="#4477aa"
         )
-        paper = entries[i - 1].result.paper_f1
+        paper = entries[i - 1].result.comparable_paper_f1
         if paper is not None:
             ax.scatter([i], [100 * paper], marker="*", s=120, color="#cc3311", zorder=3)
     ax.set_xticks(range(1, len(entries) + 1), [e.label for e in entries], rotation=20, ha="right")
@@ -256,8 +276,7 @@ def annotated_svg(entry: Entry, annotations: pd.DataFrame) -> str | None:
 
 def cd_diagram_svg(mean_ranks: pd.Series, sig: pd.DataFrame) -> str:
     """Critical-difference diagram (scikit-posthocs); bars join methods not told apart."""
-    import scikit_posthocs as sp
-
+    sp = require_extra("scikit_posthocs", needed_by="the critical-difference diagram")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 0.5 + 0.35 * len(mean_ranks)))
     sp.critical_difference_diagram(mean_ranks, sig, ax=ax)
@@ -345,9 +364,11 @@ def statistics(entries: Sequence[Entry], *, strict: bool) -> dict[str, Any]:
         "comparisons": comparisons,
         "ratio": ratio,
         "n_folds": len(scores),
+        "underpowered": len(scores) < MIN_VERDICT_FOLDS,
+        "min_folds": MIN_VERDICT_FOLDS,
         "matrix": significance_matrix(comparisons, list(scores.columns)),
     }
-    if scores.shape[1] >= 3:
+    if scores.shape[1] >= 3 and len(scores) >= MIN_VERDICT_FOLDS:
         result = friedman(scores)
         out["friedman"] = result
         out["cd_svg"] = cd_diagram_svg(result.mean_ranks, result.nemenyi)
@@ -356,7 +377,9 @@ def statistics(entries: Sequence[Entry], *, strict: bool) -> dict[str, Any]:
 
 def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str, Any]:
     """Everything the template shows, computed from the persisted folds."""
-    entries = collect(run_dirs)
+    entries, not_shown = collect_all(run_dirs)
+    for line in not_shown:
+        _log.warning("%s", line)
     frame = results_frame([e.result for e in entries])
     frame["label"] = [e.label for e in entries]
     annotations = {e.run_dir: read_annotations(e.run_dir) for e in entries}
@@ -367,6 +390,7 @@ def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str,
             {
                 "label": entry.label,
                 "row": row,
+                "paper": paper_cell(row),
                 "confusion": _confusion_share(entry.result),
                 "confusion_counts": entry.result.summary["confusion"],
                 "circumplex_svg": circumplex_svg(entry),
@@ -391,6 +415,9 @@ def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str,
         "title": "merkit report: " + ", ".join(sorted({e.result.dataset for e in entries})),
         "run_dirs": [str(p) for p in run_dirs],
         "methods": methods,
+        "banners": regime_banners(frame),
+        "paper_notes": paper_footnotes(frame),
+        "not_shown": not_shown,
         "quadrants": QUADRANTS,
         "colours": QUADRANT_COLOURS,
         "fold_spread_svg": fold_spread_svg(entries),
@@ -450,15 +477,25 @@ def render_report(run_dirs: Sequence[Path], *, strict: bool = True) -> str:
 
 
 def write_report(run_dirs: Sequence[Path], out: Path, *, strict: bool = True) -> Path:
-    """Render the report of ``run_dirs`` and write it to ``out`` atomically."""
-    write_text_atomic(render_report(run_dirs, strict=strict), Path(out))
-    return Path(out)
+    """Render the report of ``run_dirs`` and write it to ``out`` atomically.
+
+    Raises
+    ------
+    ConfigError
+        Before anything is computed, when ``out`` would overwrite what a user has
+        (:func:`check_report_path`).
+    """
+    out = Path(out)
+    check_report_path(run_dirs, out)
+    write_text_atomic(render_report(run_dirs, strict=strict), out)
+    return out
 
 
 __all__ = [
     "build_context",
     "circumplex_points",
     "collect",
+    "collect_all",
     "environment_info",
     "read_annotations",
     "render_report",
