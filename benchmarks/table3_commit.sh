@@ -8,15 +8,17 @@ cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 run=${1:-benchmarks/runs/table3-paper}
 paths=("$run")
 for f in benchmarks/results/4qaed_*_paper.csv benchmarks/results/4qaed_*_paper.md; do
-  [[ -e $f ]] && paths+=("$f")
+  if [[ -e $f ]]; then paths+=("$f"); fi
 done
 git add -- "${paths[@]}"
 if git diff --cached --quiet -- "${paths[@]}"; then
   echo "table3_commit: nothing new"
   exit 0
 fi
-summary=$(for d in "$run"/*/folds; do
-  [[ -d $d ]] && printf '%s %s/10, ' "$(basename "$(dirname "$d")")" "$(ls "$d" | wc -l)"
-done)
-git commit -q -m "Table 3 paper-regime run: ${summary%, } folds finished" -- "${paths[@]}"
+summary=""
+for d in "$run"/*/folds; do
+  if [[ -d $d ]]; then summary+="$(basename "$(dirname "$d")") $(ls "$d" | wc -l)/10, "; fi
+done
+git commit -q -m "Table 3 paper-regime run: folds finished: $(s=${summary:-none yet, }; echo "${s%, }")" \
+  -- "${paths[@]}"
 git log --oneline -1
