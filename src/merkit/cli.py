@@ -114,40 +114,35 @@ def benchmark(
 
     With no arguments: the built-in synthetic dataset, 10x10 stratified CV, the audio-only SVM.
     """
-    from merkit.benchmark import run_benchmark
+    from merkit.benchmark import (
+        benchmark_protocol,
+        default_methods,
+        resolve_methods,
+        run_benchmark,
+    )
     from merkit.methods import read_settings
     from merkit.protocol.curves import parse_fractions
-    from merkit.protocol.fixed import protocol_for
-    from merkit.protocol.folds import ProtocolConfig
     from merkit.representations.cache import FeatureCache
-    from merkit.tuning.nested import resolve_tuned
 
-    protocol_for(protocol_name)  # an unknown --protocol is refused before any work
+    benchmark_protocol(protocol_name)  # an unknown --protocol is refused before any work
     _check_executor_options(executor, workers, ray_address)
-    names = [m.strip() for m in methods.split(",") if m.strip()] or (
-        ["svm-own"] if dataset in ("synthetic", "merge") else ["svm"]
-    )
+    names = [m.strip() for m in methods.split(",") if m.strip()] or default_methods(dataset)
     settings = read_settings(config)  # a key that is not a method is refused before any work
-    if augment is not None:
-        for name in names:
-            settings[name] = {**settings.get(name, {}), "augment": augment}
     # Every method and setting is checked before the dataset is read or anything is computed.
-    resolved = [resolve_tuned(name, settings.get(name), quick=quick) for name in names]
+    resolved = resolve_methods(names, settings, quick=quick, augment=augment)
     fractions = None if train_fraction is None else parse_fractions(train_fraction)
     loaded = load_for_methods(
         dataset, root, resolved, subset=subset, group_by_artist=group_by_artist, quiet=quiet
     )
-    if quick:
-        folds, repeats = 3, 1
-    protocol = ProtocolConfig(
-        n_splits=folds, n_repeats=repeats, random_state=seed, stratify=not unstratified
+    protocol = benchmark_protocol(
+        protocol_name,
+        loaded,
+        folds=folds,
+        repeats=repeats,
+        seed=seed,
+        stratify=not unstratified,
+        quick=quick,
     )
-    if protocol_name == "logo-genre":
-        from merkit.protocol.genre import genre_protocol
-
-        protocol = genre_protocol(loaded, seed)
-    elif protocol_name != "kfold":
-        protocol = protocol_for(protocol_name, seed)
     console.print(
         f"[bold]{loaded.name}[/]: {len(loaded)} songs {loaded.counts()} | {protocol.describe()} "
         f"| methods: {', '.join(names)} | out: {out}"
@@ -155,7 +150,7 @@ def benchmark(
     with _open_executor(executor, workers, ray_address, gpus_per_fold, retries) as runner:
         run_benchmark(
             loaded,
-            names,
+            resolved,
             protocol,
             out,
             params=settings,

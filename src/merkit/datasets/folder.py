@@ -7,9 +7,10 @@ from pathlib import Path
 from merkit.core.errors import DataError
 from merkit.core.labels import QUADRANTS
 from merkit.datasets._scan import Problems, quadrant_dirs, require_dir, scan_audio
-from merkit.datasets.base import Dataset, FileSource, Song
+from merkit.datasets.base import DATASETS, Dataset, FileSource, Song
 
 
+@DATASETS.register("folder")
 def load_folder(
     root: Path | str | None, *, name: str = "folder", collect: Problems | None = None
 ) -> Dataset:

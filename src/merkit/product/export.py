@@ -189,7 +189,7 @@ def _input_spec(name: str, role: str | None = None) -> InputSpec:
         params=jsonable(rep.params),
         version=rep.version,
         dtype=rep.dtype,
-        fn=rep.fn,
+        fn=rep.reference,
     )
 
 

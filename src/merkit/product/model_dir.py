@@ -40,6 +40,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+# the pre-trained networks' representations, which a manifest may name
+import merkit.transfer.representations  # noqa: F401
 from merkit.core import atomic as atomic_dir
 from merkit.core.errors import ConfigError, MerkitError, ModelError
 from merkit.core.labels import QUADRANT_MEANINGS, QUADRANTS

@@ -73,6 +73,20 @@ def _stack(arrays: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
     return arrays
 
 
+def _import_function(reference: str) -> Any:
+    """The function a manifest names as ``"module:qualname"`` (another than the registry's)."""
+    import importlib
+
+    module_name, _, qualname = reference.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(f"cannot import {reference!r}: {error}") from None
+    return target
+
+
 class Predictor:
     """A trained model ready to predict songs (from :func:`merkit.load_model`).
 
@@ -205,17 +219,14 @@ class Predictor:
     def _representation(self, spec: InputSpec) -> Any:
         """The function the manifest names (the registry is checked once, when loading)."""
         if spec.name not in self._functions:
-            from merkit.representations.registry import Representation, get_representation
+            from merkit.representations.registry import get_representation
 
-            rep = (
-                Representation(name=spec.name, fn=spec.fn)
-                if spec.fn
-                else get_representation(spec.name)
-            )
             try:
-                self._functions[spec.name] = rep.load_fn()
+                rep = get_representation(spec.name)
+                fn = rep.fn if spec.fn in (None, rep.reference) else _import_function(spec.fn)
             except ConfigError as exc:
                 raise ModelError(f"model input {spec.name!r}: {exc}") from None
+            self._functions[spec.name] = fn
         return self._functions[spec.name]
 
     def _window_features(self, window: Window) -> dict[str, np.ndarray]:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from merkit.core.atomic import write_text_atomic
 from merkit.core.errors import ConfigError
 from merkit.core.labels import QUADRANTS
 from merkit.datasets.base import Song
@@ -39,12 +40,7 @@ from merkit.report.stats import (
     significance_matrix,
     single_split_comparisons,
 )
-from merkit.report.tables import (
-    results_frame,
-    size_curve_figure,
-    write_csv_atomic,
-    write_text_atomic,
-)
+from merkit.report.tables import results_frame, size_curve_figure, write_csv_atomic
 
 TEMPLATE = "report.html.j2"
 QUADRANT_COLOURS = {"Q1": "#e6a000", "Q2": "#cc3311", "Q3": "#3366aa", "Q4": "#228833"}
@@ -451,7 +447,7 @@ def render_report(run_dirs: Sequence[Path], *, strict: bool = True) -> str:
 
 def write_report(run_dirs: Sequence[Path], out: Path, *, strict: bool = True) -> Path:
     """Render the report of ``run_dirs`` and write it to ``out`` atomically."""
-    write_text_atomic(render_report(run_dirs, strict=strict), Path(out))
+    write_text_atomic(Path(out), render_report(run_dirs, strict=strict))
     return Path(out)
 
 
