@@ -8,8 +8,10 @@ from typing import Any
 
 from rich.console import Console
 
+from merkit.core.errors import DataError
 from merkit.datasets.base import Dataset
-from merkit.methods.resolve import ResolvedMethod
+from merkit.datasets.check import empty_quadrants
+from merkit.methods.resolve import ResolvedMethod, check_feature_counts, input_widths
 from merkit.protocol.curves import fraction_folds, fraction_method
 from merkit.protocol.executor import Executor
 from merkit.protocol.fixed import fixed_split_folds, protocol_for
@@ -125,6 +127,12 @@ def run_benchmark(
     if save_models:
         for method in resolved:
             check_saveable(method.name, method.estimator)
+    empty = empty_quadrants(dataset)
+    if empty:  # macro F1 over three quadrants would read as a 4-class result
+        raise DataError(f"dataset {dataset.name!r}: " + "; ".join(empty))
+    widths = input_widths(dataset, {name for method in resolved for name in method.inputs})
+    for method in resolved:
+        check_feature_counts(method, widths)  # e.g. n_features 100000 of 317: refused now
     fixed = fixed_split_folds(dataset, protocol) if protocol.split is not None else None
     if fixed is None and protocol.leave_out is None:
         check_feasible(dataset.labels, protocol, dataset.groups)

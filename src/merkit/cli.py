@@ -249,29 +249,24 @@ def list_methods() -> None:
 @data_app.command("check")
 @user_errors
 def data_check(
-    dataset: DatasetOpt = "4qaed",
+    dataset: DatasetOpt = "synthetic",
     root: RootOpt = None,
     subset: SubsetOpt = None,
     decode: Annotated[
         bool, typer.Option(help="Decode every file fully (finds corrupt data)")
     ] = True,
 ) -> None:
-    """Count songs per quadrant, summarise durations and sample rates, list every problem."""
+    """Count songs per quadrant, summarise durations and sample rates, list every problem.
+
+    The default dataset is the built-in synthetic one, as for ``benchmark`` and ``tune``.
+    """
     from merkit.datasets.check import check_dataset
 
     report = check_dataset(dataset, root, decode=decode, **dataset_options(dataset, subset))
     if report.dataset is not None:
-        console.print(f"[bold]{report.dataset.name}[/] at {root}: {len(report.dataset)} songs")
-        console.print(f"  per quadrant: {report.counts}")
-        if report.durations:
-            console.print(f"  durations (s): {report.duration_summary()}")
-            console.print(
-                f"  sample rates: {dict(report.sample_rates)}  channels: {dict(report.channels)}"
-            )
-        for name, frame in report.dataset.tables.items():
-            console.print(
-                f"  feature table {name!r}: {frame.shape[1]} features, {frame.shape[0]} rows"
-            )
+        where = f" at {root}" if root is not None else ""
+        console.print(f"[bold]{report.dataset.name}[/]{where}: {len(report.dataset)} songs")
+        console.print(_check_table(report), highlight=False)
     for note in report.notes:
         console.print(f"  [yellow]note:[/] {escape(note)}", highlight=False)
     if report.ok:
@@ -281,6 +276,38 @@ def data_check(
     for problem in report.problems:
         err_console.print(f"  - {escape(problem)}", highlight=False)
     raise typer.Exit(1)
+
+
+def _check_table(report: Any) -> Any:
+    """What ``data check`` found, as one table: songs per quadrant, then the audio's numbers."""
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    counts = report.counts
+    table.add_row(
+        "songs per quadrant",
+        "   ".join(f"{q} {n}" for q, n in counts.items()) + f"   (total {sum(counts.values())})",
+    )
+    if report.durations:
+        d = report.duration_summary()
+        table.add_row(
+            "duration (s)",
+            f"min {d['min']:.1f}   median {d['median']:.1f}   max {d['max']:.1f}   "
+            f"under 29 s: {d['under_29s']}",
+        )
+        table.add_row(
+            "sample rate",
+            ", ".join(f"{rate} Hz: {n}" for rate, n in sorted(report.sample_rates.items())),
+        )
+        table.add_row(
+            "channels",
+            ", ".join(f"{ch}: {n}" for ch, n in sorted(report.channels.items())),
+        )
+    for name, frame in report.dataset.tables.items():
+        table.add_row(f"feature table {name}", f"{frame.shape[1]} features, {frame.shape[0]} rows")
+    return table
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -351,6 +351,81 @@ def _setting_name(param: str, path: str, settings: Mapping[str, Any]) -> str:
     return f"{path}__{param}" if path else param
 
 
+SELECTION_PARAMS = ("n_features_to_select", "k")
+"""Parameters of feature-selection steps that count features (ReliefF's top-k, SelectKBest)."""
+
+
+def check_feature_counts(method: ResolvedMethod, widths: Mapping[str, int | None]) -> None:
+    """Refuse a selection step asking for more features than its input has, before any work.
+
+    ``widths`` maps input names to their number of features (None: not known before computing,
+    e.g. a variable-length representation). A method with one input is checked: every step with
+    a :data:`SELECTION_PARAMS` count must ask for at most the input's width, less the columns a
+    ``DropFeatures`` step removes.
+
+    Raises
+    ------
+    ConfigError
+        Naming the method, the setting, its value and the number of features there are.
+    """
+    if len(method.inputs) != 1 or widths.get(method.inputs[0]) is None:
+        return
+    name = method.inputs[0]
+    width = int(widths[name])  # type: ignore[arg-type]
+    dropped = 0
+    found = _estimators(method.estimator)
+    for _, sub in found:
+        if type(sub).__name__ == "DropFeatures" and len(sub._names()) == width:
+            from merkit.features.robust import excluded_columns, resolve_patterns
+
+            dropped = len(excluded_columns(sub._names(), resolve_patterns(sub.exclude)))
+    available = width - dropped
+    for path, sub in found:
+        params = sub.get_params(deep=False)
+        for param in SELECTION_PARAMS:
+            value = params.get(param)
+            if isinstance(value, int) and not isinstance(value, bool) and value > available:
+                setting = next(
+                    (
+                        k
+                        for k, v in method.settings.items()
+                        if v == value and not isinstance(v, bool)
+                    ),
+                    f"{path}__{param}" if path else param,
+                )
+                after = f" ({dropped} excluded by 'exclude_features')" if dropped else ""
+                raise ConfigError(
+                    f"method {method.name!r}: setting {setting!r} is {value}, but its input "
+                    f"{name!r} has {available} features{after}; use at most {available} "
+                    "(or 'all')"
+                )
+
+
+def input_widths(dataset: Any, names: Iterable[str]) -> dict[str, int | None]:
+    """Features per song of each input, known before any computing (None where it is not).
+
+    A feature table's width is its column count; a representation's comes from its declared
+    shape when that is one fixed axis (e.g. ``own-features``: 317). ``dataset`` is a
+    :class:`merkit.datasets.Dataset` (its ``tables``).
+    """
+    from merkit.representations.registry import REPRESENTATIONS
+
+    widths: dict[str, int | None] = {}
+    for name in names:
+        parsed = parse_input(name)
+        width = None
+        if parsed.kind == "table":
+            frame = dataset.tables.get(parsed.name)
+            width = None if frame is None else int(frame.shape[1])
+        else:
+            rep = REPRESENTATIONS.get(parsed.name, None)
+            shape = rep.shape(rep.sr, rep.params) if rep is not None and rep.shape else None
+            if shape is not None and len(shape) == 1 and shape[0] is not None:
+                width = int(shape[0])
+        widths[name] = width
+    return widths
+
+
 def read_settings(
     path: Path | None, known: Mapping[str, Any] | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -397,7 +472,10 @@ def read_settings(
 
 
 __all__ = [
+    "SELECTION_PARAMS",
     "ResolvedMethod",
+    "check_feature_counts",
+    "input_widths",
     "merge_settings",
     "read_settings",
     "resolve_method",

@@ -11,7 +11,7 @@ every finished fold before the error reaches the user.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -45,14 +45,32 @@ class TaskNeeds:
 
 class TasksFailed(MerkitError):
     """Tasks whose workers died more often than the retries allow; ``failures`` maps each
-    task's index (in the order given to ``map``) to the reason."""
+    task's index (in the order given to ``map``) to the reason.
 
-    def __init__(self, label: str, failures: dict[int, str]) -> None:
+    ``names`` (a name per task index, e.g. fold names) and ``kept`` (what was saved) make the
+    message a summary a user can act on: which tasks failed, why (each distinct reason once),
+    what was kept, and that rerunning the same command resumes.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        failures: dict[int, str],
+        *,
+        names: Sequence[str] | None = None,
+        kept: str | None = None,
+    ) -> None:
         self.failures = dict(failures)
-        reasons = "; ".join(f"task {i}: {why}" for i, why in sorted(failures.items())[:5])
+        self.label = label
+        failed = sorted(failures)
+        listed = [names[i] if names is not None else f"task {i}" for i in failed]
+        shown = ", ".join(listed[:8]) + (f" and {len(listed) - 8} more" if len(listed) > 8 else "")
+        reasons = list(dict.fromkeys(failures[i] for i in failed))
+        why = "; ".join(reason[:200] for reason in reasons[:3])
         super().__init__(
-            f"{len(failures)} {label} task(s) failed after their retries ({reasons}); "
-            "every other result was kept: rerun the same command to retry only those"
+            f"{len(failures)} {label} task(s) failed after their retries: {shown} ({why}). "
+            f"{kept or 'Every other result was kept'}: rerun the same command to resume "
+            "(only the failed ones run again)"
         )
 
 

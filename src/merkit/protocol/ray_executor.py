@@ -206,7 +206,9 @@ class RayExecutor:
     def close(self) -> None:
         """Stop the local instance this executor started (a cluster is left running)."""
         if self._ray is not None and self._owned:
-            self._ray.shutdown()
+            # After Ray's node died its shutdown may fail too; that must not hide merkit's summary.
+            with contextlib.suppress(Exception):
+                self._ray.shutdown()
         self._ray, self._owned = None, False
 
     def __enter__(self) -> RayExecutor:
@@ -283,9 +285,21 @@ class RayExecutor:
         fn_ref = ray.put(fn)  # once: every task (and every node) shares this copy
         pending = {remote.remote(fn_ref, task): index for index, task in enumerate(tasks)}
         failures: dict[int, str] = {}
+        warned: set[str] = set()
         try:
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                try:
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                except ray.exceptions.RayError as error:
+                    # Ray itself is gone (its node process died): every pending task is lost.
+                    _log.warning(
+                        "Ray stopped answering (%s): the folds finished so far are saved; rerun "
+                        "the same command to resume",
+                        type(error).__name__,
+                    )
+                    failures.update(dict.fromkeys(pending.values(), _reason(error)))
+                    pending.clear()
+                    break
                 for ref in ready:
                     index = pending.pop(ref)
                     try:
@@ -294,9 +308,26 @@ class RayExecutor:
                         raise _cause(error) from None
                     except ray.exceptions.RayError as error:  # the worker or its node was lost
                         failures[index] = _reason(error)
-                        _log.warning(
-                            "a %s task failed: %s", getattr(needs, "label", ""), failures[index]
-                        )
+                        kind = type(error).__name__
+                        if self._lost_ray(error):
+                            # Ray's own node process is gone: nothing pending can finish, and
+                            # Ray may end this process soon, so say now what a rerun does.
+                            _log.warning(
+                                "Ray's node process died (%s): the folds finished so far are "
+                                "saved; rerun the same command to resume",
+                                kind,
+                            )
+                            failures.update(dict.fromkeys(pending.values(), failures[index]))
+                            pending.clear()
+                            break
+                        if kind not in warned:  # one line per kind of failure, not per task
+                            warned.add(kind)
+                            _log.warning(
+                                "a %s task failed (%s); merkit summarises the failed tasks at "
+                                "the end",
+                                getattr(needs, "label", "") or "Ray",
+                                kind,
+                            )
                         continue
                     yield result
         finally:
@@ -306,6 +337,14 @@ class RayExecutor:
                     ray.cancel(ref, force=True)
         if failures:
             raise TasksFailed(needs.label if needs else "task", failures)
+
+    def _lost_ray(self, error: BaseException) -> bool:
+        """Whether ``error`` means no task can run any more: this machine's raylet died, or the
+        node of a local instance (its only node) was declared dead."""
+        exceptions = self._ray.exceptions
+        if isinstance(error, exceptions.LocalRayletDiedError):
+            return True
+        return self._owned and isinstance(error, exceptions.NodeDiedError)
 
     # -- representations ------------------------------------------------------------------------
 

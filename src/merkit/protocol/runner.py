@@ -32,11 +32,12 @@ from merkit.core.inputs import InputArray, parse_input, take
 from merkit.core.progress import progress_bar
 from merkit.datasets.base import Dataset
 from merkit.methods.resolve import ResolvedMethod
-from merkit.protocol.executor import Executor, SerialExecutor, TaskNeeds
+from merkit.protocol.executor import Executor, SerialExecutor, TaskNeeds, TasksFailed
 from merkit.protocol.folds import Fold, ProtocolConfig, write_json_atomic
 from merkit.protocol.metrics import fold_metrics, summarize
 from merkit.protocol.models import check_saveable, save_model
-from merkit.protocol.records import FoldMetrics, FoldRecord, TrainingInfo, read_fold, write_fold
+from merkit.protocol.records import FoldMetrics, FoldRecord, TrainingInfo, write_fold
+from merkit.protocol.state import identity_hash, read_method_state, reconcile_config
 
 _log = logging.getLogger(__name__)
 
@@ -357,13 +358,26 @@ def _run_locked(
     n_jobs: int = 1,
 ) -> MethodResult:
     fold_dir = method_dir / "folds"
-    check_config(method_dir, dataset, protocol, method)
-
     ids = dataset.song_ids
+    state = read_method_state(method_dir, {f.name: [ids[i] for i in f.test] for f in folds})
+    state.check_entries()  # a folder where a fold file belongs: refused before any work
+    stamp = config_stamp(dataset, protocol, method)
+    if reconcile_config(state, stamp):
+        write_json_atomic(method_dir / "config.json", stamp)
+    stamp_hash = identity_hash(stamp)
+    note = state.unexpected_note(len(folds))
+    if note:
+        _log.warning("%s", note)
+    for name, problem in state.damaged.items():
+        _log.warning(
+            "fold file %s is not a valid result (%s); recomputing that fold",
+            fold_dir / f"{name}.json",
+            problem,
+        )
     done: dict[str, FoldRecord] = {}
     pending: list[Fold] = []
     for fold in folds:
-        record = read_fold(fold_dir / f"{fold.name}.json", [ids[i] for i in fold.test])
+        record = state.records.get(fold.name)
         if record is not None and save_models and not _model_saved(method_dir, fold):
             record = None  # refit to save the model asked for
         if record is None:
@@ -404,17 +418,28 @@ def _run_locked(
         run = executor or SerialExecutor()
         # ``needs`` is optional in the protocol: an executor without it ignores resources.
         options = {"needs": fold_needs(method, batch_inputs)} if _accepts(run.map, "needs") else {}
-        with progress_bar(label, enabled=progress, transient=False) as bar:
-            bar_task = bar.add_task("folds", total=len(folds), completed=finished)
-            for record in run.map(task, batch, **options):
-                if save_models:
-                    save_model(record.model, method_dir / "models" / record.name)
-                    record.model = None
-                write_fold(fold_dir / f"{record.name}.json", record)
-                done[record.name] = record
-                finished += 1
-                bar.update(bar_task, description=f"fold {record.name}")
-                bar.advance(bar_task)
+        try:
+            with progress_bar(label, enabled=progress, transient=False) as bar:
+                bar_task = bar.add_task("folds", total=len(folds), completed=finished)
+                for record in run.map(task, batch, **options):
+                    if save_models:
+                        save_model(record.model, method_dir / "models" / record.name)
+                        record.model = None
+                    record.config_sha256 = stamp_hash  # the fold says which settings made it
+                    write_fold(fold_dir / f"{record.name}.json", record)
+                    done[record.name] = record
+                    finished += 1
+                    bar.update(bar_task, description=f"fold {record.name}")
+                    bar.advance(bar_task)
+        except TasksFailed as failed:
+            # The executor's indices are positions in this batch: name the folds instead.
+            kept = f"{len(done)} of {len(folds)} {method.name} folds are finished and saved in "
+            raise TasksFailed(
+                method.name,
+                failed.failures,
+                names=[fold.name for fold in batch],
+                kept=kept + str(fold_dir),
+            ) from None
         del batch_inputs, task
     per_fold = [done[fold.name] for fold in folds]
     result = MethodResult(
@@ -458,46 +483,6 @@ def config_stamp(
         "config": json.loads(json.dumps(method.config(), default=str)),
         "info": info,
     }
-
-
-IDENTITY = ("dataset", "fingerprint", "protocol", "config")
-
-
-def finished_fold_files(method_dir: Path) -> list[Path]:
-    """Fold result files present in a method's folder (valid or not)."""
-    return sorted((method_dir / "folds").glob("r*_f*.json"))
-
-
-def check_config(
-    method_dir: Path, dataset: Dataset, protocol: ProtocolConfig, method: ResolvedMethod
-) -> None:
-    """Stamp ``method_dir`` with this configuration, or refuse one that differs from its results.
-
-    A folder without fold files accepts any configuration (a run that failed before finishing a
-    fold does not block its corrected rerun); an unreadable ``config.json`` beside fold files is
-    a ConfigError naming the file.
-    """
-    stamp = config_stamp(dataset, protocol, method)
-    path = method_dir / "config.json"
-    has_folds = bool(finished_fold_files(method_dir))
-    if path.is_file() and has_folds:
-        try:
-            previous = json.loads(path.read_text())
-            if not isinstance(previous, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ConfigError(
-                f"{path} is unreadable ({exc}) but {method_dir} holds fold results; "
-                "delete that folder (or use another --out) to start this method again"
-            ) from None
-        if {k: previous.get(k) for k in IDENTITY} != {k: stamp[k] for k in IDENTITY}:
-            raise ConfigError(
-                f"{method_dir} holds results of another dataset, protocol or configuration; "
-                "use a different --out folder (or delete it) instead of mixing results"
-            )
-        if previous.get("info") == stamp["info"]:
-            return
-    write_json_atomic(path, stamp)
 
 
 # ---- What one fold asks of an executor, and who may write a method's folder.

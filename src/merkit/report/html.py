@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import platform
 import subprocess
 from collections.abc import Sequence
@@ -40,8 +41,14 @@ from merkit.report.stats import (
     significance_matrix,
     single_split_comparisons,
 )
-from merkit.report.tables import results_frame, size_curve_figure, write_csv_atomic
+from merkit.report.tables import (
+    check_report_path,
+    results_frame,
+    size_curve_figure,
+    write_csv_atomic,
+)
 
+_log = logging.getLogger(__name__)
 TEMPLATE = "report.html.j2"
 QUADRANT_COLOURS = {"Q1": "#e6a000", "Q2": "#cc3311", "Q3": "#3366aa", "Q4": "#228833"}
 STAT_LIBRARIES = ("scipy", "statsmodels", "scikit-posthocs", "pandas", "matplotlib", "jinja2")
@@ -65,17 +72,26 @@ def collect(run_dirs: Sequence[Path]) -> list[Entry]:
     ConfigError
         A folder that is not a run folder, or runs with no finished method.
     """
+    return collect_all(run_dirs)[0]
+
+
+def collect_all(run_dirs: Sequence[Path]) -> tuple[list[Entry], list[str]]:
+    """:func:`collect`, and one line per method that is not shown and why (incomplete, damaged
+    fold files, unreadable ``config.json``) or per file that was ignored."""
     found: list[tuple[Path, MethodResult]] = []
+    not_shown: list[str] = []
     for run_dir in map(Path, run_dirs):
         if not run_dir.is_dir():
             raise ConfigError(f"{run_dir} is not a folder (expected a merkit benchmark --out)")
         run = load_results(run_dir)
-        if not len(run):
+        if not len(run) and not run.problems:
             raise ConfigError(f"{run_dir} holds no method results (no <method>/config.json)")
         found += [(run_dir, result) for result in run.complete()]
+        not_shown += [f"not shown: {line}" for line in run.problems.values()] + run.notes
     if not found:
+        reasons = "".join(f"\n  - {line}" for line in not_shown)
         raise ConfigError(
-            f"no method in {', '.join(map(str, run_dirs))} has all its folds finished"
+            f"no method in {', '.join(map(str, run_dirs))} has all its folds finished{reasons}"
         )
     names = [result.method for _, result in found]
     entries = []
@@ -88,7 +104,7 @@ def collect(run_dirs: Sequence[Path]) -> list[Entry]:
         except (OSError, ValueError):
             stamp = {}
         entries.append(Entry(label, run_dir, result, stamp))
-    return entries
+    return entries, not_shown
 
 
 # -- plots (inline SVG) -----------------------------------------------------------------------
@@ -352,7 +368,9 @@ def statistics(entries: Sequence[Entry], *, strict: bool) -> dict[str, Any]:
 
 def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str, Any]:
     """Everything the template shows, computed from the persisted folds."""
-    entries = collect(run_dirs)
+    entries, not_shown = collect_all(run_dirs)
+    for line in not_shown:
+        _log.warning("%s", line)
     frame = results_frame([e.result for e in entries])
     frame["label"] = [e.label for e in entries]
     annotations = {e.run_dir: read_annotations(e.run_dir) for e in entries}
@@ -387,6 +405,7 @@ def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str,
         "title": "merkit report: " + ", ".join(sorted({e.result.dataset for e in entries})),
         "run_dirs": [str(p) for p in run_dirs],
         "methods": methods,
+        "not_shown": not_shown,
         "quadrants": QUADRANTS,
         "colours": QUADRANT_COLOURS,
         "fold_spread_svg": fold_spread_svg(entries),
@@ -446,15 +465,25 @@ def render_report(run_dirs: Sequence[Path], *, strict: bool = True) -> str:
 
 
 def write_report(run_dirs: Sequence[Path], out: Path, *, strict: bool = True) -> Path:
-    """Render the report of ``run_dirs`` and write it to ``out`` atomically."""
-    write_text_atomic(Path(out), render_report(run_dirs, strict=strict))
-    return Path(out)
+    """Render the report of ``run_dirs`` and write it to ``out`` atomically.
+
+    Raises
+    ------
+    ConfigError
+        Before anything is computed, when ``out`` would overwrite what a user has
+        (:func:`check_report_path`).
+    """
+    out = Path(out)
+    check_report_path(run_dirs, out)
+    write_text_atomic(out, render_report(run_dirs, strict=strict))
+    return out
 
 
 __all__ = [
     "build_context",
     "circumplex_points",
     "collect",
+    "collect_all",
     "environment_info",
     "read_annotations",
     "render_report",

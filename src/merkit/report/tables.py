@@ -12,6 +12,7 @@ import pandas as pd
 from rich.table import Table
 
 from merkit.core.atomic import atomic_file, write_text_atomic
+from merkit.core.errors import ConfigError
 from merkit.core.labels import QUADRANTS
 from merkit.protocol.results import RunResults, load_results
 from merkit.protocol.runner import MethodResult
@@ -315,3 +316,44 @@ def plot_size_curve(results: Sequence[MethodResult], out_dir: Path) -> Path | No
         fig.savefig(temp, dpi=120, format="png")
     plt.close(fig)
     return path
+
+
+def check_report_path(run_dirs: Sequence[Path], out: Path) -> None:
+    """Refuse an ``--out`` that is a folder, a run's own file, or a file that is not a report.
+
+    Inside a run folder only its ``report.html`` may be (re)written; elsewhere an existing file
+    is replaced only when it is an HTML report merkit wrote.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``out`` and the reason.
+    """
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {out} is a folder; give the report's file name, e.g. {out / 'report.html'}"
+        )
+    target = out.resolve()
+    runs = [Path(run_dir).resolve() for run_dir in run_dirs]
+    if any(target == run / "report.html" for run in runs):
+        return  # a run's own report, which each benchmark rewrites
+    for run_dir, run in zip(run_dirs, runs, strict=True):
+        if target.is_relative_to(run) and (target.exists() or target.parent != run):
+            raise ConfigError(
+                f"--out {out} would overwrite a file of run folder {run_dir} (its results "
+                f"are kept there); write the report elsewhere or to {run_dir / 'report.html'}"
+            )
+    if out.exists() and not _is_report(out):
+        raise ConfigError(
+            f"--out {out} exists and is not an HTML report merkit wrote; choose another file "
+            "name (nothing was overwritten)"
+        )
+
+
+def _is_report(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return head.lstrip().lower().startswith("<!doctype html") and "merkit report" in head
