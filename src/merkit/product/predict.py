@@ -17,7 +17,9 @@ training
    cache dtype), the estimator runs on small batches of windows, and the track's probabilities are
    the mean over windows. Windows whose raw level is below −60 dBFS RMS are left out of the mean
    unless every window is that quiet; a track that quiet throughout still gets an answer, flagged
-   ``reliable=False`` with a warning.
+   ``reliable=False`` with a warning, as does a constant level (a DC offset) or a steady test
+   tone (:mod:`merkit.audio.signal_checks`) and an answer whose quadrant disagrees with its own
+   arousal or valence side.
 
 Only the audio of the windows still to come and one batch of window features are held at a time,
 so memory does not grow with the track's length.
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from merkit.audio.decode import peak_normalize
+from merkit.audio.signal_checks import SignalCheck
 from merkit.audio.windows import (
     MIN_DURATION_S,
     TrackStats,
@@ -55,7 +58,7 @@ from merkit.product.prediction import (
     SegmentPrediction,
     song_result,
 )
-from merkit.product.shipped import resolve_model_dir
+from merkit.product.shipped import checkpoints_of, require_checkpoints, resolve_model_dir
 
 BATCH_WINDOWS = 4
 """Windows whose features are computed before the estimator runs once on them."""
@@ -217,15 +220,22 @@ class Predictor:
             yield self._window_features(window), span
 
     def _representation(self, spec: InputSpec) -> Any:
-        """The function the manifest names (the registry is checked once, when loading)."""
+        """The registered function of an input (checked against the manifest when loading)."""
         if spec.name not in self._functions:
-            from merkit.representations.registry import get_representation
+            from merkit.representations.registry import REPRESENTATIONS
 
-            try:
-                rep = get_representation(spec.name)
-                fn = rep.fn if spec.fn in (None, rep.reference) else _import_function(spec.fn)
-            except ConfigError as exc:
-                raise ModelError(f"model input {spec.name!r}: {exc}") from None
+            rep = REPRESENTATIONS.get(spec.name, None)
+            if rep is None:  # a worker lacks what its parent registered at run time (and checked)
+                try:
+                    fn = _import_function(spec.fn or "")
+                except ConfigError as exc:
+                    raise ModelError(f"model input {spec.name!r}: {exc}") from None
+            elif spec.fn is not None and spec.fn != rep.reference:
+                raise ModelError(
+                    f"model input {spec.name!r} names {spec.fn!r}, not {rep.reference!r}"
+                )
+            else:
+                fn = rep.fn
             self._functions[spec.name] = fn
         return self._functions[spec.name]
 
@@ -318,6 +328,8 @@ class Predictor:
         self._require_audio_model()
         stats = TrackStats()
         windows, path = self._window_stream(audio, sr, stats)
+        check = SignalCheck()  # a constant level or a steady tone is not music: said, not hidden
+        windows = check.watch(windows, min(spec.sr or 0 for spec in self.manifest.inputs))
         spans: list[tuple[float, float, bool]] = []
         chunks: list[np.ndarray] = []
         batch: list[dict[str, np.ndarray]] = []
@@ -343,6 +355,7 @@ class Predictor:
             self.labels,
             self.manifest.label_meanings,
             segments=segments,
+            unreliable=check.reasons(),
         )
 
     def predict_many(
@@ -436,10 +449,17 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
     ------
     ModelError
         The directory, its manifest or one of its files is missing, damaged, or from an
-        incompatible merkit version; the message says which.
+        incompatible merkit version, or a pre-trained checkpoint its inputs read is not installed
+        (the message names ``merkit models download``); the message says which.
     """
+    asked = path
     path = resolve_model_dir(path)
     manifest, estimator = _open_model_dir(path, inputs=check_inputs)
+    # missing or wrong checkpoints: one error now, not one per song later
+    needed = checkpoints_of([spec.params for spec in manifest.inputs])
+    if needed:
+        name = str(asked) if asked is not None else path.name
+        require_checkpoints(needed, needed_by=f"the model {name!r}")
     if needs_numba(manifest):
         from merkit.core.numba_cache import ensure_numba_cache
 

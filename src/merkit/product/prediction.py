@@ -79,7 +79,10 @@ class PredictionResult(BaseModel):
     confidence: float = Field(description="Probability of the predicted quadrant")
     duration_s: float = Field(description="Length of the audio in seconds")
     n_windows: int = Field(description="Windows the track was cut into")
-    reliable: bool = Field(description="False when the answer should not be trusted (silence)")
+    reliable: bool = Field(
+        description="False when the answer should not be trusted (silence, a constant level, a "
+        "steady tone, a quadrant its own arousal/valence answer contradicts)"
+    )
     warnings: list[str] = Field(default_factory=list, description="Why, in plain words")
     segments: list[SegmentPrediction] | None = Field(
         None, description="Per-window answers, when requested"
@@ -104,6 +107,16 @@ def _summary(probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, Any]
     return {"quadrant": best, "probabilities": probs}
 
 
+def _contradiction(quadrant: str, p_high: float, p_pos: float) -> str:
+    """Which side answers (``"arousal"``, ``"valence"``) the quadrant contradicts, joined."""
+    sides = []
+    if quadrant in QUADRANT_MEANINGS and (quadrant in HIGH_AROUSAL) != (p_high >= 0.5):
+        sides.append(f"arousal ({'high' if p_high >= 0.5 else 'low'})")
+    if quadrant in QUADRANT_MEANINGS and (quadrant in POSITIVE_VALENCE) != (p_pos >= 0.5):
+        sides.append(f"valence ({'positive' if p_pos >= 0.5 else 'negative'})")
+    return " and ".join(sides)
+
+
 def song_result(
     path: str | None,
     window_proba: np.ndarray,
@@ -114,16 +127,19 @@ def song_result(
     label_meanings: Mapping[str, str],
     *,
     segments: bool,
+    unreliable: Sequence[str] = (),
 ) -> PredictionResult:
     """A track's :class:`PredictionResult` from its windows' probabilities.
 
     ``spans`` holds each window's (start s, end s, silent); silent windows are left out of the
     average unless every window is silent, and a track whose RMS level ``level_dbfs`` is below
-    :data:`SILENCE_DBFS` is flagged unreliable.
+    :data:`SILENCE_DBFS` is flagged unreliable, as is one with ``unreliable`` reasons (e.g. from
+    :class:`merkit.audio.signal_checks.SignalCheck`) and an answer whose quadrant lies on the other
+    side of its own arousal or valence answer (probabilities spread over opposite quadrants).
     """
     meanings = {**QUADRANT_MEANINGS, **label_meanings}
-    warnings: list[str] = []
-    reliable = True
+    warnings: list[str] = list(unreliable)
+    reliable = not warnings
     level = level_dbfs
     if level < SILENCE_DBFS:
         reliable = False
@@ -145,6 +161,15 @@ def song_result(
     p = summary["probabilities"]
     p_high = sum(p[q] for q in HIGH_AROUSAL if q in p)
     p_pos = sum(p[q] for q in POSITIVE_VALENCE if q in p)
+    sides = _contradiction(summary["quadrant"], p_high, p_pos)
+    if sides:
+        reliable = False
+        spread = ", ".join(f"{q} {100 * v:.0f} %" for q, v in p.items())
+        warnings.append(
+            f"the model is unsure: its most probable quadrant {summary['quadrant']} "
+            f"({meanings.get(summary['quadrant'], '')}) disagrees with its {sides} answer "
+            f"({spread}): the answer is not reliable"
+        )
     segment_list = None
     if segments:
         segment_list = []

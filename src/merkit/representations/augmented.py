@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import audiomentations as am
 import librosa
 import numpy as np
 
@@ -30,6 +29,8 @@ from merkit.core.errors import AudioError, ConfigError
 from merkit.core.registry import Registry
 
 if TYPE_CHECKING:
+    import audiomentations as am
+
     from merkit.representations.logmel import LogMelConfig
 
 N_CLASSIC = 4
@@ -331,6 +332,13 @@ def classic_augmented_logmels(
 # --------------------------------------------------------------------------------------------
 
 
+def _audiomentations() -> Any:
+    """The audiomentations module (the research extra), imported when a copy is made."""
+    from merkit.core.versions import require_extra
+
+    return require_extra("audiomentations", needed_by="the tfm, sb, rg and tanh augmentations")
+
+
 TRANSFORMS: Registry[Callable[[], am.Compose]] = Registry("audiomentations transform")
 """Factories of the audiomentations pipelines, each transform at ``p=1`` with its v0.24–v0.40
 defaults written out: ``tfm`` (time-frequency masking), ``sb`` (seven-band EQ), ``rg`` (random
@@ -339,6 +347,7 @@ gain ±12 dB) and ``tanh`` (tanh distortion, in the repo's list but not in the p
 
 @TRANSFORMS.register("tfm")
 def _tfm() -> am.Compose:
+    am = _audiomentations()
     # TimeMask with the pre-0.41 defaults (0-50 % of the clip, hard edges: fade=False is
     # fade_duration=0.0 today); BandStopFilter's defaults have not changed but are pinned too.
     return am.Compose(
@@ -361,16 +370,19 @@ def _tfm() -> am.Compose:
 
 @TRANSFORMS.register("sb")
 def _sb() -> am.Compose:
+    am = _audiomentations()
     return am.Compose([am.SevenBandParametricEQ(min_gain_db=-12.0, max_gain_db=12.0, p=1.0)])
 
 
 @TRANSFORMS.register("rg")
 def _rg() -> am.Compose:
+    am = _audiomentations()
     return am.Compose([am.Gain(min_gain_db=-12.0, max_gain_db=12.0, p=1.0)])
 
 
 @TRANSFORMS.register("tanh")
 def _tanh() -> am.Compose:
+    am = _audiomentations()
     return am.Compose([am.TanhDistortion(min_distortion=0.01, max_distortion=0.7, p=1.0)])
 
 
