@@ -1,8 +1,9 @@
-"""Does the steady-tone / constant-level check of ``merkit.signal_checks`` leave real music alone?
+"""Does the steady-tone / constant-level check of ``merkit.audio.signal_checks`` leave real music
+alone?
 
 Every 4QAED clip is decoded at 16 kHz (raw level, as the predictor sees a window) and given to
-:class:`merkit.signal_checks.SignalCheck` whole, as one window; so are a few generated non-music
-signals. Recorded per signal: the median spectral steadiness, the share of energy in the
+:class:`merkit.audio.signal_checks.SignalCheck` whole, as one window; so are a few generated
+non-music signals. Recorded per signal: the median spectral steadiness, the share of energy in the
 strongest ``TONE_BINS`` bins, and whether the check flags it (and why).
 
 Usage::
@@ -20,7 +21,7 @@ import numpy as np
 
 from _common import command_line, footer, machine, timestamp, versions
 from merkit.audio.decode import load_audio
-from merkit.signal_checks import STEADY_SIMILARITY, TONE_BINS, TONE_ENERGY, SignalCheck
+from merkit.audio.signal_checks import STEADY_SIMILARITY, TONE_BINS, TONE_ENERGY, SignalCheck
 
 SR = 16_000
 

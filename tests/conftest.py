@@ -22,8 +22,8 @@ PRETRAINED = SHARED / "pretrained"
 if PRETRAINED.is_dir():
     # The default model's CRNN checkpoints: users download them; the tests read ../shared's.
     os.environ.setdefault("MERKIT_PRETRAINED", str(PRETRAINED))
-# Models the tests write are recorded as trusted (merkit.trust): in a list of this session's own,
-# never the user's ~/.config/merkit (subprocesses inherit the variable).
+# Models the tests write are recorded as trusted (merkit.product.trust): in a list of this
+# session's own, # never the user's ~/.config/merkit (subprocesses inherit the variable).
 os.environ.setdefault(
     "MERKIT_TRUST_FILE", str(Path(tempfile.mkdtemp(prefix="merkit-test-trust-")) / "trusted.json")
 )

@@ -130,16 +130,12 @@ def _torch_dnn(epochs: int = 1, random_state: int | None = None) -> Any:
 
 def register_test_methods() -> None:
     """Register the test representations, methods and self-saving estimator once per process."""
-    from merkit.registered import register_estimator_class
+    from merkit.product.registered import register_estimator_class
 
     register_estimator_class(TorchLike)  # manifests may name only registered estimator classes
     for rep in (
-        Representation(
-            name=BANDS, fn=f"{__name__}:band_features", params={"n_bands": 8}, dtype="float16"
-        ),
-        Representation(
-            name=BANDS_8K, fn=f"{__name__}:band_features", sr=8000, params={"n_bands": 4}
-        ),
+        Representation(name=BANDS, fn=band_features, params={"n_bands": 8}, dtype="float16"),
+        Representation(name=BANDS_8K, fn=band_features, sr=8000, params={"n_bands": 4}),
     ):
         if rep.name not in REPRESENTATIONS:
             register_representation(rep)

@@ -1,4 +1,9 @@
-"""The package's shape: modules import one way (no cycles).
+"""The package's shape: one package per stage of the data flow, imports only down the declared
+layer order, and no import cycle.
+
+:data:`LAYERS` is the one declaration of the order, bottom to top; ARCHITECTURE.md describes the
+packages in the same order (checked here). A module may import its own layer and the layers below
+it, never one above.
 
 Import cycles are found on grimp's import graph of ``merkit``. Every import statement counts,
 including imports inside functions and imports under ``if TYPE_CHECKING:``: a module that names
@@ -19,6 +24,34 @@ import numpy as np
 import pytest
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
+
+import merkit
+
+ROOT = Path(merkit.__file__).resolve().parents[2]
+
+LAYERS: tuple[str, ...] = (
+    "_version",
+    "core",
+    "audio",
+    "features",
+    "datasets",
+    "representations",
+    "models",
+    "training",
+    "estimators",
+    "transfer",
+    "methods",
+    "protocol",
+    "tuning",
+    "report",
+    "benchmark",
+    "product",
+    "serve",
+    "commands",
+    "cli",
+    "__main__",
+)
+"""merkit's packages and top-level modules, bottom to top (``merkit/__init__`` is the facade)."""
 
 
 def import_cycles(package: str) -> list[list[str]]:
@@ -84,6 +117,63 @@ def test_no_import_cycles_in_merkit() -> None:
 # ---- the checks themselves -------------------------------------------------------------------
 
 
+def layer_of(module: str) -> str | None:
+    """``merkit.audio.decode`` -> ``audio``; None for the package itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def layer_violations(package: str, layers: tuple[str, ...]) -> list[str]:
+    """Imports of ``package`` that run up ``layers``, and modules in no declared layer.
+
+    Returns
+    -------
+    list of str
+        ``"importer:line: import ..."`` for each import of a higher layer, and
+        ``"module: not in a declared layer"`` for each undeclared one.
+    """
+    graph = grimp.build_graph(package, cache_dir=None, exclude_type_checking_imports=False)
+    rank = {name: i for i, name in enumerate(layers)}
+    found = []
+    for importer in sorted(graph.modules):
+        low = layer_of(importer)
+        if low is None:
+            continue
+        if low not in rank:
+            found.append(f"{importer}: not in a declared layer")
+            continue
+        for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+            high = layer_of(imported)
+            if high is None or high not in rank or rank[high] <= rank[low]:
+                continue
+            for detail in graph.get_import_details(importer=importer, imported=imported):
+                found.append(f"{importer}:{detail['line_number']}: {detail['line_contents']}")
+    return found
+
+
+def test_imports_run_down_the_layer_order() -> None:
+    found = layer_violations("merkit", LAYERS)
+    listing = "\n".join(f"    {line}" for line in found)
+    assert not found, f"imports against the layer order (bottom to top: {LAYERS}):\n{listing}"
+
+
+def test_architecture_md_describes_the_layers_in_order() -> None:
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    table = [
+        line.split("|")[1].strip().strip("`").removeprefix("merkit.")
+        for line in text.splitlines()
+        if line.startswith("| `merkit.") and line.count("|") >= 3
+    ]
+    packages = [name for name in LAYERS if not name.startswith("_")]
+    assert [name for name in table if name in packages] == packages
+    on_disk = {
+        p.name if p.is_dir() else p.stem
+        for p in (ROOT / "src" / "merkit").iterdir()
+        if (p.is_dir() and (p / "__init__.py").is_file()) or (p.suffix == ".py")
+    }
+    assert on_disk - {"__init__"} == set(LAYERS), "a package or top-level module is undeclared"
+
+
 def write_package(root: Path, name: str, modules: Mapping[str, str]) -> None:
     package = root / name
     package.mkdir(parents=True)
@@ -137,3 +227,23 @@ def test_import_cycles_finds_a_planted_cycle(
     if found:
         report = describe_cycle(pkg, found[0])
         assert f"{pkg}.a:1: from {pkg} import b" in report
+
+
+def test_layer_violations_finds_an_import_up_the_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = "layercheck"
+    write_package(tmp_path, pkg, {})
+    write_package(tmp_path / pkg, "low", {"a": f"def f():\n    from {pkg}.high.b import x\n"})
+    write_package(tmp_path / pkg, "high", {"b": f"from {pkg}.low import a\nx = 1\n"})
+    (tmp_path / pkg / "stray.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = layer_violations(pkg, ("low", "high"))
+    assert found == [
+        f"{pkg}.low.a:2: from {pkg}.high.b import x",
+        f"{pkg}.stray: not in a declared layer",
+    ]
+    assert layer_violations(pkg, ("low", "high", "stray")) == found[:1]
+    assert layer_violations(pkg, ("high", "low", "stray")) == [
+        f"{pkg}.high.b:1: from {pkg}.low import a"
+    ]

@@ -217,13 +217,13 @@ def test_classic_logmels_reject_bad_config() -> None:
 
 
 def test_pinned_pre_041_defaults() -> None:
-    assert set(augment.AUGMENTATIONS) == {"tfm", "sb", "rg", "tanh"}
-    mask, stop = augment.AUGMENTATIONS["tfm"]().transforms
+    assert set(augment.TRANSFORMS) == {"tfm", "sb", "rg", "tanh"}
+    mask, stop = augment.TRANSFORMS["tfm"]().transforms
     assert (mask.min_band_part, mask.max_band_part, mask.fade_duration, mask.p) == (0, 0.5, 0, 1)
     assert (stop.min_center_freq, stop.max_center_freq, stop.p) == (200.0, 4000.0, 1.0)
-    (gain,) = augment.AUGMENTATIONS["rg"]().transforms
+    (gain,) = augment.TRANSFORMS["rg"]().transforms
     assert (gain.min_gain_db, gain.max_gain_db, gain.p) == (-12.0, 12.0, 1.0)
-    (eq,) = augment.AUGMENTATIONS["sb"]().transforms
+    (eq,) = augment.TRANSFORMS["sb"]().transforms
     assert (eq.min_gain_db, eq.max_gain_db, eq.p) == (-12.0, 12.0, 1.0)
 
 
@@ -285,7 +285,7 @@ def test_time_mask_silences_one_span_of_at_most_half_the_clip() -> None:
     n = len(y)
     lengths = []
     for seed in range(8):
-        pipeline = augment.AUGMENTATIONS["tfm"]()
+        pipeline = augment.TRANSFORMS["tfm"]()
         with augment.seeded_global_random(seed):
             replay = pipeline(samples=y, sample_rate=SR)
         out = augment.audiomentations_copy(y, SR, seed=seed, transform="tfm")
@@ -305,7 +305,7 @@ def test_time_mask_silences_one_span_of_at_most_half_the_clip() -> None:
 
 def test_time_mask_has_hard_edges() -> None:
     y = _noise(2.0)
-    mask = augment.AUGMENTATIONS["tfm"]().transforms[0]
+    mask = augment.TRANSFORMS["tfm"]().transforms[0]
     with augment.seeded_global_random(0):
         out = mask(samples=y, sample_rate=SR)
     t, t0 = mask.parameters["t"], mask.parameters["t0"]
@@ -320,7 +320,7 @@ def test_band_stop_attenuates_its_band() -> None:
     y = _noise(4.0, seed=1)
     freqs = np.fft.rfftfreq(len(y), 1 / SR)
     for seed in range(3):
-        pipeline = augment.AUGMENTATIONS["tfm"]()
+        pipeline = augment.TRANSFORMS["tfm"]()
         with augment.seeded_global_random(seed):
             pipeline(samples=y, sample_rate=SR)
         stop = pipeline.transforms[1]  # re-apply the drawn filter alone, without the mask

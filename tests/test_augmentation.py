@@ -222,7 +222,7 @@ def test_no_copy_of_a_test_song_reaches_training(tiny: Any, tmp_path: Path) -> N
 def test_gain_moves_rms_by_the_drawn_decibels() -> None:
     y = (0.05 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32)
     for seed in range(4):
-        pipeline = augment.AUGMENTATIONS["rg"]()
+        pipeline = augment.TRANSFORMS["rg"]()
         with augment.seeded_global_random(seed):
             replay = pipeline(samples=y, sample_rate=SR)
         drawn_db = 20 * np.log10(pipeline.transforms[0].parameters["amplitude_ratio"])

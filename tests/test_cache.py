@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import merkit.core.atomic as atomic_module
 import merkit.representations.cache as cache_module
 from merkit.core.errors import ConfigError
 from merkit.representations.cache import FeatureCache, NullCache, default_cache_root, key_for
@@ -82,7 +83,7 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         np.testing.assert_array_equal(np.load(src), array)
         real_replace(src, dst)
 
-    monkeypatch.setattr(cache_module.os, "replace", checking_replace)
+    monkeypatch.setattr(atomic_module.os, "replace", checking_replace)  # the one atomic helper
     cache.put(key, array)
     assert seen == [(True, True)]
 

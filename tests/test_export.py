@@ -298,7 +298,7 @@ def test_shipped_model_names_and_folders(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert set(SHIPPED_MODELS) == {"default", "fast"}
     assert resolve_model_dir(None) == shipped_model_dir("default")
     assert resolve_model_dir("fast") == shipped_model_dir("fast")
-    with pytest.raises(ModelError, match="no shipped model named 'tiny'"):
+    with pytest.raises(ModelError, match="unknown shipped model 'tiny'.*default, fast"):
         shipped_model_dir("tiny")
     # A folder called "fast" where the user runs merkit is theirs, not the shipped model.
     monkeypatch.chdir(tmp_path)

@@ -428,9 +428,7 @@ def test_one_process_runs_whole_songs_in_threads_only_for_thread_safe_representa
 ) -> None:
     from merkit.representations.registry import REPRESENTATIONS, Representation
 
-    rep = Representation(
-        "recorder", f"{__name__}:thread_recording_rep", thread_safe=thread_safe, shape=None
-    )
+    rep = Representation("recorder", thread_recording_rep, thread_safe=thread_safe, shape=None)
     monkeypatch.setitem(REPRESENTATIONS, "recorder", rep)
     dataset = _files(tmp_path, 5, _Framed)
     _REP_THREADS.clear()
@@ -503,9 +501,7 @@ def test_a_function_that_changes_its_input_cannot_affect_the_others(
 ) -> None:
     from merkit.representations.registry import REPRESENTATIONS, Representation
 
-    monkeypatch.setitem(
-        REPRESENTATIONS, "scribble", Representation("scribble", f"{__name__}:scribble_rep")
-    )
+    monkeypatch.setitem(REPRESENTATIONS, "scribble", Representation("scribble", scribble_rep))
     dataset = _files(tmp_path, 2)
     for names in (["scribble", "waveform-chunks"], ["waveform-chunks", "scribble"]):
         both = compute_many(dataset, names, cache=NullCache(), progress=False)

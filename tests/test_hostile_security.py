@@ -193,8 +193,8 @@ def test_S2_a_model_merkit_wrote_loads_with_a_note_and_trust_is_remembered(
     tmp_path: Path,
 ) -> None:
     from merkit.product.export import save_model, train_final
+    from merkit.product.trust import model_digest, trusted
     from merkit.representations.cache import NullCache
-    from merkit.trust import model_digest, trusted
     from product_helpers import LOGREG, register_test_methods, synthetic_files
 
     register_test_methods()

@@ -24,10 +24,10 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from conftest import FOURQAED, needs_4qaed
+from merkit.audio.signal_checks import SignalCheck
 from merkit.core.errors import AudioError
 from merkit.product.predict import Predictor, load_model
 from merkit.product.prediction import song_result
-from merkit.signal_checks import SignalCheck
 from product_helpers import music, write_wav
 
 SR = 16_000

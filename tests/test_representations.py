@@ -14,6 +14,7 @@ import soundfile as sf
 
 from merkit.core.errors import AudioError, ConfigError, DataError
 from merkit.datasets.base import Dataset, FileSource, Song
+from merkit.features.own import extract_own_features
 from merkit.representations.cache import FeatureCache, NullCache
 from merkit.representations.extract import ComputeStats, compute, song_seed
 from merkit.representations.logmel import (
@@ -201,13 +202,14 @@ def test_registry_contents() -> None:
         REPRESENTATIONS
     )
     own = get_representation("own-features")
-    assert own.fn == "merkit.features.own:extract_own_features" and own.dtype == "float32"
+    assert own.fn is extract_own_features and own.dtype == "float32"
+    assert own.reference == "merkit.features.own:extract_own_features"
     paper = get_representation("logmel-paper")
     assert paper.params["filterbank_sr"] == 22_050 and paper.params["time_reversed"] is True
     assert get_representation("logmel").params["filterbank_sr"] is None
     y = _noise(482_000)
     np.testing.assert_array_equal(
-        get_representation("logmel").load_fn()(y, SR, seed=0, **paper.params),
+        get_representation("logmel").fn(y, SR, seed=0, **paper.params),
         logmel(y, LogMelConfig.paper_code()),
     )
 
@@ -219,13 +221,7 @@ def test_unknown_name_lists_known_ones() -> None:
 
 def test_duplicate_registration_is_refused() -> None:
     with pytest.raises(ConfigError, match="already registered"):
-        register_representation(Representation(name="logmel", fn="x:y"))
-
-
-def test_unimportable_function_is_a_config_error() -> None:
-    rep = Representation(name="broken", fn="merkit.no_such_module:f")
-    with pytest.raises(ConfigError, match="no_such_module"):
-        rep.load_fn()
+        register_representation(Representation(name="logmel", fn=logmel))
 
 
 # --- compute -------------------------------------------------------------------------------
@@ -280,13 +276,11 @@ def _dataset(n_songs: int = 4, n: int = 40_000) -> Dataset:
 def counting(monkeypatch: pytest.MonkeyPatch) -> str:
     LOADS.clear()
     CALLS.clear()
-    monkeypatch.setitem(
-        REPRESENTATIONS, "count", Representation(name="count", fn=f"{__name__}:counting_rep")
-    )
+    monkeypatch.setitem(REPRESENTATIONS, "count", Representation(name="count", fn=counting_rep))
     monkeypatch.setitem(
         REPRESENTATIONS,
         "random",
-        Representation(name="random", fn=f"{__name__}:random_rep", stochastic=True),
+        Representation(name="random", fn=random_rep, stochastic=True),
     )
     return "count"
 
@@ -418,7 +412,7 @@ def test_cache_key_ignores_location_but_not_content(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["logmel", "logmel-paper"])
 def test_registered_logmels_have_the_paper_shape(name: str) -> None:
     rep = get_representation(name)
-    out = rep.load_fn()(_noise(480_000), rep.sr, seed=0, **rep.params)
+    out = rep.fn(_noise(480_000), rep.sr, seed=0, **rep.params)
     assert out.shape == (942, 128)
 
 

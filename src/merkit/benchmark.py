@@ -11,22 +11,83 @@ from rich.console import Console
 from merkit.core.errors import DataError
 from merkit.datasets.base import Dataset
 from merkit.datasets.check import empty_quadrants
-from merkit.methods.resolve import check_feature_counts, input_widths
+from merkit.methods.resolve import ResolvedMethod, check_feature_counts, input_widths
 from merkit.protocol.curves import fraction_folds, fraction_method
 from merkit.protocol.executor import Executor
-from merkit.protocol.fixed import fixed_split_folds
+from merkit.protocol.fixed import fixed_split_folds, protocol_for
 from merkit.protocol.folds import ProtocolConfig, check_feasible, load_or_create_folds
-from merkit.protocol.genre import load_or_create_genre_folds
+from merkit.protocol.genre import genre_protocol, load_or_create_genre_folds
 from merkit.protocol.models import check_saveable
 from merkit.protocol.runner import MethodResult, is_per_repeat, resolve_inputs, run_method
 from merkit.report.html import write_annotations, write_report
 from merkit.report.tables import results_frame, results_table, update_summaries
 from merkit.tuning.nested import resolve_tuned
 
+DATASETS_WITHOUT_TABLES = ("synthetic", "merge")
+"""Registered datasets that ship no feature tables: their default method reads audio only."""
+
+
+def default_methods(dataset: str) -> list[str]:
+    """The methods a benchmark of ``dataset`` runs when none is named: the paper's SVM on the
+    dataset's feature table (``svm``), or ``svm-own`` (merkit's own features from audio) for a
+    dataset without tables (:data:`DATASETS_WITHOUT_TABLES`)."""
+    return ["svm-own"] if dataset in DATASETS_WITHOUT_TABLES else ["svm"]
+
+
+def resolve_methods(
+    names: Sequence[str],
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    quick: bool = False,
+    augment: str | None = None,
+) -> list[ResolvedMethod]:
+    """Every method of a benchmark resolved and its settings validated, before any work.
+
+    ``augment`` (``merkit benchmark --augment tfm,rg``) replaces each method's ``augment``
+    setting. Methods whose settings hold ``tune:`` are wrapped by :func:`resolve_tuned`.
+    """
+    settings = dict(settings or {})
+    if augment is not None:
+        for name in names:
+            settings[name] = {**settings.get(name, {}), "augment": augment}
+    return [resolve_tuned(name, settings.get(name), quick=quick) for name in names]
+
+
+def benchmark_protocol(
+    name: str,
+    dataset: Dataset | None = None,
+    *,
+    folds: int = 10,
+    repeats: int = 10,
+    seed: int = 1,
+    stratify: bool = True,
+    quick: bool = False,
+) -> ProtocolConfig:
+    """The protocol of a ``--protocol`` name: ``kfold`` (``folds`` x ``repeats``, 3 x 1 with
+    ``quick``), ``logo-genre`` (one fold per genre group of ``dataset``) or a fixed split
+    (``tvt-70-15-15``, ``tvt-40-30-30``). ``logo-genre`` needs the ``dataset``; without it the
+    name alone is checked.
+
+    Raises
+    ------
+    ConfigError
+        An unknown name.
+    """
+    named = protocol_for(name, seed)  # refuses an unknown name
+    if name == "kfold":
+        if quick:
+            folds, repeats = 3, 1
+        return ProtocolConfig(
+            n_splits=folds, n_repeats=repeats, random_state=seed, stratify=stratify
+        )
+    if name == "logo-genre" and dataset is not None:
+        return genre_protocol(dataset, seed)
+    return named
+
 
 def run_benchmark(
     dataset: Dataset,
-    methods: Sequence[str],
+    methods: Sequence[str | ResolvedMethod],
     protocol: ProtocolConfig,
     out_dir: Path,
     *,
@@ -42,7 +103,8 @@ def run_benchmark(
 ) -> list[MethodResult]:
     """Cross-validate each method on ``dataset``; write the summaries and ``report.html``.
 
-    Every method uses the same persisted folds (``out_dir/folds``), or the dataset's published
+    ``methods`` are names, or methods resolved already (:func:`resolve_methods`). Every method
+    uses the same persisted folds (``out_dir/folds``), or the dataset's published
     split when ``protocol.split`` is set (:mod:`merkit.protocol.fixed`). Every method is resolved
     and its settings validated, and the fold settings checked, before any work. After each method
     the summary files are rebuilt from everything finished in ``out_dir`` (methods of earlier
@@ -56,7 +118,12 @@ def run_benchmark(
     (:mod:`merkit.protocol.genre`), persisted in ``out_dir/folds`` the same way.
     """
     console = console or Console()
-    resolved = [resolve_tuned(name, (params or {}).get(name), quick=quick) for name in methods]
+    resolved = [
+        method
+        if not isinstance(method, str)
+        else resolve_tuned(method, (params or {}).get(method), quick=quick)
+        for method in methods
+    ]
     if save_models:
         for method in resolved:
             check_saveable(method.name, method.estimator)

@@ -125,44 +125,39 @@ def benchmark(
     """
     # Flags that contradict each other are refused before anything heavy is imported.
     _check_executor_options(executor, workers, ray_address)
-    from merkit.benchmark import run_benchmark
+    from merkit.benchmark import (
+        benchmark_protocol,
+        default_methods,
+        resolve_methods,
+        run_benchmark,
+    )
     from merkit.core.versions import RESEARCH_COMMAND_LIBRARIES, require_extras
     from merkit.methods import read_settings
     from merkit.product.shipped import require_input_weights
     from merkit.protocol.curves import parse_fractions
-    from merkit.protocol.fixed import protocol_for
-    from merkit.protocol.folds import ProtocolConfig
     from merkit.representations.cache import FeatureCache
-    from merkit.tuning.nested import resolve_tuned
 
     require_extras(RESEARCH_COMMAND_LIBRARIES, needed_by="merkit benchmark")
-    protocol_for(protocol_name)  # an unknown --protocol is refused before any work
-    names = [m.strip() for m in methods.split(",") if m.strip()] or (
-        ["svm-own"] if dataset in ("synthetic", "merge") else ["svm"]
-    )
+    benchmark_protocol(protocol_name)  # an unknown --protocol is refused before any work
+    names = [m.strip() for m in methods.split(",") if m.strip()] or default_methods(dataset)
     settings = read_settings(config)  # a key that is not a method is refused before any work
-    if augment is not None:
-        for name in names:
-            settings[name] = {**settings.get(name, {}), "augment": augment}
     # Every method and setting is checked before the dataset is read or anything is computed.
-    resolved = [resolve_tuned(name, settings.get(name), quick=quick) for name in names]
+    resolved = resolve_methods(names, settings, quick=quick, augment=augment)
     for name, method in zip(names, resolved, strict=True):
         require_input_weights(method.inputs, needed_by=f"method {name!r}")
     fractions = None if train_fraction is None else parse_fractions(train_fraction)
     loaded = load_for_methods(
         dataset, root, resolved, subset=subset, group_by_artist=group_by_artist, quiet=quiet
     )
-    if quick:
-        folds, repeats = 3, 1
-    protocol = ProtocolConfig(
-        n_splits=folds, n_repeats=repeats, random_state=seed, stratify=not unstratified
+    protocol = benchmark_protocol(
+        protocol_name,
+        loaded,
+        folds=folds,
+        repeats=repeats,
+        seed=seed,
+        stratify=not unstratified,
+        quick=quick,
     )
-    if protocol_name == "logo-genre":
-        from merkit.protocol.genre import genre_protocol
-
-        protocol = genre_protocol(loaded, seed)
-    elif protocol_name != "kfold":
-        protocol = protocol_for(protocol_name, seed)
     console.print(
         f"[bold]{loaded.name}[/]: {len(loaded)} songs {loaded.counts()} | {protocol.describe()} "
         f"| methods: {', '.join(names)} | out: {out}"
@@ -172,7 +167,7 @@ def benchmark(
     ) as runner:
         run_benchmark(
             loaded,
-            names,
+            resolved,
             protocol,
             out,
             params=settings,

@@ -334,7 +334,7 @@ def predict(
     from merkit.product.prediction import PredictionFailure
     from merkit.product.relative import MIN_FILES, with_relative
     from merkit.product.shipped import FastModelWarning, resolve_model_dir
-    from merkit.trust import check_model_folder
+    from merkit.product.trust import check_model_folder
 
     fmt = _output_format(output_format)
     sink = _open_sink(output, fmt, resume, relative)

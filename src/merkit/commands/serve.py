@@ -33,11 +33,11 @@ def _check_host(host: str) -> None:
 def _check_model(path: Path | None, *, trust: bool = False) -> str:
     """Read the manifest before any worker starts: a bad model is one clear line, not a worker
     crash per process; a model folder is code, so an untrusted one is refused here
-    (:mod:`merkit.trust`). Returns the method name."""
+    (:mod:`merkit.product.trust`). Returns the method name."""
     from merkit.product.model_dir import read_manifest
+    from merkit.product.registered import check_registered
     from merkit.product.shipped import require_model_weights, resolve_model_dir
-    from merkit.registered import check_registered
-    from merkit.trust import check_model_folder
+    from merkit.product.trust import check_model_folder
 
     where = resolve_model_dir(path)
     note = check_model_folder(where, trust=trust)

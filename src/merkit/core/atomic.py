@@ -1,4 +1,9 @@
-"""Replace a directory by another one so that a kill at any instant leaves one of them complete.
+"""Replace a file or a directory so that a kill at any instant leaves the old or the new one
+complete: the one place in merkit that moves finished work into place.
+
+``atomic_file(path)`` yields a temporary path beside ``path`` (same folder, so the final
+``os.replace`` never crosses filesystems) that replaces ``path`` when the block ends without an
+error and is removed otherwise; ``write_text_atomic`` / ``write_bytes_atomic`` are its one-liners.
 
 ``replace_dir(staging, target)`` moves a fully written ``staging`` directory to ``target``:
 
@@ -26,7 +31,8 @@ import secrets
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 RENAME_EXCHANGE = 2  # from <linux/fs.h>
@@ -190,4 +196,64 @@ def replace_dir(staging: Path, target: Path) -> None:
     _fsync_dir(parent)
 
 
-__all__ = ["clean_leftovers", "fsync_tree", "recover_dir", "replace_dir", "staging_dir"]
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike[str], *, prefix: str | None = None) -> Iterator[Path]:
+    """A temporary file beside ``path`` that replaces ``path`` once the block ends.
+
+    The temporary name keeps ``path``'s suffix (``.name.XXXX.tmp.csv``), so writers that choose
+    a format by extension (pandas, matplotlib, ``np.savez``) write the right one. Its mode is a
+    normal new file's (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``. On an error
+    or an interrupt inside the block it is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to write; its folder is created if needed.
+    prefix : str, optional
+        Start of the temporary name (default ``".<name>."``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(
+        dir=path.parent, prefix=prefix or f".{path.name}.", suffix=f".tmp{path.suffix}"
+    )
+    os.close(handle)
+    try:
+        os.chmod(temp, 0o666 & ~_umask())
+        yield Path(temp)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_file`; returns ``path``."""
+    with atomic_file(path) as temp:
+        temp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` through :func:`atomic_file`; returns ``path``."""
+    with atomic_file(path) as temp:
+        temp.write_bytes(data)
+    return Path(path)
+
+
+__all__ = [
+    "atomic_file",
+    "clean_leftovers",
+    "fsync_tree",
+    "recover_dir",
+    "replace_dir",
+    "staging_dir",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]

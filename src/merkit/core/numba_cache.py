@@ -47,6 +47,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from merkit.core.errors import MerkitError
+from merkit.core.paths import default_cache_root
 
 SR = 16_000
 _CACHE_SUFFIXES = (".nbi", ".nbc")
@@ -58,21 +59,20 @@ _log = logging.getLogger(__name__)
 def warm_librosa() -> None:
     """Call every numba-compiled librosa function merkit uses, on a tiny signal.
 
-    Own features (STFT, onset detection, beat tracking, tuning, ...) on a 3 s clip with clicks and
-    a chord, and the phase vocoder and resampler of the classic augmentations on 1 s. The inputs
-    have the dtypes of real extraction (float32 at 16 kHz), so the compiled signatures are the
-    ones real songs need.
+    The STFT and mel filterbank of the artist CNN's front end on a 3 s clip with clicks and a
+    chord, and the phase vocoder and resampler of the classic augmentations on 1 s (merkit's own
+    features and log-mels call no librosa). The inputs have the dtypes of real extraction
+    (float32 at 16 kHz), so the compiled signatures are the ones real songs need.
     """
     import librosa
     import numpy as np
-
-    from merkit.features.own import extract_own_features
 
     t = np.arange(3 * SR, dtype=np.float32) / SR
     y = 0.3 * np.sin(2 * np.pi * 220.0 * t) + 0.2 * np.sin(2 * np.pi * 277.2 * t)
     clicks = (np.arange(t.size) % (SR // 2)) < 200  # 120 bpm
     y = (y + 0.5 * clicks * np.random.default_rng(0).standard_normal(t.size)).astype(np.float32)
-    extract_own_features(y, SR)
+    librosa.stft(y, n_fft=512, hop_length=256, pad_mode="reflect")
+    librosa.filters.mel(sr=SR, n_fft=512, n_mels=96)
     short = y[:SR]
     librosa.effects.time_stretch(short, rate=1.1)
     librosa.effects.pitch_shift(short, sr=SR, n_steps=2, bins_per_octave=12)
@@ -139,8 +139,6 @@ def fingerprint() -> str:
 
 
 def _stamp_dir() -> Path:
-    from merkit.representations.cache import default_cache_root
-
     folder = default_cache_root() / "numba-verified"
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from merkit.core.errors import DataError
 from merkit.core.labels import QUADRANTS
+from merkit.core.registry import Registry
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (
     ".mp3",
@@ -234,3 +235,7 @@ class Dataset:
 
 
 DatasetLoader = Callable[..., Dataset]
+
+
+DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset", error=DataError)
+"""Loaders by name, each registered beside its definition; ``loader(root, **options)``."""

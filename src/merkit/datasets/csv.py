@@ -10,9 +10,10 @@ from merkit.audio.files import check_audio_file
 from merkit.core.errors import AudioError, DataError
 from merkit.core.labels import normalize_quadrant
 from merkit.datasets._scan import Problems, read_text_csv
-from merkit.datasets.base import Dataset, FileSource, Song
+from merkit.datasets.base import DATASETS, Dataset, FileSource, Song
 
 
+@DATASETS.register("csv")
 def load_csv(
     root: Path | str | None, *, name: str = "csv", collect: Problems | None = None
 ) -> Dataset:

@@ -13,9 +13,10 @@ from merkit.datasets._scan import (
     require_dir,
     scan_audio,
 )
-from merkit.datasets.base import Dataset, FileSource, Song
+from merkit.datasets.base import DATASETS, Dataset, FileSource, Song
 
 
+@DATASETS.register("folder")
 def load_folder(
     root: Path | str | None, *, name: str = "folder", collect: Problems | None = None
 ) -> Dataset:

@@ -25,7 +25,7 @@ from merkit.datasets._scan import (
     require_dir,
     scan_audio,
 )
-from merkit.datasets.base import Dataset, FileSource, Song
+from merkit.datasets.base import DATASETS, Dataset, FileSource, Song
 
 ANNOTATIONS = "panda_dataset_taffc_annotations.csv"
 METADATA = "panda_dataset_taffc_metadata.csv"
@@ -89,6 +89,7 @@ def read_subset(path: Path) -> list[str]:
     return [line.strip().strip('"') for line in text if line.strip()]
 
 
+@DATASETS.register("4qaed")
 def load_4qaed(
     root: Path | str | None,
     *,

@@ -32,7 +32,7 @@ import pandas as pd
 from merkit.core.errors import DataError
 from merkit.core.labels import normalize_quadrant
 from merkit.datasets._scan import Problems, require_dir
-from merkit.datasets.base import Dataset
+from merkit.datasets.base import DATASETS, Dataset
 from merkit.datasets.fourqaed import load_4qaed
 
 SPLIT_DIR = re.compile(r"tvt[\W_]*(\d\d)[\W_]*(\d\d)[\W_]*(\d\d)", re.IGNORECASE)
@@ -178,6 +178,7 @@ def read_splits(
     return splits
 
 
+@DATASETS.register("merge")
 def load_merge(
     root: Path | str | None,
     *,

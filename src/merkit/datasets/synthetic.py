@@ -34,7 +34,7 @@ from scipy.signal import fftconvolve
 from merkit.audio.decode import peak_normalize
 from merkit.core.errors import ConfigError
 from merkit.core.labels import HIGH_AROUSAL, POSITIVE_VALENCE, QUADRANTS
-from merkit.datasets.base import Dataset, Song
+from merkit.datasets.base import DATASETS, Dataset, Song
 
 GENERATOR_VERSION = "v1"
 """Part of every :class:`SyntheticSource` key; bump it whenever the generator's output changes."""
@@ -493,6 +493,7 @@ class SyntheticSource:
         return generate_clip(self.quadrant, rng, sr=sr, duration=self.duration)
 
 
+@DATASETS.register("synthetic")
 def load_synthetic(
     root: Path | str | None = None,
     *,

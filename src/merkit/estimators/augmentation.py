@@ -33,6 +33,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.utils.validation import check_is_fitted
 
 from merkit.core.errors import ConfigError, DataError
+from merkit.core.registry import Registry
 
 ORIGINAL = "original"
 """Role of the original input in the dict an :class:`AugmentedClassifier` receives."""
@@ -56,9 +57,9 @@ class Augmentation:
         ``(n_frames, n_mels)`` for one copy, ``(k, n_frames, n_mels)`` for ``k``).
     copy_names : tuple of str
         Names of the ``k`` copies in order (one name for a single copy).
-    wrap : str or None
-        Fit-time kind: ``"module:function"``, ``function(estimator, **options) -> estimator``
-        applied to a clone of the inner estimator before it is fitted.
+    wrap : callable or None
+        Fit-time kind: ``wrap(estimator, **options) -> estimator``, applied to a clone of the
+        inner estimator before it is fitted.
     options : tuple of str
         Option names the entry accepts (``{name: {option: value}}`` in settings).
     for_input : str
@@ -72,7 +73,7 @@ class Augmentation:
     description: str
     representation: str | None = None
     copy_names: tuple[str, ...] = ()
-    wrap: str | None = None
+    wrap: Callable[..., Any] | None = None
     options: tuple[str, ...] = ()
     for_input: str = COPY_INPUT
     needs: str | None = None
@@ -85,31 +86,19 @@ class Augmentation:
     def makes_copies(self) -> bool:
         return self.representation is not None
 
-    def load_wrap(self) -> Callable[..., Any]:
-        assert self.wrap is not None
-        module, _, attr = self.wrap.partition(":")
-        return getattr(importlib.import_module(module), attr)
 
-
-AUGMENTATIONS: dict[str, Augmentation] = {}
+AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation")
 """Every registered augmentation by name."""
 
 
 def register_augmentation(aug: Augmentation) -> Augmentation:
     """Add ``aug`` to :data:`AUGMENTATIONS` (names are unique) and return it."""
-    if aug.name in AUGMENTATIONS:
-        raise ValueError(f"augmentation {aug.name!r} is registered twice")
-    AUGMENTATIONS[aug.name] = aug
-    return aug
+    return AUGMENTATIONS.register(aug.name, aug)
 
 
 def get_augmentation(name: str) -> Augmentation:
     """The augmentation called ``name``; ConfigError listing the known ones."""
-    try:
-        return AUGMENTATIONS[name]
-    except KeyError:
-        known = ", ".join(AUGMENTATIONS)
-        raise ConfigError(f"unknown augmentation {name!r} (known: {known})") from None
+    return AUGMENTATIONS.get(name)
 
 
 AugmentEntry = tuple[str, dict[str, Any]]
@@ -348,7 +337,7 @@ class AugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         for name, options in entries:
             aug = get_augmentation(name)
             if not aug.makes_copies:
-                inner = aug.load_wrap()(inner, **options)
+                inner = aug.wrap(inner, **options)  # type: ignore[misc]
         fit_options: dict[str, Any] = {}
         if _accepts(inner.fit, "groups"):
             fit_options["groups"] = g_train
@@ -459,12 +448,6 @@ for _aug in (
         options=("copies",),
         for_input="own-features",
     ),
-    Augmentation(
-        "specaugment",
-        "SpecAugment-style time/frequency masks on each training batch",
-        wrap="merkit.estimators.augmentation:add_specaugment",
-        options=("time_masks", "max_time", "freq_masks", "max_freq"),
-    ),
 ):
     register_augmentation(_aug)
 
@@ -524,6 +507,7 @@ class SpecAugmentMask:
                 start = (torch.rand(n, generator=generator) * (size - width + 1)).long()
                 index = torch.arange(size)
                 mask = (index[None] >= start[:, None]) & (index[None] < (start + width)[:, None])
+
                 mask = mask.to(out.device)
                 if axis == 1:
                     out = torch.where(mask[:, :, None], floor[:, None, None], out)
@@ -545,3 +529,13 @@ def add_specaugment(estimator: Any, **options: Any) -> Any:
         callbacks=[*(estimator.callbacks or []), BatchTransform(mask, seed_offset=7_919)]
     )
     return estimator
+
+
+register_augmentation(
+    Augmentation(
+        "specaugment",
+        "SpecAugment-style time/frequency masks on each training batch",
+        wrap=add_specaugment,
+        options=("time_masks", "max_time", "freq_masks", "max_freq"),
+    )
+)

@@ -15,6 +15,9 @@ from merkit.methods.resolve import ResolvedMethod, merge_settings, read_settings
 from merkit.methods import svm, deep, augmented, hybrid, segment, embedding, transfer, fusion  # noqa: F401  isort: skip
 from merkit.methods import deepsmote  # noqa: F401  isort: skip
 
+# the pre-trained networks' representations, which methods and settings name
+import merkit.transfer.representations  # noqa: F401  isort: skip
+
 __all__ = [
     "METHODS",
     "MethodSpec",

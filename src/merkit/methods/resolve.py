@@ -436,7 +436,7 @@ def input_widths(dataset: Any, names: Iterable[str]) -> dict[str, int | None]:
             frame = dataset.tables.get(parsed.name)
             width = None if frame is None else int(frame.shape[1])
         else:
-            rep = REPRESENTATIONS.get(parsed.name)
+            rep = REPRESENTATIONS.get(parsed.name, None)
             shape = rep.shape(rep.sr, rep.params) if rep is not None and rep.shape else None
             if shape is not None and len(shape) == 1 and shape[0] is not None:
                 width = int(shape[0])

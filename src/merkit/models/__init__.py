@@ -15,7 +15,6 @@ Conventions shared with the trainer:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -24,23 +23,10 @@ from merkit.core.errors import ConfigError
 from merkit.models.autoencoder import ConvAutoencoder, scale_per_sample
 from merkit.models.cnn import CNNH, BaselineCNN, BaselineTrunk
 from merkit.models.dnn import FeatureDNN
+from merkit.models.factory import MODELS
 from merkit.models.hybrid import HybridNet
 from merkit.models.recurrent import CNNGRU, CRNN, CNNGRUTime
 from merkit.models.segment import SampleCNN, ShortChunkCNN
-
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "cnn": BaselineCNN,
-    "cnn-h": CNNH,
-    "cnn-gru": CNNGRU,
-    "cnn-gru-time": CNNGRUTime,
-    "crnn": CRNN,
-    "dnn": FeatureDNN,
-    "hybrid": HybridNet,
-    "shortchunk": ShortChunkCNN,
-    "samplecnn": SampleCNN,
-    "autoencoder": ConvAutoencoder,
-}
-"""Model name → factory (the class). Keyword arguments go to the constructor."""
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
@@ -63,12 +49,7 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     ConfigError
         If the name is unknown or an argument is not accepted.
     """
-    try:
-        factory = MODELS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}"
-        ) from None
+    factory = MODELS.get(name)
     try:
         return factory(**kwargs)
     except TypeError as error:

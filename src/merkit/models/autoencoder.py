@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from merkit.core.errors import ConfigError
 from merkit.models.cnn import N_FRAMES, N_MELS
+from merkit.models.factory import MODELS
 from merkit.models.layers import check_input, flatten_channels_last, keras_init_
 
 AE_CHANNELS: tuple[int, ...] = (16, 32, 64, 128)
@@ -46,6 +47,7 @@ def scale_per_sample(logmel: Tensor, eps: float = 1e-12) -> tuple[Tensor, Tensor
     return (logmel - center.reshape(view)) / half_range.reshape(view), center, half_range
 
 
+@MODELS.register("autoencoder")
 class ConvAutoencoder(nn.Module):
     """Plain convolutional AE: 942 × 128 mel (scaled to [−1, 1]) → 60 416-d latent → 942 × 128.
 

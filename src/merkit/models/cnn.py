@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from merkit.core.errors import ConfigError
+from merkit.models.factory import MODELS
 from merkit.models.layers import (
     BaselineConvBlock,
     Dropout,
@@ -104,6 +105,7 @@ class BaselineTrunk(nn.Module):
         return image
 
 
+@MODELS.register("cnn")
 class BaselineCNN(nn.Module):
     """DL baseline CNN (paper §3.1): 621 264 trainable parameters for 942 × 128 and 4 classes.
 
@@ -160,6 +162,7 @@ class BaselineCNN(nn.Module):
         return self.classifier(self.embed(logmel))
 
 
+@MODELS.register("cnn-h")
 class CNNH(BaselineCNN):
     """CNN-H, the Hybrid's CNN (paper §3.2): the baseline plus BN after pool 4, dropout 0.3.
 

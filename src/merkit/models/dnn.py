@@ -9,12 +9,14 @@ import torch
 from torch import Tensor, nn
 
 from merkit.core.errors import ConfigError
+from merkit.models.factory import MODELS
 from merkit.models.layers import batch_norm_1d, check_input, keras_init_
 
 N_FEATURES: int = 1704
 """Handcrafted features left on New-4QAED after dropping the NaN columns (1714 on the original)."""
 
 
+@MODELS.register("dnn")
 class FeatureDNN(nn.Module):
     """BN → Dropout 0.2 → Dense 500 ReLU → Dense 300 ReLU → Dense 100 ReLU → Dense ``n_classes``.
 

@@ -15,12 +15,17 @@ from typing import Any
 from torch import nn
 
 from merkit.core.errors import ConfigError, ModelError
+from merkit.core.moved import current_path
+from merkit.core.registry import Registry
 
 ModelSpec = str | Callable[..., nn.Module]
 
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+"""Model name → factory (the class). Keyword arguments go to the constructor."""
+
 
 def _import_factory(reference: str) -> Callable[..., nn.Module]:
-    module_name, _, qualname = reference.partition(":")
+    module_name, _, qualname = current_path(reference).partition(":")
     try:
         target: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
@@ -52,14 +57,7 @@ def resolve_factory(model: ModelSpec) -> Callable[..., nn.Module]:
         raise ConfigError(f"model must be a registry name or a callable, got {model!r}")
     if ":" in model:
         return _import_factory(model)
-    from merkit.models import MODELS
-
-    try:
-        return MODELS[model]
-    except KeyError:
-        raise ConfigError(
-            f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}"
-        ) from None
+    return MODELS.get(model)
 
 
 def model_reference(model: ModelSpec) -> str:

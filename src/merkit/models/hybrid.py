@@ -11,9 +11,11 @@ from torch import Tensor, nn
 from merkit.core.errors import ModelError
 from merkit.models.cnn import CNNH, N_FRAMES, N_MELS
 from merkit.models.dnn import N_FEATURES, FeatureDNN
+from merkit.models.factory import MODELS
 from merkit.models.layers import batch_norm_1d, keras_init_
 
 
+@MODELS.register("hybrid")
 class HybridNet(nn.Module):
     """Concatenate [DNN Dense-100 ⊕ CNN-H Dense-300] → BN → Dense 200 → Dense 100 → Dense 4.
 

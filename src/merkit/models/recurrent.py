@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from merkit.core.errors import ConfigError
 from merkit.models.cnn import N_FRAMES, N_MELS, BaselineTrunk
+from merkit.models.factory import MODELS
 from merkit.models.layers import (
     Conv2dRegular,
     Dropout,
@@ -36,6 +37,7 @@ def _dense_head(in_features: int, n_classes: int) -> nn.Sequential:
     )
 
 
+@MODELS.register("cnn-gru")
 class CNNGRU(nn.Module):
     """Baseline with GRU, as published (paper §3.3): 48 666 939 trainable parameters.
 
@@ -90,6 +92,7 @@ class CNNGRU(nn.Module):
         return self.head(last[-1])
 
 
+@MODELS.register("cnn-gru-time")
 class CNNGRUTime(nn.Module):
     """Baseline trunk with a GRU over **time**, the design the paper's motivation implies.
 
@@ -156,6 +159,7 @@ CRNN_CHANNELS: tuple[int, ...] = (64, 128, 128, 128)
 CRNN_POOLS: tuple[int, ...] = (2, 3, 4, 4)
 
 
+@MODELS.register("crnn")
 class CRNN(nn.Module):
     """CRNN, Keras port of Won's / Choi et al. 2017 (paper §3.3): 392 582 trainable parameters.
 

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from merkit.core.errors import ConfigError
+from merkit.models.factory import MODELS
 from merkit.models.layers import (
     Conv1dBlock,
     Dropout,
@@ -31,6 +32,7 @@ CHUNK_FRAMES: int = 116
 SHORTCHUNK_CHANNELS: tuple[int, ...] = (128, 128, 256, 256, 256, 256, 512)
 
 
+@MODELS.register("shortchunk")
 class ShortChunkCNN(nn.Module):
     """ShortChunk CNN Res (Won's ``ShortChunkCNN_Res`` as ported to Keras, paper §3.4).
 
@@ -104,6 +106,7 @@ SAMPLECNN_PLAN: tuple[tuple[int, int, int, int], ...] = (
 )
 
 
+@MODELS.register("samplecnn")
 class SampleCNN(nn.Module):
     """SampleCNN (Lee et al. 2017 via Won; paper §3.4) on raw 59 049-sample waveform chunks.
 

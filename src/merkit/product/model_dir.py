@@ -23,7 +23,7 @@ warns when a library that computes the model's numbers runs in another version
 
 A model directory is code: loading it runs pickled Python (joblib) or torch deserialisation.
 Load model directories you trust, like any Python package; the CLI refuses folders merkit did not
-write here unless the user trusts them (:mod:`merkit.trust`), and a manifest may name only
+write here unless the user trusts them (:mod:`merkit.product.trust`), and a manifest may name only
 registered representations and estimators (:func:`check_registered`).
 """
 
@@ -42,6 +42,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+# the pre-trained networks' representations, which a manifest may name
+import merkit.transfer.representations  # noqa: F401
 from merkit.core import atomic as atomic_dir
 from merkit.core.errors import ConfigError, MerkitError, ModelError
 from merkit.core.labels import QUADRANT_MEANINGS, QUADRANTS
@@ -54,7 +56,7 @@ from merkit.core.versions import (
     merkit_version,
     version_mismatches,
 )
-from merkit.registered import check_registered
+from merkit.product.registered import check_registered
 
 MODEL_FORMAT = 1
 """Version of the model-directory layout this merkit writes and reads."""

@@ -18,7 +18,7 @@ training
    the mean over windows. Windows whose raw level is below −60 dBFS RMS are left out of the mean
    unless every window is that quiet; a track that quiet throughout still gets an answer, flagged
    ``reliable=False`` with a warning, as does a constant level (a DC offset) or a steady test
-   tone (:mod:`merkit.signal_checks`) and an answer whose quadrant disagrees with its own
+   tone (:mod:`merkit.audio.signal_checks`) and an answer whose quadrant disagrees with its own
    arousal or valence side.
 
 Only the audio of the windows still to come and one batch of window features are held at a time,
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from merkit.audio.decode import peak_normalize
+from merkit.audio.signal_checks import SignalCheck
 from merkit.audio.windows import (
     MIN_DURATION_S,
     TrackStats,
@@ -48,7 +49,6 @@ from merkit.audio.windows import (
 )
 from merkit.core.errors import ConfigError, MerkitError, ModelError
 from merkit.core.inputs import parse_input
-from merkit.core.moved import current_path
 from merkit.estimators.calibration import ProbabilityCalibration
 from merkit.product.model_dir import MODEL_CARD, InputSpec, ModelManifest
 from merkit.product.model_dir import open_model_dir as _open_model_dir
@@ -61,7 +61,6 @@ from merkit.product.prediction import (
     song_result,
 )
 from merkit.product.shipped import checkpoints_of, require_checkpoints, resolve_model_dir
-from merkit.signal_checks import SignalCheck
 
 BATCH_WINDOWS = 4
 """Windows whose features are computed before the estimator runs once on them."""
@@ -77,6 +76,20 @@ def _stack(arrays: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
     if len({a.shape for a in arrays}) == 1:
         return np.stack(arrays)
     return arrays
+
+
+def _import_function(reference: str) -> Any:
+    """The function a manifest names as ``"module:qualname"`` (another than the registry's)."""
+    import importlib
+
+    module_name, _, qualname = reference.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(f"cannot import {reference!r}: {error}") from None
+    return target
 
 
 class Predictor:
@@ -219,17 +232,21 @@ class Predictor:
     def _representation(self, spec: InputSpec) -> Any:
         """The registered function of an input (checked against the manifest when loading)."""
         if spec.name not in self._functions:
-            from merkit.representations.registry import REPRESENTATIONS, Representation
+            from merkit.representations.registry import REPRESENTATIONS
 
-            rep = REPRESENTATIONS.get(spec.name)
+            rep = REPRESENTATIONS.get(spec.name, None)
             if rep is None:  # a worker lacks what its parent registered at run time (and checked)
-                rep = Representation(name=spec.name, fn=spec.fn or "")
-            elif spec.fn is not None and current_path(spec.fn) != current_path(rep.fn):
-                raise ModelError(f"model input {spec.name!r} names {spec.fn!r}, not {rep.fn!r}")
-            try:
-                self._functions[spec.name] = rep.load_fn()
-            except ConfigError as exc:
-                raise ModelError(f"model input {spec.name!r}: {exc}") from None
+                try:
+                    fn = _import_function(spec.fn or "")
+                except ConfigError as exc:
+                    raise ModelError(f"model input {spec.name!r}: {exc}") from None
+            elif spec.fn is not None and spec.fn != rep.reference:
+                raise ModelError(
+                    f"model input {spec.name!r} names {spec.fn!r}, not {rep.reference!r}"
+                )
+            else:
+                fn = rep.fn
+            self._functions[spec.name] = fn
         return self._functions[spec.name]
 
     def _window_features(self, window: Window) -> dict[str, np.ndarray]:

@@ -180,7 +180,7 @@ def song_result(
     ``spans`` holds each window's (start s, end s, silent); silent windows are left out of the
     average unless every window is silent, and a track whose RMS level ``level_dbfs`` is below
     :data:`SILENCE_DBFS` is flagged unreliable, as is one with ``unreliable`` reasons (e.g. from
-    :class:`merkit.signal_checks.SignalCheck`) and an answer whose quadrant lies on the other
+    :class:`merkit.audio.signal_checks.SignalCheck`) and an answer whose quadrant lies on the other
     side of its own arousal or valence answer (probabilities spread over opposite quadrants);
     :func:`mixed_answer` with ``mixed_below`` says whether the answer is mixed.
     """

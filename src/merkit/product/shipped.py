@@ -11,13 +11,17 @@ import warnings
 from pathlib import Path
 
 from merkit.core.errors import ModelError
+from merkit.core.registry import Registry
 from merkit.product.model_dir import MANIFEST
 
-SHIPPED_MODELS: dict[str, str] = {
-    "default": "the most accurate: own features + CRNN tag log-odds (merkit models download)",
-    "fast": "own features only (svm-own): no neural network, about half the CPU per clip",
-}
-"""Models shipped inside the package (``merkit/pretrained/<name>``), by name."""
+SHIPPED_MODELS: Registry[str] = Registry("shipped model", error=ModelError)
+"""Models shipped inside the package (``merkit/pretrained/<name>``), by name: what each is."""
+SHIPPED_MODELS.register(
+    "default", "the most accurate: own features + CRNN tag log-odds (merkit models download)"
+)
+SHIPPED_MODELS.register(
+    "fast", "own features only (svm-own): no neural network, about half the CPU per clip"
+)
 
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
@@ -50,8 +54,7 @@ def shipped_model_dir(name: str = "default") -> Path:
     """Where the shipped model ``name`` (a key of :data:`SHIPPED_MODELS`) lives."""
     from importlib.resources import files
 
-    if name not in SHIPPED_MODELS:
-        raise ModelError(f"no shipped model named {name!r} (shipped: {', '.join(SHIPPED_MODELS)})")
+    SHIPPED_MODELS.get(name)  # ModelError naming the shipped ones
     return Path(str(files("merkit") / "pretrained" / name))
 
 

@@ -7,8 +7,6 @@ see :mod:`merkit.protocol.fixed`.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold, StratifiedGroupKFold
 
+from merkit.core.atomic import atomic_file
 from merkit.core.errors import ConfigError, DataError
 from merkit.datasets.base import Dataset
 
@@ -207,20 +206,6 @@ def load_or_create_folds(folder: Path, dataset: Dataset, protocol: ProtocolConfi
 
 
 def write_json_atomic(path: Path, payload: object) -> None:
-    """Write JSON so readers never see a half-written file (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp creates 0600; results are for sharing
-        with os.fdopen(handle, "w") as out:
-            json.dump(payload, out, indent=1)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+    """Write JSON so readers never see a half-written file (:func:`atomic_file`)."""
+    with atomic_file(path) as temp, open(temp, "w") as out:
+        json.dump(payload, out, indent=1)

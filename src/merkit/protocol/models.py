@@ -10,12 +10,11 @@ so a damaged or swapped file is detected before it is unpickled.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from merkit.core.atomic import atomic_file, write_text_atomic
 from merkit.core.errors import ConfigError, ModelError
 
 
@@ -46,16 +45,10 @@ def save_model(model: Any, stem: Path) -> Path:
     import joblib
 
     path = stem.with_suffix(".joblib")
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_file(path) as temp:
         joblib.dump(model, temp)
-        digest = _sha256(Path(temp))
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
+        digest = _sha256(temp)
+    write_text_atomic(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n")
     return path
 
 

@@ -139,7 +139,7 @@ def is_per_repeat(name: str) -> bool:
         return False
     from merkit.representations.registry import REPRESENTATIONS
 
-    rep = REPRESENTATIONS.get(parsed.name)  # an unregistered name: the caller supplies it
+    rep = REPRESENTATIONS.get(parsed.name, None)  # unregistered: the caller supplies it
     return rep is not None and rep.stochastic
 
 

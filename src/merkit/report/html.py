@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from merkit.core.atomic import write_text_atomic
 from merkit.core.errors import ConfigError
 from merkit.core.labels import QUADRANTS
 from merkit.core.versions import require_extra
@@ -51,7 +52,6 @@ from merkit.report.tables import (
     size_curve_figure,
     sort_results,
     write_csv_atomic,
-    write_text_atomic,
 )
 
 _log = logging.getLogger(__name__)
@@ -487,7 +487,7 @@ def write_report(run_dirs: Sequence[Path], out: Path, *, strict: bool = True) ->
     """
     out = Path(out)
     check_report_path(run_dirs, out)
-    write_text_atomic(render_report(run_dirs, strict=strict), out)
+    write_text_atomic(out, render_report(run_dirs, strict=strict))
     return out
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
+from merkit.core.atomic import atomic_file, write_text_atomic
 from merkit.core.errors import ConfigError
 from merkit.core.labels import QUADRANTS
 from merkit.protocol.results import RunResults, load_results
@@ -117,30 +116,14 @@ def results_frame(results: Sequence[MethodResult]) -> pd.DataFrame:
 @contextmanager
 def _atomic_path(path: Path) -> Iterator[str]:
     """A temporary file beside ``path`` that replaces it on success (removed on failure)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
-    )
-    os.close(handle)
-    try:
-        os.chmod(temp, 0o644)  # mkstemp creates 0600; results are for sharing
-        yield temp
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as temp:
+        yield str(temp)
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     """Write a CSV via a temporary file, so a killed run never leaves a truncated file."""
     with _atomic_path(path) as temp:
         frame.to_csv(temp, index=False, float_format="%.6f")
-
-
-def write_text_atomic(text: str, path: Path) -> None:
-    """Write a text file via a temporary file and a rename."""
-    with _atomic_path(path) as temp:
-        Path(temp).write_text(text)
 
 
 @contextmanager
@@ -173,7 +156,7 @@ def update_summaries(out_dir: Path, title: str | None = None, *, plots: bool = T
         frame = results_frame(complete)
         title = title or _default_title(complete)
         write_csv_atomic(frame, out_dir / "results.csv")
-        write_text_atomic(markdown_report(frame, complete, title), out_dir / "report.md")
+        write_text_atomic(out_dir / "report.md", markdown_report(frame, complete, title))
         if plots:
             plot_results(complete, out_dir)
     return run

@@ -26,6 +26,7 @@ import librosa
 import numpy as np
 
 from merkit.core.errors import AudioError, ConfigError
+from merkit.core.registry import Registry
 
 if TYPE_CHECKING:
     import audiomentations as am
@@ -338,6 +339,13 @@ def _audiomentations() -> Any:
     return require_extra("audiomentations", needed_by="the tfm, sb, rg and tanh augmentations")
 
 
+TRANSFORMS: Registry[Callable[[], am.Compose]] = Registry("audiomentations transform")
+"""Factories of the audiomentations pipelines, each transform at ``p=1`` with its v0.24–v0.40
+defaults written out: ``tfm`` (time-frequency masking), ``sb`` (seven-band EQ), ``rg`` (random
+gain ±12 dB) and ``tanh`` (tanh distortion, in the repo's list but not in the paper)."""
+
+
+@TRANSFORMS.register("tfm")
 def _tfm() -> am.Compose:
     am = _audiomentations()
     # TimeMask with the pre-0.41 defaults (0-50 % of the clip, hard edges: fade=False is
@@ -360,30 +368,22 @@ def _tfm() -> am.Compose:
     )
 
 
+@TRANSFORMS.register("sb")
 def _sb() -> am.Compose:
     am = _audiomentations()
     return am.Compose([am.SevenBandParametricEQ(min_gain_db=-12.0, max_gain_db=12.0, p=1.0)])
 
 
+@TRANSFORMS.register("rg")
 def _rg() -> am.Compose:
     am = _audiomentations()
     return am.Compose([am.Gain(min_gain_db=-12.0, max_gain_db=12.0, p=1.0)])
 
 
+@TRANSFORMS.register("tanh")
 def _tanh() -> am.Compose:
     am = _audiomentations()
     return am.Compose([am.TanhDistortion(min_distortion=0.01, max_distortion=0.7, p=1.0)])
-
-
-AUGMENTATIONS: dict[str, Callable[[], am.Compose]] = {
-    "tfm": _tfm,
-    "sb": _sb,
-    "rg": _rg,
-    "tanh": _tanh,
-}
-"""Factories of the audiomentations pipelines, each transform at ``p=1`` with its v0.24–v0.40
-defaults written out: ``tfm`` (time-frequency masking), ``sb`` (seven-band EQ), ``rg`` (random
-gain ±12 dB) and ``tanh`` (tanh distortion, in the repo's list but not in the paper)."""
 
 
 @contextmanager
@@ -412,11 +412,7 @@ def seeded_global_random(seed: int) -> Iterator[None]:
 
 
 def _check_transform(transform: str) -> Callable[[], am.Compose]:
-    try:
-        return AUGMENTATIONS[transform]
-    except KeyError:
-        names = ", ".join(sorted(AUGMENTATIONS))
-        raise ConfigError(f"unknown augmentation {transform!r}; choose one of {names}") from None
+    return TRANSFORMS.get(transform)
 
 
 def audiomentations_copy(y: np.ndarray, sr: int, *, seed: int, transform: str) -> np.ndarray:
@@ -432,7 +428,7 @@ def audiomentations_copy(y: np.ndarray, sr: int, *, seed: int, transform: str) -
         Per-song seed; the global ``random``/``np.random`` states are seeded from it for the call
         and restored afterwards (see :func:`seeded_global_random`).
     transform : str
-        A key of :data:`AUGMENTATIONS`.
+        A key of :data:`TRANSFORMS`.
 
     Returns
     -------
@@ -464,7 +460,7 @@ def augmented_logmel(
     seed : int
         Per-song seed.
     transform : str
-        A key of :data:`AUGMENTATIONS` (``"tfm"``, ``"sb"``, ``"rg"``, ``"tanh"``).
+        A key of :data:`TRANSFORMS` (``"tfm"``, ``"sb"``, ``"rg"``, ``"tanh"``).
     **logmel_params
         Fields of :class:`~merkit.representations.logmel.LogMelConfig`.
 

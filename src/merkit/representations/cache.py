@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,19 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from merkit.core.atomic import atomic_file
 from merkit.core.errors import ConfigError
+from merkit.core.paths import CACHE_ENV, default_cache_root
 
 _COUNTS = threading.Lock()
 """Guards the hit and miss counts: several threads of one extraction look songs up at once."""
-
-CACHE_ENV = "MERKIT_CACHE"
-"""Environment variable that overrides the default cache root."""
-
-
-def default_cache_root() -> Path:
-    """``$MERKIT_CACHE`` if set, else ``~/.cache/merkit``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "merkit"
 
 
 def _json_default(value: Any) -> Any:
@@ -143,28 +134,14 @@ class FeatureCache:
         """
         path = self.path_for(key)
         data = np.ascontiguousarray(array if dtype is None else np.asarray(array).astype(dtype))
-        tmp_name: str | None = None
-        # The temporary file lives in the final folder so os.replace never crosses filesystems.
-        prefix = f".{key[:16]}-"
         try:
-            try:
-                fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
-            except FileNotFoundError:  # the shard's first entry
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
-            with open(fd, "wb") as handle:
+            with atomic_file(path, prefix=f".{key[:16]}-") as temp, open(temp, "wb") as handle:
                 np.save(handle, data, allow_pickle=False)
-            os.replace(tmp_name, path)
-            tmp_name = None
         except OSError as error:
             raise ConfigError(
                 f"cannot write to the feature cache '{self.root}': {error.strerror or error} "
                 f"(set {CACHE_ENV} to a writable folder)"
             ) from None
-        finally:
-            if tmp_name is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
         return path
 
 

@@ -91,7 +91,7 @@ class SongJob:
 
         Returns the value in its storage dtype (float16 for the log-mels).
         """
-        fn = self.rep.load_fn()
+        fn = self.rep.fn
         value = np.asarray(fn(y, self.sr, seed=song_seed(source_key, self.seed), **self.params))
         stored = value.astype(self.rep.dtype)
         self.cache.put(self.key(source, source_key), stored)
@@ -208,7 +208,6 @@ def _song_job(
         sr, exact = 0, False
     if not exact or sr <= 0:
         raise ConfigError(f"representation {name!r}: sr must be a positive integer, got {value!r}")
-    rep.load_fn()  # fail early (ConfigError) if the function cannot be imported
     return SongJob(rep, sr, merged, cache, int(seed))
 
 
@@ -514,8 +513,8 @@ def pipelined(
     jobs: TwoStage, sources: Sequence[Any], *, ahead: int = 2
 ) -> Iterator[tuple[Any, ...]]:
     """Run ``jobs`` over sources in this process, decoding up to ``ahead`` songs ahead in a thread.
-
     While this thread resamples song *i* and computes its representations, a second thread
+
     hashes and decodes songs *i + 1* .. *i + ahead* one after another, so on two free cores a cold
     log-mel extraction costs little more than decoding alone. Decoding and computing take about
     the same time per song on average but differ from song to song (a 44.1 kHz stereo MP3 decodes

@@ -10,7 +10,6 @@ a representation to every song of a dataset through the cache.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,9 @@ from pydantic import ValidationError
 
 from merkit.audio.frontend import CANONICAL_BAND_SR, CANONICAL_TRIM_DB
 from merkit.core.errors import ConfigError
+from merkit.core.registry import Registry
+from merkit.features.own import extract_own_features
+from merkit.representations.codec import band_limited_own_features, codec_own_features
 from merkit.representations.logmel import (
     CHUNK_SAMPLES,
     LogMelConfig,
@@ -27,7 +29,6 @@ from merkit.representations.logmel import (
     logmel,
     logmel_chunks,
 )
-from merkit.transfer.pooled import WON_CHECKPOINTS
 
 # ---------------------------------------------------------------------------------------------
 # Registry
@@ -41,9 +42,11 @@ class Representation:
     ----------
     name : str
         Registry key.
-    fn : str
-        ``"module:function"``, imported on first use (keeps ``import merkit`` light and lets
-        optional backends register without being installed).
+    fn : callable
+        The function itself. A representation whose library is heavy or optional (librosa's
+        augmentations, torch networks, openl3) registers a small adapter that imports it when
+        called, so ``import merkit`` stays light and a missing optional backend fails only when
+        its representation is computed.
     sr : int
         Sample rate the audio is loaded at.
     params : dict
@@ -79,7 +82,7 @@ class Representation:
     """
 
     name: str
-    fn: str
+    fn: Callable[..., np.ndarray]
     sr: int = 16_000
     params: dict[str, Any] = field(default_factory=dict)
     version: str = "1"
@@ -108,30 +111,17 @@ class Representation:
             return f"{int(np.size(array) - np.isfinite(array).sum())} NaN or infinite value(s)"
         return None
 
-    def load_fn(self) -> Callable[..., np.ndarray]:
-        """Import and return the function named by :attr:`fn`."""
-        module_name, _, attr = self.fn.partition(":")
-        if not module_name or not attr:
-            raise ConfigError(
-                f"representation {self.name!r}: fn must be 'module:function', got {self.fn!r}"
-            )
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            raise ConfigError(
-                f"representation {self.name!r} needs module {module_name!r}, "
-                f"which cannot be imported: {error}"
-            ) from None
-        try:
-            return getattr(module, attr)
-        except AttributeError:
-            raise ConfigError(
-                f"representation {self.name!r}: module {module_name!r} has no {attr!r}"
-            ) from None
+    @property
+    def reference(self) -> str:
+        """``"module:qualname"`` of :attr:`fn`, as a model manifest records it."""
+        return f"{self.fn.__module__}:{self.fn.__qualname__}"
 
 
-REPRESENTATIONS: dict[str, Representation] = {}
-"""Every registered representation by name."""
+REPRESENTATIONS: Registry[Representation] = Registry("representation")
+"""Every registered representation by name (``REPRESENTATIONS.get(name)``: a ConfigError listing
+the known names for an unknown one). The pre-trained networks' representations register in
+:mod:`merkit.transfer.representations`, which the layers that take names from users or model
+manifests (methods, product) import."""
 
 
 def inputs_need_numba(inputs: Iterable[Any]) -> bool:
@@ -144,18 +134,15 @@ def inputs_need_numba(inputs: Iterable[Any]) -> bool:
     for spec in inputs:
         if spec.kind != "representation":
             continue
-        rep = REPRESENTATIONS.get(spec.name)
-        if rep is None or rep.uses_numba or (spec.fn is not None and spec.fn != rep.fn):
+        rep = REPRESENTATIONS.get(spec.name, None)
+        if rep is None or rep.uses_numba or (spec.fn is not None and spec.fn != rep.reference):
             return True
     return False
 
 
 def register_representation(rep: Representation, *, replace: bool = False) -> Representation:
     """Add ``rep`` to :data:`REPRESENTATIONS` (``replace=True`` to overwrite an existing name)."""
-    if rep.name in REPRESENTATIONS and not replace:
-        raise ConfigError(f"representation {rep.name!r} is already registered")
-    REPRESENTATIONS[rep.name] = rep
-    return rep
+    return REPRESENTATIONS.register(rep.name, rep, replace=replace)
 
 
 def get_representation(name: str) -> Representation:
@@ -166,11 +153,7 @@ def get_representation(name: str) -> Representation:
     ConfigError
         For an unknown name; the message lists the known ones.
     """
-    try:
-        return REPRESENTATIONS[name]
-    except KeyError:
-        known = ", ".join(sorted(REPRESENTATIONS))
-        raise ConfigError(f"unknown representation {name!r} (known: {known})") from None
+    return REPRESENTATIONS.get(name)
 
 
 def _logmel_config(sr: int, params: Mapping[str, Any]) -> LogMelConfig:
@@ -220,7 +203,7 @@ def canonical_representation(
     cache)."""
     from merkit.audio.frontend import canonical
 
-    fn = get_representation(inner).load_fn()
+    fn = get_representation(inner).fn
     front = canonical(
         y,
         sr,
@@ -230,6 +213,26 @@ def canonical_representation(
         level_dbfs=level_dbfs,
     )
     return fn(front, sr, seed=seed, **params)
+
+
+def classic_aug_representation(
+    y: np.ndarray, sr: int, *, seed: int = 0, **params: Any
+) -> np.ndarray:
+    """Registry adapter: :func:`merkit.representations.augmented.classic_augmented_logmels`
+    (imported when called: librosa's effects compile numba kernels on import)."""
+    from merkit.representations.augmented import classic_augmented_logmels
+
+    return classic_augmented_logmels(y, sr, seed=seed, **params)
+
+
+def audiomentations_representation(
+    y: np.ndarray, sr: int, *, seed: int = 0, **params: Any
+) -> np.ndarray:
+    """Registry adapter: :func:`merkit.representations.augmented.augmented_logmel` (imported
+    when called, as :func:`classic_aug_representation`)."""
+    from merkit.representations.augmented import augmented_logmel
+
+    return augmented_logmel(y, sr, seed=seed, **params)
 
 
 def _config_params(cfg: LogMelConfig) -> dict[str, Any]:
@@ -272,32 +275,12 @@ def codec_own_features_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | 
     return (len(params.get("codecs", CODECS)), len(OWN_FEATURE_NAMES))
 
 
-def won_logmel_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    crop = params.get("crop_samples")
-    return (None if crop is None else 1 + int(crop) // 256, 96)
-
-
-def artist_chunks_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    return (10, 129, 128)
-
-
-def openl3_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    return (None, int(params.get("embedding_size", 512)))
-
-
-def crnn_conv_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
-    # A module-level function (not a lambda), so the representation pickles to workers.
-    width = {"conv": 256, "gru": 32, "tags": 50}[params["output"]]
-    return (width * len(params["checkpoints"]),)
-
-
-_HERE = __name__
 _CHUNK_CFG = LogMelConfig(n_frames=None, crop_samples=None)
 
 for _rep in (
     Representation(
         name="logmel",
-        fn=f"{_HERE}:logmel_representation",
+        fn=logmel_representation,
         params=_config_params(LogMelConfig()),
         # dB values in [-100, +60]: float16's 0.03 dB resolution there is far below model noise.
         dtype="float16",
@@ -307,7 +290,7 @@ for _rep in (
     ),
     Representation(
         name="logmel-paper",
-        fn=f"{_HERE}:logmel_representation",
+        fn=logmel_representation,
         params=_config_params(LogMelConfig.paper_code()),
         dtype="float16",
         shape=logmel_shape,
@@ -316,7 +299,7 @@ for _rep in (
     ),
     Representation(
         name="logmel-chunks",
-        fn=f"{_HERE}:logmel_chunks_representation",
+        fn=logmel_chunks_representation,
         params={**_config_params(_CHUNK_CFG), "chunk": CHUNK_SAMPLES},
         dtype="float16",
         shape=logmel_chunks_shape,
@@ -325,7 +308,7 @@ for _rep in (
     ),
     Representation(
         name="waveform-chunks",
-        fn=f"{_HERE}:waveform_chunks_representation",
+        fn=waveform_chunks_representation,
         params={"chunk": CHUNK_SAMPLES},
         dtype="float32",
         shape=waveform_chunks_shape,
@@ -334,7 +317,7 @@ for _rep in (
     ),
     Representation(
         name="own-features",
-        fn="merkit.features.own:extract_own_features",
+        fn=extract_own_features,
         dtype="float32",
         # 2: float32 spectral analysis (values move by < 0.5 %, most by < 1e-4 relative);
         # computing it with merkit.audio.dsp instead of librosa changed no value, so still 2
@@ -345,7 +328,7 @@ for _rep in (
     ),
     Representation(
         name="own-features-bl",
-        fn="merkit.representations.codec:band_limited_own_features",
+        fn=band_limited_own_features,
         params={"via_sr": 48_000},
         dtype="float32",
         shape=own_features_shape,
@@ -354,7 +337,7 @@ for _rep in (
     ),
     Representation(
         name="codec-own-features",
-        fn="merkit.representations.codec:codec_own_features",
+        fn=codec_own_features,
         params={"codecs": ["mp3-22k", "opus-48k"]},
         dtype="float32",
         shape=codec_own_features_shape,
@@ -365,109 +348,36 @@ for _rep in (
     register_representation(_rep)
 
 
-# Inputs of the pre-trained networks (merkit.transfer), each in its network's own front end.
-register_representation(
-    Representation(
-        name="won-logmel",
-        fn="merkit.transfer.won_crnn:won_logmel_representation",
-        params={"crop_samples": 464_000},
-        # dB values: float16's resolution (< 0.06 dB above -100 dB) is far below model noise.
-        dtype="float16",
-        shape=won_logmel_shape,
-        description="1813 x 96 dB mel of Won's CRNN (16 kHz, n_fft 512, hop 256, HTK, 8 kHz)",
-    )
-)
-
-
-for _file, _sha in WON_CHECKPOINTS:
-    _source = _file.removeprefix("crnn_").removesuffix(".pth")
-    register_representation(
-        Representation(
-            name=f"crnn-conv-{_source}",
-            fn="merkit.transfer.pooled:crnn_conv_representation",
-            params={"checkpoints": [[_file, _sha]], "output": "conv"},
-            shape=crnn_conv_shape,
-            description=f"256 values: conv-block mean+std of Won's {_source.upper()} CRNN "
-            "(checkpoint in $MERKIT_PRETRAINED)",
-        )
-    )
-register_representation(
-    Representation(
-        name="crnn-conv3",
-        fn="merkit.transfer.pooled:crnn_conv_representation",
-        params={"checkpoints": [list(c) for c in WON_CHECKPOINTS], "output": "conv"},
-        shape=crnn_conv_shape,
-        description="768 values: conv-block mean+std of Won's MTAT, MSD, Jamendo CRNNs "
-        "(checkpoints in $MERKIT_PRETRAINED)",
-    )
-)
-register_representation(
-    Representation(
-        name="crnn-tags3",
-        fn="merkit.transfer.pooled:crnn_conv_representation",
-        params={
-            "checkpoints": [list(c) for c in WON_CHECKPOINTS],
-            "output": "tags",
-            "log_odds": True,
-            # bf16 conv blocks: 0.05 instead of 0.12 s of CPU per tagger and clip (native bf16).
-            "precision": "bf16",
-        },
-        version="2",  # version 1: float32 conv blocks
-        shape=crnn_conv_shape,
-        description="150 values: log-odds of the 50 tags of Won's MTAT, MSD, Jamendo CRNNs "
-        "(checkpoints in $MERKIT_PRETRAINED or shipped)",
-    )
-)
-
-
 # The canonical front end (merkit.audio.frontend) before a representation: the same band and ends
-# for
-# every encoding of a song. The inner entry's parameters and version key the cache too.
+# for every encoding of a song. The inner entry's parameters and version key the cache too.
 _FRONT_END = {"band_sr": CANONICAL_BAND_SR, "trim_db": CANONICAL_TRIM_DB}
-for _inner in ("own-features", "crnn-tags3"):
-    _base = REPRESENTATIONS[_inner]
-    register_representation(
+
+
+def register_canonical(inner: str) -> Representation:
+    """Register ``<inner>-canon``: the registered ``inner`` on the canonical front end."""
+    base = REPRESENTATIONS.get(inner)
+    return register_representation(
         Representation(
-            name=f"{_inner}-canon",
-            fn=f"{_HERE}:canonical_representation",
-            params={"inner": _inner, **_FRONT_END, **_base.params},
-            version=f"1.{_base.version}",
-            dtype=_base.dtype,
-            shape=_base.shape,
-            uses_numba=_base.uses_numba,
-            description=f"{_inner} of the canonical front end (band to 6.3 kHz, ends trimmed)",
+            name=f"{inner}-canon",
+            fn=canonical_representation,
+            params={"inner": inner, **_FRONT_END, **base.params},
+            version=f"1.{base.version}",
+            dtype=base.dtype,
+            shape=base.shape,
+            uses_numba=base.uses_numba,
+            description=f"{inner} of the canonical front end (band to 6.3 kHz, ends trimmed)",
         )
     )
 
-register_representation(
-    Representation(
-        name="artist-chunks",
-        fn="merkit.transfer.artist_cnn:artist_chunks_representation",
-        sr=22_050,
-        dtype="float16",
-        shape=artist_chunks_shape,
-        description="10 x 129 x 128 normalised log-mel chunks of the artist CNN (22.05 kHz)",
-    )
-)
 
-register_representation(
-    Representation(
-        name="openl3",
-        fn="merkit.transfer.openl3_frames:openl3_frames",
-        params={"input_repr": "mel256", "content_type": "music", "embedding_size": 512,
-                "hop_size": 0.1},
-        dtype="float16",
-        shape=openl3_shape,
-        description="frames x 512 OpenL3 music embeddings (mel256, hop 0.1 s; optional openl3)",
-    )
-)  # fmt: skip
+register_canonical("own-features")
 
 # Augmented copies are stored per song, so taking a fold's training rows takes exactly the
 # training songs' copies: augmentation can never leak across the train/test line.
 register_representation(
     Representation(
         name="classic-aug",
-        fn="merkit.representations.augmented:classic_augmented_logmels",
+        fn=classic_aug_representation,
         params=_config_params(LogMelConfig()),
         dtype="float16",
         stochastic=True,
@@ -479,7 +389,7 @@ register_representation(
 register_representation(
     Representation(
         name="classic-aug-paper",
-        fn="merkit.representations.augmented:classic_augmented_logmels",
+        fn=classic_aug_representation,
         params={**_config_params(LogMelConfig.paper_code()), "compat": True},
         dtype="float16",
         stochastic=True,
@@ -491,7 +401,7 @@ register_representation(
 register_representation(
     Representation(
         name="classic-aug-compat",
-        fn="merkit.representations.augmented:classic_augmented_logmels",
+        fn=classic_aug_representation,
         params={**_config_params(LogMelConfig()), "compat": True},
         dtype="float16",
         stochastic=True,
@@ -503,7 +413,7 @@ register_representation(
 register_representation(
     Representation(
         name="classic-aug-gentle",
-        fn="merkit.representations.augmented:classic_augmented_logmels",
+        fn=classic_aug_representation,
         params={**_config_params(LogMelConfig()), "stretch_rates": [0.8, 1.25]},
         dtype="float16",
         stochastic=True,
@@ -521,7 +431,7 @@ for _transform, _what in (
     register_representation(
         Representation(
             name=f"aug-{_transform}",
-            fn="merkit.representations.augmented:augmented_logmel",
+            fn=audiomentations_representation,
             params={"transform": _transform, **_config_params(LogMelConfig())},
             dtype="float16",
             stochastic=True,

@@ -23,6 +23,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from merkit.core.atomic import atomic_file
 from merkit.core.errors import ConfigError, DataError, ModelError
 from merkit.models.factory import ModelSpec, accepts, model_reference, resolve_factory
 from merkit.training.config import TrainConfig
@@ -417,10 +418,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     def save(self, path: str | PathLike[str]) -> Path:
         """Write the fitted estimator to ``path`` (``torch.save`` of :meth:`get_state`)."""
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        torch.save(self.get_state(), tmp)
-        tmp.replace(target)  # atomic: a crash never leaves a half-written model
+        with atomic_file(target) as temp:  # a crash never leaves a half-written model
+            torch.save(self.get_state(), temp)
         return target
 
     @classmethod

@@ -260,7 +260,7 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AMX tiles or AVX512-BF16).
+    """Whether this CPU computes bf16 in hardware (AMX tiles or AVX512-BF16): merkit's one probe.
 
     Only then is bf16 autocast faster than float32 on CPU (with AMX: 1.4× for the CNN, 2.3× for
     the CRNN, ``benchmarks/results/train_speed_models.md``); elsewhere oneDNN would emulate it.

@@ -9,28 +9,27 @@ song; :func:`write_embeddings` stores them as ``.npz`` (``song_ids``, ``quadrant
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from merkit.core.atomic import atomic_file, write_text_atomic
 from merkit.core.errors import ConfigError
+from merkit.core.registry import Registry
 
 if TYPE_CHECKING:
     from merkit.datasets.base import Dataset
 
-FAMILIES: dict[str, str] = {
-    "crnn": "crnn",
-    "crnn-mtat": "crnn",
-    "crnn-jamendo": "crnn",
-    "crnn-msd": "crnn",
-    "artist": "artist",
-    "artist-cnn": "artist",
-}
+FAMILIES: Registry[str] = Registry("embedding model")
 """``--model`` names → checkpoint family (any CRNN checkpoint works with any ``crnn*`` name)."""
+FAMILIES.register("crnn", "crnn")
+FAMILIES.register("crnn-mtat", "crnn")
+FAMILIES.register("crnn-jamendo", "crnn")
+FAMILIES.register("crnn-msd", "crnn")
+FAMILIES.register("artist", "artist")
+FAMILIES.register("artist-cnn", "artist")
 
 
 @dataclass
@@ -72,8 +71,6 @@ def embed_dataset(
     from merkit.transfer.embedders import ArtistEmbedding, CRNNEmbedding
 
     family = FAMILIES.get(model)
-    if family is None:
-        raise ConfigError(f"unknown embedding model {model!r} (known: {', '.join(FAMILIES)})")
     if family == "crnn":
         embedder: Any = CRNNEmbedding(str(weights), sha256, output=output)  # type: ignore[arg-type]
         rep, front_end = "won-logmel", "Won's CRNN front end: 16 kHz, 96 HTK mels, dB, 29 s"
@@ -104,10 +101,7 @@ def write_embeddings(embeddings: Embeddings, out: str | Path) -> Path:
     out = Path(out)
     if out.suffix not in (".npz", ".csv"):
         raise ConfigError(f"--out must end in .npz or .csv, got {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=out.parent, suffix=out.suffix)
-    os.close(handle)
-    try:
+    with atomic_file(out) as temp:
         if out.suffix == ".npz":
             np.savez(
                 temp,
@@ -124,11 +118,7 @@ def write_embeddings(embeddings: Embeddings, out: str | Path) -> Path:
             frame.insert(0, "SongID", embeddings.song_ids)
             frame["Quadrant"] = embeddings.quadrants
             frame.to_csv(temp, index=False)
-            Path(out.with_suffix(".json")).write_text(json.dumps(embeddings.meta, indent=2))
-        os.replace(temp, out)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+            write_text_atomic(out.with_suffix(".json"), json.dumps(embeddings.meta, indent=2))
     return out
 
 

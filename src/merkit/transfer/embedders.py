@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from merkit.core.errors import ConfigError, DataError
 from merkit.representations.cache import FeatureCache, NullCache, key_for
+from merkit.training.runtime import cpu_has_native_bf16
 from merkit.transfer.checkpoints import check_weights_file, file_sha256
 
 _MEMO: dict[str, np.ndarray] = {}
@@ -53,14 +54,6 @@ def _network(family: str, path: str, sha256: str) -> torch.nn.Module:
 _FUSED: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
-def bf16_native() -> bool:
-    """Whether this CPU runs oneDNN bfloat16 convolutions natively (AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def _fused_blocks(model: torch.nn.Module, precision: str = "float32") -> Any:
     """The frozen CRNN's conv blocks on oneDNN (:func:`~merkit.transfer.won_crnn.
     inference_conv_blocks`) in ``precision``, built once per loaded network; ``None`` without
@@ -69,7 +62,7 @@ def _fused_blocks(model: torch.nn.Module, precision: str = "float32") -> Any:
     networks :func:`_network` loads, whose weights never change."""
     from merkit.transfer.won_crnn import inference_conv_blocks
 
-    if precision == "bf16" and not bf16_native():
+    if precision == "bf16" and not cpu_has_native_bf16():
         precision = "float32"
     built = _FUSED.setdefault(model, {})
     if precision not in built:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from merkit.core.atomic import write_text_atomic
 from merkit.core.errors import ConfigError
 from merkit.datasets.base import Dataset
 from merkit.protocol.folds import write_json_atomic
@@ -196,9 +197,7 @@ def _plain(value: Any) -> Any:
 
 
 def _write_text(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text)
-    temp.replace(path)
+    write_text_atomic(path, text)
 
 
 __all__ = ["TuneResult", "tune_method"]

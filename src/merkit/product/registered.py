@@ -44,17 +44,17 @@ def check_registered(manifest: Any, where: Path) -> None:
     for i, spec in enumerate(manifest.inputs):
         if spec.kind != "representation":
             continue
-        rep = REPRESENTATIONS.get(spec.name)
+        rep = REPRESENTATIONS.get(spec.name, None)
         if rep is None:
             raise ModelError(
                 f"{where}: inputs[{i}] names the representation {spec.name!r}, which this "
-                f"merkit does not have (known: {', '.join(sorted(REPRESENTATIONS))})"
+                f"merkit does not have (known: {', '.join(REPRESENTATIONS)})"
             )
-        if spec.fn is not None and current_path(spec.fn) != current_path(rep.fn):
+        if spec.fn is not None and current_path(spec.fn) != rep.reference:
             raise ModelError(
                 f"refusing {where}: inputs[{i}].fn is {spec.fn!r}, but the representation "
-                f"{spec.name!r} is computed by {rep.fn!r}; a manifest may name only registered "
-                "representations and estimators (nothing it names was imported)"
+                f"{spec.name!r} is computed by {rep.reference!r}; a manifest may name only "
+                "registered representations and estimators (nothing it names was imported)"
             )
     info = manifest.estimator
     if (
