@@ -29,7 +29,7 @@ def register_slow_method() -> None:
     """Register the slow representation and a logistic regression on it (once per process)."""
     if SLOW_BANDS not in REPRESENTATIONS:
         register_representation(
-            Representation(name=SLOW_BANDS, fn="library_helpers:slow_band_features")
+            Representation(name=SLOW_BANDS, fn=slow_band_features)
         )
     if SLOW_LOGREG not in METHODS:
         register_method(MethodSpec(SLOW_LOGREG, "test: slow band energies", (SLOW_BANDS,), _logreg))
@@ -37,7 +37,11 @@ def register_slow_method() -> None:
 
 def main() -> None:
     """``python tests/library_helpers.py predict ...``: the merkit CLI knowing these parts."""
-    register_slow_method()
+    # The module by its own name, not ``__main__``: the manifest names the function as
+    # ``library_helpers:slow_band_features``, as training registered it.
+    import library_helpers
+
+    library_helpers.register_slow_method()
     from merkit.cli import app
 
     app(prog_name="merkit")

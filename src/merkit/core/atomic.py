@@ -203,7 +203,9 @@ def _umask() -> int:
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike[str], *, prefix: str | None = None) -> Iterator[Path]:
+def atomic_file(
+    path: str | os.PathLike[str], *, prefix: str | None = None, durable: bool = False
+) -> Iterator[Path]:
     """A temporary file beside ``path`` that replaces ``path`` once the block ends.
 
     The temporary name keeps ``path``'s suffix (``.name.XXXX.tmp.csv``), so writers that choose
@@ -217,6 +219,9 @@ def atomic_file(path: str | os.PathLike[str], *, prefix: str | None = None) -> I
         The file to write; its folder is created if needed.
     prefix : str, optional
         Start of the temporary name (default ``".<name>."``).
+    durable : bool
+        Also ``fsync`` the file before the rename and its folder after it, so the new content
+        survives a power cut, not only a killed process (e.g. a results file being appended to).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,7 +232,12 @@ def atomic_file(path: str | os.PathLike[str], *, prefix: str | None = None) -> I
     try:
         os.chmod(temp, 0o666 & ~_umask())
         yield Path(temp)
+        if durable:
+            with open(temp, "rb") as handle:
+                os.fsync(handle.fileno())
         os.replace(temp, path)
+        if durable:
+            _fsync_dir(path.parent)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise

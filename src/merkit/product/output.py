@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from merkit.core.atomic import atomic_file
 from merkit.core.errors import ConfigError
 from merkit.product.prediction import PredictionFailure, PredictionResult
 
@@ -282,19 +283,6 @@ def _csv_records(path: Path, text: str) -> Iterator[Finished]:
 # The sink
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class ResultSink:
     """Append predictions to ``--output`` as each file finishes (see the module docstring).
 
@@ -336,13 +324,8 @@ class ResultSink:
 
     def _replace(self, text: str) -> None:
         """Write ``text`` to a temporary file beside the output, fsync it, rename it over."""
-        tmp = self.path.with_name(f".{self.path.name}.merkit-tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        with atomic_file(self.path, durable=True) as tmp:
+            tmp.write_text(text, encoding="utf-8", newline="")
 
     def _digest(self, path: str | os.PathLike[str]) -> str | None:
         key = _key(str(path))

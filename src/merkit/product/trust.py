@@ -29,11 +29,11 @@ import datetime
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from merkit.core.atomic import write_text_atomic
 from merkit.core.errors import ModelError
 
 TRUST_FILE_VARIABLE = "MERKIT_TRUST_FILE"
@@ -114,16 +114,7 @@ def record_trust(path: Path | str, how: str) -> None:
             "how": how,
             "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".trusted-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as out:
-                json.dump({"models": models}, out, indent=1)
-                out.write("\n")
-            os.replace(tmp, file)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_text_atomic(file, json.dumps({"models": models}, indent=1) + "\n")
 
 
 def check_model_folder(path: Path, *, trust: bool = False) -> str | None:

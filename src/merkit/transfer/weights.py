@@ -15,15 +15,14 @@ under the checkpoint's name, and a file already there is replaced only by a veri
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from merkit.core.atomic import atomic_file
 from merkit.core.errors import ModelError
 from merkit.transfer.pooled import WON_CHECKPOINTS, pretrained_dir
 
@@ -284,18 +283,11 @@ def install_checkpoints(
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
-    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    os.close(handle)
     try:
-        shutil.copyfile(source, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        with atomic_file(target) as tmp:
+            shutil.copyfile(source, tmp)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ModelError(f"cannot write {target}: {exc.strerror}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = [
