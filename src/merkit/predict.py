@@ -84,6 +84,10 @@ class Predictor:
         Where the model was loaded from (lets :meth:`predict_many` use worker processes).
     batch_size : int
         Windows per estimator call.
+    axes : merkit.axes.AxisModels, optional
+        The arousal and valence models (a model directory's companions).
+    familiarity : merkit.axes.Familiarity, optional
+        How far a song lies from the training songs in the estimator's input space.
     """
 
     def __init__(
@@ -93,10 +97,14 @@ class Predictor:
         *,
         model_dir: Path | None = None,
         batch_size: int = BATCH_WINDOWS,
+        axes: Any = None,
+        familiarity: Any = None,
     ) -> None:
         self.manifest = manifest
         self.estimator = estimator
         self.model_dir = model_dir
+        self.axes = axes
+        self.familiarity = familiarity
         self.batch_size = max(1, int(batch_size))
         self.labels: tuple[str, ...] = tuple(manifest.labels)
         self._columns = self._column_order()
@@ -164,6 +172,24 @@ class Predictor:
                 f"expected (n, {len(self.labels)})"
             )
         return proba[:, self._columns]
+
+    def predict_axes(self, inputs: Mapping[str, Any]) -> np.ndarray | None:
+        """``(n, 2)`` ``P(high arousal)``, ``P(positive valence)`` of the axis models for
+        precomputed inputs, or None for a model without them."""
+        if self.axes is None:
+            return None
+        return self.axes.predict_proba(self.estimator_input(inputs))
+
+    def familiarity_of(self, inputs: Mapping[str, Any]) -> np.ndarray | None:
+        """Each row's distance to the training songs over the calibrated threshold (<= 1:
+        familiar), or None for a model without a familiarity measure."""
+        if self.familiarity is None:
+            return None
+        from merkit.axes import model_space
+
+        return self.familiarity.relative_distance(
+            model_space(self.estimator, self.estimator_input(inputs))
+        )
 
     def estimator_input(self, inputs: Mapping[str, Any]) -> Any:
         """``{input name: array}`` as the estimator takes it: the one array, or keyed by role."""
@@ -307,12 +333,18 @@ class Predictor:
         windows, path = self._window_stream(audio, sr, stats)
         spans: list[tuple[float, float, bool]] = []
         chunks: list[np.ndarray] = []
+        axes: list[np.ndarray] = []
+        familiar: list[np.ndarray] = []
         batch: list[dict[str, np.ndarray]] = []
 
         def flush() -> None:
             if batch:
                 stacked = {name: _stack([b[name] for b in batch]) for name in batch[0]}
                 chunks.append(self.predict_inputs(stacked))
+                if (p_axes := self.predict_axes(stacked)) is not None:
+                    axes.append(p_axes)
+                if (score := self.familiarity_of(stacked)) is not None:
+                    familiar.append(score)
                 batch.clear()
 
         for features, span in self._features(windows, stats):
@@ -330,6 +362,9 @@ class Predictor:
             self.labels,
             self.manifest.label_meanings,
             segments=segments,
+            window_axes=np.concatenate(axes) if axes else None,
+            rule=self.axes.rule if self.axes is not None else "joint",
+            window_familiarity=np.concatenate(familiar) if familiar else None,
         )
 
     def predict_many(
@@ -424,13 +459,22 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
         The directory, its manifest or one of its files is missing, damaged, or from an
         incompatible merkit version; the message says which.
     """
+    from merkit.model_dir import load_companions
+
     path = resolve_model_dir(path)
     manifest, estimator = _open_model_dir(path, inputs=check_inputs)
+    companions = load_companions(manifest, path)
     if needs_numba(manifest):
         from merkit.numba_cache import ensure_numba_cache
 
         ensure_numba_cache()  # a corrupt librosa cache is repaired here instead of crashing later
-    return Predictor(manifest, estimator, model_dir=path)
+    return Predictor(
+        manifest,
+        estimator,
+        model_dir=path,
+        axes=companions.get("axes"),
+        familiarity=companions.get("familiarity"),
+    )
 
 
 def needs_numba(manifest: ModelManifest) -> bool:

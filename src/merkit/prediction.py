@@ -47,8 +47,14 @@ class RelativePlacement(BaseModel):
     valence: Literal["positive", "negative"] = Field(
         description="Above or below the collection's median"
     )
-    arousal_score: float = Field(description="P(Q1) + P(Q2) - P(Q3) - P(Q4)")
-    valence_score: float = Field(description="P(Q1) + P(Q4) - P(Q2) - P(Q3)")
+    arousal_score: float = Field(
+        description="2 P(high arousal) - 1 of the arousal model, or P(Q1) + P(Q2) - P(Q3) - P(Q4) "
+        "for a model without axis models"
+    )
+    valence_score: float = Field(
+        description="2 P(positive valence) - 1 of the valence model, or "
+        "P(Q1) + P(Q4) - P(Q2) - P(Q3)"
+    )
     relative_arousal: float = Field(
         description="(arousal_score - collection median) / (1.4826 MAD of the collection)"
     )
@@ -70,16 +76,43 @@ class PredictionResult(BaseModel):
     probabilities: dict[str, float] = Field(
         description="P(Q1)..P(Q4): mean of the window probabilities (sum 1)"
     )
-    arousal: Literal["high", "low"] = Field(description="'high' when P(Q1)+P(Q2) >= 0.5")
+    arousal: Literal["high", "low"] = Field(description="'high' when p_high_arousal >= 0.5")
     valence: Literal["positive", "negative"] = Field(
-        description="'positive' when P(Q1)+P(Q4) >= 0.5"
+        description="'positive' when p_positive_valence >= 0.5"
     )
-    p_high_arousal: float = Field(description="P(Q1) + P(Q2)")
-    p_positive_valence: float = Field(description="P(Q1) + P(Q4)")
+    p_high_arousal: float = Field(
+        description="P(high arousal): with axis models, the quadrant and arousal models "
+        "combined (merkit.axes.combine); else P(Q1) + P(Q2)"
+    )
+    p_positive_valence: float = Field(
+        description="P(positive valence): as p_high_arousal; else P(Q1) + P(Q4)"
+    )
     confidence: float = Field(description="Probability of the predicted quadrant")
     duration_s: float = Field(description="Length of the audio in seconds")
     n_windows: int = Field(description="Windows the track was cut into")
-    reliable: bool = Field(description="False when the answer should not be trusted (silence)")
+    reliable: bool = Field(
+        description="False when the answer should not be trusted (silence, or music unlike "
+        "the training songs)"
+    )
+    quadrant_model: str | None = Field(
+        None,
+        description="The quadrant estimator's own most probable quadrant (argmax of "
+        "probabilities), for models with axis models; quadrant follows the axes",
+    )
+    p_high_arousal_axis: float | None = Field(
+        None, description="The arousal model's own P(high arousal), for models with one"
+    )
+    p_positive_valence_axis: float | None = Field(
+        None, description="The valence model's own P(positive valence), for models with one"
+    )
+    familiarity: float | None = Field(
+        None,
+        description="Distance to the training songs in the model's input space over its "
+        "calibrated threshold: <= 1 like the training music, > 1 unlike it",
+    )
+    familiar: bool | None = Field(
+        None, description="familiarity <= 1 (null for models without a familiarity measure)"
+    )
     warnings: list[str] = Field(default_factory=list, description="Why, in plain words")
     segments: list[SegmentPrediction] | None = Field(
         None, description="Per-window answers, when requested"
@@ -114,12 +147,19 @@ def song_result(
     label_meanings: Mapping[str, str],
     *,
     segments: bool,
+    window_axes: np.ndarray | None = None,
+    rule: str = "joint",
+    window_familiarity: np.ndarray | None = None,
 ) -> PredictionResult:
     """A track's :class:`PredictionResult` from its windows' probabilities.
 
     ``spans`` holds each window's (start s, end s, silent); silent windows are left out of the
     average unless every window is silent, and a track whose RMS level ``level_dbfs`` is below
-    :data:`SILENCE_DBFS` is flagged unreliable.
+    :data:`SILENCE_DBFS` is flagged unreliable. ``window_axes`` (per window ``P(high arousal)``,
+    ``P(positive valence)`` of the axis models) are averaged like the probabilities and combined
+    with them by ``rule`` (:func:`merkit.axes.combine`); ``window_familiarity`` (per window
+    distance over threshold, :class:`merkit.axes.Familiarity`) gives the track's median, and a
+    track above 1 is flagged unreliable.
     """
     meanings = {**QUADRANT_MEANINGS, **label_meanings}
     warnings: list[str] = []
@@ -145,6 +185,31 @@ def song_result(
     p = summary["probabilities"]
     p_high = sum(p[q] for q in HIGH_AROUSAL if q in p)
     p_pos = sum(p[q] for q in POSITIVE_VALENCE if q in p)
+    extra: dict[str, Any] = {}
+    quadrant, confidence = summary["quadrant"], float(proba.max())
+    if window_axes is not None:
+        from merkit.axes import combine
+
+        axes = np.asarray(window_axes, dtype=np.float64)[use].mean(axis=0)
+        codes, final = combine(proba[None], axes[None], rule, labels)  # type: ignore[arg-type]
+        quadrant = labels[int(codes[0])]
+        p_high, p_pos = float(final[0, 0]), float(final[0, 1])
+        confidence = float(p[quadrant])
+        extra.update(
+            quadrant_model=summary["quadrant"],
+            p_high_arousal_axis=float(axes[0]),
+            p_positive_valence_axis=float(axes[1]),
+        )
+    if window_familiarity is not None:
+        score = float(np.median(np.asarray(window_familiarity, dtype=np.float64)[use]))
+        extra.update(familiarity=score, familiar=bool(score <= 1.0))
+        if score > 1.0:
+            reliable = False
+            warnings.append(
+                f"the song is unlike the music the model learned from (its distance to the "
+                f"training songs is {score:.1f} times what held-out training songs reach): "
+                "the answer is not reliable"
+            )
     segment_list = None
     if segments:
         segment_list = []
@@ -161,19 +226,20 @@ def song_result(
             )
     return PredictionResult(
         path=path,
-        quadrant=summary["quadrant"],
-        meaning=meanings.get(summary["quadrant"], ""),
+        quadrant=quadrant,
+        meaning=meanings.get(quadrant, ""),
         probabilities=p,
         arousal="high" if p_high >= 0.5 else "low",
         valence="positive" if p_pos >= 0.5 else "negative",
         p_high_arousal=p_high,
         p_positive_valence=p_pos,
-        confidence=float(proba.max()),
+        confidence=confidence,
         duration_s=round(duration_s, 3),
         n_windows=len(spans),
         reliable=reliable,
         warnings=warnings,
         segments=segment_list,
+        **extra,
     )
 
 
