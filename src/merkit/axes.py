@@ -14,7 +14,8 @@ The quadrant model's probabilities ``p(q)`` and the two axis probabilities are c
 independent experts, ``p*(q) ∝ p(q) · P_arousal(side of q) · P_valence(side of q)``; the final
 arousal is high when ``p*(Q1) + p*(Q2) >= 0.5``, the final valence positive when
 ``p*(Q1) + p*(Q4) >= 0.5``, and the final quadrant is the one on those two sides, so the quadrant
-always agrees with the axes. ``"quadrant"`` (the quadrant model alone, axes from its sums) and
+always agrees with the axes. ``"quadrant"`` (the quadrant model's argmax, axes from its sums: the
+two can disagree), ``"sides"`` (the quadrant on the sides of the quadrant model's own sums) and
 ``"axes"`` (the axis models alone) are the alternatives measured beside it.
 
 Familiarity
@@ -48,8 +49,8 @@ AXIS_SIDES: dict[str, tuple[str, str]] = {
 }
 """Each axis's (positive side, negative side) names."""
 
-Rule = Literal["joint", "quadrant", "axes"]
-RULES: tuple[str, ...] = ("joint", "quadrant", "axes")
+Rule = Literal["joint", "quadrant", "axes", "sides"]
+RULES: tuple[str, ...] = ("joint", "quadrant", "axes", "sides")
 
 
 def side_masks(labels: Sequence[str] = QUADRANTS) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +91,7 @@ def combine(
         The quadrant model's probabilities, columns in ``labels`` order.
     p_axes : (n, 2) array
         ``P(high arousal)``, ``P(positive valence)`` from the axis models.
-    rule : {"joint", "quadrant", "axes"}
+    rule : {"joint", "quadrant", "axes", "sides"}
         See the module docstring.
 
     Returns
@@ -109,7 +110,9 @@ def combine(
     if rule == "quadrant":
         final = np.stack([proba[:, high].sum(1), proba[:, positive].sum(1)], axis=1)
         return proba.argmax(axis=1), final
-    if rule == "axes":
+    if rule == "sides":
+        final = np.stack([proba[:, high].sum(1), proba[:, positive].sum(1)], axis=1)
+    elif rule == "axes":
         final = p_axes
     elif rule == "joint":
         eps = 1e-9

@@ -102,9 +102,11 @@ def add_companions(
     cv: dict[str, Any] | None = None,
     cache: Any = None,
     progress: bool = True,
+    subset: bool = False,
 ) -> Any:
     """Fit axis models and familiarity on ``dataset`` (the model's training songs: checked by
-    fingerprint) and add them to ``model_dir``; the quadrant estimator's file stays as it is.
+    fingerprint, unless ``subset`` says it is a part of them, whose size the manifest and card
+    record) and add them to ``model_dir``; the quadrant estimator's file stays as it is.
 
     Returns the new :class:`merkit.model_dir.ModelManifest`.
 
@@ -113,13 +115,14 @@ def add_companions(
     ModelError
         ``dataset`` is not the songs the model was trained on.
     """
+    from merkit.companion_files import save_companions
     from merkit.model_card import model_card
-    from merkit.model_dir import AxisScores, open_model_dir, save_companions
+    from merkit.model_dir import open_model_dir
     from merkit.protocol.runner import resolve_inputs
 
     model_dir = Path(model_dir)
     manifest, estimator = open_model_dir(model_dir)
-    if dataset.fingerprint() != manifest.training.fingerprint:
+    if not subset and dataset.fingerprint() != manifest.training.fingerprint:
         raise ModelError(
             f"{dataset.name!r} is not the song list {model_dir} was trained on (fingerprint "
             f"{dataset.fingerprint()} != {manifest.training.fingerprint})"
@@ -135,7 +138,7 @@ def add_companions(
     axes, known = fit_companions(estimator, template, X, y, rule=rule, seed=manifest.seed)
     f = {**FAMILIARITY}
     familiarity_recipe = (
-        f"mean Euclidean distance to the {f['k']} nearest of the {len(y)} training songs in the "
+        f"mean Euclidean distance to the {f['k']} nearest of {len(y)} training songs in the "
         "quadrant estimator's input space (after its imputers and scalers), over a threshold: "
         f"the {100 * f['quantile']:g}th percentile of that distance for training songs held out "
         f"by {f['n_splits']}-fold cross-validation (threshold {known.threshold_:.3f})"
@@ -144,7 +147,8 @@ def add_companions(
         "rule": rule,
         "recipe": recipe,
         "familiarity_recipe": familiarity_recipe,
-        "cv": AxisScores(**cv) if cv else None,
+        "cv": cv,
+        "n_songs": len(y),
     }
     new = manifest.model_copy(
         update={"companions": _preview(manifest, update)}

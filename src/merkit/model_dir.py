@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from merkit import atomic_dir
 from merkit.errors import ConfigError, MerkitError, ModelError
 from merkit.labels import QUADRANT_MEANINGS, QUADRANTS
+from merkit.model_files import Companions, EstimatorFile
 from merkit.versions import (
     LIBRARIES,
     RESULT_LIBRARIES,
@@ -91,17 +92,6 @@ class InputSpec(BaseModel):
     version: str | None = None
     dtype: str | None = None
     fn: str | None = None
-
-
-class EstimatorFile(BaseModel):
-    """Where the fitted estimator is stored and how to read it back."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    format: Literal["joblib", "torch"]
-    file: str
-    class_path: str = Field(description="'module:QualName' of the estimator class")
-    sha256: str
 
 
 class TrainingData(BaseModel):
@@ -153,33 +143,6 @@ class CvScores(BaseModel):
     comparisons: list[CvComparison] = Field(default_factory=list)
 
 
-class AxisScores(BaseModel):
-    """Cross-validated accuracy of the axis models and of the combined answer (fractions)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    protocol: str
-    arousal_accuracy: float
-    valence_accuracy: float
-    quadrant_f1: float | None = Field(None, description="Macro F1 of the rule's quadrant")
-    source: str = ""
-
-
-class Companions(BaseModel):
-    """Estimators beside the quadrant estimator (``merkit.axes``): the arousal and valence
-    models and the familiarity measure, each in its own checksummed file. The quadrant
-    estimator's file is untouched by adding them."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    axes: EstimatorFile
-    familiarity: EstimatorFile | None = None
-    rule: Literal["joint", "quadrant", "axes"] = "joint"
-    recipe: str = Field("", description="How the axis models were built and calibrated")
-    familiarity_recipe: str = ""
-    cv: AxisScores | None = None
-
-
 class ModelManifest(BaseModel):
     """Everything ``manifest.json`` records about a model (see the module docstring)."""
 
@@ -203,7 +166,7 @@ class ModelManifest(BaseModel):
     training: TrainingData
     cv: CvScores | None = None
     estimator: EstimatorFile | None = None
-    companions: Companions | None = None
+    companions: Companions | None = None  # merkit.companion_files
     libraries: dict[str, str | None] = Field(default_factory=dict)
 
     @property
@@ -291,79 +254,6 @@ def save_model_dir(
         if staging is not None and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return manifest
-
-
-def save_companions(
-    model_dir: Path | str,
-    objects: dict[str, Any],
-    update: dict[str, Any],
-    card: str | None = None,
-) -> ModelManifest:
-    """Add (or replace) companion estimators of an existing model directory.
-
-    ``objects`` maps ``"axes"`` (and optionally ``"familiarity"``) to fitted objects, written as
-    ``<name>.joblib``; ``update`` holds the other :class:`Companions` fields. Every other file is
-    copied byte for byte (the quadrant estimator's answers do not move), and the new directory
-    replaces the old one atomically. ``card`` replaces the model card when given.
-
-    Raises
-    ------
-    ModelError
-        ``model_dir`` is not a model directory, or writing fails.
-    """
-    import joblib
-
-    model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir)
-    staging: Path | None = None
-    try:
-        staging = atomic_dir.staging_dir(model_dir)
-        for item in model_dir.iterdir():
-            if item.is_file():
-                shutil.copy2(item, staging / item.name)
-        files: dict[str, EstimatorFile] = {}
-        for name, obj in objects.items():
-            path = staging / f"{name}.joblib"
-            joblib.dump(obj, path, compress=3)
-            files[name] = EstimatorFile(
-                format="joblib", file=path.name, class_path=_class_path(obj), sha256=_sha256(path)
-            )
-        companions = Companions(**files, **update)
-        manifest = manifest.model_copy(update={"companions": companions})
-        (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
-        if card is not None:
-            (staging / MODEL_CARD).write_text(card)
-        atomic_dir.fsync_tree(staging)
-        atomic_dir.replace_dir(staging, model_dir)
-    except OSError as exc:
-        raise ModelError(f"cannot write the model directory {model_dir}: {exc}") from None
-    finally:
-        if staging is not None and staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return manifest
-
-
-def load_companions(manifest: ModelManifest, path: Path | str) -> dict[str, Any]:
-    """The companion estimators of a model directory (``{}`` when it has none), checksummed.
-
-    Raises
-    ------
-    ModelError
-        A companion file is missing or damaged.
-    """
-    path = Path(path)
-    companions = manifest.companions
-    if companions is None:
-        return {}
-    loaded = {}
-    for name in ("axes", "familiarity"):
-        info = getattr(companions, name)
-        if info is None:
-            continue
-        if not (path / info.file).is_file():
-            raise ModelError(f"model {path} is incomplete: {info.file} is missing")
-        loaded[name] = load_estimator(info, path)
-    return loaded
 
 
 def _class_path(obj: Any) -> str:
@@ -569,7 +459,6 @@ __all__ = [
     "MODEL_FORMAT",
     "RESULT_LIBRARIES",
     "TORCH_FILE",
-    "AxisScores",
     "Companions",
     "CvComparison",
     "CvScores",
@@ -583,12 +472,10 @@ __all__ = [
     "is_model_dir",
     "jsonable",
     "library_versions",
-    "load_companions",
     "load_estimator",
     "merkit_version",
     "open_model_dir",
     "read_manifest",
-    "save_companions",
     "save_model_dir",
     "version_mismatches",
 ]

@@ -84,10 +84,8 @@ class Predictor:
         Where the model was loaded from (lets :meth:`predict_many` use worker processes).
     batch_size : int
         Windows per estimator call.
-    axes : merkit.axes.AxisModels, optional
-        The arousal and valence models (a model directory's companions).
-    familiarity : merkit.axes.Familiarity, optional
-        How far a song lies from the training songs in the estimator's input space.
+    axes, familiarity : merkit.axes.AxisModels, merkit.axes.Familiarity, optional
+        A model directory's companions: arousal/valence models, distance to the training songs.
     """
 
     def __init__(
@@ -174,8 +172,7 @@ class Predictor:
         return proba[:, self._columns]
 
     def predict_axes(self, inputs: Mapping[str, Any]) -> np.ndarray | None:
-        """``(n, 2)`` ``P(high arousal)``, ``P(positive valence)`` of the axis models for
-        precomputed inputs, or None for a model without them."""
+        """``(n, 2)`` P(high arousal), P(positive valence) for precomputed inputs (or None)."""
         if self.axes is None:
             return None
         return self.axes.predict_proba(self.estimator_input(inputs))
@@ -459,7 +456,7 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
         The directory, its manifest or one of its files is missing, damaged, or from an
         incompatible merkit version; the message says which.
     """
-    from merkit.model_dir import load_companions
+    from merkit.companion_files import load_companions
 
     path = resolve_model_dir(path)
     manifest, estimator = _open_model_dir(path, inputs=check_inputs)
