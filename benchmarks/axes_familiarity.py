@@ -3,12 +3,13 @@
 Parts (``--parts``, each stored in ``<out>.json`` as it finishes, so parts run separately):
 
 - ``kfold``: merkit's persisted 10x10 stratified folds (``ProtocolConfig()``, random_state 1).
-  On every fold the arousal and valence models (:func:`merkit.companions.axis_template`: the
+  On every fold the arousal and valence models (:func:`merkit.product.companions.axis_template`: the
   method's inputs and preprocessing into a logistic regression) are fitted on the training songs
   and scored on the test songs: accuracy, log loss, Brier score, and the calibration error (ECE,
   10 equal-width bins) of the pooled out-of-fold probabilities. On the folds of the first
   ``--quadrant-repeats`` repeats the quadrant model is fitted too (the method as ``merkit train``
-  ships it: calibrated, seed 0), which scores the answer rules of :func:`merkit.axes.combine`
+  ships it: calibrated, seed 0), which scores the answer rules of
+:func:`merkit.estimators.axes.combine`
   (macro F1 of the final quadrant; corrected resampled t-test against the quadrant model alone)
   and the in-distribution rate of the familiarity flag.
 - ``logo``: leave-one-genre-out (merkit's persisted genre folds): the same per held-out genre,
@@ -54,11 +55,11 @@ from sklearn.base import clone
 from sklearn.metrics import f1_score
 
 from _common import command_line, footer, machine, timestamp, versions
-from merkit.axes import RULES, AxisModels, Familiarity, axis_target, combine, model_space
-from merkit.companions import FAMILIARITY, axis_template
 from merkit.datasets import load_dataset
-from merkit.export import _calibrated
+from merkit.estimators.axes import RULES, AxisModels, Familiarity, axis_target, combine, model_space
 from merkit.methods import read_settings, resolve_method
+from merkit.product.companions import FAMILIARITY, axis_template
+from merkit.product.export import _calibrated
 from merkit.protocol.folds import Fold, ProtocolConfig, load_or_create_folds
 from merkit.protocol.genre import (
     dataset_genre_groups,
@@ -68,7 +69,7 @@ from merkit.protocol.genre import (
     load_or_create_genre_folds,
 )
 from merkit.protocol.runner import resolve_inputs
-from merkit.stats import corrected_resampled_ttest
+from merkit.report.stats import corrected_resampled_ttest
 
 SR = 16000
 
@@ -122,6 +123,8 @@ class Setup:
         self.axis_template, self.recipe = axis_template(args.method, settings)
         if args.available_only:
             self.dataset = cached_songs(self.dataset, self.resolved.inputs)
+        if args.songs_from:
+            self.dataset = songs_from(self.dataset, args.songs_from)
         started = time.perf_counter()
         self.inputs = resolve_inputs(self.dataset, self.resolved.inputs, progress=False)
         print(f"inputs ready in {time.perf_counter() - started:.0f} s", flush=True)
@@ -148,9 +151,9 @@ class Setup:
 def cached_songs(dataset: Any, names: tuple[str, ...]) -> Any:
     """The songs of ``dataset`` whose every input is already in merkit's cache (a stated
     subset, for when extraction of the rest has not finished)."""
-    from merkit.cache import FeatureCache
     from merkit.datasets.base import Dataset
-    from merkit.extract import _song_job
+    from merkit.representations.cache import FeatureCache
+    from merkit.representations.extract import _song_job
 
     cache = FeatureCache()
     jobs = [_song_job(name, None, cache, 0) for name in names]
@@ -160,6 +163,17 @@ def cached_songs(dataset: Any, names: tuple[str, ...]) -> Any:
         if all(job.cached(song.source, song.source.key) is not None for job in jobs)
     ]
     print(f"{len(keep)} of {len(dataset)} songs have every input cached", flush=True)
+    return Dataset(dataset.name, keep, root=dataset.root)
+
+
+def songs_from(dataset: Any, path: Path) -> Any:
+    """The songs of ``dataset`` listed in a merkit fold file's ``song_ids`` (the subset of an
+    earlier run, so later parts score the same songs)."""
+    from merkit.datasets.base import Dataset
+
+    ids = set(json.loads(Path(path).read_text())["song_ids"])
+    keep = [song for song in dataset.songs if song.song_id in ids]
+    print(f"{len(keep)} songs from {path}", flush=True)
     return Dataset(dataset.name, keep, root=dataset.root)
 
 
@@ -366,7 +380,7 @@ def _espeak(text: str, voice: str) -> np.ndarray | None:
     exe = shutil.which("espeak-ng")
     if exe is None:
         return None
-    from merkit.audio import load_audio
+    from merkit.audio.decode import load_audio
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "speech.wav"
@@ -407,7 +421,7 @@ def signals(seconds: float = 30.0, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def signals_part(model: str) -> dict[str, Any]:
-    from merkit.predict import load_model
+    from merkit.product.predict import load_model
 
     predictor = load_model(model)
     if predictor.familiarity is None:
@@ -453,10 +467,10 @@ def write_markdown(path: Path, state: dict[str, Any]) -> None:
         "",
         f"Songs: {meta.get('songs', 'all')}.",
         "",
-        "Rules (`merkit.axes.combine`): `quadrant` = the quadrant model's argmax (today's "
-        "answer; its axes, the sums of its probabilities, can disagree with it); `sides` = the "
-        "quadrant on the sides of those sums; `axes` = the quadrant on the two sides the axis "
-        "models give; `joint` = "
+        "Rules (`merkit.estimators.axes.combine`): `quadrant` = the quadrant model's argmax "
+        "(today's answer; its axes, the sums of its probabilities, can disagree with it); "
+        "`sides` = the quadrant on the sides of those sums; `axes` = the quadrant on the two "
+        "sides the axis models give; `joint` = "
         "p*(q) ∝ p(q) · P(arousal side of q) · P(valence side of q), axes from p*'s sums, the "
         "quadrant on those sides.",
         "",
@@ -601,6 +615,7 @@ def main() -> None:
         action="store_true",
         help="use only the songs whose inputs are all cached (the results say how many)",
     )
+    parser.add_argument("--songs-from", type=Path, help="a fold file whose song_ids to use")
     parser.add_argument("--run-dir", type=Path, default=Path("runs/axes"))
     parser.add_argument("--out", type=Path, required=True, help="results path without suffix")
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """Add arousal/valence models and the familiarity measure to a shipped model (issue 33).
 
-Fits :func:`merkit.companions.add_companions` on the model's training songs from merkit's
+Fits :func:`merkit.product.companions.add_companions` on the model's training songs from merkit's
 cache (``--available-only``: the songs whose inputs are all cached, recorded as a subset in the
 manifest and card) and takes the cross-validated axis accuracies from a results JSON of
 ``benchmarks/axes_familiarity.py``. The quadrant estimator's file is copied byte for byte.
@@ -24,10 +24,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 
 def main() -> None:
-    from axes_familiarity import cached_songs
-    from merkit.companions import add_companions
+    from axes_familiarity import cached_songs, songs_from
     from merkit.datasets import load_dataset
-    from merkit.model_dir import read_manifest
+    from merkit.product.companions import add_companions
+    from merkit.product.model_dir import read_manifest
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -36,10 +36,13 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="axes_familiarity.py results JSON")
     parser.add_argument("--rule", default="joint", choices=["joint", "quadrant", "axes", "sides"])
     parser.add_argument("--available-only", action="store_true")
+    parser.add_argument("--songs-from", type=Path, help="a fold file whose song_ids to use")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset, args.root)
     if args.available_only:
         dataset = cached_songs(dataset, tuple(s.name for s in read_manifest(args.model).inputs))
+    if args.songs_from:
+        dataset = songs_from(dataset, args.songs_from)
     cv = None
     if args.results:
         state = json.loads(args.results.read_text())
@@ -54,7 +57,12 @@ def main() -> None:
         if "rules" in k:
             cv["quadrant_f1"] = k["rules"][args.rule]["f1"]
     manifest = add_companions(
-        args.model, dataset, rule=args.rule, cv=cv, subset=args.available_only, progress=False
+        args.model,
+        dataset,
+        rule=args.rule,
+        cv=cv,
+        subset=args.available_only or bool(args.songs_from),
+        progress=False,
     )
     print(manifest.companions.model_dump_json(indent=1))
 

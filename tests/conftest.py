@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from merkit.labels import QUADRANTS
+from merkit.core.labels import QUADRANTS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FOURQAED = SHARED / "data" / "4qaed"

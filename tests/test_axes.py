@@ -13,7 +13,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from merkit.axes import (
+from merkit.core.errors import ModelError
+from merkit.core.labels import QUADRANTS
+from merkit.estimators.axes import (
     Familiarity,
     axis_target,
     combine,
@@ -21,15 +23,13 @@ from merkit.axes import (
     model_space,
     quadrant_of_sides,
 )
-from merkit.cache import NullCache
-from merkit.companions import add_companions, axis_template
-from merkit.errors import ModelError
-from merkit.export import save_model, train_final
-from merkit.labels import QUADRANTS
-from merkit.model_dir import read_manifest
-from merkit.predict import load_model
-from merkit.prediction import song_result
-from merkit.relative import with_relative
+from merkit.product.companions import add_companions, axis_template
+from merkit.product.export import save_model, train_final
+from merkit.product.model_dir import read_manifest
+from merkit.product.predict import load_model
+from merkit.product.prediction import song_result
+from merkit.product.relative import with_relative
+from merkit.representations.cache import NullCache
 from product_helpers import LOGREG, register_test_methods, synthetic_files
 
 register_test_methods()

@@ -19,10 +19,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from merkit.commands import err_console, load_for_methods, user_errors
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from merkit.prediction import PredictionFailure, PredictionResult
+    from merkit.product.prediction import PredictionFailure, PredictionResult
 
     Outcome = PredictionResult | PredictionFailure
 
@@ -97,9 +97,9 @@ def train(
     library versions and a model card (MODEL_CARD.md) quoting the method's cross-validated scores
     from --cv-results.
     """
-    from merkit.cache import FeatureCache
-    from merkit.export import save_model, train_final
     from merkit.methods import resolve_method
+    from merkit.product.export import save_model, train_final
+    from merkit.representations.cache import FeatureCache
 
     params = _method_params(config, method)
     resolved = resolve_method(method, params)  # every setting checked before any work
@@ -149,9 +149,9 @@ def find_audio(paths: Sequence[Path]) -> tuple[list[Path], list[PredictionFailur
     FIFO, device or socket, a symbolic-link loop or broken link, no permission, an unreadable
     folder) becomes a failure with its reason; nothing is opened that could block.
     """
-    from merkit.audio_files import unreadable_reason
+    from merkit.audio.files import unreadable_reason
     from merkit.datasets.base import AUDIO_EXTENSIONS
-    from merkit.prediction import PredictionFailure
+    from merkit.product.prediction import PredictionFailure
 
     files: list[Path] = []
     failures: list[PredictionFailure] = []
@@ -201,7 +201,7 @@ def _pct(value: float) -> str:
 def _print_table(outcomes: list[Outcome], segments: bool) -> None:
     from rich.table import Table
 
-    from merkit.prediction import PredictionResult
+    from merkit.product.prediction import PredictionResult
 
     results = [o for o in outcomes if isinstance(o, PredictionResult)]
     if not results:
@@ -310,7 +310,7 @@ CSV_COLUMNS = (
 
 
 def _csv_text(outcomes: list[Outcome]) -> str:
-    from merkit.prediction import PredictionFailure
+    from merkit.product.prediction import PredictionFailure
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
@@ -385,7 +385,7 @@ def _relative_columns(result: PredictionResult) -> dict[str, str]:
 
 
 def _progress(enabled: bool, total: int) -> Any:
-    from merkit.progress import progress_bar
+    from merkit.core.progress import progress_bar
 
     return progress_bar("predicting", enabled=enabled, console=err_console)
 
@@ -428,11 +428,11 @@ def predict(
     Whole tracks are cut into windows whose answers are averaged. A file that fails is reported
     with its reason and the others go on. Exit code: 0 all predicted, 1 some failed, 2 no files.
     """
-    from merkit.model_dir import ModelVersionWarning
-    from merkit.predict import load_model
-    from merkit.prediction import PredictionFailure
-    from merkit.relative import MIN_FILES, with_relative
-    from merkit.shipped import FastModelWarning
+    from merkit.product.model_dir import ModelVersionWarning
+    from merkit.product.predict import load_model
+    from merkit.product.prediction import PredictionFailure
+    from merkit.product.relative import MIN_FILES, with_relative
+    from merkit.product.shipped import FastModelWarning
 
     files, outcomes_missing = find_audio(paths)
     if not files and not outcomes_missing:
