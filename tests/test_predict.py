@@ -33,6 +33,7 @@ from product_helpers import (
     BANDS,
     LOGREG,
     TWO_RATES,
+    music,
     register_test_methods,
     synthetic_files,
     tone,
@@ -107,7 +108,7 @@ def test_two_sample_rates_predict_like_training(tmp_path: Path) -> None:
 
 
 def test_result_fields_are_consistent(predictor: Predictor, tmp_path: Path) -> None:
-    path = write_wav(tmp_path / "tone.wav", tone(5.0, freq=330.0), 16_000)
+    path = write_wav(tmp_path / "song.wav", music(5.0), 16_000)  # a steady tone is unreliable
     r = predictor.predict(path)
     p = r.probabilities
     assert list(p) == list(QUADRANTS)
@@ -168,12 +169,12 @@ def test_silence_is_flagged_unreliable(predictor: Predictor, tmp_path: Path) -> 
     assert not quiet.reliable
     assert "RMS -70.0 dBFS" in quiet.warnings[0]
 
-    loud = predictor.predict(tone(3.0), sr=16_000)
+    loud = predictor.predict(music(3.0), sr=16_000)
     assert loud.reliable and loud.warnings == []
 
 
 def test_silent_windows_are_left_out_of_the_average(predictor: Predictor) -> None:
-    y = np.concatenate([tone(3.0), np.zeros(48_000, np.float32)])  # 3 s tone, 3 s silence
+    y = np.concatenate([music(3.0), np.zeros(48_000, np.float32)])  # 3 s music, 3 s silence
     r = predictor.predict(y, sr=16_000, segments=True)
     assert [s.silent for s in r.segments] == [False, False, True]  # 0-3, 1.5-4.5, 3-6
     kept = np.mean([[s.probabilities[q] for q in QUADRANTS] for s in r.segments[:2]], axis=0)

@@ -99,10 +99,12 @@ def train(
     """
     from merkit.methods import resolve_method
     from merkit.product.export import save_model, train_final
+    from merkit.product.shipped import require_input_weights
     from merkit.representations.cache import FeatureCache
 
     params = _method_params(config, method)
     resolved = resolve_method(method, params)  # every setting checked before any work
+    require_input_weights(resolved.inputs, needed_by=f"method {method!r}")
     loaded = load_for_methods(dataset, root, [resolved], subset=subset, quiet=quiet)
     err_console.print(
         f"training [bold]{escape(method)}[/] on {escape(loaded.name)}: {len(loaded)} songs "
@@ -399,9 +401,18 @@ def predict(
         Path | None,
         typer.Option(
             "--model",
-            help="Model directory, or a shipped model: default (most accurate) or fast",
+            help="Model directory, or a shipped model: default (most accurate) or fast. A model "
+            "directory is code (pickled Python): load only folders you made or trust",
         ),
     ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="Load a model folder merkit did not write on this machine (downloaded, shared "
+            "or changed since): only one from a source you trust; it is remembered",
+        ),
+    ] = False,
     output: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="table | json | csv")
     ] = OutputFormat.table,
@@ -432,7 +443,8 @@ def predict(
     from merkit.product.predict import load_model
     from merkit.product.prediction import PredictionFailure
     from merkit.product.relative import MIN_FILES, with_relative
-    from merkit.product.shipped import FastModelWarning
+    from merkit.product.shipped import FastModelWarning, resolve_model_dir
+    from merkit.trust import check_model_folder
 
     files, outcomes_missing = find_audio(paths)
     if not files and not outcomes_missing:
@@ -450,7 +462,11 @@ def predict(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelVersionWarning)
         warnings.simplefilter("always", FastModelWarning)
-        predictor = load_model(model)
+        where = resolve_model_dir(model)
+        note = check_model_folder(where, trust=trust)  # before anything in it is loaded
+        if note is not None:
+            err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+        predictor = load_model(where)
     for warning in caught:  # one plain line each, not Python's two-line warning format
         if issubclass(warning.category, ModelVersionWarning | FastModelWarning):
             line = f"[yellow]warning:[/] {escape(str(warning.message))}"

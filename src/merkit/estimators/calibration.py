@@ -115,4 +115,56 @@ class CrossValCalibratedClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
-__all__ = ["CrossValCalibratedClassifier", "decision_scores", "n_rows", "take_rows"]
+def in_fold_probabilities(
+    model: Any, X_train: Any, y_train: Any, X_test: Any, *, n_splits: int = 5, seed: int = 0
+) -> np.ndarray | None:
+    """Calibrated probabilities for a fitted ``model`` that has only a decision function.
+
+    What a benchmark records for a method whose shipped form is calibrated (an RBF SVM): the
+    fitted pipeline's steps before the classifier (scaling, in-fold ReliefF) transform the
+    training fold once; the classifier alone is refitted on ``n_splits`` stratified parts of it
+    for out-of-fold decision values, which fit a multinomial logistic regression. Only training
+    songs are used, and the model's own predictions are left as they are (the probabilities
+    are reported beside them, e.g. for the report's arousal/valence plot); the cost is
+    ``n_splits`` extra fits of the final classifier on already-transformed features.
+
+    Returns
+    -------
+    ndarray of shape (n_test, n_classes), or None
+        None when ``model`` has no ``decision_function`` or the inputs are not one array (a
+        dict of inputs), or a quadrant has fewer than ``n_splits`` training songs.
+    """
+    from sklearn.pipeline import Pipeline
+
+    if not hasattr(model, "decision_function") or isinstance(X_train, Mapping):
+        return None
+    y_train = np.asarray(y_train)
+    if np.bincount(y_train).min(initial=n_splits) < n_splits:
+        return None
+    if isinstance(model, Pipeline):
+        head, final = model[:-1], model[-1]
+        Z_train, Z_test = head.transform(X_train), head.transform(X_test)
+    else:
+        final, Z_train, Z_test = model, X_train, X_test
+    folds = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
+    oof: np.ndarray | None = None
+    for train, test in folds.split(np.zeros(len(y_train)), y_train):
+        fitted = clone(final).fit(take(Z_train, train), y_train[train])
+        scores = decision_scores(fitted, take(Z_train, test))
+        oof = np.zeros((len(y_train), scores.shape[1])) if oof is None else oof
+        oof[test] = scores
+    calibrator = LogisticRegression(max_iter=2000, random_state=seed).fit(oof, y_train)
+    proba = calibrator.predict_proba(decision_scores(final, Z_test))
+    # Columns in label order 0..k-1 even if a class were missing from the calibrator.
+    full = np.zeros((proba.shape[0], int(y_train.max()) + 1))
+    full[:, calibrator.classes_] = proba
+    return full
+
+
+__all__ = [
+    "CrossValCalibratedClassifier",
+    "decision_scores",
+    "in_fold_probabilities",
+    "n_rows",
+    "take_rows",
+]

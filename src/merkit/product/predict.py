@@ -17,7 +17,9 @@ training
    cache dtype), the estimator runs on small batches of windows, and the track's probabilities are
    the mean over windows. Windows whose raw level is below −60 dBFS RMS are left out of the mean
    unless every window is that quiet; a track that quiet throughout still gets an answer, flagged
-   ``reliable=False`` with a warning.
+   ``reliable=False`` with a warning, as does a constant level (a DC offset) or a steady test
+   tone (:mod:`merkit.signal_checks`) and an answer whose quadrant disagrees with its own
+   arousal or valence side.
 
 Only the audio of the windows still to come and one batch of window features are held at a time,
 so memory does not grow with the track's length.
@@ -46,6 +48,7 @@ from merkit.audio.windows import (
 )
 from merkit.core.errors import ConfigError, MerkitError, ModelError
 from merkit.core.inputs import parse_input
+from merkit.core.moved import current_path
 from merkit.product.model_dir import MODEL_CARD, InputSpec, ModelManifest
 from merkit.product.model_dir import open_model_dir as _open_model_dir
 from merkit.product.prediction import (
@@ -55,7 +58,8 @@ from merkit.product.prediction import (
     SegmentPrediction,
     song_result,
 )
-from merkit.product.shipped import resolve_model_dir
+from merkit.product.shipped import checkpoints_of, require_checkpoints, resolve_model_dir
+from merkit.signal_checks import SignalCheck
 
 BATCH_WINDOWS = 4
 """Windows whose features are computed before the estimator runs once on them."""
@@ -226,15 +230,15 @@ class Predictor:
             yield self._window_features(window), span
 
     def _representation(self, spec: InputSpec) -> Any:
-        """The function the manifest names (the registry is checked once, when loading)."""
+        """The registered function of an input (checked against the manifest when loading)."""
         if spec.name not in self._functions:
-            from merkit.representations.registry import Representation, get_representation
+            from merkit.representations.registry import REPRESENTATIONS, Representation
 
-            rep = (
-                Representation(name=spec.name, fn=spec.fn)
-                if spec.fn
-                else get_representation(spec.name)
-            )
+            rep = REPRESENTATIONS.get(spec.name)
+            if rep is None:  # a worker lacks what its parent registered at run time (and checked)
+                rep = Representation(name=spec.name, fn=spec.fn or "")
+            elif spec.fn is not None and current_path(spec.fn) != current_path(rep.fn):
+                raise ModelError(f"model input {spec.name!r} names {spec.fn!r}, not {rep.fn!r}")
             try:
                 self._functions[spec.name] = rep.load_fn()
             except ConfigError as exc:
@@ -330,6 +334,8 @@ class Predictor:
         self._require_audio_model()
         stats = TrackStats()
         windows, path = self._window_stream(audio, sr, stats)
+        check = SignalCheck()  # a constant level or a steady tone is not music: said, not hidden
+        windows = check.watch(windows, min(spec.sr or 0 for spec in self.manifest.inputs))
         spans: list[tuple[float, float, bool]] = []
         chunks: list[np.ndarray] = []
         axes: list[np.ndarray] = []
@@ -361,6 +367,7 @@ class Predictor:
             self.labels,
             self.manifest.label_meanings,
             segments=segments,
+            unreliable=check.reasons(),
             window_axes=np.concatenate(axes) if axes else None,
             rule=self.axes.rule if self.axes is not None else "joint",
             window_familiarity=np.concatenate(familiar) if familiar else None,
@@ -457,12 +464,19 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
     ------
     ModelError
         The directory, its manifest or one of its files is missing, damaged, or from an
-        incompatible merkit version; the message says which.
+        incompatible merkit version, or a pre-trained checkpoint its inputs read is not installed
+        (the message names ``merkit models download``); the message says which.
     """
-    from merkit.product.companion_files import load_companions
-
+    asked = path
     path = resolve_model_dir(path)
     manifest, estimator = _open_model_dir(path, inputs=check_inputs)
+    # missing or wrong checkpoints: one error now, not one per song later
+    needed = checkpoints_of([spec.params for spec in manifest.inputs])
+    if needed:
+        name = str(asked) if asked is not None else path.name
+        require_checkpoints(needed, needed_by=f"the model {name!r}")
+    from merkit.product.companion_files import load_companions
+
     companions = load_companions(manifest, path)
     if needs_numba(manifest):
         from merkit.core.numba_cache import ensure_numba_cache

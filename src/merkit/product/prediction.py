@@ -91,8 +91,9 @@ class PredictionResult(BaseModel):
     duration_s: float = Field(description="Length of the audio in seconds")
     n_windows: int = Field(description="Windows the track was cut into")
     reliable: bool = Field(
-        description="False when the answer should not be trusted (silence, or music unlike "
-        "the training songs)"
+        description="False when the answer should not be trusted (silence, a constant level, a "
+        "steady tone, a quadrant its own arousal/valence answer contradicts, music unlike the "
+        "training songs)"
     )
     quadrant_model: str | None = Field(
         None,
@@ -137,6 +138,16 @@ def _summary(probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, Any]
     return {"quadrant": best, "probabilities": probs}
 
 
+def _contradiction(quadrant: str, p_high: float, p_pos: float) -> str:
+    """Which side answers (``"arousal"``, ``"valence"``) the quadrant contradicts, joined."""
+    sides = []
+    if quadrant in QUADRANT_MEANINGS and (quadrant in HIGH_AROUSAL) != (p_high >= 0.5):
+        sides.append(f"arousal ({'high' if p_high >= 0.5 else 'low'})")
+    if quadrant in QUADRANT_MEANINGS and (quadrant in POSITIVE_VALENCE) != (p_pos >= 0.5):
+        sides.append(f"valence ({'positive' if p_pos >= 0.5 else 'negative'})")
+    return " and ".join(sides)
+
+
 def song_result(
     path: str | None,
     window_proba: np.ndarray,
@@ -150,20 +161,26 @@ def song_result(
     window_axes: np.ndarray | None = None,
     rule: str = "joint",
     window_familiarity: np.ndarray | None = None,
+    unreliable: Sequence[str] = (),
 ) -> PredictionResult:
     """A track's :class:`PredictionResult` from its windows' probabilities.
 
     ``spans`` holds each window's (start s, end s, silent); silent windows are left out of the
     average unless every window is silent, and a track whose RMS level ``level_dbfs`` is below
-    :data:`SILENCE_DBFS` is flagged unreliable. ``window_axes`` (per window ``P(high arousal)``,
-    ``P(positive valence)`` of the axis models) are averaged like the probabilities and combined
-    with them by ``rule`` (:func:`merkit.estimators.axes.combine`); ``window_familiarity``
-    (per window distance over threshold, :class:`merkit.estimators.axes.Familiarity`) gives the
-    track's median, and a track above 1 is flagged unreliable.
+    :data:`SILENCE_DBFS` is flagged unreliable, as is one with ``unreliable`` reasons (e.g. from
+    :class:`merkit.signal_checks.SignalCheck`) and an answer whose quadrant lies on the other
+    side of its own arousal or valence answer (probabilities spread over opposite quadrants).
+    ``window_axes`` (per window ``P(high arousal)``, ``P(positive valence)`` of the axis models)
+    are averaged like the probabilities and combined with them by ``rule``
+    (:func:`merkit.estimators.axes.combine`), whose quadrant lies on its axes by construction (the
+    contradiction check is then not needed);
+    ``window_familiarity`` (per window distance over threshold,
+    :class:`merkit.estimators.axes.Familiarity`) gives the track's median, and a track above 1 is
+    flagged unreliable.
     """
     meanings = {**QUADRANT_MEANINGS, **label_meanings}
-    warnings: list[str] = []
-    reliable = True
+    warnings: list[str] = list(unreliable)
+    reliable = not warnings
     level = level_dbfs
     if level < SILENCE_DBFS:
         reliable = False
@@ -185,6 +202,15 @@ def song_result(
     p = summary["probabilities"]
     p_high = sum(p[q] for q in HIGH_AROUSAL if q in p)
     p_pos = sum(p[q] for q in POSITIVE_VALENCE if q in p)
+    sides = None if window_axes is not None else _contradiction(summary["quadrant"], p_high, p_pos)
+    if sides:
+        reliable = False
+        spread = ", ".join(f"{q} {100 * v:.0f} %" for q, v in p.items())
+        warnings.append(
+            f"the model is unsure: its most probable quadrant {summary['quadrant']} "
+            f"({meanings.get(summary['quadrant'], '')}) disagrees with its {sides} answer "
+            f"({spread}): the answer is not reliable"
+        )
     extra: dict[str, Any] = {}
     quadrant, confidence = summary["quadrant"], float(proba.max())
     if window_axes is not None:

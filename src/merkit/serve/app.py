@@ -51,6 +51,7 @@ from merkit.serve.upload import (
     check_duration,
     check_part_type,
     client_name,
+    multipart_reason,
     rename,
     saved_upload,
     too_long,
@@ -255,7 +256,7 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        return _error(exc.status_code, multipart_reason(exc) or str(exc.detail))
 
     @app.exception_handler(Exception)
     async def fault(request: Request, exc: Exception) -> JSONResponse:
