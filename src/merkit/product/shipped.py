@@ -21,8 +21,10 @@ SHIPPED_MODELS: dict[str, str] = {
 
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
-        "manifest.json": "78d1c70d3f59b52d687e67cc999d7fcca81d08d721df11bcad8254d72e1eb0f9",
+        "manifest.json": "390a81db2e407ef1546379e7cffea266b8e7bb5ea7fb5318017b27ec9eb4bb9e",
         "estimator.joblib": "eceacb244215c179d5ccecd77c77f3ace3e281631866af3e6deba4c941cfa0bc",
+        "axes.joblib": "718360d524d54d8c6b25c38d758a29f578c7201bd274543ef9a6bac614206896",
+        "familiarity.joblib": "d88400019a8922892dd67b748c1fca538e99fc3de6018c759408deec1d0918fc",
     },
     "fast": {
         "manifest.json": "b52bc663672efd454e94063e82703fb324de1fab6a196c81f2c78c44d4fc4857",
