@@ -200,8 +200,8 @@ def test_bad_audio_raises_one_clear_error(predictor: Predictor, tmp_path: Path) 
         predictor.predict(tmp_path / "fake.ogg")
     with pytest.raises(ConfigError, match="sr="):
         predictor.predict(tone(2.0))
-    with pytest.raises(ConfigError, match="mono 1-D"):
-        predictor.predict(np.zeros((2, 32_000), np.float32), sr=16_000)
+    with pytest.raises(ConfigError, match=r"at most 8 channels, got shape \(2, 16, 32000\)"):
+        predictor.predict(np.zeros((2, 16, 32_000), np.float32), sr=16_000)
     with pytest.raises(ConfigError, match="float samples"):
         predictor.predict(np.ones(32_000, np.int16), sr=16_000)
     with pytest.raises(ConfigError, match="not list"):
@@ -382,9 +382,9 @@ def test_schema_documents_every_field() -> None:
     schema = PredictionResult.model_json_schema()
     fields = {"path", "quadrant", "meaning", "probabilities", "arousal", "valence",
               "p_high_arousal", "p_positive_valence", "confidence", "duration_s", "n_windows",
-              "reliable", "warnings", "segments", "relative", "quadrant_model",
-              "p_high_arousal_axis", "p_positive_valence_axis", "familiarity",
-              "familiar"}  # fmt: skip
+              "reliable", "warnings", "segments", "relative", "mixed", "runner_up",
+              "summary", "quadrant_model", "p_high_arousal_axis", "p_positive_valence_axis",
+              "familiarity", "familiar"}  # fmt: skip
     assert set(schema["properties"]) == fields
     assert all(schema["properties"][f].get("description") for f in fields)
     assert schema["properties"]["arousal"]["enum"] == ["high", "low"]

@@ -13,7 +13,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from merkit.commands import dataset_options, err_console, load_for_methods, user_errors
+from merkit.commands import (
+    TidyGroup,
+    dataset_options,
+    err_console,
+    load_for_methods,
+    user_errors,
+)
 from merkit.commands.adapt import register as register_adapt
 from merkit.commands.embed import register as register_embed
 from merkit.commands.models import register as register_models
@@ -23,6 +29,7 @@ from merkit.commands.tune import register as register_tune
 from merkit.core.errors import ConfigError
 
 app = typer.Typer(
+    cls=TidyGroup,
     add_completion=False,
     no_args_is_help=True,
     help="merkit: music emotion recognition in Russell's four arousal/valence quadrants.",

@@ -49,9 +49,11 @@ from merkit.audio.windows import (
 from merkit.core.errors import ConfigError, MerkitError, ModelError
 from merkit.core.inputs import parse_input
 from merkit.core.moved import current_path
+from merkit.estimators.calibration import ProbabilityCalibration
 from merkit.product.model_dir import MODEL_CARD, InputSpec, ModelManifest
 from merkit.product.model_dir import open_model_dir as _open_model_dir
 from merkit.product.prediction import (
+    MIXED_BELOW,
     SILENCE_DBFS,
     PredictionFailure,
     PredictionResult,
@@ -92,6 +94,9 @@ class Predictor:
         Windows per estimator call.
     axes, familiarity : AxisModels, Familiarity (merkit.estimators.axes), optional
         A model directory's companions: arousal/valence models, distance to the training songs.
+    calibration : ProbabilityCalibration, optional
+        The model directory's post-hoc layer (``calibration.json``): a temperature applied to
+        every window's probabilities and the threshold below which an answer is mixed.
     """
 
     def __init__(
@@ -103,6 +108,7 @@ class Predictor:
         batch_size: int = BATCH_WINDOWS,
         axes: Any = None,
         familiarity: Any = None,
+        calibration: ProbabilityCalibration | None = None,
     ) -> None:
         self.manifest = manifest
         self.estimator = estimator
@@ -110,6 +116,8 @@ class Predictor:
         self.axes = axes
         self.familiarity = familiarity
         self.batch_size = max(1, int(batch_size))
+        self.calibration = calibration
+        self.mixed_below = calibration.mixed_below if calibration else MIXED_BELOW
         self.labels: tuple[str, ...] = tuple(manifest.labels)
         self._columns = self._column_order()
         self._functions: dict[str, Any] = {}
@@ -165,7 +173,8 @@ class Predictor:
         Returns
         -------
         np.ndarray
-            ``(n, 4)`` float64 probabilities, columns in ``labels`` order.
+            ``(n, 4)`` float64 probabilities, columns in ``labels`` order (through the model's
+            post-hoc calibration layer, when it has one).
         """
         proba = np.asarray(
             self.estimator.predict_proba(self.estimator_input(inputs)), dtype=np.float64
@@ -175,7 +184,8 @@ class Predictor:
                 f"the estimator returned probabilities of shape {proba.shape}, "
                 f"expected (n, {len(self.labels)})"
             )
-        return proba[:, self._columns]
+        proba = proba[:, self._columns]
+        return self.calibration.apply(proba) if self.calibration else proba
 
     def predict_axes(self, inputs: Mapping[str, Any]) -> np.ndarray | None:
         """``(n, 2)`` P(high arousal), P(positive valence) for precomputed inputs (or None)."""
@@ -275,10 +285,12 @@ class Predictor:
                 raise ConfigError("pass sr= (the waveform's sample rate) with a waveform")
             if int(sr) != sr or sr <= 0:
                 raise ConfigError(f"sample rate must be a positive integer, got {sr!r}")
+            if audio.ndim == 2 and 1 <= min(audio.shape) <= 8:  # stereo: mixed down, as files
+                audio = audio.mean(axis=int(np.argmin(audio.shape)))
             if audio.ndim != 1:
                 raise ConfigError(
-                    f"expected a mono 1-D waveform, got shape {audio.shape}; mix channels down "
-                    "first (e.g. y.mean(axis=0) for librosa's (channels, samples))"
+                    f"expected a waveform of shape (samples,), (channels, samples) or (samples, "
+                    f"channels) with at most 8 channels, got shape {audio.shape}"
                 )
             if not np.issubdtype(audio.dtype, np.floating):
                 raise ConfigError(
@@ -294,25 +306,27 @@ class Predictor:
             where = f"audio file '{path}'"
         else:
             raise ConfigError(
-                f"predict() takes a file path or a numpy waveform, not {type(audio).__name__}"
+                "predict() takes a file path, a folder, a list of paths or a numpy waveform, "
+                f"not {type(audio).__name__}"
             )
         windows = iter_windows(blocks, stats, srs, self.window_s, self.hop_s, where=where)
         return windows, path
 
     def predict(
         self,
-        audio: str | os.PathLike[str] | np.ndarray,
+        audio: str | os.PathLike[str] | np.ndarray | Sequence[str | os.PathLike[str]],
         sr: int | None = None,
         *,
         segments: bool = False,
-    ) -> PredictionResult:
-        """Predict the quadrant of one song.
+    ) -> Any:
+        """Predict the quadrant of one song, or of each song of a list or folder.
 
         Parameters
         ----------
-        audio : path or np.ndarray
-            An audio file (any format merkit decodes, any length of at least 1 s) or a mono
-            float waveform.
+        audio : path, folder, list of paths or np.ndarray
+            An audio file (any format merkit decodes, any length of at least 1 s), a float
+            waveform (mono, or channels that are mixed down, as files' are), or a list of files
+            and folders (folders are searched recursively for audio files).
         sr : int, optional
             The waveform's sample rate (required with a waveform, ignored with a path).
         segments : bool
@@ -320,7 +334,10 @@ class Predictor:
 
         Returns
         -------
-        PredictionResult
+        PredictionResult, or list of PredictionResult | PredictionFailure
+            One result for one song; for a list or folder, one entry per file in order, a file
+            that cannot be predicted being a :class:`PredictionFailure` with its reason (use
+            :meth:`predict_many` to get them one at a time as they finish).
 
         Raises
         ------
@@ -331,6 +348,11 @@ class Predictor:
         ConfigError
             A waveform without ``sr`` or with more than one dimension.
         """
+        paths = isinstance(audio, list | tuple) and all(
+            isinstance(a, str | os.PathLike) for a in audio
+        )
+        if paths or (isinstance(audio, str | os.PathLike) and os.path.isdir(audio)):
+            return list(self.predict_many(audio, segments=segments))
         self._require_audio_model()
         stats = TrackStats()
         windows, path = self._window_stream(audio, sr, stats)
@@ -367,6 +389,7 @@ class Predictor:
             self.labels,
             self.manifest.label_meanings,
             segments=segments,
+            mixed_below=self.mixed_below,
             unreliable=check.reasons(),
             window_axes=np.concatenate(axes) if axes else None,
             rule=self.axes.rule if self.axes is not None else "joint",
@@ -375,17 +398,18 @@ class Predictor:
 
     def predict_many(
         self,
-        paths: Sequence[str | os.PathLike[str]],
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         *,
         segments: bool = False,
         n_jobs: int = 1,
     ) -> Iterator[PredictionResult | PredictionFailure]:
-        """Predict several files, in order; a file that fails gives a :class:`PredictionFailure`.
+        """Predict several files, in order, yielding each answer as it is ready; a file that
+        fails gives a :class:`PredictionFailure`.
 
         Parameters
         ----------
-        paths : sequence of path
-            Audio files.
+        paths : path or sequence of path
+            Audio files, or folders searched recursively for audio files.
         segments : bool
             Include per-window answers.
         n_jobs : int
@@ -393,16 +417,24 @@ class Predictor:
             otherwise files are predicted in this process.
         """
         self._require_audio_model()
-        if n_jobs == 1 or self.model_dir is None or len(paths) < 2:
-            for path in paths:
-                yield safe_predict(self, path, segments=segments)
-            return
-        from merkit.core.parallel import map_ordered  # workers die with this process
+        from merkit.product.search import Unreadable, expand_folders
 
-        tasks = [(str(self.model_dir), str(path), segments) for path in paths]
-        yield from map_ordered(
-            _predict_in_worker, tasks, n_jobs, warm_numba=needs_numba(self.manifest)
-        )
+        items = [
+            PredictionFailure(path=i.path, error=i.error) if isinstance(i, Unreadable) else i
+            for i in expand_folders([paths] if isinstance(paths, str | os.PathLike) else paths)
+        ]
+        files = [item for item in items if not isinstance(item, PredictionFailure)]
+        if n_jobs == 1 or self.model_dir is None or len(files) < 2:
+            done: Iterator[Any] = (safe_predict(self, f, segments=segments) for f in files)
+        else:
+            from merkit.core.parallel import map_ordered  # workers die with this process
+
+            tasks = [(str(self.model_dir), str(path), segments) for path in files]
+            done = map_ordered(
+                _predict_in_worker, tasks, n_jobs, warm_numba=needs_numba(self.manifest)
+            )
+        for item in items:  # in the given order, each answer as soon as it is ready
+            yield item if isinstance(item, PredictionFailure) else next(done)
 
 
 def safe_predict(
@@ -482,10 +514,12 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
         from merkit.core.numba_cache import ensure_numba_cache
 
         ensure_numba_cache()  # a corrupt librosa cache is repaired here instead of crashing later
+    calibration = ProbabilityCalibration.load(path)
     return Predictor(
         manifest,
         estimator,
         model_dir=path,
+        calibration=calibration,
         axes=companions.get("axes"),
         familiarity=companions.get("familiarity"),
     )

@@ -19,6 +19,11 @@ from merkit.estimators.aggregation import mean_proba
 SILENCE_DBFS = -60.0
 """Raw RMS level below which audio counts as silent (the answer is flagged unreliable)."""
 
+MIXED_BELOW = 0.5
+"""Top probability under which an answer is called mixed, for a model whose directory gives no
+threshold of its own (a shipped model's ``calibration.json`` holds one chosen from out-of-fold
+predictions: :mod:`merkit.estimators.calibration`)."""
+
 
 class SegmentPrediction(BaseModel):
     """The model's answer for one window of a track."""
@@ -88,6 +93,19 @@ class PredictionResult(BaseModel):
         description="P(positive valence): as p_high_arousal; else P(Q1) + P(Q4)"
     )
     confidence: float = Field(description="Probability of the predicted quadrant")
+    mixed: bool = Field(
+        False,
+        description="The song lies between two quadrants: the top probability is below the "
+        "model's threshold, or the quadrant disagrees with the arousal/valence sides",
+    )
+    runner_up: str | None = Field(
+        None, description="The second most probable quadrant, when the answer is mixed"
+    )
+    summary: str = Field(
+        "",
+        description="The answer in plain words, e.g. 'between Q1 happy/excited and Q3 "
+        "sad/melancholic' for a mixed one",
+    )
     duration_s: float = Field(description="Length of the audio in seconds")
     n_windows: int = Field(description="Windows the track was cut into")
     reliable: bool = Field(
@@ -132,6 +150,33 @@ class PredictionFailure(BaseModel):
     error: str
 
 
+def mixed_answer(
+    probabilities: Mapping[str, float],
+    arousal: str,
+    valence: str,
+    meanings: Mapping[str, str],
+    *,
+    mixed_below: float = MIXED_BELOW,
+) -> tuple[bool, str | None, str]:
+    """Whether an answer is mixed, its runner-up quadrant and the answer in plain words.
+
+    Mixed: the top probability is below ``mixed_below``, or the top quadrant's own sides (Q1 high
+    arousal and positive valence, ...) disagree with ``arousal``/``valence`` (the sides the
+    probabilities sum to, or a per-axis model's).
+    """
+    ranked = sorted(probabilities, key=lambda q: -probabilities[q])
+    top = ranked[0]
+    top_arousal = "high" if top in HIGH_AROUSAL else "low"
+    top_valence = "positive" if top in POSITIVE_VALENCE else "negative"
+    disagrees = top in QUADRANT_MEANINGS and (top_arousal, top_valence) != (arousal, valence)
+    mixed = probabilities[top] < mixed_below or disagrees
+    words = f"{top} {meanings.get(top, '')}".strip()
+    if not mixed or len(ranked) < 2:
+        return False, None, words
+    second = ranked[1]
+    return True, second, f"between {words} and {second} {meanings.get(second, '')}".strip()
+
+
 def _summary(probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     probs = {q: float(p) for q, p in zip(labels, probabilities, strict=True)}
     best = labels[int(np.argmax(probabilities))]
@@ -161,6 +206,7 @@ def song_result(
     window_axes: np.ndarray | None = None,
     rule: str = "joint",
     window_familiarity: np.ndarray | None = None,
+    mixed_below: float = MIXED_BELOW,
     unreliable: Sequence[str] = (),
 ) -> PredictionResult:
     """A track's :class:`PredictionResult` from its windows' probabilities.
@@ -177,6 +223,7 @@ def song_result(
     ``window_familiarity`` (per window distance over threshold,
     :class:`merkit.estimators.axes.Familiarity`) gives the track's median, and a track above 1 is
     flagged unreliable.
+    :func:`mixed_answer` with ``mixed_below`` says whether the answer is mixed.
     """
     meanings = {**QUADRANT_MEANINGS, **label_meanings}
     warnings: list[str] = list(unreliable)
@@ -250,16 +297,22 @@ def song_result(
                     **seg,
                 )
             )
+    arousal = "high" if p_high >= 0.5 else "low"
+    valence = "positive" if p_pos >= 0.5 else "negative"
+    mixed, runner_up, words = mixed_answer(p, arousal, valence, meanings, mixed_below=mixed_below)
     return PredictionResult(
         path=path,
         quadrant=quadrant,
         meaning=meanings.get(quadrant, ""),
         probabilities=p,
-        arousal="high" if p_high >= 0.5 else "low",
-        valence="positive" if p_pos >= 0.5 else "negative",
+        arousal=arousal,
+        valence=valence,
         p_high_arousal=p_high,
         p_positive_valence=p_pos,
         confidence=confidence,
+        mixed=mixed,
+        runner_up=runner_up,
+        summary=words,
         duration_s=round(duration_s, 3),
         n_windows=len(spans),
         reliable=reliable,
@@ -270,10 +323,12 @@ def song_result(
 
 
 __all__ = [
+    "MIXED_BELOW",
     "SILENCE_DBFS",
     "PredictionFailure",
     "PredictionResult",
     "RelativePlacement",
     "SegmentPrediction",
+    "mixed_answer",
     "song_result",
 ]

@@ -36,6 +36,16 @@ code rather than beside the files (a checksum in the same folder only catches ac
 retraining a shipped model, put the new digests here (the refusal message prints them)."""
 
 
+def model_name(model_dir: Path | None) -> str:
+    """How the CLI names a model: ``default`` or ``fast`` for a shipped one, else its folder."""
+    if model_dir is None:
+        return "a model in memory"
+    for name in SHIPPED_MODELS:
+        if Path(model_dir).resolve() == shipped_model_dir(name).resolve():
+            return name
+    return str(model_dir)
+
+
 def shipped_model_dir(name: str = "default") -> Path:
     """Where the shipped model ``name`` (a key of :data:`SHIPPED_MODELS`) lives."""
     from importlib.resources import files

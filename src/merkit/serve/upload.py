@@ -95,9 +95,16 @@ def check_part_type(content_type: str | None, name: str) -> None:
     if declared and not declared.startswith(ACCEPTED_TYPES):
         raise UploadError(
             415,
-            f"'{name}' was sent as {declared}, which is not audio; send an audio file "
-            "(audio/*, or application/octet-stream when unknown)",
+            f"'{name}' is not an audio file ({_plain_kind(declared)}); choose a song file "
+            "such as MP3, WAV, FLAC, OGG or M4A",
         )
+
+
+def _plain_kind(declared: str) -> str:
+    """A declared content type in words: "it looks like text", "it looks like an image"."""
+    kind = declared.split("/", 1)[0]
+    words = {"text": "text", "image": "an image", "application": "a document or program"}
+    return f"it looks like {words.get(kind, 'something else')}"
 
 
 def rename(message: str, path: Path, name: str) -> str:
