@@ -25,15 +25,17 @@ SHIPPED_SHA256: dict[str, dict[str, str]] = {
         "estimator.joblib": "eceacb244215c179d5ccecd77c77f3ace3e281631866af3e6deba4c941cfa0bc",
         "axes.joblib": "718360d524d54d8c6b25c38d758a29f578c7201bd274543ef9a6bac614206896",
         "familiarity.joblib": "d88400019a8922892dd67b748c1fca538e99fc3de6018c759408deec1d0918fc",
+        "calibration.json": "a34e9cd325965d9dc56bd60f79e9154505fa9e9d9d7fb09728cae2aa0ddac043",
     },
     "fast": {
         "manifest.json": "b52bc663672efd454e94063e82703fb324de1fab6a196c81f2c78c44d4fc4857",
         "estimator.joblib": "fc6e44900522c793ab994f1b9fd12ff268f3e9fe2e82e7588320b20dac3db6a8",
     },
 }
-"""SHA-256 of every file of a shipped model that is loaded as code, held here in the package's
-code rather than beside the files (a checksum in the same folder only catches accidents). After
-retraining a shipped model, put the new digests here (the refusal message prints them)."""
+"""SHA-256 of every file of a shipped model that is loaded as code (or changes its answers), held
+here in the package's code rather than beside the files (a checksum in the same folder only catches
+accidents). After retraining a shipped model, put the new digests here (the refusal message prints
+them)."""
 
 
 def model_name(model_dir: Path | None) -> str:
