@@ -48,8 +48,9 @@ def main() -> None:
         state = json.loads(args.results.read_text())
         k = state["kfold"]
         cv = {
-            "protocol": f"{k['n_folds']} folds of merkit's 10x10 stratified K-fold "
-            f"({state['meta'].get('songs', 'all songs')})",
+            "protocol": f"merkit's 10x10 stratified K-fold ({k['n_folds']} folds; "
+            f"{state['meta'].get('songs', 'all songs')}); the answer's macro F1 on the "
+            f"{k.get('n_quadrant_folds', 0)} folds of the first repeat",
             "source": args.results.name,
             "arousal_accuracy": k["arousal"]["accuracy"],
             "valence_accuracy": k["valence"]["accuracy"],
