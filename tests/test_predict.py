@@ -383,7 +383,8 @@ def test_schema_documents_every_field() -> None:
     fields = {"path", "quadrant", "meaning", "probabilities", "arousal", "valence",
               "p_high_arousal", "p_positive_valence", "confidence", "duration_s", "n_windows",
               "reliable", "warnings", "segments", "relative", "mixed", "runner_up",
-              "summary"}  # fmt: skip
+              "summary", "quadrant_model", "p_high_arousal_axis", "p_positive_valence_axis",
+              "familiarity", "familiar"}  # fmt: skip
     assert set(schema["properties"]) == fields
     assert all(schema["properties"][f].get("description") for f in fields)
     assert schema["properties"]["arousal"]["enum"] == ["high", "low"]

@@ -329,6 +329,11 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
         self.final_estimator_ = clone(self.final_estimator).fit(np.hstack(blocks), codes)
         return self
 
+    def early_inputs(self, X: Mapping[str, Any]) -> np.ndarray:
+        """Early fusion: the members' transformed inputs, concatenated (what the final estimator
+        sees; :func:`merkit.estimators.axes.model_space` measures familiarity there)."""
+        return self._early_inputs(X)
+
     def _early_inputs(self, X: Mapping[str, Any]) -> np.ndarray:
         return np.hstack(
             [

@@ -384,7 +384,12 @@ def adapt_model(
     )
     previous = predictor.manifest.calibration
     manifest = predictor.manifest.model_copy(
-        update={"calibration": f"{previous}; {note}" if previous else note, "estimator": None}
+        # companions (axis models, familiarity) are not carried over: they were not adapted
+        update={
+            "calibration": f"{previous}; {note}" if previous else note,
+            "estimator": None,
+            "companions": None,
+        }
     )
     done = Adaptation(
         out,

@@ -56,6 +56,7 @@ from merkit.core.versions import (
     merkit_version,
     version_mismatches,
 )
+from merkit.product.model_files import Companions, EstimatorFile
 from merkit.product.registered import check_registered
 
 MODEL_FORMAT = 1
@@ -104,22 +105,6 @@ class InputSpec(BaseModel):
     def _current_fn(cls, fn: str | None) -> str | None:
         # a model saved before the package move names its function by the old module path
         return None if fn is None else current_path(fn)
-
-
-class EstimatorFile(BaseModel):
-    """Where the fitted estimator is stored and how to read it back."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    format: Literal["joblib", "torch"]
-    file: str
-    class_path: str = Field(description="'module:QualName' of the estimator class")
-    sha256: str
-
-    @field_validator("class_path")
-    @classmethod
-    def _current_class_path(cls, class_path: str) -> str:
-        return current_path(class_path)  # an old module path (before the package move) too
 
 
 class TrainingData(BaseModel):
@@ -194,6 +179,7 @@ class ModelManifest(BaseModel):
     training: TrainingData
     cv: CvScores | None = None
     estimator: EstimatorFile | None = None
+    companions: Companions | None = None  # merkit.product.companion_files
     libraries: dict[str, str | None] = Field(default_factory=dict)
 
     @property
@@ -485,6 +471,7 @@ __all__ = [
     "MODEL_FORMAT",
     "RESULT_LIBRARIES",
     "TORCH_FILE",
+    "Companions",
     "CvComparison",
     "CvScores",
     "EstimatorFile",

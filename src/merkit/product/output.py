@@ -62,6 +62,10 @@ CSV_COLUMNS = (
     "relative_quadrant",
     "relative_arousal",
     "relative_valence",
+    "quadrant_model",
+    "p_high_arousal_axis",
+    "p_positive_valence_axis",
+    "familiarity",
 )
 """Columns of ``merkit predict --format csv``; ``level`` is ``track`` or, with --segments,
 ``segment`` (one row per window after its track's row)."""
@@ -147,6 +151,7 @@ def csv_rows(outcome: Outcome) -> list[dict[str, Any]]:
             "reliable": o.reliable,
             "warnings": "; ".join(o.warnings),
             **_relative_columns(o),
+            **_axis_columns(o),
         }
     ]
     for seg in o.segments or []:
@@ -164,6 +169,21 @@ def csv_rows(outcome: Outcome) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _axis_columns(result: PredictionResult) -> dict[str, str]:
+    """The axis models' and familiarity columns (empty for a model without them)."""
+    values = {
+        "quadrant_model": result.quadrant_model,
+        "p_high_arousal_axis": result.p_high_arousal_axis,
+        "p_positive_valence_axis": result.p_positive_valence_axis,
+        "familiarity": result.familiarity,
+    }
+    return {
+        key: (f"{value:.6f}" if isinstance(value, float) else str(value))
+        for key, value in values.items()
+        if value is not None
+    }
 
 
 def _relative_columns(result: PredictionResult) -> dict[str, str]:

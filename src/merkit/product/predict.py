@@ -105,6 +105,8 @@ class Predictor:
         Where the model was loaded from (lets :meth:`predict_many` use worker processes).
     batch_size : int
         Windows per estimator call.
+    axes, familiarity : AxisModels, Familiarity (merkit.estimators.axes), optional
+        A model directory's companions: arousal/valence models, distance to the training songs.
     calibration : ProbabilityCalibration, optional
         The model directory's post-hoc layer (``calibration.json``): a temperature applied to
         every window's probabilities and the threshold below which an answer is mixed.
@@ -117,11 +119,15 @@ class Predictor:
         *,
         model_dir: Path | None = None,
         batch_size: int = BATCH_WINDOWS,
+        axes: Any = None,
+        familiarity: Any = None,
         calibration: ProbabilityCalibration | None = None,
     ) -> None:
         self.manifest = manifest
         self.estimator = estimator
         self.model_dir = model_dir
+        self.axes = axes
+        self.familiarity = familiarity
         self.batch_size = max(1, int(batch_size))
         self.calibration = calibration
         self.mixed_below = calibration.mixed_below if calibration else MIXED_BELOW
@@ -193,6 +199,23 @@ class Predictor:
             )
         proba = proba[:, self._columns]
         return self.calibration.apply(proba) if self.calibration else proba
+
+    def predict_axes(self, inputs: Mapping[str, Any]) -> np.ndarray | None:
+        """``(n, 2)`` P(high arousal), P(positive valence) for precomputed inputs (or None)."""
+        if self.axes is None:
+            return None
+        return self.axes.predict_proba(self.estimator_input(inputs))
+
+    def familiarity_of(self, inputs: Mapping[str, Any]) -> np.ndarray | None:
+        """Each row's distance to the training songs over the calibrated threshold (<= 1:
+        familiar), or None for a model without a familiarity measure."""
+        if self.familiarity is None:
+            return None
+        from merkit.estimators.axes import model_space
+
+        return self.familiarity.relative_distance(
+            model_space(self.estimator, self.estimator_input(inputs))
+        )
 
     def estimator_input(self, inputs: Mapping[str, Any]) -> Any:
         """``{input name: array}`` as the estimator takes it: the one array, or keyed by role."""
@@ -354,12 +377,18 @@ class Predictor:
         windows = check.watch(windows, min(spec.sr or 0 for spec in self.manifest.inputs))
         spans: list[tuple[float, float, bool]] = []
         chunks: list[np.ndarray] = []
+        axes: list[np.ndarray] = []
+        familiar: list[np.ndarray] = []
         batch: list[dict[str, np.ndarray]] = []
 
         def flush() -> None:
             if batch:
                 stacked = {name: _stack([b[name] for b in batch]) for name in batch[0]}
                 chunks.append(self.predict_inputs(stacked))
+                if (p_axes := self.predict_axes(stacked)) is not None:
+                    axes.append(p_axes)
+                if (score := self.familiarity_of(stacked)) is not None:
+                    familiar.append(score)
                 batch.clear()
 
         for features, span in self._features(windows, stats):
@@ -379,6 +408,9 @@ class Predictor:
             segments=segments,
             mixed_below=self.mixed_below,
             unreliable=check.reasons(),
+            window_axes=np.concatenate(axes) if axes else None,
+            rule=self.axes.rule if self.axes is not None else "joint",
+            window_familiarity=np.concatenate(familiar) if familiar else None,
         )
 
     def predict_many(
@@ -492,12 +524,22 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
     if needed:
         name = str(asked) if asked is not None else path.name
         require_checkpoints(needed, needed_by=f"the model {name!r}")
+    from merkit.product.companion_files import load_companions
+
+    companions = load_companions(manifest, path)
     if needs_numba(manifest):
         from merkit.core.numba_cache import ensure_numba_cache
 
         ensure_numba_cache()  # a corrupt librosa cache is repaired here instead of crashing later
     calibration = ProbabilityCalibration.load(path)
-    return Predictor(manifest, estimator, model_dir=path, calibration=calibration)
+    return Predictor(
+        manifest,
+        estimator,
+        model_dir=path,
+        calibration=calibration,
+        axes=companions.get("axes"),
+        familiarity=companions.get("familiarity"),
+    )
 
 
 def needs_numba(manifest: ModelManifest) -> bool:

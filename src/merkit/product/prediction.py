@@ -52,8 +52,14 @@ class RelativePlacement(BaseModel):
     valence: Literal["positive", "negative"] = Field(
         description="Above or below the collection's median"
     )
-    arousal_score: float = Field(description="P(Q1) + P(Q2) - P(Q3) - P(Q4)")
-    valence_score: float = Field(description="P(Q1) + P(Q4) - P(Q2) - P(Q3)")
+    arousal_score: float = Field(
+        description="2 P(high arousal) - 1 of the arousal model, or P(Q1) + P(Q2) - P(Q3) - P(Q4) "
+        "for a model without axis models"
+    )
+    valence_score: float = Field(
+        description="2 P(positive valence) - 1 of the valence model, or "
+        "P(Q1) + P(Q4) - P(Q2) - P(Q3)"
+    )
     relative_arousal: float = Field(
         description="(arousal_score - collection median) / (1.4826 MAD of the collection)"
     )
@@ -75,12 +81,17 @@ class PredictionResult(BaseModel):
     probabilities: dict[str, float] = Field(
         description="P(Q1)..P(Q4): mean of the window probabilities (sum 1)"
     )
-    arousal: Literal["high", "low"] = Field(description="'high' when P(Q1)+P(Q2) >= 0.5")
+    arousal: Literal["high", "low"] = Field(description="'high' when p_high_arousal >= 0.5")
     valence: Literal["positive", "negative"] = Field(
-        description="'positive' when P(Q1)+P(Q4) >= 0.5"
+        description="'positive' when p_positive_valence >= 0.5"
     )
-    p_high_arousal: float = Field(description="P(Q1) + P(Q2)")
-    p_positive_valence: float = Field(description="P(Q1) + P(Q4)")
+    p_high_arousal: float = Field(
+        description="P(high arousal): with axis models, the quadrant and arousal models "
+        "combined (merkit.estimators.axes.combine); else P(Q1) + P(Q2)"
+    )
+    p_positive_valence: float = Field(
+        description="P(positive valence): as p_high_arousal; else P(Q1) + P(Q4)"
+    )
     confidence: float = Field(description="Probability of the predicted quadrant")
     mixed: bool = Field(
         False,
@@ -99,7 +110,27 @@ class PredictionResult(BaseModel):
     n_windows: int = Field(description="Windows the track was cut into")
     reliable: bool = Field(
         description="False when the answer should not be trusted (silence, a constant level, a "
-        "steady tone, a quadrant its own arousal/valence answer contradicts)"
+        "steady tone, a quadrant its own arousal/valence answer contradicts, music unlike the "
+        "training songs)"
+    )
+    quadrant_model: str | None = Field(
+        None,
+        description="The quadrant estimator's own most probable quadrant (argmax of "
+        "probabilities), for models with axis models; quadrant follows the axes",
+    )
+    p_high_arousal_axis: float | None = Field(
+        None, description="The arousal model's own P(high arousal), for models with one"
+    )
+    p_positive_valence_axis: float | None = Field(
+        None, description="The valence model's own P(positive valence), for models with one"
+    )
+    familiarity: float | None = Field(
+        None,
+        description="Distance to the training songs in the model's input space over its "
+        "calibrated threshold: <= 1 like the training music, > 1 unlike it",
+    )
+    familiar: bool | None = Field(
+        None, description="familiarity <= 1 (null for models without a familiarity measure)"
     )
     warnings: list[str] = Field(default_factory=list, description="Why, in plain words")
     segments: list[SegmentPrediction] | None = Field(
@@ -172,6 +203,9 @@ def song_result(
     label_meanings: Mapping[str, str],
     *,
     segments: bool,
+    window_axes: np.ndarray | None = None,
+    rule: str = "joint",
+    window_familiarity: np.ndarray | None = None,
     mixed_below: float = MIXED_BELOW,
     unreliable: Sequence[str] = (),
 ) -> PredictionResult:
@@ -181,7 +215,14 @@ def song_result(
     average unless every window is silent, and a track whose RMS level ``level_dbfs`` is below
     :data:`SILENCE_DBFS` is flagged unreliable, as is one with ``unreliable`` reasons (e.g. from
     :class:`merkit.audio.signal_checks.SignalCheck`) and an answer whose quadrant lies on the other
-    side of its own arousal or valence answer (probabilities spread over opposite quadrants);
+    side of its own arousal or valence answer (probabilities spread over opposite quadrants).
+    ``window_axes`` (per window ``P(high arousal)``, ``P(positive valence)`` of the axis models)
+    are averaged like the probabilities and combined with them by ``rule``
+    (:func:`merkit.estimators.axes.combine`), whose quadrant lies on its axes by construction (the
+    contradiction check is then not needed);
+    ``window_familiarity`` (per window distance over threshold,
+    :class:`merkit.estimators.axes.Familiarity`) gives the track's median, and a track above 1 is
+    flagged unreliable.
     :func:`mixed_answer` with ``mixed_below`` says whether the answer is mixed.
     """
     meanings = {**QUADRANT_MEANINGS, **label_meanings}
@@ -208,7 +249,7 @@ def song_result(
     p = summary["probabilities"]
     p_high = sum(p[q] for q in HIGH_AROUSAL if q in p)
     p_pos = sum(p[q] for q in POSITIVE_VALENCE if q in p)
-    sides = _contradiction(summary["quadrant"], p_high, p_pos)
+    sides = None if window_axes is not None else _contradiction(summary["quadrant"], p_high, p_pos)
     if sides:
         reliable = False
         spread = ", ".join(f"{q} {100 * v:.0f} %" for q, v in p.items())
@@ -217,6 +258,31 @@ def song_result(
             f"({meanings.get(summary['quadrant'], '')}) disagrees with its {sides} answer "
             f"({spread}): the answer is not reliable"
         )
+    extra: dict[str, Any] = {}
+    quadrant, confidence = summary["quadrant"], float(proba.max())
+    if window_axes is not None:
+        from merkit.estimators.axes import combine
+
+        axes = np.asarray(window_axes, dtype=np.float64)[use].mean(axis=0)
+        codes, final = combine(proba[None], axes[None], rule, labels)  # type: ignore[arg-type]
+        quadrant = labels[int(codes[0])]
+        p_high, p_pos = float(final[0, 0]), float(final[0, 1])
+        confidence = float(p[quadrant])
+        extra.update(
+            quadrant_model=summary["quadrant"],
+            p_high_arousal_axis=float(axes[0]),
+            p_positive_valence_axis=float(axes[1]),
+        )
+    if window_familiarity is not None:
+        score = float(np.median(np.asarray(window_familiarity, dtype=np.float64)[use]))
+        extra.update(familiarity=score, familiar=bool(score <= 1.0))
+        if score > 1.0:
+            reliable = False
+            warnings.append(
+                f"the song is unlike the music the model learned from (its distance to the "
+                f"training songs is {score:.1f} times what held-out training songs reach): "
+                "the answer is not reliable"
+            )
     segment_list = None
     if segments:
         segment_list = []
@@ -236,14 +302,14 @@ def song_result(
     mixed, runner_up, words = mixed_answer(p, arousal, valence, meanings, mixed_below=mixed_below)
     return PredictionResult(
         path=path,
-        quadrant=summary["quadrant"],
-        meaning=meanings.get(summary["quadrant"], ""),
+        quadrant=quadrant,
+        meaning=meanings.get(quadrant, ""),
         probabilities=p,
         arousal=arousal,
         valence=valence,
         p_high_arousal=p_high,
         p_positive_valence=p_pos,
-        confidence=float(proba.max()),
+        confidence=confidence,
         mixed=mixed,
         runner_up=runner_up,
         summary=words,
@@ -252,6 +318,7 @@ def song_result(
         reliable=reliable,
         warnings=warnings,
         segments=segment_list,
+        **extra,
     )
 
 

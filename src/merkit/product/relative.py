@@ -4,7 +4,10 @@ A model trained on 4QAED's mostly pop/rock clips can place a whole collection of
 (solo piano, game or film scores) on one side of the emotion plane, e.g. every piano piece "calm".
 Within such a collection the *differences* between songs still carry information. Relative mode:
 
-1. derives an arousal and a valence score in [-1, 1] from each song's quadrant probabilities,
+1. takes an arousal and a valence score in [-1, 1] for each song: from the model's own arousal
+   and valence models when it has them (:mod:`merkit.estimators.axes`; ``2 P(high arousal) - 1`` and
+   ``2 P(positive valence) - 1``, two separately trained answers, so the axes are not built from
+   one set of four probabilities), else from its quadrant probabilities,
    ``arousal = P(Q1) + P(Q2) - P(Q3) - P(Q4)`` and ``valence = P(Q1) + P(Q4) - P(Q2) - P(Q3)``;
 2. centres each score on the collection's median and scales it by its robust spread
    (1.4826 x median absolute deviation, a standard deviation for normal data; the standard
@@ -64,9 +67,11 @@ def quadrant_of(arousal: float, valence: float) -> str:
 
 
 def relative_placements(
-    proba: np.ndarray, *, min_files: int = MIN_FILES
+    proba: np.ndarray, *, min_files: int = MIN_FILES, axes: np.ndarray | None = None
 ) -> list[RelativePlacement]:
-    """Relative quadrant and scores of every row of ``proba`` (columns Q1..Q4).
+    """Relative quadrant and scores of every row of ``proba`` (columns Q1..Q4); with ``axes``
+    (``(n, 2)`` ``P(high arousal)``, ``P(positive valence)`` of axis models) the scores are
+    ``2 P - 1`` of those instead, each axis standardised on its own.
 
     Raises
     ------
@@ -79,7 +84,11 @@ def relative_placements(
             f"--relative needs at least {min_files} predicted songs to place them against each "
             f"other (it assumes the collection spans the emotion plane); got {len(proba)}"
         )
-    arousal, valence = av_scores(proba)
+    if axes is not None:
+        axes = np.asarray(axes, dtype=np.float64).reshape(-1, 2)
+        arousal, valence = 2 * axes[:, 0] - 1, 2 * axes[:, 1] - 1
+    else:
+        arousal, valence = av_scores(proba)
     rel_a, rel_v = robust_standardize(arousal), robust_standardize(valence)
     placements = []
     for a, v, ra, rv in zip(arousal, valence, rel_a, rel_v, strict=True):
@@ -110,7 +119,10 @@ def with_relative(
         Fewer than ``min_files`` results.
     """
     proba = np.array([[r.probabilities[q] for q in QUADRANTS] for r in results]).reshape(-1, 4)
-    placements = relative_placements(proba, min_files=min_files)
+    axes = None
+    if results and all(r.p_high_arousal_axis is not None for r in results):
+        axes = np.array([[r.p_high_arousal_axis, r.p_positive_valence_axis] for r in results])
+    placements = relative_placements(proba, min_files=min_files, axes=axes)
     return [r.model_copy(update={"relative": p}) for r, p in zip(results, placements, strict=True)]
 
 

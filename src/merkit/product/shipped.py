@@ -25,8 +25,10 @@ SHIPPED_MODELS.register(
 
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
-        "manifest.json": "78d1c70d3f59b52d687e67cc999d7fcca81d08d721df11bcad8254d72e1eb0f9",
+        "manifest.json": "4f6a25450c2907339d63200cb7e77de5967fab2d70422b52ca4af2f0be22718d",
         "estimator.joblib": "eceacb244215c179d5ccecd77c77f3ace3e281631866af3e6deba4c941cfa0bc",
+        "axes.joblib": "dd384d88088878e1ffa00c9c9cc0933d24a43634586519ecf264c5588ed7fef1",
+        "familiarity.joblib": "81af32c71ab9e1e15a108736f886a483b27d739462f452e661caa23819a78d67",
         "calibration.json": "a34e9cd325965d9dc56bd60f79e9154505fa9e9d9d7fb09728cae2aa0ddac043",
     },
     "fast": {

@@ -1,0 +1,184 @@
+"""Arousal/valence models and the familiarity measure of a trained model
+(:mod:`merkit.estimators.axes`), fitted on its training songs and added to its model directory
+beside the quadrant estimator.
+
+The axis models take the quadrant model's recipe with binary labels (:func:`axis_template`): its
+inputs, members, imputers and scalers, with the final classifier a logistic regression
+(:func:`axis_classifier`). The familiarity measure lives in the fitted quadrant estimator's own
+input space (:func:`merkit.estimators.axes.model_space`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from merkit.core.errors import ModelError
+from merkit.datasets.base import Dataset
+from merkit.estimators.axes import AxisModels, Familiarity, Rule, fit_axis_models, model_space
+
+AXIS_CS: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1)
+"""Candidate inverse L2 strengths of the axis models' logistic regression (inner log loss)."""
+
+FAMILIARITY = {"k": 5, "quantile": 0.95, "n_splits": 10}
+"""The familiarity measure's settings (:class:`merkit.estimators.axes.Familiarity`)."""
+
+
+def axis_classifier(seed: int = 0) -> Any:
+    """The axis models' final step: L2 logistic regression, C from :data:`AXIS_CS` by log loss
+    on 3 inner stratified folds (so its probabilities are fitted for calibration)."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
+    return LogisticRegressionCV(
+        Cs=list(AXIS_CS),
+        cv=StratifiedKFold(3, shuffle=True, random_state=seed),
+        scoring="neg_log_loss",
+        max_iter=5000,
+    )
+
+
+def axis_template(method: str, params: dict[str, Any], *, seed: int = 0) -> tuple[Any, str]:
+    """An unfitted binary classifier of the quadrant model's recipe whose final classifier is
+    :func:`axis_classifier`, and how it was built (for the model card).
+
+    Why linear: far from the training songs an RBF SVM's decision values all decay to its
+    intercept, so on unfamiliar music its axis scores lose their order; a linear score keeps
+    ranking songs, which ``--relative`` relies on.
+    """
+    from merkit.methods import resolve_method
+
+    estimator = _with_final(resolve_method(method, params).estimator, axis_classifier(seed))
+    cs = ", ".join(f"{c:g}" for c in AXIS_CS)
+    how = (
+        f"each the `{method}` recipe's inputs and preprocessing (imputation, standardisation, "
+        f"fitted on the training songs) into an L2 logistic regression, C in {{{cs}}} chosen by "
+        "log loss on 3 inner folds; its probabilities are the logistic regression's own"
+    )
+    return estimator, how
+
+
+def _with_final(estimator: Any, final: Any) -> Any:
+    """``estimator`` (unfitted) with its last classifier replaced by ``final``."""
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    from merkit.estimators.fusion import FusionClassifier
+
+    if isinstance(estimator, FusionClassifier) and estimator.combine == "early":
+        inner = estimator.final_estimator
+        replaced = _with_final(inner, final) if isinstance(inner, Pipeline) else final
+        return clone(estimator).set_params(final_estimator=replaced)
+    if isinstance(estimator, Pipeline):
+        name = estimator.steps[-1][0]
+        return clone(estimator).set_params(**{name: final})
+    raise ModelError(f"axis models need a pipeline or early fusion, not {type(estimator).__name__}")
+
+
+def fit_companions(
+    estimator: Any,
+    template: Any,
+    X: Any,
+    y: np.ndarray,
+    *,
+    rule: Rule = "joint",
+    familiarity: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> tuple[AxisModels, Familiarity]:
+    """Axis models (clones of ``template``) and the familiarity measure in the fitted quadrant
+    ``estimator``'s input space, both fitted on the rows ``X`` (quadrant codes ``y``)."""
+    axes = fit_axis_models(template, X, y, rule=rule)
+    settings = {**FAMILIARITY, **(familiarity or {}), "random_state": seed}
+    known = Familiarity(**settings).fit(model_space(estimator, X))
+    return axes, known
+
+
+def add_companions(
+    model_dir: Path | str,
+    dataset: Dataset,
+    *,
+    rule: Rule = "joint",
+    cv: dict[str, Any] | None = None,
+    cache: Any = None,
+    progress: bool = True,
+    subset: bool = False,
+) -> Any:
+    """Fit axis models and familiarity on ``dataset`` (the model's training songs: checked by
+    fingerprint, unless ``subset`` says it is a part of them, whose size the manifest and card
+    record) and add them to ``model_dir``; the quadrant estimator's file stays as it is.
+
+    Returns the new :class:`merkit.product.model_dir.ModelManifest`.
+
+    Raises
+    ------
+    ModelError
+        ``dataset`` is not the songs the model was trained on.
+    """
+    from merkit.product.card import model_card
+    from merkit.product.companion_files import save_companions
+    from merkit.product.model_dir import open_model_dir
+    from merkit.protocol.runner import resolve_inputs
+
+    model_dir = Path(model_dir)
+    manifest, estimator = open_model_dir(model_dir)
+    if not subset and dataset.fingerprint() != manifest.training.fingerprint:
+        raise ModelError(
+            f"{dataset.name!r} is not the song list {model_dir} was trained on (fingerprint "
+            f"{dataset.fingerprint()} != {manifest.training.fingerprint})"
+        )
+    names = [s.name for s in manifest.inputs]
+    inputs = resolve_inputs(dataset, names, cache=cache, progress=progress)
+    if len(manifest.inputs) == 1:
+        X: Any = inputs[manifest.inputs[0].name]
+    else:
+        X = {s.role or s.name: inputs[s.name] for s in manifest.inputs}
+    y = np.asarray(dataset.labels)
+    template, recipe = axis_template(manifest.method, manifest.params, seed=manifest.seed)
+    axes, known = fit_companions(estimator, template, X, y, rule=rule, seed=manifest.seed)
+    f = {**FAMILIARITY}
+    familiarity_recipe = (
+        f"mean Euclidean distance to the {f['k']} nearest of {len(y)} training songs in the "
+        "quadrant estimator's input space (after its imputers and scalers), over a threshold: "
+        f"the {100 * f['quantile']:g}th percentile of that distance for training songs held out "
+        f"by {f['n_splits']}-fold cross-validation (threshold {known.threshold_:.3f})"
+    )
+    update: dict[str, Any] = {
+        "rule": rule,
+        "recipe": recipe,
+        "familiarity_recipe": familiarity_recipe,
+        "cv": cv,
+        "n_songs": len(y),
+    }
+    new = manifest.model_copy(
+        update={"companions": _preview(manifest, update)}
+    )  # the card renders from the manifest that will be written
+    return save_companions(
+        model_dir, {"axes": axes, "familiarity": known}, update, card=model_card(new)
+    )
+
+
+def _preview(manifest: Any, update: dict[str, Any]) -> Any:
+    """The :class:`Companions` entry the saved manifest will hold (file names, placeholder
+    checksums) so the model card can be rendered before the files are written."""
+    from merkit.product.model_dir import Companions, EstimatorFile
+
+    def entry(name: str, cls: str) -> EstimatorFile:
+        return EstimatorFile(format="joblib", file=f"{name}.joblib", class_path=cls, sha256="")
+
+    return Companions(
+        axes=entry("axes", "merkit.estimators.axes:AxisModels"),
+        familiarity=entry("familiarity", "merkit.estimators.axes:Familiarity"),
+        **update,
+    )
+
+
+__all__ = [
+    "AXIS_CS",
+    "FAMILIARITY",
+    "add_companions",
+    "axis_classifier",
+    "axis_template",
+    "fit_companions",
+]
