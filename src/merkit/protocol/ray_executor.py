@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -178,13 +177,11 @@ class RayExecutor:
         return self
 
     def _init(self, ray: Any, attempts: int = 3) -> None:
-        if self.address is None:
-            # A local instance merkit starts for itself: token authentication on, said once
-            # here rather than by Ray's start-up warning on every run.
-            os.environ.setdefault("RAY_AUTH_MODE", "token")
         if self.quiet:
-            # --quiet: Ray's own notices and the workers' log lines stay off the terminal;
-            # failures still arrive as exceptions and merkit's summary.
+            # --quiet: Ray's own notices (its token-authentication warning among them) and the
+            # workers' log lines stay off the terminal; failures still arrive as exceptions and
+            # merkit's summary. (RAY_AUTH_MODE is left to the user: setting it after Ray has read
+            # its config makes the driver and a new local instance disagree.)
             logging.getLogger("ray").setLevel(logging.ERROR)
         # ray.init puts the driver's current folder on every worker's sys.path: started from
         # the folder holding merkit (already on sys.path), no code of a music or data folder runs
