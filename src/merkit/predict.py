@@ -3,18 +3,19 @@ results.
 
 How a track becomes one answer
 ------------------------------
-1. Only regular files are opened (a FIFO, device or socket is refused before it can block), and
-   a file that cannot be opened is reported with the system's reason.
+1. The file is decoded by the decoder training uses (:func:`merkit.audio.stream_frames`: one
+   path check, so a FIFO, device or socket is refused before it can block and a file that cannot
+   be opened is reported with the system's reason), in blocks.
 2. The track streams as windows (:mod:`merkit.windows`) of the model's window length (the training
-   clips' length, e.g. 30 s) every hop (e.g. 15 s), at each sample rate the model's inputs need. A
-   track shorter than one window is one window, padded the way the representation pads short
-   clips; a track shorter than one second is refused.
-3. Each window is peak-normalised *on its own* to −0.1 dBFS. Training clips were peak-normalised
-   as whole clips, and a window is the prediction-time counterpart of one clip, so a clip no
-   longer than a window gets exactly the input it would have had in training.
-4. Window representations are computed as in training (stored parameters, rounded through the
-   cache dtype), the estimator runs on small batches of windows, and the track's probabilities are
-   the mean over windows. Windows whose raw level is below −60 dBFS RMS are left out of the mean
+   clips' length, e.g. 30 s) every hop (e.g. 15 s), at the file's own rate. A track shorter than
+   one window is one window, padded the way the representation pads short clips; a track shorter
+   than one second is refused.
+3. Each window is a song to training's extraction (:class:`merkit.extract.SongJobs`, with the
+   manifest's stored parameters): resampled and peak-normalised to −0.1 dBFS *on its own*, as a
+   training clip was as a whole, its representations computed and rounded through the cache
+   dtype. A clip no longer than a window therefore gets exactly the input it had in training.
+4. The estimator runs on small batches of windows, and the track's probabilities are the mean
+   over windows. Windows whose raw level is below −60 dBFS RMS are left out of the mean
    unless every window is that quiet; a track that quiet throughout still gets an answer, flagged
    ``reliable=False`` with a warning.
 
@@ -32,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from merkit.audio import peak_normalize
 from merkit.errors import ConfigError, MerkitError, ModelError
 from merkit.inputs import parse_input
 from merkit.model_dir import MODEL_CARD, InputSpec, ModelManifest
@@ -100,7 +100,7 @@ class Predictor:
         self.batch_size = max(1, int(batch_size))
         self.labels: tuple[str, ...] = tuple(manifest.labels)
         self._columns = self._column_order()
-        self._functions: dict[str, Any] = {}
+        self._jobs: Any = None  # merkit.extract.SongJobs, built on first use
 
     def __repr__(self) -> str:
         where = f" from {self.model_dir}" if self.model_dir else ""
@@ -194,39 +194,51 @@ class Predictor:
         self, windows: Iterator[Window], stats: TrackStats
     ) -> Iterator[tuple[dict[str, np.ndarray], tuple[float, float, bool]]]:
         """Each window's inputs and its (start s, end s, silent)."""
-        first_sr = min(spec.sr or 0 for spec in self.manifest.inputs)
         for window in windows:
-            silent = rms_dbfs(window.audio[first_sr]) < SILENCE_DBFS
+            silent = rms_dbfs(window.audio) < SILENCE_DBFS
             span = (window.start_s, min(window.end_s, stats.duration_s), silent)
             yield self._window_features(window), span
 
-    def _representation(self, spec: InputSpec) -> Any:
-        """The function the manifest names (the registry is checked once, when loading)."""
-        if spec.name not in self._functions:
-            from merkit.representations import Representation, get_representation
+    def song_jobs(self) -> Any:
+        """The :class:`merkit.extract.SongJobs` that computes this model's inputs for one song
+        (a :class:`merkit.windows.Window` or any audio source), as training computed them: the
+        manifest's stored function, parameters, rate and storage dtype, no cache."""
+        if self._jobs is None:
+            from dataclasses import replace
 
-            rep = (
-                Representation(name=spec.name, fn=spec.fn)
-                if spec.fn
-                else get_representation(spec.name)
-            )
-            try:
-                self._functions[spec.name] = rep.load_fn()
-            except ConfigError as exc:
-                raise ModelError(f"model input {spec.name!r}: {exc}") from None
-        return self._functions[spec.name]
+            from merkit.cache import NullCache
+            from merkit.extract import SongJob, SongJobs
+            from merkit.representations import REPRESENTATIONS, Representation
+
+            jobs = []
+            for spec in self.manifest.inputs:
+                assert spec.sr is not None  # audio-only models: every input is a representation
+                registered = REPRESENTATIONS.get(spec.name)
+                rep = (
+                    Representation(name=spec.name, fn=spec.fn or "")
+                    if registered is None
+                    else replace(registered, fn=spec.fn or registered.fn)
+                )
+                rep = replace(
+                    rep, version=spec.version or rep.version, dtype=spec.dtype or "float32"
+                )
+                try:
+                    rep.load_fn()
+                except ConfigError as exc:
+                    raise ModelError(f"model input {spec.name!r}: {exc}") from None
+                jobs.append(
+                    SongJob(rep, int(spec.sr), dict(spec.params), NullCache(), self.manifest.seed)
+                )
+            self._jobs = SongJobs(tuple(jobs))
+        return self._jobs
 
     def _window_features(self, window: Window) -> dict[str, np.ndarray]:
-        features = {}
-        for spec in self.manifest.inputs:
-            assert spec.sr is not None
-            y = peak_normalize(window.audio[spec.sr])
-            value = np.asarray(
-                self._representation(spec)(y, spec.sr, seed=self.manifest.seed, **spec.params)
-            )
-            # round through the cache dtype exactly as training inputs were
-            features[spec.name] = value.astype(spec.dtype or "float32").astype(np.float32)
-        return features
+        values = self.song_jobs()(window)
+        # float32, as training's extraction stacks the stored (e.g. float16) values
+        return {
+            spec.name: value.astype(np.float32)
+            for spec, (value, _) in zip(self.manifest.inputs, values, strict=True)
+        }
 
     def _require_audio_model(self) -> None:
         if not self.audio_only:
@@ -240,7 +252,6 @@ class Predictor:
     def _window_stream(
         self, audio: str | os.PathLike[str] | np.ndarray, sr: int | None, stats: TrackStats
     ) -> tuple[Iterator[Window], str | None]:
-        srs = sorted({int(spec.sr) for spec in self.manifest.inputs if spec.sr is not None})
         if isinstance(audio, np.ndarray):
             if sr is None:
                 raise ConfigError("pass sr= (the waveform's sample rate) with a waveform")
@@ -261,13 +272,13 @@ class Predictor:
             where, path = "the waveform", None
         elif isinstance(audio, str | os.PathLike):
             path = str(audio)
-            blocks = file_blocks(Path(audio), srs[0], stats)
+            blocks = file_blocks(Path(audio), stats)
             where = f"audio file '{path}'"
         else:
             raise ConfigError(
                 f"predict() takes a file path or a numpy waveform, not {type(audio).__name__}"
             )
-        windows = iter_windows(blocks, stats, srs, self.window_s, self.hop_s, where=where)
+        windows = iter_windows(blocks, stats, self.window_s, self.hop_s, where=where)
         return windows, path
 
     def predict(
