@@ -84,9 +84,7 @@ def test_window_placement(seconds: float, spans: list[tuple[float, float]]) -> N
         assert window.sr == sr
         np.testing.assert_array_equal(window.audio, y[round(start * sr) : round(end * sr)])
         assert window.decode()[0] is window.audio
-        np.testing.assert_array_equal(
-            window.load(8000), load_like_training(window.audio, sr, 8000)
-        )
+        np.testing.assert_array_equal(window.load(8000), load_like_training(window.audio, sr, 8000))
 
 
 def load_like_training(y: np.ndarray, sr: int, to_sr: int) -> np.ndarray:

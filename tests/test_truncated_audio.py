@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from merkit.errors import AudioError
 from merkit.audio import decode_frames, stream_frames
+from merkit.errors import AudioError
 
 SR = 22_050
 

@@ -211,6 +211,8 @@ def stream_frames(
         fallback = _read_with_audioread(path)
         if fallback is None:
             raise AudioError(f"cannot decode audio file '{path}': {_explain(error)}") from None
+        handle = None
+    if handle is None:  # audioread decoded the whole file
         data, native_sr = fallback
         if data.shape[0] == 0:
             raise AudioError(f"audio file '{path}' contains no samples")

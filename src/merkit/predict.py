@@ -35,7 +35,7 @@ import numpy as np
 
 from merkit.errors import ConfigError, MerkitError, ModelError
 from merkit.inputs import parse_input
-from merkit.model_dir import MODEL_CARD, InputSpec, ModelManifest
+from merkit.model_dir import MODEL_CARD, ModelManifest
 from merkit.model_dir import open_model_dir as _open_model_dir
 from merkit.prediction import (
     SILENCE_DBFS,
