@@ -145,47 +145,39 @@ def find_audio(paths: Sequence[Path]) -> tuple[list[Path], list[PredictionFailur
     """Files to predict: named files as given, folders searched recursively for audio files.
 
     Hidden files and folders (names starting with ``.``, e.g. macOS ``._song.mp3``) are skipped in
-    folders, and so are symbolic links to folders. Every path that cannot be read (missing, a
-    FIFO, device or socket, a symbolic-link loop or broken link, no permission, an unreadable
-    folder) becomes a failure with its reason; nothing is opened that could block.
+    folders, and so are symbolic links to folders. Nothing is opened here: each file is checked
+    once, by the decoder (:func:`merkit.audio.stream_frames`), so a path that cannot be read
+    (missing, a FIFO, device or socket, a symbolic-link loop or broken link, no permission)
+    becomes that file's failure, with its reason, in input order. Only a folder that cannot be
+    read is a failure here.
     """
-    from merkit.audio_files import unreadable_reason
     from merkit.datasets.base import AUDIO_EXTENSIONS
     from merkit.prediction import PredictionFailure
 
     files: list[Path] = []
     failures: list[PredictionFailure] = []
-
-    def fail(path: Path | str, reason: str) -> None:
-        failures.append(PredictionFailure(path=str(path), error=f"'{path}' {reason}"))
-
     for path in paths:
         try:
             is_dir = stat.S_ISDIR(os.stat(path).st_mode)
         except OSError:
-            is_dir = False  # unreadable_reason below names the problem
+            is_dir = False  # the decoder names the problem
         if not is_dir:
-            reason = unreadable_reason(path)
-            if reason is None:
-                files.append(path)
-            else:
-                fail(path, reason)
+            files.append(path)
             continue
         found: list[Path] = []
         walk_errors: list[OSError] = []
         for folder, dirnames, filenames in os.walk(path, onerror=walk_errors.append):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                if name.startswith(".") or Path(name).suffix.lower() not in AUDIO_EXTENSIONS:
-                    continue
-                file = Path(folder) / name
-                reason = unreadable_reason(file)
-                if reason is None:
-                    found.append(file)
-                else:
-                    fail(file, reason)
+            found += [
+                Path(folder) / name
+                for name in filenames
+                if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS
+            ]
         for exc in walk_errors:
-            fail(exc.filename, f"is a folder that cannot be read: {_os_reason(exc)}")
+            reason = f"is a folder that cannot be read: {_os_reason(exc)}"
+            failures.append(
+                PredictionFailure(path=str(exc.filename), error=f"'{exc.filename}' {reason}")
+            )
         files += sorted(found)
     return files, failures
 
