@@ -35,6 +35,10 @@ LONG_MODULES_ALLOWED: Mapping[str, str] = {
         "one generator: a song's emotion cues, composition and rendering from (seed, index, "
         "quadrant), plus the thin dataset adapter that serves the rendered songs"
     ),
+    "audio.py": (
+        "one job: a file to the mono waveform every method starts from (the one decoder that "
+        "training and prediction share, mixdown, resampling, level, crop)"
+    ),
 }
 
 

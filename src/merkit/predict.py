@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -349,8 +348,11 @@ class Predictor:
         *,
         segments: bool = False,
         n_jobs: int = 1,
+        executor: str = "processes",
+        ray_address: str | None = None,
     ) -> Iterator[PredictionResult | PredictionFailure]:
-        """Predict several files, in order; a file that fails gives a :class:`PredictionFailure`.
+        """Predict several files, in input order; a file that fails gives a
+        :class:`PredictionFailure` (:func:`merkit.predict_executors.predict_files`).
 
         Parameters
         ----------
@@ -359,19 +361,22 @@ class Predictor:
         segments : bool
             Include per-window answers.
         n_jobs : int
-            Worker processes (each loads the model once); needs a model loaded from a directory,
-            otherwise files are predicted in this process.
+            Worker processes (each loads the model once), or the CPUs of a local Ray instance;
+            needs a model loaded from a directory, otherwise files are predicted in this process.
+        executor : {"processes", "ray"}
+            Worker processes on this machine, or Ray tasks (local, or the cluster at
+            ``ray_address``); the output is the same as a serial run's.
         """
-        self._require_audio_model()
-        if n_jobs == 1 or self.model_dir is None or len(paths) < 2:
-            for path in paths:
-                yield safe_predict(self, path, segments=segments)
-            return
-        from merkit.parallel import map_ordered  # workers die with this process
+        from merkit.predict_executors import predict_files
 
-        tasks = [(str(self.model_dir), str(path), segments) for path in paths]
-        yield from map_ordered(
-            _predict_in_worker, tasks, n_jobs, warm_numba=needs_numba(self.manifest)
+        self._require_audio_model()
+        yield from predict_files(
+            self,
+            paths,
+            segments=segments,
+            jobs=n_jobs,
+            executor=executor,
+            ray_address=ray_address,
         )
 
 
@@ -388,28 +393,6 @@ def safe_predict(
     except Exception as exc:  # a library failing on one odd file must not stop a batch
         message = f"'{path}': unexpected {type(exc).__name__}: {exc}"
     return PredictionFailure(path=str(path), error=message.splitlines()[0] if message else "failed")
-
-
-@dataclass
-class _WorkerModels:
-    """Models loaded in a worker process, by directory (loaded once per worker)."""
-
-    loaded: dict[str, Predictor] = field(default_factory=dict)
-
-    def get(self, model_dir: str) -> Predictor:
-        if model_dir not in self.loaded:
-            # the parent process checked the inputs against its representation registry, which
-            # may hold representations registered at run time that a fresh worker lacks
-            self.loaded[model_dir] = load_model(model_dir, check_inputs=False)
-        return self.loaded[model_dir]
-
-
-_WORKER_MODELS = _WorkerModels()
-
-
-def _predict_in_worker(task: tuple[str, str, bool]) -> PredictionResult | PredictionFailure:
-    model_dir, path, segments = task
-    return safe_predict(_WORKER_MODELS.get(model_dir), path, segments=segments)
 
 
 def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> Predictor:

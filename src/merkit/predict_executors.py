@@ -1,0 +1,231 @@
+"""Predict many files: in this process, in worker processes, or as Ray tasks; results come back
+as one iterator, in input order.
+
+:func:`predict_files` is what :meth:`merkit.predict.Predictor.predict_many` and ``merkit predict``
+run. Whatever the executor, it yields one :class:`~merkit.prediction.PredictionResult` or
+:class:`~merkit.prediction.PredictionFailure` per path, in the order of ``paths``, identical to a
+serial run (a consumer such as ``--output``/``--resume`` can write each as it comes).
+
+- ``"processes"`` (``jobs > 1``): :mod:`merkit.parallel` worker processes (spawned, tied to this
+  one). Each worker loads the model once and keeps it for every file it gets, and limits its
+  thread pools (torch, BLAS) to its share of the cores, so ``jobs`` workers never run more
+  threads than there are cores.
+- ``"ray"``: one Ray task per file on a local instance or the cluster at ``ray_address``; each
+  Ray worker process loads the model once. At most a few tasks per CPU are in flight, so a library
+  of millions of paths is never submitted at once. A task whose worker dies (killed, out of
+  memory, its node lost) is run again up to ``retries`` times: a killed worker costs that one file
+  a rerun; a file that still fails is a :class:`PredictionFailure` saying so, and the others go
+  on. Every node must see the files at the same paths and have the model directory (a shared
+  filesystem, or the same installation of merkit for a shipped model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from merkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from merkit.predict import Predictor
+    from merkit.prediction import PredictionFailure, PredictionResult
+
+    Outcome = PredictionResult | PredictionFailure
+
+EXECUTORS = ("processes", "ray")
+"""Where :func:`predict_files` runs files when it does not run them in this process."""
+
+RAY_TASKS_PER_CPU = 4
+"""Ray tasks in flight per CPU of the cluster (enough to keep every worker busy)."""
+
+
+def predict_files(
+    predictor: Predictor,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    segments: bool = False,
+    jobs: int = 1,
+    executor: str = "processes",
+    ray_address: str | None = None,
+    retries: int = 1,
+) -> Iterator[Outcome]:
+    """Predict every file of ``paths``; yield its result or failure, in input order.
+
+    Parameters
+    ----------
+    predictor : Predictor
+        The loaded model. Workers load it again from ``predictor.model_dir`` (once each), so
+        parallel runs need a model loaded from a directory.
+    paths : sequence of path
+        Audio files.
+    segments : bool
+        Include per-window answers.
+    jobs : int
+        ``"processes"``: worker processes (1: this process). ``"ray"``: CPUs of the local Ray
+        instance (1: every core); unused with ``ray_address``.
+    executor : {"processes", "ray"}
+        See the module docstring.
+    ray_address : str, optional
+        A Ray cluster (``auto``, ``ray://HOST:10001``); default: a local instance, stopped at the
+        end.
+    retries : int
+        Ray: reruns of a file whose worker died.
+
+    Raises
+    ------
+    ConfigError
+        An unknown executor, ``ray_address`` without Ray, or a parallel run of a model that was
+        not loaded from a directory.
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"--executor must be {' or '.join(EXECUTORS)}, not {executor!r}")
+    if ray_address is not None and executor != "ray":
+        raise ConfigError("--ray-address applies to --executor ray")
+    parallel = executor == "ray" or (jobs > 1 and len(paths) > 1)
+    if parallel and predictor.model_dir is None:
+        if executor == "ray":
+            raise ConfigError("--executor ray needs a model loaded from a directory")
+        parallel = False  # a model built in this process: predict here
+    if not parallel:
+        from merkit.predict import safe_predict
+
+        for path in paths:
+            yield safe_predict(predictor, path, segments=segments)
+        return
+    model_dir = str(predictor.model_dir)
+    from merkit.predict import needs_numba
+
+    if executor == "ray":
+        yield from _ray_predict(
+            model_dir,
+            [str(p) for p in paths],
+            segments,
+            num_cpus=None if jobs <= 1 else jobs,
+            address=ray_address,
+            retries=retries,
+        )
+        return
+    from merkit.parallel import map_ordered, resolve_jobs
+
+    threads = max(1, (os.cpu_count() or 1) // resolve_jobs(jobs))
+    tasks = [_Task(model_dir, str(path), segments, threads) for path in paths]
+    yield from map_ordered(predict_task, tasks, jobs, warm_numba=needs_numba(predictor.manifest))
+
+
+# ---------------------------------------------------------------------------------------------
+# In a worker
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One file for a worker: the model directory, the file, and the worker's thread budget."""
+
+    model_dir: str
+    path: str
+    segments: bool
+    threads: int
+
+
+@dataclass
+class _Worker:
+    """What a worker process keeps between files: its models (loaded once) and thread limit."""
+
+    models: dict[str, Predictor] = field(default_factory=dict)
+    threads: int | None = None
+    limits: Any = None
+
+    def predictor(self, task: _Task) -> Predictor:
+        if self.threads != task.threads:
+            self._limit_threads(task.threads)
+        if task.model_dir not in self.models:
+            from merkit.predict import load_model
+
+            # the parent checked the inputs against its representation registry, which may hold
+            # representations registered at run time that a fresh worker lacks
+            self.models[task.model_dir] = load_model(task.model_dir, check_inputs=False)
+        torch = sys.modules.get("torch")  # imported by the model's first file, if it needs it
+        if torch is not None and torch.get_num_threads() != task.threads:
+            torch.set_num_threads(task.threads)
+        return self.models[task.model_dir]
+
+    def _limit_threads(self, threads: int) -> None:
+        """Hold the BLAS, OpenMP and torch pools to ``threads``: N workers using every core each
+        would oversubscribe the machine (torch's default is every core)."""
+        from threadpoolctl import threadpool_limits
+
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[name] = str(threads)  # for libraries loaded from now on
+        self.limits = threadpool_limits(limits=threads)  # those loaded already; kept alive
+        self.threads = threads
+
+
+_WORKER = _Worker()
+
+
+def predict_task(task: _Task) -> Outcome:
+    """The body of a worker's (or a Ray task's) work: one file, with the worker's model."""
+    from merkit.predict import safe_predict
+
+    return safe_predict(_WORKER.predictor(task), task.path, segments=task.segments)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray
+
+
+def _ray_predict(
+    model_dir: str,
+    paths: list[str],
+    segments: bool,
+    *,
+    num_cpus: int | None,
+    address: str | None,
+    retries: int,
+) -> Iterator[Outcome]:
+    from merkit.prediction import PredictionFailure
+    from merkit.protocol.executor import TaskNeeds
+    from merkit.protocol.ray_executor import RayExecutor
+
+    with RayExecutor(address, num_cpus=num_cpus, retries=retries) as executor:
+        ray = executor._ray
+        remote = ray.remote(predict_task).options(
+            **executor.options(TaskNeeds(cpus=1.0, label="predict"))
+        )
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        window = RAY_TASKS_PER_CPU * cpus
+        pending: dict[Any, int] = {}
+        done: dict[int, Outcome] = {}
+        submitted = next_index = 0
+        try:
+            while next_index < len(paths):
+                while submitted < len(paths) and len(pending) + len(done) < window:
+                    task = _Task(model_dir, paths[submitted], segments, 1)
+                    pending[remote.remote(task)] = submitted
+                    submitted += 1
+                if next_index in done:
+                    yield done.pop(next_index)
+                    next_index += 1
+                    continue
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    index = pending.pop(ref)
+                    try:
+                        done[index] = ray.get(ref)
+                    except ray.exceptions.RayError as error:  # its worker died, retries spent
+                        reason = " ".join(str(error).split())[:300]
+                        done[index] = PredictionFailure(
+                            path=paths[index],
+                            error=f"'{paths[index]}': its worker died {retries + 1} time(s) "
+                            f"({type(error).__name__}: {reason})",
+                        )
+        finally:
+            for ref in pending:  # Ctrl-C, an error or an abandoned iterator: stop the rest
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+
+
+__all__ = ["EXECUTORS", "predict_files", "predict_task"]
