@@ -380,7 +380,21 @@ def predict(
     segments: Annotated[
         bool, typer.Option("--segments", help="Also give each window's answer (a timeline)")
     ] = False,
-    jobs: Annotated[int, typer.Option(min=1, help="Files predicted in parallel")] = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(min=1, help="Files predicted in parallel (worker processes; ray: local CPUs)"),
+    ] = 1,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="Where files run with --jobs > 1: processes (this machine) | ray (every file a "
+            "Ray task; a killed worker costs that file one rerun)"
+        ),
+    ] = "processes",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Existing Ray cluster: auto | ray://HOST:10001 (default: a local one)"),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar")] = False,
     relative: Annotated[
         bool,
@@ -402,10 +416,12 @@ def predict(
     """
     from merkit.model_dir import ModelVersionWarning
     from merkit.predict import load_model
+    from merkit.predict_executors import check_executor
     from merkit.prediction import PredictionFailure
     from merkit.relative import MIN_FILES, with_relative
     from merkit.shipped import FastModelWarning
 
+    check_executor(executor, ray_address)  # before any file is looked at
     files, outcomes_missing = find_audio(paths)
     if not files and not outcomes_missing:
         err_console.print(
@@ -436,7 +452,10 @@ def predict(
         err_console.print(f"[red]failed:[/] {escape(failure.error)}", highlight=False)
     with _progress(not quiet and len(files) > 1, len(files)) as bar:
         task = bar.add_task("files", total=len(files))
-        for outcome in predictor.predict_many(files, segments=segments, n_jobs=jobs):
+        run = predictor.predict_many(
+            files, segments=segments, n_jobs=jobs, executor=executor, ray_address=ray_address
+        )
+        for outcome in run:
             if isinstance(outcome, PredictionFailure):
                 bar.console.print(f"[red]failed:[/] {escape(outcome.error)}", highlight=False)
             outcomes.append(outcome)
