@@ -677,7 +677,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "predict_speed.json")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument(
-        "--worker", choices=["latency", "throughput", "rss", "fresh"], help=argparse.SUPPRESS
+        "--worker",
+        choices=["latency", "throughput", "rss", "fresh", "interleaved"],
+        help=argparse.SUPPRESS,
     )
     parser.add_argument(
         "--fresh-only",
