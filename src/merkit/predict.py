@@ -367,12 +367,19 @@ class Predictor:
             Worker processes on this machine, or Ray tasks (local, or the cluster at
             ``ray_address``); the output is the same as a serial run's.
         """
+        from functools import partial
+
         from merkit.predict_executors import predict_files
 
         self._require_audio_model()
         yield from predict_files(
             self,
             paths,
+            # the parent checked the inputs against its representation registry, which may hold
+            # representations registered at run time that a fresh worker lacks
+            load=partial(load_model, check_inputs=False),
+            run=safe_predict,
+            warm_numba=needs_numba(self.manifest),
             segments=segments,
             jobs=n_jobs,
             executor=executor,

@@ -24,17 +24,32 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from merkit.errors import ConfigError
+from merkit.prediction import PredictionFailure, PredictionResult
 
-if TYPE_CHECKING:
-    from merkit.predict import Predictor
-    from merkit.prediction import PredictionFailure, PredictionResult
+Outcome = PredictionResult | PredictionFailure
 
-    Outcome = PredictionResult | PredictionFailure
+
+class FilePredictor(Protocol):
+    """What :func:`predict_files` needs of a model (:class:`merkit.predict.Predictor` has it).
+
+    This module sits below :mod:`merkit.predict`, which calls it: it knows the predictor only by
+    this protocol and gets the functions that load and run one in a worker as arguments (they
+    travel to workers by reference).
+    """
+
+    model_dir: Any  # where workers load the model from; None: only this process has it
+
+
+Loader = Callable[[str], Any]
+"""Loads a model directory in a worker (e.g. ``partial(load_model, check_inputs=False)``)."""
+
+Runner = Callable[..., Outcome]
+"""``run(predictor, path, segments=...)``: one file's result or failure (``safe_predict``)."""
 
 EXECUTORS = ("processes", "ray")
 """Where :func:`predict_files` runs files when it does not run them in this process."""
@@ -44,9 +59,12 @@ RAY_TASKS_PER_CPU = 4
 
 
 def predict_files(
-    predictor: Predictor,
+    predictor: FilePredictor,
     paths: Sequence[str | os.PathLike[str]],
     *,
+    load: Loader,
+    run: Runner,
+    warm_numba: bool = True,
     segments: bool = False,
     jobs: int = 1,
     executor: str = "processes",
@@ -57,11 +75,17 @@ def predict_files(
 
     Parameters
     ----------
-    predictor : Predictor
+    predictor : FilePredictor
         The loaded model. Workers load it again from ``predictor.model_dir`` (once each), so
         parallel runs need a model loaded from a directory.
     paths : sequence of path
         Audio files.
+    load, run : callable
+        A module-level function loading a model directory, and one predicting a file with a
+        loaded model, never raising (see :data:`Loader`, :data:`Runner`).
+    warm_numba : bool
+        Whether the model's inputs call librosa's numba code (worker processes then check its
+        cache first).
     segments : bool
         Include per-window answers.
     jobs : int
@@ -88,16 +112,14 @@ def predict_files(
             raise ConfigError("--executor ray needs a model loaded from a directory")
         parallel = False  # a model built in this process: predict here
     if not parallel:
-        from merkit.predict import safe_predict
-
         for path in paths:
-            yield safe_predict(predictor, path, segments=segments)
+            yield run(predictor, path, segments=segments)
         return
     model_dir = str(predictor.model_dir)
-    from merkit.predict import needs_numba
-
     if executor == "ray":
         yield from _ray_predict(
+            load,
+            run,
             model_dir,
             [str(p) for p in paths],
             segments,
@@ -110,8 +132,8 @@ def predict_files(
 
     threads = max(1, (os.cpu_count() or 1) // resolve_jobs(jobs))
     blas = _blas_threads()
-    tasks = [_Task(model_dir, str(path), segments, threads, blas) for path in paths]
-    yield from map_ordered(predict_task, tasks, jobs, warm_numba=needs_numba(predictor.manifest))
+    tasks = [_Task(load, run, model_dir, str(path), segments, threads, blas) for path in paths]
+    yield from map_ordered(predict_task, tasks, jobs, warm_numba=warm_numba)
 
 
 def check_executor(executor: str, ray_address: str | None = None) -> None:
@@ -128,8 +150,11 @@ def check_executor(executor: str, ray_address: str | None = None) -> None:
 
 @dataclass(frozen=True)
 class _Task:
-    """One file for a worker: the model directory, the file, and the worker's thread budget."""
+    """One file for a worker: how to load and run the model, the model directory, the file, and
+    the worker's thread budget."""
 
+    load: Loader
+    run: Runner
     model_dir: str
     path: str
     segments: bool
@@ -141,19 +166,15 @@ class _Task:
 class _Worker:
     """What a worker process keeps between files: its models (loaded once) and thread limit."""
 
-    models: dict[str, Predictor] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
     threads: int | None = None
     limits: Any = None
 
-    def predictor(self, task: _Task) -> Predictor:
+    def predictor(self, task: _Task) -> Any:
         if self.threads != task.threads:
             self._limit_threads(task.threads, task.blas_threads)
         if task.model_dir not in self.models:
-            from merkit.predict import load_model
-
-            # the parent checked the inputs against its representation registry, which may hold
-            # representations registered at run time that a fresh worker lacks
-            self.models[task.model_dir] = load_model(task.model_dir, check_inputs=False)
+            self.models[task.model_dir] = task.load(task.model_dir)
         torch = sys.modules.get("torch")  # imported by the model's first file, if it needs it
         if torch is not None and torch.get_num_threads() != task.threads:
             torch.set_num_threads(task.threads)
@@ -192,9 +213,7 @@ _WORKER = _Worker()
 
 def predict_task(task: _Task) -> Outcome:
     """The body of a worker's (or a Ray task's) work: one file, with the worker's model."""
-    from merkit.predict import safe_predict
-
-    return safe_predict(_WORKER.predictor(task), task.path, segments=task.segments)
+    return task.run(_WORKER.predictor(task), task.path, segments=task.segments)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,6 +221,8 @@ def predict_task(task: _Task) -> Outcome:
 
 
 def _ray_predict(
+    load: Loader,
+    run: Runner,
     model_dir: str,
     paths: list[str],
     segments: bool,
@@ -210,7 +231,6 @@ def _ray_predict(
     address: str | None,
     retries: int,
 ) -> Iterator[Outcome]:
-    from merkit.prediction import PredictionFailure
     from merkit.protocol.executor import TaskNeeds
     from merkit.protocol.ray_executor import RayExecutor
 
@@ -228,7 +248,7 @@ def _ray_predict(
         try:
             while next_index < len(paths):
                 while submitted < len(paths) and len(pending) + len(done) < window:
-                    task = _Task(model_dir, paths[submitted], segments, 1, blas)
+                    task = _Task(load, run, model_dir, paths[submitted], segments, 1, blas)
                     pending[remote.remote(task)] = submitted
                     submitted += 1
                 if next_index in done:
@@ -253,4 +273,4 @@ def _ray_predict(
                     ray.cancel(ref, force=True)
 
 
-__all__ = ["EXECUTORS", "check_executor", "predict_files", "predict_task"]
+__all__ = ["EXECUTORS", "FilePredictor", "check_executor", "predict_files", "predict_task"]
