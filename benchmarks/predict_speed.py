@@ -25,8 +25,9 @@ Test audio: the 30 s clip is the first 4QAED clip when ``--root`` exists (16 kHz
 generated synthetic clip; the 5- and 10-minute tracks are concatenated clips written as 44.1 kHz
 stereo 16-bit WAV (a CD rip), so decoding, mixing down and resampling are all measured.
 
-- ``--against REV`` (issue 30's comparison, instead of the above): this tree's predictor and
-  the one at git revision ``REV`` (e.g. ``HEAD~1``, ``main``), measured *interleaved*: rounds of
+- ``--against REV`` (issue 30's comparison, instead of the above): the predictor at ``--this``
+  (default ``HEAD``) and the one at git revision ``REV`` (e.g. ``HEAD~1``; both taken from git,
+  so the working tree may change meanwhile), measured *interleaved*: rounds of
   one fresh process per side, the order alternating (AB, BA, ...), so load on a shared machine
   falls on both alike. Each process, on one thread, decodes each file alone (``soundfile`` and a
   mixdown: the floor) and predicts it, both as CPU time (``time.process_time``, which a loaded
@@ -213,7 +214,7 @@ def interleaved_worker(args: argparse.Namespace) -> dict[str, Any]:
     throughput with 1 and 2 processes. Works with any merkit that has ``load_model`` and
     ``predict_many(n_jobs=)``, so it also measures older trees (``PYTHONPATH``)."""
     import merkit
-    from merkit.predict import load_model
+    from merkit import load_model  # a public name in every layout
 
     limits = _limit_threads(1)
     predictor = load_model(args.model)
@@ -412,15 +413,19 @@ def interleaved(args: argparse.Namespace, clips: list[Path], started: Any) -> No
         return done.stdout.strip()
 
     revision = git("rev-parse", "--short", args.against)
-    here = git("rev-parse", "--short", "HEAD")
-    dirty = bool(git("status", "--porcelain", "src"))
-    this = f"this tree ({here}{'+changes' if dirty else ''})"
+    here = git("rev-parse", "--short", args.this)
+    this = f"this tree ({args.this} = {here})"
     previous = f"{args.against} ({revision})"
     rounds: dict[str, list[dict[str, Any]]] = {this: [], previous: []}
     with tempfile.TemporaryDirectory() as tmp:
         files = prepare_audio(Path(tmp), clips, args.clips)
         (Path(tmp) / "old").mkdir()
-        paths = {this: None, previous: _tree_at(revision, Path(tmp) / "old")}
+        (Path(tmp) / "new").mkdir()
+        # both sides from git, so the working tree may change while this runs
+        paths = {
+            this: _tree_at(here, Path(tmp) / "new"),
+            previous: _tree_at(revision, Path(tmp) / "old"),
+        }
         model = str(args.model_name)
         names = ",".join(str(files[n]) for n in ("clip30", "track5"))
         for r in range(args.rounds):
@@ -428,8 +433,7 @@ def interleaved(args: argparse.Namespace, clips: list[Path], started: Any) -> No
             for side in order:
                 env = dict(os.environ, MERKIT_NO_REEXEC="1")
                 env.update({name: "1" for name in THREAD_VARS})
-                if paths[side] is not None:
-                    env["PYTHONPATH"] = str(paths[side])
+                env["PYTHONPATH"] = str(paths[side])
                 # the old tree resolves the shipped model name inside its own package
                 command = [sys.executable, __file__, "--worker", "interleaved", "--model", model,
                            "--file", str(files["clips"]), "--names", names,
@@ -701,8 +705,14 @@ def main() -> None:
         help="git revision to compare with, interleaved (writes predict_speed_interleaved.*)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --against")
+    parser.add_argument(
+        "--this", default="HEAD", help="with --against: the revision measured as this tree's"
+    )
     args = parser.parse_args()
     args.model_name = args.model or "default"
+    if args.worker == "interleaved":  # before the imports below: older trees lay modules out
+        print(json.dumps(worker(args)))  # differently, and load_model takes shipped names
+        return
 
     from merkit.model_dir import read_manifest
     from merkit.shipped import resolve_model_dir, shipped_model_dir
