@@ -1,14 +1,15 @@
 """Few-shot adaptation on genres a model never saw: recalibration against an SVM refit.
 
 For each 4QAED genre group (:mod:`merkit.protocol.genre`), the method is trained on every other
-genre exactly as ``merkit train`` ships it (seeded calibration, :func:`merkit.export._calibrated`),
+genre exactly as ``merkit train`` ships it (seeded calibration,
+:func:`merkit.product.export._calibrated`),
 then, for ``k`` songs per quadrant of the held-out genre drawn with each of ``--seeds`` seeds
 (from every quadrant that has more than ``k`` songs there, so some remain to test):
 
 - ``bias``: ``merkit adapt``'s default, per-quadrant log-offsets
-  (:class:`merkit.adapt.Recalibration`);
+  (:class:`merkit.product.adapt.Recalibration`);
 - ``refit wW``: ``merkit adapt --kind refit --weight W``: the model's SVM refitted on its support
-  vectors plus the examples, each weighing ``W`` (:mod:`merkit.support_refit`).
+  vectors plus the examples, each weighing ``W`` (:mod:`merkit.estimators.support_refit`).
 
 Each is scored (macro F1 over the quadrants present) on the genre's songs that were not examples,
 against the unadapted model on the same songs. Features come from merkit's cache
@@ -37,15 +38,15 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import f1_score
 
-from merkit.adapt import Recalibration
-from merkit.calibration import take_rows
 from merkit.datasets import load_dataset
 from merkit.datasets.base import Dataset
-from merkit.export import _calibrated
+from merkit.estimators.calibration import take_rows
+from merkit.estimators.support_refit import refit_with_examples
 from merkit.methods import read_settings, resolve_method
+from merkit.product.adapt import Recalibration
+from merkit.product.export import _calibrated
 from merkit.protocol.genre import dataset_genre_groups
 from merkit.protocol.runner import resolve_inputs
-from merkit.support_refit import refit_with_examples
 
 
 def draw_examples(labels: np.ndarray, k: int, seed: int) -> np.ndarray:

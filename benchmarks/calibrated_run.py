@@ -2,7 +2,7 @@
 
 A method without ``predict_proba`` (e.g. ``svm-own``'s SVC) stores no probabilities in its fold
 records, but the model ``merkit train`` exports wraps it in a seeded Platt calibration
-(:func:`merkit.export._calibrated`). This script runs that wrapped estimator as the method
+(:func:`merkit.product.export._calibrated`). This script runs that wrapped estimator as the method
 ``<name>+platt`` into a ``merkit benchmark`` folder (same persisted folds, resumable), so its
 records hold the probabilities a shipped model gives, e.g. for ``benchmarks/genre_shift.py``'s
 adaptation table. Methods that have probabilities already run unchanged under their own name.
@@ -20,14 +20,14 @@ import dataclasses
 import inspect
 from pathlib import Path
 
-from merkit.cache import FeatureCache
 from merkit.datasets import load_dataset
-from merkit.export import _calibrated
 from merkit.methods import read_settings, resolve_method
 from merkit.methods.resolve import MethodSpec
+from merkit.product.export import _calibrated
 from merkit.protocol.folds import ProtocolConfig, load_or_create_folds
 from merkit.protocol.genre import genre_protocol, load_or_create_genre_folds
 from merkit.protocol.runner import resolve_inputs, run_method
+from merkit.representations.cache import FeatureCache
 
 
 def main() -> None:

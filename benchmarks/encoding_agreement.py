@@ -129,12 +129,13 @@ def _song_order(song_ids: list[str], seed: int) -> list[int]:
 
 
 def _jobs(input_names: tuple[str, ...], seed: int) -> list[Any]:
-    """One :class:`merkit.extract.SongJob` per representation input (tables are refused)."""
-    from merkit.cache import FeatureCache
-    from merkit.errors import ConfigError
-    from merkit.extract import SongJob
-    from merkit.inputs import parse_input
-    from merkit.representations import get_representation
+    """One :class:`~merkit.representations.extract.SongJob` per representation input
+    (tables are refused)."""
+    from merkit.core.errors import ConfigError
+    from merkit.core.inputs import parse_input
+    from merkit.representations.cache import FeatureCache
+    from merkit.representations.extract import SongJob
+    from merkit.representations.registry import get_representation
 
     jobs = []
     for name in input_names:
@@ -155,7 +156,7 @@ def _resolve(args: argparse.Namespace) -> Any:
     from merkit.methods import ResolvedMethod, read_settings, resolve_method
 
     if args.model is not None:
-        from merkit.model_dir import open_model_dir
+        from merkit.product.model_dir import open_model_dir
 
         manifest, estimator = open_model_dir(args.model)
         inputs = tuple(i.name for i in manifest.inputs)
@@ -202,7 +203,8 @@ def _arrays(
     """The method's inputs of every song with its audio taken from ``source_of(song)``.
 
     With ``original`` (the originals' inputs) and a method whose extra inputs are training-only
-    copies (:class:`merkit.augmentation.AugmentedClassifier`), only the first input is computed:
+    copies (:class:`merkit.estimators.augmentation.AugmentedClassifier`), only the first input is
+    computed:
     predicting reads nothing else, and the copies of re-encodes would cost a feature pass each.
     """
     from dataclasses import replace
@@ -399,7 +401,7 @@ def evaluate(args: argparse.Namespace) -> None:
 
 def _augment_names(value: str | None) -> list[str]:
     """Encodings whose copies of the training songs join training (``all`` or a comma list)."""
-    from merkit.errors import ConfigError
+    from merkit.core.errors import ConfigError
 
     if not value:
         return []

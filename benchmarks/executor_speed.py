@@ -43,9 +43,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from merkit.cache import FeatureCache
     from merkit.datasets.synthetic import load_synthetic
-    from merkit.extract import compute
     from merkit.methods import resolve_method
     from merkit.protocol import (
         ProcessExecutor,
@@ -56,6 +54,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         run_method,
     )
     from merkit.protocol.ray_executor import RayExecutor
+    from merkit.representations.cache import FeatureCache
+    from merkit.representations.extract import compute
 
     started = machine()
     dataset = load_synthetic(n_per_quadrant=args.per_quadrant, seed=0, duration=args.duration)

@@ -4,13 +4,17 @@ Modes, run on the same files in the same process, interleaved block by block (th
 modes rotates from block to block, so a change in machine load hits every mode alike):
 
 - ``decode``: ``soundfile.read(path, dtype="float32")``, nothing else.
-- ``merkit``: ``merkit.extract.compute(block, "logmel", n_jobs=1)`` into an empty feature cache:
+- ``merkit``: ``merkit.representations.extract.compute(block, "logmel", n_jobs=1)`` into an empty
+feature cache:
   hash each file (content key), look it up, decode, mix to mono, resample to 16 kHz (soxr HQ),
   peak-normalise, the 942 x 128 log-mel, float16, atomic ``.npy`` write. merkit's default path,
-  which computes two whole songs at a time in two threads (:func:`merkit.song_threads.threaded`).
-- ``merkit-serial``: the same per-song work (:class:`merkit.extract.SongJobs`) in one thread.
+  which computes two whole songs at a time in two threads
+  (:func:`merkit.representations.extract.threaded`).
+- ``merkit-serial``: the same per-song work (:class:`merkit.representations.extract.SongJobs`) in
+one thread.
 - ``merkit-pipelined``: the same work split in two stages, the next two songs decoded in a
-  second thread while this one computes the current one (:func:`merkit.song_threads.pipelined`: the
+  second thread while this one computes the current one
+  (:func:`merkit.representations.extract.pipelined`: the
   default before, and still the path of representations that are not thread-safe).
   Informational.
 - ``librosa``: the paper's pipeline, ``librosa.load(path, sr=16000)`` +
@@ -52,11 +56,10 @@ import soundfile as sf
 import soxr
 
 from _common import command_line, footer, machine, timestamp, versions
-from merkit.cache import FeatureCache
 from merkit.datasets.base import AUDIO_EXTENSIONS, Dataset, FileSource, Song
-from merkit.extract import SongJobs, _song_job, compute
-from merkit.logmel import LogMelConfig, mel_filterbank
-from merkit.song_threads import pipelined
+from merkit.representations.cache import FeatureCache
+from merkit.representations.extract import SongJobs, _song_job, compute, pipelined
+from merkit.representations.logmel import LogMelConfig, mel_filterbank
 
 HERE = Path(__file__).resolve().parent
 MP3_RATES = (22_050, 32_000, 44_100)
@@ -511,7 +514,8 @@ def main() -> None:
             "The machine is shared: when the load exceeds the CPU count other processes take "
             "CPU time from every mode, and wall figures are high for all of them alike.",
             "`merkit` computes two whole songs at a time in two threads (decode, mixdown, "
-            "resampling, log-mel, cache write: `merkit.song_threads.threaded`, the default of "
+            "resampling, log-mel, cache write: "
+            "`merkit.representations.extract.threaded`, the default of "
             "`compute(..., n_jobs=1)` for thread-safe representations), converting each result "
             "to float32 as it arrives: its wall time can only beat its CPU time where a second "
             "core is free. `merkit-serial` does the same work in one thread. "

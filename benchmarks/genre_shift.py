@@ -7,7 +7,7 @@ of subsets of its persisted predictions:
 - ``--kfold``: a K-fold run of the same methods on the same songs (within-distribution), whose
   out-of-fold predictions are also scored per genre group (the genre *was* seen in training);
 - adaptation: for each held-out genre, ``k`` songs per quadrant of that genre (several seeds) fit
-  a :class:`merkit.adapt.Recalibration` on the held-out model's probabilities (the fold's
+  a :class:`merkit.product.adapt.Recalibration` on the held-out model's probabilities (the fold's
   persisted test probabilities: exactly what the model trained without that genre outputs), and
   the genre's *remaining* songs are scored before and after. A quadrant with ``k`` or fewer songs
   in the genre gives no examples (so some are always left to test).
@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from _common import footer, machine, timestamp, versions
-from merkit.adapt import Recalibration
-from merkit.labels import QUADRANTS
+from merkit.core.labels import QUADRANTS
+from merkit.product.adapt import Recalibration
 from merkit.protocol.metrics import fold_metrics
 from merkit.protocol.results import load_results
 
@@ -189,8 +189,9 @@ def adapt_rows(logo: Path, methods: list[str], ks: list[int], seeds: int) -> pd.
 
 
 def relative_rows(logo: Path, methods: list[str]) -> pd.DataFrame:
-    """Each held-out genre predicted as one collection with ``--relative`` (merkit.relative)."""
-    from merkit.relative import relative_placements
+    """Each held-out genre predicted as one collection with ``--relative``
+    (merkit.product.relative)."""
+    from merkit.product.relative import relative_placements
 
     groups = fold_groups(logo)
     run = load_results(logo)
@@ -306,7 +307,8 @@ def markdown(
             "## Few-shot adaptation on the held-out genre",
             "",
             f"`k` songs per quadrant of the held-out genre (mean over {seeds} seeds) recalibrate "
-            "the model trained without that genre (`merkit.adapt.Recalibration`); scored on the "
+            "the model trained without that genre "
+            "(`merkit.product.adapt.Recalibration`); scored on the "
             "genre's remaining songs, before and after, averaged over genres. `ΔF1` is the mean "
             "change ± its std over genres; `rose / fell` count genres whose mean F1 rose or fell "
             "by more than 0.05 points.",
@@ -328,7 +330,8 @@ def markdown(
             "## Each held-out genre as one collection, with `merkit predict --relative`",
             "",
             "The held-out model's probabilities of a genre's songs, placed relative to each other "
-            "(`merkit.relative`: arousal/valence scores centred on the genre's median), against "
+            "(`merkit.product.relative`: arousal/valence scores centred on the genre's median), "
+            "against "
             "the absolute answers. Relative mode assumes the collection spans the emotion plane; "
             "a genre whose songs are mostly one quadrant breaks that assumption.",
             "",

@@ -1,7 +1,9 @@
-"""Own features through merkit.dsp vs through librosa, and the shipped model's answers, on 4QAED.
+"""Own features through merkit.audio.dsp vs through librosa, and the shipped model's answers, on
+4QAED.
 
 merkit's own features compute their spectra, filter banks, onsets and beats with
-:mod:`merkit.dsp` (numpy/scipy) instead of librosa, so that a prediction never compiles librosa's
+:mod:`merkit.audio.dsp` (numpy/scipy) instead of librosa, so that a prediction never compiles
+librosa's
 numba functions. This script runs every 4QAED clip through the model's prediction path twice:
 once as shipped, once with ``merkit.features.own``'s ``dsp`` module replaced by a shim that calls
 the librosa functions it used before. It reports how many feature vectors are bit-identical, the
@@ -32,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def librosa_dsp() -> SimpleNamespace:
-    """The librosa calls own features made before merkit.dsp, behind merkit.dsp's signatures."""
+    """The librosa calls own features made before merkit.audio.dsp, behind its signatures."""
     import librosa
 
     def beat_track(env: np.ndarray, *, sr: float, hop_length: int, bpm: float) -> np.ndarray:
@@ -75,10 +77,10 @@ def librosa_dsp() -> SimpleNamespace:
 
 
 def run(root: Path, limit: int | None) -> dict[str, Any]:
-    from merkit import dsp
-    from merkit.audio import load_audio
+    from merkit.audio import dsp
+    from merkit.audio.decode import load_audio
     from merkit.features import own
-    from merkit.predict import load_model
+    from merkit.product.predict import load_model
 
     files = sorted(p for p in root.glob("Q*/*") if p.is_file())[:limit]
     original = own.extract_own_features
@@ -158,7 +160,8 @@ def markdown(result: dict[str, Any], info: dict[str, Any], vers: dict[str, str])
         "",
         "Each 4QAED clip (16 kHz, as the shipped model reads it) goes through `merkit`'s",
         "prediction path with the shipped default model (`svm-own`) twice: own features computed",
-        "with `merkit.dsp` (numpy/scipy, as shipped) and with the librosa functions it replaced.",
+        "with `merkit.audio.dsp` (numpy/scipy, as shipped) and with the librosa functions it "
+        "replaced.",
         "",
         "| | value |",
         "| --- | ---: |",
@@ -167,7 +170,7 @@ def markdown(result: dict[str, Any], info: dict[str, Any], vers: dict[str, str])
         f"| bit-identical feature vectors (songs) | {result['identical_vectors']} / {n} |",
         f"| max relative difference, all 317 features | {result['max_relative_difference']:.3g} |",
         f"| same quadrant from the shipped model | {result['same_quadrant']} / {n} |",
-        f"| feature CPU s per window, merkit.dsp | {cpu['dsp']:.3f} |",
+        f"| feature CPU s per window, merkit.audio.dsp | {cpu['dsp']:.3f} |",
         f"| feature CPU s per window, librosa (warm numba cache) | {cpu['librosa']:.3f} |",
         "",
     ]

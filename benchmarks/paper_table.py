@@ -18,11 +18,11 @@ from pathlib import Path
 
 from _common import command_line, machine, timestamp, versions
 from merkit.benchmark import run_benchmark
-from merkit.cache import FeatureCache
 from merkit.datasets import load_dataset
 from merkit.methods import read_settings
 from merkit.protocol.folds import ProtocolConfig
-from merkit.report import results_frame, write_csv_atomic
+from merkit.report.tables import results_frame, write_csv_atomic
+from merkit.representations.cache import FeatureCache
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -41,7 +41,7 @@ QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
 
 def side(args: argparse.Namespace) -> None:
     """Predict every file of ``--files`` (a JSON list) and print the probabilities as JSON."""
-    from merkit.predict import load_model
+    from merkit import load_model  # a public name in every layout
 
     predictor = load_model(args.model)
     out = []

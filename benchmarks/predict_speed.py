@@ -12,7 +12,8 @@ Measurements (each in a fresh worker process, so thread limits and peak RSS are 
   prediction precedes the timing in the parent, while worker processes pay their own start-up and
   model loading (that is what ``merkit predict --jobs 2`` does).
 - ``fresh``: the first prediction of a fresh install: ``NUMBA_CACHE_DIR`` and ``MERKIT_CACHE``
-  new empty folders, a new process. Recorded: importing ``merkit.predict``, loading the model,
+  new empty folders, a new process. Recorded: importing ``merkit.product.predict``, loading the
+  model,
   the first and a second prediction, which of librosa/numba/torch the prediction imported and
   how many files numba wrote; and the wall time of ``python -m merkit predict FILE`` under the
   same conditions. ``--fresh-only`` runs just this and writes ``first_call.json`` / ``.md``
@@ -111,7 +112,7 @@ def fresh_worker(args: argparse.Namespace) -> dict[str, Any]:
     limits = _limit_threads(args.threads)
     record: dict[str, Any] = {"threads": args.threads, "numba_cache": os.environ["NUMBA_CACHE_DIR"]}
     start, cpu_start = time.perf_counter(), time.process_time()
-    from merkit.predict import load_model
+    from merkit.product.predict import load_model
 
     record["import_s"] = time.perf_counter() - start
     tic = time.perf_counter()
@@ -147,7 +148,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     if args.worker == "interleaved":
         return interleaved_worker(args)
     limits = _limit_threads(args.threads)
-    from merkit.predict import load_model
+    from merkit.product.predict import load_model
 
     tic = time.perf_counter()
     predictor = load_model(args.model)
@@ -314,7 +315,7 @@ def fresh_lines(fresh: dict[str, Any], cli: dict[str, Any], method: str) -> list
         "| --- | ---: | ---: |",
         f"| `merkit predict FILE` in a new process, start to exit | {cli['cli_s']:.2f} | "
         f"{cli['cli_cpu_s']:.2f} |",
-        f"| in-process: `import merkit.predict` | {fresh['import_s']:.2f} | |",
+        f"| in-process: `import merkit.product.predict` | {fresh['import_s']:.2f} | |",
         f"| in-process: load the model | {fresh['load_s']:.2f} | |",
         f"| in-process: first prediction | {fresh['first_predict_s']:.2f} | |",
         f"| in-process: **start to first answer** | **{fresh['first_answer_s']:.2f}** | "
@@ -353,7 +354,7 @@ def _generated_clip(index: int, sr: int) -> np.ndarray:
 
 
 def _clip_audio(clips: list[Path], index: int, sr: int) -> np.ndarray:
-    from merkit.audio import load_audio
+    from merkit.audio.decode import load_audio
 
     if clips:
         return load_audio(clips[index % len(clips)], sr=sr)
@@ -714,8 +715,8 @@ def main() -> None:
         print(json.dumps(worker(args)))  # differently, and load_model takes shipped names
         return
 
-    from merkit.model_dir import read_manifest
-    from merkit.shipped import resolve_model_dir, shipped_model_dir
+    from merkit.product.model_dir import read_manifest
+    from merkit.product.shipped import resolve_model_dir, shipped_model_dir
 
     args.model = resolve_model_dir(args.model)
     if args.target is None:

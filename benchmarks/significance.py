@@ -4,7 +4,7 @@ Reads the persisted folds of the given ``merkit benchmark --out`` folders (nothi
 runs the corrected resampled t-test (Nadeau & Bengio 2003) with Holm's correction for every pair
 of methods, shows the naive paired t-test beside it, and writes
 ``benchmarks/results/<name>.md`` with the command and machine. Runs on different folds are
-refused (:func:`merkit.stats.fold_scores`).
+refused (:func:`merkit.report.stats.fold_scores`).
 
 Example::
 
@@ -17,8 +17,8 @@ import argparse
 from pathlib import Path
 
 from _common import VERSIONED, command_line, footer, machine, timestamp, versions
-from merkit.html_report import collect
-from merkit.stats import fold_scores, pairwise_comparisons
+from merkit.report.html import collect
+from merkit.report.stats import fold_scores, pairwise_comparisons
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

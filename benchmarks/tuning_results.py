@@ -26,7 +26,7 @@ import pandas as pd
 from _common import command_line, machine, timestamp, versions
 from merkit.protocol.curves import parse_fraction_name
 from merkit.protocol.results import load_results
-from merkit.report import results_frame, train_songs
+from merkit.report.tables import results_frame, train_songs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

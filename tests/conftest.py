@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from merkit.labels import QUADRANTS
+from merkit.core.labels import QUADRANTS
 
 # ../shared beside the checkout; $MERKIT_TEST_SHARED points a worktree elsewhere at it
 SHARED = Path(

@@ -86,8 +86,8 @@ def _driver(argv: list[str]) -> None:
     import ray.cloudpickle
 
     import executor_helpers
+    from merkit.core.labels import QUADRANTS
     from merkit.datasets.base import Dataset, Song
-    from merkit.labels import QUADRANTS
     from merkit.methods import ResolvedMethod, resolve_method
     from merkit.protocol import ProtocolConfig, load_or_create_folds, run_method
     from merkit.protocol.ray_executor import RayExecutor

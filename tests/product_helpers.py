@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from merkit.datasets.base import Dataset, FileSource, Song
 from merkit.methods import METHODS, MethodSpec, register_method
-from merkit.representations import REPRESENTATIONS, Representation, register_representation
+from merkit.representations.registry import REPRESENTATIONS, Representation, register_representation
 
 BANDS = "test-bands"
 BANDS_8K = "test-bands-8k"
@@ -115,7 +115,7 @@ def _two_rates(C: float = 1.0) -> Pipeline:
 
 def _torch_dnn(epochs: int = 1, random_state: int | None = None) -> Any:
     """merkit's real TorchClassifier with the paper's feature DNN on the 17 band features."""
-    from merkit.estimators import TorchClassifier
+    from merkit.training.classifier import TorchClassifier
 
     return TorchClassifier(
         model="dnn",

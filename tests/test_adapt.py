@@ -10,18 +10,18 @@ import pytest
 from scipy.special import softmax
 from typer.testing import CliRunner
 
-from merkit.adapt import (
+from merkit.core.errors import ConfigError, DataError, ModelError
+from merkit.datasets.folder import load_folder
+from merkit.product.adapt import (
     RecalibratedClassifier,
     Recalibration,
     adapt_model,
     check_examples,
     fit_on_windows,
 )
-from merkit.cache import NullCache
-from merkit.datasets.folder import load_folder
-from merkit.errors import ConfigError, DataError, ModelError
-from merkit.export import save_model, train_final
-from merkit.predict import load_model
+from merkit.product.export import save_model, train_final
+from merkit.product.predict import load_model
+from merkit.representations.cache import NullCache
 from product_helpers import (
     BANDS,
     LOGREG,

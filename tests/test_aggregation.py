@@ -7,8 +7,9 @@ import doctest
 import numpy as np
 import pytest
 
-import merkit.aggregation as aggregation
-from merkit.aggregation import (
+import merkit.estimators.aggregation as aggregation
+from merkit.core.errors import ConfigError, DataError
+from merkit.estimators.aggregation import (
     AGGREGATIONS,
     aggregate_songs,
     get_aggregation,
@@ -16,7 +17,6 @@ from merkit.aggregation import (
     paper_mean_index,
     vote,
 )
-from merkit.errors import ConfigError, DataError
 
 # one chunk's probabilities, most probable quadrant Q1..Q4 (class index 0..3)
 Q1 = [0.70, 0.10, 0.10, 0.10]

@@ -1,4 +1,4 @@
-"""The package's shape: modules import one way (no cycles) and stay small.
+"""The package's shape: modules import one way (no cycles).
 
 Import cycles are found on grimp's import graph of ``merkit``. Every import statement counts,
 including imports inside functions and imports under ``if TYPE_CHECKING:``: a module that names
@@ -19,27 +19,6 @@ import numpy as np
 import pytest
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
-
-import merkit
-
-PACKAGE_DIR = Path(merkit.__file__).resolve().parent
-MAX_LINES = 500
-
-# A module over MAX_LINES must be one cohesive algorithm; each entry says which.
-LONG_MODULES_ALLOWED: Mapping[str, str] = {
-    "features/own.py": (
-        "one feature extractor: six families of frame-level descriptors that share one STFT "
-        "analysis per clip, summarised into one fixed, named vector"
-    ),
-    "datasets/synthetic.py": (
-        "one generator: a song's emotion cues, composition and rendering from (seed, index, "
-        "quadrant), plus the thin dataset adapter that serves the rendered songs"
-    ),
-    "audio.py": (
-        "one job: a file to the mono waveform every method starts from (the one decoder that "
-        "training and prediction share, mixdown, resampling, level, crop)"
-    ),
-}
 
 
 def import_cycles(package: str) -> list[list[str]]:
@@ -93,21 +72,6 @@ def describe_cycle(package: str, members: list[str]) -> str:
     return "\n".join(lines)
 
 
-def oversized_modules(root: Path, limit: int, allowed: Mapping[str, str]) -> dict[str, int]:
-    """Python files under ``root`` longer than ``limit`` lines and not in ``allowed``.
-
-    Returns
-    -------
-    dict
-        Path relative to ``root`` (POSIX) -> number of lines.
-    """
-    sizes = {
-        path.relative_to(root).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
-        for path in sorted(root.rglob("*.py"))
-    }
-    return {name: n for name, n in sizes.items() if n > limit and name not in allowed}
-
-
 # ---- the package ---------------------------------------------------------------------------
 
 
@@ -115,20 +79,6 @@ def test_no_import_cycles_in_merkit() -> None:
     cycles = import_cycles("merkit")
     report = "\n".join(describe_cycle("merkit", members) for members in cycles)
     assert not cycles, f"import cycles in merkit (each group imports itself back):\n{report}"
-
-
-def test_no_module_over_the_line_limit() -> None:
-    over = oversized_modules(PACKAGE_DIR, MAX_LINES, LONG_MODULES_ALLOWED)
-    listing = "\n".join(f"    {name}: {n} lines" for name, n in sorted(over.items()))
-    assert not over, (
-        f"modules over {MAX_LINES} lines (split them, or allowlist one that is a single "
-        f"cohesive algorithm, saying which, in LONG_MODULES_ALLOWED):\n{listing}"
-    )
-
-
-def test_long_module_allowlist_is_current() -> None:
-    missing = [name for name in LONG_MODULES_ALLOWED if not (PACKAGE_DIR / name).is_file()]
-    assert not missing, f"LONG_MODULES_ALLOWED names modules that no longer exist: {missing}"
 
 
 # ---- the checks themselves -------------------------------------------------------------------
@@ -187,12 +137,3 @@ def test_import_cycles_finds_a_planted_cycle(
     if found:
         report = describe_cycle(pkg, found[0])
         assert f"{pkg}.a:1: from {pkg} import b" in report
-
-
-def test_oversized_modules_flags_long_files_unless_allowed(tmp_path: Path) -> None:
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "short.py").write_text("x = 1\n" * 10)
-    (tmp_path / "long.py").write_text("x = 1\n" * 11)
-    (tmp_path / "sub" / "algo.py").write_text("x = 1\n" * 50)
-    assert oversized_modules(tmp_path, 10, {}) == {"long.py": 11, "sub/algo.py": 50}
-    assert oversized_modules(tmp_path, 10, {"sub/algo.py": "one algorithm"}) == {"long.py": 11}

@@ -1,4 +1,4 @@
-"""Audio loading, normalisation, cropping and header reading (merkit.audio)."""
+"""Audio loading, normalisation, cropping and header reading (merkit.audio.decode)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from conftest import FOURQAED
-from merkit.audio import audio_info, crop_or_pad, load_audio, peak_normalize
-from merkit.errors import AudioError, ConfigError
+from merkit.audio.decode import audio_info, crop_or_pad, load_audio, peak_normalize
+from merkit.core.errors import AudioError, ConfigError
 
 PEAK = 10 ** (-0.1 / 20)  # −0.1 dBFS as a linear amplitude
 SHARED_CLIP = FOURQAED / "Q1" / "MT0000040632.ogg"
@@ -132,7 +132,7 @@ def test_bad_inputs_raise_audio_error_naming_the_file(
 def test_audioread_fallback_is_used_when_soundfile_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import merkit.audio
+    import merkit.audio.decode
 
     path = tmp_path / "clip.m4a"
     path.write_bytes(b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 200)  # libsndfile cannot read m4a
@@ -142,7 +142,7 @@ def test_audioread_fallback_is_used_when_soundfile_fails(
         tried.append(p)
         return _stereo(44_100).astype(np.float32), 44_100
 
-    monkeypatch.setattr(merkit.audio, "_read_with_audioread", fake_audioread)
+    monkeypatch.setattr(merkit.audio.decode, "_read_with_audioread", fake_audioread)
     y = load_audio(path)
     assert tried == [path] and len(y) == 16_000
     assert np.max(np.abs(y)) == pytest.approx(PEAK, abs=1e-6)

@@ -1,4 +1,5 @@
-"""merkit.augment: classic Hybrid-method transforms and the audiomentations copies (TFM/SB/RG)."""
+"""merkit.representations.augmented: classic Hybrid-method transforms and the
+audiomentations copies (TFM/SB/RG)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import librosa
 import numpy as np
 import pytest
 
-from merkit import augment
-from merkit.errors import ConfigError
-from merkit.logmel import LogMelConfig, logmel
+from merkit.core.errors import ConfigError
+from merkit.representations import augmented as augment
+from merkit.representations.logmel import LogMelConfig, logmel
 
 SR = 16_000
 UP, DOWN = 440.0 * 2 ** (2 / 12), 440.0 * 2 ** (-2 / 12)  # 493.88 Hz, 392.00 Hz

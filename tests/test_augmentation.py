@@ -1,4 +1,5 @@
-"""merkit.augmentation: augmented training sets for any method, leak-free and seeded per repeat."""
+"""merkit.estimators.augmentation: augmented training sets for any method, leak-free and
+seeded per repeat."""
 
 from __future__ import annotations
 
@@ -13,22 +14,23 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from conftest import make_4qaed_tree
-from merkit import augment, extract
-from merkit.augmentation import (
+from merkit.core.errors import ConfigError, DataError
+from merkit.datasets.fourqaed import load_4qaed
+from merkit.estimators.augmentation import (
     ORIGINAL,
     AugmentedClassifier,
     SpecAugmentMask,
     augment_method,
     parse_augment,
 )
-from merkit.cache import FeatureCache
-from merkit.datasets.fourqaed import load_4qaed
-from merkit.errors import ConfigError, DataError
-from merkit.logmel import LogMelConfig, logmel
 from merkit.methods import resolve_method
 from merkit.methods.resolve import ResolvedMethod
 from merkit.protocol.folds import ProtocolConfig, make_folds
 from merkit.protocol.runner import repeat_seed, resolve_inputs, run_method
+from merkit.representations import augmented as augment
+from merkit.representations import extract
+from merkit.representations.cache import FeatureCache
+from merkit.representations.logmel import LogMelConfig, logmel
 
 SR = 16_000
 
@@ -308,9 +310,9 @@ def test_inner_validation_holds_out_whole_songs() -> None:
 
 
 def test_saved_augmented_model_predicts_from_originals_only(tiny: Any, tmp_path: Path) -> None:
-    from merkit.cache import NullCache
-    from merkit.export import save_model, train_final
-    from merkit.predict import load_model
+    from merkit.product.export import save_model, train_final
+    from merkit.product.predict import load_model
+    from merkit.representations.cache import NullCache
 
     model = train_final("cnn+rg", tiny, params={"epochs": 1}, cache=NullCache(), progress=False)
     assert [spec.name for spec in model.manifest.inputs] == ["logmel"]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-import merkit.autoencoding as autoencoding
-from merkit.autoencoding import AutoencoderForest, encode, fit_autoencoder, scale_logmels
-from merkit.errors import ConfigError
+import merkit.estimators.autoencoding as autoencoding
+from merkit.core.errors import ConfigError
+from merkit.estimators.autoencoding import AutoencoderForest, encode, fit_autoencoder, scale_logmels
 from merkit.methods import resolve_method
 from merkit.protocol import ProtocolConfig
 from merkit.protocol.folds import make_folds

@@ -1,4 +1,4 @@
-"""The on-disk feature cache (merkit.cache)."""
+"""The on-disk feature cache (merkit.representations.cache)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import merkit.cache as cache_module
-from merkit.cache import FeatureCache, NullCache, default_cache_root, key_for
-from merkit.errors import ConfigError
+import merkit.representations.cache as cache_module
+from merkit.core.errors import ConfigError
+from merkit.representations.cache import FeatureCache, NullCache, default_cache_root, key_for
 
 
 def test_key_is_canonical_and_sensitive_to_every_input() -> None:

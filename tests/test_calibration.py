@@ -9,8 +9,13 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.svm import LinearSVC
 
-from merkit.calibration import CrossValCalibratedClassifier, decision_scores, n_rows, take_rows
-from merkit.errors import DataError
+from merkit.core.errors import DataError
+from merkit.estimators.calibration import (
+    CrossValCalibratedClassifier,
+    decision_scores,
+    n_rows,
+    take_rows,
+)
 
 
 class DictLinearSVC(ClassifierMixin, BaseEstimator):

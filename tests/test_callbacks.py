@@ -12,8 +12,7 @@ import torch
 from sklearn.base import clone
 from torch import nn
 
-from merkit.errors import ConfigError
-from merkit.estimators import TorchClassifier
+from merkit.core.errors import ConfigError
 from merkit.training import (
     BatchNormRecalibration,
     BatchTransform,
@@ -31,6 +30,7 @@ from merkit.training import (
     malloc_reexec_environment,
     malloc_tuning_supported,
 )
+from merkit.training.classifier import TorchClassifier
 from merkit.training.history import EpochRecord
 
 

@@ -1,13 +1,13 @@
-"""merkit.codec: in-memory codec round trips and the codec augmentation's copies."""
+"""merkit.representations.codec: in-memory codec round trips and the codec augmentation's copies."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from merkit.codec import CODECS, Codec, codec_own_features, round_trip
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.features.own import OWN_FEATURE_NAMES
+from merkit.representations.codec import CODECS, Codec, codec_own_features, round_trip
 
 SR = 16_000
 
@@ -64,8 +64,8 @@ def test_codec_augmentation_resolves_for_svm_own_only() -> None:
 
 
 def test_band_limit_gives_a_16k_file_the_band_of_a_resampled_one() -> None:
-    from merkit.audio import resample
-    from merkit.frontend import band_limit
+    from merkit.audio.decode import resample
+    from merkit.audio.frontend import band_limit
 
     y = _tone(freq=440.0) + _tone(freq=7_000.0) + _tone(freq=7_900.0)
     out = band_limit(y, SR, 48_000)
@@ -80,7 +80,7 @@ def test_band_limit_gives_a_16k_file_the_band_of_a_resampled_one() -> None:
 
 
 def test_own_features_bl_is_a_registered_representation() -> None:
-    from merkit.representations import get_representation
+    from merkit.representations.registry import get_representation
 
     rep = get_representation("own-features-bl")
     assert rep.shape is not None and rep.shape(SR, rep.params) == (len(OWN_FEATURE_NAMES),)

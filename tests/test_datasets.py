@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import FOURQAED, make_4qaed_tree, needs_4qaed, write_tone
+from merkit.core.errors import DataError
 from merkit.datasets import load_dataset
 from merkit.datasets.check import check_dataset
-from merkit.errors import DataError
 
 
 def test_4qaed_layout_loads_songs_labels_and_features(tiny_4qaed: Path) -> None:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from merkit.datasets.base import Dataset, Song
-from merkit.estimators import TorchClassifier
 from merkit.methods import ResolvedMethod, get_method, hybrid, resolve_method
 from merkit.protocol import ProtocolConfig, load_or_create_folds, run_method
+from merkit.training.classifier import TorchClassifier
 
 N_FRAMES, N_MELS = 116, 128  # the smallest input the baseline CNN trunk takes
 TINY = {"epochs": 2, "batch_size": 8, "stop_train_accuracy": None, "device": "cpu"}

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-import merkit.autoencoding as autoencoding
-import merkit.deepsmote as deepsmote_module
-from merkit.deepsmote import DeepSMOTE, oversample_latents, scale_stats, to_db_scale
-from merkit.errors import ConfigError, DataError
+import merkit.estimators.autoencoding as autoencoding
+import merkit.estimators.deepsmote as deepsmote_module
+from merkit.core.errors import ConfigError, DataError
+from merkit.estimators.deepsmote import DeepSMOTE, oversample_latents, scale_stats, to_db_scale
+from merkit.estimators.oversampling import OversampledClassifier
 from merkit.methods import resolve_method
-from merkit.oversampling import OversampledClassifier
 from merkit.protocol import ProtocolConfig
 from merkit.protocol.folds import make_folds
 from merkit.protocol.runner import fit_fold

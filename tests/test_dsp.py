@@ -1,4 +1,4 @@
-"""merkit.dsp against librosa (the definitions it follows) and against hand-computed values.
+"""merkit.audio.dsp against librosa (the definitions it follows) and against hand-computed values.
 
 Continuous outputs are compared to a stated relative tolerance (on this machine they are
 bit-identical: the same numpy/scipy operations in the same order); discrete outputs (onset frames,
@@ -19,7 +19,7 @@ import soundfile as sf
 from tests.conftest import FOURQAED, needs_4qaed
 
 from conftest import needs_crnn_weights
-from merkit import dsp, rhythm
+from merkit.audio import dsp, rhythm
 
 librosa = pytest.importorskip("librosa")
 
@@ -238,7 +238,7 @@ def test_beat_track_follows_a_click_track() -> None:
 
 @needs_4qaed
 def test_real_clips_match_librosa() -> None:
-    from merkit.audio import load_audio
+    from merkit.audio.decode import load_audio
 
     for quadrant in ("Q1", "Q3"):
         path = sorted((FOURQAED / quadrant).glob("*"))[0]
@@ -308,8 +308,8 @@ def test_merkit_predict_imports_neither_librosa_nor_numba(model: str, tmp_path: 
 
 
 def test_needs_numba_only_for_inputs_through_librosa() -> None:
-    from merkit.model_dir import read_manifest
-    from merkit.predict import needs_numba
+    from merkit.product.model_dir import read_manifest
+    from merkit.product.predict import needs_numba
 
     manifest = read_manifest(own_features_model())
     assert [spec.name for spec in manifest.inputs] == ["own-features"]

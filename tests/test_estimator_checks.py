@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from merkit.estimators import TorchClassifier
 from merkit.methods.hybrid import HybridClassifier
+from merkit.training.classifier import TorchClassifier
 from test_callbacks import TinyMLP
 
 OWN_ERRORS = "merkit raises its own DataError (a MerkitError, not a ValueError) naming the problem"
@@ -129,7 +129,7 @@ def test_hybrid_is_picklable_with_joblib(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("bad", [np.zeros((4, 3), dtype=complex), np.zeros(4)])
 def test_torch_classifier_rejects_unusable_x_clearly(bad: np.ndarray) -> None:
-    from merkit.errors import DataError
+    from merkit.core.errors import DataError
 
     y = np.array([0, 1, 0, 1])
     with pytest.raises(DataError, match="input 'X' must"):

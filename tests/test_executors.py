@@ -22,12 +22,10 @@ import pytest
 import executor_helpers
 from executor_helpers import Gated, fits
 from merkit.benchmark import run_benchmark
-from merkit.cache import FeatureCache
+from merkit.core.errors import ConfigError
+from merkit.core.labels import QUADRANTS
 from merkit.datasets.base import Dataset, Song
 from merkit.datasets.synthetic import load_synthetic
-from merkit.errors import ConfigError
-from merkit.extract import ComputeStats, compute
-from merkit.labels import QUADRANTS
 from merkit.methods import ResolvedMethod, resolve_method
 from merkit.protocol import (
     ProcessExecutor,
@@ -38,7 +36,9 @@ from merkit.protocol import (
     load_or_create_folds,
     run_method,
 )
-from merkit.protocol.tasks import fold_needs, method_lock
+from merkit.protocol.runner import fold_needs, method_lock
+from merkit.representations.cache import FeatureCache
+from merkit.representations.extract import ComputeStats, compute
 
 ray = pytest.importorskip("ray", reason="--executor ray needs the merkit[ray] extra")
 from merkit.protocol.ray_executor import RayExecutor  # noqa: E402

@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from merkit.cache import NullCache
+from merkit.core.errors import AudioError, ConfigError, DataError, ModelError
+from merkit.core.labels import QUADRANTS
 from merkit.datasets.base import Dataset, Song
-from merkit.errors import AudioError, ConfigError, DataError, ModelError
-from merkit.export import read_cv_results, save_model, train_final
-from merkit.labels import QUADRANTS
-from merkit.model_dir import JOBLIB_FILE, MANIFEST, MODEL_CARD, TORCH_FILE
-from merkit.predict import Predictor, load_model
+from merkit.product.export import read_cv_results, save_model, train_final
+from merkit.product.model_dir import JOBLIB_FILE, MANIFEST, MODEL_CARD, TORCH_FILE
+from merkit.product.predict import Predictor, load_model
 from merkit.protocol.runner import estimator_input, resolve_inputs
+from merkit.representations.cache import NullCache
 from product_helpers import (
     BANDS,
     LOGREG,
@@ -215,7 +215,7 @@ def test_cv_results_must_match_method_and_dataset(songs: Dataset, tmp_path: Path
 def test_save_replaces_a_model_but_never_another_folder(exported: Path, tmp_path: Path) -> None:
     target = _copy(exported, tmp_path)
     model = load_model(target)
-    from merkit.export import TrainedModel
+    from merkit.product.export import TrainedModel
 
     again = TrainedModel(model.estimator, model.manifest, "card")
     save_model(again, target)  # a model directory is replaced
@@ -283,9 +283,9 @@ def test_damaged_or_inconsistent_model_dirs(exported: Path, tmp_path: Path) -> N
 
 
 def test_no_default_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import merkit.shipped
+    import merkit.product.shipped
 
-    monkeypatch.setattr(merkit.shipped, "shipped_model_dir", lambda name: tmp_path / name)
+    monkeypatch.setattr(merkit.product.shipped, "shipped_model_dir", lambda name: tmp_path / name)
     with pytest.raises(ModelError, match="shipped model 'default' is not installed"):
         load_model()
     with pytest.raises(ModelError, match="shipped model 'fast' is not installed"):
@@ -293,7 +293,7 @@ def test_no_default_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def test_shipped_model_names_and_folders(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from merkit.shipped import SHIPPED_MODELS, resolve_model_dir, shipped_model_dir
+    from merkit.product.shipped import SHIPPED_MODELS, resolve_model_dir, shipped_model_dir
 
     assert set(SHIPPED_MODELS) == {"default", "fast"}
     assert resolve_model_dir(None) == shipped_model_dir("default")
@@ -312,7 +312,7 @@ def test_shipped_model_names_and_folders(monkeypatch: pytest.MonkeyPatch, tmp_pa
 )
 def test_shipped_default_model_predicts_a_generated_clip(tmp_path: Path) -> None:
     from merkit.datasets.synthetic import SyntheticSource
-    from merkit.predict import expected_windows
+    from merkit.product.predict import expected_windows
     from product_helpers import write_wav
 
     predictor = load_model()
@@ -341,7 +341,7 @@ def test_model_card_tests_the_method_against_others_on_the_same_folds(
     from merkit.benchmark import run_benchmark
     from merkit.protocol.folds import ProtocolConfig
     from merkit.protocol.results import load_results
-    from merkit.stats import corrected_resampled_ttest
+    from merkit.report.stats import corrected_resampled_ttest
     from product_helpers import TWO_RATES
 
     protocol = ProtocolConfig(n_splits=3, n_repeats=2)
@@ -367,7 +367,7 @@ def test_model_card_tests_the_method_against_others_on_the_same_folds(
 def test_default_model_without_its_checkpoints_falls_back_to_fast(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from merkit.shipped import (
+    from merkit.product.shipped import (
         FastModelWarning,
         missing_weights,
         resolve_model_dir,

@@ -2,7 +2,8 @@
 
 :func:`_reference_mel_power` and :func:`_reference_load` are the previous implementations
 (frame-major STFT with a dense @ sparse product; ``mean(axis=1)`` mixdown and
-:func:`merkit.audio.peak_normalize`); the fast ones must equal them bit for bit, so cached values
+:func:`merkit.audio.decode.peak_normalize`); the fast ones must equal them bit for bit, so cached
+values
 made before and after the change agree (the representation's version is unchanged).
 """
 
@@ -22,11 +23,11 @@ import scipy.sparse
 import soundfile as sf
 import soxr
 
-from merkit.audio import decode_frames, decode_mono, load_audio, mixdown, peak_normalize
-from merkit.cache import FeatureCache, NullCache
+from merkit.audio.decode import decode_frames, decode_mono, load_audio, mixdown, peak_normalize
+from merkit.core.errors import AudioError, ConfigError
 from merkit.datasets.base import Dataset, FileSource, Song
-from merkit.errors import AudioError, ConfigError
-from merkit.extract import (
+from merkit.representations.cache import FeatureCache, NullCache
+from merkit.representations.extract import (
     ComputeStats,
     SongJobs,
     _song_job,
@@ -34,9 +35,10 @@ from merkit.extract import (
     compute,
     compute_many,
     fill_cache,
+    pipelined,
+    threaded,
 )
-from merkit.logmel import LogMelConfig, mel_filterbank, mel_power, power_to_db
-from merkit.song_threads import pipelined, threaded
+from merkit.representations.logmel import LogMelConfig, mel_filterbank, mel_power, power_to_db
 
 
 def _reference_mel_power(y: np.ndarray, cfg: LogMelConfig) -> np.ndarray:
@@ -424,7 +426,7 @@ def thread_recording_rep(y: np.ndarray, sr: int, *, seed: int) -> np.ndarray:
 def test_one_process_runs_whole_songs_in_threads_only_for_thread_safe_representations(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thread_safe: bool
 ) -> None:
-    from merkit.representations import REPRESENTATIONS, Representation
+    from merkit.representations.registry import REPRESENTATIONS, Representation
 
     rep = Representation(
         "recorder", f"{__name__}:thread_recording_rep", thread_safe=thread_safe, shape=None
@@ -499,7 +501,7 @@ def scribble_rep(y: np.ndarray, sr: int, *, seed: int) -> np.ndarray:
 def test_a_function_that_changes_its_input_cannot_affect_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from merkit.representations import REPRESENTATIONS, Representation
+    from merkit.representations.registry import REPRESENTATIONS, Representation
 
     monkeypatch.setitem(
         REPRESENTATIONS, "scribble", Representation("scribble", f"{__name__}:scribble_rep")

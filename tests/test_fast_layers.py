@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.models import bn_dropout
 from merkit.models.cnn import BaselineCNN
 from merkit.models.layers import (

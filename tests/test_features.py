@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from conftest import FOURQAED, needs_4qaed
-from merkit.errors import AudioError, ConfigError
+from merkit.core.errors import AudioError, ConfigError
 from merkit.features.essentia_backend import (
     ESSENTIA_MISSING,
     extract_essentia_features,

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from merkit.errors import DataError
-from merkit.estimators import TorchClassifier
+from merkit.core.errors import DataError
 from merkit.methods import ResolvedMethod
 from merkit.protocol.folds import Fold, ProtocolConfig
 from merkit.protocol.runner import fit_fold
+from merkit.training.classifier import TorchClassifier
 
 
 class WideMLP(nn.Module):

@@ -1,4 +1,4 @@
-"""merkit.frontend: the canonical front end makes a 16 kHz file and a resampled copy agree."""
+"""merkit.audio.frontend: the canonical front end makes a 16 kHz file and a resampled copy agree."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import soxr
 
-from merkit.audio import level_normalize
-from merkit.errors import ConfigError
+from merkit.audio.decode import level_normalize
+from merkit.audio.frontend import band_limit, canonical, trim_silence
+from merkit.core.errors import ConfigError
 from merkit.features.own import extract_own_features
-from merkit.frontend import band_limit, canonical, trim_silence
-from merkit.representations import canonical_representation, get_representation
+from merkit.representations.registry import canonical_representation, get_representation
 
 SR = 16_000
 

@@ -12,8 +12,8 @@ from sklearn.metrics import f1_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from merkit.errors import ConfigError
-from merkit.fusion import FusionClassifier, simplex_grid, tuned_clone
+from merkit.core.errors import ConfigError
+from merkit.estimators.fusion import FusionClassifier, simplex_grid, tuned_clone
 from merkit.methods import ResolvedMethod, resolve_method
 from merkit.protocol.folds import Fold, ProtocolConfig
 from merkit.protocol.runner import fit_fold
@@ -146,7 +146,7 @@ def test_stacking_and_early_fusion_shapes() -> None:
     assert early.predict(X_test).shape == (200,)
     assert macro_f1(early, X_test, y_test) > 0.75
     # ... but its decision values, which a product model calibrates into probabilities
-    from merkit.calibration import CrossValCalibratedClassifier
+    from merkit.estimators.calibration import CrossValCalibratedClassifier
 
     scores = early.decision_function(X_test)
     assert scores.shape == (200, 4)

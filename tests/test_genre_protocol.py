@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import make_4qaed_tree
+from merkit.core.errors import ConfigError, DataError
 from merkit.datasets import load_dataset
-from merkit.errors import ConfigError, DataError
 from merkit.protocol import genre
 from merkit.protocol.metrics import fold_metrics
 

@@ -12,10 +12,10 @@ import pytest
 import soundfile as sf
 
 from conftest import within
-from merkit import audio
-from merkit.audio import audio_info, load_audio
+from merkit.audio import decode as audio
+from merkit.audio.decode import audio_info, load_audio
+from merkit.core.errors import AudioError
 from merkit.datasets.base import FileSource
-from merkit.errors import AudioError
 
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from merkit.cache import FeatureCache, NullCache
 from merkit.datasets.synthetic import load_synthetic
-from merkit.extract import compute
+from merkit.representations.cache import FeatureCache, NullCache
+from merkit.representations.extract import compute
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_a_cache_entry_of_the_wrong_dtype_or_with_inf_is_recomputed(
 def test_each_representation_knows_the_shape_it_produces(
     name: str, expected: tuple[int | None, ...] | None
 ) -> None:
-    from merkit.representations import get_representation
+    from merkit.representations.registry import get_representation
 
     rep = get_representation(name)
     dataset = load_synthetic(n_per_quadrant=2, duration=8.0)

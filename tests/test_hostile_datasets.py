@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 
 from conftest import make_4qaed_tree, within
+from merkit.core.errors import DataError
 from merkit.datasets import check, load_dataset
 from merkit.datasets.check import check_dataset
-from merkit.errors import DataError
 
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 
@@ -122,3 +122,108 @@ def test_a_csv_row_pointing_at_a_fifo_says_so(tmp_path: Path) -> None:
     error = within(10.0, lambda: load_dataset("csv", listing))
     assert isinstance(error, DataError)
     assert "dataset.csv row 3" in str(error) and "is a FIFO (named pipe)" in str(error)
+
+
+# ---- issue 27: what a dataset check exists for -----------------------------------------------
+
+
+def test_W3_an_empty_quadrant_folder_is_refused_by_data_check_and_benchmark(
+    tiny_4qaed: Path, tmp_path: Path
+) -> None:
+    from merkit.benchmark import run_benchmark
+    from merkit.protocol import ProtocolConfig
+
+    for wav in (tiny_4qaed / "Q3").glob("*.wav"):
+        wav.unlink()  # Q3/ is there, and empty
+    report = check_dataset("folder", tiny_4qaed, progress=False)
+    assert not report.ok
+    assert any(
+        p.startswith("quadrant Q3 has no songs") and "Q3 is empty" in p for p in report.problems
+    )
+    with pytest.raises(DataError, match="quadrant Q3 has no songs"):
+        check.load_checked_dataset("folder", tiny_4qaed, progress=False)
+    dataset = load_dataset("folder", tiny_4qaed)  # the library path refuses it too
+    with pytest.raises(DataError, match="quadrant Q3 has no songs"):
+        run_benchmark(dataset, ["svm-own"], ProtocolConfig(n_splits=2, n_repeats=1), tmp_path)
+    assert not (tmp_path / "svm-own").exists()
+
+
+@pytest.mark.parametrize("decode", [True, False])
+def test_W4_the_same_audio_under_two_names_and_labels_is_reported(
+    tiny_4qaed: Path, decode: bool
+) -> None:
+    original = tiny_4qaed / "Q1" / "MT0000000001.wav"
+    copy = tiny_4qaed / "Q2" / "renamed.wav"
+    copy.write_bytes(original.read_bytes())
+    same_quadrant = tiny_4qaed / "Q4" / "again.wav"
+    same_quadrant.write_bytes((tiny_4qaed / "Q4" / "MT3000000000.wav").read_bytes())
+    report = check_dataset("folder", tiny_4qaed, decode=decode, progress=False)
+    conflicting = [p for p in report.problems if "labelled Q1 and Q2 (conflicting labels)" in p]
+    assert len(conflicting) == 1 and str(original) in conflicting[0] and str(copy) in conflicting[0]
+    twice = [p for p in report.problems if p.startswith("duplicate audio under 2 names")]
+    assert len(twice) == 1 and "again" in twice[0] and "MT3000000000" in twice[0]
+    assert len(report.problems) == 2
+
+
+def test_data_check_notes_unknown_folders_stray_files_and_nested_audio(tiny_4qaed: Path) -> None:
+    from conftest import write_tone
+
+    write_tone(tiny_4qaed / "Q5" / "extra.wav", 300.0)
+    write_tone(tiny_4qaed / "Q1" / "live" / "nested.wav", 310.0)
+    (tiny_4qaed / "todo.txt").write_text("label the rest\n")
+    (tiny_4qaed / "Q2" / "cover.jpg").write_bytes(b"\xff\xd8")
+    for name in ("4qaed", "folder"):
+        report = check_dataset(name, tiny_4qaed, progress=False)
+        notes = "\n".join(report.notes)
+        assert "Q5/ (1 audio file(s))" in notes and "not a quadrant" in notes
+        assert "todo.txt" in notes
+        assert "sub-folders of" in notes and "live/ (1)" in notes
+        assert "cover.jpg" in notes
+        assert report.ok  # ignored, and said so: not errors
+    # The official 4QAED files at its root are expected, not stray.
+    assert "panda_dataset_taffc_annotations" not in "\n".join(
+        check_dataset("4qaed", tiny_4qaed, progress=False).notes
+    )
+
+
+def test_a_song_id_in_two_quadrants_is_named_by_its_plain_path(tiny_4qaed: Path) -> None:
+    from conftest import write_tone
+
+    first = write_tone(tiny_4qaed / "Q1" / "twice.wav", 300.0)
+    second = write_tone(tiny_4qaed / "Q2" / "twice.wav", 310.0)
+    with pytest.raises(DataError) as info:
+        load_dataset("folder", tiny_4qaed)
+    text = str(info.value)
+    assert f"song id twice is used twice: {first} (Q1) and {second} (Q2)" in text
+    assert "FileSource(" not in text and "PosixPath(" not in text
+
+
+def test_a_latin1_annotations_csv_is_read_with_a_notice(tiny_4qaed: Path) -> None:
+    annotations = tiny_4qaed / "panda_dataset_taffc_annotations.csv"
+    lines = annotations.read_text().splitlines()
+    rows = [lines[0] + ",Title"] + [f"{line},Café Señor" for line in lines[1:]]
+    annotations.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    dataset = load_dataset("4qaed", tiny_4qaed)
+    assert len(dataset) == 12
+    report = check_dataset("4qaed", tiny_4qaed, progress=False)
+    assert report.ok, report.problems
+    assert any(str(annotations) in n and "Latin-1" in n for n in report.notes)
+
+
+def test_data_check_prints_a_table_and_shares_the_default_dataset() -> None:
+    import inspect
+
+    from typer.testing import CliRunner
+
+    from merkit import cli
+    from merkit.commands import tune
+
+    result = CliRunner().invoke(cli.app, ["data", "check"])
+    assert result.exit_code == 0, result.output
+    assert "songs per quadrant" in result.output and "Q1 40" in result.output
+    assert "{'" not in result.output and "Counter(" not in result.output
+    defaults = {
+        f.__name__: inspect.signature(f).parameters["dataset"].default
+        for f in (cli.data_check, cli.benchmark, tune.tune)
+    }
+    assert set(defaults.values()) == {"synthetic"}, defaults

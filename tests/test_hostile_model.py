@@ -28,8 +28,8 @@ from sklearn.dummy import DummyClassifier
 
 import merkit
 from conftest import needs_crnn_weights
-from merkit.errors import ModelError
-from merkit.export import (
+from merkit.core.errors import ModelError
+from merkit.product.export import (
     InputSpec,
     ModelManifest,
     TrainedModel,
@@ -104,9 +104,9 @@ def _in_child(action: Callable[[], Any]) -> int:
 
 def _force_fallback(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
     if path == "fallback":
-        import merkit.atomic_dir
+        import merkit.core.atomic
 
-        monkeypatch.setattr(merkit.atomic_dir, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(merkit.core.atomic, "_exchange", lambda a, b: False)
 
 
 @pytest.fixture
@@ -183,7 +183,7 @@ def test_a_crash_after_any_file_system_call_leaves_a_complete_model(
 def test_a_crash_after_every_step_of_the_save_leaves_the_old_or_the_new_model(
     old_model: Path, path: str, steps: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import merkit.atomic_dir as atomic_dir
+    import merkit.core.atomic as atomic_dir
 
     out = old_model
     reached = []
@@ -212,7 +212,7 @@ def test_a_crash_after_every_step_of_the_save_leaves_the_old_or_the_new_model(
 
 def test_the_exchange_path_is_atomic_on_this_system(old_model: Path) -> None:
     """renameat2(RENAME_EXCHANGE) works here (Linux), so the old model is never renamed away."""
-    import merkit.atomic_dir as atomic_dir
+    import merkit.core.atomic as atomic_dir
 
     if not sys.platform.startswith("linux"):
         pytest.skip("RENAME_EXCHANGE is Linux-only")
@@ -247,7 +247,7 @@ _KILL_LOOP = """
 import sys, itertools
 sys.path[:0] = {paths!r}
 from test_hostile_model import _model
-from merkit.export import save_model
+from merkit.product.export import save_model
 models = [_model(1), _model(2)]
 print("ready", flush=True)
 for i in itertools.count():
@@ -293,7 +293,7 @@ def test_a_library_version_that_can_change_results_is_warned_once_per_library(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         merkit.load_model(old_model)
-    from merkit.model_dir import ModelVersionWarning
+    from merkit.product.model_dir import ModelVersionWarning
 
     lines = [str(w.message) for w in caught if issubclass(w.category, ModelVersionWarning)]
     assert lines == [

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 import merkit
-from merkit.errors import AudioError
+from merkit.core.errors import AudioError
 from product_helpers import tone, write_wav
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
@@ -163,7 +163,7 @@ def test_a_file_that_cannot_be_opened_is_a_failure_with_the_real_reason(
 
 
 def test_the_library_refuses_devices_too() -> None:
-    from merkit.audio_files import unreadable_reason
+    from merkit.audio.files import unreadable_reason
 
     if not Path("/dev/null").exists():
         pytest.skip("no /dev/null")

@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 
 from merkit.benchmark import run_benchmark
+from merkit.core.errors import ConfigError
 from merkit.datasets.base import Dataset, Song
-from merkit.errors import ConfigError
 from merkit.methods import METHODS, MethodSpec, read_settings, register_method
 from merkit.protocol import ProtocolConfig, make_folds
 
@@ -169,12 +169,23 @@ def test_a_truncated_config_without_finished_folds_is_replaced(tmp_path: Path) -
     assert json.loads((tmp_path / "svm" / "config.json").read_text())["dataset"] == "toy"
 
 
-def test_a_truncated_config_beside_finished_folds_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_truncated_config_beside_finished_folds_is_rebuilt_keeping_the_folds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 27: refused with the advice to delete the whole method folder (throwing away intact
+    # folds), where the README says it warns and recomputes.
     bench(tmp_path, ["svm"])
+    folds = {p.name: p.read_bytes() for p in (tmp_path / "svm" / "folds").glob("*.json")}
     config = tmp_path / "svm" / "config.json"
-    config.write_text(config.read_text()[:20])
-    with pytest.raises(ConfigError, match=r"config\.json"):
+    whole = config.read_text()
+    config.write_text(whole[:20])
+    with caplog.at_level(logging.WARNING):
         bench(tmp_path, ["svm"])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(config) in warnings[0] and "kept" in warnings[0]
+    assert json.loads(config.read_text()) == json.loads(whole)  # rebuilt, the same stamp
+    after = {p.name: p.read_bytes() for p in (tmp_path / "svm" / "folds").glob("*.json")}
+    assert after == folds  # the intact folds were kept, not recomputed
 
 
 def test_a_failed_run_does_not_block_its_corrected_rerun(tmp_path: Path) -> None:
@@ -269,7 +280,7 @@ def test_save_models_saves_an_svm_pipeline_with_its_checksum(tmp_path: Path) -> 
     assert model.predict(dataset.table("top100")[rows]).tolist() == record["y_pred"]
     # A swapped or damaged file is refused before unpickling.
     saved[1].write_bytes(saved[1].read_bytes() + b"x")
-    from merkit.errors import ModelError
+    from merkit.core.errors import ModelError
 
     with pytest.raises(ModelError, match="checksum"):
         load_model(saved[1])
@@ -312,3 +323,260 @@ def test_save_models_refuses_an_estimator_that_cannot_be_saved(tmp_path: Path) -
         )
     with pytest.raises(ConfigError, match=rf"--save-models.*'{name}'"):
         bench(tmp_path, [name], save_models=True)
+
+
+# ---- issue 27: run folders are read as a whole; outputs never overwrite a run's files ----------
+
+
+def _fold_bytes(out: Path, method: str = "svm") -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((out / method / "folds").glob("*.json"))}
+
+
+def test_D1_report_out_never_overwrites_a_run_file_or_a_folder(tmp_path: Path) -> None:
+    from merkit.report.html import write_report
+
+    run = tmp_path / "r1"
+    bench(run, ["svm"])
+    results = (run / "results.csv").read_bytes()
+    with pytest.raises(ConfigError, match=r"results\.csv would overwrite a file of run folder"):
+        write_report([run], run / "results.csv")
+    assert (run / "results.csv").read_bytes() == results
+    with pytest.raises(ConfigError, match=r"svm.*would overwrite"):
+        write_report([run], run / "svm" / "config.json")
+    with pytest.raises(ConfigError, match="is a folder; give the report's file name"):
+        write_report([run], tmp_path)  # was IsADirectoryError
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    with pytest.raises(ConfigError, match="not an HTML report merkit wrote"):
+        write_report([run], notes)
+    assert notes.read_text() == "my notes"
+    # A report merkit wrote is replaced; so is the run's own report.html.
+    elsewhere = write_report([run], tmp_path / "report.html")
+    write_report([run], elsewhere)
+    write_report([run], run / "report.html")
+    assert "merkit report" in elsewhere.read_text()
+
+
+def test_D1_the_report_command_refuses_a_run_file_with_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from merkit.cli import app
+
+    run = tmp_path / "r1"
+    bench(run, ["svm"])
+    before = (run / "results.csv").read_bytes()
+    result = CliRunner().invoke(app, ["report", str(run), "--out", str(run / "results.csv")])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "Traceback" not in result.output
+    assert (run / "results.csv").read_bytes() == before
+
+
+def test_W1_an_extra_fold_file_keeps_the_finished_row(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from merkit.protocol import load_results
+
+    bench(tmp_path, ["svm"])
+    honest = f1_of(tmp_path)["svm"]
+    folds = tmp_path / "svm" / "folds"
+    (folds / "r05_f07.json").write_bytes((folds / "r00_f00.json").read_bytes())  # 3x1 run
+    with caplog.at_level(logging.WARNING):
+        bench(tmp_path, ["svm"])
+    assert f1_of(tmp_path) == {"svm": pytest.approx(honest, abs=1e-9)}  # the row is kept
+    assert "| svm |" in (tmp_path / "report.md").read_text()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("r05_f07.json" in w and "ignored (not deleted)" in w for w in warnings)
+    assert (folds / "r05_f07.json").is_file()  # nothing a user put there is deleted
+    run = load_results(tmp_path)
+    assert [m.method for m in run.complete()] == ["svm"]
+    assert any("r05_f07.json" in note for note in run.notes)
+
+
+def test_a_fold_file_holding_another_folds_record_is_recomputed(tmp_path: Path) -> None:
+    bench(tmp_path, ["svm"])
+    honest = f1_of(tmp_path)["svm"]
+    folds = tmp_path / "svm" / "folds"
+    (folds / "r00_f01.json").write_bytes((folds / "r00_f00.json").read_bytes())
+    bench(tmp_path, ["svm"])
+    assert f1_of(tmp_path)["svm"] == pytest.approx(honest, abs=1e-9)
+    assert json.loads((folds / "r00_f01.json").read_text())["fold"] == 1
+
+
+def test_W2_a_deleted_config_with_other_settings_is_refused_not_relabelled(
+    tmp_path: Path,
+) -> None:
+    bench(tmp_path, ["svm"], params={"svm": {"C": 2}})
+    folds = _fold_bytes(tmp_path)
+    config = tmp_path / "svm" / "config.json"
+    config.unlink()
+    with pytest.raises(ConfigError, match=r"config\.json is missing.*cannot be relabelled"):
+        bench(tmp_path, ["svm"], params={"svm": {"C": 8}})
+    assert not config.exists()  # no config.json claiming C=8 over folds made with C=2
+    assert _fold_bytes(tmp_path) == folds
+    # The settings that made the folds: resumed, config.json rebuilt, nothing recomputed.
+    bench(tmp_path, ["svm"], params={"svm": {"C": 2}})
+    assert json.loads(config.read_text())["config"]["params"] == {"C": 2}
+    assert _fold_bytes(tmp_path) == folds
+
+
+def test_W2_a_fold_copied_from_another_configuration_is_refused(tmp_path: Path) -> None:
+    bench(tmp_path / "a", ["svm"], params={"svm": {"C": 2}})
+    bench(tmp_path / "b", ["svm"], params={"svm": {"C": 8}})
+    alien = (tmp_path / "a" / "svm" / "folds" / "r00_f01.json").read_bytes()
+    (tmp_path / "b" / "svm" / "folds" / "r00_f01.json").write_bytes(alien)
+    with pytest.raises(ConfigError, match=r"r00_f01.*another configuration"):
+        bench(tmp_path / "b", ["svm"], params={"svm": {"C": 8}})
+
+
+def test_report_on_a_truncated_fold_says_the_method_is_incomplete_and_recomputes_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from merkit.report.html import write_report
+
+    bench(tmp_path, ["svm"])
+    bench(tmp_path, [LOGREG])
+    fold = tmp_path / "svm" / "folds" / "r00_f01.json"
+    fold.write_text(fold.read_text()[:40])
+    damaged = fold.read_bytes()
+    with caplog.at_level(logging.WARNING):
+        path = write_report([tmp_path], tmp_path / "report.html")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert not any("recomput" in w and "rerun" not in w for w in warnings), warnings
+    assert any("svm is incomplete: 2 of 3 folds finished" in w and str(fold) in w for w in warnings)
+    html = path.read_text()
+    assert 'id="not-shown"' in html and "svm is incomplete: 2 of 3 folds finished" in html
+    assert fold.read_bytes() == damaged  # the report recomputes nothing
+    # With no complete method at all: one clear error giving the reason.
+    (tmp_path / LOGREG / "folds" / "r00_f00.json").unlink()
+    with pytest.raises(ConfigError, match=r"has all its folds finished\n.*svm is incomplete"):
+        write_report([tmp_path], tmp_path / "report.html")
+
+
+def test_a_folder_where_a_fold_file_belongs_is_a_clear_error(tmp_path: Path) -> None:
+    bench(tmp_path, ["svm"])
+    fold = tmp_path / "svm" / "folds" / "r00_f01.json"
+    fold.unlink()
+    fold.mkdir()
+    with pytest.raises(ConfigError, match=r"r00_f01\.json: not a regular file where a fold"):
+        bench(tmp_path, ["svm"])  # was IsADirectoryError
+    assert fold.is_dir()
+
+
+def test_M6_n_features_beyond_the_data_is_refused_before_any_work(tmp_path: Path) -> None:
+    # The songs have no audio: extracting own-features would fail differently.
+    with pytest.raises(ConfigError, match=r"'svm-own'.*'n_features' is 100000.*317 features"):
+        bench(tmp_path, ["svm-own"], params={"svm-own": {"n_features": 100000}})
+    assert not (tmp_path / "svm-own").exists()
+    # Every own feature, less those 'exclude_features' removes first: more than there are.
+    excluded = {"n_features": 317, "exclude_features": "codec-sensitive"}
+    with pytest.raises(ConfigError, match=r"'n_features' is 317.*has 3\d\d features \(\d+ excl"):
+        bench(tmp_path, ["svm-own"], params={"svm-own": excluded})
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True])
+def test_M6_n_features_zero_names_the_setting_not_an_internal_class(value: object) -> None:
+    from merkit.methods import resolve_method
+
+    with pytest.raises(ConfigError, match=r"method 'svm-own'.*setting 'n_features'") as info:
+        resolve_method("svm-own", {"n_features": value})
+    assert "ReliefFSelector" not in str(info.value)
+
+
+class _Ref:
+    """A fake Ray object reference: hashable by identity, like Ray's."""
+
+    def __init__(self, fn: object, task: object) -> None:
+        self.fn, self.task = fn, task
+
+
+class _DyingRay:
+    """Just enough of Ray for RayExecutor.map: the first task runs, then the node dies."""
+
+    def __init__(self, error: str = "LocalRayletDiedError") -> None:
+        import ray.exceptions
+
+        self.exceptions = ray.exceptions
+        self.error = getattr(ray.exceptions, error)
+        self.finished = 0
+        self.dead = False
+
+    def nodes(self) -> list[dict]:
+        return [{"Alive": True, "Resources": {"CPU": 2.0, "memory": 2.0**33}}]
+
+    def put(self, value: object) -> object:
+        return value
+
+    def wait(self, refs: list, num_returns: int = 1) -> tuple[list, list]:
+        if self.dead:
+            raise self.exceptions.LocalRayletDiedError()
+        return refs[:1], refs[1:]
+
+    def get(self, ref: _Ref) -> object:
+        if self.finished:
+            self.dead = True
+            raise self.error("the node died")
+        self.finished += 1
+        return ref.fn(ref.task)  # type: ignore[operator]
+
+    def cancel(self, ref: object, force: bool = False) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        raise RuntimeError("the raylet is gone")
+
+
+class _Remote:
+    def options(self, **options: object) -> _Remote:
+        return self
+
+    def remote(self, fn: object, task: object) -> _Ref:
+        return _Ref(fn, task)
+
+
+@pytest.mark.parametrize("error", ["LocalRayletDiedError", "NodeDiedError"])
+def test_ray_node_death_is_summarised_by_merkit_with_the_resume_hint(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, error: str
+) -> None:
+    # Measured with a real local instance whose raylet was killed (SIGKILL) mid-fold: Ray
+    # reports NodeDiedError, then LocalRayletDiedError, then ends the driver; merkit now stops
+    # at the first and prints its summary before that.
+    from merkit.protocol import TasksFailed
+    from merkit.protocol.ray_executor import RayExecutor
+
+    executor = RayExecutor(retries=1)
+    executor._ray, executor._remote, executor._owned = _DyingRay(error), _Remote(), True
+    with caplog.at_level(logging.WARNING), pytest.raises(TasksFailed) as failed:
+        bench(tmp_path, ["svm"], executor=executor)
+    message = str(failed.value)
+    assert "2 svm task(s) failed after their retries: r00_f01, r00_f02" in message
+    assert message.count(error) == 1  # each distinct reason once
+    assert "1 of 3 svm folds are finished and saved in" in message
+    assert "rerun the same command to resume" in message
+    ray_lines = [r.getMessage() for r in caplog.records if error in r.getMessage()]
+    assert len(ray_lines) == 1 and "rerun the same command to resume" in ray_lines[0]
+    executor.close()  # a dead node's shutdown error does not replace the summary
+    finished = _fold_bytes(tmp_path)
+    assert list(finished) == ["r00_f00.json"]
+    bench(tmp_path, ["svm"])  # the rerun resumes: the finished fold is kept as it was
+    assert _fold_bytes(tmp_path)["r00_f00.json"] == finished["r00_f00.json"]
+    assert len(_fold_bytes(tmp_path)) == 3
+
+
+def test_M6_the_benchmark_command_refuses_n_features_before_any_work(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from merkit.cli import app
+
+    config = tmp_path / "settings.yaml"
+    config.write_text("svm-own: {n_features: 100000}\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        app,
+        [
+            *("benchmark", "--methods", "svm-own", "--config", str(config)),
+            *("--quick", "--quiet", "--out", str(out)),
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert "'n_features' is 100000, but its input 'own-features' has 317" in result.output
+    assert not out.exists()  # refused before the folds, the cache or the extraction

@@ -12,12 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from merkit.cli import app
-from merkit.errors import ConfigError
-from merkit.html_report import circumplex_points, render_report
+from merkit.core.errors import ConfigError
 from merkit.protocol.folds import ProtocolConfig, write_json_atomic
 from merkit.protocol.metrics import fold_metrics
 from merkit.protocol.records import FoldMetrics, FoldRecord, write_fold
 from merkit.protocol.results import load_results
+from merkit.report.html import circumplex_points, render_report
 
 SONGS = [f"s{i:02d}" for i in range(40)]
 LABELS = np.arange(40) % 4

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from conftest import write_tone
 from merkit.cli import app
+from merkit.core.errors import ConfigError, DataError
+from merkit.core.labels import QUADRANTS
 from merkit.datasets import load_dataset
 from merkit.datasets.base import Dataset, Song
-from merkit.errors import ConfigError, DataError
-from merkit.labels import QUADRANTS
 from merkit.protocol.fixed import fixed_split_folds, protocol_for
 from merkit.protocol.results import load_results
 

@@ -53,8 +53,8 @@ def test_model_modules_are_small(module: str) -> None:
 
 def test_names_the_readme_documents_still_import() -> None:
     import merkit
-    from merkit.export import TrainedModel, read_cv_results, save_model, train_final  # noqa: F401
-    from merkit.predict import PredictionFailure, PredictionResult, Predictor  # noqa: F401
+    from merkit.product.export import TrainedModel, read_cv_results, save_model, train_final  # noqa: F401
+    from merkit.product.predict import PredictionFailure, PredictionResult, Predictor  # noqa: F401
 
-    assert merkit.load_model.__module__ == "merkit.predict"
+    assert merkit.load_model.__module__ == "merkit.product.predict"
     assert PredictionResult.model_json_schema()["title"] == "PredictionResult"

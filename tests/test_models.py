@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from merkit.errors import ConfigError, DataError, ModelError
+from merkit.core.errors import ConfigError, DataError, ModelError
 from merkit.models import (
     CNNH,
     MODELS,

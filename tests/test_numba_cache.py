@@ -21,9 +21,9 @@ import pytest
 EXTRACT = """
 import sys
 import numpy as np
-from merkit.cache import NullCache
+from merkit.representations.cache import NullCache
 from merkit.datasets.synthetic import load_synthetic
-from merkit.extract import compute
+from merkit.representations.extract import compute
 
 n_jobs, per_quadrant, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 dataset = load_synthetic(n_per_quadrant=per_quadrant, duration=seconds)
@@ -110,7 +110,7 @@ def test_a_corrupt_cache_is_detected_and_rebuilt_with_one_warning(
     env = _env(numba_dir, tmp_path / "merkit")
     # Precondition: loading this cache really crashes librosa (here in a throw-away process).
     crash = subprocess.run(
-        [sys.executable, "-c", "from merkit.numba_cache import warm_librosa; warm_librosa()"],
+        [sys.executable, "-c", "from merkit.core.numba_cache import warm_librosa; warm_librosa()"],
         env=env,
         capture_output=True,
         timeout=600,

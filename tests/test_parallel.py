@@ -1,4 +1,4 @@
-"""merkit.parallel: results, order, errors, and no worker left behind."""
+"""merkit.core.parallel: results, order, errors, and no worker left behind."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from merkit.errors import MerkitError
-from merkit.parallel import imap, map_ordered, map_unordered, resolve_jobs
+from merkit.core.errors import MerkitError
+from merkit.core.parallel import imap, map_ordered, map_unordered, resolve_jobs
 
 
 def square_after(item: tuple[int, float]) -> int:
@@ -90,7 +90,7 @@ import os, signal, time
 # As in a terminal: a shell that started this run in the background (`cmd &`) leaves SIGINT
 # ignored, and Python keeps an ignored SIGINT ignored; a user's Ctrl-C is never ignored.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-from merkit.parallel import map_ordered
+from merkit.core.parallel import map_ordered
 for i, _ in enumerate(map_ordered(time.sleep, [0.1] + [30.0] * 10, 2, warm_numba=False)):
     print("started", flush=True)
 """

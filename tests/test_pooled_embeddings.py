@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import PRETRAINED
-from merkit.errors import ConfigError
-from merkit.representations import get_representation
+from merkit.core.errors import ConfigError
+from merkit.representations.registry import get_representation
 from merkit.transfer.pooled import (
     WON_CHECKPOINTS,
     crnn_conv_representation,

@@ -16,11 +16,10 @@ import soxr
 from typer.testing import CliRunner
 
 from conftest import make_4qaed_tree
-from merkit.cache import NullCache
-from merkit.errors import AudioError, ConfigError
-from merkit.export import save_model, train_final
-from merkit.labels import QUADRANTS
-from merkit.predict import (
+from merkit.core.errors import AudioError, ConfigError
+from merkit.core.labels import QUADRANTS
+from merkit.product.export import save_model, train_final
+from merkit.product.predict import (
     PredictionFailure,
     PredictionResult,
     Predictor,
@@ -29,6 +28,7 @@ from merkit.predict import (
     iter_windows,
     load_model,
 )
+from merkit.representations.cache import NullCache
 from product_helpers import (
     BANDS,
     LOGREG,

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from merkit.errors import ConfigError
-from merkit.predict import load_model
+from merkit.core.errors import ConfigError
+from merkit.product.predict import load_model
 from product_helpers import tone, write_wav
 
 

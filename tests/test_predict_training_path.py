@@ -19,10 +19,10 @@ import soxr
 from typer.testing import CliRunner
 
 from conftest import FOURQAED, needs_crnn_weights
-from merkit.cache import NullCache
 from merkit.datasets.base import Dataset, FileSource, Song
-from merkit.predict import Predictor, load_model
+from merkit.product.predict import Predictor, load_model
 from merkit.protocol.runner import resolve_inputs
+from merkit.representations.cache import NullCache
 
 MODELS = ["fast", pytest.param("default", marks=needs_crnn_weights)]
 TRACK_SR = 44_100

@@ -13,8 +13,8 @@ from sklearn.metrics import f1_score, precision_score, recall_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.pipeline import make_pipeline
 
+from merkit.core.errors import ConfigError, DataError
 from merkit.datasets.base import Dataset, Song
-from merkit.errors import ConfigError, DataError
 from merkit.methods import ResolvedMethod, get_method, resolve_method
 from merkit.protocol import (
     ProtocolConfig,

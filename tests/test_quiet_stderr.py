@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from merkit.audio import quiet_stderr
+from merkit.audio.decode import quiet_stderr
 
 
 def fd2_identity() -> tuple[int, int]:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from merkit.errors import ConfigError
-from merkit.prediction import PredictionResult
-from merkit.relative import (
+from merkit.core.errors import ConfigError
+from merkit.product.prediction import PredictionResult
+from merkit.product.relative import (
     MIN_FILES,
     av_scores,
     quadrant_of,
@@ -134,9 +134,9 @@ def test_cli_relative_on_a_collection(tmp_path: Path) -> None:
     import csv
     import io
 
-    from merkit.cache import NullCache
     from merkit.cli import app
-    from merkit.export import save_model, train_final
+    from merkit.product.export import save_model, train_final
+    from merkit.representations.cache import NullCache
     from product_helpers import LOGREG, register_test_methods, synthetic_files, tone, write_wav
 
     register_test_methods()

@@ -1,4 +1,5 @@
-"""Log-mel, chunking, the representation registry and compute() (merkit.representations)."""
+"""Log-mel, chunking, the representation registry and compute()
+(merkit.representations.registry)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from merkit.cache import FeatureCache, NullCache
+from merkit.core.errors import AudioError, ConfigError, DataError
 from merkit.datasets.base import Dataset, FileSource, Song
-from merkit.errors import AudioError, ConfigError, DataError
-from merkit.extract import ComputeStats, compute, song_seed
-from merkit.logmel import LogMelConfig, chunk_waveform, logmel, logmel_chunks, power_to_db
-from merkit.representations import (
+from merkit.representations.cache import FeatureCache, NullCache
+from merkit.representations.extract import ComputeStats, compute, song_seed
+from merkit.representations.logmel import (
+    LogMelConfig,
+    chunk_waveform,
+    logmel,
+    logmel_chunks,
+    power_to_db,
+)
+from merkit.representations.registry import (
     REPRESENTATIONS,
     Representation,
     get_representation,
@@ -416,23 +423,24 @@ def test_registered_logmels_have_the_paper_shape(name: str) -> None:
 
 
 def test_filterbank_is_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    import merkit.dsp
+    import merkit.audio.dsp
 
     built: list[int] = []
-    real_mel = merkit.dsp.mel_filterbank
+    real_mel = merkit.audio.dsp.mel_filterbank
 
     def counting_mel(**kwargs: object) -> np.ndarray:
         built.append(1)
         return real_mel(**kwargs)
 
-    monkeypatch.setattr(merkit.dsp, "mel_filterbank", counting_mel)
-    merkit.logmel.mel_filterbank.cache_clear()
-    merkit.logmel._sparse_filterbank.cache_clear()
+    monkeypatch.setattr(merkit.audio.dsp, "mel_filterbank", counting_mel)
+    merkit.representations.logmel.mel_filterbank.cache_clear()
+    merkit.representations.logmel._sparse_filterbank.cache_clear()
     try:
         for _ in range(3):
             logmel(_noise(10_000))
         logmel(_noise(10_000), LogMelConfig(filterbank_sr=22_050))
     finally:
-        merkit.logmel.mel_filterbank.cache_clear()  # leave no bank built by the wrapper
-        merkit.logmel._sparse_filterbank.cache_clear()
+        # leave no bank built by the wrapper
+        merkit.representations.logmel.mel_filterbank.cache_clear()
+        merkit.representations.logmel._sparse_filterbank.cache_clear()
     assert len(built) == 2  # one per distinct (sr, n_fft, n_mels)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from merkit.errors import ConfigError, DataError
+from merkit.core.errors import ConfigError, DataError
 from merkit.features.own import OWN_FEATURE_NAMES
 from merkit.features.robust import (
     CODEC_SENSITIVE,

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from merkit import extract
-from merkit.cache import NullCache
+from merkit.core.errors import ConfigError
 from merkit.datasets.base import Dataset, Song
-from merkit.errors import ConfigError
-from merkit.estimators import TorchClassifier
+from merkit.estimators.chunked import ChunkedClassifier
 from merkit.methods import ResolvedMethod, resolve_method
 from merkit.protocol import ProtocolConfig
 from merkit.protocol.folds import Fold, make_folds
 from merkit.protocol.runner import fit_fold
-from merkit.segments import ChunkedClassifier
+from merkit.representations import extract
+from merkit.representations.cache import NullCache
+from merkit.training.classifier import TorchClassifier
 from merkit.training.config import TrainConfig
 from merkit.training.hooks import Batch, Callback, FitContext
 from merkit.training.loop import Trainer

@@ -13,10 +13,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import merkit.segments as segments
-from merkit.aggregation import AGGREGATIONS, aggregate_songs
-from merkit.errors import ConfigError, DataError
-from merkit.segments import ChunkedClassifier, chunk_accuracy, stack_chunks
+import merkit.estimators.chunked as segments
+from merkit.core.errors import ConfigError, DataError
+from merkit.estimators.aggregation import AGGREGATIONS, aggregate_songs
+from merkit.estimators.chunked import ChunkedClassifier, chunk_accuracy, stack_chunks
 
 # ---- fixtures ------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from merkit.errors import ConfigError, DataError
+from merkit.core.errors import ConfigError, DataError
 from merkit.features.selection import ReliefFSelector, _skrebate_scores, relieff_scores
 
 INFORMATIVE = (1, 3, 4)

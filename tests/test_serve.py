@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import merkit
-import merkit.predict
+import merkit.product.predict
 from conftest import needs_crnn_weights
 from merkit.cli import app as cli_app
-from merkit.errors import ConfigError
-from merkit.predict import Predictor, load_model
+from merkit.core.errors import ConfigError
+from merkit.product.predict import Predictor, load_model
 from merkit.serve.app import STATIC, create_app
 from merkit.serve.settings import ServeSettings
 from merkit.serve.upload import client_name
@@ -115,7 +115,7 @@ def test_predict_gives_exactly_what_merkit_predict_json_gives(
 ) -> None:
     (tmp_path / "song.wav").write_bytes(clip(4.0))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(merkit.predict, "load_model", lambda path=None: predictor)
+    monkeypatch.setattr(merkit.product.predict, "load_model", lambda path=None: predictor)
     cli = CliRunner().invoke(cli_app, ["predict", "song.wav", "--format", "json", "--quiet"])
     assert cli.exit_code == 0, cli.output
     expected = json.loads(cli.stdout)

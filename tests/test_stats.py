@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.protocol.folds import ProtocolConfig
 from merkit.protocol.records import FoldMetrics, FoldRecord
 from merkit.protocol.runner import MethodResult
-from merkit.stats import (
+from merkit.report.stats import (
     corrected_resampled_ttest,
     fold_scores,
     friedman,

@@ -1,4 +1,5 @@
-"""Refitting a trained SVM on its support vectors plus new examples (merkit.support_refit): the
+"""Refitting a trained SVM on its support vectors plus new examples
+(merkit.estimators.support_refit): the
 support vectors alone give back the same SVM, examples from a shifted domain move the boundary
 there, every supported wrapper is reached, and the model passed in is never changed."""
 
@@ -13,10 +14,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from merkit.calibration import CrossValCalibratedClassifier
-from merkit.errors import DataError, ModelError
-from merkit.fusion import FusionClassifier
-from merkit.support_refit import refit_svc, refit_with_examples, supports_refit
+from merkit.core.errors import DataError, ModelError
+from merkit.estimators.calibration import CrossValCalibratedClassifier
+from merkit.estimators.fusion import FusionClassifier
+from merkit.estimators.support_refit import refit_svc, refit_with_examples, supports_refit
 
 CENTRES = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0], [3.0, 3.0]])
 

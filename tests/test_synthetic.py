@@ -12,6 +12,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from merkit.core.errors import ConfigError
+from merkit.core.labels import QUADRANTS
 from merkit.datasets import AudioSource, load_dataset
 from merkit.datasets.synthetic import (
     GENERATOR_VERSION,
@@ -20,8 +22,6 @@ from merkit.datasets.synthetic import (
     generate_clip,
     load_synthetic,
 )
-from merkit.errors import ConfigError
-from merkit.labels import QUADRANTS
 
 SR = 16000
 PEAK = 10 ** (PEAK_DBFS / 20)  # 0.98855...

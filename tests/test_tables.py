@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import FOURQAED, needs_4qaed
-from merkit.errors import DataError
+from merkit.core.errors import DataError
 from merkit.features.tables import FeatureTableWarning, read_feature_table
 
 

@@ -13,8 +13,7 @@ import torch
 from sklearn.base import clone
 from torch import nn
 
-from merkit.errors import ConfigError, DataError, ModelError
-from merkit.estimators import TorchClassifier, model_reference
+from merkit.core.errors import ConfigError, DataError, ModelError
 from merkit.training import (
     HEAP_REUSE_TUNABLES,
     MALLOC_TUNABLE,
@@ -30,6 +29,7 @@ from merkit.training import (
     seed_everything,
     stratified_holdout,
 )
+from merkit.training.classifier import TorchClassifier, model_reference
 
 N_FRAMES, N_MELS = 16, 8
 

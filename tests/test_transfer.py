@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from conftest import FOURQAED, PRETRAINED, needs_4qaed
-from merkit.errors import ModelError
+from merkit.core.errors import ModelError
 from merkit.transfer import artist_cnn, won_crnn
 from merkit.transfer.checkpoints import check_weights_file, file_sha256
 from merkit.transfer.embedders import ArtistEmbedding, CRNNEmbedding
@@ -259,7 +259,7 @@ def test_artist_encoder_yields_256_d_embeddings():
 @needs_crnn
 @needs_4qaed
 def test_mtat_tags_of_a_metal_clip_rank_rock_above_classical():
-    from merkit.audio import load_audio
+    from merkit.audio.decode import load_audio
 
     model = won_crnn.load_won_crnn(CRNN_FILES["mtat"])
     y = load_audio(FOURQAED / "Q2" / "MT0000011357.ogg", 16_000)
@@ -289,7 +289,7 @@ def test_frozen_network_stays_frozen_while_the_head_trains(tmp_path):
     assert not network.training
 
     # and with the estimator's freeze patterns on the whole network (fine-tuning machinery)
-    from merkit.estimators import TorchClassifier
+    from merkit.training.classifier import TorchClassifier
     from merkit.training.hooks import Callback
 
     class Snapshot(Callback):
@@ -343,7 +343,7 @@ def test_embeddings_are_cached_by_row_and_weight_content(tmp_path, monkeypatch):
 
 
 def test_openl3_rf_without_the_package_says_how_to_install(monkeypatch):
-    from merkit.errors import ConfigError
+    from merkit.core.errors import ConfigError
     from merkit.methods import resolve_method
     from merkit.transfer import openl3_frames
 

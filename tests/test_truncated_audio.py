@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from merkit.audio import decode_frames, stream_frames
-from merkit.errors import AudioError
+from merkit.audio.decode import decode_frames, stream_frames
+from merkit.core.errors import AudioError
 
 SR = 22_050
 
@@ -50,7 +50,7 @@ def test_a_truncated_mp3_is_refused_naming_both_lengths(tmp_path: Path, keep: fl
 
 
 def test_predict_refuses_a_truncated_mp3(tmp_path: Path) -> None:
-    from merkit.predict import load_model
+    from merkit.product.predict import load_model
 
     whole = write_mp3(tmp_path / "whole.mp3", 5.0)
     cut = tmp_path / "cut.mp3"

@@ -14,8 +14,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from merkit.benchmark import run_benchmark
+from merkit.core.errors import ConfigError
 from merkit.datasets.base import Dataset, Song
-from merkit.errors import ConfigError
 from merkit.methods import read_settings, resolve_method
 from merkit.methods.registry import METHODS
 from merkit.protocol import ProtocolConfig
@@ -319,8 +319,8 @@ def test_tune_setting_is_validated_before_any_work() -> None:
 def test_deep_trials_report_each_epoch_and_hopeless_ones_are_pruned() -> None:
     import optuna
 
-    from merkit.estimators import TorchClassifier
     from merkit.methods import MethodSpec, register_method
+    from merkit.training.classifier import TorchClassifier
     from merkit.tuning.search import SearchTask, open_study, optimize
 
     name = "test-tiny-net"

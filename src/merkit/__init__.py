@@ -1,14 +1,14 @@
 """merkit: music emotion recognition in Russell's four arousal/valence quadrants."""
 
 from merkit._version import __version__
-from merkit.errors import AudioError, ConfigError, DataError, MerkitError, ModelError
-from merkit.labels import QUADRANT_MEANINGS, QUADRANTS
+from merkit.core.errors import AudioError, ConfigError, DataError, MerkitError, ModelError
+from merkit.core.labels import QUADRANT_MEANINGS, QUADRANTS
 
 
 def __getattr__(name: str) -> object:
     # Lazy, so `import merkit` stays light: load_model pulls in scikit-learn and the models.
     if name == "load_model":
-        from merkit.predict import load_model
+        from merkit.product.predict import load_model
 
         return load_model
     raise AttributeError(f"module 'merkit' has no attribute {name!r}")

@@ -8,8 +8,10 @@ from typing import Any
 
 from rich.console import Console
 
+from merkit.core.errors import DataError
 from merkit.datasets.base import Dataset
-from merkit.html_report import write_annotations, write_report
+from merkit.datasets.check import empty_quadrants
+from merkit.methods.resolve import check_feature_counts, input_widths
 from merkit.protocol.curves import fraction_folds, fraction_method
 from merkit.protocol.executor import Executor
 from merkit.protocol.fixed import fixed_split_folds
@@ -17,7 +19,8 @@ from merkit.protocol.folds import ProtocolConfig, check_feasible, load_or_create
 from merkit.protocol.genre import load_or_create_genre_folds
 from merkit.protocol.models import check_saveable
 from merkit.protocol.runner import MethodResult, is_per_repeat, resolve_inputs, run_method
-from merkit.report import results_frame, results_table, update_summaries
+from merkit.report.html import write_annotations, write_report
+from merkit.report.tables import results_frame, results_table, update_summaries
 from merkit.tuning.nested import resolve_tuned
 
 
@@ -57,6 +60,12 @@ def run_benchmark(
     if save_models:
         for method in resolved:
             check_saveable(method.name, method.estimator)
+    empty = empty_quadrants(dataset)
+    if empty:  # macro F1 over three quadrants would read as a 4-class result
+        raise DataError(f"dataset {dataset.name!r}: " + "; ".join(empty))
+    widths = input_widths(dataset, {name for method in resolved for name in method.inputs})
+    for method in resolved:
+        check_feature_counts(method, widths)  # e.g. n_features 100000 of 317: refused now
     fixed = fixed_split_folds(dataset, protocol) if protocol.split is not None else None
     if fixed is None and protocol.leave_out is None:
         check_feasible(dataset.labels, protocol, dataset.groups)
@@ -118,9 +127,9 @@ def _fill_cache(
     Each method then reads its inputs from the cache. Skipped where it would not help: fewer than
     two representations, no cache to keep them in, or songs computed on a cluster.
     """
-    from merkit.cache import NullCache
-    from merkit.extract import fill_cache
-    from merkit.inputs import parse_input
+    from merkit.core.inputs import parse_input
+    from merkit.representations.cache import NullCache
+    from merkit.representations.extract import fill_cache
 
     names = [
         name

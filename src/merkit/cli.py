@@ -19,7 +19,7 @@ from merkit.commands.embed import register as register_embed
 from merkit.commands.product import register as register_product
 from merkit.commands.serve import register as register_serve
 from merkit.commands.tune import register as register_tune
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 app = typer.Typer(
     add_completion=False,
@@ -115,11 +115,11 @@ def benchmark(
     With no arguments: the built-in synthetic dataset, 10x10 stratified CV, the audio-only SVM.
     """
     from merkit.benchmark import run_benchmark
-    from merkit.cache import FeatureCache
     from merkit.methods import read_settings
     from merkit.protocol.curves import parse_fractions
     from merkit.protocol.fixed import protocol_for
     from merkit.protocol.folds import ProtocolConfig
+    from merkit.representations.cache import FeatureCache
     from merkit.tuning.nested import resolve_tuned
 
     protocol_for(protocol_name)  # an unknown --protocol is refused before any work
@@ -218,7 +218,7 @@ def report(
     for three or more, Friedman's test and a critical-difference diagram; runs whose folds differ
     are refused.
     """
-    from merkit.html_report import write_report
+    from merkit.report.html import write_report
 
     path = write_report(run_dirs, out)
     console.print(f"report: {path}")
@@ -254,29 +254,24 @@ def list_methods() -> None:
 @data_app.command("check")
 @user_errors
 def data_check(
-    dataset: DatasetOpt = "4qaed",
+    dataset: DatasetOpt = "synthetic",
     root: RootOpt = None,
     subset: SubsetOpt = None,
     decode: Annotated[
         bool, typer.Option(help="Decode every file fully (finds corrupt data)")
     ] = True,
 ) -> None:
-    """Count songs per quadrant, summarise durations and sample rates, list every problem."""
+    """Count songs per quadrant, summarise durations and sample rates, list every problem.
+
+    The default dataset is the built-in synthetic one, as for ``benchmark`` and ``tune``.
+    """
     from merkit.datasets.check import check_dataset
 
     report = check_dataset(dataset, root, decode=decode, **dataset_options(dataset, subset))
     if report.dataset is not None:
-        console.print(f"[bold]{report.dataset.name}[/] at {root}: {len(report.dataset)} songs")
-        console.print(f"  per quadrant: {report.counts}")
-        if report.durations:
-            console.print(f"  durations (s): {report.duration_summary()}")
-            console.print(
-                f"  sample rates: {dict(report.sample_rates)}  channels: {dict(report.channels)}"
-            )
-        for name, frame in report.dataset.tables.items():
-            console.print(
-                f"  feature table {name!r}: {frame.shape[1]} features, {frame.shape[0]} rows"
-            )
+        where = f" at {root}" if root is not None else ""
+        console.print(f"[bold]{report.dataset.name}[/]{where}: {len(report.dataset)} songs")
+        console.print(_check_table(report), highlight=False)
     for note in report.notes:
         console.print(f"  [yellow]note:[/] {escape(note)}", highlight=False)
     if report.ok:
@@ -286,6 +281,38 @@ def data_check(
     for problem in report.problems:
         err_console.print(f"  - {escape(problem)}", highlight=False)
     raise typer.Exit(1)
+
+
+def _check_table(report: Any) -> Any:
+    """What ``data check`` found, as one table: songs per quadrant, then the audio's numbers."""
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    counts = report.counts
+    table.add_row(
+        "songs per quadrant",
+        "   ".join(f"{q} {n}" for q, n in counts.items()) + f"   (total {sum(counts.values())})",
+    )
+    if report.durations:
+        d = report.duration_summary()
+        table.add_row(
+            "duration (s)",
+            f"min {d['min']:.1f}   median {d['median']:.1f}   max {d['max']:.1f}   "
+            f"under 29 s: {d['under_29s']}",
+        )
+        table.add_row(
+            "sample rate",
+            ", ".join(f"{rate} Hz: {n}" for rate, n in sorted(report.sample_rates.items())),
+        )
+        table.add_row(
+            "channels",
+            ", ".join(f"{ch}: {n}" for ch, n in sorted(report.channels.items())),
+        )
+    for name, frame in report.dataset.tables.items():
+        table.add_row(f"feature table {name}", f"{frame.shape[1]} features, {frame.shape[0]} rows")
+    return table
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from merkit.errors import ConfigError, MerkitError
+from merkit.core.errors import ConfigError, MerkitError
 
 if TYPE_CHECKING:
     from merkit.datasets.base import Dataset
@@ -72,17 +72,24 @@ def load_for_methods(
     quiet: bool = False,
 ) -> Dataset:
     """The dataset, with the checks (and list of problems) of ``merkit data check --no-decode``,
-    requiring every feature table the methods read."""
+    requiring every feature table the methods read; each method's feature counts are checked
+    against its input (:func:`merkit.methods.resolve.check_feature_counts`)."""
+    from merkit.core.inputs import parse_input
     from merkit.datasets.check import load_checked_dataset
-    from merkit.inputs import parse_input
 
     tables = sorted(
         {parse_input(i).name for m in methods for i in m.inputs if parse_input(i).kind == "table"}
     )
-    return load_checked_dataset(
+    loaded = load_checked_dataset(
         dataset,
         root,
         progress=not quiet,
         require_tables=tables,
         **dataset_options(dataset, subset, group_by_artist),
     )
+    from merkit.methods.resolve import check_feature_counts, input_widths
+
+    widths = input_widths(loaded, {name for m in methods for name in m.inputs})
+    for method in methods:
+        check_feature_counts(method, widths)  # e.g. n_features 100000 of 317, before any work
+    return loaded

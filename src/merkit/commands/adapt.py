@@ -60,10 +60,10 @@ def adapt(
     The adapted model is a normal model directory (merkit predict --model OUT, merkit serve);
     its card names the examples. The input model is never modified.
     """
-    from merkit.adapt import ADAPT_KINDS, adapt_model
+    from merkit.core.errors import ConfigError
     from merkit.datasets.csv import load_csv
     from merkit.datasets.folder import load_folder
-    from merkit.errors import ConfigError
+    from merkit.product.adapt import ADAPT_KINDS, adapt_model
 
     if kind not in ADAPT_KINDS:
         raise ConfigError(f"--kind must be one of {', '.join(ADAPT_KINDS)}, not {kind!r}")

@@ -19,10 +19,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from merkit.commands import err_console, load_for_methods, user_errors
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from merkit.prediction import PredictionFailure, PredictionResult
+    from merkit.product.prediction import PredictionFailure, PredictionResult
 
     Outcome = PredictionResult | PredictionFailure
 
@@ -97,9 +97,9 @@ def train(
     library versions and a model card (MODEL_CARD.md) quoting the method's cross-validated scores
     from --cv-results.
     """
-    from merkit.cache import FeatureCache
-    from merkit.export import save_model, train_final
     from merkit.methods import resolve_method
+    from merkit.product.export import save_model, train_final
+    from merkit.representations.cache import FeatureCache
 
     params = _method_params(config, method)
     resolved = resolve_method(method, params)  # every setting checked before any work
@@ -146,13 +146,13 @@ def find_audio(paths: Sequence[Path]) -> tuple[list[Path], list[PredictionFailur
 
     Hidden files and folders (names starting with ``.``, e.g. macOS ``._song.mp3``) are skipped in
     folders, and so are symbolic links to folders. Nothing is opened here: each file is checked
-    once, by the decoder (:func:`merkit.audio.stream_frames`), so a path that cannot be read
+    once, by the decoder (:func:`merkit.audio.decode.stream_frames`), so a path that cannot be read
     (missing, a FIFO, device or socket, a symbolic-link loop or broken link, no permission)
     becomes that file's failure, with its reason, in input order. Only a folder that cannot be
     read is a failure here.
     """
     from merkit.datasets.base import AUDIO_EXTENSIONS
-    from merkit.prediction import PredictionFailure
+    from merkit.product.prediction import PredictionFailure
 
     files: list[Path] = []
     failures: list[PredictionFailure] = []
@@ -193,7 +193,7 @@ def _pct(value: float) -> str:
 def _print_table(outcomes: list[Outcome], segments: bool) -> None:
     from rich.table import Table
 
-    from merkit.prediction import PredictionResult
+    from merkit.product.prediction import PredictionResult
 
     results = [o for o in outcomes if isinstance(o, PredictionResult)]
     if not results:
@@ -298,7 +298,7 @@ CSV_COLUMNS = (
 
 
 def _csv_text(outcomes: list[Outcome]) -> str:
-    from merkit.prediction import PredictionFailure
+    from merkit.product.prediction import PredictionFailure
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
@@ -357,7 +357,7 @@ def _relative_columns(result: PredictionResult) -> dict[str, str]:
 
 
 def _progress(enabled: bool, total: int) -> Any:
-    from merkit.progress import progress_bar
+    from merkit.core.progress import progress_bar
 
     return progress_bar("predicting", enabled=enabled, console=err_console)
 
@@ -414,12 +414,12 @@ def predict(
     Whole tracks are cut into windows whose answers are averaged. A file that fails is reported
     with its reason and the others go on. Exit code: 0 all predicted, 1 some failed, 2 no files.
     """
-    from merkit.model_dir import ModelVersionWarning
-    from merkit.predict import load_model
-    from merkit.predict_executors import check_executor
-    from merkit.prediction import PredictionFailure
-    from merkit.relative import MIN_FILES, with_relative
-    from merkit.shipped import FastModelWarning
+    from merkit.product.model_dir import ModelVersionWarning
+    from merkit.product.predict import load_model
+    from merkit.product.predict_executors import check_executor
+    from merkit.product.prediction import PredictionFailure
+    from merkit.product.relative import MIN_FILES, with_relative
+    from merkit.product.shipped import FastModelWarning
 
     check_executor(executor, ray_address)  # before any file is looked at
     files, outcomes_missing = find_audio(paths)

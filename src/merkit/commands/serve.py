@@ -10,14 +10,14 @@ import typer
 from pydantic import ValidationError
 
 from merkit.commands import err_console, user_errors
-from merkit.errors import ConfigError, ModelError
+from merkit.core.errors import ConfigError, ModelError
 
 
 def _check_model(path: Path | None) -> str:
     """Read the manifest before any worker starts: a bad model is one clear line, not a worker
     crash per process. Returns the method name."""
-    from merkit.model_dir import read_manifest
-    from merkit.shipped import resolve_model_dir
+    from merkit.product.model_dir import read_manifest
+    from merkit.product.shipped import resolve_model_dir
 
     manifest = read_manifest(resolve_model_dir(path))
     if not manifest.audio_only:

@@ -55,8 +55,8 @@ def tune(
     optimistic; for an honest score put `tune: {space: ..., trials: N}` in the method's
     benchmark settings, which repeats the search inside every outer training fold.
     """
-    from merkit.cache import FeatureCache
     from merkit.methods import read_settings
+    from merkit.representations.cache import FeatureCache
     from merkit.tuning.run import tune_method
     from merkit.tuning.search import validate_space
     from merkit.tuning.space import load_space, with_sampler

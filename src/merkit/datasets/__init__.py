@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from merkit.core.errors import DataError
 from merkit.datasets.base import AUDIO_EXTENSIONS, AudioSource, Dataset, FileSource, Song
-from merkit.errors import DataError
 
 
 def _synthetic(root: Path | str | None = None, **options: Any) -> Dataset:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from merkit.core.errors import AudioError, DataError
+from merkit.core.labels import QUADRANTS
 from merkit.datasets.base import AUDIO_EXTENSIONS
-from merkit.errors import AudioError, DataError
-from merkit.labels import QUADRANTS
 
 MAX_LISTED = 20
 
@@ -51,6 +53,56 @@ def require_dir(root: Path | str | None, what: str) -> Path:
     return path
 
 
+def note_root_extras(root: Path, problems: Problems, known_files: tuple[str, ...] = ()) -> None:
+    """Note what a dataset root holds that merkit does not read (one line for each kind).
+
+    Folders that are not Q1..Q4 (e.g. ``Q5/``) and files other than ``known_files`` are ignored:
+    the note says so, naming them, so a misplaced quadrant or a stray file is never silent.
+    """
+    folders, files = [], []
+    for child in sorted(root.iterdir()):
+        if child.name.startswith(".") or child.name.upper() in QUADRANTS:
+            continue
+        if child.is_dir():
+            count = sum(1 for p in child.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+            folders.append(f"{child.name}/ ({count} audio file(s))")
+        elif child.name not in known_files:
+            files.append(child.name)
+    if folders:
+        problems.warn(
+            f"folder(s) in {root} that are not a quadrant (Q1..Q4) are ignored: "
+            + ", ".join(folders[:MAX_LISTED])
+        )
+    if files:
+        problems.warn(
+            f"file(s) at the root of {root} that merkit does not read are ignored: "
+            + ", ".join(files[:MAX_LISTED])
+            + (f" and {len(files) - MAX_LISTED} more" if len(files) > MAX_LISTED else "")
+        )
+
+
+def read_text_csv(path: Path, problems: Problems | None = None, **options: object) -> Any:
+    """``pandas.read_csv`` of a small text file: UTF-8 (with or without a BOM), else Latin-1.
+
+    A file that is not UTF-8 is read as Latin-1 (every byte is a character there, as Excel on
+    Windows writes them), with a note naming the file. Raises pandas' own errors otherwise.
+    """
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, encoding="utf-8-sig", **options)
+    except UnicodeDecodeError as exc:
+        note = (
+            f"{path} is not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "read as Latin-1: check that accented names came out right"
+        )
+        if problems is not None:
+            problems.warn(note)
+        else:
+            logging.getLogger(__name__).warning("%s", note)
+        return pd.read_csv(path, encoding="latin-1", **options)
+
+
 def quadrant_dirs(root: Path, problems: Problems | None = None) -> dict[str, Path]:
     """Map Q1..Q4 to the matching sub-folders of ``root`` (folder names are case-insensitive).
 
@@ -72,15 +124,24 @@ def scan_audio(folder: Path, problems: Problems) -> dict[str, Path]:
     """Audio files directly inside ``folder`` keyed by file stem (the song id).
 
     Every entry with an audio extension is checked without being opened
-    (:func:`merkit.audio_files.check_audio_file` with ``content=False``): FIFOs, devices, sockets,
+    (:func:`merkit.audio.files.check_audio_file` with ``content=False``): FIFOs, devices, sockets,
     folders, symlink loops and broken links are reported, never skipped silently (and a FIFO is
     never opened). Unreadable or non-audio content is found by ``data check`` and on decoding.
     """
-    from merkit.audio_files import check_audio_file
+    from merkit.audio.files import check_audio_file
 
     files: dict[str, Path] = {}
+    nested, other = [], []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in AUDIO_EXTENSIONS:
+        if path.name.startswith("."):
+            continue
+        if path.suffix.lower() not in AUDIO_EXTENSIONS:
+            if path.is_dir():
+                found = sum(1 for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+                if found:
+                    nested.append(f"{path.name}/ ({found})")
+            else:
+                other.append(path.name)
             continue
         try:
             if path.is_file() and path.stat().st_size == 0:
@@ -96,4 +157,14 @@ def scan_audio(folder: Path, problems: Problems) -> dict[str, Path]:
             problems.error(f"song {path.stem} has two audio files: {files[path.stem]} and {path}")
             continue
         files[path.stem] = path
+    if nested:
+        problems.warn(
+            f"audio in sub-folders of {folder} is ignored (only files directly in it are read): "
+            + ", ".join(nested[:MAX_LISTED])
+        )
+    if other:
+        problems.warn(
+            f"{len(other)} file(s) in {folder} without an audio extension are ignored: "
+            + ", ".join(other[:MAX_LISTED])
+        )
     return files

@@ -11,8 +11,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from merkit.errors import DataError
-from merkit.labels import QUADRANTS
+from merkit.core.errors import DataError
+from merkit.core.labels import QUADRANTS
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (
     ".mp3",
@@ -46,13 +46,13 @@ class AudioSource(Protocol):
 
 @dataclass(frozen=True)
 class FileSource:
-    """Audio stored in a file of any common format (see :func:`merkit.audio.load_audio`)."""
+    """Audio stored in a file of any common format (see :func:`merkit.audio.decode.load_audio`)."""
 
     path: Path
 
     @property
     def key(self) -> str:
-        from merkit.audio_files import check_audio_file
+        from merkit.audio.files import check_audio_file
 
         check_audio_file(self.path)  # never open a FIFO (it blocks) or a folder for hashing
         digest = hashlib.sha1()
@@ -66,20 +66,20 @@ class FileSource:
         return str(self.path)
 
     def load(self, sr: int) -> np.ndarray:
-        from merkit.audio import load_audio
+        from merkit.audio.decode import load_audio
 
         return load_audio(self.path, sr=sr)
 
     def decode(self) -> tuple[np.ndarray, int]:
         """Mono samples at the file's own rate and that rate (``load`` = this + ``conform``)."""
-        from merkit.audio import decode_mono
+        from merkit.audio.decode import decode_mono
 
         return decode_mono(self.path)
 
     def decode_frames(self) -> tuple[np.ndarray, int]:
         """``(frames, channels)`` samples at the file's own rate and that rate (``decode`` without
-        the mixdown; :func:`merkit.audio.to_mono` completes it)."""
-        from merkit.audio import decode_frames
+        the mixdown; :func:`merkit.audio.decode.to_mono` completes it)."""
+        from merkit.audio.decode import decode_frames
 
         return decode_frames(self.path)
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from merkit.audio_files import check_audio_file
-from merkit.datasets._scan import Problems
+from merkit.audio.files import check_audio_file
+from merkit.core.errors import AudioError, DataError
+from merkit.core.labels import normalize_quadrant
+from merkit.datasets._scan import Problems, read_text_csv
 from merkit.datasets.base import Dataset, FileSource, Song
-from merkit.errors import AudioError, DataError
-from merkit.labels import normalize_quadrant
 
 
 def load_csv(
@@ -31,8 +31,9 @@ def load_csv(
         path = path / "dataset.csv"
     if not path.is_file():
         raise DataError(f"dataset CSV does not exist: {path}")
+    problems = collect if collect is not None else Problems(f"dataset CSV {path}")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = read_text_csv(path, problems, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read dataset CSV {path}: {exc}") from None
     columns = {c.strip().lower(): c for c in frame.columns}
@@ -42,7 +43,6 @@ def load_csv(
                 f"dataset CSV {path} has no '{required}' column "
                 f"(found: {', '.join(map(str, frame.columns))})"
             )
-    problems = collect if collect is not None else Problems(f"dataset CSV {path}")
     songs: dict[str, Song] = {}
     for row, record in enumerate(frame.to_dict("records"), start=2):
         raw_path = str(record[columns["path"]]).strip()

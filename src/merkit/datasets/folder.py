@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from merkit.datasets._scan import Problems, quadrant_dirs, require_dir, scan_audio
+from merkit.core.errors import DataError
+from merkit.core.labels import QUADRANTS
+from merkit.datasets._scan import (
+    Problems,
+    note_root_extras,
+    quadrant_dirs,
+    require_dir,
+    scan_audio,
+)
 from merkit.datasets.base import Dataset, FileSource, Song
-from merkit.errors import DataError
-from merkit.labels import QUADRANTS
 
 
 def load_folder(
@@ -25,6 +31,7 @@ def load_folder(
     folders = quadrant_dirs(base, problems)
     if not folders:
         raise DataError(f"no Q1..Q4 sub-folders in {base} (expected one folder per quadrant)")
+    note_root_extras(base, problems)
     songs: dict[str, Song] = {}
     for quadrant in QUADRANTS:
         if quadrant not in folders:
@@ -33,7 +40,8 @@ def load_folder(
         for song_id, path in scan_audio(folders[quadrant], problems).items():
             if song_id in songs:
                 problems.error(
-                    f"song id {song_id} is used twice: {songs[song_id].source} and {path}"
+                    f"song id {song_id} is used twice: {songs[song_id].source.description} "
+                    f"({songs[song_id].quadrant}) and {path} ({quadrant})"
                 )
                 continue
             songs[song_id] = Song(song_id, FileSource(path), quadrant)

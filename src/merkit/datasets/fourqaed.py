@@ -15,21 +15,38 @@ from pathlib import Path
 
 import pandas as pd
 
-from merkit.datasets._scan import Problems, quadrant_dirs, require_dir, scan_audio
+from merkit.core.errors import DataError
+from merkit.core.labels import QUADRANTS, normalize_quadrant
+from merkit.datasets._scan import (
+    Problems,
+    note_root_extras,
+    quadrant_dirs,
+    read_text_csv,
+    require_dir,
+    scan_audio,
+)
 from merkit.datasets.base import Dataset, FileSource, Song
-from merkit.errors import DataError
-from merkit.labels import QUADRANTS, normalize_quadrant
 
 ANNOTATIONS = "panda_dataset_taffc_annotations.csv"
 METADATA = "panda_dataset_taffc_metadata.csv"
 DEFAULT_TABLES = {"top100": "top100_features.csv"}
 ID_COLUMNS = ("Song", "SongID", "IDSong")
+OFFICIAL_FILES = (
+    "readme.txt",
+    "features.csv",
+    "features_readme.txt",
+    "feature_ranking_relieff.csv",
+)
+"""Other files of the official 4QAED archive (not read; never noted as stray)."""
 
 
-def read_labels(path: Path) -> dict[str, str]:
-    """Song id -> quadrant from a CSV with an id column (Song/SongID/IDSong) and ``Quadrant``."""
+def read_labels(path: Path, notes: Problems | None = None) -> dict[str, str]:
+    """Song id -> quadrant from a CSV with an id column (Song/SongID/IDSong) and ``Quadrant``.
+
+    A file that is not UTF-8 is read as Latin-1 with a note (to ``notes`` when given).
+    """
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = read_text_csv(path, notes, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read label file {path}: {exc}") from None
     id_column = next((c for c in ID_COLUMNS if c in frame.columns), None)
@@ -114,6 +131,10 @@ def load_4qaed(
     folders = quadrant_dirs(base, problems)
     if not folders:
         raise DataError(f"no Q1..Q4 folders in {base}: is this the 4QAED root?")
+    table_files = tuple(DEFAULT_TABLES.values()) + tuple(
+        Path(v).name for v in (tables or {}).values()
+    )
+    note_root_extras(base, problems, (*label_files, METADATA, *table_files, *OFFICIAL_FILES))
     for quadrant in QUADRANTS:
         if quadrant not in folders:
             problems.error(f"missing folder {base / quadrant}")
@@ -127,7 +148,11 @@ def load_4qaed(
             files[song_id] = (quadrant, path)
 
     label_file = next((base / f for f in label_files if (base / f).is_file()), None)
-    labels = read_labels(label_file) if label_file else {sid: q for sid, (q, _) in files.items()}
+    labels = (
+        read_labels(label_file, problems)
+        if label_file
+        else {sid: q for sid, (q, _) in files.items()}
+    )
     label_name = label_file.name if label_file else "the folder names"
     if label_file is None:
         problems.warn(f"no {label_files[0]} in {base}: labels taken from the folder names")

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from merkit.core.errors import DataError
+from merkit.core.labels import normalize_quadrant
 from merkit.datasets._scan import Problems, require_dir
 from merkit.datasets.base import Dataset
 from merkit.datasets.fourqaed import load_4qaed
-from merkit.errors import DataError
-from merkit.labels import normalize_quadrant
 
 SPLIT_DIR = re.compile(r"tvt[\W_]*(\d\d)[\W_]*(\d\d)[\W_]*(\d\d)", re.IGNORECASE)
 ID_NAMES = ("song", "songid", "idsong", "song_id", "id")

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import fftconvolve
 
-from merkit.audio import peak_normalize
+from merkit.audio.decode import peak_normalize
+from merkit.core.errors import ConfigError
+from merkit.core.labels import HIGH_AROUSAL, POSITIVE_VALENCE, QUADRANTS
 from merkit.datasets.base import Dataset, Song
-from merkit.errors import ConfigError
-from merkit.labels import HIGH_AROUSAL, POSITIVE_VALENCE, QUADRANTS
 
 GENERATOR_VERSION = "v1"
 """Part of every :class:`SyntheticSource` key; bump it whenever the generator's output changes."""

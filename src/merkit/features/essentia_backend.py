@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from merkit.errors import AudioError, ConfigError
+from merkit.core.errors import AudioError, ConfigError
 
 __all__ = ["ESSENTIA_MISSING", "extract_essentia_features", "flatten_pool"]
 

@@ -43,8 +43,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import get_window
 
-from merkit import dsp, rhythm
-from merkit.errors import AudioError
+from merkit.audio import dsp, rhythm
+from merkit.core.errors import AudioError
 
 __all__ = ["OWN_FEATURE_NAMES", "extract_own_features"]
 

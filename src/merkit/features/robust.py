@@ -18,7 +18,7 @@ over all 4QAED songs; its results file lists the ranking):
   does not always remove) are extreme outliers on a dB scale; the same frames make one outlying
   onset in the spectral flux (its skewness and kurtosis).
 
-On the canonical front end (:mod:`merkit.frontend`) those shifts are gone, and what is left is
+On the canonical front end (:mod:`merkit.audio.frontend`) those shifts are gone, and what is left is
 small everywhere (the largest ratio is 0.26, against 19.9 before it); ``codec-unstable`` also
 leaves out the ten further features whose ratio there exceeds 0.02: seven statistics of
 spectral-contrast bands 0-5 (mostly their spread over time), the tempogram's peak ratio, and two
@@ -41,7 +41,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from merkit.errors import ConfigError, DataError
+from merkit.core.errors import ConfigError, DataError
 
 __all__ = [
     "CODEC_SENSITIVE",

@@ -21,7 +21,7 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from merkit.errors import ConfigError, DataError
+from merkit.core.errors import ConfigError, DataError
 
 __all__ = ["ReliefFSelector", "relieff_scores"]
 

@@ -21,7 +21,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from merkit.errors import DataError
+from merkit.core.errors import DataError
 
 __all__ = [
     "ID_COLUMNS",

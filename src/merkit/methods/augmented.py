@@ -1,7 +1,8 @@
 """The baseline CNN trained on augmented copies of its training songs (paper §3.6, Table 3).
 
 Each recipe is the DL baseline (SGD lr 0.01, batch 150, the 90 % training-accuracy stop rule)
-with a default ``augment`` list (:mod:`merkit.augmentation`): per fold, the training set holds
+with a default ``augment`` list (:mod:`merkit.estimators.augmentation`): per fold, the training set
+holds
 every training song's original log-mel and its copies; test songs are predicted on originals.
 Every setting is overridable from YAML like the baseline's, e.g.
 ``cnn+classic: {augment: [{classic: {copies: [pitch_shifted, time_stretched]}}]}``.

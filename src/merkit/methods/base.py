@@ -9,8 +9,8 @@ from typing import Any
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import StandardScaler
 
-from merkit.errors import ConfigError
-from merkit.inputs import parse_input
+from merkit.core.errors import ConfigError
+from merkit.core.inputs import parse_input
 
 
 def feature_preprocessing() -> list[tuple[str, Any]]:
@@ -33,7 +33,7 @@ class MethodSpec:
     summary : str
         One line for ``merkit methods`` and reports.
     inputs : tuple of str, or mapping of str to str
-        Input names (:mod:`merkit.inputs`: representations computed from audio, or
+        Input names (:mod:`merkit.core.inputs`: representations computed from audio, or
         ``table:NAME`` feature tables). A method with several inputs maps each of its estimator's
         argument names (roles, e.g. ``features``, ``logmel``) to an input name; the protocol then
         hands the estimator a dict keyed by role (several inputs given as a sequence are keyed by
@@ -53,7 +53,8 @@ class MethodSpec:
         its ``extras`` (e.g. an embedding library's version and front end), so that a results
         row says what produced it.
     augment : tuple
-        Default training-set augmentations (:mod:`merkit.augmentation`), e.g. ``("tfm",)``;
+        Default training-set augmentations (:mod:`merkit.estimators.augmentation`), e.g.
+        ``("tfm",)``;
         the ``augment`` setting replaces them.
     inputs_of : callable, optional
         For a method whose inputs depend on its settings (``fusion``): ``inputs_of(estimator)``

@@ -1,6 +1,7 @@
 """Deep methods on whole clips (paper §3.1–3.3, Table 1): short recipes over shared parts.
 
-Every recipe is a :class:`~merkit.estimators.TorchClassifier` (one trainer, the paper's 90 %
+Every recipe is a :class:`~merkit.training.classifier.TorchClassifier` (one trainer, the paper's 90
+%
 training-accuracy stop rule) with the model and training settings of the paper's Table 1. Any
 setting can be overridden from YAML, e.g. ``crnn: {lr: 0.01, batch_size: 150}`` reproduces the
 authors' code instead of the paper, and ``cnn: {inputs: [logmel-paper]}`` feeds the code's
@@ -14,9 +15,9 @@ from typing import Any
 
 from sklearn.pipeline import Pipeline
 
-from merkit.estimators import TorchClassifier
 from merkit.methods.base import MethodSpec, feature_preprocessing
 from merkit.methods.registry import register_method
+from merkit.training.classifier import TorchClassifier
 
 
 def torch_recipe(model: str, *, epochs: int, batch_size: int, optimizer: str, lr: float):

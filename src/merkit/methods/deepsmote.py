@@ -2,11 +2,12 @@
 
 ``cnn+deepsmote`` is the baseline CNN trained with SGD lr 0.01, batch 200, at most 150 epochs and
 the 90 % training-accuracy stop (the published DeepSMOTE script's settings) on the fold's training
-log-mels plus ``n_per_class`` synthetic ones per class from :class:`~merkit.deepsmote.DeepSMOTE`.
+log-mels plus ``n_per_class`` synthetic ones per class from
+:class:`~merkit.estimators.deepsmote.DeepSMOTE`.
 Settings are flat: the DeepSMOTE ones (``n_per_class``, ``fit_on``, ``ae_epochs``,
 ``ae_batch_size``, ``ae_lr``, ``k_neighbors``, ``m_neighbors``, ``db_reference``,
 ``renormalise``) go to the oversampler, ``device`` and ``train_options`` to both, the rest to the
-CNN (:class:`~merkit.estimators.TorchClassifier`), e.g.
+CNN (:class:`~merkit.training.classifier.TorchClassifier`), e.g.
 ``cnn+deepsmote: {epochs: 30, ae_epochs: 5, ae_batch_size: 16, train_options: {num_threads: 1}}``.
 ``fit_on: all`` reproduces the published leak (autoencoder and SMOTE fitted on every song).
 """
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from merkit.deepsmote import DeepSMOTE
-from merkit.estimators import TorchClassifier
+from merkit.estimators.deepsmote import DeepSMOTE
+from merkit.estimators.oversampling import OversampledClassifier
 from merkit.methods.base import MethodSpec
 from merkit.methods.registry import register_method
-from merkit.oversampling import OversampledClassifier
+from merkit.training.classifier import TorchClassifier
 
 SMOTE_SETTINGS = (
     "n_per_class",

@@ -7,7 +7,7 @@ feeds the flattened 60 416-value latent to a scikit-learn random forest with def
 
 from __future__ import annotations
 
-from merkit.autoencoding import AutoencoderForest
+from merkit.estimators.autoencoding import AutoencoderForest
 from merkit.methods.base import MethodSpec
 from merkit.methods.registry import register_method
 

@@ -1,4 +1,5 @@
-"""``fusion``: registered methods as members, combined by :class:`~merkit.fusion.FusionClassifier`.
+"""``fusion``: registered methods as members, combined by
+:class:`~merkit.estimators.fusion.FusionClassifier`.
 
 Without settings it is the recipe of merkit's default model (measured on 4QAED, issue 16)::
 
@@ -23,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from merkit.errors import ConfigError
-from merkit.fusion import FusionClassifier
+from merkit.core.errors import ConfigError
+from merkit.estimators.fusion import FusionClassifier
 from merkit.methods.base import MethodSpec, feature_preprocessing
 from merkit.methods.registry import register_method
 
@@ -40,7 +41,8 @@ DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
 )
 """Own features (the 290 that encodings move least: all but
 :data:`merkit.features.robust.CODEC_UNSTABLE`) and the three CRNN taggers' tag log-odds, both of
-the canonical front end (:mod:`merkit.frontend`: every encoding of a song band-limited and trimmed
+the canonical front end (:mod:`merkit.audio.frontend`: every encoding of a song band-limited and
+trimmed
 alike); the default model's inputs."""
 
 DEFAULT_EARLY: dict[str, Any] = {

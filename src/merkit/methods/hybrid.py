@@ -21,11 +21,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from merkit.errors import ConfigError, DataError
-from merkit.estimators import TorchClassifier
+from merkit.core.errors import ConfigError, DataError
 from merkit.methods.base import MethodSpec, feature_preprocessing
 from merkit.methods.registry import register_method
 from merkit.models import build_model
+from merkit.training.classifier import TorchClassifier
 from merkit.training.data import clone_state
 
 

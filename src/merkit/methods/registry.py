@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.methods.base import MethodSpec
 
 METHODS: dict[str, MethodSpec] = {}

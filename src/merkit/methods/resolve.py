@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from merkit.errors import ConfigError
-from merkit.inputs import parse_input, take
+from merkit.core.errors import ConfigError
+from merkit.core.inputs import parse_input, take
 from merkit.methods.base import MethodSpec
 from merkit.methods.registry import METHODS, get_method, suggest
 
@@ -135,7 +135,8 @@ def resolve_method(
     settings : mapping, optional
         The method's settings as in a ``--config`` YAML; ``inputs`` (a list of input names, or a
         mapping role -> input name for a method with several inputs) swaps its inputs;
-        ``augment`` (a list of :mod:`merkit.augmentation` names) trains on augmented copies of
+        ``augment`` (a list of :mod:`merkit.estimators.augmentation` names) trains on augmented
+        copies of
         the training songs too (``[]`` turns a method's default augmentation off).
     quick : bool
         Apply the method's smoke-run settings (e.g. a 2-epoch cap) under ``settings``.
@@ -169,7 +170,7 @@ def resolve_method(
     estimator = _build(spec, params)
     validate_estimator(spec.name, estimator, params)
     if augment:
-        from merkit.augmentation import augment_method, augment_setting, parse_augment
+        from merkit.estimators.augmentation import augment_method, augment_setting, parse_augment
 
         try:
             entries = parse_augment(augment)
@@ -207,7 +208,7 @@ def _inputs(spec: MethodSpec, override: Any) -> tuple[tuple[str, ...], tuple[str
     for value in names:
         try:
             if parse_input(value).kind == "representation":
-                from merkit.representations import get_representation
+                from merkit.representations.registry import get_representation
 
                 get_representation(value)  # an unknown name fails now, not mid-run
         except ConfigError as exc:
@@ -255,7 +256,8 @@ def validate_estimator(method: str, estimator: Any, settings: Mapping[str, Any])
     """Check every parameter of ``estimator`` and its sub-estimators without fitting.
 
     scikit-learn estimators are checked by their own parameter constraints
-    (``_validate_params``), :class:`~merkit.estimators.TorchClassifier` by building its training
+    (``_validate_params``), :class:`~merkit.training.classifier.TorchClassifier` by building its
+    training
     config, and the Hybrid's per-stage dicts by building each stage's classifier.
 
     Raises
@@ -292,7 +294,7 @@ def _estimators(estimator: Any) -> list[tuple[str, Any]]:
 
 
 def _validate_one(estimator: Any) -> None:
-    from merkit.estimators import TorchClassifier
+    from merkit.training.classifier import TorchClassifier
 
     if isinstance(estimator, TorchClassifier):
         _validate_torch(estimator)
@@ -319,7 +321,7 @@ def _validate_torch(estimator: Any) -> None:
 
 
 def _validate_hybrid(estimator: Any) -> None:
-    from merkit.estimators import TorchClassifier
+    from merkit.training.classifier import TorchClassifier
 
     if estimator.cnn_init not in ("pretrained", "scratch"):
         raise ConfigError(
@@ -347,6 +349,81 @@ def _setting_name(param: str, path: str, settings: Mapping[str, Any]) -> str:
     if param in settings:
         return param
     return f"{path}__{param}" if path else param
+
+
+SELECTION_PARAMS = ("n_features_to_select", "k")
+"""Parameters of feature-selection steps that count features (ReliefF's top-k, SelectKBest)."""
+
+
+def check_feature_counts(method: ResolvedMethod, widths: Mapping[str, int | None]) -> None:
+    """Refuse a selection step asking for more features than its input has, before any work.
+
+    ``widths`` maps input names to their number of features (None: not known before computing,
+    e.g. a variable-length representation). A method with one input is checked: every step with
+    a :data:`SELECTION_PARAMS` count must ask for at most the input's width, less the columns a
+    ``DropFeatures`` step removes.
+
+    Raises
+    ------
+    ConfigError
+        Naming the method, the setting, its value and the number of features there are.
+    """
+    if len(method.inputs) != 1 or widths.get(method.inputs[0]) is None:
+        return
+    name = method.inputs[0]
+    width = int(widths[name])  # type: ignore[arg-type]
+    dropped = 0
+    found = _estimators(method.estimator)
+    for _, sub in found:
+        if type(sub).__name__ == "DropFeatures" and len(sub._names()) == width:
+            from merkit.features.robust import excluded_columns, resolve_patterns
+
+            dropped = len(excluded_columns(sub._names(), resolve_patterns(sub.exclude)))
+    available = width - dropped
+    for path, sub in found:
+        params = sub.get_params(deep=False)
+        for param in SELECTION_PARAMS:
+            value = params.get(param)
+            if isinstance(value, int) and not isinstance(value, bool) and value > available:
+                setting = next(
+                    (
+                        k
+                        for k, v in method.settings.items()
+                        if v == value and not isinstance(v, bool)
+                    ),
+                    f"{path}__{param}" if path else param,
+                )
+                after = f" ({dropped} excluded by 'exclude_features')" if dropped else ""
+                raise ConfigError(
+                    f"method {method.name!r}: setting {setting!r} is {value}, but its input "
+                    f"{name!r} has {available} features{after}; use at most {available} "
+                    "(or 'all')"
+                )
+
+
+def input_widths(dataset: Any, names: Iterable[str]) -> dict[str, int | None]:
+    """Features per song of each input, known before any computing (None where it is not).
+
+    A feature table's width is its column count; a representation's comes from its declared
+    shape when that is one fixed axis (e.g. ``own-features``: 317). ``dataset`` is a
+    :class:`merkit.datasets.Dataset` (its ``tables``).
+    """
+    from merkit.representations.registry import REPRESENTATIONS
+
+    widths: dict[str, int | None] = {}
+    for name in names:
+        parsed = parse_input(name)
+        width = None
+        if parsed.kind == "table":
+            frame = dataset.tables.get(parsed.name)
+            width = None if frame is None else int(frame.shape[1])
+        else:
+            rep = REPRESENTATIONS.get(parsed.name)
+            shape = rep.shape(rep.sr, rep.params) if rep is not None and rep.shape else None
+            if shape is not None and len(shape) == 1 and shape[0] is not None:
+                width = int(shape[0])
+        widths[name] = width
+    return widths
 
 
 def read_settings(
@@ -395,7 +472,10 @@ def read_settings(
 
 
 __all__ = [
+    "SELECTION_PARAMS",
     "ResolvedMethod",
+    "check_feature_counts",
+    "input_widths",
     "merge_settings",
     "read_settings",
     "resolve_method",

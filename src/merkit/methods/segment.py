@@ -1,10 +1,10 @@
 """Segment-level methods (the paper's §3.4): ShortChunk CNN and Sample CNN, answered per song.
 
 Each song is cut into non-overlapping 59 049-sample chunks (3.69 s at 16 kHz, the remainder
-dropped; ``logmel-chunks`` and ``waveform-chunks`` in :mod:`merkit.representations`). Every
+dropped; ``logmel-chunks`` and ``waveform-chunks`` in :mod:`merkit.representations.registry`). Every
 chunk of a training song is a training sample with its song's label; the protocol's folds split
 songs, so a song's chunks are never on both sides of a split
-(:class:`~merkit.segments.ChunkedClassifier`). A test song's answer aggregates its chunks'
+(:class:`~merkit.estimators.chunked.ChunkedClassifier`). A test song's answer aggregates its chunks'
 probabilities (``aggregation``: ``mean-proba``, ``vote`` or the published code's
 ``paper-mean-index``).
 
@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from merkit.aggregation import DEFAULT_AGGREGATION, get_aggregation
+from merkit.estimators.aggregation import DEFAULT_AGGREGATION, get_aggregation
+from merkit.estimators.chunked import ChunkedClassifier
 from merkit.methods.base import MethodSpec
 from merkit.methods.deep import torch_recipe
 from merkit.methods.registry import register_method
-from merkit.segments import ChunkedClassifier
 
 
 def chunked_recipe(model: str, *, epochs: int, batch_size: int, optimizer: str, lr: float):

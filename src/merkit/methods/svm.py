@@ -6,7 +6,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.methods.base import MethodSpec, feature_preprocessing
 from merkit.methods.registry import register_method
 
@@ -72,7 +72,11 @@ def build_svm_own(
     from merkit.features.robust import DropFeatures, excluded_columns, resolve_patterns
     from merkit.features.selection import ReliefFSelector
 
-    if isinstance(n_features, str) and n_features != "all":
+    if (
+        n_features is not None
+        and n_features != "all"
+        and (isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1)
+    ):
         raise ConfigError(
             f"setting 'n_features' must be a positive integer or 'all', not {n_features!r}"
         )

@@ -26,11 +26,11 @@ from typing import Any
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
-from merkit.estimators import TorchClassifier
+from merkit.estimators.chunked import ChunkedClassifier
 from merkit.methods.base import MethodSpec
 from merkit.methods.registry import register_method
-from merkit.segments import ChunkedClassifier
 from merkit.training.callbacks import BatchTransform
+from merkit.training.classifier import TorchClassifier
 from merkit.transfer.crops import RandomTimeCrop
 from merkit.transfer.embedders import ArtistEmbedding, CRNNEmbedding, FramePooling
 from merkit.transfer.finetune import ProbeThenFineTune
@@ -222,7 +222,8 @@ def build_artist_cnn(
     train_options: dict[str, Any] | None = None,
 ) -> ChunkedClassifier:
     """Frozen artist encoder (cached 256-d chunk embeddings) → new softmax head, per chunk;
-    a song's answer aggregates its 10 chunks (``aggregation``, see :mod:`merkit.aggregation`)."""
+    a song's answer aggregates its 10 chunks (``aggregation``, see
+    :mod:`merkit.estimators.aggregation`)."""
     options = dict(train_options or {})
     if num_threads is not None:
         options.setdefault("num_threads", num_threads)
@@ -269,7 +270,7 @@ ARTIST_FRONT_END = "Park's artist CNN front end: 22.05 kHz, 10 chunks x 129 fram
 
 def _openl3_provenance(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The embedding library's version and front end, recorded in every fold of openl3-rf."""
-    from merkit.representations import get_representation
+    from merkit.representations.registry import get_representation
     from merkit.transfer.openl3_frames import openl3_version
 
     p = get_representation("openl3").params

@@ -20,7 +20,7 @@ from typing import Any
 
 from torch import nn
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.models.autoencoder import ConvAutoencoder, scale_per_sample
 from merkit.models.cnn import CNNH, BaselineCNN, BaselineTrunk
 from merkit.models.dnn import FeatureDNN

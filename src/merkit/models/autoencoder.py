@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.models.cnn import N_FRAMES, N_MELS
 from merkit.models.layers import check_input, flatten_channels_last, keras_init_
 

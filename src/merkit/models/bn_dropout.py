@@ -33,12 +33,12 @@ import torch
 from numba import njit, prange
 from torch import Tensor, nn
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
+from merkit.core.numba_cache import lock_numba_cache_io
 
 # One kernel launch at a time per process, shared with the pooling kernels (numba's workqueue
 # layer is not reentrant), on as many threads as torch uses.
 from merkit.models.maxpool import _LAUNCH, _threads, _use_workqueue
-from merkit.numba_cache import lock_numba_cache_io
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)

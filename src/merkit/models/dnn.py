@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.models.layers import batch_norm_1d, check_input, keras_init_
 
 N_FEATURES: int = 1704

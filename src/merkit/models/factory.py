@@ -1,6 +1,7 @@
 """Model factories by name: a registry name, an import reference or a callable → a builder.
 
-Used by :class:`merkit.estimators.TorchClassifier` to build its network and to record, in a saved
+Used by :class:`merkit.training.classifier.TorchClassifier` to build its network and to record, in
+a saved
 state, a reference that builds the same network again.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from merkit.errors import ConfigError, ModelError
+from merkit.core.errors import ConfigError, ModelError
 
 ModelSpec = str | Callable[..., nn.Module]
 

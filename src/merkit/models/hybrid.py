@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from merkit.errors import ModelError
+from merkit.core.errors import ModelError
 from merkit.models.cnn import CNNH, N_FRAMES, N_MELS
 from merkit.models.dnn import N_FEATURES, FeatureDNN
 from merkit.models.layers import batch_norm_1d, keras_init_

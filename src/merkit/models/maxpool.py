@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from numba import njit, prange
 from torch import Tensor
 
-from merkit.numba_cache import lock_numba_cache_io
+from merkit.core.numba_cache import lock_numba_cache_io
 
 _BITS = {torch.bfloat16: torch.int16, torch.float32: torch.int32}
 """Float dtype → the integer dtype its bits are compared as."""

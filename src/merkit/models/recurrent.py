@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.models.cnn import N_FRAMES, N_MELS, BaselineTrunk
 from merkit.models.layers import (
     Conv2dRegular,

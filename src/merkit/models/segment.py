@@ -11,7 +11,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.models.layers import (
     Conv1dBlock,
     Dropout,

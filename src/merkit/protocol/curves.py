@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.methods.resolve import ResolvedMethod
 from merkit.protocol.folds import Fold, ProtocolConfig
 

@@ -1,7 +1,7 @@
 """Where folds run: an executor maps a function over tasks and yields results as they finish.
 
 :class:`SerialExecutor` runs them one after another in this process; :class:`ProcessExecutor`
-runs them in :mod:`merkit.parallel` worker processes on this machine; the Ray executor
+runs them in :mod:`merkit.core.parallel` worker processes on this machine; the Ray executor
 (:mod:`merkit.protocol.ray_executor`) runs them on a Ray cluster. All satisfy :class:`Executor`:
 results may come in any order (each :class:`~merkit.protocol.records.FoldRecord` says which fold
 it is), and a task whose worker died is retried a bounded number of times, then reported in a
@@ -11,11 +11,11 @@ every finished fold before the error reaches the user.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from merkit.errors import MerkitError
+from merkit.core.errors import MerkitError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -45,14 +45,32 @@ class TaskNeeds:
 
 class TasksFailed(MerkitError):
     """Tasks whose workers died more often than the retries allow; ``failures`` maps each
-    task's index (in the order given to ``map``) to the reason."""
+    task's index (in the order given to ``map``) to the reason.
 
-    def __init__(self, label: str, failures: dict[int, str]) -> None:
+    ``names`` (a name per task index, e.g. fold names) and ``kept`` (what was saved) make the
+    message a summary a user can act on: which tasks failed, why (each distinct reason once),
+    what was kept, and that rerunning the same command resumes.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        failures: dict[int, str],
+        *,
+        names: Sequence[str] | None = None,
+        kept: str | None = None,
+    ) -> None:
         self.failures = dict(failures)
-        reasons = "; ".join(f"task {i}: {why}" for i, why in sorted(failures.items())[:5])
+        self.label = label
+        failed = sorted(failures)
+        listed = [names[i] if names is not None else f"task {i}" for i in failed]
+        shown = ", ".join(listed[:8]) + (f" and {len(listed) - 8} more" if len(listed) > 8 else "")
+        reasons = list(dict.fromkeys(failures[i] for i in failed))
+        why = "; ".join(reason[:200] for reason in reasons[:3])
         super().__init__(
-            f"{len(failures)} {label} task(s) failed after their retries ({reasons}); "
-            "every other result was kept: rerun the same command to retry only those"
+            f"{len(failures)} {label} task(s) failed after their retries: {shown} ({why}). "
+            f"{kept or 'Every other result was kept'}: rerun the same command to resume "
+            "(only the failed ones run again)"
         )
 
 
@@ -78,7 +96,7 @@ class SerialExecutor:
 
 
 class ProcessExecutor:
-    """Runs tasks in ``workers`` processes of this machine (:mod:`merkit.parallel`).
+    """Runs tasks in ``workers`` processes of this machine (:mod:`merkit.core.parallel`).
 
     ``fn`` (with the inputs it holds) is sent to each worker once. A worker that dies breaks the
     pool: the tasks without a result then run again in a fresh pool, at most ``retries`` times,
@@ -94,7 +112,7 @@ class ProcessExecutor:
     """
 
     def __init__(self, workers: int = 2, *, retries: int = 2) -> None:
-        from merkit.parallel import resolve_jobs
+        from merkit.core.parallel import resolve_jobs
 
         self.workers = resolve_jobs(workers)
         self.retries = int(retries)
@@ -102,7 +120,7 @@ class ProcessExecutor:
     def map(
         self, fn: Callable[[T], R], tasks: Iterable[T], *, needs: TaskNeeds | None = None
     ) -> Iterator[R]:
-        from merkit.parallel import WorkerDied, map_unordered
+        from merkit.core.parallel import WorkerDied, map_unordered
 
         todo = list(enumerate(tasks))
         attempt = 0

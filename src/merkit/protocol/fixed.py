@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from merkit.core.errors import ConfigError, DataError
 from merkit.datasets.base import Dataset
-from merkit.errors import ConfigError, DataError
 from merkit.protocol.folds import Fold, ProtocolConfig
 
 PROTOCOLS = {"tvt-70-15-15": "70-15-15", "tvt-40-30-30": "40-30-30"}

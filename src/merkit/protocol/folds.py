@@ -16,8 +16,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold, StratifiedGroupKFold
 
+from merkit.core.errors import ConfigError, DataError
 from merkit.datasets.base import Dataset
-from merkit.errors import ConfigError, DataError
 
 FOLDS_FORMAT = 1
 
@@ -129,7 +129,7 @@ def check_feasible(
     ------
     ConfigError
     """
-    from merkit.labels import QUADRANTS
+    from merkit.core.labels import QUADRANTS
 
     k = protocol.n_splits
     labels = np.asarray(labels)

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from merkit.core.errors import ConfigError, DataError
 from merkit.datasets.base import Dataset
-from merkit.errors import ConfigError, DataError
 from merkit.protocol.folds import FOLDS_FORMAT, Fold, ProtocolConfig, write_json_atomic
 
 METADATA = "panda_dataset_taffc_metadata.csv"

@@ -13,7 +13,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from merkit.labels import QUADRANTS
+from merkit.core.labels import QUADRANTS
 
 N_CLASSES = len(QUADRANTS)
 

@@ -1,6 +1,7 @@
 """Saving each fold's fitted estimator (``merkit benchmark --save-models``).
 
-An estimator with its own ``save(path)`` (a :class:`~merkit.estimators.TorchClassifier`) writes
+An estimator with its own ``save(path)`` (a :class:`~merkit.training.classifier.TorchClassifier`)
+writes
 ``<fold>.pt``; any other (scikit-learn pipelines, including ones holding torch classifiers, the
 Hybrid) is pickled with joblib to ``<fold>.joblib`` with its sha256 in ``<fold>.joblib.sha256``,
 so a damaged or swapped file is detected before it is unpickled.
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from merkit.errors import ConfigError, ModelError
+from merkit.core.errors import ConfigError, ModelError
 
 
 def check_saveable(method: str, estimator: Any) -> None:
@@ -61,7 +62,7 @@ def save_model(model: Any, stem: Path) -> Path:
 def load_model(path: Path) -> Any:
     """Load a model written by :func:`save_model` (checking a joblib file's sha256 first)."""
     if path.suffix == ".pt":
-        from merkit.estimators import TorchClassifier
+        from merkit.training.classifier import TorchClassifier
 
         return TorchClassifier.load(path)
     import joblib

@@ -20,7 +20,7 @@ songs the driver's cache lacks. Where they are kept:
 
 Either way the fold tasks then read the stacked float32 inputs from the object store, which needs
 their size once per node (object-store memory, shared memory by default), plus each fold's
-working memory (:func:`merkit.protocol.tasks.fold_needs`). Songs' audio is read by path: every
+working memory (:func:`merkit.protocol.runner.fold_needs`). Songs' audio is read by path: every
 node needs the dataset at the same path (a shared filesystem, or a copy at the same place).
 
 Faults: a task whose worker process dies (killed, out of memory, its node lost) is retried by Ray
@@ -28,7 +28,7 @@ up to ``retries`` times; a fold that still fails is reported by :class:`TasksFai
 reason after all other folds are written. A Python error inside a task is raised in the driver as
 itself (no retry: it would fail again). Ctrl-C in the driver cancels every pending task (their
 workers are killed) and leaves only complete fold files. Every worker verifies librosa's numba
-cache (:func:`merkit.numba_cache.ensure_numba_cache`, file-locked) before its first task:
+cache (:func:`merkit.core.numba_cache.ensure_numba_cache`, file-locked) before its first task:
 concurrent first compiles corrupt numba's on-disk cache (numba issue #10128).
 """
 
@@ -44,10 +44,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from merkit.cache import NullCache
-from merkit.errors import ConfigError, MerkitError
-from merkit.extract import SongJob
+from merkit.core.errors import ConfigError, MerkitError
 from merkit.protocol.executor import TaskNeeds, TasksFailed
+from merkit.representations.cache import NullCache
+from merkit.representations.extract import SongJob
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -71,7 +71,7 @@ def _warm_worker() -> None:
     """Guard librosa's numba cache in this worker before its first task (numba #10128)."""
     global _warmed
     if not _warmed:
-        from merkit.numba_cache import ensure_numba_cache, lock_numba_cache_io
+        from merkit.core.numba_cache import ensure_numba_cache, lock_numba_cache_io
 
         lock_numba_cache_io()
         ensure_numba_cache()
@@ -170,7 +170,7 @@ class RayExecutor:
         if not ray.is_initialized():
             if self.address is None:
                 # Workers of a local instance share this machine's numba cache: fill it once here.
-                from merkit.numba_cache import ensure_numba_cache
+                from merkit.core.numba_cache import ensure_numba_cache
 
                 ensure_numba_cache()
             self._init(ray)
@@ -206,7 +206,9 @@ class RayExecutor:
     def close(self) -> None:
         """Stop the local instance this executor started (a cluster is left running)."""
         if self._ray is not None and self._owned:
-            self._ray.shutdown()
+            # After Ray's node died its shutdown may fail too; that must not hide merkit's summary.
+            with contextlib.suppress(Exception):
+                self._ray.shutdown()
         self._ray, self._owned = None, False
 
     def __enter__(self) -> RayExecutor:
@@ -283,9 +285,21 @@ class RayExecutor:
         fn_ref = ray.put(fn)  # once: every task (and every node) shares this copy
         pending = {remote.remote(fn_ref, task): index for index, task in enumerate(tasks)}
         failures: dict[int, str] = {}
+        warned: set[str] = set()
         try:
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                try:
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                except ray.exceptions.RayError as error:
+                    # Ray itself is gone (its node process died): every pending task is lost.
+                    _log.warning(
+                        "Ray stopped answering (%s): the folds finished so far are saved; rerun "
+                        "the same command to resume",
+                        type(error).__name__,
+                    )
+                    failures.update(dict.fromkeys(pending.values(), _reason(error)))
+                    pending.clear()
+                    break
                 for ref in ready:
                     index = pending.pop(ref)
                     try:
@@ -294,9 +308,26 @@ class RayExecutor:
                         raise _cause(error) from None
                     except ray.exceptions.RayError as error:  # the worker or its node was lost
                         failures[index] = _reason(error)
-                        _log.warning(
-                            "a %s task failed: %s", getattr(needs, "label", ""), failures[index]
-                        )
+                        kind = type(error).__name__
+                        if self._lost_ray(error):
+                            # Ray's own node process is gone: nothing pending can finish, and
+                            # Ray may end this process soon, so say now what a rerun does.
+                            _log.warning(
+                                "Ray's node process died (%s): the folds finished so far are "
+                                "saved; rerun the same command to resume",
+                                kind,
+                            )
+                            failures.update(dict.fromkeys(pending.values(), failures[index]))
+                            pending.clear()
+                            break
+                        if kind not in warned:  # one line per kind of failure, not per task
+                            warned.add(kind)
+                            _log.warning(
+                                "a %s task failed (%s); merkit summarises the failed tasks at "
+                                "the end",
+                                getattr(needs, "label", "") or "Ray",
+                                kind,
+                            )
                         continue
                     yield result
         finally:
@@ -306,6 +337,14 @@ class RayExecutor:
                     ray.cancel(ref, force=True)
         if failures:
             raise TasksFailed(needs.label if needs else "task", failures)
+
+    def _lost_ray(self, error: BaseException) -> bool:
+        """Whether ``error`` means no task can run any more: this machine's raylet died, or the
+        node of a local instance (its only node) was declared dead."""
+        exceptions = self._ray.exceptions
+        if isinstance(error, exceptions.LocalRayletDiedError):
+            return True
+        return self._owned and isinstance(error, exceptions.NodeDiedError)
 
     # -- representations ------------------------------------------------------------------------
 
@@ -347,7 +386,8 @@ class RayExecutor:
     def song_mapper(self, job: SongJob, sources: list[Any]) -> Iterator[tuple[np.ndarray, bool]]:
         """Compute ``job`` for every source as Ray tasks; yield ``(value, cached)`` in order.
 
-        A :data:`merkit.extract.SongMapper` for :func:`merkit.extract.compute`. Songs the
+        A :data:`merkit.representations.extract.SongMapper` for
+        :func:`merkit.representations.extract.compute`. Songs the
         driver's cache holds are not sent out; see the module docstring for where the others go.
         """
         ray = self.start()._ray

@@ -2,7 +2,10 @@
 
 Each fold file holds a :class:`FoldRecord` as JSON plus a sha256 of the record's canonical JSON
 (sorted keys, no whitespace, the checksum itself left out). A file edited by hand, truncated, or
-missing fields fails the check on read and the fold is recomputed with a one-line warning.
+missing fields fails the check on read; what happens then is the reader's to say (a run
+recomputes the fold, a report shows the method as incomplete). Each record also carries
+``config_sha256``, the hash of its method's configuration stamp
+(:func:`merkit.protocol.state.identity_hash`), so a fold file says by itself which settings made it.
 """
 
 from __future__ import annotations
@@ -83,6 +86,8 @@ class FoldRecord(BaseModel):
     metrics: FoldMetrics
     training: TrainingInfo | None = None
     extras: dict[str, Any] | None = None
+    config_sha256: str | None = None
+    """Hash of the method configuration that made this fold (None in files of older runs)."""
     model: Any = Field(default=None, exclude=True)
 
     @property
@@ -107,15 +112,19 @@ def write_fold(path: Path, record: FoldRecord) -> None:
     write_json_atomic(path, record.payload())
 
 
-def read_fold(path: Path, test_ids: list[str] | None = None) -> FoldRecord | None:
-    """A finished fold's record, or None when it must be (re)computed.
+def inspect_fold(
+    path: Path, test_ids: list[str] | None = None
+) -> tuple[FoldRecord | None, str | None]:
+    """``(record, None)`` for a valid fold file, ``(None, problem)`` for one that is not.
 
-    A missing file is None silently. A file that is truncated, edited (checksum mismatch), of an
-    older format, missing fields or of wrong types, or made for other test songs is None with a
-    one-line warning naming the file.
+    The problem (one line) says why: truncated, edited (checksum mismatch), an older format,
+    missing fields or of wrong types, written for another fold (its record names another split)
+    or for other test songs. A missing file is ``(None, "missing")``.
     """
+    if not path.exists():
+        return None, "missing"
     if not path.is_file():
-        return None
+        return None, "not a regular file"
     problem = None
     record = None
     try:
@@ -128,7 +137,10 @@ def read_fold(path: Path, test_ids: list[str] | None = None) -> FoldRecord | Non
             problem = "checksum mismatch (edited or damaged)"
         else:
             record = FoldRecord.model_validate({k: v for k, v in data.items() if k != "sha256"})
-            if test_ids is not None and record.test_ids != test_ids:
+            if record.name != path.stem:
+                problem = f"it holds the record of fold {record.name}"
+                record = None
+            elif test_ids is not None and record.test_ids != test_ids:
                 problem = "made for other test songs"
                 record = None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -137,6 +149,16 @@ def read_fold(path: Path, test_ids: list[str] | None = None) -> FoldRecord | Non
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "record"
         problem = f"invalid field {where!r}: {first['msg']}"
-    if problem is not None:
-        log.warning("fold file %s is not a valid result (%s); recomputing that fold", path, problem)
+    return record, problem
+
+
+def read_fold(path: Path, test_ids: list[str] | None = None) -> FoldRecord | None:
+    """A finished fold's record, or None when it is missing or not valid.
+
+    A missing file is None silently; an invalid one (see :func:`inspect_fold`) is None with a
+    one-line warning naming the file and the problem.
+    """
+    record, problem = inspect_fold(path, test_ids)
+    if problem is not None and problem != "missing":
+        log.warning("fold file %s is not a valid result (%s)", path, problem)
     return record

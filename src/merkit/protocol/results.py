@@ -6,16 +6,12 @@ output folder holds, and for statistics across methods.
 
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from merkit.protocol.folds import ProtocolConfig
-from merkit.protocol.records import read_fold
-from merkit.protocol.runner import MethodResult, finished_fold_files
-
-log = logging.getLogger(__name__)
+from merkit.protocol.runner import MethodResult
+from merkit.protocol.state import expected_fold_names, read_method_state
 
 
 @dataclass
@@ -24,6 +20,10 @@ class RunResults:
 
     run_dir: Path
     methods: dict[str, MethodResult] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+    """Method folder name -> why it is incomplete or unreadable (one line each)."""
+    notes: list[str] = field(default_factory=list)
+    """Entries that were ignored (fold files the protocol does not have)."""
 
     def complete(self) -> list[MethodResult]:
         """The methods whose every fold is finished."""
@@ -42,9 +42,13 @@ class RunResults:
 def load_results(run_dir: Path) -> RunResults:
     """Read every method folder of a benchmark output folder.
 
-    A method folder counts when its ``config.json`` is readable; its folds are the fold files
-    that pass validation (:func:`merkit.protocol.records.read_fold`; others are skipped with a
-    warning). ``complete`` compares their number with the protocol's.
+    A method folder (a sub-folder holding ``config.json`` or ``folds/``) is read as a whole
+    (:func:`merkit.protocol.state.read_method_state`): its folds are the valid fold files of the
+    folds its protocol has; fold files the protocol does not have are ignored with a warning.
+    A method with damaged or missing folds is kept but not ``complete``; one whose
+    ``config.json`` is missing or unreadable cannot be read. Both are named, with the reason, in
+    :attr:`RunResults.problems`; ignored files in :attr:`RunResults.notes` (nothing is logged:
+    the caller says what it does with them).
 
     Parameters
     ----------
@@ -58,23 +62,33 @@ def load_results(run_dir: Path) -> RunResults:
     results = RunResults(Path(run_dir))
     if not results.run_dir.is_dir():
         return results
-    for config_path in sorted(results.run_dir.glob("*/config.json")):
-        method_dir = config_path.parent
+    for method_dir in sorted(p for p in results.run_dir.iterdir() if p.is_dir()):
+        if not ((method_dir / "config.json").exists() or (method_dir / "folds").is_dir()):
+            continue
+        name = method_dir.name
+        state = read_method_state(method_dir, {})
+        stamp = state.config
         try:
-            stamp = json.loads(config_path.read_text())
+            if stamp is None:
+                raise ValueError(f"config.json is {state.config_problem}")
             protocol = ProtocolConfig(**stamp["protocol"])
             dataset = str(stamp["dataset"])
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-            log.warning(
-                "%s is unreadable (%s); method %s skipped", config_path, exc, method_dir.name
+        except (ValueError, KeyError, TypeError) as exc:
+            results.problems[name] = (
+                f"{method_dir}: {exc}; not shown (rerun the benchmark into this folder to "
+                "rebuild it from the fold files)"
             )
             continue
+        expected = expected_fold_names(protocol)
+        state = read_method_state(method_dir, dict.fromkeys(expected))
+        note = state.unexpected_note(len(expected))
+        if note:
+            results.notes.append(note)
         info = stamp.get("info") or {}
-        records = [r for r in map(read_fold, finished_fold_files(method_dir)) if r is not None]
-        records.sort(key=lambda r: (r.repeat, r.fold))
+        records = [state.records[n] for n in expected if n in state.records]
         inputs = info.get("inputs") or (stamp.get("config") or {}).get("inputs") or []
-        results.methods[method_dir.name] = MethodResult(
-            method=method_dir.name,
+        results.methods[name] = MethodResult(
+            method=name,
             dataset=dataset,
             protocol=protocol,
             per_fold=records,
@@ -84,6 +98,18 @@ def load_results(run_dir: Path) -> RunResults:
             paper_f1=info.get("paper_f1"),
             settings=(stamp.get("config") or {}).get("params"),
         )
+        lacking = [*state.damaged, *state.not_files]
+        if state.damaged or state.not_files or state.missing:
+            parts = [f"{len(records)} of {len(expected)} folds finished"]
+            parts += [
+                f"fold file {state.fold_dir / (n + '.json')} is not a valid result ({why})"
+                for n, why in state.damaged.items()
+            ]
+            parts += [f"{p} is not a regular file" for p in state.not_files]
+            hint = "rerun the benchmark into this folder to compute the rest"
+            if lacking:
+                hint = "rerun the benchmark into this folder to recompute them"
+            results.problems[name] = f"{name} is incomplete: {'; '.join(parts)}; {hint}"
     return results
 
 

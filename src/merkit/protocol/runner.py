@@ -14,27 +14,30 @@ import gc
 import inspect
 import json
 import logging
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 from sklearn.base import clone
 
+from merkit.core.errors import ConfigError
+from merkit.core.inputs import InputArray, parse_input, take
+from merkit.core.progress import progress_bar
 from merkit.datasets.base import Dataset
-from merkit.errors import ConfigError
-from merkit.inputs import InputArray, parse_input, take
 from merkit.methods.resolve import ResolvedMethod
-from merkit.progress import progress_bar
-from merkit.protocol.executor import Executor, SerialExecutor
+from merkit.protocol.executor import Executor, SerialExecutor, TaskNeeds, TasksFailed
 from merkit.protocol.folds import Fold, ProtocolConfig, write_json_atomic
 from merkit.protocol.metrics import fold_metrics, summarize
 from merkit.protocol.models import check_saveable, save_model
-from merkit.protocol.records import FoldMetrics, FoldRecord, TrainingInfo, read_fold, write_fold
-from merkit.protocol.tasks import fold_needs, holds_network, method_lock
+from merkit.protocol.records import FoldMetrics, FoldRecord, TrainingInfo, write_fold
+from merkit.protocol.state import identity_hash, read_method_state, reconcile_config
 
 _log = logging.getLogger(__name__)
 
@@ -73,15 +76,16 @@ def resolve_inputs(
     seed: int = 0,
     mapper: Any = None,
 ) -> dict[str, InputArray]:
-    """Arrays aligned with ``dataset.songs`` for each input name (:mod:`merkit.inputs`).
+    """Arrays aligned with ``dataset.songs`` for each input name (:mod:`merkit.core.inputs`).
 
     A feature table is read from the dataset; the representations are computed from audio (and
-    cached) by :func:`merkit.extract.compute_many` in one pass over the songs, so each file is
+    cached) by :func:`merkit.representations.extract.compute_many` in one pass over the songs, so
+    each file is
     decoded once for all of them (through ``mapper`` when given, e.g. an executor's
     ``song_mapper`` that computes the songs on a cluster); ``seed`` reaches stochastic ones
     (augmented copies; see :func:`repeat_seed`).
     """
-    from merkit import extract
+    from merkit.representations import extract
 
     representations = [name for name in names if parse_input(name).kind != "table"]
     stats = {name: extract.ComputeStats() for name in representations}
@@ -108,7 +112,7 @@ def is_per_repeat(name: str) -> bool:
     parsed = parse_input(name)
     if parsed.kind != "representation":
         return False
-    from merkit.representations import REPRESENTATIONS
+    from merkit.representations.registry import REPRESENTATIONS
 
     rep = REPRESENTATIONS.get(parsed.name)  # an unregistered name: the caller supplies it
     return rep is not None and rep.stochastic
@@ -124,7 +128,7 @@ def repeat_seed(protocol: ProtocolConfig, repeat: int) -> int:
 
 
 def _log_copies(name: str, array: InputArray, stats: Any, seed: int) -> None:
-    from merkit.representations import get_representation
+    from merkit.representations.registry import get_representation
 
     rep = get_representation(name)
     rows = array if isinstance(array, list) else list(array)
@@ -354,13 +358,26 @@ def _run_locked(
     n_jobs: int = 1,
 ) -> MethodResult:
     fold_dir = method_dir / "folds"
-    check_config(method_dir, dataset, protocol, method)
-
     ids = dataset.song_ids
+    state = read_method_state(method_dir, {f.name: [ids[i] for i in f.test] for f in folds})
+    state.check_entries()  # a folder where a fold file belongs: refused before any work
+    stamp = config_stamp(dataset, protocol, method)
+    if reconcile_config(state, stamp):
+        write_json_atomic(method_dir / "config.json", stamp)
+    stamp_hash = identity_hash(stamp)
+    note = state.unexpected_note(len(folds))
+    if note:
+        _log.warning("%s", note)
+    for name, problem in state.damaged.items():
+        _log.warning(
+            "fold file %s is not a valid result (%s); recomputing that fold",
+            fold_dir / f"{name}.json",
+            problem,
+        )
     done: dict[str, FoldRecord] = {}
     pending: list[Fold] = []
     for fold in folds:
-        record = read_fold(fold_dir / f"{fold.name}.json", [ids[i] for i in fold.test])
+        record = state.records.get(fold.name)
         if record is not None and save_models and not _model_saved(method_dir, fold):
             record = None  # refit to save the model asked for
         if record is None:
@@ -401,17 +418,28 @@ def _run_locked(
         run = executor or SerialExecutor()
         # ``needs`` is optional in the protocol: an executor without it ignores resources.
         options = {"needs": fold_needs(method, batch_inputs)} if _accepts(run.map, "needs") else {}
-        with progress_bar(label, enabled=progress, transient=False) as bar:
-            bar_task = bar.add_task("folds", total=len(folds), completed=finished)
-            for record in run.map(task, batch, **options):
-                if save_models:
-                    save_model(record.model, method_dir / "models" / record.name)
-                    record.model = None
-                write_fold(fold_dir / f"{record.name}.json", record)
-                done[record.name] = record
-                finished += 1
-                bar.update(bar_task, description=f"fold {record.name}")
-                bar.advance(bar_task)
+        try:
+            with progress_bar(label, enabled=progress, transient=False) as bar:
+                bar_task = bar.add_task("folds", total=len(folds), completed=finished)
+                for record in run.map(task, batch, **options):
+                    if save_models:
+                        save_model(record.model, method_dir / "models" / record.name)
+                        record.model = None
+                    record.config_sha256 = stamp_hash  # the fold says which settings made it
+                    write_fold(fold_dir / f"{record.name}.json", record)
+                    done[record.name] = record
+                    finished += 1
+                    bar.update(bar_task, description=f"fold {record.name}")
+                    bar.advance(bar_task)
+        except TasksFailed as failed:
+            # The executor's indices are positions in this batch: name the folds instead.
+            kept = f"{len(done)} of {len(folds)} {method.name} folds are finished and saved in "
+            raise TasksFailed(
+                method.name,
+                failed.failures,
+                names=[fold.name for fold in batch],
+                kept=kept + str(fold_dir),
+            ) from None
         del batch_inputs, task
     per_fold = [done[fold.name] for fold in folds]
     result = MethodResult(
@@ -444,7 +472,7 @@ def config_stamp(
         "paper_f1": method.spec.paper_f1,
     }
     if any(is_per_repeat(name) for name in method.inputs):
-        from merkit.augmentation import library_version
+        from merkit.estimators.augmentation import library_version
 
         # The copies' numbers depend on the audiomentations release (its defaults changed).
         info["audiomentations"] = library_version("audiomentations")
@@ -457,41 +485,87 @@ def config_stamp(
     }
 
 
-IDENTITY = ("dataset", "fingerprint", "protocol", "config")
+# ---- What one fold asks of an executor, and who may write a method's folder.
+# :func:`fold_needs` sizes a fold task (a core, a GPU for a network, memory for its copies of the
+# data); :func:`method_lock` lets one driver at a time write a method's fold files (an OS file lock,
+# released even when the driver is killed).
 
 
-def finished_fold_files(method_dir: Path) -> list[Path]:
-    """Fold result files present in a method's folder (valid or not)."""
-    return sorted((method_dir / "folds").glob("r*_f*.json"))
+@contextmanager
+def method_lock(method_dir: Path) -> Iterator[None]:
+    """Hold ``method_dir/.lock`` while this process writes the method's folds.
 
-
-def check_config(
-    method_dir: Path, dataset: Dataset, protocol: ProtocolConfig, method: ResolvedMethod
-) -> None:
-    """Stamp ``method_dir`` with this configuration, or refuse one that differs from its results.
-
-    A folder without fold files accepts any configuration (a run that failed before finishing a
-    fold does not block its corrected rerun); an unreadable ``config.json`` beside fold files is
-    a ConfigError naming the file.
+    Raises
+    ------
+    ConfigError
+        When another process (a second ``merkit benchmark`` into the same ``--out``) holds it.
     """
-    stamp = config_stamp(dataset, protocol, method)
-    path = method_dir / "config.json"
-    has_folds = bool(finished_fold_files(method_dir))
-    if path.is_file() and has_folds:
-        try:
-            previous = json.loads(path.read_text())
-            if not isinstance(previous, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ConfigError(
-                f"{path} is unreadable ({exc}) but {method_dir} holds fold results; "
-                "delete that folder (or use another --out) to start this method again"
-            ) from None
-        if {k: previous.get(k) for k in IDENTITY} != {k: stamp[k] for k in IDENTITY}:
-            raise ConfigError(
-                f"{method_dir} holds results of another dataset, protocol or configuration; "
-                "use a different --out folder (or delete it) instead of mixing results"
-            )
-        if previous.get("info") == stamp["info"]:
-            return
-    write_json_atomic(path, stamp)
+    method_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(method_dir / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(
+            f"another merkit process is running {method_dir.name!r} into {method_dir.parent} "
+            "(it holds the folder's .lock); wait for it to finish or use another --out"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def uses_network(estimator: Any) -> bool:
+    """Whether ``estimator`` trains a torch network (so a fold of it can use a GPU).
+
+    True when one of its parameters is a ``device`` (a
+    :class:`merkit.training.classifier.TorchClassifier`,
+    or a pipeline or wrapper holding one) or its class is defined beside torch code (e.g. the
+    hybrid, which builds its networks inside ``fit``).
+    """
+    if any(key.split("__")[-1] == "device" for key in estimator.get_params(deep=True)):
+        return True
+    module = vars(sys.modules.get(type(estimator).__module__, object()))
+    return "torch" in module or "TorchClassifier" in module
+
+
+def input_bytes(inputs: Mapping[str, InputArray]) -> int:
+    """Bytes held by the arrays of ``inputs`` (feature tables, representations)."""
+    total = 0
+    for value in inputs.values():
+        if isinstance(value, np.ndarray):
+            total += value.nbytes
+        elif hasattr(value, "to_numpy"):
+            total += int(value.memory_usage(deep=True).sum())
+        else:
+            total += sum(np.asarray(part).nbytes for part in value)
+    return total
+
+
+def fold_needs(method: ResolvedMethod, inputs: Mapping[str, InputArray]) -> TaskNeeds:
+    """One fold's requests: a core, a GPU for a network, and memory for its copies of the data.
+
+    Memory: twice the inputs (the training and test rows are copied out of the shared arrays,
+    then scaled or batched) plus a base of 1 GiB for a network, 256 MiB otherwise.
+    """
+    network = uses_network(method.estimator)
+    base = (1 << 30) if network else (256 << 20)
+    return TaskNeeds(
+        cpus=1.0,
+        gpus=1.0 if network else 0.0,
+        memory=2 * input_bytes(inputs) + base,
+        label=method.name,
+    )
+
+
+_PLAIN_MODULES = ("sklearn", "imblearn", "merkit.features")
+
+
+def holds_network(estimator: Any) -> bool:
+    """Whether ``estimator`` may hold a network: anything but scikit-learn, imbalanced-learn
+    and merkit's feature steps, at any depth of its parameters."""
+    found = [estimator]
+    get_params = getattr(estimator, "get_params", None)
+    if get_params is not None:
+        found += [v for v in get_params(deep=True).values() if hasattr(v, "fit")]
+    return not all(type(sub).__module__.startswith(_PLAIN_MODULES) for sub in found)

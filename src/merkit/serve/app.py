@@ -4,7 +4,8 @@ Endpoints
 ---------
 ``POST /v1/predict``
     A multipart upload (field ``file``; ``?segments=true`` adds the window timeline) → one
-    :class:`merkit.prediction.PredictionResult`, the item ``merkit predict --format json`` prints
+    :class:`merkit.product.prediction.PredictionResult`, the item ``merkit predict --format json``
+    prints
     for that file (``path`` is the uploaded file's name).
 ``GET /v1/model``
     The model's manifest, a one-paragraph summary, its card and this service's limits.
@@ -40,9 +41,9 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from merkit._version import __version__
-from merkit.errors import MerkitError, ModelError
-from merkit.predict import Predictor, load_model
-from merkit.prediction import PredictionResult
+from merkit.core.errors import MerkitError, ModelError
+from merkit.product.predict import Predictor, load_model
+from merkit.product.prediction import PredictionResult
 from merkit.serve.limits import BodySizeLimit
 from merkit.serve.settings import ServeSettings
 from merkit.serve.upload import (

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 ENV_PREFIX = "MERKIT_SERVE_"
 

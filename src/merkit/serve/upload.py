@@ -2,7 +2,8 @@
 
 The upload is copied into a private temporary folder under the client's file name (its
 extension tells the decoders the format), checked there with
-:func:`merkit.audio_files.unreadable_reason` and :func:`merkit.audio.audio_info`, and the folder
+:func:`merkit.audio.files.unreadable_reason` and :func:`merkit.audio.decode.audio_info`, and the
+folder
 is removed when the request ends, whatever happened. Messages name the client's file, never the
 temporary path.
 """
@@ -17,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from merkit.audio import audio_info
-from merkit.audio_files import unreadable_reason
-from merkit.errors import AudioError
+from merkit.audio.decode import audio_info
+from merkit.audio.files import unreadable_reason
+from merkit.core.errors import AudioError
 
 ACCEPTED_TYPES = ("audio/", "video/", "application/octet-stream", "application/ogg")
 """Part content types taken as possibly audio (containers such as mp4 or webm are often sent as

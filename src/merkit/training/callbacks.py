@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from merkit.errors import ConfigError, ModelError
+from merkit.core.errors import ConfigError, ModelError
 from merkit.training.config import LRSwitch, TrainConfig
 from merkit.training.data import batch_bounds, batch_tensor
 from merkit.training.history import EpochRecord

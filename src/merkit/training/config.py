@@ -1,7 +1,8 @@
 """Training settings: :class:`TrainConfig` and the optimiser-switch step :class:`LRSwitch`.
 
 Both are frozen pydantic models; :meth:`TrainConfig.create` reports invalid settings as one
-:class:`~merkit.errors.ConfigError` naming each. :func:`merkit.training.callbacks.default_callbacks`
+:class:`~merkit.core.errors.ConfigError` naming each.
+:func:`merkit.training.callbacks.default_callbacks`
 turns a config into the callbacks that implement its rules.
 """
 
@@ -11,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 
 class LRSwitch(BaseModel):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from merkit.errors import DataError, ModelError
+from merkit.core.errors import DataError, ModelError
 
 Inputs = tuple[np.ndarray, ...]
 """Row-aligned model inputs, in the order of the model's ``input_names``."""

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 STATE_FORMAT: str = "merkit.TorchClassifier"
 """The ``format`` tag of a file written by ``TorchClassifier.save`` (its weights are accepted)."""

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from merkit.errors import DataError, ModelError
+from merkit.core.errors import DataError, ModelError
 from merkit.training.callbacks import default_callbacks
 from merkit.training.config import TrainConfig
 from merkit.training.data import (

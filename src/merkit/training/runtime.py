@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch

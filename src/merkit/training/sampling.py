@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.training.hooks import Callback, FitContext
 
 __all__ = ["RandomChunks", "sample_per_group"]

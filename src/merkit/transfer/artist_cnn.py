@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from merkit.errors import AudioError, ConfigError, ModelError
+from merkit.core.errors import AudioError, ConfigError, ModelError
 from merkit.transfer.checkpoints import check_shapes, check_weights_file
 
 SR = 22_050

@@ -3,7 +3,7 @@
 Checkpoints are never downloaded and never shipped: the user points at a file (``weights:`` in a
 method's settings, ``--weights`` on the command line). Everything that can go wrong with such a
 file (absent, truncated, another network's weights, a different checksum) is reported as one
-:class:`~merkit.errors.ModelError` naming the file and what was expected.
+:class:`~merkit.core.errors.ModelError` naming the file and what was expected.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from merkit.errors import ModelError
+from merkit.core.errors import ModelError
 
 Shapes = Mapping[str, tuple[int, ...]]
 

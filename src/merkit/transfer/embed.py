@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from merkit.datasets.base import Dataset
@@ -67,7 +67,7 @@ def embed_dataset(
     pooling : {"mean", "mean-std"}
         Artist encoder: how the 10 chunk embeddings of a song are combined.
     """
-    from merkit import extract
+    from merkit.representations import extract
     from merkit.transfer.checkpoints import file_sha256
     from merkit.transfer.embedders import ArtistEmbedding, CRNNEmbedding
 

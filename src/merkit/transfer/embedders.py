@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from merkit.cache import FeatureCache, NullCache, key_for
-from merkit.errors import ConfigError, DataError
+from merkit.core.errors import ConfigError, DataError
+from merkit.representations.cache import FeatureCache, NullCache, key_for
 from merkit.transfer.checkpoints import check_weights_file, file_sha256
 
 _MEMO: dict[str, np.ndarray] = {}

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from merkit.estimators import TorchClassifier
+from merkit.training.classifier import TorchClassifier
 
 
 class ProbeThenFineTune(ClassifierMixin, BaseEstimator):

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 INSTALL_HINT = (
     "OpenL3 embeddings need the optional package 'openl3' (TensorFlow; its model weights come "

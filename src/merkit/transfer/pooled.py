@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 PRETRAINED_ENV = "MERKIT_PRETRAINED"
 """Environment variable naming the folder of pre-trained checkpoints."""

@@ -30,7 +30,7 @@ import scipy.fft
 import torch
 from torch import nn
 
-from merkit.errors import AudioError, ConfigError
+from merkit.core.errors import AudioError, ConfigError
 from merkit.transfer.checkpoints import (
     check_shapes,
     check_weights_file,
@@ -318,7 +318,8 @@ def transfer_crnn(
     weights: str | None = None,
     sha256: str | None = None,
 ) -> WonCRNN:
-    """Model factory for :class:`~merkit.estimators.TorchClassifier`: Won's CRNN from ``weights``
+    """Model factory for :class:`~merkit.training.classifier.TorchClassifier`: Won's CRNN from
+    ``weights``
     with a new ``n_classes`` head (fine-tuning; freeze parts with the estimator's ``freeze``)."""
     return load_won_crnn(weights, sha256=sha256, n_classes=n_classes)
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 from merkit.methods import ResolvedMethod, resolve_method
 from merkit.tuning.search import SearchTask, best_point, inner_folds, run_search
 from merkit.tuning.space import SearchSpace, load_space, with_sampler

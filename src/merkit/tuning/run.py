@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from merkit.core.errors import ConfigError
 from merkit.datasets.base import Dataset
-from merkit.errors import ConfigError
 from merkit.protocol.folds import write_json_atomic
 from merkit.protocol.runner import resolve_inputs
 from merkit.tuning.search import (

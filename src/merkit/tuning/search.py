@@ -28,8 +28,8 @@ from sklearn.base import clone
 from sklearn.metrics import f1_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 
-from merkit.errors import ConfigError
-from merkit.inputs import InputArray, take
+from merkit.core.errors import ConfigError
+from merkit.core.inputs import InputArray, take
 from merkit.methods import ResolvedMethod, resolve_method
 from merkit.protocol.executor import Executor, SerialExecutor
 from merkit.protocol.folds import Fold, ProtocolConfig
@@ -116,7 +116,7 @@ def validate_space(
 
 def _pruning_target(estimator: Any) -> Any:
     """The TorchClassifier whose epochs can be reported (the estimator itself), else None."""
-    from merkit.estimators import TorchClassifier
+    from merkit.training.classifier import TorchClassifier
 
     return estimator if isinstance(estimator, TorchClassifier) else None
 

@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from merkit.errors import ConfigError
+from merkit.core.errors import ConfigError
 
 SAMPLERS = ("grid", "tpe", "random")
 TOP_KEYS = ("method", "sampler", "trials", "inner_folds", "inner_repeats", "settings", "params")

@@ -1,0 +1,3 @@
+"""What every stage shares: errors, labels, versions, input names, progress, the process pool, the
+numba guard and atomic replacement of files and folders.
+"""

@@ -1,0 +1,241 @@
+"""A small process pool for per-song work: safe numba cache, no orphans, Ctrl-C safe.
+
+:func:`imap` runs a picklable top-level function over items in worker processes and yields
+``(index, result)`` pairs, either as they finish or in input order. It is built on
+:class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method (never ``fork``:
+forking a process that has imported torch or started threads can deadlock), and:
+
+- verifies librosa's numba cache in the parent before any worker starts
+  (:func:`merkit.core.numba_cache.ensure_numba_cache`): the functions are compiled once, serially,
+  so
+  workers only read the cache; numba's cache reads and writes are also serialised by a file lock
+  in every worker (:func:`merkit.core.numba_cache.lock_numba_cache_io`);
+- ties every worker to its parent: on Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` kills it the
+  moment the parent dies, even by ``kill -9``; on every platform a watchdog thread ends it within
+  half a second of noticing a new parent pid;
+- ignores SIGINT in workers, so Ctrl-C reaches only the parent, which cancels pending work and
+  terminates the workers before re-raising;
+- with ``send_once=True`` ships ``fn`` to each worker once, serialised with cloudpickle (so a
+  closure or a lambda inside it travels too), instead of pickling it with every item: the way to
+  run many items against large shared arrays (e.g. a fold function holding every song's inputs).
+
+Workers are created by the thread that iterates (Linux delivers the death signal when the
+*thread* that created a process ends): use the iterator from one long-lived thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from merkit.core.errors import MerkitError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_PR_SET_PDEATHSIG = 1
+_WATCHDOG_SECONDS = 0.5
+_shared_fn: Callable[[Any], Any] | None = None  # a worker's ``fn`` under ``send_once``
+
+
+class WorkerDied(MerkitError):
+    """A worker process died mid-item (killed, out of memory, a crash in native code)."""
+
+
+def resolve_jobs(n_jobs: int) -> int:
+    """Number of worker processes for ``n_jobs`` (``-1``: every core; must not be 0)."""
+    if n_jobs == 0 or n_jobs < -1:
+        raise MerkitError(f"n_jobs must be a positive number of processes or -1, not {n_jobs}")
+    return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this process end when ``parent_pid`` does (prctl on Linux, a watchdog everywhere)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError, TypeError):
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(_WATCHDOG_SECONDS)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="merkit-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(parent_pid: int, warm_numba: bool, fn_bytes: bytes | None = None) -> None:
+    """Worker initializer: die with the parent, leave Ctrl-C to it, guard numba's cache."""
+    global _shared_fn
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if warm_numba:
+        from merkit.core.numba_cache import ensure_numba_cache, lock_numba_cache_io
+
+        lock_numba_cache_io()
+        ensure_numba_cache()  # a stamp check: the parent has verified the cache already
+    if fn_bytes is not None:
+        _shared_fn = pickle.loads(fn_bytes)
+
+
+def _call_shared(item: Any) -> Any:
+    """Apply the ``fn`` this worker received once (``send_once``) to ``item``."""
+    assert _shared_fn is not None, "the worker was started without a shared function"
+    return _shared_fn(item)
+
+
+def _stop(executor: ProcessPoolExecutor) -> None:
+    """Cancel pending work and end the workers now (they may be mid-song)."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    deadline = time.monotonic() + 5.0
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+
+
+def imap(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    n_jobs: int,
+    *,
+    ordered: bool = True,
+    warm_numba: bool = True,
+    window: int | None = None,
+    send_once: bool = False,
+) -> Iterator[tuple[int, R]]:
+    """Apply ``fn`` to every item in worker processes; yield ``(index, result)`` pairs.
+
+    Parameters
+    ----------
+    fn : callable
+        A picklable top-level function of one argument (use :func:`functools.partial` of one for
+        extra arguments).
+    items : iterable
+        Picklable inputs; consumed lazily, at most ``window`` at a time are in flight.
+    n_jobs : int
+        Worker processes; ``1`` runs everything in this process (no pool), ``-1`` uses every core.
+    ordered : bool
+        Yield in input order (results that finish early wait in a buffer of at most ``window``)
+        rather than as they finish.
+    warm_numba : bool
+        Verify and fill librosa's numba cache before starting workers (see
+        :mod:`merkit.core.numba_cache`); leave on for anything that may call librosa.
+    window : int, optional
+        Items submitted ahead of the results consumed; default ``4 * n_jobs``.
+    send_once : bool
+        Send ``fn`` to each worker once (cloudpickle) rather than with every item.
+
+    Yields
+    ------
+    tuple of (int, result)
+        Index of the item in ``items`` and ``fn(item)``.
+
+    Raises
+    ------
+    Exception
+        The first exception ``fn`` raises, re-raised in the parent with its type and message
+        (pending items are cancelled and the workers stopped).
+    WorkerDied
+        If a worker process dies (e.g. killed, or a crash in native code).
+    """
+    jobs = resolve_jobs(n_jobs)
+    if warm_numba:
+        from merkit.core.numba_cache import ensure_numba_cache, lock_numba_cache_io
+
+        ensure_numba_cache()
+        lock_numba_cache_io()
+    if jobs == 1:
+        for index, item in enumerate(items):
+            yield index, fn(item)
+        return
+    window = max(jobs, window or 4 * jobs)
+    fn_bytes = None
+    if send_once:
+        import cloudpickle
+
+        fn_bytes, fn = cloudpickle.dumps(fn), _call_shared
+    executor = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(os.getpid(), warm_numba, fn_bytes),
+    )
+    pending: dict[Future[R], int] = {}
+    done: dict[int, R] = {}
+    next_index = 0  # next item index to yield when ordered
+    source = enumerate(items)
+    exhausted = False
+    finished = False
+    try:
+        while True:
+            while not exhausted and len(pending) + len(done) < window:
+                try:
+                    index, item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending[executor.submit(fn, item)] = index
+            if not pending and not done:
+                break
+            if ordered and next_index in done:
+                yield next_index, done.pop(next_index)
+                next_index += 1
+                continue
+            if not pending:  # cannot happen when ordered: the head is always pending or done
+                break
+            completed, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in completed:
+                index = pending.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    raise WorkerDied(
+                        "a worker process died unexpectedly (killed, or crashed in native code); "
+                        "rerun to resume, or use --jobs 1 to see the error in this process"
+                    ) from None
+                if ordered:
+                    done[index] = result
+                else:
+                    yield index, result
+        finished = True
+    finally:
+        if finished:
+            executor.shutdown(wait=True)
+        else:  # an error, Ctrl-C or an abandoned generator: stop now, leave nothing behind
+            _stop(executor)
+
+
+def map_unordered(
+    fn: Callable[[T], R], items: Iterable[T], n_jobs: int, **options: Any
+) -> Iterator[tuple[int, R]]:
+    """:func:`imap` yielding ``(index, result)`` as the results finish."""
+    return imap(fn, items, n_jobs, ordered=False, **options)
+
+
+def map_ordered(
+    fn: Callable[[T], R], items: Iterable[T], n_jobs: int, **options: Any
+) -> Iterator[R]:
+    """:func:`imap` yielding the results alone, in input order."""
+    for _, result in imap(fn, items, n_jobs, ordered=True, **options):
+        yield result

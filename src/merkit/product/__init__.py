@@ -1,0 +1,3 @@
+"""A trained model as a product: export, the model directory, its card, the shipped models,
+prediction, relative placement and adaptation.
+"""

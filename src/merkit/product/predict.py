@@ -1,0 +1,462 @@
+"""Predict the quadrant of any song with a trained model: whole tracks, bounded memory, typed
+results.
+
+How a track becomes one answer
+------------------------------
+1. The file is decoded by the decoder training uses (:func:`merkit.audio.decode.stream_frames`: one
+   path check, so a FIFO, device or socket is refused before it can block and a file that cannot
+   be opened is reported with the system's reason), in blocks.
+2. The track streams as windows (:mod:`merkit.audio.windows`) of the model's window length (the
+   training clips' length, e.g. 30 s) every hop (e.g. 15 s), at the file's own rate. A track
+   shorter than one window is one window, padded the way the representation pads short clips; a
+   track shorter than one second is refused.
+3. Each window is a song to training's extraction
+   (:class:`merkit.representations.extract.SongJobs`, with the manifest's stored parameters):
+   resampled and peak-normalised to −0.1 dBFS *on its own*, as a training clip was as a whole,
+   its representations computed and rounded through the cache dtype. A clip no longer than a
+   window therefore gets exactly the input it had in training.
+4. The estimator runs on small batches of windows, and the track's probabilities are the mean
+   over windows. Windows whose raw level is below −60 dBFS RMS are left out of the mean
+   unless every window is that quiet; a track that quiet throughout still gets an answer, flagged
+   ``reliable=False`` with a warning.
+
+Only the audio of the windows still to come and one batch of window features are held at a time,
+so memory does not grow with the track's length.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from merkit.audio.windows import (
+    MIN_DURATION_S,
+    TrackStats,
+    Window,
+    array_blocks,
+    expected_windows,
+    file_blocks,
+    iter_windows,
+    rms_dbfs,
+)
+from merkit.core.errors import ConfigError, MerkitError, ModelError
+from merkit.core.inputs import parse_input
+from merkit.product.model_dir import MODEL_CARD, ModelManifest
+from merkit.product.model_dir import open_model_dir as _open_model_dir
+from merkit.product.prediction import (
+    SILENCE_DBFS,
+    PredictionFailure,
+    PredictionResult,
+    SegmentPrediction,
+    song_result,
+)
+from merkit.product.shipped import resolve_model_dir
+
+BATCH_WINDOWS = 4
+"""Windows whose features are computed before the estimator runs once on them."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The predictor
+
+
+def _stack(arrays: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    """One array when shapes agree (as ``merkit.representations.extract.compute`` returns),
+    else a list."""
+    if len({a.shape for a in arrays}) == 1:
+        return np.stack(arrays)
+    return arrays
+
+
+class Predictor:
+    """A trained model ready to predict songs (from :func:`merkit.load_model`).
+
+    Parameters
+    ----------
+    manifest : ModelManifest
+        What the model needs (inputs, window, labels).
+    estimator : fitted estimator
+        Has ``predict_proba``.
+    model_dir : Path, optional
+        Where the model was loaded from (lets :meth:`predict_many` use worker processes).
+    batch_size : int
+        Windows per estimator call.
+    """
+
+    def __init__(
+        self,
+        manifest: ModelManifest,
+        estimator: Any,
+        *,
+        model_dir: Path | None = None,
+        batch_size: int = BATCH_WINDOWS,
+    ) -> None:
+        self.manifest = manifest
+        self.estimator = estimator
+        self.model_dir = model_dir
+        self.batch_size = max(1, int(batch_size))
+        self.labels: tuple[str, ...] = tuple(manifest.labels)
+        self._columns = self._column_order()
+        self._jobs: Any = None  # merkit.representations.extract.SongJobs, built on first use
+
+    def __repr__(self) -> str:
+        where = f" from {self.model_dir}" if self.model_dir else ""
+        return f"Predictor(method={self.manifest.method!r}{where})"
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def audio_only(self) -> bool:
+        """Whether the model can predict a new song from its audio."""
+        return self.manifest.audio_only
+
+    @property
+    def window_s(self) -> float:
+        return self.manifest.window_s
+
+    @property
+    def hop_s(self) -> float:
+        return self.manifest.hop_s
+
+    @property
+    def card(self) -> str | None:
+        """The model card text, when the model was loaded from a directory."""
+        if self.model_dir is None:
+            return None
+        return (self.model_dir / MODEL_CARD).read_text()
+
+    def _column_order(self) -> np.ndarray:
+        """Column of ``predict_proba`` for each label (estimators order columns by ``classes_``)."""
+        classes = getattr(self.estimator, "classes_", None)
+        if classes is None:
+            return np.arange(len(self.labels))
+        classes = [int(c) for c in np.asarray(classes)]
+        missing = [self.labels[i] for i in range(len(self.labels)) if i not in classes]
+        if missing:
+            raise ModelError(f"the estimator was never trained on {', '.join(missing)}")
+        return np.array([classes.index(i) for i in range(len(self.labels))])
+
+    # -- from inputs ------------------------------------------------------------------------
+
+    def predict_inputs(self, inputs: Mapping[str, Any]) -> np.ndarray:
+        """Class probabilities for precomputed inputs (one entry per model input, rows aligned).
+
+        Parameters
+        ----------
+        inputs : mapping
+            ``{input name: array or list of per-song arrays}`` as
+            :func:`merkit.protocol.runner.resolve_inputs` returns them.
+
+        Returns
+        -------
+        np.ndarray
+            ``(n, 4)`` float64 probabilities, columns in ``labels`` order.
+        """
+        proba = np.asarray(
+            self.estimator.predict_proba(self.estimator_input(inputs)), dtype=np.float64
+        )
+        if proba.ndim != 2 or proba.shape[1] != len(self._columns):
+            raise ModelError(
+                f"the estimator returned probabilities of shape {proba.shape}, "
+                f"expected (n, {len(self.labels)})"
+            )
+        return proba[:, self._columns]
+
+    def estimator_input(self, inputs: Mapping[str, Any]) -> Any:
+        """``{input name: array}`` as the estimator takes it: the one array, or keyed by role."""
+        specs = self.manifest.inputs
+        missing = [spec.name for spec in specs if spec.name not in inputs]
+        if missing:
+            raise ConfigError(f"missing model input(s): {', '.join(missing)}")
+        # Several inputs reach the estimator keyed by role (by name in models made before roles).
+        if len(specs) == 1:
+            return inputs[specs[0].name]
+        return {spec.role or spec.name: inputs[spec.name] for spec in specs}
+
+    # -- from audio -------------------------------------------------------------------------
+
+    def window_inputs(
+        self, audio: str | os.PathLike[str] | np.ndarray, sr: int | None = None
+    ) -> tuple[dict[str, Any], np.ndarray]:
+        """Every window's model inputs for one song (``{input name: stacked}``, as
+        :meth:`predict_inputs` takes them) and which windows are silent."""
+        self._require_audio_model()
+        stats = TrackStats()
+        windows, _ = self._window_stream(audio, sr, stats)
+        rows = list(self._features(windows, stats))
+        features = {name: _stack([f[name] for f, _ in rows]) for name in rows[0][0]}
+        return features, np.array([span[2] for _, span in rows])
+
+    def _features(
+        self, windows: Iterator[Window], stats: TrackStats
+    ) -> Iterator[tuple[dict[str, np.ndarray], tuple[float, float, bool]]]:
+        """Each window's inputs and its (start s, end s, silent)."""
+        for window in windows:
+            silent = rms_dbfs(window.audio) < SILENCE_DBFS
+            span = (window.start_s, min(window.end_s, stats.duration_s), silent)
+            yield self._window_features(window), span
+
+    def song_jobs(self) -> Any:
+        """The :class:`merkit.representations.extract.SongJobs` that computes this model's
+        inputs for one song (a :class:`merkit.audio.windows.Window` or any audio source), as
+        training computed them: the manifest's stored function, parameters, rate and storage
+        dtype, no cache."""
+        if self._jobs is None:
+            from dataclasses import replace
+
+            from merkit.representations.cache import NullCache
+            from merkit.representations.extract import SongJob, SongJobs
+            from merkit.representations.registry import REPRESENTATIONS, Representation
+
+            jobs = []
+            for spec in self.manifest.inputs:
+                assert spec.sr is not None  # audio-only models: every input is a representation
+                registered = REPRESENTATIONS.get(spec.name)
+                rep = (
+                    Representation(name=spec.name, fn=spec.fn or "")
+                    if registered is None
+                    else replace(registered, fn=spec.fn or registered.fn)
+                )
+                rep = replace(
+                    rep, version=spec.version or rep.version, dtype=spec.dtype or "float32"
+                )
+                try:
+                    rep.load_fn()
+                except ConfigError as exc:
+                    raise ModelError(f"model input {spec.name!r}: {exc}") from None
+                jobs.append(
+                    SongJob(rep, int(spec.sr), dict(spec.params), NullCache(), self.manifest.seed)
+                )
+            self._jobs = SongJobs(tuple(jobs))
+        return self._jobs
+
+    def _window_features(self, window: Window) -> dict[str, np.ndarray]:
+        values = self.song_jobs()(window)
+        # float32, as training's extraction stacks the stored (e.g. float16) values
+        return {
+            spec.name: value.astype(np.float32)
+            for spec, (value, _) in zip(self.manifest.inputs, values, strict=True)
+        }
+
+    def _require_audio_model(self) -> None:
+        if not self.audio_only:
+            tables = [parse_input(s.name).name for s in self.manifest.inputs if s.kind == "table"]
+            raise ModelError(
+                f"model {self.manifest.method!r} needs the feature table(s) "
+                f"{', '.join(tables)}, which cannot be computed from audio, so it cannot predict "
+                "new songs; train an audio-only method (e.g. svm-own) for that"
+            )
+
+    def _window_stream(
+        self, audio: str | os.PathLike[str] | np.ndarray, sr: int | None, stats: TrackStats
+    ) -> tuple[Iterator[Window], str | None]:
+        if isinstance(audio, np.ndarray):
+            if sr is None:
+                raise ConfigError("pass sr= (the waveform's sample rate) with a waveform")
+            if int(sr) != sr or sr <= 0:
+                raise ConfigError(f"sample rate must be a positive integer, got {sr!r}")
+            if audio.ndim != 1:
+                raise ConfigError(
+                    f"expected a mono 1-D waveform, got shape {audio.shape}; mix channels down "
+                    "first (e.g. y.mean(axis=0) for librosa's (channels, samples))"
+                )
+            if not np.issubdtype(audio.dtype, np.floating):
+                raise ConfigError(
+                    f"expected float samples in [-1, 1], got {audio.dtype}; scale integer PCM "
+                    "first (e.g. y / 32768 for int16)"
+                )
+            y = np.ascontiguousarray(audio, dtype=np.float32)
+            blocks = array_blocks(y, int(sr), stats)
+            where, path = "the waveform", None
+        elif isinstance(audio, str | os.PathLike):
+            path = str(audio)
+            blocks = file_blocks(Path(audio), stats)
+            where = f"audio file '{path}'"
+        else:
+            raise ConfigError(
+                f"predict() takes a file path or a numpy waveform, not {type(audio).__name__}"
+            )
+        windows = iter_windows(blocks, stats, self.window_s, self.hop_s, where=where)
+        return windows, path
+
+    def predict(
+        self,
+        audio: str | os.PathLike[str] | np.ndarray,
+        sr: int | None = None,
+        *,
+        segments: bool = False,
+    ) -> PredictionResult:
+        """Predict the quadrant of one song.
+
+        Parameters
+        ----------
+        audio : path or np.ndarray
+            An audio file (any format merkit decodes, any length of at least 1 s) or a mono
+            float waveform.
+        sr : int, optional
+            The waveform's sample rate (required with a waveform, ignored with a path).
+        segments : bool
+            Also return the per-window answers (:attr:`PredictionResult.segments`).
+
+        Returns
+        -------
+        PredictionResult
+
+        Raises
+        ------
+        AudioError
+            The file cannot be decoded, is empty, or is shorter than one second.
+        ModelError
+            The model needs feature tables (it cannot predict from audio).
+        ConfigError
+            A waveform without ``sr`` or with more than one dimension.
+        """
+        self._require_audio_model()
+        stats = TrackStats()
+        windows, path = self._window_stream(audio, sr, stats)
+        spans: list[tuple[float, float, bool]] = []
+        chunks: list[np.ndarray] = []
+        batch: list[dict[str, np.ndarray]] = []
+
+        def flush() -> None:
+            if batch:
+                stacked = {name: _stack([b[name] for b in batch]) for name in batch[0]}
+                chunks.append(self.predict_inputs(stacked))
+                batch.clear()
+
+        for features, span in self._features(windows, stats):
+            spans.append(span)
+            batch.append(features)
+            if len(batch) >= self.batch_size:
+                flush()
+        flush()
+        return song_result(
+            path,
+            np.concatenate(chunks),
+            spans,
+            stats.duration_s,
+            stats.rms_dbfs,
+            self.labels,
+            self.manifest.label_meanings,
+            segments=segments,
+        )
+
+    def predict_many(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        segments: bool = False,
+        n_jobs: int = 1,
+        executor: str = "processes",
+        ray_address: str | None = None,
+    ) -> Iterator[PredictionResult | PredictionFailure]:
+        """Predict several files, in input order; a file that fails gives a
+        :class:`PredictionFailure` (:func:`merkit.product.predict_executors.predict_files`).
+
+        Parameters
+        ----------
+        paths : sequence of path
+            Audio files.
+        segments : bool
+            Include per-window answers.
+        n_jobs : int
+            Worker processes (each loads the model once), or the CPUs of a local Ray instance;
+            needs a model loaded from a directory, otherwise files are predicted in this process.
+        executor : {"processes", "ray"}
+            Worker processes on this machine, or Ray tasks (local, or the cluster at
+            ``ray_address``); the output is the same as a serial run's.
+        """
+        from functools import partial
+
+        from merkit.product.predict_executors import predict_files
+
+        self._require_audio_model()
+        yield from predict_files(
+            self,
+            paths,
+            # the parent checked the inputs against its representation registry, which may hold
+            # representations registered at run time that a fresh worker lacks
+            load=partial(load_model, check_inputs=False),
+            run=safe_predict,
+            warm_numba=needs_numba(self.manifest),
+            segments=segments,
+            jobs=n_jobs,
+            executor=executor,
+            ray_address=ray_address,
+        )
+
+
+def safe_predict(
+    predictor: Predictor, path: str | os.PathLike[str], *, segments: bool = False
+) -> PredictionResult | PredictionFailure:
+    """:meth:`Predictor.predict`, turning a failure into a one-line :class:`PredictionFailure`."""
+    try:
+        return predictor.predict(path, segments=segments)
+    except MerkitError as exc:
+        message = str(exc)
+    except MemoryError:
+        message = f"'{path}': out of memory"
+    except Exception as exc:  # a library failing on one odd file must not stop a batch
+        message = f"'{path}': unexpected {type(exc).__name__}: {exc}"
+    return PredictionFailure(path=str(path), error=message.splitlines()[0] if message else "failed")
+
+
+def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> Predictor:
+    """Load a model directory for prediction.
+
+    Parameters
+    ----------
+    path : path, optional
+        A directory written by ``merkit train`` (:func:`merkit.product.export.save_model`), or
+        the name of a model shipped inside the package (``"default"``, ``"fast"``; see
+        :data:`merkit.product.shipped.SHIPPED_MODELS`). ``None`` loads the shipped default.
+    check_inputs : bool
+        Check that this merkit knows every input representation, in the same version (turned off
+        only where that was checked already, e.g. in worker processes).
+
+    Returns
+    -------
+    Predictor
+
+    Raises
+    ------
+    ModelError
+        The directory, its manifest or one of its files is missing, damaged, or from an
+        incompatible merkit version; the message says which.
+    """
+    path = resolve_model_dir(path)
+    manifest, estimator = _open_model_dir(path, inputs=check_inputs)
+    if needs_numba(manifest):
+        from merkit.core.numba_cache import ensure_numba_cache
+
+        ensure_numba_cache()  # a corrupt librosa cache is repaired here instead of crashing later
+    return Predictor(manifest, estimator, model_dir=path)
+
+
+def needs_numba(manifest: ModelManifest) -> bool:
+    """Whether the model's inputs call librosa's numba code (then its cache is checked)."""
+    from merkit.representations.registry import inputs_need_numba
+
+    return inputs_need_numba(manifest.inputs)
+
+
+__all__ = [
+    "MIN_DURATION_S",
+    "SILENCE_DBFS",
+    "PredictionFailure",
+    "PredictionResult",
+    "Predictor",
+    "SegmentPrediction",
+    "TrackStats",
+    "Window",
+    "expected_windows",
+    "iter_windows",
+    "load_model",
+    "needs_numba",
+    "rms_dbfs",
+    "safe_predict",
+]

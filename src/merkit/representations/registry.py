@@ -1,0 +1,532 @@
+"""Per-song input representations by name: log-mel images, chunked log-mels, waveform chunks,
+own features and augmented copies.
+
+A name-keyed registry of :class:`Representation` entries (what a representation computes, at what
+sample rate, with which parameters and version, stored in which dtype and shape). The pure
+functions live in :mod:`merkit.representations.logmel` (re-exported here);
+:func:`merkit.representations.extract.compute` applies
+a representation to every song of a dataset through the cache.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from merkit.audio.frontend import CANONICAL_BAND_SR, CANONICAL_TRIM_DB
+from merkit.core.errors import ConfigError
+from merkit.representations.logmel import (
+    CHUNK_SAMPLES,
+    LogMelConfig,
+    chunk_waveform,
+    logmel,
+    logmel_chunks,
+)
+from merkit.transfer.pooled import WON_CHECKPOINTS
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+
+
+@dataclass(frozen=True)
+class Representation:
+    """A named per-song transform ``fn(y, sr, *, seed, **params) -> np.ndarray``.
+
+    Attributes
+    ----------
+    name : str
+        Registry key.
+    fn : str
+        ``"module:function"``, imported on first use (keeps ``import merkit`` light and lets
+        optional backends register without being installed).
+    sr : int
+        Sample rate the audio is loaded at.
+    params : dict
+        Default keyword arguments of ``fn``; part of the cache key.
+    version : str
+        Bump when ``fn``'s output changes, to invalidate cached arrays.
+    dtype : str
+        Storage dtype in the cache (``"float16"`` halves disk use where the precision is ample).
+        :func:`compute` rounds through it even when nothing is cached, so a cold and a warm run
+        return identical arrays.
+    stochastic : bool
+        Whether ``fn`` uses ``seed``; only then does the global seed enter the cache key.
+    description : str
+        One line for listings.
+    shape : callable, optional
+        ``shape(sr, params)`` gives the expected array shape, ``None`` for a free axis (e.g. the
+        number of chunks); a cached array of another shape is recomputed. ``None`` checks nothing.
+    finite : bool
+        Whether every value must be finite. True for every built-in representation: log-mels are
+        floored dB values, waveforms are checked on load, and the own-feature extractor maps
+        undefined statistics to 0.
+    uses_numba : bool
+        Whether ``fn`` calls librosa's numba-compiled functions (the numba cache is verified
+        before computing, see :mod:`merkit.core.numba_cache`).
+    thread_safe : bool
+        Whether ``fn`` may run in two threads of one process at once: then a one-process
+        extraction computes two whole songs at a time in threads
+        (:func:`merkit.representations.extract.threaded`), else it decodes ahead in a thread and
+        computes here
+        (:func:`merkit.representations.extract.pipelined`). Set for pure numpy/scipy functions
+        whose heavy
+        calls release the GIL; not for models with their own thread pools (torch, TensorFlow).
+    """
+
+    name: str
+    fn: str
+    sr: int = 16_000
+    params: dict[str, Any] = field(default_factory=dict)
+    version: str = "1"
+    dtype: str = "float32"
+    stochastic: bool = False
+    description: str = ""
+    shape: Callable[[int, Mapping[str, Any]], tuple[int | None, ...]] | None = None
+    finite: bool = True
+    uses_numba: bool = False
+    thread_safe: bool = False
+
+    def problem(self, array: np.ndarray, sr: int, params: Mapping[str, Any]) -> str | None:
+        """Why ``array`` is not a valid stored value of this representation, or ``None``."""
+        if array.dtype != np.dtype(self.dtype):
+            return f"dtype {array.dtype}, expected {self.dtype}"
+        if self.shape is not None:
+            expected = self.shape(sr, params)
+            if len(expected) != array.ndim or any(
+                e is not None and e != n for e, n in zip(expected, array.shape, strict=True)
+            ):
+                shown = "x".join("*" if e is None else str(e) for e in expected)
+                return f"shape {'x'.join(map(str, array.shape))}, expected {shown}"
+        if array.size == 0:
+            return "empty array"
+        if self.finite and not np.all(np.isfinite(array)):
+            return f"{int(np.size(array) - np.isfinite(array).sum())} NaN or infinite value(s)"
+        return None
+
+    def load_fn(self) -> Callable[..., np.ndarray]:
+        """Import and return the function named by :attr:`fn`."""
+        module_name, _, attr = self.fn.partition(":")
+        if not module_name or not attr:
+            raise ConfigError(
+                f"representation {self.name!r}: fn must be 'module:function', got {self.fn!r}"
+            )
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ConfigError(
+                f"representation {self.name!r} needs module {module_name!r}, "
+                f"which cannot be imported: {error}"
+            ) from None
+        try:
+            return getattr(module, attr)
+        except AttributeError:
+            raise ConfigError(
+                f"representation {self.name!r}: module {module_name!r} has no {attr!r}"
+            ) from None
+
+
+REPRESENTATIONS: dict[str, Representation] = {}
+"""Every registered representation by name."""
+
+
+def inputs_need_numba(inputs: Iterable[Any]) -> bool:
+    """Whether computing these model inputs (``InputSpec``-like: ``kind``, ``name``, ``fn``) from
+    audio calls librosa's numba-compiled functions.
+
+    Inputs the registry marks as numba-free, such as own features, do not; an input the registry
+    does not know, or computed by another function than the registry's, counts as needing numba.
+    """
+    for spec in inputs:
+        if spec.kind != "representation":
+            continue
+        rep = REPRESENTATIONS.get(spec.name)
+        if rep is None or rep.uses_numba or (spec.fn is not None and spec.fn != rep.fn):
+            return True
+    return False
+
+
+def register_representation(rep: Representation, *, replace: bool = False) -> Representation:
+    """Add ``rep`` to :data:`REPRESENTATIONS` (``replace=True`` to overwrite an existing name)."""
+    if rep.name in REPRESENTATIONS and not replace:
+        raise ConfigError(f"representation {rep.name!r} is already registered")
+    REPRESENTATIONS[rep.name] = rep
+    return rep
+
+
+def get_representation(name: str) -> Representation:
+    """Look up a representation by name.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name; the message lists the known ones.
+    """
+    try:
+        return REPRESENTATIONS[name]
+    except KeyError:
+        known = ", ".join(sorted(REPRESENTATIONS))
+        raise ConfigError(f"unknown representation {name!r} (known: {known})") from None
+
+
+def _logmel_config(sr: int, params: Mapping[str, Any]) -> LogMelConfig:
+    try:
+        return LogMelConfig(**{**params, "sr": sr})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
+        )
+        raise ConfigError(f"invalid log-mel parameters: {problems}") from None
+
+
+def logmel_representation(y: np.ndarray, sr: int, *, seed: int = 0, **params: Any) -> np.ndarray:
+    """Registry adapter: :func:`logmel` with ``LogMelConfig(sr=sr, **params)`` (seed unused)."""
+    return logmel(y, _logmel_config(sr, params))
+
+
+def logmel_chunks_representation(
+    y: np.ndarray, sr: int, *, seed: int = 0, chunk: int = CHUNK_SAMPLES, **params: Any
+) -> np.ndarray:
+    """Registry adapter: :func:`logmel_chunks` (seed unused)."""
+    return logmel_chunks(y, _logmel_config(sr, params), chunk=chunk)
+
+
+def waveform_chunks_representation(
+    y: np.ndarray, sr: int, *, seed: int = 0, chunk: int = CHUNK_SAMPLES
+) -> np.ndarray:
+    """Registry adapter: :func:`chunk_waveform` (seed unused)."""
+    return chunk_waveform(y, chunk)
+
+
+def canonical_representation(
+    y: np.ndarray,
+    sr: int,
+    *,
+    seed: int = 0,
+    inner: str,
+    band_sr: int | None,
+    trim_db: float | None,
+    level_percentile: float = 100.0,
+    level_dbfs: float = -0.1,
+    **params: Any,
+) -> np.ndarray:
+    """Registry adapter: representation ``inner``'s function on
+    :func:`merkit.audio.frontend.canonical`
+    audio. ``params`` are ``inner``'s parameters (a ``*-canon`` entry holds them, so they key the
+    cache)."""
+    from merkit.audio.frontend import canonical
+
+    fn = get_representation(inner).load_fn()
+    front = canonical(
+        y,
+        sr,
+        band_sr=band_sr,
+        trim_db=trim_db,
+        level_percentile=level_percentile,
+        level_dbfs=level_dbfs,
+    )
+    return fn(front, sr, seed=seed, **params)
+
+
+def _config_params(cfg: LogMelConfig) -> dict[str, Any]:
+    return cfg.model_dump(exclude={"sr"})
+
+
+# ---- Output shapes of the registered representations, from the sample rate and the parameters.
+# Each function is ``shape(sr, params) -> tuple`` (``None`` for a length that depends on the song),
+# a :class:`merkit.representations.registry.Representation`'s ``shape``; module-level functions, not
+# lambdas, so that a representation pickles to worker processes.
+
+
+def logmel_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    return (params.get("n_frames"), int(params.get("n_mels", 128)))
+
+
+def classic_aug_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    return (4, *logmel_shape(sr, params))
+
+
+def logmel_chunks_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    frames = 1 + int(params.get("chunk", CHUNK_SAMPLES)) // int(params.get("hop_length", 512))
+    return (None, frames, int(params.get("n_mels", 128)))
+
+
+def waveform_chunks_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    return (None, int(params.get("chunk", CHUNK_SAMPLES)))
+
+
+def own_features_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    from merkit.features.own import OWN_FEATURE_NAMES
+
+    return (len(OWN_FEATURE_NAMES),)
+
+
+def codec_own_features_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    from merkit.features.own import OWN_FEATURE_NAMES
+    from merkit.representations.codec import CODECS
+
+    return (len(params.get("codecs", CODECS)), len(OWN_FEATURE_NAMES))
+
+
+def won_logmel_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    crop = params.get("crop_samples")
+    return (None if crop is None else 1 + int(crop) // 256, 96)
+
+
+def artist_chunks_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    return (10, 129, 128)
+
+
+def openl3_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    return (None, int(params.get("embedding_size", 512)))
+
+
+def crnn_conv_shape(sr: int, params: Mapping[str, Any]) -> tuple[int | None, ...]:
+    # A module-level function (not a lambda), so the representation pickles to workers.
+    width = {"conv": 256, "gru": 32, "tags": 50}[params["output"]]
+    return (width * len(params["checkpoints"]),)
+
+
+_HERE = __name__
+_CHUNK_CFG = LogMelConfig(n_frames=None, crop_samples=None)
+
+for _rep in (
+    Representation(
+        name="logmel",
+        fn=f"{_HERE}:logmel_representation",
+        params=_config_params(LogMelConfig()),
+        # dB values in [-100, +60]: float16's 0.03 dB resolution there is far below model noise.
+        dtype="float16",
+        shape=logmel_shape,
+        thread_safe=True,
+        description="942 x 128 log-mel at 16 kHz (the paper's intent, correct filterbank)",
+    ),
+    Representation(
+        name="logmel-paper",
+        fn=f"{_HERE}:logmel_representation",
+        params=_config_params(LogMelConfig.paper_code()),
+        dtype="float16",
+        shape=logmel_shape,
+        thread_safe=True,
+        description="942 x 128 log-mel exactly as the paper's code computes it (quirks on)",
+    ),
+    Representation(
+        name="logmel-chunks",
+        fn=f"{_HERE}:logmel_chunks_representation",
+        params={**_config_params(_CHUNK_CFG), "chunk": CHUNK_SAMPLES},
+        dtype="float16",
+        shape=logmel_chunks_shape,
+        thread_safe=True,
+        description="n_chunks x 116 x 128 log-mels of 59 049-sample chunks (ShortChunk CNN)",
+    ),
+    Representation(
+        name="waveform-chunks",
+        fn=f"{_HERE}:waveform_chunks_representation",
+        params={"chunk": CHUNK_SAMPLES},
+        dtype="float32",
+        shape=waveform_chunks_shape,
+        thread_safe=True,
+        description="n_chunks x 59 049 raw waveform chunks (Sample CNN)",
+    ),
+    Representation(
+        name="own-features",
+        fn="merkit.features.own:extract_own_features",
+        dtype="float32",
+        # 2: float32 spectral analysis (values move by < 0.5 %, most by < 1e-4 relative);
+        # computing it with merkit.audio.dsp instead of librosa changed no value, so still 2
+        version="2",
+        shape=own_features_shape,
+        uses_numba=False,  # merkit.audio.dsp: numpy/scipy only
+        description="merkit's own handcrafted feature vector (librosa's definitions, no numba)",
+    ),
+    Representation(
+        name="own-features-bl",
+        fn="merkit.representations.codec:band_limited_own_features",
+        params={"via_sr": 48_000},
+        dtype="float32",
+        shape=own_features_shape,
+        uses_numba=False,
+        description="own features of the audio band-limited as any resampled file is (codecs)",
+    ),
+    Representation(
+        name="codec-own-features",
+        fn="merkit.representations.codec:codec_own_features",
+        params={"codecs": ["mp3-22k", "opus-48k"]},
+        dtype="float32",
+        shape=codec_own_features_shape,
+        uses_numba=False,
+        description="own features after an MP3 and an Opus round trip (the codec augmentation)",
+    ),
+):
+    register_representation(_rep)
+
+
+# Inputs of the pre-trained networks (merkit.transfer), each in its network's own front end.
+register_representation(
+    Representation(
+        name="won-logmel",
+        fn="merkit.transfer.won_crnn:won_logmel_representation",
+        params={"crop_samples": 464_000},
+        # dB values: float16's resolution (< 0.06 dB above -100 dB) is far below model noise.
+        dtype="float16",
+        shape=won_logmel_shape,
+        description="1813 x 96 dB mel of Won's CRNN (16 kHz, n_fft 512, hop 256, HTK, 8 kHz)",
+    )
+)
+
+
+for _file, _sha in WON_CHECKPOINTS:
+    _source = _file.removeprefix("crnn_").removesuffix(".pth")
+    register_representation(
+        Representation(
+            name=f"crnn-conv-{_source}",
+            fn="merkit.transfer.pooled:crnn_conv_representation",
+            params={"checkpoints": [[_file, _sha]], "output": "conv"},
+            shape=crnn_conv_shape,
+            description=f"256 values: conv-block mean+std of Won's {_source.upper()} CRNN "
+            "(checkpoint in $MERKIT_PRETRAINED)",
+        )
+    )
+register_representation(
+    Representation(
+        name="crnn-conv3",
+        fn="merkit.transfer.pooled:crnn_conv_representation",
+        params={"checkpoints": [list(c) for c in WON_CHECKPOINTS], "output": "conv"},
+        shape=crnn_conv_shape,
+        description="768 values: conv-block mean+std of Won's MTAT, MSD, Jamendo CRNNs "
+        "(checkpoints in $MERKIT_PRETRAINED)",
+    )
+)
+register_representation(
+    Representation(
+        name="crnn-tags3",
+        fn="merkit.transfer.pooled:crnn_conv_representation",
+        params={
+            "checkpoints": [list(c) for c in WON_CHECKPOINTS],
+            "output": "tags",
+            "log_odds": True,
+            # bf16 conv blocks: 0.05 instead of 0.12 s of CPU per tagger and clip (native bf16).
+            "precision": "bf16",
+        },
+        version="2",  # version 1: float32 conv blocks
+        shape=crnn_conv_shape,
+        description="150 values: log-odds of the 50 tags of Won's MTAT, MSD, Jamendo CRNNs "
+        "(checkpoints in $MERKIT_PRETRAINED or shipped)",
+    )
+)
+
+
+# The canonical front end (merkit.audio.frontend) before a representation: the same band and ends
+# for
+# every encoding of a song. The inner entry's parameters and version key the cache too.
+_FRONT_END = {"band_sr": CANONICAL_BAND_SR, "trim_db": CANONICAL_TRIM_DB}
+for _inner in ("own-features", "crnn-tags3"):
+    _base = REPRESENTATIONS[_inner]
+    register_representation(
+        Representation(
+            name=f"{_inner}-canon",
+            fn=f"{_HERE}:canonical_representation",
+            params={"inner": _inner, **_FRONT_END, **_base.params},
+            version=f"1.{_base.version}",
+            dtype=_base.dtype,
+            shape=_base.shape,
+            uses_numba=_base.uses_numba,
+            description=f"{_inner} of the canonical front end (band to 6.3 kHz, ends trimmed)",
+        )
+    )
+
+register_representation(
+    Representation(
+        name="artist-chunks",
+        fn="merkit.transfer.artist_cnn:artist_chunks_representation",
+        sr=22_050,
+        dtype="float16",
+        shape=artist_chunks_shape,
+        description="10 x 129 x 128 normalised log-mel chunks of the artist CNN (22.05 kHz)",
+    )
+)
+
+register_representation(
+    Representation(
+        name="openl3",
+        fn="merkit.transfer.openl3_frames:openl3_frames",
+        params={"input_repr": "mel256", "content_type": "music", "embedding_size": 512,
+                "hop_size": 0.1},
+        dtype="float16",
+        shape=openl3_shape,
+        description="frames x 512 OpenL3 music embeddings (mel256, hop 0.1 s; optional openl3)",
+    )
+)  # fmt: skip
+
+# Augmented copies are stored per song, so taking a fold's training rows takes exactly the
+# training songs' copies: augmentation can never leak across the train/test line.
+register_representation(
+    Representation(
+        name="classic-aug",
+        fn="merkit.representations.augmented:classic_augmented_logmels",
+        params=_config_params(LogMelConfig()),
+        dtype="float16",
+        stochastic=True,
+        shape=classic_aug_shape,
+        uses_numba=True,
+        description="4 x 942 x 128: time shift, pitch shift ±2 st, time stretch, ±10 dB (Hybrid)",
+    )
+)
+register_representation(
+    Representation(
+        name="classic-aug-paper",
+        fn="merkit.representations.augmented:classic_augmented_logmels",
+        params={**_config_params(LogMelConfig.paper_code()), "compat": True},
+        dtype="float16",
+        stochastic=True,
+        shape=classic_aug_shape,
+        uses_numba=True,
+        description="the classic augmentations exactly as the paper's code makes them",
+    )
+)
+register_representation(
+    Representation(
+        name="classic-aug-compat",
+        fn="merkit.representations.augmented:classic_augmented_logmels",
+        params={**_config_params(LogMelConfig()), "compat": True},
+        dtype="float16",
+        stochastic=True,
+        shape=classic_aug_shape,
+        uses_numba=True,
+        description="classic copies drawn as the paper's code does (pitch always +2 st)",
+    )
+)
+register_representation(
+    Representation(
+        name="classic-aug-gentle",
+        fn="merkit.representations.augmented:classic_augmented_logmels",
+        params={**_config_params(LogMelConfig()), "stretch_rates": [0.8, 1.25]},
+        dtype="float16",
+        stochastic=True,
+        shape=classic_aug_shape,
+        uses_numba=True,
+        description="classic copies with gentler time-stretch rates 0.8/1.25",
+    )
+)
+for _transform, _what in (
+    ("tfm", "time mask + band-stop filter"),
+    ("sb", "seven-band parametric EQ"),
+    ("rg", "random gain ±12 dB"),
+    ("tanh", "tanh distortion (not in the paper)"),
+):
+    register_representation(
+        Representation(
+            name=f"aug-{_transform}",
+            fn="merkit.representations.augmented:augmented_logmel",
+            params={"transform": _transform, **_config_params(LogMelConfig())},
+            dtype="float16",
+            stochastic=True,
+            shape=logmel_shape,
+            uses_numba=True,
+            description=f"942 x 128 log-mel of one audiomentations copy: {_what}",
+        )
+    )
