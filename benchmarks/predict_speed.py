@@ -517,7 +517,7 @@ def _interleaved_markdown(result: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {side} | {name} ({f['duration_s']:.0f} s) | {f['n_windows']} | "
                 f"{f['predict_cpu_s']:.3f} | {f['decode_cpu_s']:.4f} | "
-                f"{f['ratio_to_decode']:.0f}x |"
+                f"{f['ratio_to_decode']:.1f}x |"
             )
     lines += [
         "",
