@@ -4,13 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean browser
+.PHONY: demo test lint clean browser docs constraints
 
-$(STAMP): pyproject.toml
+# The exact tested versions (constraints.txt, the CPU build of torch 2.13.0) of the core and the
+# extras the suite and the docs need; pyproject.toml itself holds ranges.
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "merkit needs $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -35,9 +37,19 @@ test: $(STAMP) browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
+# The documentation site (docs/ -> site/), every MkDocs or mkdocstrings warning an error.
+docs: $(STAMP)
+	$(BIN)/python -m mkdocs build --strict
+	@echo "docs: site/index.html"
+
+# After a dependency change: pin the installed environment's versions (merkit itself left out).
+constraints: $(STAMP)
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | \
+		grep -v '^#'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

@@ -42,9 +42,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration's folds")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cache-dir", type=Path)
+    parser.add_argument("--subset", type=Path, help="file of song ids to keep (4qaed layout)")
     args = parser.parse_args()
 
-    dataset = load_dataset(args.dataset, args.root)
+    options = {"subset": args.subset} if args.subset else {}
+    dataset = load_dataset(args.dataset, args.root, **options)
     if args.protocol == "logo-genre":
         protocol = genre_protocol(dataset)
         folds = load_or_create_genre_folds(args.out / "folds", dataset, protocol)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,11 @@ PRETRAINED = SHARED / "pretrained"
 if PRETRAINED.is_dir():
     # The default model's CRNN checkpoints: users download them; the tests read ../shared's.
     os.environ.setdefault("MERKIT_PRETRAINED", str(PRETRAINED))
+# Models the tests write are recorded as trusted (merkit.trust): in a list of this session's own,
+# never the user's ~/.config/merkit (subprocesses inherit the variable).
+os.environ.setdefault(
+    "MERKIT_TRUST_FILE", str(Path(tempfile.mkdtemp(prefix="merkit-test-trust-")) / "trusted.json")
+)
 CRNN_WEIGHTS = all(
     (PRETRAINED / f"crnn_{name}.pth").is_file() for name in ("mtat", "msd", "jamendo")
 )

@@ -129,7 +129,10 @@ def _torch_dnn(epochs: int = 1, random_state: int | None = None) -> Any:
 
 
 def register_test_methods() -> None:
-    """Register the test representations and methods once per process."""
+    """Register the test representations, methods and self-saving estimator once per process."""
+    from merkit.registered import register_estimator_class
+
+    register_estimator_class(TorchLike)  # manifests may name only registered estimator classes
     for rep in (
         Representation(
             name=BANDS, fn=f"{__name__}:band_features", params={"n_bands": 8}, dtype="float16"
@@ -175,3 +178,11 @@ def tone(seconds: float, sr: int = 16_000, freq: float = 440.0, level: float = 0
     rng = np.random.default_rng(int(freq))
     y = level * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)
     return y.astype(np.float32)
+
+
+def music(seconds: float, sr: int = 16_000, quadrant: str = "Q1", index: int = 0) -> np.ndarray:
+    """A generated piece of music (:mod:`merkit.datasets.synthetic`), float32: audio that is
+    neither silent, constant nor a steady tone, so its answer can be reliable."""
+    from merkit.datasets.synthetic import SyntheticSource
+
+    return SyntheticSource(seed=7, index=index, quadrant=quadrant, duration=seconds).load(sr)

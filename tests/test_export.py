@@ -379,7 +379,7 @@ def test_default_model_without_its_checkpoints_falls_back_to_fast(
     if not (default / MANIFEST).is_file():
         pytest.skip("no shipped default model")
     assert missing_weights(default) == ["crnn_jamendo.pth", "crnn_msd.pth", "crnn_mtat.pth"]
-    with pytest.warns(FastModelWarning, match="needs crnn_jamendo.pth.*sota-music-tagging"):
+    with pytest.warns(FastModelWarning, match="needs crnn_jamendo.pth.*merkit models download"):
         assert resolve_model_dir(None) == shipped_model_dir("fast")
     assert resolve_model_dir("default") == default  # asked for by name: no substitution
     assert missing_weights(shipped_model_dir("fast")) == []

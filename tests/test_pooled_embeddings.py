@@ -27,7 +27,7 @@ def test_missing_checkpoint_names_the_folder_the_source_and_the_variable(
     from merkit.transfer.pooled import missing_checkpoints
 
     monkeypatch.setenv("MERKIT_PRETRAINED", str(tmp_path))
-    message = r"crnn_msd.pth not found in .*sota-music-tagging-models.*MERKIT_PRETRAINED"
+    message = r"crnn_msd.pth not found in .*merkit models download.*MERKIT_PRETRAINED"
     with pytest.raises(ConfigError, match=message):
         pretrained_path("crnn_msd.pth")
     assert missing_checkpoints(WON_CHECKPOINTS) == [

@@ -33,6 +33,7 @@ from product_helpers import (
     BANDS,
     LOGREG,
     TWO_RATES,
+    music,
     register_test_methods,
     synthetic_files,
     tone,
@@ -113,7 +114,7 @@ def test_two_sample_rates_predict_like_training(tmp_path: Path) -> None:
 
 
 def test_result_fields_are_consistent(predictor: Predictor, tmp_path: Path) -> None:
-    path = write_wav(tmp_path / "tone.wav", tone(5.0, freq=330.0), 16_000)
+    path = write_wav(tmp_path / "song.wav", music(5.0), 16_000)  # a steady tone is unreliable
     r = predictor.predict(path)
     p = r.probabilities
     assert list(p) == list(QUADRANTS)
@@ -174,12 +175,12 @@ def test_silence_is_flagged_unreliable(predictor: Predictor, tmp_path: Path) -> 
     assert not quiet.reliable
     assert "RMS -70.0 dBFS" in quiet.warnings[0]
 
-    loud = predictor.predict(tone(3.0), sr=16_000)
+    loud = predictor.predict(music(3.0), sr=16_000)
     assert loud.reliable and loud.warnings == []
 
 
 def test_silent_windows_are_left_out_of_the_average(predictor: Predictor) -> None:
-    y = np.concatenate([tone(3.0), np.zeros(48_000, np.float32)])  # 3 s tone, 3 s silence
+    y = np.concatenate([music(3.0), np.zeros(48_000, np.float32)])  # 3 s music, 3 s silence
     r = predictor.predict(y, sr=16_000, segments=True)
     assert [s.silent for s in r.segments] == [False, False, True]  # 0-3, 1.5-4.5, 3-6
     kept = np.mean([[s.probabilities[q] for q in QUADRANTS] for s in r.segments[:2]], axis=0)
@@ -205,8 +206,8 @@ def test_bad_audio_raises_one_clear_error(predictor: Predictor, tmp_path: Path) 
         predictor.predict(tmp_path / "fake.ogg")
     with pytest.raises(ConfigError, match="sr="):
         predictor.predict(tone(2.0))
-    with pytest.raises(ConfigError, match="mono 1-D"):
-        predictor.predict(np.zeros((2, 32_000), np.float32), sr=16_000)
+    with pytest.raises(ConfigError, match=r"at most 8 channels, got shape \(2, 16, 32000\)"):
+        predictor.predict(np.zeros((2, 16, 32_000), np.float32), sr=16_000)
     with pytest.raises(ConfigError, match="float samples"):
         predictor.predict(np.ones(32_000, np.int16), sr=16_000)
     with pytest.raises(ConfigError, match="not list"):
@@ -387,7 +388,8 @@ def test_schema_documents_every_field() -> None:
     schema = PredictionResult.model_json_schema()
     fields = {"path", "quadrant", "meaning", "probabilities", "arousal", "valence",
               "p_high_arousal", "p_positive_valence", "confidence", "duration_s", "n_windows",
-              "reliable", "warnings", "segments", "relative"}  # fmt: skip
+              "reliable", "warnings", "segments", "relative", "mixed", "runner_up",
+              "summary"}  # fmt: skip
     assert set(schema["properties"]) == fields
     assert all(schema["properties"][f].get("description") for f in fields)
     assert schema["properties"]["arousal"]["enum"] == ["high", "low"]

@@ -84,7 +84,7 @@ def assert_refused(response, status: int, *phrases: str) -> str:
 def test_healthz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {
         "status": "ok",
-        "model": "fusion",
+        "model": "default",  # as the CLI names it (--model default), not the method
         "merkit_version": merkit.__version__,
     }
 
@@ -104,6 +104,13 @@ def test_model_gives_manifest_summary_card_and_limits(client: TestClient) -> Non
     assert round(100 * info["manifest"]["cv"]["f1"], 2) == 76.17
     assert "macro F1 76.2 %" in info["summary"] and "900 songs" in info["summary"]
     assert info["card"].startswith("# merkit model card")
+    assert info["name"] == "default"
+    # plain words for the page: no method names, no jargon
+    accuracy = round(100 * info["manifest"]["cv"]["accuracy"])
+    assert f"right one of the four moods for {accuracy} in 100" in info["plain"]
+    for jargon in ("fusion", "F1", "fold", "stacking", "random_state", "calibrat", "SVM"):
+        assert jargon not in info["plain"]
+    assert 0 < info["mixed_below"] < 1 and info["seconds_per_window"] > 0
     assert info["limits"] == {"max_upload_mb": 50.0, "max_duration_s": 1200.0}
 
 
@@ -170,7 +177,11 @@ def test_every_bad_input_is_a_4xx_naming_it_and_the_service_goes_on(
             ["'cut.mp3'", "truncated", "header says 5.0 s"],
         ),
         (upload("blip.wav", clip(0.5)), 422, ["'blip.wav'", "shorter than one second"]),
-        (upload("song.wav", clip(2.0), "text/plain"), 415, ["'song.wav'", "text/plain"]),
+        (
+            upload("song.wav", clip(2.0), "text/plain"),
+            415,
+            ["'song.wav' is not an audio file (it looks like text)", "MP3, WAV"],
+        ),
         ({"other": ("song.wav", clip(2.0), "audio/wav")}, 422, ["missing form field 'file'"]),
     ]
     for files, status, phrases in cases:

@@ -113,7 +113,9 @@ def test_a_dropped_song_lands_on_its_quadrant(server: str, page: Any, tmp_path: 
 
     page.goto(server + "/")
     page.wait_for_function("document.body.dataset.state === 'ready'")
-    page.wait_for_function("document.getElementById('model').textContent.includes('fusion')")
+    page.wait_for_function(
+        "document.getElementById('model').textContent.includes('900 song clips')"
+    )
     page.set_input_files("#file", str(song))
     assert finish(page) == "done", page.inner_text("#error")
 

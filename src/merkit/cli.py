@@ -13,15 +13,23 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from merkit.commands import dataset_options, err_console, load_for_methods, user_errors
+from merkit.commands import (
+    TidyGroup,
+    dataset_options,
+    err_console,
+    load_for_methods,
+    user_errors,
+)
 from merkit.commands.adapt import register as register_adapt
 from merkit.commands.embed import register as register_embed
+from merkit.commands.models import register as register_models
 from merkit.commands.product import register as register_product
 from merkit.commands.serve import register as register_serve
 from merkit.commands.tune import register as register_tune
 from merkit.core.errors import ConfigError
 
 app = typer.Typer(
+    cls=TidyGroup,
     add_completion=False,
     no_args_is_help=True,
     help="merkit: music emotion recognition in Russell's four arousal/valence quadrants.",
@@ -29,6 +37,7 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
 app.add_typer(data_app, name="data")
 register_product(app)
+register_models(app)
 register_serve(app)
 register_embed(app)
 register_tune(app)
@@ -114,16 +123,20 @@ def benchmark(
 
     With no arguments: the built-in synthetic dataset, 10x10 stratified CV, the audio-only SVM.
     """
+    # Flags that contradict each other are refused before anything heavy is imported.
+    _check_executor_options(executor, workers, ray_address)
     from merkit.benchmark import run_benchmark
+    from merkit.core.versions import RESEARCH_COMMAND_LIBRARIES, require_extras
     from merkit.methods import read_settings
+    from merkit.product.shipped import require_input_weights
     from merkit.protocol.curves import parse_fractions
     from merkit.protocol.fixed import protocol_for
     from merkit.protocol.folds import ProtocolConfig
     from merkit.representations.cache import FeatureCache
     from merkit.tuning.nested import resolve_tuned
 
+    require_extras(RESEARCH_COMMAND_LIBRARIES, needed_by="merkit benchmark")
     protocol_for(protocol_name)  # an unknown --protocol is refused before any work
-    _check_executor_options(executor, workers, ray_address)
     names = [m.strip() for m in methods.split(",") if m.strip()] or (
         ["svm-own"] if dataset in ("synthetic", "merge") else ["svm"]
     )
@@ -133,6 +146,8 @@ def benchmark(
             settings[name] = {**settings.get(name, {}), "augment": augment}
     # Every method and setting is checked before the dataset is read or anything is computed.
     resolved = [resolve_tuned(name, settings.get(name), quick=quick) for name in names]
+    for name, method in zip(names, resolved, strict=True):
+        require_input_weights(method.inputs, needed_by=f"method {name!r}")
     fractions = None if train_fraction is None else parse_fractions(train_fraction)
     loaded = load_for_methods(
         dataset, root, resolved, subset=subset, group_by_artist=group_by_artist, quiet=quiet
@@ -152,7 +167,9 @@ def benchmark(
         f"[bold]{loaded.name}[/]: {len(loaded)} songs {loaded.counts()} | {protocol.describe()} "
         f"| methods: {', '.join(names)} | out: {out}"
     )
-    with _open_executor(executor, workers, ray_address, gpus_per_fold, retries) as runner:
+    with _open_executor(
+        executor, workers, ray_address, gpus_per_fold, retries, quiet=quiet
+    ) as runner:
         run_benchmark(
             loaded,
             names,
@@ -187,7 +204,13 @@ def _check_executor_options(kind: str, workers: int | None, address: str | None)
 
 @contextmanager
 def _open_executor(
-    kind: str, workers: int | None, address: str | None, gpus_per_fold: float, retries: int
+    kind: str,
+    workers: int | None,
+    address: str | None,
+    gpus_per_fold: float,
+    retries: int,
+    *,
+    quiet: bool = False,
 ) -> Iterator[Any]:
     """The ``--executor`` for a benchmark (a local Ray instance is stopped afterwards)."""
     from merkit.protocol.executor import ProcessExecutor, SerialExecutor
@@ -201,7 +224,7 @@ def _open_executor(
         from merkit.protocol.ray_executor import RayExecutor
 
         with RayExecutor(
-            address, num_cpus=workers, gpus_per_fold=gpus_per_fold, retries=retries
+            address, num_cpus=workers, gpus_per_fold=gpus_per_fold, retries=retries, quiet=quiet
         ) as ray_executor:
             yield ray_executor
 
@@ -218,6 +241,9 @@ def report(
     for three or more, Friedman's test and a critical-difference diagram; runs whose folds differ
     are refused.
     """
+    from merkit.core.versions import RESEARCH_COMMAND_LIBRARIES, require_extras
+
+    require_extras(RESEARCH_COMMAND_LIBRARIES, needed_by="merkit report")
     from merkit.report.html import write_report
 
     path = write_report(run_dirs, out)
@@ -226,14 +252,21 @@ def report(
 
 @app.command("methods")
 def list_methods() -> None:
-    """List the available methods and the paper row each reproduces."""
+    """List the methods: inputs, the paper row each reproduces, weights and extras, cost."""
     from rich.table import Table
 
     from merkit.methods import METHODS
+    from merkit.methods.fold_costs import FOLD_COSTS
 
-    table = Table(title="merkit methods")
-    for column in ("name", "inputs", "paper row (Orig-4QAED F1)", "summary"):
-        table.add_column(column)
+    table = Table(
+        title="merkit methods",
+        caption="cost: measured fit + predict seconds per fold on 4QAED on this project's 2-core "
+        "CPU (* = run with lowered epoch caps: the paper regime costs more); "
+        "extras: pip install 'merkit[EXTRA]'",
+        caption_justify="left",
+    )
+    for column in ("name", "inputs", "paper row (Orig-4QAED F1)", "needs", "s/fold", "summary"):
+        table.add_column(column, justify="right" if column == "s/fold" else "left")
     for spec in METHODS.values():
         paper = (
             f"{spec.paper_row} ({100 * spec.paper_f1:.2f})"
@@ -247,7 +280,11 @@ def list_methods() -> None:
         )
         if spec.augment:
             inputs += f" (+ augment: {', '.join(map(str, spec.augment))})"
-        table.add_row(spec.name, inputs, paper, spec.summary)
+        needs = [f"weights: {spec.weights}"] if spec.weights else []
+        needs += [f"extra: {extra}" for extra in spec.extras]
+        cost = FOLD_COSTS.get(spec.name)
+        seconds = f"{cost['seconds_per_fold']:.0f}{'*' if cost['reduced'] else ''}" if cost else ""
+        table.add_row(spec.name, inputs, paper, "; ".join(needs), seconds, spec.summary)
     console.print(table)
 
 
@@ -320,13 +357,16 @@ def main() -> None:
 
     Re-executes once with glibc's huge-page malloc where it helps (see
     :func:`merkit.training.runtime.malloc_reexec_environment`; the variable must be set before
-    the process starts, hence the re-exec).
+    the process starts, hence the re-exec). Nothing in the current folder is ever imported
+    (merkit runs inside music and dataset folders, which may hold a ``numpy.py``): the re-exec
+    runs with ``-P`` and every Python process merkit starts inherits ``PYTHONSAFEPATH``.
     """
     from merkit.training.runtime import malloc_reexec_environment
 
+    os.environ["PYTHONSAFEPATH"] = "1"  # spawn/uvicorn workers, numba's check: no cwd on sys.path
     env = malloc_reexec_environment()
     if env is not None:
-        os.execve(sys.executable, [sys.executable, "-m", "merkit", *sys.argv[1:]], env)
+        os.execve(sys.executable, [sys.executable, "-P", "-m", "merkit", *sys.argv[1:]], env)
     app(prog_name="merkit")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 from merkit.core.errors import AudioError
@@ -91,7 +93,7 @@ def unreadable_reason(path: str | Path, *, content: bool = True) -> str | None:
         return "is empty (0 bytes)"
     if not _looks_like_audio(head) and _looks_like_text(head):
         return "is a text file, not a recognised audio format"
-    return None
+    return _shortfall(head, os.stat(path).st_size)
 
 
 def check_audio_file(path: str | Path, *, content: bool = True) -> None:
@@ -112,6 +114,74 @@ def check_audio_file(path: str | Path, *, content: bool = True) -> None:
 
 
 _SNIFF_BYTES = 2048
+
+MAX_SHORTFALL = 0.02
+"""Fraction of the audio a header declares that may be missing before a file is truncated."""
+
+
+_PCM_AIFC = (b"NONE", b"sowt", b"twos", b"fl32", b"FL32", b"fl64", b"FL64")
+"""AIFC compression types that store plain samples (their byte rate follows from the header)."""
+
+
+def _chunks(head: bytes, start: int, order: str) -> Iterator[tuple[bytes, int, int]]:
+    """(id, data offset, declared size) of the RIFF/IFF chunks whose header is in ``head``."""
+    at = start
+    while at + 8 <= len(head):
+        cid = head[at : at + 4]
+        (size,) = struct.unpack(order + "I", head[at + 4 : at + 8])
+        yield cid, at + 8, size
+        at += 8 + size + (size & 1)  # chunks are padded to an even length
+
+
+def _ieee_extended(raw: bytes) -> float:
+    """AIFF's 80-bit big-endian float (the sample rate)."""
+    exponent, mantissa = struct.unpack(">HQ", raw)
+    sign = -1.0 if exponent & 0x8000 else 1.0
+    exponent &= 0x7FFF
+    return 0.0 if exponent == 0 else sign * mantissa * 2.0 ** (exponent - 16383 - 63)
+
+
+def _shortfall(head: bytes, size: int) -> str | None:
+    """A WAV or AIFF whose header declares more audio than the file holds (a cut download).
+
+    libsndfile silently reads such a file as the shorter audio it holds, so the answer would be
+    for a song the user does not have; MP3, FLAC and Ogg are checked while decoding
+    (:func:`merkit.audio.windows.file_blocks`). A shortfall of up to :data:`MAX_SHORTFALL` of the
+    declared length (or 0.5 s) is let through. Only the first :data:`_SNIFF_BYTES` are parsed: a
+    file whose audio chunk starts later is not checked here.
+    """
+    rate = declared = present = None  # bytes per second, bytes of audio declared / present
+    if head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
+        order = "<" if head[:4] == b"RIFF" else ">"
+        for cid, at, length in _chunks(head, 12, order):
+            if cid == b"fmt " and at + 16 <= len(head):
+                (byte_rate,) = struct.unpack(order + "I", head[at + 8 : at + 12])
+                rate = byte_rate or None
+            elif cid == b"data":
+                if length in (0, 0xFFFFFFFF):  # a streamed WAV: its length is unknown
+                    return None
+                declared, present = length, size - at
+                break
+    elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        for cid, at, length in _chunks(head, 12, ">"):
+            if cid == b"COMM" and at + 18 <= len(head):
+                channels, _frames, bits = struct.unpack(">HIH", head[at : at + 8])
+                sr = _ieee_extended(head[at + 8 : at + 18])
+                if head[8:12] == b"AIFC" and head[at + 18 : at + 22] not in _PCM_AIFC:
+                    return None  # compressed: bytes per second unknown
+                rate = channels * ((bits + 7) // 8) * sr or None
+            elif cid == b"SSND":
+                declared, present = length - 8, size - at - 8
+                break
+    if rate is None or declared is None or present is None:
+        return None
+    missing = declared - present
+    if missing <= max(MAX_SHORTFALL * declared, 0.5 * rate):
+        return None
+    return (
+        f"is truncated (its header says {declared / rate:.1f} s, the file holds only "
+        f"{max(present, 0) / rate:.1f} s): a cut download or copy"
+    )
 
 
 def _os_reason(error: OSError) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from merkit.core.errors import ConfigError, MerkitError
 
@@ -25,6 +26,47 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # soft_wrap: a one-line error stays one line (no hard breaks at the terminal width)
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+def _no_flag_type(param: Any) -> Any:
+    if getattr(param, "is_flag", False) and param.metavar is None:
+        param.metavar = ""
+    return param
+
+
+def tidy_help(command: Any) -> Any:
+    """Leave the type column of ``--help`` empty for on/off flags (no ``<bool>`` on each, nor on
+    ``--help``). Applied to every sub-command and nested group :class:`TidyGroup` hands out.
+
+    (Typer vendors its own click, so parameters are recognised by their attributes.)
+    """
+    if getattr(command, "_merkit_tidy", False):
+        return command
+    command._merkit_tidy = True
+    for param in command.params:
+        _no_flag_type(param)
+    get_help_option = command.get_help_option
+    command.get_help_option = lambda ctx: _no_flag_type(get_help_option(ctx))
+    if hasattr(command, "get_command") and not isinstance(command, TidyGroup):
+        get = command.get_command
+
+        def get_tidy(ctx: Any, name: str) -> Any:
+            found = get(ctx, name)
+            return tidy_help(found) if found is not None else None
+
+        command.get_command = get_tidy
+    return command
+
+
+class TidyGroup(TyperGroup):
+    """The ``merkit`` group: its commands' help shows flags without a ``<bool>`` type."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = super().get_command(ctx, cmd_name)
+        return tidy_help(found) if found is not None else None
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _no_flag_type(super().get_help_option(ctx))
 
 
 def user_errors(func: F) -> F:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
-import stat
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from enum import StrEnum
@@ -22,6 +19,7 @@ from merkit.commands import err_console, load_for_methods, user_errors
 from merkit.core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from merkit.product.output import ResultSink
     from merkit.product.prediction import PredictionFailure, PredictionResult
 
     Outcome = PredictionResult | PredictionFailure
@@ -35,6 +33,16 @@ class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+def _output_format(value: str | None) -> OutputFormat | None:
+    """``--format`` checked here, so a bad one is one plain line (not a parser's message)."""
+    if value is None:
+        return None
+    try:
+        return OutputFormat(value.lower())
+    except ValueError:
+        raise ConfigError(f"--format must be table, json or csv, not {value!r}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,10 +107,12 @@ def train(
     """
     from merkit.methods import resolve_method
     from merkit.product.export import save_model, train_final
+    from merkit.product.shipped import require_input_weights
     from merkit.representations.cache import FeatureCache
 
     params = _method_params(config, method)
     resolved = resolve_method(method, params)  # every setting checked before any work
+    require_input_weights(resolved.inputs, needed_by=f"method {method!r}")
     loaded = load_for_methods(dataset, root, [resolved], subset=subset, quiet=quiet)
     err_console.print(
         f"training [bold]{escape(method)}[/] on {escape(loaded.name)}: {len(loaded)} songs "
@@ -142,48 +152,13 @@ def train(
 
 
 def find_audio(paths: Sequence[Path]) -> tuple[list[Path], list[PredictionFailure]]:
-    """Files to predict: named files as given, folders searched recursively for audio files.
-
-    Hidden files and folders (names starting with ``.``, e.g. macOS ``._song.mp3``) are skipped in
-    folders, and so are symbolic links to folders. Nothing is opened here: each file is checked
-    once, by the decoder (:func:`merkit.audio.decode.stream_frames`), so a path that cannot be read
-    (missing, a FIFO, device or socket, a symbolic-link loop or broken link, no permission)
-    becomes that file's failure, with its reason, in input order. Only a folder that cannot be
-    read is a failure here.
-    """
-    from merkit.datasets.base import AUDIO_EXTENSIONS
+    """Files to predict (:func:`merkit.product.search.find_audio_files`); each path that cannot
+    be read becomes a failure with its reason."""
     from merkit.product.prediction import PredictionFailure
+    from merkit.product.search import find_audio_files
 
-    files: list[Path] = []
-    failures: list[PredictionFailure] = []
-    for path in paths:
-        try:
-            is_dir = stat.S_ISDIR(os.stat(path).st_mode)
-        except OSError:
-            is_dir = False  # the decoder names the problem
-        if not is_dir:
-            files.append(path)
-            continue
-        found: list[Path] = []
-        walk_errors: list[OSError] = []
-        for folder, dirnames, filenames in os.walk(path, onerror=walk_errors.append):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            found += [
-                Path(folder) / name
-                for name in filenames
-                if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS
-            ]
-        for exc in walk_errors:
-            reason = f"is a folder that cannot be read: {_os_reason(exc)}"
-            failures.append(
-                PredictionFailure(path=str(exc.filename), error=f"'{exc.filename}' {reason}")
-            )
-        files += sorted(found)
-    return files, failures
-
-
-def _os_reason(exc: OSError) -> str:
-    return (exc.strerror or type(exc).__name__).lower()
+    files, problems = find_audio_files(paths)
+    return files, [PredictionFailure(path=path, error=error) for path, error in problems]
 
 
 def _pct(value: float) -> str:
@@ -213,6 +188,8 @@ def _print_table(outcomes: list[Outcome], segments: bool) -> None:
         p_arousal = r.p_high_arousal if r.arousal == "high" else 1 - r.p_high_arousal
         p_valence = r.p_positive_valence if r.valence == "positive" else 1 - r.p_positive_valence
         flag = "" if r.reliable else " [yellow](unreliable)[/]"
+        if r.mixed:
+            flag += f" [yellow](mixed: {escape(r.summary)})[/]"
         table.add_row(
             escape(r.path or "waveform"),
             f"[bold]{r.quadrant}[/] {r.meaning}{flag}",
@@ -268,92 +245,10 @@ def _clock(seconds: float) -> str:
     return f"{int(minutes)}:{rest:04.1f}"
 
 
-CSV_COLUMNS = (
-    "level",
-    "path",
-    "start_s",
-    "end_s",
-    "quadrant",
-    "meaning",
-    "p_Q1",
-    "p_Q2",
-    "p_Q3",
-    "p_Q4",
-    "arousal",
-    "valence",
-    "p_high_arousal",
-    "p_positive_valence",
-    "confidence",
-    "duration_s",
-    "n_windows",
-    "reliable",
-    "warnings",
-    "error",
-    "relative_quadrant",
-    "relative_arousal",
-    "relative_valence",
-)
-"""Columns of ``merkit predict --format csv``; ``level`` is ``track`` or, with --segments,
-``segment`` (one row per window after its track's row)."""
-
-
 def _csv_text(outcomes: list[Outcome]) -> str:
-    from merkit.product.prediction import PredictionFailure
+    from merkit.product.output import csv_text
 
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for o in outcomes:
-        if isinstance(o, PredictionFailure):
-            writer.writerow({"level": "track", "path": o.path, "error": o.error})
-            continue
-        writer.writerow(
-            {
-                "level": "track",
-                "path": o.path,
-                "start_s": 0.0,
-                "end_s": o.duration_s,
-                "quadrant": o.quadrant,
-                "meaning": o.meaning,
-                **{f"p_{q}": f"{p:.6f}" for q, p in o.probabilities.items()},
-                "arousal": o.arousal,
-                "valence": o.valence,
-                "p_high_arousal": f"{o.p_high_arousal:.6f}",
-                "p_positive_valence": f"{o.p_positive_valence:.6f}",
-                "confidence": f"{o.confidence:.6f}",
-                "duration_s": o.duration_s,
-                "n_windows": o.n_windows,
-                "reliable": o.reliable,
-                "warnings": "; ".join(o.warnings),
-                **_relative_columns(o),
-            }
-        )
-        for seg in o.segments or []:
-            writer.writerow(
-                {
-                    "level": "segment",
-                    "path": o.path,
-                    "start_s": seg.start_s,
-                    "end_s": seg.end_s,
-                    "quadrant": seg.quadrant,
-                    "meaning": seg.meaning,
-                    **{f"p_{q}": f"{p:.6f}" for q, p in seg.probabilities.items()},
-                    "confidence": f"{seg.probabilities[seg.quadrant]:.6f}",
-                    "reliable": not seg.silent,
-                }
-            )
-    return buffer.getvalue()
-
-
-def _relative_columns(result: PredictionResult) -> dict[str, str]:
-    rel = result.relative
-    if rel is None:
-        return {}
-    return {
-        "relative_quadrant": rel.quadrant,
-        "relative_arousal": f"{rel.relative_arousal:.4f}",
-        "relative_valence": f"{rel.relative_valence:.4f}",
-    }
+    return csv_text(outcomes)
 
 
 def _progress(enabled: bool, total: int) -> Any:
@@ -371,12 +266,44 @@ def predict(
         Path | None,
         typer.Option(
             "--model",
-            help="Model directory, or a shipped model: default (most accurate) or fast",
+            help="Model directory, or a shipped model: default (most accurate) or fast. A model "
+            "directory is code (pickled Python): load only folders you made or trust",
         ),
     ] = None,
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="table|json|csv",
+            help="How to give the answers [default: table; with --output, from its extension]",
+        ),
+    ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="Load a model folder merkit did not write on this machine (downloaded, shared "
+            "or changed since): only one from a source you trust; it is remembered",
+        ),
+    ] = False,
     output: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="table | json | csv")
-    ] = OutputFormat.table,
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write each answer to this .csv or .jsonl file as soon as its song is done "
+            "(a library run that is stopped keeps every finished song)",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue an --output file: skip songs already in it (same path and same "
+            "content); changed and failed songs are done again",
+        ),
+    ] = False,
     segments: Annotated[
         bool, typer.Option("--segments", help="Also give each window's answer (a timeline)")
     ] = False,
@@ -411,17 +338,22 @@ def predict(
     """Predict the emotion quadrant of songs: Q1 happy/excited, Q2 angry/tense, Q3 sad/melancholic,
     Q4 calm/serene, with the four probabilities and the arousal and valence sides.
 
-    Whole tracks are cut into windows whose answers are averaged. A file that fails is reported
-    with its reason and the others go on. Exit code: 0 all predicted, 1 some failed, 2 no files.
+    Whole tracks are cut into windows whose answers are averaged. A song between two quadrants
+    is called mixed ("between Q1 happy/excited and Q3 sad/melancholic"). A file that fails is
+    reported with its reason and the others go on. Exit code: 0 all predicted, 1 some failed, 2
+    no files.
     """
     from merkit.product.model_dir import ModelVersionWarning
     from merkit.product.predict import load_model
     from merkit.product.predict_executors import check_executor
     from merkit.product.prediction import PredictionFailure
     from merkit.product.relative import MIN_FILES, with_relative
-    from merkit.product.shipped import FastModelWarning
+    from merkit.product.shipped import FastModelWarning, resolve_model_dir
+    from merkit.trust import check_model_folder
 
     check_executor(executor, ray_address)  # before any file is looked at
+    fmt = _output_format(output_format)
+    sink = _open_sink(output, fmt, resume, relative)
     files, outcomes_missing = find_audio(paths)
     if not files and not outcomes_missing:
         err_console.print(
@@ -438,7 +370,11 @@ def predict(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelVersionWarning)
         warnings.simplefilter("always", FastModelWarning)
-        predictor = load_model(model)
+        where = resolve_model_dir(model)
+        note = check_model_folder(where, trust=trust)  # before anything in it is loaded
+        if note is not None:
+            err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+        predictor = load_model(where)
     for warning in caught:  # one plain line each, not Python's two-line warning format
         if issubclass(warning.category, ModelVersionWarning | FastModelWarning):
             line = f"[yellow]warning:[/] {escape(str(warning.message))}"
@@ -450,6 +386,12 @@ def predict(
     outcomes: list[Outcome] = list(outcomes_missing)
     for failure in outcomes_missing:
         err_console.print(f"[red]failed:[/] {escape(failure.error)}", highlight=False)
+        if sink is not None:
+            sink.write(failure)
+    skipped = 0
+    if sink is not None:
+        files, skipped = sink.pending(files)
+    started = time.perf_counter()
     with _progress(not quiet and len(files) > 1, len(files)) as bar:
         task = bar.add_task("files", total=len(files))
         run = predictor.predict_many(
@@ -458,8 +400,18 @@ def predict(
         for outcome in run:
             if isinstance(outcome, PredictionFailure):
                 bar.console.print(f"[red]failed:[/] {escape(outcome.error)}", highlight=False)
-            outcomes.append(outcome)
+            if sink is not None:
+                sink.write(outcome)  # durable before the next file's answer is taken
+            else:
+                outcomes.append(outcome)
             bar.advance(task)
+    seconds = time.perf_counter() - started
+    if sink is not None:
+        sink.close()
+        _closing_line(len(files), seconds, skipped, sink.failed, f" into {sink.path}", quiet)
+        if sink.failed:
+            raise typer.Exit(1)
+        return
     if relative:
         predicted = [o for o in outcomes if not isinstance(o, PredictionFailure)]
         if len(predicted) < MIN_FILES:  # files failed: the absolute answers are still printed
@@ -471,16 +423,51 @@ def predict(
         else:
             placed = iter(with_relative(predicted))
             outcomes = [o if isinstance(o, PredictionFailure) else next(placed) for o in outcomes]
-    if output is OutputFormat.json:
+    if fmt is OutputFormat.json:
         typer.echo(json.dumps([o.model_dump(mode="json") for o in outcomes], indent=2))
-    elif output is OutputFormat.csv:
+    elif fmt is OutputFormat.csv:
         typer.echo(_csv_text(outcomes), nl=False)
     else:
         _print_table(outcomes, segments)
     n_failed = sum(isinstance(o, PredictionFailure) for o in outcomes)
+    if len(files) > 1:
+        _closing_line(len(files), seconds, 0, n_failed, "", quiet)
     if n_failed:
         err_console.print(f"{n_failed} of {len(outcomes)} file(s) failed", highlight=False)
         raise typer.Exit(1)
+
+
+def _open_sink(
+    output: Path | None, fmt: OutputFormat | None, resume: bool, relative: bool
+) -> ResultSink | None:
+    """The ``--output`` file's sink, every option checked before any work."""
+    from merkit.product.output import ResultSink, output_format
+
+    if output is None:
+        if resume:
+            raise ConfigError("--resume continues an --output file; name it with --output")
+        return None
+    if relative:
+        raise ConfigError(
+            "--relative places songs against the whole collection, so it cannot stream to "
+            "--output; run it without --output (e.g. --format csv > file.csv)"
+        )
+    return ResultSink(output, output_format(output, fmt and fmt.value), resume=resume)
+
+
+def _closing_line(
+    n_files: int, seconds: float, skipped: int, failed: int, where: str, quiet: bool
+) -> None:
+    """One line at the end of a run: files, time, files/s, skipped and failed ones."""
+    if quiet and not failed:
+        return
+    rate = n_files / seconds if seconds > 0 else 0.0
+    parts = [f"{n_files} file(s) in {seconds:.1f} s ({rate:.2f} files/s){where}"]
+    if skipped:
+        parts.append(f"{skipped} already done, skipped")
+    if failed:
+        parts.append(f"{failed} failed")
+    err_console.print("done: " + "; ".join(parts), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

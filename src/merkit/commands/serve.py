@@ -13,13 +13,39 @@ from merkit.commands import err_console, user_errors
 from merkit.core.errors import ConfigError, ModelError
 
 
-def _check_model(path: Path | None) -> str:
-    """Read the manifest before any worker starts: a bad model is one clear line, not a worker
-    crash per process. Returns the method name."""
-    from merkit.product.model_dir import read_manifest
-    from merkit.product.shipped import resolve_model_dir
+def _check_host(host: str) -> None:
+    """Refuse an address this machine cannot listen on, before anything says "serving on"."""
+    import socket
 
-    manifest = read_manifest(resolve_model_dir(path))
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind((address[0], 0, *address[2:]))  # any free port: only the address is tested
+    except (OSError, UnicodeError, IndexError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise ConfigError(
+            f"--host {host!r}: not an address this machine can listen on ({reason}); use "
+            "127.0.0.1 (this machine only) or 0.0.0.0 (every network interface)"
+        ) from None
+
+
+def _check_model(path: Path | None, *, trust: bool = False) -> str:
+    """Read the manifest before any worker starts: a bad model is one clear line, not a worker
+    crash per process; a model folder is code, so an untrusted one is refused here
+    (:mod:`merkit.trust`). Returns the method name."""
+    from merkit.product.model_dir import read_manifest
+    from merkit.product.shipped import require_model_weights, resolve_model_dir
+    from merkit.registered import check_registered
+    from merkit.trust import check_model_folder
+
+    where = resolve_model_dir(path)
+    note = check_model_folder(where, trust=trust)
+    if note is not None:
+        err_console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
+    manifest = read_manifest(where)
+    check_registered(manifest, where / "manifest.json")
+    require_model_weights(where, name=str(path) if path is not None else where.name)
     if not manifest.audio_only:
         raise ModelError(
             f"model {manifest.method!r} needs feature tables and cannot predict from audio; "
@@ -34,10 +60,19 @@ def serve(
         Path | None,
         typer.Option(
             "--model",
-            help="Model directory, or a shipped model: default (most accurate) or fast",
+            help="Model directory, or a shipped model: default (most accurate) or fast. A model "
+            "directory is code (pickled Python): serve only folders you made or trust",
             envvar="MERKIT_SERVE_MODEL",
         ),
     ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="Serve a model folder merkit did not write on this machine (downloaded, shared "
+            "or changed since): only one from a source you trust; it is remembered",
+        ),
+    ] = False,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port")] = 8000,
     workers: Annotated[
@@ -74,8 +109,10 @@ def serve(
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
-    method = _check_model(model)
+        name = {"max_duration_s": "max_duration"}.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise ConfigError(f"--{name.replace('_', '-')}: {first['msg']}") from None
+    _check_host(host)
+    method = _check_model(model, trust=trust)
     os.environ.update(settings.to_env())  # the workers build their app from these
     import uvicorn
 

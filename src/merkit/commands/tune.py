@@ -59,7 +59,7 @@ def tune(
     from merkit.representations.cache import FeatureCache
     from merkit.tuning.run import tune_method
     from merkit.tuning.search import validate_space
-    from merkit.tuning.space import load_space, with_sampler
+    from merkit.tuning.space import format_params, load_space, with_sampler
 
     base = read_settings(config).get(method, {})
     search_space = with_sampler(load_space(space, method), sampler)
@@ -77,7 +77,8 @@ def tune(
         if quiet:
             return
         value = "pruned" if trial.value is None else f"inner F1 {100 * trial.value:.2f}"
-        console.print(f"  trial {trial.number}: {value}  {trial.params}", highlight=False)
+        shown = format_params(search_space, trial.params)
+        console.print(f"  trial {trial.number}: {value}  {shown}", highlight=False)
 
     result = tune_method(
         method,
@@ -95,8 +96,8 @@ def tune(
     )
     console.print(
         f"best of {result.n_trials} trials: inner F1 {100 * result.best_f1:.2f} with "
-        f"{result.best_params}\nsettings: {result.best_yaml} (merkit benchmark --config / "
-        f"merkit train --config)",
+        f"{format_params(search_space, result.best_params)}\nsettings: {result.best_yaml} "
+        "(merkit benchmark --config / merkit train --config)",
         highlight=False,
     )
 

@@ -19,3 +19,7 @@ class ModelError(MerkitError):
 
 class ConfigError(MerkitError):
     """A method or protocol setting is invalid."""
+
+
+class MissingExtraError(MerkitError):
+    """A command needs an optional part of merkit that is not installed (``merkit[EXTRA]``)."""

@@ -159,9 +159,10 @@ def _run_warm_subprocess(timeout: float) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+    env["PYTHONSAFEPATH"] = "1"
     try:
         result = subprocess.run(
-            [sys.executable, "-c", code],
+            [sys.executable, "-P", "-c", code],  # -P: never import from the current folder
             env=env,
             capture_output=True,
             text=True,

@@ -63,6 +63,9 @@ class Augmentation:
         Option names the entry accepts (``{name: {option: value}}`` in settings).
     for_input : str
         The input a copy kind's copies match (the method must read exactly this input).
+    needs : str or None
+        An optional library the copies need (``"audiomentations"``: the research extra); a
+        setting naming the augmentation without it fails before any work, in one line.
     """
 
     name: str
@@ -72,6 +75,7 @@ class Augmentation:
     wrap: str | None = None
     options: tuple[str, ...] = ()
     for_input: str = COPY_INPUT
+    needs: str | None = None
 
     def __post_init__(self) -> None:
         if (self.representation is None) == (self.wrap is None):
@@ -143,6 +147,10 @@ def parse_augment(value: Any) -> tuple[AugmentEntry, ...]:
                 f"not {item!r}"
             )
         aug = get_augmentation(str(name))
+        if aug.needs is not None:
+            from merkit.core.versions import require_extra
+
+            require_extra(aug.needs, needed_by=f"the {aug.name} augmentation")
         unknown = sorted(set(options) - set(aug.options))
         if unknown:
             allowed = ", ".join(aug.options) or "none"
@@ -399,24 +407,28 @@ for _aug in (
         "audiomentations TimeMask (0-50 %, hard edges) + BandStopFilter, one copy",
         representation="aug-tfm",
         copy_names=("tfm",),
+        needs="audiomentations",
     ),
     Augmentation(
         "sb",
         "audiomentations SevenBandParametricEQ (±12 dB), one copy",
         representation="aug-sb",
         copy_names=("sb",),
+        needs="audiomentations",
     ),
     Augmentation(
         "rg",
         "audiomentations Gain (±12 dB), one copy",
         representation="aug-rg",
         copy_names=("rg",),
+        needs="audiomentations",
     ),
     Augmentation(
         "tanh",
         "audiomentations TanhDistortion, one copy (not in the paper)",
         representation="aug-tanh",
         copy_names=("tanh",),
+        needs="audiomentations",
     ),
     Augmentation(
         "classic",

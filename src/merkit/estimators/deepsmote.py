@@ -48,12 +48,12 @@ from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
-from imblearn.over_sampling import SMOTE, BorderlineSMOTE
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from merkit.core.errors import DataError
+from merkit.core.versions import require_extra
 from merkit.estimators import autoencoding
 
 __all__ = ["DeepSMOTE", "oversample_latents", "scale_stats", "to_db_scale"]
@@ -147,6 +147,8 @@ def oversample_latents(
     small = classes[counts < 2]
     if len(small):
         raise DataError(f"DeepSMOTE needs at least 2 songs per class; {small.tolist()} have one")
+    over_sampling = require_extra("imblearn.over_sampling", needed_by="DeepSMOTE (cnn+deepsmote)")
+    SMOTE, BorderlineSMOTE = over_sampling.SMOTE, over_sampling.BorderlineSMOTE
     n = len(latents)
     target = {cls: int(count) + n_per_class for cls, count in zip(classes, counts, strict=True)}
     borderline = BorderlineSMOTE(

@@ -29,6 +29,7 @@ def _augmented_cnn(
             paper_row=paper_row,
             paper_f1=paper_f1,
             quick=QUICK,
+            extras=("research",),  # audiomentations makes the copies
         )
     )
 

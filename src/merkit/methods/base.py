@@ -60,6 +60,10 @@ class MethodSpec:
         For a method whose inputs depend on its settings (``fusion``): ``inputs_of(estimator)``
         gives the input names of the built estimator, which then gets a dict keyed by input
         name; ``inputs`` is empty.
+    weights : str, optional
+        The pre-trained checkpoint the method needs, in words (``merkit methods`` shows it).
+    extras : tuple of str
+        The pip extras the method needs beyond the core install (``research``, ``openl3``).
     roles : tuple of str or None
         Set from a mapping ``inputs``: the estimator's argument name of each input, in order.
     """
@@ -74,6 +78,8 @@ class MethodSpec:
     provenance: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     augment: tuple[Any, ...] = ()
     inputs_of: Callable[[Any], tuple[str, ...]] | None = None
+    weights: str | None = None
+    extras: tuple[str, ...] = ()
 
     roles: tuple[str, ...] | None = field(default=None, init=False)
 

@@ -39,6 +39,9 @@ CNN_RECIPE = {"model": "cnn", "epochs": 150, "batch_size": 200, "optimizer": "sg
 
 def build_cnn_deepsmote(**settings: Any) -> OversampledClassifier:
     """The baseline CNN (published DeepSMOTE recipe) on training data oversampled by DeepSMOTE."""
+    from merkit.core.versions import require_extra
+
+    require_extra("imblearn", needed_by="cnn+deepsmote")  # before any work, in one line
     smote = {k: settings.pop(k) for k in SMOTE_SETTINGS if k in settings}
     shared = {k: settings[k] for k in SHARED_SETTINGS if k in settings}
     cnn = TorchClassifier(**{**CNN_RECIPE, **settings})
@@ -54,5 +57,6 @@ CNN_DEEPSMOTE = register_method(
         paper_row="Baseline + DeepSMOTE",
         paper_f1=0.6070,
         quick={"epochs": 2, "ae_epochs": 1, "ae_batch_size": 16},
+        extras=("research",),  # imbalanced-learn's Borderline-SMOTE
     )
 )

@@ -161,5 +161,7 @@ FUSION = register_method(
         inputs=(),
         build=build_fusion,
         inputs_of=fusion_inputs,
+        weights="the default recipe's tags: Won's MTAT, MSD and Jamendo CRNNs "
+        "(merkit models download)",
     )
 )

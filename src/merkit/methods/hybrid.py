@@ -93,6 +93,15 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    def stage_settings(self) -> dict[str, dict[str, Any]]:
+        """Each stage's effective TorchClassifier settings (its defaults under ``dnn``/``cnn``/
+        ``fusion``): what :func:`merkit.methods.regime.training_caps` reads."""
+        return {
+            "dnn": {**self.DNN_DEFAULTS, **(self.dnn or {})},
+            "cnn": {**self.CNN_DEFAULTS, **(self.cnn or {})},
+            "fusion": {**self.FUSION_DEFAULTS, **(self.fusion or {})},
+        }
+
     def _split(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         if not isinstance(X, dict) or len(X) not in (2, 3):
             raise DataError("hybrid needs a dict of [features, logmel(, augmented logmels)] arrays")
@@ -198,6 +207,7 @@ HYBRID = register_method(
         paper_row="Hybrid Augmented",
         paper_f1=0.6804,
         quick={stage: {"epochs": 2} for stage in ("dnn", "cnn", "fusion")},
+        extras=("research",),  # merkit.representations.augmented imports audiomentations
     )
 )
 
@@ -208,5 +218,6 @@ HYBRID_OWN = register_method(
         inputs={"features": "own-features", "logmel": "logmel", "augmented": "classic-aug"},
         build=build_hybrid,
         quick={stage: {"epochs": 2} for stage in ("dnn", "cnn", "fusion")},
+        extras=("research",),  # merkit.representations.augmented imports audiomentations
     )
 )

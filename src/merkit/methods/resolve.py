@@ -48,6 +48,9 @@ class ResolvedMethod:
     roles: tuple[str, ...] | None
     estimator: Any
     settings: dict[str, Any]
+    regime: str = "full"
+    """How it trains against its recipe (:mod:`merkit.methods.regime`): ``full``,
+    ``reduced`` (an epoch cap or the accuracy stop lowered) or ``quick`` (smoke run)."""
 
     @classmethod
     def of(
@@ -164,11 +167,13 @@ def resolve_method(
         inputs = tuple(spec.inputs_of(estimator))
         validate_estimator(spec.name, estimator, params)
         # A dict keyed by input name, however many inputs.
-        return ResolvedMethod(spec, inputs, inputs, estimator, params)
+        regime = _regime(spec, estimator, quick)
+        return ResolvedMethod(spec, inputs, inputs, estimator, params, regime)
     inputs, roles = _inputs(spec, params.pop("inputs", None))
     augment = params.pop("augment", spec.augment)
     estimator = _build(spec, params)
     validate_estimator(spec.name, estimator, params)
+    regime = _regime(spec, estimator, quick)
     if augment:
         from merkit.estimators.augmentation import augment_method, augment_setting, parse_augment
 
@@ -182,7 +187,20 @@ def resolve_method(
             raise ConfigError(f"method {spec.name!r}: {exc}") from None
         if entries:
             params = {**params, "augment": augment_setting(entries)}
-    return ResolvedMethod(spec, inputs, roles, estimator, params)
+    return ResolvedMethod(spec, inputs, roles, estimator, params, regime)
+
+
+def _regime(spec: MethodSpec, estimator: Any, quick: bool) -> str:
+    """The run's training regime against the method's recipe (its estimator with no settings)."""
+    from merkit.methods.regime import training_regime
+
+    if quick:
+        return "quick"
+    try:
+        recipe = spec.build()
+    except Exception:  # a recipe that needs settings to build has no caps to compare with
+        return "full"
+    return training_regime(estimator, recipe, quick=False)
 
 
 def _inputs(spec: MethodSpec, override: Any) -> tuple[tuple[str, ...], tuple[str, ...] | None]:

@@ -82,8 +82,17 @@ def build_artist_emb_rf(
     num_threads: int | None = None,
 ) -> Pipeline:
     """Artist-encoder embeddings of the 10 chunks, pooled per song → random forest."""
+    _require_h5py()
     embed = ArtistEmbedding(weights, sha256, pooling=pooling, num_threads=num_threads)  # type: ignore[arg-type]
     return Pipeline([("embed", embed), ("rf", _forest(n_estimators, random_state, n_jobs))])
+
+
+def _require_h5py() -> None:
+    """The artist CNN's Keras weights are read with h5py (the research extra): checked when the
+    method is resolved, before any work."""
+    from merkit.core.versions import require_extra
+
+    require_extra("h5py", needed_by="the artist CNN methods")
 
 
 def _head(
@@ -224,6 +233,7 @@ def build_artist_cnn(
     """Frozen artist encoder (cached 256-d chunk embeddings) → new softmax head, per chunk;
     a song's answer aggregates its 10 chunks (``aggregation``, see
     :mod:`merkit.estimators.aggregation`)."""
+    _require_h5py()
     options = dict(train_options or {})
     if num_threads is not None:
         options.setdefault("num_threads", num_threads)
@@ -303,6 +313,7 @@ OPENL3_RF = MethodSpec(
     inputs=("openl3",),
     build=build_openl3_rf,
     provenance=_openl3_provenance,
+    extras=("openl3",),
     paper_row="OpenL3",
     paper_f1=0.5570,
 )
@@ -313,6 +324,7 @@ CRNN_EMB_RF = MethodSpec(
     inputs=("won-logmel",),
     build=build_crnn_emb_rf,
     provenance=_checkpoint_provenance(WON_FRONT_END),
+    weights="Won's MTAT CRNN (crnn_mtat.pth; setting weights: PATH)",
 )
 ARTIST_EMB_RF = MethodSpec(
     name="artist-emb-rf",
@@ -320,12 +332,15 @@ ARTIST_EMB_RF = MethodSpec(
     inputs=("artist-chunks",),
     build=build_artist_emb_rf,
     provenance=_checkpoint_provenance(ARTIST_FRONT_END),
+    weights="Park's artist CNN (artist_siamese_10000.h5; setting weights: PATH)",
+    extras=("research",),  # h5py reads the Keras checkpoint
 )
 CRNN_MTAT = MethodSpec(
     name="crnn-mtat",
     summary="Won's MTAT CRNN frozen, new 4-way head, Adam->SGD schedule, inner validation",
     inputs=("won-logmel",),
     build=build_crnn_mtat,
+    weights="Won's MTAT CRNN (crnn_mtat.pth; setting weights: PATH)",
     paper_row="CRNN Pre-trained MTAT",
     paper_f1=0.5021,
 )
@@ -334,12 +349,15 @@ CRNN_MTAT_FT = MethodSpec(
     summary="Won's MTAT CRNN with its own front end, fully fine-tuned (small lr)",
     inputs=("won-logmel",),
     build=build_crnn_mtat_ft,
+    weights="Won's MTAT CRNN (crnn_mtat.pth; setting weights: PATH)",
 )
 ARTIST_CNN = MethodSpec(
     name="artist-cnn",
     summary="Park's artist-label encoder frozen + new 4-way head on 129-frame chunks",
     inputs=("artist-chunks",),
     build=build_artist_cnn,
+    weights="Park's artist CNN (artist_siamese_10000.h5; setting weights: PATH)",
+    extras=("research",),  # h5py reads the Keras checkpoint
     paper_row="Artists CNN",
     paper_f1=0.5085,
 )

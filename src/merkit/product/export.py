@@ -10,6 +10,7 @@ lives in
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -409,9 +410,16 @@ def save_model(model: TrainedModel, out_dir: Path | str) -> Path:
     ------
     ModelError
         ``out_dir`` is a non-empty folder that is not a model directory, or writing fails.
+
+    The folder is recorded in the trust list (:mod:`merkit.trust`): merkit wrote it here, so
+    ``merkit predict`` loads it without ``--trust`` while it stays unchanged.
     """
     out_dir = Path(out_dir)
     model.manifest = save_model_dir(model.estimator, model.manifest, model.card, out_dir)
+    from merkit.trust import record_trust
+
+    with contextlib.suppress(OSError, MerkitError):  # unwritable list: predict asks for --trust
+        record_trust(out_dir, "merkit")  # merkit wrote it here: `merkit predict` may load it
     return out_dir
 
 

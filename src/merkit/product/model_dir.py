@@ -21,8 +21,10 @@ A model directory holds everything a prediction needs except merkit's code:
 warns when a library that computes the model's numbers runs in another version
 (:mod:`merkit.core.versions`).
 
-Loading runs pickled code (joblib) or torch deserialisation: load model directories you trust,
-like any Python package.
+A model directory is code: loading it runs pickled Python (joblib) or torch deserialisation.
+Load model directories you trust, like any Python package; the CLI refuses folders merkit did not
+write here unless the user trusts them (:mod:`merkit.trust`), and a manifest may name only
+registered representations and estimators (:func:`check_registered`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from merkit.core.versions import (
     merkit_version,
     version_mismatches,
 )
+from merkit.registered import check_registered
 
 MODEL_FORMAT = 1
 """Version of the model-directory layout this merkit writes and reads."""
@@ -464,6 +467,7 @@ def open_model_dir(path: Path | str, *, inputs: bool = True) -> tuple[ModelManif
         if not (path / name).is_file():
             raise ModelError(f"model {path} is incomplete: {name} is missing")
     if inputs:
+        check_registered(manifest, path / MANIFEST)  # before anything it names is imported
         check_inputs(manifest, path)
     torch_model = manifest.estimator.format == "torch"
     for line in version_mismatches(manifest.libraries, torch=torch_model):

@@ -18,7 +18,9 @@ How a track becomes one answer
 4. The estimator runs on small batches of windows, and the track's probabilities are the mean
    over windows. Windows whose raw level is below −60 dBFS RMS are left out of the mean
    unless every window is that quiet; a track that quiet throughout still gets an answer, flagged
-   ``reliable=False`` with a warning.
+   ``reliable=False`` with a warning, as does a constant level (a DC offset) or a steady test
+   tone (:mod:`merkit.signal_checks`) and an answer whose quadrant disagrees with its own
+   arousal or valence side.
 
 Only the audio of the windows still to come and one batch of window features are held at a time,
 so memory does not grow with the track's length.
@@ -45,16 +47,20 @@ from merkit.audio.windows import (
 )
 from merkit.core.errors import ConfigError, MerkitError, ModelError
 from merkit.core.inputs import parse_input
+from merkit.core.moved import current_path
+from merkit.estimators.calibration import ProbabilityCalibration
 from merkit.product.model_dir import MODEL_CARD, ModelManifest
 from merkit.product.model_dir import open_model_dir as _open_model_dir
 from merkit.product.prediction import (
+    MIXED_BELOW,
     SILENCE_DBFS,
     PredictionFailure,
     PredictionResult,
     SegmentPrediction,
     song_result,
 )
-from merkit.product.shipped import resolve_model_dir
+from merkit.product.shipped import checkpoints_of, require_checkpoints, resolve_model_dir
+from merkit.signal_checks import SignalCheck
 
 BATCH_WINDOWS = 4
 """Windows whose features are computed before the estimator runs once on them."""
@@ -85,6 +91,9 @@ class Predictor:
         Where the model was loaded from (lets :meth:`predict_many` use worker processes).
     batch_size : int
         Windows per estimator call.
+    calibration : ProbabilityCalibration, optional
+        The model directory's post-hoc layer (``calibration.json``): a temperature applied to
+        every window's probabilities and the threshold below which an answer is mixed.
     """
 
     def __init__(
@@ -94,11 +103,14 @@ class Predictor:
         *,
         model_dir: Path | None = None,
         batch_size: int = BATCH_WINDOWS,
+        calibration: ProbabilityCalibration | None = None,
     ) -> None:
         self.manifest = manifest
         self.estimator = estimator
         self.model_dir = model_dir
         self.batch_size = max(1, int(batch_size))
+        self.calibration = calibration
+        self.mixed_below = calibration.mixed_below if calibration else MIXED_BELOW
         self.labels: tuple[str, ...] = tuple(manifest.labels)
         self._columns = self._column_order()
         self._jobs: Any = None  # merkit.representations.extract.SongJobs, built on first use
@@ -154,7 +166,8 @@ class Predictor:
         Returns
         -------
         np.ndarray
-            ``(n, 4)`` float64 probabilities, columns in ``labels`` order.
+            ``(n, 4)`` float64 probabilities, columns in ``labels`` order (through the model's
+            post-hoc calibration layer, when it has one).
         """
         proba = np.asarray(
             self.estimator.predict_proba(self.estimator_input(inputs)), dtype=np.float64
@@ -164,7 +177,8 @@ class Predictor:
                 f"the estimator returned probabilities of shape {proba.shape}, "
                 f"expected (n, {len(self.labels)})"
             )
-        return proba[:, self._columns]
+        proba = proba[:, self._columns]
+        return self.calibration.apply(proba) if self.calibration else proba
 
     def estimator_input(self, inputs: Mapping[str, Any]) -> Any:
         """``{input name: array}`` as the estimator takes it: the one array, or keyed by role."""
@@ -203,8 +217,8 @@ class Predictor:
     def song_jobs(self) -> Any:
         """The :class:`merkit.representations.extract.SongJobs` that computes this model's
         inputs for one song (a :class:`merkit.audio.windows.Window` or any audio source), as
-        training computed them: the manifest's stored function, parameters, rate and storage
-        dtype, no cache."""
+        training computed them: the registered function (the manifest must name it), the
+        manifest's stored parameters, rate and storage dtype, no cache."""
         if self._jobs is None:
             from dataclasses import replace
 
@@ -215,12 +229,11 @@ class Predictor:
             jobs = []
             for spec in self.manifest.inputs:
                 assert spec.sr is not None  # audio-only models: every input is a representation
-                registered = REPRESENTATIONS.get(spec.name)
-                rep = (
-                    Representation(name=spec.name, fn=spec.fn or "")
-                    if registered is None
-                    else replace(registered, fn=spec.fn or registered.fn)
-                )
+                rep = REPRESENTATIONS.get(spec.name)
+                if rep is None:  # a worker lacks what its parent registered at run time (checked)
+                    rep = Representation(name=spec.name, fn=spec.fn or "")
+                elif spec.fn is not None and current_path(spec.fn) != current_path(rep.fn):
+                    raise ModelError(f"model input {spec.name!r} names {spec.fn!r}, not {rep.fn!r}")
                 rep = replace(
                     rep, version=spec.version or rep.version, dtype=spec.dtype or "float32"
                 )
@@ -259,10 +272,12 @@ class Predictor:
                 raise ConfigError("pass sr= (the waveform's sample rate) with a waveform")
             if int(sr) != sr or sr <= 0:
                 raise ConfigError(f"sample rate must be a positive integer, got {sr!r}")
+            if audio.ndim == 2 and 1 <= min(audio.shape) <= 8:  # stereo: mixed down, as files
+                audio = audio.mean(axis=int(np.argmin(audio.shape)))
             if audio.ndim != 1:
                 raise ConfigError(
-                    f"expected a mono 1-D waveform, got shape {audio.shape}; mix channels down "
-                    "first (e.g. y.mean(axis=0) for librosa's (channels, samples))"
+                    f"expected a waveform of shape (samples,), (channels, samples) or (samples, "
+                    f"channels) with at most 8 channels, got shape {audio.shape}"
                 )
             if not np.issubdtype(audio.dtype, np.floating):
                 raise ConfigError(
@@ -278,25 +293,27 @@ class Predictor:
             where = f"audio file '{path}'"
         else:
             raise ConfigError(
-                f"predict() takes a file path or a numpy waveform, not {type(audio).__name__}"
+                "predict() takes a file path, a folder, a list of paths or a numpy waveform, "
+                f"not {type(audio).__name__}"
             )
         windows = iter_windows(blocks, stats, self.window_s, self.hop_s, where=where)
         return windows, path
 
     def predict(
         self,
-        audio: str | os.PathLike[str] | np.ndarray,
+        audio: str | os.PathLike[str] | np.ndarray | Sequence[str | os.PathLike[str]],
         sr: int | None = None,
         *,
         segments: bool = False,
-    ) -> PredictionResult:
-        """Predict the quadrant of one song.
+    ) -> Any:
+        """Predict the quadrant of one song, or of each song of a list or folder.
 
         Parameters
         ----------
-        audio : path or np.ndarray
-            An audio file (any format merkit decodes, any length of at least 1 s) or a mono
-            float waveform.
+        audio : path, folder, list of paths or np.ndarray
+            An audio file (any format merkit decodes, any length of at least 1 s), a float
+            waveform (mono, or channels that are mixed down, as files' are), or a list of files
+            and folders (folders are searched recursively for audio files).
         sr : int, optional
             The waveform's sample rate (required with a waveform, ignored with a path).
         segments : bool
@@ -304,7 +321,10 @@ class Predictor:
 
         Returns
         -------
-        PredictionResult
+        PredictionResult, or list of PredictionResult | PredictionFailure
+            One result for one song; for a list or folder, one entry per file in order, a file
+            that cannot be predicted being a :class:`PredictionFailure` with its reason (use
+            :meth:`predict_many` to get them one at a time as they finish).
 
         Raises
         ------
@@ -315,9 +335,16 @@ class Predictor:
         ConfigError
             A waveform without ``sr`` or with more than one dimension.
         """
+        paths = isinstance(audio, list | tuple) and all(
+            isinstance(a, str | os.PathLike) for a in audio
+        )
+        if paths or (isinstance(audio, str | os.PathLike) and os.path.isdir(audio)):
+            return list(self.predict_many(audio, segments=segments))
         self._require_audio_model()
         stats = TrackStats()
         windows, path = self._window_stream(audio, sr, stats)
+        check = SignalCheck()  # a constant level or a steady tone is not music: said, not hidden
+        windows = check.watch(windows, min(spec.sr or 0 for spec in self.manifest.inputs))
         spans: list[tuple[float, float, bool]] = []
         chunks: list[np.ndarray] = []
         batch: list[dict[str, np.ndarray]] = []
@@ -343,24 +370,27 @@ class Predictor:
             self.labels,
             self.manifest.label_meanings,
             segments=segments,
+            mixed_below=self.mixed_below,
+            unreliable=check.reasons(),
         )
 
     def predict_many(
         self,
-        paths: Sequence[str | os.PathLike[str]],
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         *,
         segments: bool = False,
         n_jobs: int = 1,
         executor: str = "processes",
         ray_address: str | None = None,
     ) -> Iterator[PredictionResult | PredictionFailure]:
-        """Predict several files, in input order; a file that fails gives a
-        :class:`PredictionFailure` (:func:`merkit.product.predict_executors.predict_files`).
+        """Predict several files, in input order, yielding each answer as it is ready; a file
+        that fails gives a :class:`PredictionFailure`
+        (:func:`merkit.product.predict_executors.predict_files`).
 
         Parameters
         ----------
-        paths : sequence of path
-            Audio files.
+        paths : path or sequence of path
+            Audio files, or folders searched recursively for audio files.
         segments : bool
             Include per-window answers.
         n_jobs : int
@@ -373,11 +403,17 @@ class Predictor:
         from functools import partial
 
         from merkit.product.predict_executors import predict_files
+        from merkit.product.search import Unreadable, expand_folders
 
         self._require_audio_model()
-        yield from predict_files(
+        items = [
+            PredictionFailure(path=i.path, error=i.error) if isinstance(i, Unreadable) else i
+            for i in expand_folders([paths] if isinstance(paths, str | os.PathLike) else paths)
+        ]
+        files = [item for item in items if not isinstance(item, PredictionFailure)]
+        done = predict_files(
             self,
-            paths,
+            files,
             # the parent checked the inputs against its representation registry, which may hold
             # representations registered at run time that a fresh worker lacks
             load=partial(load_model, check_inputs=False),
@@ -388,6 +424,8 @@ class Predictor:
             executor=executor,
             ray_address=ray_address,
         )
+        for item in items:  # in the given order, each answer as soon as it is ready
+            yield item if isinstance(item, PredictionFailure) else next(done)
 
 
 def safe_predict(
@@ -426,15 +464,23 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
     ------
     ModelError
         The directory, its manifest or one of its files is missing, damaged, or from an
-        incompatible merkit version; the message says which.
+        incompatible merkit version, or a pre-trained checkpoint its inputs read is not installed
+        (the message names ``merkit models download``); the message says which.
     """
+    asked = path
     path = resolve_model_dir(path)
     manifest, estimator = _open_model_dir(path, inputs=check_inputs)
+    # missing or wrong checkpoints: one error now, not one per song later
+    needed = checkpoints_of([spec.params for spec in manifest.inputs])
+    if needed:
+        name = str(asked) if asked is not None else path.name
+        require_checkpoints(needed, needed_by=f"the model {name!r}")
     if needs_numba(manifest):
         from merkit.core.numba_cache import ensure_numba_cache
 
         ensure_numba_cache()  # a corrupt librosa cache is repaired here instead of crashing later
-    return Predictor(manifest, estimator, model_dir=path)
+    calibration = ProbabilityCalibration.load(path)
+    return Predictor(manifest, estimator, model_dir=path, calibration=calibration)
 
 
 def needs_numba(manifest: ModelManifest) -> bool:

@@ -19,6 +19,11 @@ from merkit.estimators.aggregation import mean_proba
 SILENCE_DBFS = -60.0
 """Raw RMS level below which audio counts as silent (the answer is flagged unreliable)."""
 
+MIXED_BELOW = 0.5
+"""Top probability under which an answer is called mixed, for a model whose directory gives no
+threshold of its own (a shipped model's ``calibration.json`` holds one chosen from out-of-fold
+predictions: :mod:`merkit.estimators.calibration`)."""
+
 
 class SegmentPrediction(BaseModel):
     """The model's answer for one window of a track."""
@@ -77,9 +82,25 @@ class PredictionResult(BaseModel):
     p_high_arousal: float = Field(description="P(Q1) + P(Q2)")
     p_positive_valence: float = Field(description="P(Q1) + P(Q4)")
     confidence: float = Field(description="Probability of the predicted quadrant")
+    mixed: bool = Field(
+        False,
+        description="The song lies between two quadrants: the top probability is below the "
+        "model's threshold, or the quadrant disagrees with the arousal/valence sides",
+    )
+    runner_up: str | None = Field(
+        None, description="The second most probable quadrant, when the answer is mixed"
+    )
+    summary: str = Field(
+        "",
+        description="The answer in plain words, e.g. 'between Q1 happy/excited and Q3 "
+        "sad/melancholic' for a mixed one",
+    )
     duration_s: float = Field(description="Length of the audio in seconds")
     n_windows: int = Field(description="Windows the track was cut into")
-    reliable: bool = Field(description="False when the answer should not be trusted (silence)")
+    reliable: bool = Field(
+        description="False when the answer should not be trusted (silence, a constant level, a "
+        "steady tone, a quadrant its own arousal/valence answer contradicts)"
+    )
     warnings: list[str] = Field(default_factory=list, description="Why, in plain words")
     segments: list[SegmentPrediction] | None = Field(
         None, description="Per-window answers, when requested"
@@ -98,10 +119,47 @@ class PredictionFailure(BaseModel):
     error: str
 
 
+def mixed_answer(
+    probabilities: Mapping[str, float],
+    arousal: str,
+    valence: str,
+    meanings: Mapping[str, str],
+    *,
+    mixed_below: float = MIXED_BELOW,
+) -> tuple[bool, str | None, str]:
+    """Whether an answer is mixed, its runner-up quadrant and the answer in plain words.
+
+    Mixed: the top probability is below ``mixed_below``, or the top quadrant's own sides (Q1 high
+    arousal and positive valence, ...) disagree with ``arousal``/``valence`` (the sides the
+    probabilities sum to, or a per-axis model's).
+    """
+    ranked = sorted(probabilities, key=lambda q: -probabilities[q])
+    top = ranked[0]
+    top_arousal = "high" if top in HIGH_AROUSAL else "low"
+    top_valence = "positive" if top in POSITIVE_VALENCE else "negative"
+    disagrees = top in QUADRANT_MEANINGS and (top_arousal, top_valence) != (arousal, valence)
+    mixed = probabilities[top] < mixed_below or disagrees
+    words = f"{top} {meanings.get(top, '')}".strip()
+    if not mixed or len(ranked) < 2:
+        return False, None, words
+    second = ranked[1]
+    return True, second, f"between {words} and {second} {meanings.get(second, '')}".strip()
+
+
 def _summary(probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     probs = {q: float(p) for q, p in zip(labels, probabilities, strict=True)}
     best = labels[int(np.argmax(probabilities))]
     return {"quadrant": best, "probabilities": probs}
+
+
+def _contradiction(quadrant: str, p_high: float, p_pos: float) -> str:
+    """Which side answers (``"arousal"``, ``"valence"``) the quadrant contradicts, joined."""
+    sides = []
+    if quadrant in QUADRANT_MEANINGS and (quadrant in HIGH_AROUSAL) != (p_high >= 0.5):
+        sides.append(f"arousal ({'high' if p_high >= 0.5 else 'low'})")
+    if quadrant in QUADRANT_MEANINGS and (quadrant in POSITIVE_VALENCE) != (p_pos >= 0.5):
+        sides.append(f"valence ({'positive' if p_pos >= 0.5 else 'negative'})")
+    return " and ".join(sides)
 
 
 def song_result(
@@ -114,16 +172,21 @@ def song_result(
     label_meanings: Mapping[str, str],
     *,
     segments: bool,
+    mixed_below: float = MIXED_BELOW,
+    unreliable: Sequence[str] = (),
 ) -> PredictionResult:
     """A track's :class:`PredictionResult` from its windows' probabilities.
 
     ``spans`` holds each window's (start s, end s, silent); silent windows are left out of the
     average unless every window is silent, and a track whose RMS level ``level_dbfs`` is below
-    :data:`SILENCE_DBFS` is flagged unreliable.
+    :data:`SILENCE_DBFS` is flagged unreliable, as is one with ``unreliable`` reasons (e.g. from
+    :class:`merkit.signal_checks.SignalCheck`) and an answer whose quadrant lies on the other
+    side of its own arousal or valence answer (probabilities spread over opposite quadrants);
+    :func:`mixed_answer` with ``mixed_below`` says whether the answer is mixed.
     """
     meanings = {**QUADRANT_MEANINGS, **label_meanings}
-    warnings: list[str] = []
-    reliable = True
+    warnings: list[str] = list(unreliable)
+    reliable = not warnings
     level = level_dbfs
     if level < SILENCE_DBFS:
         reliable = False
@@ -145,6 +208,15 @@ def song_result(
     p = summary["probabilities"]
     p_high = sum(p[q] for q in HIGH_AROUSAL if q in p)
     p_pos = sum(p[q] for q in POSITIVE_VALENCE if q in p)
+    sides = _contradiction(summary["quadrant"], p_high, p_pos)
+    if sides:
+        reliable = False
+        spread = ", ".join(f"{q} {100 * v:.0f} %" for q, v in p.items())
+        warnings.append(
+            f"the model is unsure: its most probable quadrant {summary['quadrant']} "
+            f"({meanings.get(summary['quadrant'], '')}) disagrees with its {sides} answer "
+            f"({spread}): the answer is not reliable"
+        )
     segment_list = None
     if segments:
         segment_list = []
@@ -159,16 +231,22 @@ def song_result(
                     **seg,
                 )
             )
+    arousal = "high" if p_high >= 0.5 else "low"
+    valence = "positive" if p_pos >= 0.5 else "negative"
+    mixed, runner_up, words = mixed_answer(p, arousal, valence, meanings, mixed_below=mixed_below)
     return PredictionResult(
         path=path,
         quadrant=summary["quadrant"],
         meaning=meanings.get(summary["quadrant"], ""),
         probabilities=p,
-        arousal="high" if p_high >= 0.5 else "low",
-        valence="positive" if p_pos >= 0.5 else "negative",
+        arousal=arousal,
+        valence=valence,
         p_high_arousal=p_high,
         p_positive_valence=p_pos,
         confidence=float(proba.max()),
+        mixed=mixed,
+        runner_up=runner_up,
+        summary=words,
         duration_s=round(duration_s, 3),
         n_windows=len(spans),
         reliable=reliable,
@@ -178,10 +256,12 @@ def song_result(
 
 
 __all__ = [
+    "MIXED_BELOW",
     "SILENCE_DBFS",
     "PredictionFailure",
     "PredictionResult",
     "RelativePlacement",
     "SegmentPrediction",
+    "mixed_answer",
     "song_result",
 ]

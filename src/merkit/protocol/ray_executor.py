@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -92,14 +93,9 @@ def _probe(path: str, token: str) -> bool:
 
 
 def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(
-            "--executor ray needs Ray: pip install 'merkit[ray]' (or run with --executor "
-            "processes on one machine)"
-        ) from None
-    return ray
+    from merkit.core.versions import require_extra
+
+    return require_extra("ray", needed_by="--executor ray")
 
 
 def _reason(error: BaseException) -> str:
@@ -143,6 +139,7 @@ class RayExecutor:
         memory_per_fold: int | None = None,
         retries: int = 2,
         shared_cache: bool | None = None,
+        quiet: bool = False,
     ) -> None:
         if gpus_per_fold < 0 or (cpus_per_fold is not None and cpus_per_fold <= 0):
             raise ConfigError("--gpus-per-fold must be >= 0 and --cpus-per-fold > 0")
@@ -155,6 +152,7 @@ class RayExecutor:
         self.memory_per_fold = memory_per_fold
         self.retries = int(retries)
         self.shared_cache = shared_cache
+        self.quiet = quiet
         self._ray: Any = None
         self._owned = False
         self._remote: Any = None
@@ -180,16 +178,30 @@ class RayExecutor:
         return self
 
     def _init(self, ray: Any, attempts: int = 3) -> None:
+        if self.address is None:
+            # A local instance merkit starts for itself: token authentication on, said once
+            # here rather than by Ray's start-up warning on every run.
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
+        if self.quiet:
+            # --quiet: Ray's own notices and the workers' log lines stay off the terminal;
+            # failures still arrive as exceptions and merkit's summary.
+            logging.getLogger("ray").setLevel(logging.ERROR)
+        # ray.init puts the driver's current folder on every worker's sys.path: started from
+        # the folder holding merkit (already on sys.path), no code of a music or data folder runs
+        import merkit
+
+        packages = Path(merkit.__file__).resolve().parents[1]
         for attempt in range(1, attempts + 1):
             try:
-                ray.init(
-                    address=self.address,
-                    num_cpus=None if self.address else self.num_cpus,
-                    include_dashboard=False,
-                    configure_logging=False,
-                    log_to_driver=True,
-                    _system_config=None if self.address else LOCAL_SYSTEM_CONFIG,
-                )
+                with contextlib.chdir(packages):
+                    ray.init(
+                        address=self.address,
+                        num_cpus=None if self.address else self.num_cpus,
+                        include_dashboard=False,
+                        configure_logging=False,
+                        log_to_driver=not self.quiet,
+                        _system_config=None if self.address else LOCAL_SYSTEM_CONFIG,
+                    )
                 return
             except (ConnectionError, RuntimeError, ValueError) as error:
                 raise ConfigError(

@@ -97,6 +97,8 @@ def load_results(run_dir: Path) -> RunResults:
             inputs=tuple(inputs),
             paper_f1=info.get("paper_f1"),
             settings=(stamp.get("config") or {}).get("params"),
+            regime=str(info.get("regime") or "unrecorded"),
+            n_songs=info.get("n_songs"),
         )
         lacking = [*state.damaged, *state.not_files]
         if state.damaged or state.not_files or state.missing:

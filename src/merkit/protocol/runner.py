@@ -56,6 +56,31 @@ class MethodResult:
     paper_f1: float | None = None
     settings: dict[str, Any] | None = None
     """The method's recorded settings (``tune``, ``train_fraction`` say how it was run)."""
+    regime: str = "unrecorded"
+    """Training regime against the method's recipe (:mod:`merkit.methods.regime`)."""
+    n_songs: int | None = None
+    """Songs in the dataset the run used."""
+
+    @property
+    def paper_note(self) -> str | None:
+        """Why the paper's Table 3 number may not sit beside this result (None: it may)."""
+        from merkit.protocol.comparability import paper_comparison
+
+        fraction = (self.settings or {}).get("train_fraction", 1.0)
+        if self.paper_f1 is not None and fraction < 1:
+            return f"trained on {100 * fraction:g} % of each training fold"
+        return paper_comparison(
+            paper_f1=self.paper_f1,
+            dataset=self.dataset,
+            n_songs=self.n_songs,
+            protocol=self.protocol,
+            regime=self.regime,
+        )
+
+    @property
+    def comparable_paper_f1(self) -> float | None:
+        """The paper's number where this result is comparable with it, else None."""
+        return self.paper_f1 if self.paper_note is None else None
 
     @property
     def complete(self) -> bool:
@@ -233,6 +258,18 @@ def fit_fold(
     else:
         proba = model.predict_proba(x_test) if hasattr(model, "predict_proba") else None
         predicted = model.predict(x_test)
+        if proba is None:
+            # Decision values only (an RBF SVM): probabilities calibrated on the training fold,
+            # as its shipped form is, for the report; the predictions above stay the model's.
+            from merkit.estimators.calibration import in_fold_probabilities
+
+            proba = in_fold_probabilities(
+                model,
+                method.estimator_input(inputs, fold.train),
+                labels[fold.train],
+                x_test,
+                seed=seed,
+            )
     predicted = np.asarray(predicted, dtype=np.int64)
     done = time.perf_counter()
     augment_info = getattr(model, "augment_info_", None)
@@ -453,6 +490,8 @@ def _run_locked(
         inputs=method.inputs,
         paper_f1=method.spec.paper_f1,
         settings=dict(method.settings),
+        regime=method.regime,
+        n_songs=len(dataset),
     )
     write_json_atomic(method_dir / "summary.json", {"method": method.name, **result.summary})
     return result
@@ -470,6 +509,7 @@ def config_stamp(
         "n_songs": len(dataset),
         "inputs": list(method.inputs),
         "paper_f1": method.spec.paper_f1,
+        "regime": method.regime,
     }
     if any(is_per_repeat(name) for name in method.inputs):
         from merkit.estimators.augmentation import library_version

@@ -30,10 +30,12 @@ import pandas as pd
 
 from merkit.core.errors import ConfigError
 from merkit.core.labels import QUADRANTS
+from merkit.core.versions import require_extra
 from merkit.datasets.base import Song
 from merkit.protocol.results import load_results
 from merkit.protocol.runner import MethodResult
 from merkit.report.stats import (
+    MIN_VERDICT_FOLDS,
     fold_scores,
     friedman,
     pairwise_comparisons,
@@ -42,8 +44,12 @@ from merkit.report.stats import (
 )
 from merkit.report.tables import (
     check_report_path,
+    paper_cell,
+    paper_footnotes,
+    regime_banners,
     results_frame,
     size_curve_figure,
+    sort_results,
     write_csv_atomic,
     write_text_atomic,
 )
@@ -93,6 +99,8 @@ def collect_all(run_dirs: Sequence[Path]) -> tuple[list[Entry], list[str]]:
         raise ConfigError(
             f"no method in {', '.join(map(str, run_dirs))} has all its folds finished{reasons}"
         )
+    order = {id(result): i for i, result in enumerate(sort_results([r for _, r in found]))}
+    found.sort(key=lambda pair: order[id(pair[1])])
     names = [result.method for _, result in found]
     entries = []
     for run_dir, result in found:
@@ -156,7 +164,7 @@ def fold_spread_svg(entries: Sequence[Entry]) -> str:
         ax.scatter(
             i + rng.uniform(-0.12, 0.12, len(values)), values, s=8, alpha=0.5, color="#4477aa"
         )
-        paper = entries[i - 1].result.paper_f1
+        paper = entries[i - 1].result.comparable_paper_f1
         if paper is not None:
             ax.scatter([i], [100 * paper], marker="*", s=120, color="#cc3311", zorder=3)
     ax.set_xticks(range(1, len(entries) + 1), [e.label for e in entries], rotation=20, ha="right")
@@ -268,8 +276,7 @@ def annotated_svg(entry: Entry, annotations: pd.DataFrame) -> str | None:
 
 def cd_diagram_svg(mean_ranks: pd.Series, sig: pd.DataFrame) -> str:
     """Critical-difference diagram (scikit-posthocs); bars join methods not told apart."""
-    import scikit_posthocs as sp
-
+    sp = require_extra("scikit_posthocs", needed_by="the critical-difference diagram")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 0.5 + 0.35 * len(mean_ranks)))
     sp.critical_difference_diagram(mean_ranks, sig, ax=ax)
@@ -357,9 +364,11 @@ def statistics(entries: Sequence[Entry], *, strict: bool) -> dict[str, Any]:
         "comparisons": comparisons,
         "ratio": ratio,
         "n_folds": len(scores),
+        "underpowered": len(scores) < MIN_VERDICT_FOLDS,
+        "min_folds": MIN_VERDICT_FOLDS,
         "matrix": significance_matrix(comparisons, list(scores.columns)),
     }
-    if scores.shape[1] >= 3:
+    if scores.shape[1] >= 3 and len(scores) >= MIN_VERDICT_FOLDS:
         result = friedman(scores)
         out["friedman"] = result
         out["cd_svg"] = cd_diagram_svg(result.mean_ranks, result.nemenyi)
@@ -381,6 +390,7 @@ def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str,
             {
                 "label": entry.label,
                 "row": row,
+                "paper": paper_cell(row),
                 "confusion": _confusion_share(entry.result),
                 "confusion_counts": entry.result.summary["confusion"],
                 "circumplex_svg": circumplex_svg(entry),
@@ -405,6 +415,8 @@ def build_context(run_dirs: Sequence[Path], *, strict: bool = True) -> dict[str,
         "title": "merkit report: " + ", ".join(sorted({e.result.dataset for e in entries})),
         "run_dirs": [str(p) for p in run_dirs],
         "methods": methods,
+        "banners": regime_banners(frame),
+        "paper_notes": paper_footnotes(frame),
         "not_shown": not_shown,
         "quadrants": QUADRANTS,
         "colours": QUADRANT_COLOURS,

@@ -44,14 +44,27 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
 from merkit.core.errors import ConfigError
+from merkit.core.versions import require_extra
 from merkit.protocol.runner import MethodResult
+
+MIN_VERDICT_FOLDS = 10
+"""Fewest shared folds for a significance verdict (and for Friedman's test).
+
+The corrected test's 95 % interval is ``t_{0.975, J-1} * sqrt(1/J + n_test/n_train)`` fold
+standard deviations wide on each side. For 10x10 CV (J = 100) that is 0.69; for 10 folds of one
+repeat 1.04; for 3 folds of 3-fold CV (a ``--quick`` run) 3.93, with 2 degrees of freedom. Below
+10 folds the interval is several times wider than the differences between methods, the t
+distribution's tails are too heavy for the test to have power, and a "significant" result on 2-4
+degrees of freedom is mostly chance agreement of a few folds. Such comparisons are shown with
+their numbers but without a verdict.
+"""
 
 
 @dataclass(frozen=True)
@@ -138,12 +151,11 @@ def naive_paired_ttest(
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
     """Holm's step-down adjustment of a family of p-values (family-wise error rate)."""
-    from statsmodels.stats.multitest import multipletests
-
+    multitest = require_extra("statsmodels.stats.multitest", needed_by="Holm's adjustment")
     p = np.asarray(p_values, dtype=float)
     if p.size == 0:
         return p
-    return np.asarray(multipletests(p, method="holm")[1], dtype=float)
+    return np.asarray(multitest.multipletests(p, method="holm")[1], dtype=float)
 
 
 # -- fold scores of finished methods ----------------------------------------------------------
@@ -223,9 +235,23 @@ class PairComparison:
     n_folds: int
 
     @property
+    def underpowered(self) -> bool:
+        """Fewer than :data:`MIN_VERDICT_FOLDS` shared folds: no verdict is drawn."""
+        return self.n_folds < MIN_VERDICT_FOLDS
+
+    @property
     def significant(self) -> bool:
-        """Holm-adjusted corrected p below 0.05."""
-        return self.p_holm < 0.05
+        """Holm-adjusted corrected p below 0.05, on enough folds to say so."""
+        return self.p_holm < 0.05 and not self.underpowered
+
+    @property
+    def verdict(self) -> str:
+        """One line for tables: which is better, no difference, or why there is no verdict."""
+        if self.underpowered:
+            return f"underpowered ({self.n_folds} folds < {MIN_VERDICT_FOLDS}): no verdict"
+        if self.significant:
+            return f"{self.a if self.corrected.mean > 0 else self.b} is better (p < 0.05)"
+        return "no significant difference"
 
 
 def pairwise_comparisons(
@@ -233,7 +259,9 @@ def pairwise_comparisons(
 ) -> list[PairComparison]:
     """Every pair of columns of ``scores``: corrected and naive t-tests, Holm-adjusted p.
 
-    Holm's adjustment runs over the corrected p-values of all pairs.
+    Holm's adjustment runs over the corrected p-values of all pairs. Scores are fractions in
+    [0, 1], so a difference lies in [-1, 1]: confidence intervals are cut to that range (a
+    t interval on few folds can otherwise reach past it).
     """
     pairs = list(itertools.combinations(scores.columns, 2))
     tests = []
@@ -241,8 +269,8 @@ def pairwise_comparisons(
         d = (scores[a] - scores[b]).to_numpy()
         tests.append(
             (
-                corrected_resampled_ttest(d, test_train_ratio, confidence=confidence),
-                naive_paired_ttest(d, confidence=confidence),
+                _bounded(corrected_resampled_ttest(d, test_train_ratio, confidence=confidence)),
+                _bounded(naive_paired_ttest(d, confidence=confidence)),
             )
         )
     adjusted = holm([c.p for c, _ in tests])
@@ -250,6 +278,11 @@ def pairwise_comparisons(
         PairComparison(str(a), str(b), c, n, float(p), len(scores))
         for (a, b), (c, n), p in zip(pairs, tests, adjusted, strict=True)
     ]
+
+
+def _bounded(result: TTestResult, low: float = -1.0, high: float = 1.0) -> TTestResult:
+    """``result`` with its interval cut to the range a score difference can take."""
+    return replace(result, ci_low=max(result.ci_low, low), ci_high=min(result.ci_high, high))
 
 
 def significance_matrix(
@@ -340,8 +373,7 @@ def friedman(scores: pd.DataFrame) -> FriedmanResult:
     ConfigError
         Fewer than three methods (Friedman's test needs three).
     """
-    import scikit_posthocs as sp
-
+    sp = require_extra("scikit_posthocs", needed_by="Friedman's test (Nemenyi post-hoc)")
     if scores.shape[1] < 3:
         raise ConfigError(
             f"Friedman's test needs at least 3 methods; got {scores.shape[1]} "
@@ -355,6 +387,7 @@ def friedman(scores: pd.DataFrame) -> FriedmanResult:
 
 
 __all__ = [
+    "MIN_VERDICT_FOLDS",
     "FriedmanResult",
     "McNemarComparison",
     "PairComparison",

@@ -32,7 +32,9 @@ RESULT_COLUMNS = [
     *[f"f1_{q}" for q in QUADRANTS],
     "protocol",
     "inputs",
+    "regime",
     "paper_f1",
+    "paper_note",
     "seconds",
     "train_fraction",
     "train_songs",
@@ -68,10 +70,30 @@ def train_songs(result: MethodResult) -> float | None:
     return n_songs * (protocol.n_splits - 1) / protocol.n_splits
 
 
+def sort_results(results: Sequence[MethodResult]) -> list[MethodResult]:
+    """Best first by macro F1; a size curve's subsets together, by training fraction."""
+    from merkit.protocol.curves import parse_fraction_name
+
+    def key(result: MethodResult) -> tuple[Any, ...]:
+        base, _ = parse_fraction_name(result.method)
+        fraction = (result.settings or {}).get("train_fraction", 1.0)
+        best_of_base = max(
+            r.summary["f1"] for r in results if parse_fraction_name(r.method)[0] == base
+        )
+        return (-best_of_base, base, fraction, -result.summary["f1"], result.method)
+
+    return sorted(results, key=key)
+
+
 def results_frame(results: Sequence[MethodResult]) -> pd.DataFrame:
-    """One row per method with the columns of ``results.csv`` (fractions 0-1)."""
+    """One row per method with the columns of ``results.csv`` (fractions 0-1), best first.
+
+    ``paper_f1`` holds the paper's Table 3 number only where the result is comparable with it
+    (:mod:`merkit.protocol.comparability`); ``paper_note`` says why it is blank otherwise.
+    ``regime`` is the training regime (``full``, ``reduced``, ``quick``).
+    """
     rows = []
-    for result in results:
+    for result in sort_results(results):
         summary = result.summary
         rows.append(
             {
@@ -80,7 +102,9 @@ def results_frame(results: Sequence[MethodResult]) -> pd.DataFrame:
                 **{k: summary[k] for k in RESULT_COLUMNS if k in summary},
                 "protocol": result.protocol.describe(),
                 "inputs": "+".join(result.inputs),
-                "paper_f1": result.paper_f1,
+                "regime": result.regime,
+                "paper_f1": result.comparable_paper_f1,
+                "paper_note": result.paper_note or "",
                 "seconds": round(result.seconds, 1),
                 "train_fraction": (result.settings or {}).get("train_fraction", 1.0),
                 "train_songs": train_songs(result),
@@ -165,50 +189,103 @@ def _pct(mean: float, std: float | None = None) -> str:
     return f"{100 * mean:.2f}" if std is None else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
+REGIME_BANNERS = {
+    "quick": (
+        "SMOKE RUN (--quick): 3 folds x 1 repeat, deep methods capped at 2 epochs. These numbers "
+        "test that the pipeline runs; they say nothing about how good a method is."
+    ),
+    "reduced": (
+        "REDUCED TRAINING: epoch caps (or the training-accuracy stop) below the method's recipe. "
+        "These rows are lower bounds, not reproductions of the paper."
+    ),
+}
+
+
+def regime_banners(frame: pd.DataFrame) -> list[str]:
+    """One warning line per non-full regime present in the rows (``quick`` first)."""
+    regimes = set(frame["regime"]) if "regime" in frame else set()
+    lines = []
+    for regime, text in REGIME_BANNERS.items():
+        if regime in regimes:
+            names = ", ".join(frame.loc[frame["regime"] == regime, "method"])
+            lines.append(f"{text} ({names})")
+    return lines
+
+
+def paper_cell(row: Any) -> str:
+    """The paper's F1 where comparable; otherwise a dash (the reason is in ``paper_note``)."""
+    if not pd.isna(row.paper_f1):
+        return _pct(row.paper_f1)
+    return "" if row.paper_note in ("", "no Table 3 row") else "—"
+
+
+def paper_footnotes(frame: pd.DataFrame) -> list[str]:
+    """``method: reason`` for every row whose paper number is left out for a reason."""
+    return [
+        f"{row.method}: {row.paper_note}"
+        for row in frame.itertuples(index=False)
+        if pd.isna(row.paper_f1) and row.paper_note not in ("", "no Table 3 row")
+    ]
+
+
 def results_table(frame: pd.DataFrame, title: str) -> Table:
-    """A rich table like the paper's Table 3: P, R, F1 ± std in percent, beside the paper's F1."""
-    table = Table(title=title)
+    """A rich table like the paper's Table 3: P, R, F1 ± std in percent, beside the paper's F1.
+
+    The paper's number shows only where the row is comparable with it; otherwise a dash, and the
+    caption says why. Rows of smoke or reduced runs are named in a banner above the table.
+    """
+    banners = regime_banners(frame)
+    notes = paper_footnotes(frame)
+    table = Table(
+        title=title + "".join(f"\n[bold red]{text}[/]" for text in banners),
+        caption="\n".join(f"paper F1 —: {note}" for note in notes) or None,
+        caption_justify="left",
+    )
     for column in (
         "Method",
         "P %",
         "R %",
         "F1 % ± std",
         *[f"F1 {q}" for q in QUADRANTS],
+        "regime",
         "paper F1",
     ):
         table.add_column(column, justify="left" if column == "Method" else "right")
     for row in frame.itertuples(index=False):
-        paper = "" if pd.isna(row.paper_f1) else _pct(row.paper_f1)
         table.add_row(
             row.method,
             _pct(row.precision),
             _pct(row.recall),
             _pct(row.f1, row.f1_std),
             *[_pct(getattr(row, f"f1_{q}")) for q in QUADRANTS],
-            paper,
+            row.regime,
+            paper_cell(row),
         )
     return table
 
 
 def markdown_report(frame: pd.DataFrame, results: Sequence[MethodResult], title: str) -> str:
     """The same table in Markdown, plus each method's summed confusion matrix."""
-    lines = [
-        f"# {title}",
-        "",
-        "| Method | P % | R % | F1 % ± std | paper F1 % | splits |",
-        "|---|---:|---:|---:|---:|---:|",
+    lines = [f"# {title}", ""]
+    lines += [f"> **{text}**\n" for text in regime_banners(frame)]
+    lines += [
+        "| Method | P % | R % | F1 % ± std | regime | paper F1 % | splits |",
+        "|---|---:|---:|---:|---|---:|---:|",
     ]
     for row in frame.itertuples(index=False):
-        paper = "" if pd.isna(row.paper_f1) else _pct(row.paper_f1)
         lines.append(
             f"| {row.method} | {_pct(row.precision)} | {_pct(row.recall)} | "
-            f"{_pct(row.f1, row.f1_std)} | {paper} | {row.n_splits} |"
+            f"{_pct(row.f1, row.f1_std)} | {row.regime} | {paper_cell(row)} | {row.n_splits} |"
         )
+    notes = paper_footnotes(frame)
+    if notes:
+        lines += ["", "Paper F1 left out (not comparable with the paper's Table 3):"]
+        lines += [f"- {note}" for note in notes]
     tuned = [f"{row.method}: {row.tuning}" for row in frame.itertuples(index=False) if row.tuning]
     if tuned:
         lines += ["", "Settings chosen by an inner-CV search inside each outer training fold:"]
         lines += [f"- {line}" for line in tuned]
-    for result in results:
+    for result in sort_results(results):
         confusion = result.summary["confusion"]
         lines += [
             "",

@@ -22,13 +22,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import audiomentations as am
 import librosa
 import numpy as np
 
 from merkit.core.errors import AudioError, ConfigError
 
 if TYPE_CHECKING:
+    import audiomentations as am
+
     from merkit.representations.logmel import LogMelConfig
 
 N_CLASSIC = 4
@@ -330,7 +331,15 @@ def classic_augmented_logmels(
 # --------------------------------------------------------------------------------------------
 
 
+def _audiomentations() -> Any:
+    """The audiomentations module (the research extra), imported when a copy is made."""
+    from merkit.core.versions import require_extra
+
+    return require_extra("audiomentations", needed_by="the tfm, sb, rg and tanh augmentations")
+
+
 def _tfm() -> am.Compose:
+    am = _audiomentations()
     # TimeMask with the pre-0.41 defaults (0-50 % of the clip, hard edges: fade=False is
     # fade_duration=0.0 today); BandStopFilter's defaults have not changed but are pinned too.
     return am.Compose(
@@ -352,14 +361,17 @@ def _tfm() -> am.Compose:
 
 
 def _sb() -> am.Compose:
+    am = _audiomentations()
     return am.Compose([am.SevenBandParametricEQ(min_gain_db=-12.0, max_gain_db=12.0, p=1.0)])
 
 
 def _rg() -> am.Compose:
+    am = _audiomentations()
     return am.Compose([am.Gain(min_gain_db=-12.0, max_gain_db=12.0, p=1.0)])
 
 
 def _tanh() -> am.Compose:
+    am = _audiomentations()
     return am.Compose([am.TanhDistortion(min_distortion=0.01, max_distortion=0.7, p=1.0)])
 
 

@@ -36,8 +36,8 @@ class ServeSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: Path | None = None
-    max_upload_mb: float = Field(50.0, gt=0)
-    max_duration_s: float = Field(1200.0, gt=0)
+    max_upload_mb: float = Field(50.0, gt=0, allow_inf_nan=False)
+    max_duration_s: float = Field(1200.0, gt=0, allow_inf_nan=False)
     max_concurrent: int = Field(2, ge=1)
 
     @property

@@ -53,6 +53,36 @@ def client_name(filename: str | None) -> str:
     return base or "upload"
 
 
+_PARSER_ERRORS = ("MultipartParseError", "FormParserError", "QuerystringParseError")
+
+
+def multipart_reason(error: BaseException) -> str | None:
+    """Why a request body could not be parsed as multipart/form-data, for the client, or None
+    when ``error`` was not caused by the parser (Starlette answers only "Invalid multipart
+    data.")."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if type(seen).__name__ in (
+            "MultipartParseError",
+            "FormParserError",
+            "QuerystringParseError",
+        ):
+            break
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    if "header size" in str(seen).lower():
+        return (
+            "the upload could not be read: a part header is longer than the 4 KB allowed, "
+            "usually because the file name is thousands of characters long; send the file "
+            "under a shorter name"
+        )
+    return (
+        f"the upload is not valid multipart/form-data ({seen}); send the audio in the form "
+        "field 'file' (curl -F file=@song.mp3)"
+    )
+
+
 def check_part_type(content_type: str | None, name: str) -> None:
     """Refuse a file part whose declared type cannot be audio (e.g. ``text/plain``).
 
@@ -65,9 +95,16 @@ def check_part_type(content_type: str | None, name: str) -> None:
     if declared and not declared.startswith(ACCEPTED_TYPES):
         raise UploadError(
             415,
-            f"'{name}' was sent as {declared}, which is not audio; send an audio file "
-            "(audio/*, or application/octet-stream when unknown)",
+            f"'{name}' is not an audio file ({_plain_kind(declared)}); choose a song file "
+            "such as MP3, WAV, FLAC, OGG or M4A",
         )
+
+
+def _plain_kind(declared: str) -> str:
+    """A declared content type in words: "it looks like text", "it looks like an image"."""
+    kind = declared.split("/", 1)[0]
+    words = {"text": "text", "image": "an image", "application": "a document or program"}
+    return f"it looks like {words.get(kind, 'something else')}"
 
 
 def rename(message: str, path: Path, name: str) -> str:
@@ -137,6 +174,7 @@ __all__ = [
     "check_duration",
     "check_part_type",
     "client_name",
+    "multipart_reason",
     "rename",
     "saved_upload",
     "too_long",

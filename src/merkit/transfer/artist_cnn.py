@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from merkit.core.errors import AudioError, ConfigError, ModelError
+from merkit.core.versions import require_extra
 from merkit.transfer.checkpoints import check_shapes, check_weights_file
 
 SR = 22_050
@@ -132,8 +133,7 @@ class ArtistEncoder(nn.Module):
 
 def keras_weights(path: Path) -> dict[str, np.ndarray]:
     """Every weight array of a Keras 2 HDF5 file as ``"layer/name"`` → array (h5py only)."""
-    import h5py
-
+    h5py = require_extra("h5py", needed_by="the artist CNN's Keras weights")
     try:
         with h5py.File(path, "r") as handle:
             group = handle.get("model_weights", handle)

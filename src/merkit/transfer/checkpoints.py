@@ -1,9 +1,10 @@
 """Pre-trained weight files: found by path, checked by SHA-256, compared key by key.
 
-Checkpoints are never downloaded and never shipped: the user points at a file (``weights:`` in a
-method's settings, ``--weights`` on the command line). Everything that can go wrong with such a
-file (absent, truncated, another network's weights, a different checksum) is reported as one
-:class:`~merkit.core.errors.ModelError` naming the file and what was expected.
+Checkpoints are never shipped, and never downloaded here: the user points at a file (``weights:``
+in a method's settings, ``--weights`` on the command line; Won's CRNN taggers can be fetched once
+with ``merkit models download``, :mod:`merkit.transfer.weights`). Everything that can go wrong
+with such a file (absent, truncated, another network's weights, a different checksum) is reported
+as one :class:`~merkit.core.errors.ModelError` naming the file and what was expected.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def check_weights_file(
     if path is None or str(path) == "":
         raise ModelError(
             f"no {what} given: set 'weights: PATH' in the method's settings or pass --weights "
-            "(merkit never downloads checkpoints)"
+            "(Won's CRNN checkpoints: merkit models download puts them in $MERKIT_PRETRAINED)"
         )
     file = Path(path).expanduser()
     if not file.is_file():

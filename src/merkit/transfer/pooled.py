@@ -11,8 +11,8 @@ Being a representation (computed from a song's audio and cached under the song's
 read as a small ``(songs, 768)`` array by any method, instead of every fold hashing and embedding
 the 1813 × 96 log-mels again. The checkpoints are pinned by SHA-256 (part of the cache key) and
 found by file name in the folder named by ``$MERKIT_PRETRAINED`` (default
-``~/.cache/merkit/pretrained``), where users put the files they download; merkit downloads and
-ships no weights.
+``~/.cache/merkit/pretrained``), where ``merkit models download`` puts them
+(:mod:`merkit.transfer.weights`); merkit ships no third-party weights.
 
 The log-mel is rounded to float16 before the network, exactly as the cached ``won-logmel`` input
 that the other CRNN methods read, so both paths give the same embedding of a song.
@@ -42,7 +42,13 @@ WON_CHECKPOINTS: tuple[tuple[str, str], ...] = (
 CRNN_SOURCE = (
     "https://github.com/minzwon/sota-music-tagging-models (models/<dataset>/crnn/best_model.pth)"
 )
-"""Where Won's CRNN checkpoints come from (MIT licence): users download them, merkit never does."""
+"""Where Won's CRNN checkpoints come from (MIT licence); ``merkit models download`` fetches them."""
+
+DOWNLOAD_HINT = (
+    "run 'merkit models download' (offline: 'merkit models download --from DIR', DIR holding "
+    f"the files), or set ${PRETRAINED_ENV} to the folder that holds them"
+)
+"""How to get the CRNN checkpoints, for messages."""
 
 LOG_ODDS_CLIP = 1e-4
 """Tag probabilities are clipped to [1e-4, 1 - 1e-4] before log-odds (±9.21)."""
@@ -61,9 +67,7 @@ def pretrained_path(file_name: str) -> Path:
     path = pretrained_dir() / file_name
     if not path.is_file():
         raise ConfigError(
-            f"pre-trained checkpoint {file_name} not found in {path.parent}: download Won's CRNN "
-            f"checkpoints from {CRNN_SOURCE}, save them there as crnn_mtat.pth, crnn_msd.pth and "
-            f"crnn_jamendo.pth (or set ${PRETRAINED_ENV} to the folder that holds them)"
+            f"pre-trained checkpoint {file_name} not found in {path.parent}: {DOWNLOAD_HINT}"
         )
     return path
 
@@ -115,6 +119,7 @@ def crnn_conv_representation(
 
 __all__ = [
     "CRNN_SOURCE",
+    "DOWNLOAD_HINT",
     "LOG_ODDS_CLIP",
     "LOG_ODDS_LIMIT",
     "PRETRAINED_ENV",

@@ -37,7 +37,7 @@ from merkit.tuning.search import (
     trials_frame,
     validate_space,
 )
-from merkit.tuning.space import SearchSpace
+from merkit.tuning.space import SearchSpace, format_value
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,30 @@ def identity(method: str, dataset: Dataset, space: SearchSpace, base: Mapping[st
             default=str,
         )
     )
+
+
+def annotate_powers(text: str, space: SearchSpace) -> str:
+    """``gamma: 3.0517578125e-05  # 2^-15``: a YAML comment on every value of a base-2 log range.
+
+    The value stays a plain number (``merkit benchmark --config`` reads it as it is); the comment
+    shows it the way the search space was written.
+    """
+    import yaml
+
+    by_leaf = {p.name.rsplit(".", 1)[-1]: p for p in space.params}
+    lines = []
+    for line in text.splitlines():
+        key, sep, value = line.partition(": ")
+        param = by_leaf.get(key.strip())
+        if sep and param is not None:
+            try:
+                shown = format_value(param, yaml.safe_load(value))
+            except yaml.YAMLError:
+                shown = ""
+            if shown.startswith("2^"):
+                line = f"{line}  # {shown}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def tune_method(
@@ -139,7 +163,7 @@ def tune_method(
     params, value = best_point(study)
     settings = task.settings(params)
     best_yaml = out_dir / "best.yaml"
-    text = yaml.safe_dump({method: _plain(settings)}, sort_keys=False)
+    text = annotate_powers(yaml.safe_dump({method: _plain(settings)}, sort_keys=False), space)
     _write_text(best_yaml, text)
     trials_frame(study).to_csv(out_dir / "trials.csv", index=False)
     seconds = time.perf_counter() - tic

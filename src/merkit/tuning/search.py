@@ -105,7 +105,11 @@ def validate_space(
     method: str, space: SearchSpace, base: Mapping[str, Any] | None = None, *, quick: bool = False
 ) -> ResolvedMethod:
     """Resolve the method at one point of the space (so an unknown or ill-typed setting fails
-    before any work, naming it); returns that resolution."""
+    before any work, naming it); returns that resolution. Without Optuna (the research extra)
+    this is where a search fails, in one line."""
+    from merkit.core.versions import require_extra
+
+    require_extra("optuna", needed_by="tuning (merkit tune, or a method's 'tune' setting)")
     task = SearchTask(method, dict(base or {}), space, {}, np.zeros(0, int), (), 0, quick)
     point = space.first_point()
     try:

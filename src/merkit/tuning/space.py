@@ -155,6 +155,41 @@ def apply_setting(settings: dict[str, Any], name: str, value: Any) -> None:
     target[leaf] = value
 
 
+def power_of_two(value: Any) -> int | None:
+    """``k`` when ``value`` is exactly ``2**k`` (a float or int, not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    mantissa, exponent = math.frexp(float(value))
+    return exponent - 1 if mantissa == 0.5 else None
+
+
+def format_value(param: Param | None, value: Any) -> str:
+    """A searched value as people read it: ``2^-15`` on a base-2 log range, else ``repr``-ish.
+
+    A ``log`` range whose bounds are powers of two (``C: {log: [2^-5, 2^15]}``) is a search over
+    exponents, so its values are shown as exponents; everything else as written (``0.01``).
+    """
+    if (
+        param is not None
+        and param.kind == "log"
+        and power_of_two(param.low) is not None
+        and power_of_two(param.high) is not None
+    ):
+        exponent = power_of_two(value)
+        if exponent is not None:
+            return f"2^{exponent}"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def format_params(space: SearchSpace, params: dict[str, Any]) -> str:
+    """``{C: 2^3, gamma: 2^-15, lr: 0.01}``: a point of ``space`` as :func:`format_value` shows."""
+    by_name = {p.name: p for p in space.params}
+    shown = ", ".join(f"{k}: {format_value(by_name.get(k), v)}" for k, v in params.items())
+    return "{" + shown + "}"
+
+
 def parse_number(value: Any, where: str) -> float:
     """A number from YAML: int, float, or a power written ``2^-5`` / ``2**-5``."""
     if isinstance(value, bool):
