@@ -26,9 +26,21 @@ Test audio: the 30 s clip is the first 4QAED clip when ``--root`` exists (16 kHz
 generated synthetic clip; the 5- and 10-minute tracks are concatenated clips written as 44.1 kHz
 stereo 16-bit WAV (a CD rip), so decoding, mixing down and resampling are all measured.
 
+- ``--against REV`` (issue 30's comparison, instead of the above): the predictor at ``--this``
+  (default ``HEAD``) and the one at git revision ``REV`` (e.g. ``HEAD~1``; both taken from git,
+  so the working tree may change meanwhile), measured *interleaved*: rounds of
+  one fresh process per side, the order alternating (AB, BA, ...), so load on a shared machine
+  falls on both alike. Each process, on one thread, decodes each file alone (``soundfile`` and a
+  mixdown: the floor) and predicts it, both as CPU time (``time.process_time``, which a loaded
+  machine inflates far less than wall time), for a 30 s clip and a 5-minute track; then
+  ``predict_many`` over the folder with 1 and 2 worker processes (wall time: throughput).
+  Reported: medians over rounds, CPU per file, its ratio to decoding the same file, and files/s.
+  Writes ``predict_speed_interleaved.json`` and ``.md`` beside ``--out``.
+
 Usage::
 
     python benchmarks/predict_speed.py [--model DIR] [--root ../shared/data/4qaed] [--clips 50]
+    nice -n 19 python benchmarks/predict_speed.py --against HEAD~1 --model default --rounds 3
 
 ``--model`` defaults to the model shipped in ``merkit/pretrained/default``. Writes
 ``benchmarks/results/predict_speed.json`` and ``.md`` (``--out`` to change, ``--no-write`` not to).
@@ -133,6 +145,8 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     """One measurement in this process; returns a JSON-able record."""
     if args.worker == "fresh":
         return fresh_worker(args)
+    if args.worker == "interleaved":
+        return interleaved_worker(args)
     limits = _limit_threads(args.threads)
     from merkit.product.predict import load_model
 
@@ -178,6 +192,58 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             "duration_s": result.duration_s,
             "n_windows": result.n_windows,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    limits.restore_original_limits()
+    return record
+
+
+def _decode_cpu(path: Path, repeats: int) -> float:
+    """Median CPU seconds of decoding ``path`` to mono at its own rate (the floor)."""
+    import soundfile as sf
+
+    cpus = []
+    for _ in range(repeats):
+        cpu = time.process_time()
+        data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+        data.mean(axis=1, dtype=np.float32)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(cpus)
+
+
+def interleaved_worker(args: argparse.Namespace) -> dict[str, Any]:
+    """One side of one round of ``--against``: decode and predict CPU per file, then folder
+    throughput with 1 and 2 processes. Works with any merkit that has ``load_model`` and
+    ``predict_many(n_jobs=)``, so it also measures older trees (``PYTHONPATH``)."""
+    import merkit
+    from merkit import load_model  # a public name in every layout
+
+    limits = _limit_threads(1)
+    predictor = load_model(args.model)
+    record: dict[str, Any] = {"merkit": str(Path(merkit.__file__).parents[1]), "files": {}}
+    for path in map(Path, args.names.split(",")):
+        predictor.predict(path)  # warm-up: one-off costs are not per-file costs
+        cpus = []
+        for _ in range(args.repeats):
+            cpu = time.process_time()
+            result = predictor.predict(path)
+            cpus.append(time.process_time() - cpu)
+        record["files"][path.name] = {
+            "duration_s": result.duration_s,
+            "n_windows": result.n_windows,
+            "predict_cpu_s": statistics.median(cpus),
+            "decode_cpu_s": _decode_cpu(path, max(3, args.repeats)),
+            "quadrant": result.quadrant,
+        }
+    files = sorted(args.file.glob("*"))
+    for jobs in (1, 2):
+        tic = time.perf_counter()
+        outcomes = list(predictor.predict_many(files, n_jobs=jobs))
+        seconds = time.perf_counter() - tic
+        record[f"jobs{jobs}"] = {
+            "n_files": len(files),
+            "seconds": seconds,
+            "files_per_s": len(files) / seconds,
+            "quadrants": [getattr(o, "quadrant", None) for o in outcomes],
         }
     limits.restore_original_limits()
     return record
@@ -328,6 +394,156 @@ def prepare_audio(folder: Path, clips: list[Path], n_clips: int) -> dict[str, Pa
     return files
 
 
+def _tree_at(revision: str, folder: Path) -> Path:
+    """The ``src`` folder of this repository at ``revision`` (``git archive``), under ``folder``."""
+    repo = HERE.parent
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", revision, "src"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder / "src"
+
+
+def interleaved(args: argparse.Namespace, clips: list[Path], started: Any) -> None:
+    """``--against REV``: this tree and REV's predictor, interleaved (see the module docstring)."""
+
+    def git(*words: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(HERE.parent), *words], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    revision = git("rev-parse", "--short", args.against)
+    here = git("rev-parse", "--short", args.this)
+    this = f"this tree ({args.this} = {here})"
+    previous = f"{args.against} ({revision})"
+    rounds: dict[str, list[dict[str, Any]]] = {this: [], previous: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = prepare_audio(Path(tmp), clips, args.clips)
+        (Path(tmp) / "old").mkdir()
+        (Path(tmp) / "new").mkdir()
+        # both sides from git, so the working tree may change while this runs
+        paths = {
+            this: _tree_at(here, Path(tmp) / "new"),
+            previous: _tree_at(revision, Path(tmp) / "old"),
+        }
+        model = str(args.model_name)
+        names = ",".join(str(files[n]) for n in ("clip30", "track5"))
+        for r in range(args.rounds):
+            order = [this, previous] if r % 2 == 0 else [previous, this]
+            for side in order:
+                env = dict(os.environ, MERKIT_NO_REEXEC="1")
+                env.update({name: "1" for name in THREAD_VARS})
+                env["PYTHONPATH"] = str(paths[side])
+                # the old tree resolves the shipped model name inside its own package
+                command = [sys.executable, __file__, "--worker", "interleaved", "--model", model,
+                           "--file", str(files["clips"]), "--names", names,
+                           "--repeats", str(args.repeats)]  # fmt: skip
+                done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    sys.exit(f"{side} failed:\n{done.stderr[-3000:]}")
+                record = json.loads(done.stdout.strip().splitlines()[-1])
+                rounds[side].append(record)
+                print(f"round {r + 1} {side}: {json.dumps(record)[:300]}", flush=True)
+        load_end = os.getloadavg()
+    summary = {side: _summarise_rounds(records) for side, records in rounds.items()}
+    result = {
+        "benchmark": "predict_speed_interleaved",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "model": str(args.model_name),
+        "rounds": rounds,
+        "summary": summary,
+        "load_average_end": load_end,
+        "machine": started,
+        "versions": versions(),
+    }
+    out = args.out.with_name("predict_speed_interleaved.json")
+    if not args.no_write:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        out.with_suffix(".md").write_text("\n".join(_interleaved_markdown(result)))
+        print(f"wrote {out} and {out.with_suffix('.md')}")
+
+
+def _summarise_rounds(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the rounds of one side."""
+    files: dict[str, Any] = {}
+    for name in records[0]["files"]:
+        rows = [r["files"][name] for r in records]
+        predict = statistics.median(r["predict_cpu_s"] for r in rows)
+        decode = statistics.median(r["decode_cpu_s"] for r in rows)
+        files[name] = {
+            "duration_s": rows[0]["duration_s"],
+            "n_windows": rows[0]["n_windows"],
+            "predict_cpu_s": predict,
+            "decode_cpu_s": decode,
+            "ratio_to_decode": predict / decode if decode > 0 else float("nan"),
+        }
+    jobs = {
+        key: statistics.median(r[key]["files_per_s"] for r in records) for key in ("jobs1", "jobs2")
+    }
+    return {
+        "files": files,
+        "files_per_s": jobs,
+        "scaling_2_over_1": jobs["jobs2"] / jobs["jobs1"],
+        "n_files": records[0]["jobs1"]["n_files"],
+        "quadrants_same_across_jobs": all(
+            r["jobs1"]["quadrants"] == r["jobs2"]["quadrants"] for r in records
+        ),
+    }
+
+
+def _interleaved_markdown(result: dict[str, Any]) -> list[str]:
+    sides = list(result["summary"])
+    lines = [
+        "# Prediction speed: this tree against a previous commit, interleaved",
+        "",
+        f"Generated by `benchmarks/predict_speed.py --against` on {result['date']}.",
+        "",
+        f"Command: `{result['command']}`",
+        "",
+        f"Model: `{result['model']}`. {len(result['rounds'][sides[0]])} rounds, one fresh process "
+        "per side per round, order alternating; one thread per process "
+        "(`OMP/MKL/OPENBLAS/NUMBA_NUM_THREADS=1`). Per-file figures are CPU seconds "
+        "(`time.process_time`, median of repeats, then of rounds); decoding is `soundfile` "
+        "plus a mixdown of the same file in the same process. Folder throughput is wall time.",
+        "",
+        "| side | file | windows | predict CPU s | decode CPU s | predict / decode |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for side in sides:
+        for name, f in result["summary"][side]["files"].items():
+            lines.append(
+                f"| {side} | {name} ({f['duration_s']:.0f} s) | {f['n_windows']} | "
+                f"{f['predict_cpu_s']:.3f} | {f['decode_cpu_s']:.4f} | "
+                f"{f['ratio_to_decode']:.1f}x |"
+            )
+    lines += [
+        "",
+        "| side | files | 1 process files/s | 2 processes files/s | 2 / 1 | same answers |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for side in sides:
+        s = result["summary"][side]
+        lines.append(
+            f"| {side} | {s['n_files']} | {s['files_per_s']['jobs1']:.2f} | "
+            f"{s['files_per_s']['jobs2']:.2f} | {s['scaling_2_over_1']:.2f}x | "
+            f"{'yes' if s['quadrants_same_across_jobs'] else 'NO'} |"
+        )
+    m = result["machine"]
+    lines += [
+        "",
+        f"Machine: {m['cpu_model']}, nproc {m['nproc']}; 1-min load average "
+        f"{m['load_average'][0]:.1f} at the start, {result['load_average_end'][0]:.1f} at the "
+        "end. On a shared, loaded machine the CPU figures hold up better than the wall-time "
+        "throughput, and the 2-process scaling is not meaningful: rerun this command on a quiet "
+        "machine for it.",
+        "",
+    ]
+    return lines
+
+
 def versions() -> dict[str, str]:
     names = ["numpy", "scikit-learn", "librosa", "soundfile", "soxr", "torch", "merkit"]
     found = {name: importlib.metadata.version(name) for name in names}
@@ -466,7 +682,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "predict_speed.json")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument(
-        "--worker", choices=["latency", "throughput", "rss", "fresh"], help=argparse.SUPPRESS
+        "--worker",
+        choices=["latency", "throughput", "rss", "fresh", "interleaved"],
+        help=argparse.SUPPRESS,
     )
     parser.add_argument(
         "--fresh-only",
@@ -481,7 +699,21 @@ def main() -> None:
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--names", default="", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--against",
+        default=None,
+        help="git revision to compare with, interleaved (writes predict_speed_interleaved.*)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --against")
+    parser.add_argument(
+        "--this", default="HEAD", help="with --against: the revision measured as this tree's"
+    )
     args = parser.parse_args()
+    args.model_name = args.model or "default"
+    if args.worker == "interleaved":  # before the imports below: older trees lay modules out
+        print(json.dumps(worker(args)))  # differently, and load_model takes shipped names
+        return
 
     from merkit.product.model_dir import read_manifest
     from merkit.product.shipped import resolve_model_dir, shipped_model_dir
@@ -497,6 +729,9 @@ def main() -> None:
     started = machine()
     if args.fresh_only:
         first_call(args, manifest, clips, started)
+        return
+    if args.against:
+        interleaved(args, clips, started)
         return
     with tempfile.TemporaryDirectory() as tmp:
         files = prepare_audio(Path(tmp), clips, args.clips)

@@ -16,7 +16,10 @@ import soundfile as sf
 
 from merkit.core.labels import QUADRANTS
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# ../shared beside the checkout; $MERKIT_TEST_SHARED points a worktree elsewhere at it
+SHARED = Path(
+    os.environ.get("MERKIT_TEST_SHARED") or Path(__file__).resolve().parents[1].parent / "shared"
+)
 FOURQAED = SHARED / "data" / "4qaed"
 PRETRAINED = SHARED / "pretrained"
 if PRETRAINED.is_dir():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from merkit.audio.windows import TrackStats, file_blocks
+from merkit.audio.decode import decode_frames, stream_frames
 from merkit.core.errors import AudioError
 
 SR = 22_050
@@ -28,9 +28,9 @@ def write_mp3(path: Path, seconds: float) -> bytes:
 def test_a_complete_mp3_streams_its_exact_length(tmp_path: Path) -> None:
     path = tmp_path / "whole.mp3"
     write_mp3(path, 5.0)
-    stats = TrackStats()
-    total = sum(block.size for block in file_blocks(path, 16_000, stats))
+    total = sum(block.shape[0] for block, _ in stream_frames(path))
     assert total == 5 * SR
+    assert decode_frames(path)[0].shape[0] == 5 * SR
 
 
 @pytest.mark.parametrize("keep", [0.3, 0.6])
@@ -40,11 +40,13 @@ def test_a_truncated_mp3_is_refused_naming_both_lengths(tmp_path: Path, keep: fl
     cut.write_bytes(whole[: int(len(whole) * keep)])
     decodable = sf.read(cut)[0].shape[0] / SR  # what the decoder really gets out of it
     with pytest.raises(AudioError, match="truncated") as error:
-        for _ in file_blocks(cut, 16_000, TrackStats()):
+        for _ in stream_frames(cut):
             pass
     message = str(error.value)
     assert f"'{cut}'" in message and "header says 5.0 s" in message
     assert f"only the first {decodable:.1f} s" in message
+    with pytest.raises(AudioError, match="truncated"):  # training decodes it with the same decoder
+        decode_frames(cut)
 
 
 def test_predict_refuses_a_truncated_mp3(tmp_path: Path) -> None:

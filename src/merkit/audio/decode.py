@@ -165,18 +165,95 @@ def _audioread_decode(audioread: Any, path: Path, backends: list[Any]) -> tuple[
     return pcm.reshape(-1, max(channels, 1)), sr
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int]:
-    """Decode ``path`` to ``(frames, channels)`` float32 and its sample rate."""
+DECODE_BLOCK_FRAMES = 1 << 16
+"""Frames :func:`stream_frames` decodes per block (about 1.5-4 s of audio at common rates)."""
+
+MAX_SHORTFALL = 0.02
+"""Fraction of a file's declared length that may be missing before it counts as truncated."""
+
+
+def stream_frames(
+    path: str | Path, *, block_frames: int | None = DECODE_BLOCK_FRAMES
+) -> Iterator[tuple[np.ndarray, int]]:
+    """merkit's one decoder: ``path`` as ``(frames, channels)`` float32 blocks at its own rate.
+
+    Training (:func:`decode_frames`, whole files) and prediction (:mod:`merkit.audio.windows`, long
+    tracks in bounded memory) both decode through this function, so they get the same samples:
+    the path is checked once (:func:`merkit.audio.files.check_audio_file`, which never blocks on
+    a FIFO), libsndfile decodes it (formats it cannot read, such as m4a, are decoded whole by
+    audioread when that has a backend), and a file whose audio stops well before its header
+    says is refused rather than returned short.
+
+    Parameters
+    ----------
+    path : str or Path
+        The audio file.
+    block_frames : int or None
+        Frames per block; ``None`` reads the whole file as one block.
+
+    Yields
+    ------
+    tuple of (np.ndarray, int)
+        Each block (at least one frame) and the file's sample rate in Hz.
+
+    Raises
+    ------
+    AudioError
+        The file is missing, not a regular file, empty, not audio, corrupt, truncated or holds
+        no samples; the message names the file.
+    """
+    path = Path(path)
+    _check_file(path)
     try:
-        with quiet_stderr():
-            data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        return data, int(sr)
+        with quiet_stderr():  # mpg123 prints its own diagnostics to fd 2; merkit explains instead
+            handle = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
-        sf_error = error
-    fallback = _read_with_audioread(path)
-    if fallback is not None:
-        return fallback
-    raise AudioError(f"cannot decode audio file '{path}': {_explain(sf_error)}") from None
+        fallback = _read_with_audioread(path)
+        if fallback is None:
+            raise AudioError(f"cannot decode audio file '{path}': {_explain(error)}") from None
+        handle = None
+    if handle is None:  # audioread decoded the whole file
+        data, native_sr = fallback
+        if data.shape[0] == 0:
+            raise AudioError(f"audio file '{path}' contains no samples")
+        step = data.shape[0] if block_frames is None else max(1, int(block_frames))
+        for start in range(0, data.shape[0], step):
+            yield data[start : start + step], native_sr
+        return
+    with handle:
+        native_sr, declared, decoded = int(handle.samplerate), int(handle.frames), 0
+        frames = -1 if block_frames is None else max(1, int(block_frames))
+        # read() until it returns nothing: SoundFile.blocks() ignores a short read and yields
+        # its previous buffer again, so a truncated file would be padded with repeated audio
+        while True:
+            try:
+                with quiet_stderr():
+                    block = handle.read(frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+                raise AudioError(
+                    f"cannot decode audio file '{path}': the file is corrupt or truncated ({exc})"
+                ) from None
+            if block.shape[0] == 0:
+                break
+            decoded += block.shape[0]
+            yield block, native_sr
+    if decoded == 0:
+        raise AudioError(f"audio file '{path}' contains no samples")
+    _check_complete(path, declared, decoded, native_sr)
+
+
+def _check_complete(path: Path, declared: int, decoded: int, sr: int) -> None:
+    """Refuse a file whose audio ends well before its header says (a cut download or copy).
+
+    Headers of some formats only estimate the length (MP3 without a Xing/LAME frame count), so
+    a shortfall of up to :data:`MAX_SHORTFALL` of the declared length, or 0.5 s, is let through.
+    """
+    missing = declared - decoded
+    if missing > max(MAX_SHORTFALL * declared, 0.5 * sr):
+        raise AudioError(
+            f"cannot decode audio file '{path}': the file is truncated (its header says "
+            f"{declared / sr:.1f} s, only the first {decoded / sr:.1f} s can be decoded)"
+        )
 
 
 def peak_normalize(y: np.ndarray, headroom_db: float = 0.1) -> np.ndarray:
@@ -322,15 +399,12 @@ def decode_frames(path: str | Path) -> tuple[np.ndarray, int]:
     Raises
     ------
     AudioError
-        If the file is missing, empty, not audio, corrupt or holds no samples; the message names
-        the file.
+        If the file is missing, empty, not audio, corrupt, truncated or holds no samples; the
+        message names the file.
     """
-    path = Path(path)
-    _check_file(path)
-    data, native_sr = _decode(path)
-    if data.shape[0] == 0:
-        raise AudioError(f"audio file '{path}' contains no samples")
-    return data, native_sr
+    blocks = list(stream_frames(path, block_frames=None))  # one block: the whole file
+    data = blocks[0][0] if len(blocks) == 1 else np.concatenate([b for b, _ in blocks])
+    return data, blocks[0][1]
 
 
 def to_mono(data: np.ndarray, path: str | Path) -> np.ndarray:

@@ -78,8 +78,12 @@ class SignalCheck:
     def watch(self, windows: Iterator[object], sr: int) -> Iterator[object]:
         """Pass ``windows`` (:class:`merkit.audio.windows.Window`) through, adding each one's
         audio at ``sr``."""
+        from merkit.audio.decode import resample
+
         for window in windows:
-            self.add(window.audio[sr])  # type: ignore[attr-defined]
+            # windows hold the track's own rate: the checks' thresholds are set at ``sr``
+            y, rate = window.audio, window.sr  # type: ignore[attr-defined]
+            self.add(y if rate == sr else resample(y, rate, sr))
             yield window
 
     @property

@@ -1,43 +1,45 @@
-"""Streaming audio windows: a file or waveform cut into fixed-length windows, bounded memory.
+"""Streaming audio windows: a track cut into fixed-length windows, each a song to training's
+extraction, in bounded memory.
 
-1. A file is decoded in blocks (``soundfile.SoundFile.read``), mixed to mono and resampled block
-   by block with a streaming soxr resampler (HQ, the filter :func:`merkit.audio.decode.load_audio`
-   uses),
-   once per sample rate needed. Formats libsndfile cannot stream (m4a through audioread) are
-   decoded whole with :func:`merkit.audio.decode.load_audio` instead.
-2. Windows of ``window_s`` start every ``hop_s``. If more than ``min(1 s, hop/2)`` of the track is
-   left after the last full window, a last window ends exactly at the track's end. A track shorter
-   than one window is one window; a track shorter than one second is refused.
+1. A file is decoded in blocks by merkit's one decoder
+   (:func:`merkit.audio.decode.stream_frames`, which also decodes training clips) and mixed to mono
+   block by block with :func:`merkit.audio.decode.mixdown` (per frame, so the samples are those a
+   whole-file decode gives).
+2. Windows of ``window_s`` start every ``hop_s``, cut at the file's own rate. If more than
+   ``min(1 s, hop/2)`` of the track is left after the last full window, a last window ends exactly
+   at the track's end. A track shorter than one window is one window; a track shorter than one
+   second is refused.
+3. A :class:`Window` is an audio source (:class:`merkit.datasets.base.AudioSource`): the
+   predictor hands it to :class:`merkit.representations.extract.SongJobs`, which resamples,
+   peak-normalises and computes its representations as it does for a training clip. A track no
+   longer than one window is therefore, sample for sample, the song training would have seen.
 
-Only the audio of the windows still to come (about one window plus one hop plus one decoding block
-per sample rate) is held at a time, so memory does not grow with the track's length.
+Only the audio of the windows still to come (about one window plus one hop plus one decoding block,
+at the file's rate) is held at a time, so memory does not grow with the track's length.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from merkit.audio.decode import load_audio, quiet_stderr
-from merkit.audio.files import check_audio_file
+from merkit.audio.decode import mixdown, stream_frames
 from merkit.core.errors import AudioError
 
 MIN_DURATION_S = 1.0
 """Shortest audio merkit predicts."""
 
 BLOCK_FRAMES = 1 << 16
-"""Frames decoded per block (about 1.5-4 s of audio at common rates)."""
+"""Frames per block of a waveform passed as an array."""
 
 MAX_TAIL_S = 1.0
 """Audio after the last full window that may be left without a window of its own."""
-
-MAX_SHORTFALL = 0.02
-"""Fraction of a file's declared length that may be missing before it counts as truncated."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -46,11 +48,42 @@ MAX_SHORTFALL = 0.02
 
 @dataclass(frozen=True)
 class Window:
-    """One window of a track: its span and its raw (not normalised) audio at each sample rate."""
+    """One window of a track: its span and its raw (not normalised) mono audio at the track's rate.
+
+    An audio source (``key``, ``description``, ``load``, ``decode``), so training's extraction
+    (:class:`merkit.representations.extract.SongJobs`) computes its representations as for a
+    training clip.
+    """
 
     start_s: float
     end_s: float
-    audio: dict[int, np.ndarray]
+    audio: np.ndarray
+    sr: int
+    where: str = "the audio"
+    whole: bool = False  # the window is the whole track
+
+    @property
+    def key(self) -> str:
+        """Content key of the window's samples (seeds a stochastic representation per window)."""
+        digest = hashlib.sha1(np.ascontiguousarray(self.audio).view(np.uint8))
+        digest.update(str(self.sr).encode())
+        return f"window:{digest.hexdigest()}"
+
+    @property
+    def description(self) -> str:
+        if self.whole:
+            return self.where
+        return f"{self.where} at {self.start_s:.2f}-{self.end_s:.2f} s"
+
+    def decode(self) -> tuple[np.ndarray, int]:
+        """Mono samples at the track's rate, and that rate (as ``FileSource.decode``)."""
+        return self.audio, self.sr
+
+    def load(self, sr: int) -> np.ndarray:
+        """Mono float32 at ``sr``, peak-normalised (as ``FileSource.load``)."""
+        from merkit.audio.decode import conform
+
+        return conform(self.audio, self.sr, int(sr))
 
 
 @dataclass
@@ -81,87 +114,42 @@ def rms_dbfs(y: np.ndarray) -> float:
     return -math.inf if mean_square == 0.0 else 10.0 * math.log10(mean_square)
 
 
-class _Track:
-    """The audio at one sample rate, kept only as far back as the windows still to come need."""
+class _Buffer:
+    """The track's mono audio, kept only as far back as the windows still to come need."""
 
-    def __init__(self, native_sr: int, sr: int) -> None:
-        import soxr
-
-        self.sr = sr
-        self.resampler = (
-            None
-            if sr == native_sr
-            else soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
-        )
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
         self.buffer = np.zeros(0, dtype=np.float32)
         self.offset = 0  # index in the whole track of buffer[0]
+        self.end = 0
 
-    @property
-    def end(self) -> int:
-        return self.offset + self.buffer.size
-
-    def push(self, block: np.ndarray, *, last: bool = False) -> None:
-        if self.resampler is not None:
-            block = self.resampler.resample_chunk(block, last=last)
+    def push(self, block: np.ndarray) -> None:
         if block.size:
-            self.buffer = np.concatenate([self.buffer, block.astype(np.float32, copy=False)])
+            self.parts.append(block)
+            self.end += block.size
+
+    def _join(self) -> None:
+        if self.parts:  # join what arrived since the last window once, not once per block
+            self.buffer = np.concatenate([self.buffer, *self.parts])
+            self.parts = []
 
     def take(self, start: int, stop: int) -> np.ndarray:
+        self._join()
         return self.buffer[start - self.offset : stop - self.offset].copy()
 
     def drop_before(self, index: int) -> None:
         cut = index - self.offset
         if cut > 0:
+            self._join()
             self.buffer = self.buffer[cut:].copy()  # copy: let the old buffer be freed
             self.offset = index
 
 
-def file_blocks(path: Path, fallback_sr: int, stats: TrackStats) -> Iterator[np.ndarray]:
-    """Mono float32 blocks of a file at its native rate (sets ``stats.native_sr`` first)."""
-    import soundfile as sf
-
-    check_audio_file(path)  # before opening: a FIFO would block the open forever
-    try:
-        with quiet_stderr():  # mpg123 prints its own diagnostics to fd 2; merkit explains instead
-            handle = sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
-        # Not streamable by libsndfile: load_audio either decodes it whole (audioread) or raises
-        # the AudioError explaining why it is not audio (missing, empty, unknown format ...).
-        y = load_audio(path, sr=fallback_sr, normalize=False)
-        yield from array_blocks(y, fallback_sr, stats)
-        return
-    with handle:
-        stats.native_sr = int(handle.samplerate)
-        declared = int(handle.frames)
-        decoded = 0
-        try:
-            # read() until it returns nothing: SoundFile.blocks() ignores a short read and yields
-            # its previous buffer again, so a truncated file would be padded with repeated audio
-            while True:
-                block = handle.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    break
-                decoded += block.shape[0]
-                yield block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-            raise AudioError(
-                f"cannot decode audio file '{path}': the file is corrupt or truncated ({exc})"
-            ) from None
-        _check_complete(path, declared, decoded, stats.native_sr)
-
-
-def _check_complete(path: Path, declared: int, decoded: int, sr: int) -> None:
-    """Refuse a file whose audio ends well before its header says (a cut download or copy).
-
-    Headers of some formats only estimate the length (MP3 without a Xing/LAME frame count), so
-    a shortfall of up to :data:`MAX_SHORTFALL` of the declared length, or 0.5 s, is let through.
-    """
-    missing = declared - decoded
-    if missing > max(MAX_SHORTFALL * declared, 0.5 * sr):
-        raise AudioError(
-            f"cannot decode audio file '{path}': the file is truncated (its header says "
-            f"{declared / sr:.1f} s, only the first {decoded / sr:.1f} s can be decoded)"
-        )
+def file_blocks(path: Path, stats: TrackStats) -> Iterator[np.ndarray]:
+    """Mono float32 blocks of a file at its own rate (sets ``stats.native_sr`` first)."""
+    for frames, native_sr in stream_frames(path):
+        stats.native_sr = native_sr
+        yield mixdown(frames)
 
 
 def array_blocks(y: np.ndarray, sr: int, stats: TrackStats) -> Iterator[np.ndarray]:
@@ -173,13 +161,12 @@ def array_blocks(y: np.ndarray, sr: int, stats: TrackStats) -> Iterator[np.ndarr
 def iter_windows(
     blocks: Iterable[np.ndarray],
     stats: TrackStats,
-    srs: Sequence[int],
     window_s: float,
     hop_s: float,
     *,
     where: str = "the audio",
 ) -> Iterator[Window]:
-    """Cut a stream of native-rate mono blocks into windows at every rate in ``srs``.
+    """Cut a stream of mono blocks at the track's own rate into windows.
 
     Parameters
     ----------
@@ -187,12 +174,10 @@ def iter_windows(
         Mono float32 blocks; ``stats.native_sr`` must be set before the first block is yielded.
     stats : TrackStats
         Updated with the frame count and raw energy as blocks arrive.
-    srs : sequence of int
-        Sample rates the windows are needed at.
     window_s, hop_s : float
         Window length and hop in seconds.
     where : str
-        Names the audio in error messages.
+        Names the audio in error messages and in the windows' descriptions.
 
     Yields
     ------
@@ -204,43 +189,38 @@ def iter_windows(
     AudioError
         No samples, non-finite samples, or shorter than :data:`MIN_DURATION_S`.
     """
-    tracks: dict[int, _Track] = {}
+    track = _Buffer()
     pending: deque[tuple[float, float, str]] = deque()  # (start_s, end_s, anchored at)
     n_regular = 0
 
     def ready(final: bool) -> Iterator[Window]:
+        sr = stats.native_sr
         while pending:
             start_s, end_s, anchor = pending[0]
-            spans = {}
-            for sr, track in tracks.items():
-                length = round((end_s - start_s) * sr)
-                if anchor == "end":
-                    stop = track.end
-                    start = max(0, stop - length)
-                else:
-                    start = round(start_s * sr)
-                    stop = start + length
-                    if final:
-                        stop = min(stop, track.end)
-                    elif track.end < stop:
-                        return  # this rate's resampler has not caught up yet
-                spans[sr] = (start, stop)
+            length = round((end_s - start_s) * sr)
+            if anchor == "end":
+                stop = track.end
+                start = max(0, stop - length)
+            else:
+                start = round(start_s * sr)
+                stop = start + length
+                if final:
+                    stop = min(stop, track.end)
+                elif track.end < stop:
+                    return  # not decoded that far yet
             pending.popleft()
-            yield Window(start_s, end_s, {sr: tracks[sr].take(*spans[sr]) for sr in tracks})
-            for sr, track in tracks.items():
-                next_start = round((pending[0][0] if pending else n_regular * hop_s) * sr)
-                # keep one window before the end too: a last window may end at the track's end
-                track.drop_before(min(next_start, track.end - round(window_s * sr)))
+            whole = start == 0 and final and stop == track.end
+            yield Window(start_s, end_s, track.take(start, stop), sr, where, whole)
+            next_start = round((pending[0][0] if pending else n_regular * hop_s) * sr)
+            # keep one window before the end too: a last window may end at the track's end
+            track.drop_before(min(next_start, track.end - round(window_s * sr)))
 
     for block in blocks:
-        if not tracks:
-            tracks = {sr: _Track(stats.native_sr, sr) for sr in sorted(set(srs))}
         if not np.all(np.isfinite(block)):
             raise AudioError(f"{where} contains NaN or infinite samples")
         stats.frames += block.size
         stats.sum_squares += float(np.sum(np.square(block, dtype=np.float64)))
-        for track in tracks.values():
-            track.push(block)
+        track.push(block)
         while stats.frames >= round((n_regular * hop_s + window_s) * stats.native_sr):
             pending.append((n_regular * hop_s, n_regular * hop_s + window_s, "start"))
             n_regular += 1
@@ -253,8 +233,6 @@ def iter_windows(
             f"{where} is shorter than one second ({stats.duration_s:.2f} s); "
             "merkit needs at least 1 s of audio"
         )
-    for track in tracks.values():
-        track.push(np.zeros(0, dtype=np.float32), last=True)
     total_s = stats.duration_s
     if n_regular == 0:
         pending.append((0.0, total_s, "start"))  # shorter than one window: the whole track

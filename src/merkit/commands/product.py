@@ -307,7 +307,21 @@ def predict(
     segments: Annotated[
         bool, typer.Option("--segments", help="Also give each window's answer (a timeline)")
     ] = False,
-    jobs: Annotated[int, typer.Option(min=1, help="Files predicted in parallel")] = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(min=1, help="Files predicted in parallel (worker processes; ray: local CPUs)"),
+    ] = 1,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="Where files run with --jobs > 1: processes (this machine) | ray (every file a "
+            "Ray task; a killed worker costs that file one rerun)"
+        ),
+    ] = "processes",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Existing Ray cluster: auto | ray://HOST:10001 (default: a local one)"),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar")] = False,
     relative: Annotated[
         bool,
@@ -331,11 +345,13 @@ def predict(
     """
     from merkit.product.model_dir import ModelVersionWarning
     from merkit.product.predict import load_model
+    from merkit.product.predict_executors import check_executor
     from merkit.product.prediction import PredictionFailure
     from merkit.product.relative import MIN_FILES, with_relative
     from merkit.product.shipped import FastModelWarning, resolve_model_dir
     from merkit.product.trust import check_model_folder
 
+    check_executor(executor, ray_address)  # before any file is looked at
     fmt = _output_format(output_format)
     sink = _open_sink(output, fmt, resume, relative)
     files, outcomes_missing = find_audio(paths)
@@ -378,7 +394,10 @@ def predict(
     started = time.perf_counter()
     with _progress(not quiet and len(files) > 1, len(files)) as bar:
         task = bar.add_task("files", total=len(files))
-        for outcome in predictor.predict_many(files, segments=segments, n_jobs=jobs):
+        run = predictor.predict_many(
+            files, segments=segments, n_jobs=jobs, executor=executor, ray_address=ray_address
+        )
+        for outcome in run:
             if isinstance(outcome, PredictionFailure):
                 bar.console.print(f"[red]failed:[/] {escape(outcome.error)}", highlight=False)
             if sink is not None:

@@ -3,19 +3,20 @@ results.
 
 How a track becomes one answer
 ------------------------------
-1. Only regular files are opened (a FIFO, device or socket is refused before it can block), and
-   a file that cannot be opened is reported with the system's reason.
+1. The file is decoded by the decoder training uses (:func:`merkit.audio.decode.stream_frames`: one
+   path check, so a FIFO, device or socket is refused before it can block and a file that cannot
+   be opened is reported with the system's reason), in blocks.
 2. The track streams as windows (:mod:`merkit.audio.windows`) of the model's window length (the
-training
-   clips' length, e.g. 30 s) every hop (e.g. 15 s), at each sample rate the model's inputs need. A
-   track shorter than one window is one window, padded the way the representation pads short
-   clips; a track shorter than one second is refused.
-3. Each window is peak-normalised *on its own* to −0.1 dBFS. Training clips were peak-normalised
-   as whole clips, and a window is the prediction-time counterpart of one clip, so a clip no
-   longer than a window gets exactly the input it would have had in training.
-4. Window representations are computed as in training (stored parameters, rounded through the
-   cache dtype), the estimator runs on small batches of windows, and the track's probabilities are
-   the mean over windows. Windows whose raw level is below −60 dBFS RMS are left out of the mean
+   training clips' length, e.g. 30 s) every hop (e.g. 15 s), at the file's own rate. A track
+   shorter than one window is one window, padded the way the representation pads short clips; a
+   track shorter than one second is refused.
+3. Each window is a song to training's extraction
+   (:class:`merkit.representations.extract.SongJobs`, with the manifest's stored parameters):
+   resampled and peak-normalised to −0.1 dBFS *on its own*, as a training clip was as a whole,
+   its representations computed and rounded through the cache dtype. A clip no longer than a
+   window therefore gets exactly the input it had in training.
+4. The estimator runs on small batches of windows, and the track's probabilities are the mean
+   over windows. Windows whose raw level is below −60 dBFS RMS are left out of the mean
    unless every window is that quiet; a track that quiet throughout still gets an answer, flagged
    ``reliable=False`` with a warning, as does a constant level (a DC offset) or a steady test
    tone (:mod:`merkit.audio.signal_checks`) and an answer whose quadrant disagrees with its own
@@ -29,13 +30,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from merkit.audio.decode import peak_normalize
 from merkit.audio.signal_checks import SignalCheck
 from merkit.audio.windows import (
     MIN_DURATION_S,
@@ -50,7 +49,7 @@ from merkit.audio.windows import (
 from merkit.core.errors import ConfigError, MerkitError, ModelError
 from merkit.core.inputs import parse_input
 from merkit.estimators.calibration import ProbabilityCalibration
-from merkit.product.model_dir import MODEL_CARD, InputSpec, ModelManifest
+from merkit.product.model_dir import MODEL_CARD, ModelManifest
 from merkit.product.model_dir import open_model_dir as _open_model_dir
 from merkit.product.prediction import (
     MIXED_BELOW,
@@ -71,8 +70,8 @@ BATCH_WINDOWS = 4
 
 
 def _stack(arrays: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
-    """One array when shapes agree (as
-    ``merkit.representations.extract.compute`` returns), else a list."""
+    """One array when shapes agree (as ``merkit.representations.extract.compute`` returns),
+    else a list."""
     if len({a.shape for a in arrays}) == 1:
         return np.stack(arrays)
     return arrays
@@ -133,7 +132,7 @@ class Predictor:
         self.mixed_below = calibration.mixed_below if calibration else MIXED_BELOW
         self.labels: tuple[str, ...] = tuple(manifest.labels)
         self._columns = self._column_order()
-        self._functions: dict[str, Any] = {}
+        self._jobs: Any = None  # merkit.representations.extract.SongJobs, built on first use
 
     def __repr__(self) -> str:
         where = f" from {self.model_dir}" if self.model_dir else ""
@@ -246,43 +245,53 @@ class Predictor:
         self, windows: Iterator[Window], stats: TrackStats
     ) -> Iterator[tuple[dict[str, np.ndarray], tuple[float, float, bool]]]:
         """Each window's inputs and its (start s, end s, silent)."""
-        first_sr = min(spec.sr or 0 for spec in self.manifest.inputs)
         for window in windows:
-            silent = rms_dbfs(window.audio[first_sr]) < SILENCE_DBFS
+            silent = rms_dbfs(window.audio) < SILENCE_DBFS
             span = (window.start_s, min(window.end_s, stats.duration_s), silent)
             yield self._window_features(window), span
 
-    def _representation(self, spec: InputSpec) -> Any:
-        """The registered function of an input (checked against the manifest when loading)."""
-        if spec.name not in self._functions:
-            from merkit.representations.registry import REPRESENTATIONS
+    def song_jobs(self) -> Any:
+        """The :class:`merkit.representations.extract.SongJobs` that computes this model's
+        inputs for one song (a :class:`merkit.audio.windows.Window` or any audio source), as
+        training computed them: the registered function (the manifest must name it), the
+        manifest's stored parameters, rate and storage dtype, no cache."""
+        if self._jobs is None:
+            from dataclasses import replace
 
-            rep = REPRESENTATIONS.get(spec.name, None)
-            if rep is None:  # a worker lacks what its parent registered at run time (and checked)
-                try:
-                    fn = _import_function(spec.fn or "")
-                except ConfigError as exc:
-                    raise ModelError(f"model input {spec.name!r}: {exc}") from None
-            elif spec.fn is not None and spec.fn != rep.reference:
-                raise ModelError(
-                    f"model input {spec.name!r} names {spec.fn!r}, not {rep.reference!r}"
+            from merkit.representations.cache import NullCache
+            from merkit.representations.extract import SongJob, SongJobs
+            from merkit.representations.registry import REPRESENTATIONS, Representation
+
+            jobs = []
+            for spec in self.manifest.inputs:
+                assert spec.sr is not None  # audio-only models: every input is a representation
+                rep = REPRESENTATIONS.get(spec.name, None)
+                if rep is None:  # a worker lacks what its parent registered at run time (checked)
+                    try:
+                        fn = _import_function(spec.fn or "")
+                    except ConfigError as exc:
+                        raise ModelError(f"model input {spec.name!r}: {exc}") from None
+                    rep = Representation(name=spec.name, fn=fn)
+                elif spec.fn is not None and spec.fn != rep.reference:
+                    raise ModelError(
+                        f"model input {spec.name!r} names {spec.fn!r}, not {rep.reference!r}"
+                    )
+                rep = replace(
+                    rep, version=spec.version or rep.version, dtype=spec.dtype or "float32"
                 )
-            else:
-                fn = rep.fn
-            self._functions[spec.name] = fn
-        return self._functions[spec.name]
+                jobs.append(
+                    SongJob(rep, int(spec.sr), dict(spec.params), NullCache(), self.manifest.seed)
+                )
+            self._jobs = SongJobs(tuple(jobs))
+        return self._jobs
 
     def _window_features(self, window: Window) -> dict[str, np.ndarray]:
-        features = {}
-        for spec in self.manifest.inputs:
-            assert spec.sr is not None
-            y = peak_normalize(window.audio[spec.sr])
-            value = np.asarray(
-                self._representation(spec)(y, spec.sr, seed=self.manifest.seed, **spec.params)
-            )
-            # round through the cache dtype exactly as training inputs were
-            features[spec.name] = value.astype(spec.dtype or "float32").astype(np.float32)
-        return features
+        values = self.song_jobs()(window)
+        # float32, as training's extraction stacks the stored (e.g. float16) values
+        return {
+            spec.name: value.astype(np.float32)
+            for spec, (value, _) in zip(self.manifest.inputs, values, strict=True)
+        }
 
     def _require_audio_model(self) -> None:
         if not self.audio_only:
@@ -296,7 +305,6 @@ class Predictor:
     def _window_stream(
         self, audio: str | os.PathLike[str] | np.ndarray, sr: int | None, stats: TrackStats
     ) -> tuple[Iterator[Window], str | None]:
-        srs = sorted({int(spec.sr) for spec in self.manifest.inputs if spec.sr is not None})
         if isinstance(audio, np.ndarray):
             if sr is None:
                 raise ConfigError("pass sr= (the waveform's sample rate) with a waveform")
@@ -319,14 +327,14 @@ class Predictor:
             where, path = "the waveform", None
         elif isinstance(audio, str | os.PathLike):
             path = str(audio)
-            blocks = file_blocks(Path(audio), srs[0], stats)
+            blocks = file_blocks(Path(audio), stats)
             where = f"audio file '{path}'"
         else:
             raise ConfigError(
                 "predict() takes a file path, a folder, a list of paths or a numpy waveform, "
                 f"not {type(audio).__name__}"
             )
-        windows = iter_windows(blocks, stats, srs, self.window_s, self.hop_s, where=where)
+        windows = iter_windows(blocks, stats, self.window_s, self.hop_s, where=where)
         return windows, path
 
     def predict(
@@ -419,9 +427,12 @@ class Predictor:
         *,
         segments: bool = False,
         n_jobs: int = 1,
+        executor: str = "processes",
+        ray_address: str | None = None,
     ) -> Iterator[PredictionResult | PredictionFailure]:
-        """Predict several files, in order, yielding each answer as it is ready; a file that
-        fails gives a :class:`PredictionFailure`.
+        """Predict several files, in input order, yielding each answer as it is ready; a file
+        that fails gives a :class:`PredictionFailure`
+        (:func:`merkit.product.predict_executors.predict_files`).
 
         Parameters
         ----------
@@ -430,26 +441,36 @@ class Predictor:
         segments : bool
             Include per-window answers.
         n_jobs : int
-            Worker processes (each loads the model once); needs a model loaded from a directory,
-            otherwise files are predicted in this process.
+            Worker processes (each loads the model once), or the CPUs of a local Ray instance;
+            needs a model loaded from a directory, otherwise files are predicted in this process.
+        executor : {"processes", "ray"}
+            Worker processes on this machine, or Ray tasks (local, or the cluster at
+            ``ray_address``); the output is the same as a serial run's.
         """
-        self._require_audio_model()
+        from functools import partial
+
+        from merkit.product.predict_executors import predict_files
         from merkit.product.search import Unreadable, expand_folders
 
+        self._require_audio_model()
         items = [
             PredictionFailure(path=i.path, error=i.error) if isinstance(i, Unreadable) else i
             for i in expand_folders([paths] if isinstance(paths, str | os.PathLike) else paths)
         ]
         files = [item for item in items if not isinstance(item, PredictionFailure)]
-        if n_jobs == 1 or self.model_dir is None or len(files) < 2:
-            done: Iterator[Any] = (safe_predict(self, f, segments=segments) for f in files)
-        else:
-            from merkit.core.parallel import map_ordered  # workers die with this process
-
-            tasks = [(str(self.model_dir), str(path), segments) for path in files]
-            done = map_ordered(
-                _predict_in_worker, tasks, n_jobs, warm_numba=needs_numba(self.manifest)
-            )
+        done = predict_files(
+            self,
+            files,
+            # the parent checked the inputs against its representation registry, which may hold
+            # representations registered at run time that a fresh worker lacks
+            load=partial(load_model, check_inputs=False),
+            run=safe_predict,
+            warm_numba=needs_numba(self.manifest),
+            segments=segments,
+            jobs=n_jobs,
+            executor=executor,
+            ray_address=ray_address,
+        )
         for item in items:  # in the given order, each answer as soon as it is ready
             yield item if isinstance(item, PredictionFailure) else next(done)
 
@@ -469,37 +490,14 @@ def safe_predict(
     return PredictionFailure(path=str(path), error=message.splitlines()[0] if message else "failed")
 
 
-@dataclass
-class _WorkerModels:
-    """Models loaded in a worker process, by directory (loaded once per worker)."""
-
-    loaded: dict[str, Predictor] = field(default_factory=dict)
-
-    def get(self, model_dir: str) -> Predictor:
-        if model_dir not in self.loaded:
-            # the parent process checked the inputs against its representation registry, which
-            # may hold representations registered at run time that a fresh worker lacks
-            self.loaded[model_dir] = load_model(model_dir, check_inputs=False)
-        return self.loaded[model_dir]
-
-
-_WORKER_MODELS = _WorkerModels()
-
-
-def _predict_in_worker(task: tuple[str, str, bool]) -> PredictionResult | PredictionFailure:
-    model_dir, path, segments = task
-    return safe_predict(_WORKER_MODELS.get(model_dir), path, segments=segments)
-
-
 def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> Predictor:
     """Load a model directory for prediction.
 
     Parameters
     ----------
     path : path, optional
-        A directory written by ``merkit train`` (:func:`merkit.product.export.save_model`), or the
-        name
-        of a model shipped inside the package (``"default"``, ``"fast"``; see
+        A directory written by ``merkit train`` (:func:`merkit.product.export.save_model`), or
+        the name of a model shipped inside the package (``"default"``, ``"fast"``; see
         :data:`merkit.product.shipped.SHIPPED_MODELS`). ``None`` loads the shipped default.
     check_inputs : bool
         Check that this merkit knows every input representation, in the same version (turned off

@@ -36,10 +36,10 @@ SHIPPED_SHA256: dict[str, dict[str, str]] = {
         "estimator.joblib": "fc6e44900522c793ab994f1b9fd12ff268f3e9fe2e82e7588320b20dac3db6a8",
     },
 }
-"""SHA-256 of every file of a shipped model that is loaded as code or changes its answers, held
+"""SHA-256 of every file of a shipped model that is loaded as code (or changes its answers), held
 here in the package's code rather than beside the files (a checksum in the same folder only
-catches accidents). After
-retraining a shipped model, put the new digests here (the refusal message prints them)."""
+catches accidents). After retraining a shipped model, put the new digests here (the refusal
+message prints them)."""
 
 
 def model_name(model_dir: Path | None) -> str:

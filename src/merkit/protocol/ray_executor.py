@@ -185,9 +185,7 @@ class RayExecutor:
             logging.getLogger("ray").setLevel(logging.ERROR)
         # ray.init puts the driver's current folder on every worker's sys.path: started from
         # the folder holding merkit (already on sys.path), no code of a music or data folder runs
-        import merkit
-
-        packages = Path(merkit.__file__).resolve().parents[1]
+        packages = Path(__file__).resolve().parents[2]  # the folder holding merkit/
         for attempt in range(1, attempts + 1):
             try:
                 with contextlib.chdir(packages):

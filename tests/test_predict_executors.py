@@ -1,0 +1,124 @@
+"""`merkit predict --jobs 2` and `--executor ray` give exactly the serial output, in input order."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from merkit.core.errors import ConfigError
+from merkit.product.predict import load_model
+from product_helpers import tone, write_wav
+
+
+@pytest.fixture(scope="module")
+def app() -> Any:
+    from merkit.cli import app
+    from merkit.commands.product import register
+
+    if "predict" not in {c.name for c in app.registered_commands}:
+        register(app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four short songs at two rates, one of them stereo, and a file that is not audio."""
+    music = tmp_path_factory.mktemp("music")
+    write_wav(music / "a.wav", tone(3.0, freq=220.0), 16_000)
+    write_wav(music / "b.wav", tone(4.0, 22_050, freq=440.0), 22_050)
+    write_wav(music / "c.flac", tone(2.5, freq=880.0), 16_000, subtype="PCM_16")
+    (music / "d.mp3").write_text("not audio")
+    write_wav(music / "e.wav", tone(5.0, freq=330.0), 16_000)
+    return music
+
+
+def _predict(app: Any, folder: Path, *options: str) -> tuple[int, list[dict]]:
+    args = ["predict", str(folder), "--model", "fast", "--format", "json", "--quiet", "--segments"]
+    result = CliRunner().invoke(app, [*args, *options])
+    assert "Traceback" not in result.output, result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_two_worker_processes_give_the_serial_output(app: Any, folder: Path) -> None:
+    code, serial = _predict(app, folder)
+    assert code == 1  # d.mp3 failed, the others were predicted
+    by_name = {Path(i["path"]).name: i for i in serial}
+    assert sorted(by_name) == ["a.wav", "b.wav", "c.flac", "d.mp3", "e.wav"]
+    assert "error" in by_name["d.mp3"]  # found unreadable while listing, reported first
+    assert all("quadrant" in i for name, i in by_name.items() if name != "d.mp3")
+    assert _predict(app, folder, "--jobs", "2") == (code, serial)
+
+
+def test_ray_gives_the_serial_output(app: Any, folder: Path) -> None:
+    pytest.importorskip("ray")
+    code, serial = _predict(app, folder)
+    assert _predict(app, folder, "--executor", "ray", "--jobs", "2") == (code, serial)
+
+
+def _busy_ray_workers() -> list[tuple[int, float]]:
+    """(pid, user CPU s) of this test's Ray worker processes that are running a predict task."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "cmdline").read_bytes().startswith(b"ray::predict_task"):
+                continue
+            pid, ticks = int(entry.name), os.sysconf("SC_CLK_TCK")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            user_s = int(fields[11]) / ticks
+            while pid > 1:  # one of ours: this process is among its ancestors
+                pid = int(
+                    (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                )
+                if pid == os.getpid():
+                    found.append((int(entry.name), user_s))
+                    break
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds Ray's workers in /proc")
+def test_a_killed_ray_worker_costs_one_retried_file(folder: Path, tmp_path: Path) -> None:
+    """A worker killed while it predicts a file (the long one, or while loading the model): that
+    file is run again, nothing else changes."""
+    pytest.importorskip("ray")
+    long = write_wav(tmp_path / "long.wav", tone(240.0, freq=262.0), 16_000)  # 16 windows
+    paths = [folder / "a.wav", long, folder / "e.wav"]
+    predictor = load_model("fast")
+    serial = [o.model_dump() for o in predictor.predict_many(paths)]
+    killed: list[int] = []
+
+    def kill_the_busy_worker() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            for pid, user_s in _busy_ray_workers():
+                if user_s > 2.0:  # past starting up: mid-file
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=kill_the_busy_worker, daemon=True)
+    watcher.start()
+    got = [o.model_dump() for o in predictor.predict_many(paths, executor="ray", n_jobs=1)]
+    watcher.join(5)
+    assert killed, "no Ray worker was seen busy on a file"
+    assert got == serial
+
+
+def test_unknown_executor_is_refused_before_any_work(app: Any, folder: Path) -> None:
+    result = CliRunner().invoke(app, ["predict", str(folder), "--executor", "dask"])
+    assert result.exit_code != 0
+    assert "--executor must be processes or ray" in result.output
+    with pytest.raises(ConfigError, match="--ray-address applies to --executor ray"):
+        list(load_model("fast").predict_many([folder / "a.wav"], ray_address="auto"))
