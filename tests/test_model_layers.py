@@ -1,8 +1,9 @@
 """The modules of models on disk import one way: schemas and layout below training and prediction.
 
-``model_dir`` (layout, manifest, save/load) <- ``model_card`` <- ``export`` (train_final);
-``windows`` and ``prediction`` <- ``predict`` (Predictor, load_model). Training and prediction
-never import each other, so either can change (or run in a service) without the other.
+``product.model_dir`` (layout, manifest, save/load) <- ``product.card`` <- ``product.export``
+(train_final); ``audio.windows`` and ``product.prediction`` <- ``product.predict`` (Predictor,
+load_model). Training and prediction never import each other, so either can change (or run in a
+service) without the other. (No size rule: a module is as long as its one job needs.)
 """
 
 from __future__ import annotations
@@ -12,43 +13,46 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "merkit"
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+ATOMIC = "merkit.core.atomic"
+MODEL_DIR = "merkit.product.model_dir"
+CARD = "merkit.product.card"
+WINDOWS = "merkit.audio.windows"
+PREDICTION = "merkit.product.prediction"
+VERSIONS = "merkit.core.versions"
+EXPORT = "merkit.product.export"
+PREDICT = "merkit.product.predict"
 
 FORBIDDEN = {
-    "atomic_dir": {"model_dir", "model_card", "windows", "prediction", "export", "predict"},
-    "model_dir": {"model_card", "windows", "prediction", "export", "predict"},
-    "model_card": {"windows", "prediction", "export", "predict"},
-    "windows": {"model_dir", "model_card", "prediction", "export", "predict"},
-    "prediction": {"model_dir", "model_card", "windows", "export", "predict"},
-    "versions": {"model_dir", "model_card", "windows", "prediction", "export", "predict"},
-    "export": {"windows", "prediction", "predict"},
-    "predict": {"export", "model_card"},
+    ATOMIC: {MODEL_DIR, CARD, WINDOWS, PREDICTION, EXPORT, PREDICT},
+    MODEL_DIR: {CARD, WINDOWS, PREDICTION, EXPORT, PREDICT},
+    CARD: {WINDOWS, PREDICTION, EXPORT, PREDICT},
+    WINDOWS: {MODEL_DIR, CARD, PREDICTION, EXPORT, PREDICT},
+    PREDICTION: {MODEL_DIR, CARD, WINDOWS, EXPORT, PREDICT},
+    VERSIONS: {MODEL_DIR, CARD, WINDOWS, PREDICTION, EXPORT, PREDICT},
+    EXPORT: {WINDOWS, PREDICTION, PREDICT},
+    PREDICT: {EXPORT, CARD},
 }
 
 
 def _imports(module: str) -> set[str]:
-    """Every ``merkit.X`` module imported anywhere in ``module`` (functions included)."""
-    tree = ast.parse((SRC / f"{module}.py").read_text())
+    """Every ``merkit.…`` module imported anywhere in ``module`` (functions included)."""
+    path = SRC / (module.replace(".", "/") + ".py")
+    tree = ast.parse(path.read_text())
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "merkit":
-                found |= {alias.name for alias in node.names}
-            elif node.module.startswith("merkit."):
-                found.add(node.module.split(".")[1])
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("merkit"):
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("merkit.")}
+            found |= {a.name for a in node.names if a.name.startswith("merkit.")}
     return found
 
 
 @pytest.mark.parametrize("module", sorted(FORBIDDEN))
 def test_model_modules_import_one_way(module: str) -> None:
     assert not _imports(module) & FORBIDDEN[module]
-
-
-@pytest.mark.parametrize("module", sorted(FORBIDDEN))
-def test_model_modules_are_small(module: str) -> None:
-    assert len((SRC / f"{module}.py").read_text().splitlines()) <= 530
 
 
 def test_names_the_readme_documents_still_import() -> None:
