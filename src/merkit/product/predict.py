@@ -59,7 +59,13 @@ from merkit.product.prediction import (
     SegmentPrediction,
     song_result,
 )
-from merkit.product.shipped import checkpoints_of, require_checkpoints, resolve_model_dir
+from merkit.product.shipped import (
+    SHIPPED_MODELS,
+    checkpoints_of,
+    model_name,
+    require_checkpoints,
+    resolve_model_dir,
+)
 
 BATCH_WINDOWS = 4
 """Windows whose features are computed before the estimator runs once on them."""
@@ -520,7 +526,9 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
     # missing or wrong checkpoints: one error now, not one per song later
     needed = checkpoints_of([spec.params for spec in manifest.inputs])
     if needed:
-        name = str(asked) if asked is not None else path.name
+        # a shipped model by its name however it was asked for (the CLI passes its folder)
+        shipped = model_name(path)
+        name = shipped if asked is None or shipped in SHIPPED_MODELS else str(asked)
         require_checkpoints(needed, needed_by=f"the model {name!r}")
     from merkit.product.companion_files import load_companions
 

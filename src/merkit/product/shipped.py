@@ -178,7 +178,7 @@ def require_model_weights(model_dir: Path, *, name: str | None = None) -> None:
     manifest = read_manifest(model_dir)
     needed = checkpoints_of([spec.params for spec in manifest.inputs])
     if needed:
-        require_checkpoints(needed, needed_by=f"the model {name or str(model_dir)!r}")
+        require_checkpoints(needed, needed_by=f"the model {name or model_name(model_dir)!r}")
 
 
 def resolve_model_dir(path: Path | str | None) -> Path:
