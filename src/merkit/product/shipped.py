@@ -29,7 +29,7 @@ SHIPPED_SHA256: dict[str, dict[str, str]] = {
         "estimator.joblib": "eceacb244215c179d5ccecd77c77f3ace3e281631866af3e6deba4c941cfa0bc",
         "axes.joblib": "dd384d88088878e1ffa00c9c9cc0933d24a43634586519ecf264c5588ed7fef1",
         "familiarity.joblib": "81af32c71ab9e1e15a108736f886a483b27d739462f452e661caa23819a78d67",
-        "calibration.json": "a34e9cd325965d9dc56bd60f79e9154505fa9e9d9d7fb09728cae2aa0ddac043",
+        "calibration.json": "46308cc1981e479a498a70f344f4eabb047edeeeed22961364213a7e6e77edd0",
     },
     "fast": {
         "manifest.json": "b52bc663672efd454e94063e82703fb324de1fab6a196c81f2c78c44d4fc4857",
