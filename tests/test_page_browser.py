@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from merkit.product.export import save_model, train_final
 from merkit.product.predict import load_model
 from merkit.representations.cache import NullCache
 from product_helpers import synthetic_files, tone, write_wav
-from test_serve_browser import free_port
+from test_serve_browser import free_port, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -76,28 +75,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterato
              str(model_dir), "--port", str(port), "--log-level", "warning"],
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"merkit serve exited ({process.returncode}):\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"merkit serve did not come up:\n{log.read_text()}")
-            time.sleep(0.3)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    yield from serving(process, port, log, wait_s=120)
 
 
 def _page(browser: Any, width: int, height: int) -> Any:

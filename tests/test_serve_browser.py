@@ -33,6 +33,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def serving(
+    process: subprocess.Popen[bytes], port: int, log: Path, *, wait_s: float
+) -> Iterator[str]:
+    """Yield the base URL of ``process`` (a ``merkit serve``) once ``/healthz`` answers, within
+    ``wait_s`` seconds (its log in the failure message); stop it afterwards, killing it if it
+    does not end within 30 s."""
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"merkit serve exited ({process.returncode}):\n{log.read_text()}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"merkit serve did not come up in {wait_s:g} s:\n{log.read_text()}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``merkit serve`` in a subprocess on a free localhost port; its base URL."""
@@ -54,28 +84,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stderr=subprocess.STDOUT,
             env=os.environ.copy(),
         )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300  # model loading and numba warm-up on a loaded machine
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"merkit serve exited ({process.returncode}):\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"merkit serve did not come up in 300 s:\n{log.read_text()}")
-            time.sleep(0.5)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    yield from serving(process, port, log, wait_s=300)  # model loading and numba warm-up
 
 
 @pytest.fixture
