@@ -93,6 +93,62 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    STAGES: ClassVar[tuple[str, ...]] = ("dnn", "cnn", "fusion")
+    #: TorchClassifier parameters the Hybrid sets itself in every stage.
+    _OWN: ClassVar[frozenset[str]] = frozenset({"model", "random_state", "verbose"})
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Parameters; with ``deep``, also each stage's effective settings as
+        ``<stage>__<setting>`` (``cnn__lr``: the stage defaults under ``cnn``).
+
+        ``deep=False`` returns exactly the ``__init__`` parameters (what :func:`~sklearn.clone`
+        copies).
+        """
+        params = super().get_params(deep=deep)
+        if deep:
+            for stage, settings in self.stage_settings().items():
+                params.update({f"{stage}__{key}": value for key, value in settings.items()})
+        return params
+
+    def set_params(self, **params: Any) -> HybridClassifier:
+        """Set parameters, including one stage's setting as ``<stage>__<setting>``.
+
+        ``cnn__lr=0.001`` sets ``lr`` in (a copy of) ``cnn``; a setting is any
+        :class:`~merkit.training.classifier.TorchClassifier` parameter (``model__…`` and
+        ``train__…`` included) but ``model``, ``random_state`` and ``verbose``, which the Hybrid
+        sets itself. Plain parameters are set first.
+
+        Raises
+        ------
+        ValueError
+            Naming the parameter, for an unknown stage setting or parameter.
+        """
+        nested = {
+            key: params.pop(key)
+            for key in list(params)
+            if key.partition("__")[0] in self.STAGES and key.partition("__")[2]
+        }
+        super().set_params(**params)
+        updated = {stage: dict(getattr(self, stage) or {}) for stage in self.STAGES}
+        for key, value in nested.items():
+            stage, _, name = key.partition("__")
+            if name.partition("__")[0] in self._OWN:
+                raise ValueError(
+                    f"Invalid parameter {key!r} for estimator {type(self).__name__}: "
+                    f"the Hybrid sets {name.partition('__')[0]!r} of every stage itself"
+                )
+            try:
+                TorchClassifier().set_params(**{name: value})
+            except ValueError:
+                raise ValueError(
+                    f"Invalid parameter {key!r} for estimator {type(self).__name__}: "
+                    f"{name!r} is not a training setting of stage {stage!r}"
+                ) from None
+            updated[stage][name] = value
+        for stage in {key.partition("__")[0] for key in nested}:
+            setattr(self, stage, updated[stage])
+        return self
+
     def stage_settings(self) -> dict[str, dict[str, Any]]:
         """Each stage's effective TorchClassifier settings (its defaults under ``dnn``/``cnn``/
         ``fusion``): what :func:`merkit.methods.regime.training_caps` reads."""
@@ -124,7 +180,10 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
     ) -> TorchClassifier:
         seed = None if self.random_state is None else int(self.random_state) + seed_offset
         settings = {**defaults, **(overrides or {}), **extra}
-        return TorchClassifier(model=model, random_state=seed, verbose=self.verbose, **settings)
+        # Nested keys (``train__momentum``) through set_params, the rest as constructed before.
+        nested = {key: settings.pop(key) for key in list(settings) if "__" in key}
+        stage = TorchClassifier(model=model, random_state=seed, verbose=self.verbose, **settings)
+        return stage.set_params(**nested) if nested else stage
 
     def fit(self, X: Any, y: np.ndarray) -> HybridClassifier:
         if self.cnn_init not in ("pretrained", "scratch"):

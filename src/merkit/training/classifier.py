@@ -14,7 +14,7 @@ import gc
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -147,6 +147,73 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self.init_state = init_state
         self.freeze = freeze
         self.chunks_per_song = chunks_per_song
+
+    # ---- nested parameters -----------------------------------------------------------------
+
+    #: Estimator parameters that are :class:`TrainConfig` fields: ``train__<name>`` sets them.
+    _TRAIN_PARAMS: ClassVar[tuple[str, ...]] = (
+        "epochs",
+        "batch_size",
+        "optimizer",
+        "lr",
+        "stop_train_accuracy",
+        "validation_fraction",
+        "patience",
+        "device",
+        "freeze",
+    )
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Parameters; with ``deep``, also every ``model_params`` entry as ``model__<key>`` and
+        every ``train_options`` entry as ``train__<key>``.
+
+        ``deep=False`` returns exactly the ``__init__`` parameters (what :func:`~sklearn.clone`
+        copies), so the dict forms stay the stored state.
+        """
+        params = super().get_params(deep=deep)
+        if deep:
+            for key, value in (self.model_params or {}).items():
+                params[f"model__{key}"] = value
+            for key, value in (self.train_options or {}).items():
+                params[f"train__{key}"] = value
+        return params
+
+    def set_params(self, **params: Any) -> TorchClassifier:
+        """Set parameters, including nested ``model__<key>`` and ``train__<key>`` ones.
+
+        ``model__<key>`` sets one keyword of the model factory (in a copy of ``model_params``);
+        ``train__<key>`` sets one :class:`~merkit.training.TrainConfig` field: the estimator
+        parameter of that name where there is one (``train__lr`` is ``lr``), else an entry of
+        (a copy of) ``train_options``. Plain parameters are set first.
+
+        Raises
+        ------
+        ValueError
+            For a ``train__<key>`` that is no training setting, or any unknown parameter
+            (scikit-learn's message, naming the parameter).
+        """
+        nested = {k: params.pop(k) for k in list(params) if k.startswith(("model__", "train__"))}
+        super().set_params(**params)
+        model_params = dict(self.model_params or {})
+        train_options = dict(self.train_options or {})
+        for key, value in nested.items():
+            prefix, name = key.split("__", 1)
+            if prefix == "model":
+                model_params[name] = value
+            elif name in self._TRAIN_PARAMS:
+                setattr(self, name, value)
+            elif name in TrainConfig.model_fields and name != "seed":
+                train_options[name] = value
+            else:
+                raise ValueError(
+                    f"Invalid parameter {key!r} for estimator {type(self).__name__}: "
+                    f"{name!r} is not a training setting"
+                )
+        if any(k.startswith("model__") for k in nested):
+            self.model_params = model_params
+        if any(k.startswith("train__") and k[7:] not in self._TRAIN_PARAMS for k in nested):
+            self.train_options = train_options
+        return self
 
     # ---- configuration ---------------------------------------------------------------------
 
