@@ -25,7 +25,7 @@ import importlib.metadata
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.utils.validation import check_is_fitted
 
 from merkit.core.errors import ConfigError, DataError
+from merkit.core.protocols import AcceptsValidation, ReportsAugmentation, ReportsTraining
 from merkit.core.registry import Registry
 
 ORIGINAL = "original"
@@ -243,7 +244,14 @@ def library_version(package: str) -> str | None:
         return None
 
 
-class AugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class AugmentedClassifier(
+    MetaEstimatorMixin,
+    ClassifierMixin,
+    BaseEstimator,
+    AcceptsValidation,
+    ReportsAugmentation,
+    ReportsTraining,
+):
     """Fit ``estimator`` on the training songs plus their augmented copies; predict on originals.
 
     ``X`` is a dict: ``"original"`` holds the songs' own input ``(n, ...)``; each copy-kind
@@ -319,6 +327,13 @@ class AugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 ys.append(labels)
                 gs.append(song)
         return np.concatenate(parts), np.concatenate(ys), np.concatenate(gs)
+
+    accepts_validation: ClassVar[bool] = True
+    """``fit`` takes ``validation=(X, y)`` (:class:`~merkit.core.protocols.AcceptsValidation`)."""
+
+    def training_history(self) -> Any:
+        """The fitted training history (:class:`~merkit.core.protocols.ReportsTraining`)."""
+        return getattr(self, "history_", None)
 
     def fit(
         self, X: Any, y: Any, groups: Any = None, validation: tuple[Any, Any] | None = None

@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from merkit.core.errors import DataError
+from merkit.core.protocols import PredictsDetails, ReportsTraining
 from merkit.models.autoencoder import ConvAutoencoder, scale_per_sample
 from merkit.training.config import TrainConfig
 from merkit.training.history import TrainHistory
@@ -166,7 +167,7 @@ def _fingerprint(array: np.ndarray) -> str:
     return hashlib.sha256(repr(data.shape).encode() + data.view(np.uint8).data).hexdigest()
 
 
-class AutoencoderForest(ClassifierMixin, BaseEstimator):
+class AutoencoderForest(ClassifierMixin, BaseEstimator, PredictsDetails, ReportsTraining):
     """Random forest on the latents of a convolutional autoencoder of the log-mels (paper §3.5).
 
     Parameters
@@ -301,6 +302,10 @@ class AutoencoderForest(ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class per song."""
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def training_history(self) -> Any:
+        """The fitted training history (:class:`~merkit.core.protocols.ReportsTraining`)."""
+        return getattr(self, "history_", None)
 
     def predict_details(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Probabilities, labels and what the autoencoder was trained on (for fold records)."""

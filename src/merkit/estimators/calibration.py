@@ -30,6 +30,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from merkit.core.errors import DataError, ModelError
 from merkit.core.inputs import take
+from merkit.core.protocols import ReportsTraining, training_history_of
 
 CALIBRATION_FILE = "calibration.json"
 """The optional post-hoc calibration layer of a model directory."""
@@ -61,7 +62,7 @@ def n_rows(X: Any) -> int:
     return len(X)
 
 
-class CrossValCalibratedClassifier(ClassifierMixin, BaseEstimator):
+class CrossValCalibratedClassifier(ClassifierMixin, BaseEstimator, ReportsTraining):
     """Calibrate ``estimator``'s decision values into class probabilities (any input type).
 
     Parameters
@@ -79,6 +80,11 @@ class CrossValCalibratedClassifier(ClassifierMixin, BaseEstimator):
         self.estimator = estimator
         self.n_splits = n_splits
         self.random_state = random_state
+
+    def training_history(self) -> Any:
+        """The fitted inner estimator's training history, if it reports one
+        (:class:`~merkit.core.protocols.ReportsTraining`)."""
+        return training_history_of(getattr(self, "estimator_", None))
 
     def fit(self, X: Any, y: Any) -> CrossValCalibratedClassifier:
         """Out-of-fold decision values → logistic regression; then the estimator on all rows."""

@@ -30,6 +30,7 @@ from sklearn.utils import Tags, get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from merkit.core.errors import ConfigError, DataError
+from merkit.core.protocols import PredictsDetails, ReportsTraining, training_history_of
 from merkit.estimators.aggregation import (
     DEFAULT_AGGREGATION,
     Aggregation,
@@ -174,7 +175,9 @@ def _group_parameter(estimator: Any) -> str | None:
     return next((name for name in GROUP_PARAMETERS if name in parameters), None)
 
 
-class ChunkedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class ChunkedClassifier(
+    MetaEstimatorMixin, ClassifierMixin, BaseEstimator, PredictsDetails, ReportsTraining
+):
     """Train a classifier on every chunk of every song; answer per song by aggregation.
 
     Parameters
@@ -282,6 +285,11 @@ class ChunkedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         """Song-level class labels ``(n_songs,)``."""
         proba = self.predict_proba(X)  # first: it checks that the model is fitted
         return self.classes_[np.argmax(proba, axis=1)]
+
+    def training_history(self) -> Any:
+        """The fitted inner estimator's training history, if it reports one
+        (:class:`~merkit.core.protocols.ReportsTraining`)."""
+        return training_history_of(getattr(self, "estimator_", None))
 
     def predict_details(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Song-level probabilities and labels plus chunk-level scores, in one pass over ``X``.

@@ -53,6 +53,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from merkit.core.errors import DataError
+from merkit.core.protocols import NeedsAllSongs
 from merkit.core.versions import require_extra
 from merkit.estimators import autoencoding
 
@@ -180,7 +181,7 @@ def oversample_latents(
     return out[order].astype(np.float32), out_labels[order], fallback
 
 
-class DeepSMOTE(BaseEstimator):
+class DeepSMOTE(BaseEstimator, NeedsAllSongs):
     """Oversample log-mels with synthetic ones decoded from Borderline-SMOTE-2 latents.
 
     Parameters

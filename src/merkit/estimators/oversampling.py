@@ -23,6 +23,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
+from merkit.core.protocols import (
+    NeedsAllSongs,
+    PredictsDetails,
+    ReportsTraining,
+    training_history_of,
+)
+
 __all__ = ["OversampledClassifier"]
 
 
@@ -33,7 +40,9 @@ def _accepts(function: Any, keyword: str) -> bool:
         return False
 
 
-class OversampledClassifier(ClassifierMixin, BaseEstimator):
+class OversampledClassifier(
+    ClassifierMixin, BaseEstimator, NeedsAllSongs, PredictsDetails, ReportsTraining
+):
     """Fit ``estimator`` on ``sampler.fit_resample(X, y)``; predict with it on real data.
 
     Parameters
@@ -66,7 +75,8 @@ class OversampledClassifier(ClassifierMixin, BaseEstimator):
     @property
     def needs_all_songs(self) -> bool:
         """The sampler's wish to see every song (published-code compat); False by default."""
-        return bool(getattr(self.sampler, "needs_all_songs", False))
+        sampler = self.sampler
+        return isinstance(sampler, NeedsAllSongs) and bool(sampler.needs_all_songs)
 
     def fit(
         self,
@@ -121,6 +131,11 @@ class OversampledClassifier(ClassifierMixin, BaseEstimator):
         """The classifier's predictions on ``X``."""
         check_is_fitted(self, "estimator_")
         return self.estimator_.predict(X)
+
+    def training_history(self) -> Any:
+        """The fitted inner estimator's training history, if it reports one
+        (:class:`~merkit.core.protocols.ReportsTraining`)."""
+        return training_history_of(getattr(self, "estimator_", None))
 
     def predict_details(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Probabilities, labels and what the sampler did (for fold records)."""

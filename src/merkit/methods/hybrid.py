@@ -14,6 +14,7 @@ the authors' ensemble script, where the CNN weights are never loaded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -22,6 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from merkit.core.errors import ConfigError, DataError
+from merkit.core.protocols import ReportsTraining, ValidatesSettings
 from merkit.methods.base import MethodSpec, feature_preprocessing
 from merkit.methods.registry import register_method
 from merkit.models import build_model
@@ -29,7 +31,7 @@ from merkit.training.classifier import TorchClassifier
 from merkit.training.data import clone_state
 
 
-class HybridClassifier(ClassifierMixin, BaseEstimator):
+class HybridClassifier(ClassifierMixin, BaseEstimator, ReportsTraining, ValidatesSettings):
     """The three-stage Hybrid Augmented method as one estimator.
 
     ``X`` is a dict of three row-aligned arrays, in this order: handcrafted features
@@ -149,6 +151,38 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
             setattr(self, stage, updated[stage])
         return self
 
+    def validate_settings(self) -> None:
+        """Check ``cnn_init`` and each stage's settings by building its classifier
+        (:class:`~merkit.core.protocols.ValidatesSettings`).
+
+        Raises
+        ------
+        ConfigError
+            Naming the setting (``cnn_init``, or the stage and its bad training setting).
+        """
+        if self.cnn_init not in ("pretrained", "scratch"):
+            raise ConfigError(
+                f"setting 'cnn_init' must be 'pretrained' or 'scratch', not {self.cnn_init!r}"
+            )
+        for stage, model in (("dnn", "dnn"), ("cnn", "cnn-h"), ("fusion", "dnn")):
+            overrides = getattr(self, stage)
+            if overrides is not None and not isinstance(overrides, Mapping):
+                raise ConfigError(f"setting {stage!r} must be a mapping of training settings")
+            classifier = TorchClassifier(model=model)
+            for key, value in {**self.stage_settings()[stage]}.items():
+                if key.partition("__")[0] in self._OWN:
+                    raise ConfigError(f"setting {stage!r}: {key!r} is set by the Hybrid itself")
+                try:
+                    classifier.set_params(**{key: value})
+                except ValueError:
+                    raise ConfigError(
+                        f"setting {stage!r}: unknown training setting {key!r}"
+                    ) from None
+            try:
+                classifier.validate_settings()
+            except ConfigError as exc:
+                raise ConfigError(f"setting {stage!r}: {exc}") from None
+
     def stage_settings(self) -> dict[str, dict[str, Any]]:
         """Each stage's effective TorchClassifier settings (its defaults under ``dnn``/``cnn``/
         ``fusion``): what :func:`merkit.methods.regime.training_caps` reads."""
@@ -240,6 +274,10 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = self.fusion_.classes_
         self.history_ = self.fusion_.history_
         return self
+
+    def training_history(self) -> Any:
+        """The fitted training history (:class:`~merkit.core.protocols.ReportsTraining`)."""
+        return getattr(self, "history_", None)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "fusion_")

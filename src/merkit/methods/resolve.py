@@ -9,6 +9,7 @@ after minutes of feature extraction or deep inside scikit-learn.
 from __future__ import annotations
 
 import copy
+import inspect
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,9 +18,11 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
 
 from merkit.core.errors import ConfigError
 from merkit.core.inputs import parse_input, take
+from merkit.core.protocols import ValidatesSettings
 from merkit.methods.base import MethodSpec
 from merkit.methods.registry import METHODS, get_method, suggest
 
@@ -234,36 +237,57 @@ def _inputs(spec: MethodSpec, override: Any) -> tuple[tuple[str, ...], tuple[str
     return names, spec.roles
 
 
-_UNEXPECTED = re.compile(r"unexpected keyword argument '([^']+)'")
-
-
 def _build(spec: MethodSpec, params: dict[str, Any]) -> Any:
+    """The method's estimator from its settings; ``step__param`` settings through ``set_params``.
+
+    A setting the recipe does not take is named from the recipe's known settings (its build
+    function's keywords and its estimator's parameters), never parsed out of an exception.
+    """
+    plain = {key: value for key, value in params.items() if "__" not in key}
+    nested = {key: value for key, value in params.items() if "__" in key}
     try:
-        return spec.build(**params)
+        estimator = spec.build(**plain)
     except TypeError as exc:
-        match = _UNEXPECTED.search(str(exc))
-        if match:
-            bad = match.group(1)
+        known = _known(spec)
+        unknown = [key for key in plain if key not in known]
+        if unknown and known:
+            bad = unknown[0]
             raise ConfigError(
-                f"method {spec.name!r}: unknown setting {bad!r}{suggest(bad, _known(spec))}"
+                f"method {spec.name!r}: unknown setting {bad!r}{suggest(bad, known)}"
             ) from None
         raise ConfigError(f"method {spec.name!r}: bad settings: {exc}") from None
     except ConfigError as exc:
         raise ConfigError(f"method {spec.name!r}: {exc}") from None
     except ValueError as exc:
         raise ConfigError(f"method {spec.name!r}: bad settings: {exc}") from None
+    for key, value in nested.items():
+        # scikit-learn's public route to a nested parameter; one key at a time, so a refusal
+        # names its setting.
+        try:
+            estimator.set_params(**{key: value})
+        except ValueError:
+            deep = sorted(estimator.get_params(deep=True))
+            raise ConfigError(
+                f"method {spec.name!r}: unknown setting {key!r}{suggest(key, deep)}"
+            ) from None
+    return estimator
 
 
 def _known(spec: MethodSpec) -> list[str]:
-    """Setting names of a method's default estimator (top-level and last step's parameters)."""
+    """Setting names of a method: its build function's keywords and its default estimator's
+    (top-level and last step's) parameters."""
+    names = {
+        name
+        for name, param in inspect.signature(spec.build).parameters.items()
+        if param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD)
+    }
     try:
         estimator = spec.build()
     except Exception:
-        return []
-    names = set(estimator.get_params(deep=False))
-    final = getattr(estimator, "_final_estimator", None)
-    if final is not None:
-        names |= set(final.get_params(deep=False))
+        return sorted(names)
+    names |= set(estimator.get_params(deep=False))
+    if isinstance(estimator, Pipeline):
+        names |= set(estimator[-1].get_params(deep=False))
     return sorted(names)
 
 
@@ -273,10 +297,9 @@ _PARAM = re.compile(r"The '([^']+)' parameter")
 def validate_estimator(method: str, estimator: Any, settings: Mapping[str, Any]) -> None:
     """Check every parameter of ``estimator`` and its sub-estimators without fitting.
 
-    scikit-learn estimators are checked by their own parameter constraints
-    (``_validate_params``), :class:`~merkit.training.classifier.TorchClassifier` by building its
-    training
-    config, and the Hybrid's per-stage dicts by building each stage's classifier.
+    An estimator that checks itself (:class:`~merkit.core.protocols.ValidatesSettings`: the
+    torch classifier, the Hybrid) does so; scikit-learn estimators are checked by their own
+    parameter constraints (scikit-learn has no public call for this).
 
     Raises
     ------
@@ -312,54 +335,12 @@ def _estimators(estimator: Any) -> list[tuple[str, Any]]:
 
 
 def _validate_one(estimator: Any) -> None:
-    from merkit.training.classifier import TorchClassifier
-
-    if isinstance(estimator, TorchClassifier):
-        _validate_torch(estimator)
-        return
-    stages = getattr(estimator, "DNN_DEFAULTS", None)
-    if stages is not None and hasattr(estimator, "FUSION_DEFAULTS"):
-        _validate_hybrid(estimator)
+    if isinstance(estimator, ValidatesSettings):  # merkit's own: TorchClassifier, the Hybrid
+        estimator.validate_settings()
         return
     # scikit-learn's own estimators declare their constraints; custom ones may not.
     if isinstance(estimator, BaseEstimator) and hasattr(type(estimator), "_parameter_constraints"):
         estimator._validate_params()
-
-
-def _validate_torch(estimator: Any) -> None:
-    from pydantic import ValidationError
-
-    try:
-        estimator._config()
-        if isinstance(estimator.model, str):
-            estimator._names()  # an unknown model name fails here, not after extraction
-    except ValidationError as exc:
-        fields = ", ".join(".".join(map(str, e["loc"])) + f": {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid training settings: {fields}") from None
-
-
-def _validate_hybrid(estimator: Any) -> None:
-    from merkit.training.classifier import TorchClassifier
-
-    if estimator.cnn_init not in ("pretrained", "scratch"):
-        raise ConfigError(
-            f"setting 'cnn_init' must be 'pretrained' or 'scratch', not {estimator.cnn_init!r}"
-        )
-    for stage, model in (("dnn", "dnn"), ("cnn", "cnn-h"), ("fusion", "dnn")):
-        overrides = getattr(estimator, stage)
-        if overrides is not None and not isinstance(overrides, Mapping):
-            raise ConfigError(f"setting {stage!r} must be a mapping of training settings")
-        defaults = getattr(estimator, f"{stage.upper()}_DEFAULTS")
-        try:
-            classifier = TorchClassifier(**{"model": model, **defaults, **(overrides or {})})
-        except TypeError as exc:
-            match = _UNEXPECTED.search(str(exc))
-            bad = match.group(1) if match else str(exc)
-            raise ConfigError(f"setting {stage!r}: unknown training setting {bad!r}") from None
-        try:
-            _validate_torch(classifier)
-        except ConfigError as exc:
-            raise ConfigError(f"setting {stage!r}: {exc}") from None
 
 
 def _setting_name(param: str, path: str, settings: Mapping[str, Any]) -> str:

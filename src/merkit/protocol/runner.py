@@ -26,10 +26,18 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 from sklearn.base import clone
+from sklearn.pipeline import Pipeline
 
 from merkit.core.errors import ConfigError
 from merkit.core.inputs import InputArray, parse_input, take
 from merkit.core.progress import progress_bar
+from merkit.core.protocols import (
+    AcceptsValidation,
+    NeedsAllSongs,
+    PredictsDetails,
+    ReportsAugmentation,
+    training_history_of,
+)
 from merkit.datasets.base import Dataset
 from merkit.methods.resolve import ResolvedMethod
 from merkit.protocol.executor import Executor, SerialExecutor, TaskNeeds, TasksFailed
@@ -236,13 +244,18 @@ def fit_fold(
     if seeds:
         model.set_params(**seeds)
     fit_options: dict[str, Any] = {}
-    if fold.validate is not None and fold.validate.size and _accepts(model.fit, "validation"):
+    if (
+        fold.validate is not None
+        and fold.validate.size
+        and isinstance(model, AcceptsValidation)
+        and model.accepts_validation
+    ):
         # A fixed split's validation songs, for a method that selects with them.
         fit_options["validation"] = (
             method.estimator_input(inputs, fold.validate),
             labels[fold.validate],
         )
-    if getattr(model, "needs_all_songs", False):
+    if isinstance(model, NeedsAllSongs) and model.needs_all_songs:
         # A published-code compat mode that fits on every song, test songs included (it leaks;
         # the method labels its fold records so). Only methods that ask get the other songs.
         every = np.arange(len(labels))
@@ -252,7 +265,7 @@ def fit_fold(
     fitted = time.perf_counter()
     x_test = method.estimator_input(inputs, fold.test)
     extras = None
-    if hasattr(model, "predict_details"):
+    if isinstance(model, PredictsDetails):
         # e.g. a ChunkedClassifier: song-level answers and chunk-level scores in one pass
         proba, predicted, extras = model.predict_details(x_test, labels[fold.test])
     else:
@@ -272,7 +285,7 @@ def fit_fold(
             )
     predicted = np.asarray(predicted, dtype=np.int64)
     done = time.perf_counter()
-    augment_info = getattr(model, "augment_info_", None)
+    augment_info = model.augment_info_ if isinstance(model, ReportsAugmentation) else None
     if augment_info is not None:
         # What the fold trained on, and the seed of its copies (see repeat_seed).
         extras = {
@@ -317,9 +330,10 @@ def _accepts(function: Any, keyword: str) -> bool:
 
 
 def _training_info(model: Any) -> TrainingInfo | None:
-    # A pipeline's network is its last step, a ChunkedClassifier's its inner estimator.
-    parts = (model, getattr(model, "_final_estimator", None), getattr(model, "estimator_", None))
-    history = next((p.history_ for p in parts if getattr(p, "history_", None) is not None), None)
+    # A pipeline's network is its last step; meta-estimators report their inner one's.
+    history = training_history_of(model)
+    if history is None and isinstance(model, Pipeline):
+        history = training_history_of(model[-1])
     if history is None or not hasattr(history, "to_dict"):
         return None
     full = history.to_dict()

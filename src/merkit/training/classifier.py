@@ -25,6 +25,7 @@ from torch import nn
 
 from merkit.core.atomic import atomic_file
 from merkit.core.errors import ConfigError, DataError, ModelError
+from merkit.core.protocols import AcceptsValidation, ReportsTraining, ValidatesSettings
 from merkit.models.factory import ModelSpec, accepts, model_reference, resolve_factory
 from merkit.training.config import TrainConfig
 from merkit.training.data import clone_state
@@ -49,7 +50,9 @@ def _fresh_callbacks(callbacks: Sequence[Callback | type[Callback]] | None) -> l
     return fresh
 
 
-class TorchClassifier(ClassifierMixin, BaseEstimator):
+class TorchClassifier(
+    ClassifierMixin, BaseEstimator, AcceptsValidation, ReportsTraining, ValidatesSettings
+):
     """A torch classifier trained with merkit's :class:`~merkit.training.Trainer`.
 
     Parameters
@@ -148,6 +151,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self.freeze = freeze
         self.chunks_per_song = chunks_per_song
 
+    accepts_validation: ClassVar[bool] = True
+    """``fit`` takes ``validation=(X, y)`` (:class:`~merkit.core.protocols.AcceptsValidation`)."""
+
     # ---- nested parameters -----------------------------------------------------------------
 
     #: Estimator parameters that are :class:`TrainConfig` fields: ``train__<name>`` sets them.
@@ -216,6 +222,24 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     # ---- configuration ---------------------------------------------------------------------
+
+    def validate_settings(self) -> None:
+        """Check every setting without training (:class:`~merkit.core.protocols.ValidatesSettings`).
+
+        Raises
+        ------
+        ConfigError
+            Naming the bad training settings, or an unknown model name.
+        """
+        from pydantic import ValidationError
+
+        try:
+            self._config()
+            if isinstance(self.model, str):
+                self._names()  # an unknown model name fails here, not after extraction
+        except ValidationError as exc:
+            fields = ", ".join(".".join(map(str, e["loc"])) + f": {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"invalid training settings: {fields}") from None
 
     def _seed(self) -> int:
         if isinstance(self.random_state, (int, np.integer)):
@@ -395,6 +419,10 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                 f"validation X has {len(val_inputs[0])} rows but y has {len(val_labels)} labels"
             )
         return val_inputs, np.searchsorted(classes, val_labels).astype(np.int64)
+
+    def training_history(self) -> Any:
+        """The fitted training history (:class:`~merkit.core.protocols.ReportsTraining`)."""
+        return getattr(self, "history_", None)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n, n_classes)``, columns in ``classes_`` order."""

@@ -15,10 +15,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from merkit.core.protocols import ReportsTraining
 from merkit.training.classifier import TorchClassifier
 
 
-class ProbeThenFineTune(ClassifierMixin, BaseEstimator):
+class ProbeThenFineTune(ClassifierMixin, BaseEstimator, ReportsTraining):
     """Fit ``probe`` (frozen body + new head), copy its head into the full network, fine-tune.
 
     Parameters
@@ -71,6 +72,10 @@ class ProbeThenFineTune(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         self.history_ = finetune.history_
         return self
+
+    def training_history(self) -> Any:
+        """The fitted training history (:class:`~merkit.core.protocols.ReportsTraining`)."""
+        return getattr(self, "history_", None)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities of the fine-tuned network."""

@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from merkit.core.errors import ConfigError
+from merkit.core.protocols import PredictsDetails
 from merkit.methods import ResolvedMethod, resolve_method
 from merkit.tuning.search import SearchTask, best_point, inner_folds, run_search
 from merkit.tuning.space import SearchSpace, load_space, with_sampler
@@ -26,7 +27,7 @@ from merkit.tuning.space import SearchSpace, load_space, with_sampler
 TUNE_KEYS = ("space", "trials", "sampler", "inner_folds", "inner_repeats")
 
 
-class TunedEstimator(ClassifierMixin, BaseEstimator):
+class TunedEstimator(ClassifierMixin, BaseEstimator, PredictsDetails):
     """A method whose settings are chosen in ``fit`` by an inner-CV search on the fit's data.
 
     Parameters
