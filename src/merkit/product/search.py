@@ -8,56 +8,49 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from merkit.audio.files import unreadable_reason
 from merkit.datasets.base import AUDIO_EXTENSIONS
 
 
 def find_audio_files(
     paths: Iterable[str | os.PathLike[str]],
 ) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files to predict, and ``(path, message)`` for each path that cannot be read.
+    """Files to predict, and ``(path, message)`` for each folder that cannot be read.
 
-    Named files are kept as given; folders are searched recursively for files with an audio
-    extension (:data:`merkit.datasets.base.AUDIO_EXTENSIONS`), sorted. Hidden files and folders
-    (names starting with ``.``, e.g. macOS ``._song.mp3``) and symbolic links to folders are
-    skipped in folders. Every path that cannot be read (missing, a FIFO, device or socket, a
-    symbolic-link loop or broken link, no permission, an unreadable folder) is reported with its
-    reason; nothing is opened that could block.
+    Listing is stat-only: no file is opened or checked here, so each path is checked once, by
+    the decoder's check (:func:`merkit.audio.files.check_audio_file`) when it is predicted; a
+    file that cannot be read (missing, a FIFO, device or socket, a symbolic-link loop or broken
+    link, no permission, a name too long) becomes that file's failure, in input order.
+
+    Named paths that are not folders are kept as given; folders are searched recursively for
+    entries with an audio extension (:data:`merkit.datasets.base.AUDIO_EXTENSIONS`), sorted.
+    Hidden files and folders (names starting with ``.``, e.g. macOS ``._song.mp3``) and symbolic
+    links to folders are skipped in folders. Only a folder that cannot be listed is a problem
+    here.
     """
     files: list[Path] = []
     problems: list[tuple[str, str]] = []
-
-    def fail(path: Path | str, reason: str) -> None:
-        problems.append((str(path), f"'{path}' {reason}"))
-
     for path in map(Path, paths):
         try:
             is_dir = stat.S_ISDIR(os.stat(path).st_mode)
         except OSError:
-            is_dir = False  # unreadable_reason below names the problem
+            is_dir = False  # the decoder's check names the problem
         if not is_dir:
-            reason = unreadable_reason(path)
-            if reason is None:
-                files.append(path)
-            else:
-                fail(path, reason)
+            files.append(path)
             continue
         found: list[Path] = []
         walk_errors: list[OSError] = []
         for folder, dirnames, filenames in os.walk(path, onerror=walk_errors.append):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                if name.startswith(".") or Path(name).suffix.lower() not in AUDIO_EXTENSIONS:
-                    continue
-                file = Path(folder) / name
-                reason = unreadable_reason(file)
-                if reason is None:
-                    found.append(file)
-                else:
-                    fail(file, reason)
+            found += [
+                Path(folder) / name
+                for name in filenames
+                if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS
+            ]
         for exc in walk_errors:
             reason = (exc.strerror or type(exc).__name__).lower()
-            fail(exc.filename, f"is a folder that cannot be read: {reason}")
+            problems.append(
+                (str(exc.filename), f"'{exc.filename}' is a folder that cannot be read: {reason}")
+            )
         files += sorted(found)
     return files, problems
 
