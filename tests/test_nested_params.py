@@ -120,3 +120,16 @@ def test_estimators_declare_their_protocols() -> None:
     assert not isinstance(HybridClassifier(), AcceptsValidation)  # its fit takes none
     with pytest.raises(ConfigError, match="invalid training settings"):
         TorchClassifier(optimizer="nope").validate_settings()
+
+
+def test_a_search_space_addresses_nested_settings() -> None:
+    from merkit.tuning.space import load_space
+
+    space = load_space(
+        {"method": "hybrid", "params": {"cnn__lr": [0.001, 0.02], "fusion__train__momentum": [0.5]}}
+    )
+    for point in ({"cnn__lr": 0.001, "fusion__train__momentum": 0.5}, {"cnn__lr": 0.02}):
+        estimator = resolve_method("hybrid", space.settings_for(point)).estimator
+        settings = estimator.stage_settings()
+        assert settings["cnn"]["lr"] == point["cnn__lr"]
+        assert settings["fusion"].get("train__momentum") == point.get("fusion__train__momentum")
