@@ -185,7 +185,7 @@ class HybridClassifier(ClassifierMixin, BaseEstimator, ReportsTraining, Validate
 
     def stage_settings(self) -> dict[str, dict[str, Any]]:
         """Each stage's effective TorchClassifier settings (its defaults under ``dnn``/``cnn``/
-        ``fusion``): what :func:`merkit.methods.regime.training_caps` reads."""
+        ``fusion``), also ``get_params(deep=True)``'s ``<stage>__<setting>`` entries."""
         return {
             "dnn": {**self.DNN_DEFAULTS, **(self.dnn or {})},
             "cnn": {**self.CNN_DEFAULTS, **(self.cnn or {})},

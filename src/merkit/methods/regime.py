@@ -10,24 +10,17 @@ every run (``<method>/config.json``) and shown in every table and report
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 REGIMES = ("full", "reduced", "quick", "unrecorded")
-
-
-@runtime_checkable
-class StagedEstimator(Protocol):
-    """An estimator trained in stages whose settings are dicts over class defaults."""
-
-    def stage_settings(self) -> dict[str, dict[str, Any]]:
-        """Each stage's effective settings, by stage name."""
 
 
 def training_caps(estimator: Any) -> dict[str, float]:
     """Every epoch cap and training-accuracy stop of an estimator, by parameter path.
 
-    Walks ``get_params(deep=True)`` and dict-valued parameters (e.g. the Hybrid's per-stage
-    settings), so ``hybrid__cnn__epochs`` or ``dnn__epochs`` are found wherever they sit.
+    Walks ``get_params(deep=True)`` (which holds the Hybrid's effective per-stage settings as
+    ``<stage>__<setting>``) and dict-valued parameters, so ``hybrid__cnn__epochs`` or
+    ``dnn__epochs`` are found wherever they sit.
 
     Returns
     -------
@@ -51,13 +44,9 @@ def training_caps(estimator: Any) -> dict[str, float]:
                 caps[path] = float(value)
 
     if hasattr(estimator, "get_params"):
-        params = dict(estimator.get_params(deep=True))
-        # Per-stage settings held as dicts over class defaults (the Hybrid): the effective ones.
-        for name, step in [*params.items(), ("", estimator)]:
-            if isinstance(step, StagedEstimator):
-                prefix = f"{name}__" if name else ""
-                params.update({f"{prefix}{k}": v for k, v in step.stage_settings().items()})
-        walk("", params)
+        # Nested settings are deep parameters: the Hybrid's effective per-stage settings
+        # (``cnn__epochs``, its stage defaults included), a torch classifier's ``train__…``.
+        walk("", estimator.get_params(deep=True))
     return caps
 
 
