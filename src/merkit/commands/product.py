@@ -152,8 +152,8 @@ def train(
 
 
 def find_audio(paths: Sequence[Path]) -> tuple[list[Path], list[PredictionFailure]]:
-    """Files to predict (:func:`merkit.product.search.find_audio_files`); each path that cannot
-    be read becomes a failure with its reason."""
+    """Files to predict (:func:`merkit.product.search.find_audio_files`, stat-only: an unreadable
+    file fails when predicted); each folder that cannot be read becomes a failure."""
     from merkit.product.prediction import PredictionFailure
     from merkit.product.search import find_audio_files
 
