@@ -11,8 +11,8 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import FOURQAED, needs_4qaed, needs_crnn_weights
 
+from conftest import FOURQAED, needs_4qaed, needs_crnn_weights
 from merkit.product.shipped import verify_shipped
 
 REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks/results/structure_check_after.json"
