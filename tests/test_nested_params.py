@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.model_selection import GridSearchCV
 from torch import nn
 
@@ -133,3 +135,42 @@ def test_a_search_space_addresses_nested_settings() -> None:
         settings = estimator.stage_settings()
         assert settings["cnn"]["lr"] == point["cnn__lr"]
         assert settings["fusion"].get("train__momentum") == point.get("fusion__train__momentum")
+
+
+class _Recorder(ClassifierMixin, BaseEstimator):
+    """Records what ``fit`` got; ``fit`` takes ``validation`` whether declared or not."""
+
+    def fit(self, X: Any, y: Any, validation: Any = None) -> _Recorder:
+        self.validation_ = validation
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return np.full((len(X), len(self.classes_)), 1 / len(self.classes_))
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.full(len(X), self.classes_[0])
+
+
+class _DeclaredRecorder(_Recorder, AcceptsValidation):
+    accepts_validation = True
+
+    def training_history(self) -> Any:
+        return None
+
+
+def test_fit_fold_passes_validation_only_to_a_declared_estimator() -> None:
+    from merkit.methods import ResolvedMethod
+    from merkit.protocol.folds import Fold, ProtocolConfig
+    from merkit.protocol.runner import fit_fold
+
+    x, y = _data()
+    rows = np.arange(len(y))
+    fold = Fold(repeat=0, fold=0, train=rows[:20], test=rows[30:], validate=rows[20:30])
+    for estimator, expected in ((_Recorder(), False), (_DeclaredRecorder(), True)):
+        method = ResolvedMethod.of("recorder", estimator, ["table:x"])
+        record = fit_fold(method, {"table:x": x}, y, fold, ProtocolConfig(), keep_model=True)
+        got = record.model.validation_
+        assert (got is not None) is expected
+        if expected:
+            assert np.array_equal(got[1], y[20:30])
