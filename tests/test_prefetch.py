@@ -41,9 +41,8 @@ def test_prefetched_blocks_equal_stream_frames_and_errors_come_in_place(tmp_path
 
 
 def test_folder_prediction_with_prefetch_matches_one_file_at_a_time(tmp_path: Path) -> None:
-    from product_helpers import music, write_wav
-
     from merkit.product.predict import PredictionFailure, load_model
+    from product_helpers import music, write_wav
 
     files = [
         write_wav(tmp_path / f"{i}.wav", music(4 + 9 * i, quadrant=q, index=i), 16_000)
