@@ -256,6 +256,82 @@ def _check_complete(path: Path, declared: int, decoded: int, sr: int) -> None:
         )
 
 
+PREFETCH_BLOCKS = 16
+"""Blocks :func:`prefetch_frames` decodes ahead of the consumer (about 24-65 s of audio)."""
+
+
+def prefetch_frames(
+    paths: list[str | Path], *, ahead: int = PREFETCH_BLOCKS
+) -> Iterator[Iterator[tuple[np.ndarray, int]]]:
+    """:func:`stream_frames` of each path in turn, decoded by a background thread.
+
+    Decoding (libsndfile, soxr-free) releases the GIL, so the thread decodes the next blocks,
+    and the next file, while the caller analyses the current ones. At most ``ahead`` blocks wait
+    in memory, so memory stays flat in track length. Each yielded iterator gives exactly what
+    :func:`stream_frames` gives for that path, and raises its :class:`AudioError` at the same
+    point; a file the caller stops reading early is skipped to its end before the next one.
+
+    Parameters
+    ----------
+    paths : list of path
+        Audio files, in order.
+    ahead : int
+        Decoded blocks held at most (across files).
+
+    Yields
+    ------
+    Iterator of tuple of (np.ndarray, int)
+        One per path, in order: its blocks and native rate; take it before the next.
+    """
+    import queue
+
+    items: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=max(1, int(ahead)))
+    stop = threading.Event()
+    done, failed = object(), object()
+
+    def decode_all() -> None:
+        for index, path in enumerate(paths):
+            try:
+                for block in stream_frames(path):
+                    if stop.is_set():
+                        return
+                    items.put((index, block))
+                items.put((index, done))
+            except BaseException as exc:  # re-raised where the caller reads this file
+                items.put((index, (failed, exc)))
+            if stop.is_set():
+                return
+
+    worker = threading.Thread(target=decode_all, name="merkit-prefetch", daemon=True)
+    worker.start()
+    finished = [False] * len(paths)
+
+    def blocks(index: int) -> Iterator[tuple[np.ndarray, int]]:
+        while True:
+            at, item = items.get()
+            assert at == index  # files arrive in order, each drained before the next
+            if item is done:
+                finished[index] = True
+                return
+            if isinstance(item, tuple) and len(item) == 2 and item[0] is failed:
+                finished[index] = True
+                raise item[1]
+            yield item
+
+    try:
+        for index in range(len(paths)):
+            yield blocks(index)
+            if not finished[index]:  # the caller stopped early (e.g. non-finite samples)
+                with contextlib.suppress(Exception):  # its error, if any, is not asked for
+                    for _ in blocks(index):
+                        pass
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a put() waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                items.get(timeout=0.05)
+
+
 def peak_normalize(y: np.ndarray, headroom_db: float = 0.1) -> np.ndarray:
     """Scale ``y`` so its largest absolute sample sits ``headroom_db`` dB below full scale.
 

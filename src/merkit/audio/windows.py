@@ -145,9 +145,12 @@ class _Buffer:
             self.offset = index
 
 
-def file_blocks(path: Path, stats: TrackStats) -> Iterator[np.ndarray]:
-    """Mono float32 blocks of a file at its own rate (sets ``stats.native_sr`` first)."""
-    for frames, native_sr in stream_frames(path):
+def file_blocks(
+    path: Path, stats: TrackStats, decoded: Iterable[tuple[np.ndarray, int]] | None = None
+) -> Iterator[np.ndarray]:
+    """Mono float32 blocks of a file at its own rate (sets ``stats.native_sr`` first);
+    ``decoded``: the file's :func:`stream_frames` blocks from elsewhere (e.g. prefetched)."""
+    for frames, native_sr in stream_frames(path) if decoded is None else decoded:
         stats.native_sr = native_sr
         yield mixdown(frames)
 

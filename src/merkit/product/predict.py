@@ -29,7 +29,7 @@ so memory does not grow with the track's length.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -309,7 +309,11 @@ class Predictor:
             )
 
     def _window_stream(
-        self, audio: str | os.PathLike[str] | np.ndarray, sr: int | None, stats: TrackStats
+        self,
+        audio: str | os.PathLike[str] | np.ndarray,
+        sr: int | None,
+        stats: TrackStats,
+        decoded: Iterable[tuple[np.ndarray, int]] | None = None,
     ) -> tuple[Iterator[Window], str | None]:
         if isinstance(audio, np.ndarray):
             if sr is None:
@@ -333,7 +337,7 @@ class Predictor:
             where, path = "the waveform", None
         elif isinstance(audio, str | os.PathLike):
             path = str(audio)
-            blocks = file_blocks(Path(audio), stats)
+            blocks = file_blocks(Path(audio), stats, decoded)
             where = f"audio file '{path}'"
         else:
             raise ConfigError(
@@ -349,6 +353,7 @@ class Predictor:
         sr: int | None = None,
         *,
         segments: bool = False,
+        decoded: Iterable[tuple[np.ndarray, int]] | None = None,
     ) -> Any:
         """Predict the quadrant of one song, or of each song of a list or folder.
 
@@ -362,6 +367,10 @@ class Predictor:
             The waveform's sample rate (required with a waveform, ignored with a path).
         segments : bool
             Also return the per-window answers (:attr:`PredictionResult.segments`).
+        decoded : iterable of (np.ndarray, int), optional
+            With one path: its :func:`merkit.audio.decode.stream_frames` blocks, decoded
+            already (:func:`merkit.audio.decode.prefetch_frames`, overlapping the next file's
+            decoding with this one's analysis).
 
         Returns
         -------
@@ -386,7 +395,7 @@ class Predictor:
             return list(self.predict_many(audio, segments=segments))
         self._require_audio_model()
         stats = TrackStats()
-        windows, path = self._window_stream(audio, sr, stats)
+        windows, path = self._window_stream(audio, sr, stats, decoded)
         check = SignalCheck()  # a constant level or a steady tone is not music: said, not hidden
         windows = check.watch(windows, min(spec.sr or 0 for spec in self.manifest.inputs))
         spans: list[tuple[float, float, bool]] = []
@@ -482,11 +491,15 @@ class Predictor:
 
 
 def safe_predict(
-    predictor: Predictor, path: str | os.PathLike[str], *, segments: bool = False
+    predictor: Predictor,
+    path: str | os.PathLike[str],
+    *,
+    segments: bool = False,
+    decoded: Iterable[tuple[np.ndarray, int]] | None = None,
 ) -> PredictionResult | PredictionFailure:
     """:meth:`Predictor.predict`, turning a failure into a one-line :class:`PredictionFailure`."""
     try:
-        return predictor.predict(path, segments=segments)
+        return predictor.predict(path, segments=segments, decoded=decoded)
     except MerkitError as exc:
         message = str(exc)
     except MemoryError:

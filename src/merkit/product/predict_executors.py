@@ -51,7 +51,9 @@ Loader = Callable[[str], Any]
 """Loads a model directory in a worker (e.g. ``partial(load_model, check_inputs=False)``)."""
 
 Runner = Callable[..., Outcome]
-"""``run(predictor, path, segments=...)``: one file's result or failure (``safe_predict``)."""
+"""``run(predictor, path, segments=..., decoded=...)``: one file's result or failure
+(``safe_predict``; ``decoded``: its prefetched blocks, from
+:func:`merkit.audio.decode.prefetch_frames`)."""
 
 EXECUTORS = ("processes", "ray")
 """Where :func:`predict_files` runs files when it does not run them in this process."""
@@ -114,8 +116,15 @@ def predict_files(
             raise ConfigError("--executor ray needs a model loaded from a directory")
         parallel = False  # a model built in this process: predict here
     if not parallel:
-        for path in paths:
-            yield run(predictor, path, segments=segments)
+        if len(paths) < 2:
+            for path in paths:
+                yield run(predictor, path, segments=segments)
+            return
+        from merkit.audio.decode import prefetch_frames
+
+        # a thread decodes the next blocks and file while this one is analysed (issue 30)
+        for path, decoded in zip(paths, prefetch_frames(list(paths)), strict=True):
+            yield run(predictor, path, segments=segments, decoded=decoded)
         return
     model_dir = str(predictor.model_dir)
     if executor == "ray":
