@@ -14,6 +14,12 @@ songs, *unlabelled* (a diagonal CORAL, Sun et al. 2016), shrunk toward the sourc
 pseudo-songs so a handful of songs moves them only part of the way. :func:`aligned_copy` puts a
 fitted alignment in front of a fitted model's final classifier (the model passed in is never
 changed), so the calibration and everything after it stay as fitted.
+
+Measured on 4QAED's held-out genres (``benchmarks/results/4qaed_adapt_fewshot.md``) an
+alignment on *unlabelled* songs hurts there: a genre's features differ from the training mix
+mostly because its songs are mostly one quadrant, and re-centring removes exactly that.
+:class:`ClassShift` instead estimates the offset from a few *labelled* songs, quadrant by
+quadrant (``merkit adapt --kind shift``, followed by an SVM refit).
 """
 
 from __future__ import annotations
@@ -75,6 +81,84 @@ class FeatureAlignment(TransformerMixin, BaseEstimator):
         return (Z - self.target_mean_) * ratio + self.source_mean_
 
 
+class ClassShift(TransformerMixin, BaseEstimator):
+    """Subtract a fitted domain offset from every row (:func:`fit_class_shift`).
+
+    Attributes
+    ----------
+    offset_ : np.ndarray
+        ``(d,)``: what the user's songs of each quadrant sit off from the training songs of that
+        quadrant, on average over the quadrants, shrunk toward 0.
+    """
+
+    def __init__(self, prior: float = DEFAULT_PRIOR) -> None:
+        self.prior = prior
+
+    def fit(
+        self,
+        rows: np.ndarray,
+        labels: np.ndarray,
+        class_means: np.ndarray,
+    ) -> ClassShift:
+        """Offset from labelled ``rows`` (one per song) with quadrant codes ``labels`` and the
+        source's per-class means ``class_means`` (``(k, d)``): the mean over the labelled
+        classes of (their mean minus the source's mean), times ``n / (n + prior)``.
+
+        Unlike :class:`FeatureAlignment` the offset compares songs of the *same* quadrant, so a
+        collection that is mostly one quadrant is not pulled toward the training mix."""
+        rows = np.asarray(rows, dtype=np.float64)
+        labels = np.asarray(labels, dtype=np.int64)
+        class_means = np.asarray(class_means, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != class_means.shape[1]:
+            raise ValueError("rows and class means must have the same number of columns")
+        if not self.prior >= 0:
+            raise ValueError(f"prior must be >= 0, not {self.prior}")
+        seen = np.unique(labels)
+        delta = np.mean([rows[labels == c].mean(0) - class_means[c] for c in seen], axis=0)
+        self.offset_ = len(rows) / (len(rows) + self.prior) * delta
+        self.n_songs_ = len(rows)
+        return self
+
+    def transform(self, Z: Any) -> np.ndarray:
+        return np.asarray(Z, dtype=np.float64) - self.offset_
+
+
+def final_classifier(estimator: Any) -> Any:
+    """The fitted classifier at the end of ``estimator`` (what sees the model-space rows)."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    from merkit.estimators.calibration import CrossValCalibratedClassifier
+    from merkit.estimators.fusion import FusionClassifier
+
+    if isinstance(estimator, CrossValCalibratedClassifier):
+        return final_classifier(estimator.estimator_)
+    if isinstance(estimator, CalibratedClassifierCV):
+        return final_classifier(estimator.calibrated_classifiers_[0].estimator)
+    if isinstance(estimator, GridSearchCV):
+        return final_classifier(estimator.best_estimator_)
+    if isinstance(estimator, FusionClassifier):
+        return final_classifier(estimator.final_estimator_)
+    if isinstance(estimator, Pipeline):
+        return final_classifier(estimator.steps[-1][1])
+    if hasattr(estimator, "base"):
+        return final_classifier(estimator.base)
+    return estimator
+
+
+def source_class_means(estimator: Any, reference: np.ndarray, k: int) -> np.ndarray:
+    """Per-class means of the training rows ``reference`` (model space, e.g. a familiarity
+    measure's ``reference_``), each row labelled by the model's own answer for it (the training
+    labels are not kept in a model folder; on its training songs the model is mostly right)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    pred = np.asarray(final_classifier(estimator).predict(reference)).astype(np.int64)
+    overall = reference.mean(0)
+    return np.stack(
+        [reference[pred == c].mean(0) if (pred == c).any() else overall for c in range(k)]
+    )
+
+
 def _insert(pipeline: Any, alignment: FeatureAlignment) -> Any:
     from sklearn.pipeline import Pipeline
 
@@ -82,7 +166,7 @@ def _insert(pipeline: Any, alignment: FeatureAlignment) -> Any:
     return Pipeline([*steps[:-1], ("align", alignment), steps[-1]])
 
 
-def aligned_copy(estimator: Any, alignment: FeatureAlignment) -> Any:
+def aligned_copy(estimator: Any, alignment: Any) -> Any:
     """A copy of the fitted ``estimator`` whose final classifier sees aligned rows.
 
     Reaches through merkit's calibration wrapper, scikit-learn's ``CalibratedClassifierCV``
@@ -125,4 +209,11 @@ def aligned_copy(estimator: Any, alignment: FeatureAlignment) -> Any:
     raise ModelError(f"merkit cannot align the inputs of {type(estimator).__name__}")
 
 
-__all__ = ["DEFAULT_PRIOR", "FeatureAlignment", "aligned_copy"]
+__all__ = [
+    "DEFAULT_PRIOR",
+    "ClassShift",
+    "FeatureAlignment",
+    "aligned_copy",
+    "final_classifier",
+    "source_class_means",
+]
