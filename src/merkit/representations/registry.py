@@ -10,7 +10,6 @@ a representation to every song of a dataset through the cache.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,32 +201,9 @@ def canonical_representation(
     :func:`merkit.audio.frontend.canonical`
     audio. ``params`` are ``inner``'s parameters (a ``*-canon`` entry holds them, so they key the
     cache)."""
-    fn = get_representation(inner).fn
-    settings = (int(sr), band_sr, trim_db, level_percentile, level_dbfs)
-    return fn(_canonical_once(y, settings), sr, seed=seed, **params)
-
-
-_LAST_FRONT = threading.local()
-"""This thread's last canonical front end: (settings, input, output)."""
-
-
-def _canonical_once(y: np.ndarray, settings: tuple[Any, ...]) -> np.ndarray:
-    """:func:`merkit.audio.frontend.canonical` of ``y``, reusing the previous call's result when
-    the same samples come with the same settings: the default model's two ``*-canon`` inputs
-    share one front end (a soxr round trip, ~5 % of a clip's prediction), computed once.
-    A copy each time, since a representation function may change its input in place."""
     from merkit.audio.frontend import canonical
 
-    last = getattr(_LAST_FRONT, "value", None)
-    if (
-        last is not None
-        and last[0] == settings
-        and last[1].shape == y.shape
-        and last[1].dtype == y.dtype
-        and np.array_equal(last[1], y)
-    ):
-        return last[2].copy()
-    sr, band_sr, trim_db, level_percentile, level_dbfs = settings
+    fn = get_representation(inner).fn
     front = canonical(
         y,
         sr,
@@ -236,8 +212,7 @@ def _canonical_once(y: np.ndarray, settings: tuple[Any, ...]) -> np.ndarray:
         level_percentile=level_percentile,
         level_dbfs=level_dbfs,
     )
-    _LAST_FRONT.value = (settings, y.copy(), front.copy())
-    return front
+    return fn(front, sr, seed=seed, **params)
 
 
 def classic_aug_representation(
