@@ -1,4 +1,5 @@
-"""What every benchmark records beside its numbers: the machine, library versions, the command."""
+"""What every benchmark records beside its numbers (the machine, library versions, the command),
+and the few-song draw the adaptation benchmarks share."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import shlex
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 VERSIONED = ("numpy", "scipy", "scikit-learn", "librosa", "soundfile", "soxr", "torch", "merkit")
 
@@ -78,3 +81,21 @@ def footer(
         *[f"- {note}" for note in notes],
         "",
     ]
+
+
+def draw_few(y: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` labelled songs of each class that has more than ``k``, and the rest (scored).
+
+    Returns
+    -------
+    chosen, rest : np.ndarray
+        Indices into ``y``: the drawn songs, and every other song.
+    """
+    chosen = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(y == c), k, replace=False)
+            for c in np.unique(y)
+            if (y == c).sum() > k
+        ]
+    )
+    return chosen, np.setdiff1d(np.arange(len(y)), chosen)

@@ -47,8 +47,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from _common import command_line, footer, machine, timestamp, versions
-from axes_familiarity import Setup
+from _common import command_line, draw_few, footer, machine, timestamp, versions
+from axes_familiarity import Setup, add_setup_arguments
 from merkit.core.labels import QUADRANTS
 from merkit.estimators.align import FeatureAlignment
 from merkit.estimators.axes import model_space
@@ -174,14 +174,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
             for k in args.k:
                 for draw in range(args.draws):
                     rng = np.random.default_rng([draw, fold.fold, k])
-                    chosen = np.concatenate(
-                        [
-                            rng.choice(np.flatnonzero(y == c), k, replace=False)
-                            for c in range(len(QUADRANTS))
-                            if (y == c).sum() > k
-                        ]
-                    )
-                    rest = np.setdiff1d(np.arange(len(y)), chosen)
+                    chosen, rest = draw_few(y, k, rng)
                     yc = y[chosen]
                     answers = {
                         "none": proba.argmax(1),
@@ -322,11 +315,7 @@ def markdown(table: pd.DataFrame, args: argparse.Namespace, n_songs: int) -> str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="4qaed")
-    parser.add_argument("--root", type=Path)
-    parser.add_argument("--method", default="fusion")
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--frozen", help="C,gamma of the quadrant model's early-fusion SVM")
+    add_setup_arguments(parser)
     parser.add_argument("--k", type=lambda s: [int(v) for v in s.split(",")], default=[2, 5])
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--prior", type=float, default=10.0)
@@ -342,15 +331,16 @@ def main() -> None:
     df.drop(columns=["y", "pred"]).to_csv(
         args.out.with_name(args.out.name + "_draws.csv"), index=False, float_format="%.4f"
     )
-    text = markdown(table, args, len(setup_songs(df)))
+    text = markdown(table, args, n_songs(df))
     args.out.with_suffix(".md").write_text(text)
     print(text)
 
 
-def setup_songs(df: pd.DataFrame) -> list[int]:
+def n_songs(df: pd.DataFrame) -> int:
+    """Songs scored or drawn over the held-out genres (each song is held out once)."""
     first = df[(df.k == df.k.iloc[0]) & (df.draw == 0) & (df.kind == "none")]
     first = first[first.domain == "genre"]
-    return list(range(int(first.n_test.sum() + first.n_examples.sum())))
+    return int(first.n_test.sum() + first.n_examples.sum())
 
 
 if __name__ == "__main__":

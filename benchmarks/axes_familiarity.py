@@ -599,13 +599,18 @@ def write_markdown(path: Path, state: dict[str, Any]) -> None:
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options :class:`Setup` reads (dataset, its root, the quadrant recipe)."""
     parser.add_argument("--dataset", default="4qaed")
     parser.add_argument("--root", type=Path)
     parser.add_argument("--method", default="fusion")
     parser.add_argument("--config", type=Path)
     parser.add_argument("--frozen", help="C,gamma of the quadrant model's early-fusion SVM")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_setup_arguments(parser)
     parser.add_argument("--quadrant-repeats", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=10, help="repeats of the 10x10 folds run")
     parser.add_argument("--parts", default="kfold,logo")

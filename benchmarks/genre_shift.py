@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from _common import footer, machine, timestamp, versions
+from _common import draw_few, footer, machine, timestamp, versions
 from merkit.core.labels import QUADRANTS
 from merkit.product.adapt import Recalibration
 from merkit.protocol.metrics import fold_metrics
@@ -158,14 +158,7 @@ def adapt_rows(logo: Path, methods: list[str], ks: list[int], seeds: int) -> pd.
                     before, after, used = [], [], []
                     for seed in range(seeds):
                         rng = np.random.default_rng([seed, record.fold, k])
-                        chosen = np.concatenate(
-                            [
-                                rng.choice(np.flatnonzero(y == c), k, replace=False)
-                                for c in range(len(QUADRANTS))
-                                if (y == c).sum() > k
-                            ]
-                        )
-                        rest = np.setdiff1d(np.arange(len(y)), chosen)
+                        chosen, rest = draw_few(y, k, rng)
                         layer = Recalibration(kind, strength).fit(proba[chosen], y[chosen])
                         before.append(_scores(y[rest], proba[rest].argmax(axis=1)))
                         after.append(_scores(y[rest], layer.transform(proba[rest]).argmax(axis=1)))
