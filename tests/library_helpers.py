@@ -28,9 +28,7 @@ def slow_band_features(y: np.ndarray, sr: int, *, seed: int = 0, n_bands: int = 
 def register_slow_method() -> None:
     """Register the slow representation and a logistic regression on it (once per process)."""
     if SLOW_BANDS not in REPRESENTATIONS:
-        register_representation(
-            Representation(name=SLOW_BANDS, fn=slow_band_features)
-        )
+        register_representation(Representation(name=SLOW_BANDS, fn=slow_band_features))
     if SLOW_LOGREG not in METHODS:
         register_method(MethodSpec(SLOW_LOGREG, "test: slow band energies", (SLOW_BANDS,), _logreg))
 

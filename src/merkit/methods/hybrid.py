@@ -131,7 +131,10 @@ class HybridClassifier(ClassifierMixin, BaseEstimator, ReportsTraining, Validate
             if key.partition("__")[0] in self.STAGES and key.partition("__")[2]
         }
         super().set_params(**params)
-        updated = {stage: dict(getattr(self, stage) or {}) for stage in self.STAGES}
+        updated = {
+            stage: dict(own if isinstance(own := getattr(self, stage), Mapping) else {})
+            for stage in self.STAGES
+        }
         for key, value in nested.items():
             stage, _, name = key.partition("__")
             if name.partition("__")[0] in self._OWN:
@@ -186,10 +189,15 @@ class HybridClassifier(ClassifierMixin, BaseEstimator, ReportsTraining, Validate
     def stage_settings(self) -> dict[str, dict[str, Any]]:
         """Each stage's effective TorchClassifier settings (its defaults under ``dnn``/``cnn``/
         ``fusion``), also ``get_params(deep=True)``'s ``<stage>__<setting>`` entries."""
+        defaults = {
+            "dnn": self.DNN_DEFAULTS,
+            "cnn": self.CNN_DEFAULTS,
+            "fusion": self.FUSION_DEFAULTS,
+        }
+        # A non-mapping override is refused by validate_settings/fit, not while listing params.
         return {
-            "dnn": {**self.DNN_DEFAULTS, **(self.dnn or {})},
-            "cnn": {**self.CNN_DEFAULTS, **(self.cnn or {})},
-            "fusion": {**self.FUSION_DEFAULTS, **(self.fusion or {})},
+            stage: {**base, **(own if isinstance(own := getattr(self, stage), Mapping) else {})}
+            for stage, base in defaults.items()
         }
 
     def _split(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -178,10 +178,10 @@ class TorchClassifier(
         """
         params = super().get_params(deep=deep)
         if deep:
-            for key, value in (self.model_params or {}).items():
-                params[f"model__{key}"] = value
-            for key, value in (self.train_options or {}).items():
-                params[f"train__{key}"] = value
+            # A non-mapping value (scikit-learn's checks set any type) is refused at fit, not here.
+            for prefix, settings in (("model", self.model_params), ("train", self.train_options)):
+                if isinstance(settings, Mapping):
+                    params.update({f"{prefix}__{key}": value for key, value in settings.items()})
         return params
 
     def set_params(self, **params: Any) -> TorchClassifier:
@@ -200,8 +200,8 @@ class TorchClassifier(
         """
         nested = {k: params.pop(k) for k in list(params) if k.startswith(("model__", "train__"))}
         super().set_params(**params)
-        model_params = dict(self.model_params or {})
-        train_options = dict(self.train_options or {})
+        model_params = dict(self.model_params if isinstance(self.model_params, Mapping) else {})
+        train_options = dict(self.train_options if isinstance(self.train_options, Mapping) else {})
         for key, value in nested.items():
             prefix, name = key.split("__", 1)
             if prefix == "model":
