@@ -128,8 +128,9 @@ def write_results(
     """Rewrite ``<name>.{csv,md}`` from the method's finished folds: in ``benchmarks/results``,
     or in the run folder itself for a ``quick`` smoke run (never committed results)."""
     from _common import machine, timestamp, versions
+    from merkit.core.atomic import write_text_atomic
     from merkit.protocol.results import load_results
-    from merkit.report.tables import results_frame, write_csv_atomic, write_text_atomic
+    from merkit.report.tables import results_frame, write_csv_atomic
 
     run = load_results(out)
     if method not in run or not run[method].per_fold:
@@ -216,7 +217,7 @@ def write_results(
         "",
         f"Versions: `{json.dumps(versions())}`",
     ]
-    write_text_atomic("\n".join(lines) + "\n", results_dir / f"{name}.md")
+    write_text_atomic(results_dir / f"{name}.md", "\n".join(lines) + "\n")
     return results_dir / f"{name}.md"
 
 

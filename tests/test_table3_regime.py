@@ -86,3 +86,29 @@ def test_code_recipe_switch_resolves_and_differs_where_the_code_does() -> None:
     assert (crnn.estimator.lr, crnn.estimator.batch_size) == (0.01, 150)
     assert crnn.estimator._config().recalibrate_batchnorm is False
     assert resolve_method("hybrid", settings["hybrid"]).estimator.cnn_init == "scratch"
+
+
+def test_results_file_is_written_from_the_committed_fold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The results writer (called after every fold) produces the .md naming fold, cost and F1:
+    a swapped-argument bug once left only an ``OSError`` in the run log."""
+    import importlib
+    import json
+    import shutil
+
+    runs = CONFIGS.parent / "runs" / "table3-paper"
+    if not (runs / "cnn" / "folds" / "r00_f00.json").exists():
+        pytest.skip("the committed table3-paper fold is absent")
+    out = tmp_path / "run"
+    shutil.copytree(runs, out)
+    monkeypatch.syspath_prepend(str(CONFIGS.parent))  # benchmarks/ (its _common helpers)
+    table3_paper = importlib.import_module("table3_paper")
+    path = table3_paper.write_results(out, "cnn", "paper", "the command", {}, "", quick=True)
+    text = Path(path).read_text()
+    fold = json.loads((runs / "cnn" / "folds" / "r00_f00.json").read_text())
+    f1 = fold.get("metrics", {}).get("f1")
+    assert "PARTIAL" in text and "| r00_f00 |" in text and "the command" in text
+    if f1 is not None:
+        assert f"{100 * f1:.2f}" in text
+    assert (out / "4qaed_cnn_paper.csv").exists()
