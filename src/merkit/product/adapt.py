@@ -556,9 +556,10 @@ def _carry_companions(
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The original model's companions for the adapted model (``None`` when it has none).
 
-    Familiarity: the same threshold (calibrated on held-out training songs), its reference
-    rows extended with the examples' windows in the adapted model's input space; adding rows
-    only shortens distances, so no song familiar before becomes unfamiliar, and songs like the
+    Familiarity: the same thresholds (calibrated on held-out training songs), its reference
+    rows and training range extended with the examples' windows in the adapted model's input
+    space (:meth:`merkit.estimators.axes.Familiarity.extended`); that only shortens distances
+    and widens the range, so no song familiar before becomes unfamiliar, and songs like the
     user's examples become familiar. Refitting it on the examples alone is not possible: a
     threshold needs many held-out songs, and a handful of examples would flag everything else.
 
@@ -569,8 +570,6 @@ def _carry_companions(
     quadrant model's own sums decide; the axis models' probabilities are still reported), so
     the unadapted axes cannot undo the adaptation.
     """
-    import copy
-
     from merkit.estimators.align import aligned_copy
     from merkit.estimators.axes import AxisModels, model_space
 
@@ -604,14 +603,12 @@ def _carry_companions(
     familiarity = predictor.familiarity
     familiarity_note = ""
     if familiarity is not None:
-        extended = copy.copy(familiarity)
-        rows = model_space(estimator, X).astype(np.float32)
-        extended.reference_ = np.concatenate([familiarity.reference_, rows])
-        objects["familiarity"] = extended
+        rows = model_space(estimator, X)
+        objects["familiarity"] = familiarity.extended(rows)
         familiarity_note = (
             f"; adapted: the {len(rows)} windows of the {int(windows.song.max()) + 1} example "
-            "songs (in the adapted model's input space) added to the reference songs, the "
-            "threshold kept"
+            "songs (in the adapted model's input space) added to the reference songs and the "
+            "training range, the thresholds kept"
         )
     update = {
         "rule": rule,
