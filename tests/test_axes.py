@@ -293,4 +293,4 @@ def test_refresh_familiarity_refits_only_the_familiarity_file(
     fresh = load_model(path).familiarity
     assert fresh.tail_threshold_ is not None
     assert fresh.reference_ == pytest.approx(old.reference_)
-    assert "percentile range" in manifest.companions.familiarity_recipe
+    assert "percentiles, feature by feature" in manifest.companions.familiarity_recipe

@@ -167,8 +167,9 @@ def familiarity_recipe_of(known: Familiarity, n_songs: int) -> str:
         )
     tail = 100 * known.tail
     return recipe + (
-        f", and the fraction of its features outside the training songs' {tail:g}th-"
-        f"{100 - tail:g}th percentile range, each over a threshold (distance "
+        f", and the fraction of its features outside the central {100 - 2 * tail:g} % of the "
+        f"training songs' values (between their {tail:g} % and {100 - tail:g} % percentiles, "
+        "feature by feature), each over a threshold (distance "
         f"{known.threshold_:.3f}, fraction {known.tail_threshold_:.4f}): the "
         f"{100 * known.level_:.2f}th percentile of each for training songs held out by "
         f"{known.n_splits}-fold cross-validation, the level at which "
