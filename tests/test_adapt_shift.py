@@ -140,6 +140,20 @@ def test_shift_errors_are_one_clear_line(
     ok = runner.invoke(app, [*args, "--examples", str(examples), "--kind", "shift"])
     assert ok.exit_code == 0, ok.output
     assert "features shifted (prior 10)" in ok.output
+    predicted = runner.invoke(
+        app,
+        [
+            "predict",
+            str(sorted(examples.rglob("*.wav"))[0]),
+            "--model",
+            str(tmp_path / "o"),
+            "--format",
+            "json",
+        ],
+    )  # merkit wrote the adapted folder here: trusted without --trust
+    assert predicted.exit_code == 0, predicted.output
+    for field in ('"p_high_arousal_axis"', '"familiarity"', '"reliable"'):
+        assert field in predicted.output
     auto = runner.invoke(app, [*args, "--examples", str(examples), "--kind", "auto"])
     assert auto.exit_code == 0 and "chosen by leave-one-out" in auto.output
     bad = runner.invoke(app, [*args, "--examples", str(examples), "--kind", "shifty"])

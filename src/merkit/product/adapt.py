@@ -35,6 +35,19 @@ genre there is not a shift of the model's scores that such a layer can undo.
     feature transforms and the probability calibration stay as they were. The boundary moves
     near the user's songs instead of the scores shifting everywhere
     (``benchmarks/results/4qaed_adapt_refit.md`` measures it on held-out genres).
+
+``shift`` (SVM models with a familiarity measure)
+    moves every song by a feature offset before the SVM
+    (:class:`merkit.estimators.align.ClassShift`:
+    the mean over quadrants of the examples' mean minus the training songs' mean of that quadrant,
+    in the SVM's input space, shrunk with ``prior`` pseudo-songs), then refits the SVM on the moved
+    examples as ``refit`` does: for music the model answers mostly one quadrant.
+``auto``
+    ``refit`` or ``shift``, whichever answers more examples right by leave-one-song-out on them
+    (:func:`choose_kind`; a tie goes to ``refit``). Measured on held-out genres and on a
+    feature-space proxy of a harsher shift in ``benchmarks/results/4qaed_adapt_fewshot.md``.
+
+The adapted model directory keeps the original's companions (:func:`_carry_companions`).
 """
 
 from __future__ import annotations
@@ -311,7 +324,7 @@ def _song_rows(Z: np.ndarray, song: np.ndarray, songs: np.ndarray) -> np.ndarray
 
 
 @dataclass(frozen=True)
-class _Fitter:
+class ExampleFitter:
     """What the SVM kinds need: the model, the examples' windows in its input format and in
     its model space, and the training songs' per-quadrant means in that space."""
 
@@ -351,7 +364,7 @@ class _Fitter:
         return np.array([proba[song == i].mean(axis=0).argmax() for i in songs])
 
 
-def choose_kind(fitter: _Fitter) -> tuple[str, dict[str, int]]:
+def choose_kind(fitter: ExampleFitter) -> tuple[str, dict[str, int]]:
     """``refit`` or ``shift`` for the examples of ``fitter``, by leave-one-song-out on them.
 
     Each example song is answered by each kind fitted on the other examples (the shift
@@ -398,7 +411,8 @@ def adapt_model(
     measure keeps its training songs and threshold and adds the examples' windows (in the
     adapted model's input space) to its reference songs, so the user's own music is not
     flagged as unlike the training music; the axis models are kept, moved by the same shift
-    for ``shift``.
+    for ``shift``. The folder is recorded in the trust list (:mod:`merkit.product.trust`):
+    merkit wrote it here, so ``merkit predict`` loads it without ``--trust``.
 
     Parameters
     ----------
@@ -480,7 +494,7 @@ def adapt_model(
             means = source_class_means(
                 predictor.estimator, predictor.familiarity.reference_, len(classes)
             )
-        fitter = _Fitter(
+        fitter = ExampleFitter(
             predictor.estimator,
             X,
             model_space(predictor.estimator, X),
@@ -544,6 +558,12 @@ def adapt_model(
 
         objects, update = carried
         save_companions(out, objects, update)
+    import contextlib
+
+    from merkit.product.trust import record_trust
+
+    with contextlib.suppress(OSError, MerkitError):  # unwritable list: predict asks for --trust
+        record_trust(out, "merkit adapt")  # merkit wrote it here: `merkit predict` may load it
     return done
 
 
@@ -699,6 +719,7 @@ __all__ = [
     "MIN_PER_QUADRANT",
     "SVM_KINDS",
     "Adaptation",
+    "ExampleFitter",
     "RecalibratedClassifier",
     "Recalibration",
     "adapt_model",
