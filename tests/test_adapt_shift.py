@@ -152,6 +152,7 @@ def test_shift_errors_are_one_clear_line(
         ],
     )  # merkit wrote the adapted folder here: trusted without --trust
     assert predicted.exit_code == 0, predicted.output
+    assert "written by merkit" in predicted.output
     for field in ('"p_high_arousal_axis"', '"familiarity"', '"reliable"'):
         assert field in predicted.output
     auto = runner.invoke(app, [*args, "--examples", str(examples), "--kind", "auto"])

@@ -563,7 +563,7 @@ def adapt_model(
     from merkit.product.trust import record_trust
 
     with contextlib.suppress(OSError, MerkitError):  # unwritable list: predict asks for --trust
-        record_trust(out, "merkit adapt")  # merkit wrote it here: `merkit predict` may load it
+        record_trust(out, "merkit")  # merkit wrote it here: `merkit predict` may load it
     return done
 
 
