@@ -161,6 +161,14 @@ def test_shift_errors_are_one_clear_line(
     assert bad.exit_code == 1
     assert "--kind must be one of bias, affine, refit, shift, auto" in bad.output
     assert "Traceback" not in bad.output
+    import shutil
+
+    short = shutil.copytree(examples, tmp_path / "short")
+    sorted((short / "Q3").glob("*.wav"))[0].unlink()
+    few = runner.invoke(app, [*args, "--examples", str(short), "--kind", "shift"])
+    assert few.exit_code == 1 and "Traceback" not in few.output
+    assert "at least 2 example songs in every quadrant; Q3 has 1" in few.output
+    assert len(few.output.strip().splitlines()) == 1
     one = Dataset(
         "short", [Song(p.stem, FileSource(p), p.parent.name) for p in examples.rglob("*.wav")][1:]
     )
