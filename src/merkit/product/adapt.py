@@ -346,7 +346,8 @@ class ExampleFitter:
         keep = np.flatnonzero(np.isin(self.song, songs))
         base, shift = self.estimator, None
         if kind == "shift":
-            assert self.means is not None
+            if self.means is None:  # adapt_model refuses this first; never a bare assert
+                raise ModelError("--kind shift needs the model's familiarity companion")
             rows = _song_rows(self.Z, self.song, songs)
             shift = ClassShift(prior=self.prior).fit(rows, self.labels[songs], self.means)
             base = aligned_copy(self.estimator, shift)
