@@ -25,11 +25,12 @@ identical to a serial run (a consumer such as ``--output``/``--resume`` can writ
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from merkit.core.errors import ConfigError
 from merkit.product.prediction import PredictionFailure, PredictionResult
@@ -214,6 +215,21 @@ def _thread_limits(threads: int | None) -> Iterator[None]:
         yield
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_blas_thread(method: F) -> F:
+    """Decorate a prediction function to compute with :data:`BLAS_THREADS` BLAS threads (the
+    count every executor uses, so a single call gives what a batch run gives for that file)."""
+
+    @functools.wraps(method)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        with _controller().limit(limits=BLAS_THREADS, user_api="blas"):
+            return method(*args, **kwargs)
+
+    return limited  # type: ignore[return-value]
+
+
 def _limit_torch(threads: int) -> None:
     """torch's pool to ``threads``, if a prediction has imported it (each file checks: the first
     one may import it)."""
@@ -331,4 +347,12 @@ def _ray_predict(
                     ray.cancel(ref, force=True)
 
 
-__all__ = ["EXECUTORS", "FilePredictor", "check_executor", "predict_files", "predict_task"]
+__all__ = [
+    "BLAS_THREADS",
+    "EXECUTORS",
+    "FilePredictor",
+    "check_executor",
+    "one_blas_thread",
+    "predict_files",
+    "predict_task",
+]
