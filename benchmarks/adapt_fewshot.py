@@ -17,7 +17,11 @@ Kinds:
 - ``refit``: the SVM refitted on its support vectors plus the examples (weight 3);
 - ``align``: :class:`merkit.estimators.align.FeatureAlignment` fitted on the genre's unlabelled
   songs in the model's input space (no labels used);
-- ``align+bias``, ``align+refit``: alignment, then the few labels as in ``bias`` / ``refit``.
+- ``align+bias``, ``align+refit``: alignment, then the few labels as in ``bias`` / ``refit``;
+- ``shift-labels+refit``: ``merkit adapt --kind shift`` (per-quadrant offset from the labelled
+  songs, shrunk with ``--prior`` pseudo-songs, then the refit);
+- ``auto``: ``merkit adapt --kind auto``: ``refit`` or ``shift-labels+refit``, whichever answers
+  more of the labelled songs right by leave-one-out on them (a tie: ``refit``).
 
 A harsher shift (``--shift``): a *synthetic proxy*, not audio: the held-out genre's model-space
 rows are moved by ``shift`` training standard deviations along one fixed random direction per
@@ -74,6 +78,7 @@ KINDS = (
     "shift-em+refit",
     "shift-js",
     "shift-js+refit",
+    "auto",
 )
 
 
@@ -99,6 +104,30 @@ def js_shift(Zl: np.ndarray, yl: np.ndarray, means: np.ndarray) -> np.ndarray:
     var = (resid**2).sum(0) / dof
     se2 = var * np.sum([1 / (yl == c).sum() for c in classes]) / len(classes) ** 2
     return delta * np.maximum(0.0, 1 - se2 / np.maximum(delta**2, 1e-12))
+
+
+def choose_auto(
+    space: SpaceModel,
+    Z: np.ndarray,
+    chosen: np.ndarray,
+    yc: np.ndarray,
+    means: np.ndarray,
+    prior: float,
+) -> tuple[str, dict[str, int]]:
+    """``merkit adapt --kind auto`` in model space (:func:`merkit.product.adapt.choose_kind`):
+    each labelled song answered by ``refit`` and by ``shift-labels+refit`` fitted on the other
+    labelled songs; the kind with more right answers wins, a tie goes to ``refit``."""
+    right = {"refit": 0, "shift-labels+refit": 0}
+    for i in range(len(chosen)):
+        rest = np.delete(np.arange(len(chosen)), i)
+        Zo, yo = Z[chosen[rest]], yc[rest]
+        z = Z[chosen[i : i + 1]]
+        right["refit"] += int(space.refit(Zo, yo, 3.0).proba(z).argmax() == yc[i])
+        delta = label_shift(Zo, yo, means, prior)
+        shifted = space.refit(Zo - delta, yo, 3.0).proba(z - delta)
+        right["shift-labels+refit"] += int(shifted.argmax() == yc[i])
+    best = "shift-labels+refit" if right["shift-labels+refit"] > right["refit"] else "refit"
+    return best, right
 
 
 def label_shift(Zl: np.ndarray, yl: np.ndarray, means: np.ndarray, prior: float) -> np.ndarray:
@@ -201,6 +230,9 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
                         "shift-labels": space.proba(Z_l),
                         "shift-labels+refit": space.refit(Z_l[chosen], yc, 3.0).proba(Z_l),
                     }
+                    auto, _ = choose_auto(space, Z, chosen, yc, means, args.prior)
+                    answers["auto"] = answers[auto]
+                    picked = auto
                     for kind in KINDS:
                         a = answers[kind]
                         pred = a if a.ndim == 1 else a.argmax(1)
@@ -212,6 +244,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
                                 "k": k,
                                 "draw": draw,
                                 "kind": kind,
+                                "auto_chose": picked if kind == "auto" else "",
                                 "n_examples": len(chosen),
                                 "n_test": len(rest),
                                 "f1": f1,
@@ -255,6 +288,9 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
                 "gain_vs_none": float(gain.mean()),
                 "genre_draws_worse": int((gain < -5e-4).sum()),
                 "genre_draws": len(gain),
+                "auto_chose_shift": int((part.auto_chose == "shift-labels+refit").sum())
+                if kind == "auto"
+                else -1,
             }
         )
     return pd.DataFrame(out)
@@ -301,12 +337,20 @@ def markdown(table: pd.DataFrame, args: argparse.Namespace, n_songs: int) -> str
                 f"{100 * r.gain_vs_none:+.1f} | {r.genre_draws_worse} of {r.genre_draws} |"
             )
         lines.append("")
+        for r in part[part.kind == "auto"].itertuples():
+            lines.append(
+                f"k={r.k}: `auto` chose `shift-labels+refit` in {r.auto_chose_shift} of "
+                f"{r.genre_draws} (genre, draw) pairs, `refit` in the others."
+            )
+        lines.append("")
     lines += [
         "Kinds: `none` the model as trained; `relative` `merkit predict --relative` on the whole "
         "genre; `bias` recalibration offsets (strength 4, today's default); `affine` offsets + "
         "4x4 matrix (strength 16); `refit` SVM on support vectors + examples (weight 3); "
         f"`align` feature alignment on the genre's unlabelled songs (prior {args.prior:g} "
-        "pseudo-songs; no labels); `align+bias`, `align+refit` alignment then the few labels.",
+        "pseudo-songs; no labels); `align+bias`, `align+refit` alignment then the few labels; "
+        "`shift-labels+refit` = `merkit adapt --kind shift`; `auto` = `merkit adapt --kind "
+        "auto` (refit or shift-labels+refit by leave-one-out on the labelled songs).",
         "",
     ]
     lines += footer(machine(), versions(), [])

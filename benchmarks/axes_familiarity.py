@@ -520,8 +520,12 @@ def write_markdown(path: Path, state: dict[str, Any]) -> None:
             lines += [
                 "",
                 f"Familiarity flag on in-distribution test songs: "
-                f"{pct(k['flagged_in_distribution'])} % flagged (threshold: the "
-                f"{100 * FAMILIARITY['quantile']:g}th percentile of held-out training songs).",
+                f"{pct(k['flagged_in_distribution'])} % flagged (thresholds: the distance to "
+                f"the {FAMILIARITY['k']} nearest training songs and the fraction of features "
+                f"outside their {100 * FAMILIARITY['tail']:g}-{100 - 100 * FAMILIARITY['tail']:g}"
+                " % range, each at the level where "
+                f"{100 - 100 * FAMILIARITY['quantile']:g} % of held-out training songs exceed "
+                "either).",
             ]
         lines.append("")
     g = state.get("logo")

@@ -211,3 +211,86 @@ def test_companions_join_a_model_directory_without_moving_its_estimator(
     (path / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(ModelError, match=r"axes\.joblib is damaged"):
         load_model(path)
+
+
+def test_familiarity_flags_a_row_a_little_off_in_many_features() -> None:
+    """Pink noise's case: within the usual distance of its nearest training rows, but outside
+    the training range in many columns at once."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 60))
+    known = Familiarity().fit(X)
+    distance_only = Familiarity(tail=0.0).fit(X)
+    row = np.zeros((1, 60))
+    row[0, :10] = 2.4 * np.sign(np.random.default_rng(1).normal(size=10))
+    assert distance_only.relative_distance(row)[0] < 1  # the distance alone misses it
+    assert known.relative_distance(row)[0] > 1
+    assert 8 / 60 <= known.outside(row)[0] <= 10 / 60  # 2.4 sd lies near the 1 % tails
+    # calibrated together: held-out rows flagged by either measure are ~5 %
+    flagged = np.maximum(
+        known.held_out_distances_ / known.threshold_,
+        known.held_out_outside_ / known.tail_threshold_,
+    )
+    assert np.mean(flagged > 1) <= 0.05
+    fresh = rng.normal(size=(1000, 60))
+    assert 0.0 < np.mean(known.relative_distance(fresh) > 1) < 0.12
+
+
+def test_familiarity_saved_before_the_range_measure_scores_by_distance() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 5))
+    old = Familiarity(tail=0.0).fit(X)
+    for name in ("tail", "tail_threshold_", "level_"):  # what an older pickle lacks
+        delattr(old, name)
+    rows = rng.normal(size=(5, 5))
+    assert old.outside(rows) is None
+    assert old.relative_distance(rows) == pytest.approx(old.distance(rows) / old.threshold_)
+
+
+def test_extended_familiarity_knows_the_new_rows_and_forgets_nothing() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 8))
+    known = Familiarity().fit(X)
+    new = rng.normal(loc=6.0, scale=0.3, size=(8, 8))  # a user's songs, far from training
+    probe = np.vstack([rng.normal(size=(50, 8)), new])
+    extended = known.extended(new)
+    assert (known.relative_distance(new) > 1).all()
+    middle = new.mean(axis=0, keepdims=True)  # among them: familiar now
+    assert known.relative_distance(middle)[0] > 1 and extended.relative_distance(middle)[0] <= 1
+    assert (extended.relative_distance(probe) <= known.relative_distance(probe) + 1e-12).all()
+    assert extended.threshold_ == known.threshold_
+    assert len(known.reference_) == 200 and len(extended.reference_) == 208  # original kept
+
+
+def test_refresh_familiarity_refits_only_the_familiarity_file(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from merkit.product.companions import refresh_familiarity
+
+    songs = synthetic_files(tmp_path_factory.mktemp("refresh"), n_per_quadrant=4)
+    model = train_final(LOGREG, songs, cache=NullCache(), progress=False)
+    path = save_model(model, tmp_path_factory.mktemp("models") / "refresh")
+    add_companions(path, songs, cache=NullCache(), progress=False)
+    old = load_model(path).familiarity
+    for name in ("tail", "tail_threshold_", "level_"):
+        delattr(old, name)
+    old.threshold_ = float(np.quantile(old.held_out_distances_, 0.95))
+    import joblib
+
+    joblib.dump(old, path / "familiarity.joblib")  # a measure saved before the range part
+    raw = json.loads((path / "manifest.json").read_text())
+    from merkit.product.model_dir import _sha256
+
+    raw["companions"]["familiarity"]["sha256"] = _sha256(path / "familiarity.joblib")
+    (path / "manifest.json").write_text(json.dumps(raw))
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    manifest = refresh_familiarity(path, card="# card\n")
+    after = {p.name: p.read_bytes() for p in path.iterdir()}
+    assert {n for n in before if before[n] != after.get(n)} == {
+        "familiarity.joblib",
+        "manifest.json",
+        "MODEL_CARD.md",
+    }
+    fresh = load_model(path).familiarity
+    assert fresh.tail_threshold_ is not None
+    assert fresh.reference_ == pytest.approx(old.reference_)
+    assert "percentiles, feature by feature" in manifest.companions.familiarity_recipe

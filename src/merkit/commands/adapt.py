@@ -36,7 +36,10 @@ def adapt(
         typer.Option(
             help="bias: per-quadrant offsets only (default) | affine: offsets and a 4x4 mixing "
             "matrix on the log-probabilities (needs more examples) | refit: refit the model's SVM "
-            "on its support vectors plus the examples (default, fast and other SVM models)"
+            "on its support vectors plus the examples (default, fast and other SVM models) | "
+            "shift: move your songs by their per-quadrant offset from the training songs, then "
+            "refit | auto: refit or shift, whichever answers more of your examples right when "
+            "each is left out (see docs/adapt.md)"
         ),
     ] = "bias",
     strength: Annotated[
@@ -49,13 +52,22 @@ def adapt(
     weight: Annotated[
         float,
         typer.Option(
-            min=0.0, help="--kind refit: how many training songs each example song weighs"
+            min=0.0,
+            help="--kind refit, shift, auto: how many training songs each example song weighs",
         ),
     ] = 3.0,
+    prior: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="--kind shift, auto: shrinkage of the shift toward none, in pseudo-songs",
+        ),
+    ] = 10.0,
     quiet: Annotated[bool, typer.Option(help="No progress output")] = False,
 ) -> None:
     """Adapt a model to your music: a handful of your songs labelled per quadrant recalibrate
-    its probabilities (bias, affine) or refit its SVM around them (refit).
+    its probabilities (bias, affine), refit its SVM around them (refit), or move your music to
+    where the training music lies and refit (shift); auto picks refit or shift.
 
     The adapted model is a normal model directory (merkit predict --model OUT, merkit serve);
     its card names the examples. The input model is never modified.
@@ -86,11 +98,17 @@ def adapt(
         kind=kind,
         strength=strength,
         weight=weight,
+        prior=prior,
         progress=report,  # type: ignore[arg-type]
     )
     before, after = done.example_accuracy
     if done.recalibration is None:
         what = f"SVM refitted, each example weighing {weight:g} training songs"
+        if done.shift is not None:
+            what = f"features shifted (prior {prior:g}), {what}"
+        if done.leave_one_out is not None:
+            right = ", ".join(f"{k} {v}" for k, v in done.leave_one_out.items())
+            what = f"kind {done.kind} chosen by leave-one-out (right: {right}); {what}"
     else:
         what = "log-offsets " + ", ".join(
             f"{q} {b:+.2f}" for q, b in zip(done.counts, done.recalibration.intercept_, strict=True)

@@ -24,8 +24,10 @@ Familiarity
 space (:func:`model_space`: the imputed, standardised rows its SVM sees): the mean Euclidean
 distance to the ``k`` nearest training songs, divided by a threshold, the ``quantile`` of the same
 distance for held-out training songs (each scored against the other folds of an inner
-``n_splits``-fold split). A score above 1 means the song is farther from the training music than
-all but ``1 - quantile`` of held-out songs like it were.
+``n_splits``-fold split); and the fraction of its features outside the training songs' central
+range, over its own threshold (a song slightly off in many features at once, such as pink
+noise). A score above 1 means the song is farther from the training music, by either measure,
+than all but ``1 - quantile`` of held-out songs like it were.
 """
 
 from __future__ import annotations
@@ -227,52 +229,134 @@ def _knn_distance(reference: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray
     return np.sort(dist, axis=1)[:, :k].mean(axis=1)
 
 
+def _outside(lower: np.ndarray, upper: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Fraction of each row's columns outside ``[lower, upper]``."""
+    return ((rows < lower) | (rows > upper)).mean(axis=1)
+
+
+def _joint_quantile(held: np.ndarray, tail: np.ndarray, rate: float, floor: float) -> float:
+    """The quantile ``q`` at which rows with ``held / Q_held(q)`` or ``tail / Q_tail(q)`` above
+    1 are at most ``rate`` of the rows (the union of the two flags calibrated together)."""
+
+    def flagged(q: float) -> float:
+        d = held / np.quantile(held, q)
+        t = tail / max(float(np.quantile(tail, q)), floor)
+        return float(np.mean(np.maximum(d, t) > 1))
+
+    lo, hi = 1.0 - rate, 1.0
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if flagged(mid) > rate else (lo, mid)
+    return hi
+
+
 class Familiarity(BaseEstimator):
     """How far rows lie from the training rows, calibrated on held-out training rows.
+
+    Two measures, each over its own threshold, the larger one reported: the mean Euclidean
+    distance to the ``k`` nearest training rows (a song far from every training song), and,
+    with ``tail`` > 0, the fraction of the row's columns outside the training rows' central
+    ``[tail, 1 - tail]`` range, column by column (a song a little off in many features at once:
+    pink noise lies within the usual distance of its nearest training songs, but a third of
+    its features lie outside the range of any music the model learned from). Both thresholds
+    are quantiles of the held-out training rows' values at one level, chosen so that held-out
+    rows flagged by either are ``1 - quantile`` of them.
 
     Parameters
     ----------
     k : int
         Nearest training songs averaged.
     quantile : float
-        The held-out in-distribution quantile that becomes the threshold (score 1).
+        1 minus the share of held-out in-distribution rows flagged (score above 1).
     n_splits : int
-        Inner folds that hold training rows out to calibrate the threshold.
+        Inner folds that hold training rows out to calibrate the thresholds.
     random_state : int
         Seed of the inner split.
+    tail : float
+        Per-column quantile outside which a value counts as out of range (0: distance only,
+        the measure of models saved before this setting existed).
     """
 
     def __init__(
-        self, k: int = 5, quantile: float = 0.95, n_splits: int = 10, random_state: int = 0
+        self,
+        k: int = 5,
+        quantile: float = 0.95,
+        n_splits: int = 10,
+        random_state: int = 0,
+        tail: float = 0.01,
     ) -> None:
         self.k = k
         self.quantile = quantile
         self.n_splits = n_splits
         self.random_state = random_state
+        self.tail = tail
 
     def fit(self, Z: np.ndarray, y: Any = None) -> Familiarity:
-        """Keep the training rows ``Z`` (the model space) and calibrate the threshold."""
+        """Keep the training rows ``Z`` (the model space) and calibrate the thresholds."""
         Z = np.asarray(Z, dtype=np.float64)
         if not 0 < self.quantile < 1:
             raise ValueError(f"quantile must be in (0, 1), not {self.quantile}")
+        if not 0 <= self.tail < 0.5:
+            raise ValueError(f"tail must be in [0, 0.5), not {self.tail}")
         if len(Z) < max(2 * self.k, self.n_splits):
             raise ValueError(f"familiarity needs at least {max(2 * self.k, self.n_splits)} rows")
         held = np.zeros(len(Z))
+        outside = np.zeros(len(Z))
         split = KFold(self.n_splits, shuffle=True, random_state=self.random_state)
         for train, test in split.split(Z):
             held[test] = _knn_distance(Z[train], Z[test], self.k)
+            if self.tail > 0:
+                lower, upper = np.quantile(Z[train], [self.tail, 1 - self.tail], axis=0)
+                outside[test] = _outside(lower, upper, Z[test])
         self.held_out_distances_ = held
-        self.threshold_ = float(np.quantile(held, self.quantile))
         self.reference_ = Z.astype(np.float32)
+        if self.tail > 0:
+            floor = 1.0 / Z.shape[1]  # at least one column out of range
+            level = _joint_quantile(held, outside, 1 - self.quantile, floor)
+            self.level_ = level
+            self.threshold_ = float(np.quantile(held, level))
+            self.held_out_outside_ = outside
+            self.tail_threshold_ = max(float(np.quantile(outside, level)), floor)
+            self.lower_, self.upper_ = np.quantile(Z, [self.tail, 1 - self.tail], axis=0)
+        else:
+            self.level_ = self.quantile
+            self.threshold_ = float(np.quantile(held, self.quantile))
+            self.tail_threshold_ = None
         return self
 
     def distance(self, Z: np.ndarray) -> np.ndarray:
         """Mean distance of each row to its ``k`` nearest training rows."""
         return _knn_distance(self.reference_.astype(np.float64), np.asarray(Z, np.float64), self.k)
 
+    def outside(self, Z: np.ndarray) -> np.ndarray | None:
+        """Fraction of each row's columns outside the training range (``None`` without
+        ``tail``)."""
+        if getattr(self, "tail_threshold_", None) is None:  # also a model saved before `tail`
+            return None
+        return _outside(self.lower_, self.upper_, np.asarray(Z, np.float64))
+
     def relative_distance(self, Z: np.ndarray) -> np.ndarray:
-        """Distance over the threshold: <= 1 familiar, > 1 unlike the training music."""
-        return self.distance(Z) / self.threshold_
+        """The larger of the two measures over its threshold: <= 1 familiar, > 1 unlike the
+        training music."""
+        score = self.distance(Z) / self.threshold_
+        outside = self.outside(Z)
+        if outside is not None:
+            score = np.maximum(score, outside / self.tail_threshold_)
+        return score
+
+    def extended(self, rows: np.ndarray) -> Familiarity:
+        """A copy that also counts ``rows`` (model space) as known music: they join the
+        reference rows and widen the training range; the thresholds stay. No row scored
+        familiar before scores less familiar after (``merkit adapt``: the user's examples)."""
+        import copy
+
+        rows = np.asarray(rows, dtype=np.float64)
+        out = copy.copy(self)
+        out.reference_ = np.concatenate([self.reference_, rows.astype(np.float32)])
+        if getattr(self, "tail_threshold_", None) is not None:
+            out.lower_ = np.minimum(self.lower_, rows.min(axis=0))
+            out.upper_ = np.maximum(self.upper_, rows.max(axis=0))
+        return out
 
 
 __all__ = [

@@ -35,6 +35,19 @@ genre there is not a shift of the model's scores that such a layer can undo.
     feature transforms and the probability calibration stay as they were. The boundary moves
     near the user's songs instead of the scores shifting everywhere
     (``benchmarks/results/4qaed_adapt_refit.md`` measures it on held-out genres).
+
+``shift`` (SVM models with a familiarity measure)
+    moves every song by a feature offset before the SVM
+    (:class:`merkit.estimators.align.ClassShift`:
+    the mean over quadrants of the examples' mean minus the training songs' mean of that quadrant,
+    in the SVM's input space, shrunk with ``prior`` pseudo-songs), then refits the SVM on the moved
+    examples as ``refit`` does: for music the model answers mostly one quadrant.
+``auto``
+    ``refit`` or ``shift``, whichever answers more examples right by leave-one-song-out on them
+    (:func:`choose_kind`; a tie goes to ``refit``). Measured on held-out genres and on a
+    feature-space proxy of a harsher shift in ``benchmarks/results/4qaed_adapt_fewshot.md``.
+
+The adapted model directory keeps the original's companions (:func:`_carry_companions`).
 """
 
 from __future__ import annotations
@@ -56,9 +69,15 @@ from merkit.datasets.base import Dataset, FileSource
 Kind = Literal["bias", "affine"]
 KINDS: tuple[str, ...] = ("bias", "affine")
 """Kinds of :class:`Recalibration` layer."""
-ADAPT_KINDS: tuple[str, ...] = (*KINDS, "refit")
-"""What :func:`adapt_model` (``merkit adapt --kind``) can do: a recalibration layer, or an SVM
-refit (:mod:`merkit.estimators.support_refit`)."""
+ADAPT_KINDS: tuple[str, ...] = (*KINDS, "refit", "shift", "auto")
+"""What :func:`adapt_model` (``merkit adapt --kind``) can do: a recalibration layer, an SVM
+refit (:mod:`merkit.estimators.support_refit`), a per-quadrant feature shift then the refit
+(:class:`merkit.estimators.align.ClassShift`), or ``auto``: refit or shift, chosen by
+leave-one-out on the examples (:func:`choose_kind`)."""
+SVM_KINDS: tuple[str, ...] = ("refit", "shift", "auto")
+"""The kinds that refit the model's SVM."""
+DEFAULT_SHIFT_PRIOR = 10.0
+"""Pseudo-songs of trust in "no shift" when estimating the shift from the examples."""
 MIN_PER_QUADRANT = 2
 """Fewest example songs per quadrant ``merkit adapt`` accepts."""
 DEFAULT_STRENGTH = 4.0
@@ -230,8 +249,15 @@ class Adaptation:
     example_accuracy: tuple[float, float]
     """Accuracy on the examples themselves before and after (in-sample: a sanity check only)."""
     kind: str = "bias"
+    """What was fitted (for ``auto``: the kind it chose)."""
     weight: float | None = None
     """Each example song's weight in an SVM refit (``None`` for a recalibration)."""
+    requested: str | None = None
+    """The kind asked for (``auto``, or the same as :attr:`kind`)."""
+    shift: np.ndarray | None = None
+    """The feature offset subtracted from every song (``shift``), in the model's input space."""
+    leave_one_out: dict[str, int] | None = None
+    """``auto``: the example songs each kind answered right when left out."""
 
 
 @dataclass(frozen=True)
@@ -284,6 +310,79 @@ def _song_accuracy(window_proba: np.ndarray, song: np.ndarray, labels: np.ndarra
     return float(np.mean(per_song.argmax(axis=1) == labels))
 
 
+def _take(X: Any, rows: np.ndarray) -> Any:
+    """Rows of an estimator input (one array or ``{role: array}``)."""
+    if isinstance(X, dict):
+        return {name: _rows(value, rows) for name, value in X.items()}
+    return _rows(X, rows)
+
+
+def _song_rows(Z: np.ndarray, song: np.ndarray, songs: np.ndarray) -> np.ndarray:
+    """The mean model-space row of each song of ``songs`` (window rows ``Z``, window songs
+    ``song``)."""
+    return np.stack([Z[song == i].mean(axis=0) for i in songs])
+
+
+@dataclass(frozen=True)
+class ExampleFitter:
+    """What the SVM kinds need: the model, the examples' windows in its input format and in
+    its model space, and the training songs' per-quadrant means in that space."""
+
+    estimator: Any
+    X: Any
+    Z: np.ndarray
+    song: np.ndarray
+    labels: np.ndarray
+    means: np.ndarray | None
+    weight: float
+    prior: float
+
+    def fit(self, kind: str, songs: np.ndarray) -> tuple[Any, Any]:
+        """``refit`` or ``shift`` fitted on the example songs ``songs`` only: the adapted
+        estimator and the fitted :class:`ClassShift` (``None`` for ``refit``)."""
+        from merkit.estimators.align import ClassShift, aligned_copy
+        from merkit.estimators.support_refit import refit_with_examples
+
+        keep = np.flatnonzero(np.isin(self.song, songs))
+        base, shift = self.estimator, None
+        if kind == "shift":
+            assert self.means is not None
+            rows = _song_rows(self.Z, self.song, songs)
+            shift = ClassShift(prior=self.prior).fit(rows, self.labels[songs], self.means)
+            base = aligned_copy(self.estimator, shift)
+        per_window = 1.0 / np.bincount(self.song[keep])[self.song[keep]]
+        estimator = refit_with_examples(
+            base, _take(self.X, keep), self.labels[self.song[keep]], self.weight * per_window
+        )
+        return estimator, shift
+
+    def song_answers(self, estimator: Any, songs: np.ndarray) -> np.ndarray:
+        """The quadrant code ``estimator`` answers for each of ``songs`` (windows averaged)."""
+        keep = np.flatnonzero(np.isin(self.song, songs))
+        proba = np.asarray(estimator.predict_proba(_take(self.X, keep)))
+        song = self.song[keep]
+        return np.array([proba[song == i].mean(axis=0).argmax() for i in songs])
+
+
+def choose_kind(fitter: ExampleFitter) -> tuple[str, dict[str, int]]:
+    """``refit`` or ``shift`` for the examples of ``fitter``, by leave-one-song-out on them.
+
+    Each example song is answered by each kind fitted on the other examples (the shift
+    re-estimated without it); the kind that answers more of them right wins, a tie goes to
+    ``refit`` (the better of the two on 4QAED's held-out genres,
+    ``benchmarks/results/4qaed_adapt_fewshot.md``). Returns the kind and each kind's count
+    of songs answered right.
+    """
+    n = len(fitter.labels)
+    right = {"refit": 0, "shift": 0}
+    for i in range(n):
+        others = np.delete(np.arange(n), i)
+        for kind in right:
+            estimator, _ = fitter.fit(kind, others)
+            right[kind] += int(fitter.song_answers(estimator, np.array([i]))[0] == fitter.labels[i])
+    return ("shift" if right["shift"] > right["refit"] else "refit"), right
+
+
 def adapt_model(
     model: Path | str | None,
     examples: Dataset,
@@ -292,6 +391,7 @@ def adapt_model(
     kind: str = "bias",
     strength: float = DEFAULT_STRENGTH,
     weight: float = DEFAULT_REFIT_WEIGHT,
+    prior: float = DEFAULT_SHIFT_PRIOR,
     progress: Any = None,
 ) -> Adaptation:
     """Adapt the model directory ``model`` to labelled ``examples``; save it to ``out_dir``.
@@ -300,8 +400,19 @@ def adapt_model(
     computes it. ``bias``/``affine`` fit a :class:`Recalibration` on those windows'
     probabilities and wrap the original estimator in a :class:`RecalibratedClassifier`;
     ``refit`` refits the estimator's SVM on its support vectors plus the windows' inputs (each
-    song weighing ``weight``; :mod:`merkit.estimators.support_refit`). ``model`` is only read, never
-    modified.
+    song weighing ``weight``; :mod:`merkit.estimators.support_refit`); ``shift`` first moves the
+    examples by the offset between their per-quadrant means and the training songs' in the
+    model's input space (:class:`merkit.estimators.align.ClassShift`, shrunk with ``prior``
+    pseudo-songs, applied to every song the adapted model sees), then refits the SVM on the
+    moved examples; ``auto`` chooses between ``refit`` and ``shift`` (:func:`choose_kind`).
+    ``model`` is only read, never modified.
+
+    The model's companions are carried over (:func:`_carry_companions`): the familiarity
+    measure keeps its training songs and threshold and adds the examples' windows (in the
+    adapted model's input space) to its reference songs, so the user's own music is not
+    flagged as unlike the training music; the axis models are kept, moved by the same shift
+    for ``shift``. The folder is recorded in the trust list (:mod:`merkit.product.trust`):
+    merkit wrote it here, so ``merkit predict`` loads it without ``--trust``.
 
     Parameters
     ----------
@@ -312,26 +423,30 @@ def adapt_model(
         ``("folder", DIR)``), at least :data:`MIN_PER_QUADRANT` per quadrant.
     out_dir : path
         Where the adapted model goes; must not be ``model`` itself.
-    kind : {"bias", "affine", "refit"}
+    kind : {"bias", "affine", "refit", "shift", "auto"}
         What is fitted to the examples (module docstring).
     strength : float
         Recalibration: shrinkage toward the original model, in example songs.
     weight : float
-        Refit: how many training songs each example song weighs.
+        Refit (and shift, auto): how many training songs each example song weighs.
+    prior : float
+        Shift: shrinkage of the offset toward 0, in pseudo-songs.
     progress : callable, optional
         Called with each example's song id after it is predicted.
 
     Raises
     ------
     ConfigError
-        An unknown ``kind`` or a non-positive ``strength``/``weight``.
+        An unknown ``kind`` or a non-positive ``strength``/``weight`` or negative ``prior``.
     DataError
         Too few examples in a quadrant, or an example that cannot be predicted.
     ModelError
-        ``out_dir`` is the input model, ``refit`` on a model without an SVM, or the model
-        cannot be loaded or saved.
+        ``out_dir`` is the input model, an SVM kind on a model without an SVM, ``shift`` on a
+        model without a familiarity measure (its training songs' rows), or the model cannot be
+        loaded or saved.
     """
-    from merkit.estimators.support_refit import refit_with_examples, supports_refit
+    from merkit.estimators.axes import model_space
+    from merkit.estimators.support_refit import supports_refit
     from merkit.product.model_dir import MODEL_CARD, save_model_dir
     from merkit.product.predict import load_model
     from merkit.product.shipped import resolve_model_dir
@@ -340,6 +455,8 @@ def adapt_model(
         raise ConfigError(f"adaptation kind must be one of {', '.join(ADAPT_KINDS)}, not {kind!r}")
     if not (strength > 0 and weight > 0):
         raise ConfigError(f"strength and weight must be > 0, got {strength} and {weight}")
+    if not prior >= 0:
+        raise ConfigError(f"prior must be >= 0, got {prior}")
     counts = check_examples(examples.labels)
     source = resolve_model_dir(model)  # a folder, a shipped model's name, or None: the default
     out = Path(out_dir)
@@ -352,31 +469,62 @@ def adapt_model(
     classes = [int(c) for c in np.asarray(getattr(predictor.estimator, "classes_", range(4)))]
     if classes != list(range(len(predictor.labels))):
         raise ModelError(f"model {source} has classes {classes}; adapt needs 0..3 in order")
-    if kind == "refit" and not supports_refit(predictor.estimator):
+    if kind in SVM_KINDS and not supports_refit(predictor.estimator):
         raise ModelError(
-            f"--kind refit needs a model whose classifier is an SVM (default, fast, svm, "
+            f"--kind {kind} needs a model whose classifier is an SVM (default, fast, svm, "
             f"svm-own); {source} is {predictor.manifest.method!r}: use --kind bias"
+        )
+    if kind in ("shift", "auto") and predictor.familiarity is None:
+        raise ModelError(
+            f"--kind {kind} needs the training songs' rows of a familiarity measure, and "
+            f"{source} has none (models from merkit train have one): use --kind refit"
         )
     windows = _example_windows(predictor, examples, progress)
     labels = np.asarray(examples.labels)
     before = _song_accuracy(windows.proba, windows.song, labels)
     layer: Recalibration | None = None
-    if kind == "refit":
-        per_window = 1.0 / np.bincount(windows.song)[windows.song]  # each song weighs `weight`
-        estimator = refit_with_examples(
+    shift: Any = None
+    loo: dict[str, int] | None = None
+    if kind in SVM_KINDS:
+        X = predictor.estimator_input(windows.inputs)
+        means = None
+        if kind != "refit":
+            from merkit.estimators.align import source_class_means
+
+            means = source_class_means(
+                predictor.estimator, predictor.familiarity.reference_, len(classes)
+            )
+        fitter = ExampleFitter(
             predictor.estimator,
-            predictor.estimator_input(windows.inputs),
-            labels[windows.song],
-            weight * per_window,
+            X,
+            model_space(predictor.estimator, X),
+            windows.song,
+            labels,
+            means,
+            weight,
+            prior,
         )
-        after_proba = estimator.predict_proba(predictor.estimator_input(windows.inputs))
+        chosen = kind
+        if kind == "auto":
+            chosen, loo = choose_kind(fitter)
+        estimator, shift = fitter.fit(chosen, np.arange(len(labels)))
+        after_proba = estimator.predict_proba(X)
         note = f"then an SVM refit (each example weighing {weight:g} training songs)"
+        if shift is not None:
+            note = (
+                "then a per-quadrant feature shift (prior "
+                f"{prior:g} pseudo-songs, offset norm {np.linalg.norm(shift.offset_):.3f}) and "
+                + note[5:]
+            )
+        if loo is not None:
+            note += f", kind {chosen} chosen by leave-one-out (right: {_loo_text(loo)})"
     else:
         per_song = [windows.proba[windows.song == i] for i in range(len(labels))]
         layer = fit_on_windows(per_song, labels, kind=cast(Kind, kind), strength=strength)
         estimator = RecalibratedClassifier(predictor.estimator, layer)
         after_proba = layer.transform(windows.proba)
         note = f"then few-shot recalibration ({kind}, strength {strength:g})"
+        chosen = kind
     after = _song_accuracy(np.asarray(after_proba), windows.song, labels)
     note += (
         f" on {len(examples)} labelled songs of {examples.name!r} "
@@ -384,7 +532,6 @@ def adapt_model(
     )
     previous = predictor.manifest.calibration
     manifest = predictor.manifest.model_copy(
-        # companions (axis models, familiarity) are not carried over: they were not adapted
         update={
             "calibration": f"{previous}; {note}" if previous else note,
             "estimator": None,
@@ -397,15 +544,108 @@ def adapt_model(
         counts,
         layer,
         (before, after),
-        kind,
-        weight if kind == "refit" else None,
+        chosen,
+        weight if kind in SVM_KINDS else None,
+        requested=kind,
+        shift=None if shift is None else np.asarray(shift.offset_),
+        leave_one_out=loo,
     )
-    card = (source / MODEL_CARD).read_text() + _card_section(source, examples, done)
+    carried = _carry_companions(predictor, estimator, windows, shift)
+    card = (source / MODEL_CARD).read_text() + _card_section(source, examples, done, carried)
     save_model_dir(estimator, manifest, card, out)
+    if carried is not None:
+        from merkit.product.companion_files import save_companions
+
+        objects, update = carried
+        save_companions(out, objects, update)
+    import contextlib
+
+    from merkit.product.trust import record_trust
+
+    with contextlib.suppress(OSError, MerkitError):  # unwritable list: predict asks for --trust
+        record_trust(out, "merkit")  # merkit wrote it here: `merkit predict` may load it
     return done
 
 
-def _card_section(source: Path, examples: Dataset, done: Adaptation) -> str:
+def _loo_text(loo: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in loo.items())
+
+
+def _carry_companions(
+    predictor: Any, estimator: Any, windows: _Examples, shift: Any
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The original model's companions for the adapted model (``None`` when it has none).
+
+    Familiarity: the same thresholds (calibrated on held-out training songs), its reference
+    rows and training range extended with the examples' windows in the adapted model's input
+    space (:meth:`merkit.estimators.axes.Familiarity.extended`); that only shortens distances
+    and widens the range, so no song familiar before becomes unfamiliar, and songs like the
+    user's examples become familiar. Refitting it on the examples alone is not possible: a
+    threshold needs many held-out songs, and a handful of examples would flag everything else.
+
+    Axis models: kept as trained (a handful of examples cannot refit them); for ``shift`` each
+    is moved by the same offset when its input space is the quadrant model's (checked on the
+    examples), so all three models see the user's music where the training music was. For the
+    kinds that leave the axes as trained, the answer rule becomes ``sides`` (the adapted
+    quadrant model's own sums decide; the axis models' probabilities are still reported), so
+    the unadapted axes cannot undo the adaptation.
+    """
+    from merkit.estimators.align import aligned_copy
+    from merkit.estimators.axes import AxisModels, model_space
+
+    companions = predictor.manifest.companions
+    if companions is None:
+        return None
+    X = predictor.estimator_input(windows.inputs)
+    objects: dict[str, Any] = {}
+    axes = predictor.axes
+    rule = companions.rule
+    axes_note = "kept as trained"
+    if axes is not None:
+        moved = False
+        if shift is not None:
+            quadrant_space = model_space(predictor.estimator, X)
+            same = all(
+                np.allclose(model_space(m, X), quadrant_space, atol=1e-6)
+                for m in (axes.arousal, axes.valence)
+            )
+            if same:
+                axes = AxisModels(
+                    aligned_copy(axes.arousal, shift), aligned_copy(axes.valence, shift), rule
+                )
+                moved = True
+                axes_note = "moved by the same feature shift"
+        if not moved:
+            rule = "sides"
+            axes_note += "; answer rule `sides` (the adapted quadrant model decides)"
+            axes = AxisModels(axes.arousal, axes.valence, rule="sides")
+        objects["axes"] = axes
+    familiarity = predictor.familiarity
+    familiarity_note = ""
+    if familiarity is not None:
+        rows = model_space(estimator, X)
+        objects["familiarity"] = familiarity.extended(rows)
+        familiarity_note = (
+            f"; adapted: the {len(rows)} windows of the {int(windows.song.max()) + 1} example "
+            "songs (in the adapted model's input space) added to the reference songs and the "
+            "training range, the thresholds kept"
+        )
+    update = {
+        "rule": rule,
+        "n_songs": companions.n_songs,
+        "recipe": f"{companions.recipe}; adapted: {axes_note}",
+        "familiarity_recipe": companions.familiarity_recipe + familiarity_note,
+        "cv": companions.cv,
+    }
+    return objects, update
+
+
+def _card_section(
+    source: Path,
+    examples: Dataset,
+    done: Adaptation,
+    carried: tuple[dict[str, Any], dict[str, Any]] | None = None,
+) -> str:
     ids = ", ".join(examples.song_ids[:40]) + (" ..." if len(examples) > 40 else "")
     layer = done.recalibration
     if layer is None:
@@ -414,7 +654,20 @@ def _card_section(source: Path, examples: Dataset, done: Adaptation) -> str:
             f"weighing {done.weight:g} training songs); the feature transforms and the "
             "probability calibration are the original model's."
         )
-        detail = "- kind `refit`"
+        detail = f"- kind `{done.kind}`"
+        if done.shift is not None:
+            what = (
+                "Every song it sees is first moved by a feature offset (in the SVM's input "
+                "space, after the model's own scalers): the mean over the quadrants of how far "
+                "the examples of each quadrant lie from the training songs of that quadrant, "
+                "shrunk toward 0. " + what
+            )
+            detail += f" (offset norm {np.linalg.norm(done.shift):.3f})"
+        if done.leave_one_out is not None:
+            detail += (
+                f", chosen by `--kind {done.requested}` by leave-one-out on the examples "
+                f"(songs answered right: {_loo_text(done.leave_one_out)}; a tie goes to refit)"
+            )
     else:
         what = (
             "Its features and estimator are unchanged; a layer on its log-probabilities (kind "
@@ -426,6 +679,16 @@ def _card_section(source: Path, examples: Dataset, done: Adaptation) -> str:
         )
         detail = f"- per-quadrant log-offsets: {offsets}"
     before, after = done.example_accuracy
+    if carried is None:
+        companions = "The original model has no axis models or familiarity measure."
+    else:
+        update = carried[1]
+        companions = (
+            "Its arousal/valence models and familiarity measure are the original model's, "
+            f"carried over: axes {update['recipe'].rsplit('adapted: ', 1)[-1]}; familiarity "
+            "with the examples added to its reference songs (threshold unchanged), so music "
+            "like the examples is not flagged as unfamiliar."
+        )
     lines = [
         "",
         "## Adapted with `merkit adapt`",
@@ -435,6 +698,8 @@ def _card_section(source: Path, examples: Dataset, done: Adaptation) -> str:
         f"({', '.join(f'{q}: {n}' for q, n in done.counts.items())}). {what} The "
         "cross-validated scores above are those of the original model on its training data, "
         "not of this adaptation.",
+        "",
+        companions,
         "",
         detail,
         f"- accuracy on the examples themselves (in-sample, a sanity check only): "
@@ -448,13 +713,17 @@ def _card_section(source: Path, examples: Dataset, done: Adaptation) -> str:
 __all__ = [
     "ADAPT_KINDS",
     "DEFAULT_REFIT_WEIGHT",
+    "DEFAULT_SHIFT_PRIOR",
     "DEFAULT_STRENGTH",
     "KINDS",
     "MIN_PER_QUADRANT",
+    "SVM_KINDS",
     "Adaptation",
+    "ExampleFitter",
     "RecalibratedClassifier",
     "Recalibration",
     "adapt_model",
     "check_examples",
+    "choose_kind",
     "fit_on_windows",
 ]

@@ -22,7 +22,7 @@ from merkit.estimators.axes import AxisModels, Familiarity, Rule, fit_axis_model
 AXIS_CS: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1)
 """Candidate inverse L2 strengths of the axis models' logistic regression (inner log loss)."""
 
-FAMILIARITY = {"k": 5, "quantile": 0.95, "n_splits": 10}
+FAMILIARITY = {"k": 5, "quantile": 0.95, "n_splits": 10, "tail": 0.01}
 """The familiarity measure's settings (:class:`merkit.estimators.axes.Familiarity`)."""
 
 
@@ -137,13 +137,7 @@ def add_companions(
     y = np.asarray(dataset.labels)
     template, recipe = axis_template(manifest.method, manifest.params, seed=manifest.seed)
     axes, known = fit_companions(estimator, template, X, y, rule=rule, seed=manifest.seed)
-    f = {**FAMILIARITY}
-    familiarity_recipe = (
-        f"mean Euclidean distance to the {f['k']} nearest of {len(y)} training songs in the "
-        "quadrant estimator's input space (after its imputers and scalers), over a threshold: "
-        f"the {100 * f['quantile']:g}th percentile of that distance for training songs held out "
-        f"by {f['n_splits']}-fold cross-validation (threshold {known.threshold_:.3f})"
-    )
+    familiarity_recipe = familiarity_recipe_of(known, len(y))
     update: dict[str, Any] = {
         "rule": rule,
         "recipe": recipe,
@@ -157,6 +151,66 @@ def add_companions(
     return save_companions(
         model_dir, {"axes": axes, "familiarity": known}, update, card=model_card(new)
     )
+
+
+def familiarity_recipe_of(known: Familiarity, n_songs: int) -> str:
+    """How the fitted familiarity measure ``known`` works, for the manifest and the card."""
+    recipe = (
+        f"mean Euclidean distance to the {known.k} nearest of {n_songs} training songs in the "
+        "quadrant estimator's input space (after its imputers and scalers)"
+    )
+    if getattr(known, "tail_threshold_", None) is None:
+        return recipe + (
+            f", over a threshold: the {100 * known.quantile:g}th percentile of that distance for "
+            f"training songs held out by {known.n_splits}-fold cross-validation (threshold "
+            f"{known.threshold_:.3f})"
+        )
+    tail = 100 * known.tail
+    return recipe + (
+        f", and the fraction of its features outside the central {100 - 2 * tail:g} % of the "
+        f"training songs' values (between their {tail:g} % and {100 - tail:g} % percentiles, "
+        "feature by feature), each over a threshold (distance "
+        f"{known.threshold_:.3f}, fraction {known.tail_threshold_:.4f}): the "
+        f"{100 * known.level_:.2f}th percentile of each for training songs held out by "
+        f"{known.n_splits}-fold cross-validation, the level at which "
+        f"{100 * (1 - known.quantile):g} % of those songs exceed either; the larger of the two "
+        "ratios is the song's familiarity"
+    )
+
+
+def refresh_familiarity(model_dir: Path | str, card: str | None = None) -> Any:
+    """Refit a model directory's familiarity measure with today's :data:`FAMILIARITY` settings
+    on its own training rows (its ``reference_``: the training songs in the model's input
+    space, so no audio is needed); every other file is copied byte for byte. ``card`` replaces
+    the model card. Returns the new manifest.
+
+    Raises
+    ------
+    ModelError
+        The model has no familiarity measure.
+    """
+    from merkit.product.companion_files import load_companions, save_companions
+    from merkit.product.model_dir import read_manifest
+
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    loaded = load_companions(manifest, model_dir)
+    if manifest.companions is None or "familiarity" not in loaded:
+        raise ModelError(f"{model_dir} has no familiarity measure to refit")
+    old = loaded["familiarity"]
+    rows = np.asarray(old.reference_, dtype=np.float64)
+    seed = int(getattr(old, "random_state", 0))
+    known = Familiarity(**{**FAMILIARITY, "random_state": seed}).fit(rows)
+    c = manifest.companions
+    update = {
+        "axes": c.axes,  # axes.joblib is copied byte for byte
+        "rule": c.rule,
+        "n_songs": c.n_songs,
+        "recipe": c.recipe,
+        "familiarity_recipe": familiarity_recipe_of(known, len(rows)),
+        "cv": c.cv,
+    }
+    return save_companions(model_dir, {"familiarity": known}, update, card)
 
 
 def _preview(manifest: Any, update: dict[str, Any]) -> Any:
@@ -180,5 +234,7 @@ __all__ = [
     "add_companions",
     "axis_classifier",
     "axis_template",
+    "familiarity_recipe_of",
     "fit_companions",
+    "refresh_familiarity",
 ]

@@ -25,10 +25,10 @@ SHIPPED_MODELS.register(
 
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
-        "manifest.json": "4f6a25450c2907339d63200cb7e77de5967fab2d70422b52ca4af2f0be22718d",
+        "manifest.json": "60e59d11e1171f91f54efb35dddeeb690943e2a859098249bc8c9644070aed0c",
         "estimator.joblib": "eceacb244215c179d5ccecd77c77f3ace3e281631866af3e6deba4c941cfa0bc",
         "axes.joblib": "dd384d88088878e1ffa00c9c9cc0933d24a43634586519ecf264c5588ed7fef1",
-        "familiarity.joblib": "81af32c71ab9e1e15a108736f886a483b27d739462f452e661caa23819a78d67",
+        "familiarity.joblib": "f077ffe59b9f9baeffebd051bc50636f4f0b98b450a15910117cded1215852ff",
         "calibration.json": "46308cc1981e479a498a70f344f4eabb047edeeeed22961364213a7e6e77edd0",
     },
     "fast": {
