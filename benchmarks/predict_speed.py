@@ -33,7 +33,10 @@ stereo 16-bit WAV (a CD rip), so decoding, mixing down and resampling are all me
   falls on both alike. Each process, on one thread, decodes each file alone (``soundfile`` and a
   mixdown: the floor) and predicts it, both as CPU time (``time.process_time``, which a loaded
   machine inflates far less than wall time), for a 30 s clip and a 5-minute track; then
-  ``predict_many`` over the folder with 1 and 2 worker processes (wall time: throughput).
+  ``predict_many`` over the folder with 1 and 2 processes (``n_jobs``; the order alternating
+  with the rounds): files/s (wall time), the speed-up 2 / 1, the CPU per file of the process and
+  its workers (start-up included) and the CPU other jobs took meanwhile (``/proc/stat``), so a
+  speed-up lost to start-up or to a busy machine shows as such.
   Reported: medians over rounds, CPU per file, its ratio to decoding the same file, and files/s.
   Writes ``predict_speed_interleaved.json`` and ``.md`` beside ``--out``.
 
@@ -210,10 +213,50 @@ def _decode_cpu(path: Path, repeats: int) -> float:
     return statistics.median(cpus)
 
 
+def _machine_busy_s() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``; None elsewhere):
+    the difference over a measurement, less this process's and its children's, is what other
+    jobs took meanwhile."""
+    try:
+        with open("/proc/stat") as handle:
+            ticks = [int(v) for v in handle.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds of this process (every thread) and of its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def folder_throughput(predictor: Any, files: list[Path], jobs: int) -> dict[str, Any]:
+    """``predict_many`` over ``files`` with ``jobs`` processes: wall time, the CPU of this
+    process and its workers (start-up included), and the CPU other jobs took meanwhile."""
+    busy, cpu, tic = _machine_busy_s(), _own_cpu_s(), time.perf_counter()
+    outcomes = list(predictor.predict_many(files, n_jobs=jobs))
+    seconds = time.perf_counter() - tic
+    cpu = _own_cpu_s() - cpu  # the workers have ended: their CPU is counted
+    others = None if busy is None else max(0.0, _machine_busy_s() - busy - cpu)
+    return {
+        "n_files": len(files),
+        "seconds": seconds,
+        "files_per_s": len(files) / seconds,
+        "cpu_s": cpu,
+        "cpu_per_file_s": cpu / len(files),
+        "others_cpu_s": others,
+        "load_average": os.getloadavg(),
+        "quadrants": [getattr(o, "quadrant", None) for o in outcomes],
+    }
+
+
 def interleaved_worker(args: argparse.Namespace) -> dict[str, Any]:
     """One side of one round of ``--against``: decode and predict CPU per file, then folder
-    throughput with 1 and 2 processes. Works with any merkit that has ``load_model`` and
-    ``predict_many(n_jobs=)``, so it also measures older trees (``PYTHONPATH``)."""
+    throughput with 1 and 2 processes (in the order of ``--jobs-order``). Works with any merkit
+    that has ``load_model`` and ``predict_many(n_jobs=)``, so it also measures older trees
+    (``PYTHONPATH``)."""
     import merkit
     from merkit import load_model  # a public name in every layout
 
@@ -235,16 +278,8 @@ def interleaved_worker(args: argparse.Namespace) -> dict[str, Any]:
             "quadrant": result.quadrant,
         }
     files = sorted(args.file.glob("*"))
-    for jobs in (1, 2):
-        tic = time.perf_counter()
-        outcomes = list(predictor.predict_many(files, n_jobs=jobs))
-        seconds = time.perf_counter() - tic
-        record[f"jobs{jobs}"] = {
-            "n_files": len(files),
-            "seconds": seconds,
-            "files_per_s": len(files) / seconds,
-            "quadrants": [getattr(o, "quadrant", None) for o in outcomes],
-        }
+    for jobs in map(int, args.jobs_order.split(",")):
+        record[f"jobs{jobs}"] = folder_throughput(predictor, files, jobs)
     limits.restore_original_limits()
     return record
 
@@ -438,7 +473,8 @@ def interleaved(args: argparse.Namespace, clips: list[Path], started: Any) -> No
                 # the old tree resolves the shipped model name inside its own package
                 command = [sys.executable, __file__, "--worker", "interleaved", "--model", model,
                            "--file", str(files["clips"]), "--names", names,
-                           "--repeats", str(args.repeats)]  # fmt: skip
+                           "--repeats", str(args.repeats),
+                           "--jobs-order", "1,2" if r % 2 == 0 else "2,1"]  # fmt: skip
                 done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     sys.exit(f"{side} failed:\n{done.stderr[-3000:]}")
@@ -480,18 +516,34 @@ def _summarise_rounds(records: list[dict[str, Any]]) -> dict[str, Any]:
             "decode_cpu_s": decode,
             "ratio_to_decode": predict / decode if decode > 0 else float("nan"),
         }
-    jobs = {
-        key: statistics.median(r[key]["files_per_s"] for r in records) for key in ("jobs1", "jobs2")
-    }
+    keys = ("jobs1", "jobs2")
+    jobs = {key: statistics.median(r[key]["files_per_s"] for r in records) for key in keys}
+    # a record from before the CPU figures were measured has none
+    cpu = {key: _median_of(records, key, "cpu_per_file_s") for key in keys}
+    others = {key: _median_of(records, key, "others_cpu_s") for key in keys}
     return {
         "files": files,
         "files_per_s": jobs,
         "scaling_2_over_1": jobs["jobs2"] / jobs["jobs1"],
+        "scaling_per_round": [
+            r["jobs2"]["files_per_s"] / r["jobs1"]["files_per_s"] for r in records
+        ],
+        "cpu_per_file_s": cpu,
+        "others_cpu_s": others,
         "n_files": records[0]["jobs1"]["n_files"],
         "quadrants_same_across_jobs": all(
             r["jobs1"]["quadrants"] == r["jobs2"]["quadrants"] for r in records
         ),
     }
+
+
+def _median_of(records: list[dict[str, Any]], key: str, field: str) -> float | None:
+    values = [r[key][field] for r in records if r[key].get(field) is not None]
+    return statistics.median(values) if values else None
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 def _interleaved_markdown(result: dict[str, Any]) -> list[str]:
@@ -521,16 +573,37 @@ def _interleaved_markdown(result: dict[str, Any]) -> list[str]:
             )
     lines += [
         "",
-        "| side | files | 1 process files/s | 2 processes files/s | 2 / 1 | same answers |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| side | files | 1 process files/s | 2 processes files/s | 2 / 1 (per round) | "
+        "CPU s per file, 1 / 2 processes | start-up CPU s | other jobs' CPU s, 1 / 2 | "
+        "same answers |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for side in sides:
         s = result["summary"][side]
+        rounds = ", ".join(f"{x:.2f}" for x in s.get("scaling_per_round", []))
+        cpu, others = s.get("cpu_per_file_s", {}), s.get("others_cpu_s", {})
+        startup = None
+        if cpu.get("jobs1") is not None and cpu.get("jobs2") is not None:
+            startup = (cpu["jobs2"] - cpu["jobs1"]) * s["n_files"]
         lines.append(
             f"| {side} | {s['n_files']} | {s['files_per_s']['jobs1']:.2f} | "
-            f"{s['files_per_s']['jobs2']:.2f} | {s['scaling_2_over_1']:.2f}x | "
+            f"{s['files_per_s']['jobs2']:.2f} | {s['scaling_2_over_1']:.2f}x ({rounds}) | "
+            f"{_fmt(cpu.get('jobs1'), '.3f')} / {_fmt(cpu.get('jobs2'), '.3f')} | "
+            f"{_fmt(startup, '.1f')} | "
+            f"{_fmt(others.get('jobs1'), '.1f')} / {_fmt(others.get('jobs2'), '.1f')} | "
             f"{'yes' if s['quadrants_same_across_jobs'] else 'NO'} |"
         )
+    lines += [
+        "",
+        "CPU s per file: this process and its workers over the folder run, divided by the files "
+        "(worker start-up included: spawning, imports, loading the model, a first file's one-off "
+        "costs); start-up CPU s is their difference times the files (what the 2-process run "
+        "spent beyond the 1-process one). Equal CPU per file means the work itself scales, and "
+        "a 2 / 1 below 2 "
+        "is then start-up or other jobs' CPU (the next column: what the rest of the machine "
+        "used during the run, from `/proc/stat`). The order of the 1- and 2-process runs "
+        "alternates with the rounds.",
+    ]
     m = result["machine"]
     lines += [
         "",
@@ -700,6 +773,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--names", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--jobs-order", default="1,2", help=argparse.SUPPRESS)
     parser.add_argument(
         "--against",
         default=None,

@@ -143,3 +143,27 @@ def _ppid(proc: Path) -> int:
         return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return -1
+
+
+def pid_and_square(item: tuple[int, float]) -> tuple[int, int]:
+    value, delay = item
+    time.sleep(delay)
+    return os.getpid(), value * value
+
+
+def test_here_shares_the_items_with_n_minus_one_workers_in_input_order() -> None:
+    """``here=``: this process takes items too, beside ``n_jobs - 1`` workers; the results are
+    the serial ones, in order (ordered) or each index once (unordered)."""
+    items = [(i, 0.05) for i in range(12)]
+    got = list(map_ordered(pid_and_square, items, 2, warm_numba=False, here=pid_and_square))
+    assert [square for _, square in got] == [i * i for i in range(12)]
+    pids = {pid for pid, _ in got}
+    assert os.getpid() in pids and len(pids) == 2  # this process and one worker
+    pairs = list(map_unordered(pid_and_square, items, 3, warm_numba=False, here=pid_and_square))
+    assert sorted((i, square) for i, (_, square) in pairs) == [(i, i * i) for i in range(12)]
+    assert len({pid for _, (pid, _) in pairs}) == 3
+
+
+def test_here_raises_a_dead_workers_error() -> None:
+    with pytest.raises(MerkitError, match="worker process died"):
+        list(map_ordered(die, range(4), 2, warm_numba=False, here=lambda value: value))

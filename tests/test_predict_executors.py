@@ -122,3 +122,28 @@ def test_unknown_executor_is_refused_before_any_work(app: Any, folder: Path) -> 
     assert "--executor must be processes or ray" in result.output
     with pytest.raises(ConfigError, match="--ray-address applies to --executor ray"):
         list(load_model("fast").predict_many([folder / "a.wav"], ray_address="auto"))
+
+
+def test_every_prediction_computes_with_one_blas_thread_and_restores_the_pools(
+    folder: Path,
+) -> None:
+    """A single ``predict`` and a batch run use the same BLAS thread count (it changes the
+    rounding), and leave the process's pools as they found them."""
+    from threadpoolctl import threadpool_info
+
+    from merkit.product.predict_executors import BLAS_THREADS, one_blas_thread
+
+    before = [i["num_threads"] for i in threadpool_info()]
+    seen: list[int] = []
+
+    @one_blas_thread
+    def sizes() -> None:
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    sizes()
+    assert seen and set(seen) == {BLAS_THREADS}
+    predictor = load_model("fast")
+    path = folder / "e.wav"
+    one = predictor.predict(path, segments=True).model_dump()
+    assert [o.model_dump() for o in predictor.predict_many([path], segments=True)] == [one]
+    assert [i["num_threads"] for i in threadpool_info()] == before

@@ -17,7 +17,10 @@ forking a process that has imported torch or started threads can deadlock), and:
   terminates the workers before re-raising;
 - with ``send_once=True`` ships ``fn`` to each worker once, serialised with cloudpickle (so a
   closure or a lambda inside it travels too), instead of pickling it with every item: the way to
-  run many items against large shared arrays (e.g. a fold function holding every song's inputs).
+  run many items against large shared arrays (e.g. a fold function holding every song's inputs);
+- with ``here=`` this process takes items too (``n_jobs - 1`` workers): it has no start-up to pay
+  (what it needs is loaded already) while the workers start, and one process fewer is started
+  and holds a copy of what the work needs (e.g. a model).
 
 Workers are created by the thread that iterates (Linux delivers the death signal when the
 *thread* that created a process ends): use the iterator from one long-lived thread.
@@ -123,6 +126,7 @@ def imap(
     warm_numba: bool = True,
     window: int | None = None,
     send_once: bool = False,
+    here: Callable[[T], R] | None = None,
 ) -> Iterator[tuple[int, R]]:
     """Apply ``fn`` to every item in worker processes; yield ``(index, result)`` pairs.
 
@@ -145,6 +149,11 @@ def imap(
         Items submitted ahead of the results consumed; default ``4 * n_jobs``.
     send_once : bool
         Send ``fn`` to each worker once (cloudpickle) rather than with every item.
+    here : callable, optional
+        What ``fn`` computes, in this process (e.g. with a model loaded here already): this
+        process then runs items too, between handing out and collecting the workers' ones, and
+        ``n_jobs - 1`` worker processes are started. Each worker has up to two items queued, so
+        it never waits while this process is busy with one; ``window`` does not apply.
 
     Yields
     ------
@@ -165,9 +174,12 @@ def imap(
 
         ensure_numba_cache()
         lock_numba_cache_io()
+    if here is not None and jobs > 1:
+        yield from _imap_here(fn, here, items, jobs - 1, ordered=ordered, initargs=(warm_numba,))
+        return
     if jobs == 1:
         for index, item in enumerate(items):
-            yield index, fn(item)
+            yield index, (fn if here is None else here)(item)
         return
     window = max(jobs, window or 4 * jobs)
     fn_bytes = None
@@ -223,6 +235,85 @@ def imap(
         if finished:
             executor.shutdown(wait=True)
         else:  # an error, Ctrl-C or an abandoned generator: stop now, leave nothing behind
+            _stop(executor)
+
+
+QUEUED_PER_WORKER = 2
+"""Items handed to each worker ahead under ``here=``: one running, one waiting (the caller may
+be busy with an item of its own when a worker finishes one)."""
+
+AHEAD_HERE = 256
+"""Under ``here=`` and ordered, results held at most while the head item is still running in a
+worker (beyond that this process waits rather than taking more items)."""
+
+
+def _imap_here(
+    fn: Callable[[T], R],
+    here: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    *,
+    ordered: bool,
+    initargs: tuple[bool],
+) -> Iterator[tuple[int, R]]:
+    """:func:`imap` with this process taking items too (see ``here`` there)."""
+    executor = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(os.getpid(), *initargs, None),
+    )
+    pending: dict[Future[R], int] = {}
+    done: dict[int, R] = {}
+    next_index = 0
+    source = enumerate(items)
+    exhausted = False
+    finished = False
+
+    def collect(futures: Iterable[Future[R]]) -> None:
+        for future in futures:
+            index = pending.pop(future)
+            try:
+                done[index] = future.result()
+            except BrokenProcessPool:
+                raise WorkerDied(
+                    "a worker process died unexpectedly (killed, or crashed in native code); "
+                    "rerun to resume, or use --jobs 1 to see the error in this process"
+                ) from None
+
+    try:
+        while True:
+            while not exhausted and len(pending) < QUEUED_PER_WORKER * workers:
+                try:
+                    index, item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending[executor.submit(fn, item)] = index
+            collect([f for f in pending if f.done()])
+            if done and (not ordered or next_index in done):
+                index = next_index if ordered else next(iter(done))
+                yield index, done.pop(index)
+                next_index += ordered
+                continue
+            if not exhausted and (not ordered or len(done) < AHEAD_HERE):
+                # the workers have their queues full: take the next item here
+                try:
+                    index, item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    continue
+                done[index] = here(item)
+                continue
+            if not pending:
+                break
+            completed, _ = wait(pending, return_when=FIRST_COMPLETED)
+            collect(completed)
+        finished = True
+    finally:
+        if finished:
+            executor.shutdown(wait=True)
+        else:
             _stop(executor)
 
 

@@ -51,6 +51,7 @@ from merkit.core.inputs import parse_input
 from merkit.estimators.calibration import ProbabilityCalibration
 from merkit.product.model_dir import MODEL_CARD, ModelManifest
 from merkit.product.model_dir import open_model_dir as _open_model_dir
+from merkit.product.predict_executors import one_blas_thread
 from merkit.product.prediction import (
     MIXED_BELOW,
     SILENCE_DBFS,
@@ -347,6 +348,7 @@ class Predictor:
         windows = iter_windows(blocks, stats, self.window_s, self.hop_s, where=where)
         return windows, path
 
+    @one_blas_thread  # the BLAS thread count every executor uses (rounding: see there)
     def predict(
         self,
         audio: str | os.PathLike[str] | np.ndarray | Sequence[str | os.PathLike[str]],

@@ -7,10 +7,12 @@ as one iterator, in input order.
 :class:`~merkit.product.prediction.PredictionFailure` per path, in the order of ``paths``,
 identical to a serial run (a consumer such as ``--output``/``--resume`` can write each as it comes).
 
-- ``"processes"`` (``jobs > 1``): :mod:`merkit.core.parallel` worker processes (spawned, tied to
-  this one). Each worker loads the model once and keeps it for every file it gets, and limits its
-  torch and OpenMP thread pools to its share of the cores (BLAS pools keep a serial run's size:
-  see :meth:`_Worker._limit_threads`), so answers are bit-identical to a serial run's.
+- ``"processes"`` (``jobs > 1``): this process and ``jobs - 1`` :mod:`merkit.core.parallel`
+  worker processes (spawned, tied to this one) predict files side by side: this one has the model
+  loaded already and starts at once, each worker loads it once and keeps it for every file it
+  gets. Every process holds its torch and OpenMP thread pools to its share of the cores and its
+  BLAS pool to one thread (:data:`BLAS_THREADS`, a serial run's too), so answers are
+  bit-identical to a serial run's.
 - ``"ray"``: one Ray task per file on a local instance or the cluster at ``ray_address``; each
   Ray worker process loads the model once. At most a few tasks per CPU are in flight, so a library
   of millions of paths is never submitted at once. A task whose worker dies (killed, out of
@@ -23,11 +25,12 @@ identical to a serial run (a consumer such as ``--output``/``--resume`` can writ
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from merkit.core.errors import ConfigError
 from merkit.product.prediction import PredictionFailure, PredictionResult
@@ -116,15 +119,16 @@ def predict_files(
             raise ConfigError("--executor ray needs a model loaded from a directory")
         parallel = False  # a model built in this process: predict here
     if not parallel:
-        if len(paths) < 2:
-            for path in paths:
-                yield run(predictor, path, segments=segments)
-            return
-        from merkit.audio.decode import prefetch_frames
+        with _thread_limits(None):
+            if len(paths) < 2:
+                for path in paths:
+                    yield run(predictor, path, segments=segments)
+                return
+            from merkit.audio.decode import prefetch_frames
 
-        # a thread decodes the next blocks and file while this one is analysed (issue 30)
-        for path, decoded in zip(paths, prefetch_frames(list(paths)), strict=True):
-            yield run(predictor, path, segments=segments, decoded=decoded)
+            # a thread decodes the next blocks and file while this one is analysed (issue 30)
+            for path, decoded in zip(paths, prefetch_frames(list(paths)), strict=True):
+                yield run(predictor, path, segments=segments, decoded=decoded)
         return
     model_dir = str(predictor.model_dir)
     if executor == "ray":
@@ -142,9 +146,14 @@ def predict_files(
     from merkit.core.parallel import map_ordered, resolve_jobs
 
     threads = max(1, (os.cpu_count() or 1) // resolve_jobs(jobs))
-    blas = _blas_threads()
-    tasks = [_Task(load, run, model_dir, str(path), segments, threads, blas) for path in paths]
-    yield from map_ordered(predict_task, tasks, jobs, warm_numba=warm_numba)
+    tasks = [_Task(load, run, model_dir, str(path), segments, threads) for path in paths]
+
+    def here(task: _Task) -> Outcome:  # this process predicts files too (no start-up to pay)
+        _limit_torch(threads)
+        return run(predictor, task.path, segments=task.segments)
+
+    with _thread_limits(threads):
+        yield from map_ordered(predict_task, tasks, jobs, warm_numba=warm_numba, here=here)
 
 
 def check_executor(executor: str, ray_address: str | None = None) -> None:
@@ -159,6 +168,76 @@ def check_executor(executor: str, ray_address: str | None = None) -> None:
 # In a worker
 
 
+BLAS_THREADS = 1
+"""BLAS threads of every process that predicts files here (this one, workers, Ray tasks).
+
+OpenBLAS's thread count changes the rounding of the own features (by up to 4.8e-7 on a 4QAED
+clip, 2.5e-4 on a pure tone, measured), so every executor uses the same count, whatever the
+machine's cores, for answers identical to a serial run's; one, because a process per core is
+what scales: N workers each keeping a pool of every core oversubscribe the machine (measured on 2
+cores: 1.3 s CPU per 30 s clip with the default model with 2 workers x 2 BLAS threads, 1.0 s with
+one each), and a second BLAS thread shortens no prediction (the matrices are small).
+"""
+
+
+_POOL_OWNERS = ("numpy", "scipy", "sklearn", "torch")
+"""Modules whose import loads a BLAS or OpenMP library."""
+
+_controllers: dict[frozenset[str], Any] = {}
+
+
+def _controller() -> Any:
+    """A :class:`threadpoolctl.ThreadpoolController` of the pools loaded now (finding them takes
+    ~30 ms; kept for as long as no further pool owner is imported)."""
+    from threadpoolctl import ThreadpoolController
+
+    key = frozenset(name for name in _POOL_OWNERS if name in sys.modules)
+    if key not in _controllers:
+        _controllers[key] = ThreadpoolController()
+    return _controllers[key]
+
+
+@contextlib.contextmanager
+def _thread_limits(threads: int | None) -> Iterator[None]:
+    """This process's thread pools while it predicts files: BLAS at :data:`BLAS_THREADS`, and
+    with ``threads`` OpenMP and torch at that (its share of the cores beside the workers);
+    restored afterwards."""
+    controller = _controller()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(controller.limit(limits=BLAS_THREADS, user_api="blas"))
+        if threads is not None:
+            stack.enter_context(controller.limit(limits=threads, user_api="openmp"))
+            torch = sys.modules.get("torch")
+            if torch is not None:
+                before = torch.get_num_threads()
+                stack.callback(torch.set_num_threads, before)
+                torch.set_num_threads(threads)
+        yield
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_blas_thread(method: F) -> F:
+    """Decorate a prediction function to compute with :data:`BLAS_THREADS` BLAS threads (the
+    count every executor uses, so a single call gives what a batch run gives for that file)."""
+
+    @functools.wraps(method)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        with _controller().limit(limits=BLAS_THREADS, user_api="blas"):
+            return method(*args, **kwargs)
+
+    return limited  # type: ignore[return-value]
+
+
+def _limit_torch(threads: int) -> None:
+    """torch's pool to ``threads``, if a prediction has imported it (each file checks: the first
+    one may import it)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 @dataclass(frozen=True)
 class _Task:
     """One file for a worker: how to load and run the model, the model directory, the file, and
@@ -170,7 +249,6 @@ class _Task:
     path: str
     segments: bool
     threads: int
-    blas_threads: int | None = None  # the BLAS pool size of the driver (a serial run)
 
 
 @dataclass
@@ -183,40 +261,26 @@ class _Worker:
 
     def predictor(self, task: _Task) -> Any:
         if self.threads != task.threads:
-            self._limit_threads(task.threads, task.blas_threads)
+            self._limit_threads(task.threads)
         if task.model_dir not in self.models:
             self.models[task.model_dir] = task.load(task.model_dir)
-        torch = sys.modules.get("torch")  # imported by the model's first file, if it needs it
-        if torch is not None and torch.get_num_threads() != task.threads:
-            torch.set_num_threads(task.threads)
+        _limit_torch(task.threads)
         return self.models[task.model_dir]
 
-    def _limit_threads(self, threads: int, blas_threads: int | None) -> None:
-        """Hold the OpenMP and torch pools to ``threads``: N workers using every core each
-        would oversubscribe the machine (torch's default is every core).
-
-        The BLAS pools get the size they have in the driver (``blas_threads``, a serial run's):
-        OpenBLAS's thread count changes the rounding of the own features (by up to 4.8e-7 on a
-        4QAED clip, 2.5e-4 on a pure tone, measured), so a worker with other BLAS threads would
-        answer differently from a serial run (Ray starts its workers with one); torch's and
-        OpenMP's thread counts change nothing (measured, default model).
-        """
+    def _limit_threads(self, threads: int) -> None:
+        """Hold the OpenMP and torch pools to ``threads`` (N workers using every core each would
+        oversubscribe the machine; torch's default is every core), BLAS to
+        :data:`BLAS_THREADS` (see there). torch's and OpenMP's thread counts change no answer
+        (measured, default model)."""
         from threadpoolctl import threadpool_limits
 
         os.environ["OMP_NUM_THREADS"] = str(threads)  # for OpenMP runtimes loaded from now on
-        limits = [threadpool_limits(limits=threads, user_api="openmp")]
-        if blas_threads is not None:
-            limits.append(threadpool_limits(limits=blas_threads, user_api="blas"))
-        self.limits = limits  # kept alive: the limits last while they live
+        os.environ["OPENBLAS_NUM_THREADS"] = str(BLAS_THREADS)
+        self.limits = [
+            threadpool_limits(limits=threads, user_api="openmp"),
+            threadpool_limits(limits=BLAS_THREADS, user_api="blas"),
+        ]  # kept alive: the limits last while they live
         self.threads = threads
-
-
-def _blas_threads() -> int | None:
-    """This process's BLAS pool size (what a serial run computes with); None without BLAS."""
-    from threadpoolctl import threadpool_info
-
-    sizes = [int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"]
-    return max(sizes) if sizes else None
 
 
 _WORKER = _Worker()
@@ -245,7 +309,6 @@ def _ray_predict(
     from merkit.protocol.executor import TaskNeeds
     from merkit.protocol.ray_executor import RayExecutor
 
-    blas = _blas_threads()
     with RayExecutor(address, num_cpus=num_cpus, retries=retries) as executor:
         ray = executor._ray
         remote = ray.remote(predict_task).options(
@@ -259,7 +322,7 @@ def _ray_predict(
         try:
             while next_index < len(paths):
                 while submitted < len(paths) and len(pending) + len(done) < window:
-                    task = _Task(load, run, model_dir, paths[submitted], segments, 1, blas)
+                    task = _Task(load, run, model_dir, paths[submitted], segments, 1)
                     pending[remote.remote(task)] = submitted
                     submitted += 1
                 if next_index in done:
@@ -284,4 +347,12 @@ def _ray_predict(
                     ray.cancel(ref, force=True)
 
 
-__all__ = ["EXECUTORS", "FilePredictor", "check_executor", "predict_files", "predict_task"]
+__all__ = [
+    "BLAS_THREADS",
+    "EXECUTORS",
+    "FilePredictor",
+    "check_executor",
+    "one_blas_thread",
+    "predict_files",
+    "predict_task",
+]
