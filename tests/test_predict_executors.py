@@ -131,7 +131,7 @@ def test_every_prediction_computes_with_one_blas_thread_and_restores_the_pools(
     rounding), and leave the process's pools as they found them."""
     from threadpoolctl import threadpool_info
 
-    from merkit.product.predict_executors import BLAS_THREADS, one_blas_thread
+    from merkit.core.threads import BLAS_THREADS, one_blas_thread
 
     before = [i["num_threads"] for i in threadpool_info()]
     seen: list[int] = []

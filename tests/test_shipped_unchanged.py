@@ -1,7 +1,8 @@
 """The shipped models load unchanged (their digests) and answer bit for bit as recorded.
 
-The reference probabilities are ``benchmarks/results/structure_check_after.json`` (written by
-``benchmarks/structure_check.py``), exact float64 as ``float.hex``.
+The reference probabilities are ``benchmarks/results/shipped_probabilities.json`` (written by
+``benchmarks/structure_check.py``), exact float64 as ``float.hex``, computed with one BLAS
+thread as every prediction is (``benchmarks/results/shipped_one_blas.md``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from conftest import FOURQAED, needs_4qaed, needs_crnn_weights
 from merkit.product.shipped import verify_shipped
 
-REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks/results/structure_check_after.json"
+REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks/results/shipped_probabilities.json"
 CLIPS = ("Q1/MT0000040632.ogg", "Q4/MT0000550961.ogg")
 
 

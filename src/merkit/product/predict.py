@@ -48,10 +48,10 @@ from merkit.audio.windows import (
 )
 from merkit.core.errors import ConfigError, MerkitError, ModelError
 from merkit.core.inputs import parse_input
+from merkit.core.threads import one_blas_thread
 from merkit.estimators.calibration import ProbabilityCalibration
 from merkit.product.model_dir import MODEL_CARD, ModelManifest
 from merkit.product.model_dir import open_model_dir as _open_model_dir
-from merkit.product.predict_executors import one_blas_thread
 from merkit.product.prediction import (
     MIXED_BELOW,
     SILENCE_DBFS,
@@ -348,7 +348,7 @@ class Predictor:
         windows = iter_windows(blocks, stats, self.window_s, self.hop_s, where=where)
         return windows, path
 
-    @one_blas_thread  # the BLAS thread count every executor uses (rounding: see there)
+    @one_blas_thread  # the BLAS thread count training and every executor use (merkit.core.threads)
     def predict(
         self,
         audio: str | os.PathLike[str] | np.ndarray | Sequence[str | os.PathLike[str]],

@@ -25,14 +25,13 @@ identical to a serial run (a consumer such as ``--output``/``--resume`` can writ
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from merkit.core.errors import ConfigError
+from merkit.core.threads import BLAS_THREADS, limit_torch, thread_limits
 from merkit.product.prediction import PredictionFailure, PredictionResult
 
 Outcome = PredictionResult | PredictionFailure
@@ -119,7 +118,7 @@ def predict_files(
             raise ConfigError("--executor ray needs a model loaded from a directory")
         parallel = False  # a model built in this process: predict here
     if not parallel:
-        with _thread_limits(None):
+        with thread_limits(None):
             if len(paths) < 2:
                 for path in paths:
                     yield run(predictor, path, segments=segments)
@@ -149,10 +148,10 @@ def predict_files(
     tasks = [_Task(load, run, model_dir, str(path), segments, threads) for path in paths]
 
     def here(task: _Task) -> Outcome:  # this process predicts files too (no start-up to pay)
-        _limit_torch(threads)
+        limit_torch(threads)
         return run(predictor, task.path, segments=task.segments)
 
-    with _thread_limits(threads):
+    with thread_limits(threads):
         yield from map_ordered(predict_task, tasks, jobs, warm_numba=warm_numba, here=here)
 
 
@@ -166,76 +165,6 @@ def check_executor(executor: str, ray_address: str | None = None) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # In a worker
-
-
-BLAS_THREADS = 1
-"""BLAS threads of every process that predicts files here (this one, workers, Ray tasks).
-
-OpenBLAS's thread count changes the rounding of the own features (by up to 4.8e-7 on a 4QAED
-clip, 2.5e-4 on a pure tone, measured), so every executor uses the same count, whatever the
-machine's cores, for answers identical to a serial run's; one, because a process per core is
-what scales: N workers each keeping a pool of every core oversubscribe the machine (measured on 2
-cores: 1.3 s CPU per 30 s clip with the default model with 2 workers x 2 BLAS threads, 1.0 s with
-one each), and a second BLAS thread shortens no prediction (the matrices are small).
-"""
-
-
-_POOL_OWNERS = ("numpy", "scipy", "sklearn", "torch")
-"""Modules whose import loads a BLAS or OpenMP library."""
-
-_controllers: dict[frozenset[str], Any] = {}
-
-
-def _controller() -> Any:
-    """A :class:`threadpoolctl.ThreadpoolController` of the pools loaded now (finding them takes
-    ~30 ms; kept for as long as no further pool owner is imported)."""
-    from threadpoolctl import ThreadpoolController
-
-    key = frozenset(name for name in _POOL_OWNERS if name in sys.modules)
-    if key not in _controllers:
-        _controllers[key] = ThreadpoolController()
-    return _controllers[key]
-
-
-@contextlib.contextmanager
-def _thread_limits(threads: int | None) -> Iterator[None]:
-    """This process's thread pools while it predicts files: BLAS at :data:`BLAS_THREADS`, and
-    with ``threads`` OpenMP and torch at that (its share of the cores beside the workers);
-    restored afterwards."""
-    controller = _controller()
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(controller.limit(limits=BLAS_THREADS, user_api="blas"))
-        if threads is not None:
-            stack.enter_context(controller.limit(limits=threads, user_api="openmp"))
-            torch = sys.modules.get("torch")
-            if torch is not None:
-                before = torch.get_num_threads()
-                stack.callback(torch.set_num_threads, before)
-                torch.set_num_threads(threads)
-        yield
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def one_blas_thread(method: F) -> F:
-    """Decorate a prediction function to compute with :data:`BLAS_THREADS` BLAS threads (the
-    count every executor uses, so a single call gives what a batch run gives for that file)."""
-
-    @functools.wraps(method)
-    def limited(*args: Any, **kwargs: Any) -> Any:
-        with _controller().limit(limits=BLAS_THREADS, user_api="blas"):
-            return method(*args, **kwargs)
-
-    return limited  # type: ignore[return-value]
-
-
-def _limit_torch(threads: int) -> None:
-    """torch's pool to ``threads``, if a prediction has imported it (each file checks: the first
-    one may import it)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -264,7 +193,7 @@ class _Worker:
             self._limit_threads(task.threads)
         if task.model_dir not in self.models:
             self.models[task.model_dir] = task.load(task.model_dir)
-        _limit_torch(task.threads)
+        limit_torch(task.threads)
         return self.models[task.model_dir]
 
     def _limit_threads(self, threads: int) -> None:
@@ -348,11 +277,9 @@ def _ray_predict(
 
 
 __all__ = [
-    "BLAS_THREADS",
     "EXECUTORS",
     "FilePredictor",
     "check_executor",
-    "one_blas_thread",
     "predict_files",
     "predict_task",
 ]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from merkit.core.errors import ConfigError, DataError
+from merkit.core.threads import blas_limited
 from merkit.representations.cache import FeatureCache, NullCache, key_for
 from merkit.representations.registry import Representation, get_representation
 
@@ -89,10 +90,13 @@ class SongJob:
     def value(self, y: np.ndarray, source: AudioSource, source_key: str) -> np.ndarray:
         """Compute this song's value from its waveform ``y`` (at :attr:`sr`) and cache it.
 
-        Returns the value in its storage dtype (float16 for the log-mels).
+        Returns the value in its storage dtype (float16 for the log-mels). Computed with one
+        BLAS thread, as every prediction is (:mod:`merkit.core.threads`: the thread count
+        changes the rounding), so training and prediction get the same bits on any machine.
         """
         fn = self.rep.fn
-        value = np.asarray(fn(y, self.sr, seed=song_seed(source_key, self.seed), **self.params))
+        with blas_limited():
+            value = np.asarray(fn(y, self.sr, seed=song_seed(source_key, self.seed), **self.params))
         stored = value.astype(self.rep.dtype)
         self.cache.put(self.key(source, source_key), stored)
         return stored
