@@ -116,6 +116,11 @@ class Predictor:
     calibration : ProbabilityCalibration, optional
         The model directory's post-hoc layer (``calibration.json``): a temperature applied to
         every window's probabilities and the threshold below which an answer is mixed.
+    jobs_path : bool
+        Compute each window's inputs on its own through training's
+        :class:`~merkit.representations.extract.SongJobs` (the path before batching; equal to
+        the batched one up to float rounding), instead of
+        :func:`merkit.product.window_features.batch_features`.
     """
 
     def __init__(
@@ -128,6 +133,7 @@ class Predictor:
         axes: Any = None,
         familiarity: Any = None,
         calibration: ProbabilityCalibration | None = None,
+        jobs_path: bool = False,
     ) -> None:
         self.manifest = manifest
         self.estimator = estimator
@@ -140,6 +146,8 @@ class Predictor:
         self.labels: tuple[str, ...] = tuple(manifest.labels)
         self._columns = self._column_order()
         self._jobs: Any = None  # merkit.representations.extract.SongJobs, built on first use
+        self._plan: Any = False  # merkit.product.window_features plans, made on first use
+        self.jobs_path = jobs_path
 
     def __repr__(self) -> str:
         where = f" from {self.model_dir}" if self.model_dir else ""
@@ -251,11 +259,38 @@ class Predictor:
     def _features(
         self, windows: Iterator[Window], stats: TrackStats
     ) -> Iterator[tuple[dict[str, np.ndarray], tuple[float, float, bool]]]:
-        """Each window's inputs and its (start s, end s, silent)."""
+        """Each window's inputs and its (start s, end s, silent), computed :attr:`batch_size`
+        windows at a time (:func:`merkit.product.window_features.batch_features`: one front end
+        per window, one network pass per batch), or window by window through training's
+        :meth:`song_jobs` with ``exact_windows="jobs"``."""
+        plans = self._plans()
+        batch: list[Window] = []
+
+        def spans() -> Iterator[tuple[dict[str, np.ndarray], tuple[float, float, bool]]]:
+            if plans is None:
+                values = [self._window_features(w) for w in batch]
+            else:
+                from merkit.product.window_features import batch_features
+
+                values = batch_features(plans, batch, self.manifest.seed)
+            for window, value in zip(batch, values, strict=True):
+                silent = rms_dbfs(window.audio) < SILENCE_DBFS
+                yield value, (window.start_s, min(window.end_s, stats.duration_s), silent)
+            batch.clear()
+
         for window in windows:
-            silent = rms_dbfs(window.audio) < SILENCE_DBFS
-            span = (window.start_s, min(window.end_s, stats.duration_s), silent)
-            yield self._window_features(window), span
+            batch.append(window)
+            if len(batch) >= self.batch_size:
+                yield from spans()
+        yield from spans()
+
+    def _plans(self) -> Any:
+        """The batched plan of the inputs (``None``: window by window through training's jobs)."""
+        if self._plan is False:
+            from merkit.product.window_features import plan_inputs
+
+            self._plan = None if self.jobs_path else plan_inputs(self.manifest.inputs)
+        return self._plan
 
     def song_jobs(self) -> Any:
         """The :class:`merkit.representations.extract.SongJobs` that computes this model's

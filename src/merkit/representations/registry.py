@@ -79,6 +79,10 @@ class Representation:
         (:func:`merkit.representations.extract.pipelined`). Set for pure numpy/scipy functions
         whose heavy
         calls release the GIL; not for models with their own thread pools (torch, TensorFlow).
+    batch_fn : callable, optional
+        ``batch_fn(ys, sr, *, seeds, **params) -> list of np.ndarray``: :attr:`fn` of several
+        songs at once (a network run on a batch; equal to ``fn`` of each up to float rounding),
+        which the predictor uses for the windows of a track (:mod:`merkit.product.predict`).
     """
 
     name: str
@@ -93,6 +97,7 @@ class Representation:
     finite: bool = True
     uses_numba: bool = False
     thread_safe: bool = False
+    batch_fn: Callable[..., list[np.ndarray]] | None = None
 
     def problem(self, array: np.ndarray, sr: int, params: Mapping[str, Any]) -> str | None:
         """Why ``array`` is not a valid stored value of this representation, or ``None``."""

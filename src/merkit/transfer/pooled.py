@@ -95,22 +95,66 @@ def crnn_conv_representation(
     0 or 1 spread out rather than squashed. ``precision="bf16"`` runs the networks under bfloat16
     autocast instead of the frozen float32 pass (:class:`~merkit.transfer.embedders.CRNNEmbedding`).
     """
-    from merkit.transfer.embedders import CRNNEmbedding
+    return crnn_conv_batch(
+        [y], sr, checkpoints=checkpoints, output=output, log_odds=log_odds, precision=precision
+    )[0]
+
+
+def crnn_conv_batch(
+    ys: Sequence[np.ndarray],
+    sr: int,
+    *,
+    seeds: Sequence[int] | None = None,
+    checkpoints: Sequence[Sequence[str]] = WON_CHECKPOINTS,
+    output: str = "conv",
+    log_odds: bool = False,
+    precision: str = "float32",
+) -> list[np.ndarray]:
+    """:func:`crnn_conv_representation` of several songs, each network run once on all of them
+    (the representation's ``batch_fn``; ``seeds`` unused).
+
+    Every song gets the fixed-length front end (:data:`~merkit.transfer.won_crnn.CROP_SAMPLES`),
+    so the log-mels stack; a batch of one is exactly :func:`crnn_conv_representation`, a larger
+    one equal to it up to float rounding (the convolutions' order of summation may change with
+    the batch). Memory grows with ``len(ys)``: the caller chunks.
+    """
     from merkit.transfer.won_crnn import won_logmel_representation
 
-    logmel = won_logmel_representation(y, sr).astype(np.float16).astype(np.float32)[None]
+    logmels = np.stack(
+        [won_logmel_representation(y, sr).astype(np.float16).astype(np.float32) for y in ys]
+    )
+    return list(
+        crnn_outputs(
+            logmels, checkpoints=checkpoints, output=output, log_odds=log_odds, precision=precision
+        )
+    )
+
+
+def crnn_outputs(
+    logmels: np.ndarray,
+    *,
+    checkpoints: Sequence[Sequence[str]] = WON_CHECKPOINTS,
+    output: str = "conv",
+    log_odds: bool = False,
+    precision: str = "float32",
+) -> np.ndarray:
+    """``(n, width)`` float32 outputs of the checkpoints, concatenated, for ``(n, frames, 96)``
+    float16-rounded dB mels (the step after the front end of :func:`crnn_conv_batch`)."""
+    from merkit.transfer.embedders import CRNNEmbedding
+
     parts = []
     for file_name, sha256 in checkpoints:
         # No per-row disk cache: the song-level representation is what gets cached.
         embedder = CRNNEmbedding(
             str(pretrained_path(file_name)),
             sha256=sha256,
-            output=output,
+            output=output,  # type: ignore[arg-type]
             cache=False,
             precision=precision,
+            batch_size=max(1, len(logmels)),
         )
-        parts.append(embedder.transform(logmel)[0])
-    value = np.concatenate(parts).astype(np.float64)
+        parts.append(embedder.transform(logmels))
+    value = np.concatenate(parts, axis=1).astype(np.float64)
     if log_odds:
         p = np.clip(value, LOG_ODDS_CLIP, 1.0 - LOG_ODDS_CLIP)
         value = np.log(p) - np.log1p(-p)
@@ -124,7 +168,9 @@ __all__ = [
     "LOG_ODDS_LIMIT",
     "PRETRAINED_ENV",
     "WON_CHECKPOINTS",
+    "crnn_conv_batch",
     "crnn_conv_representation",
+    "crnn_outputs",
     "missing_checkpoints",
     "pretrained_dir",
     "pretrained_path",

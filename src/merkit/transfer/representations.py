@@ -22,7 +22,7 @@ from merkit.representations.registry import (
     register_representation,
 )
 from merkit.transfer.openl3_frames import openl3_frames
-from merkit.transfer.pooled import WON_CHECKPOINTS, crnn_conv_representation
+from merkit.transfer.pooled import WON_CHECKPOINTS, crnn_conv_batch, crnn_conv_representation
 
 
 def won_logmel_representation(
@@ -80,6 +80,7 @@ for _file, _sha in WON_CHECKPOINTS:
         Representation(
             name=f"crnn-conv-{_source}",
             fn=crnn_conv_representation,
+            batch_fn=crnn_conv_batch,
             params={"checkpoints": [[_file, _sha]], "output": "conv"},
             shape=crnn_conv_shape,
             description=f"256 values: conv-block mean+std of Won's {_source.upper()} CRNN "
@@ -90,6 +91,7 @@ register_representation(
     Representation(
         name="crnn-conv3",
         fn=crnn_conv_representation,
+        batch_fn=crnn_conv_batch,
         params={"checkpoints": [list(c) for c in WON_CHECKPOINTS], "output": "conv"},
         shape=crnn_conv_shape,
         description="768 values: conv-block mean+std of Won's MTAT, MSD, Jamendo CRNNs "
@@ -100,6 +102,7 @@ register_representation(
     Representation(
         name="crnn-tags3",
         fn=crnn_conv_representation,
+        batch_fn=crnn_conv_batch,
         params={
             "checkpoints": [list(c) for c in WON_CHECKPOINTS],
             "output": "tags",
