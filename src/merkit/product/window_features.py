@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from merkit.audio.windows import Window
+from merkit.core.threads import one_blas_thread
 
 FRONT_END_KEYS = ("band_sr", "trim_db", "level_percentile", "level_dbfs")
 """Parameters of :func:`merkit.representations.registry.canonical_representation` that set the
@@ -104,6 +105,7 @@ def plan_inputs(inputs: Sequence[Any]) -> list[InputPlan] | None:
     return plans
 
 
+@one_blas_thread  # as training's SongJob.value computes (merkit.core.threads)
 def batch_features(
     plans: Sequence[InputPlan], windows: Sequence[Window], seed: int = 0
 ) -> list[dict[str, np.ndarray]]:
