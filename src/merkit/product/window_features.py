@@ -168,6 +168,9 @@ def batch_features(
     return [{plan.name: values[i][w] for i, plan in enumerate(plans)} for w in range(len(windows))]
 
 
+SPAN_MARGIN = 4 * 6 * 256
+"""Samples of audio kept around a span's crops (4 steps of its first two pooling blocks)."""
+
 ONEPASS_WINDOWS = 8
 """Windows per one-pass span: 8 windows of 30 s at a 15 s hop span 135 s, whose CRNN conv blocks
 cost 135 s of audio instead of 8 x 29 s (0.58x); the span's working memory is that of a batch of
@@ -295,7 +298,13 @@ def onepass_features(
                 and min(gains) > 0.0
             ):
                 crop = (m - CROP_SAMPLES) // 2
-                first, last = at[rest[0]] + crop, at[rest[-1]] + crop + CROP_SAMPLES
+                # A margin of real audio before the first crop and after the last (the windows
+                # hold 0.5 s around their crops), a whole number of the span's pooling steps:
+                # the first window's slice starts exactly on its own first frame, no window's
+                # slice runs past the span's end.
+                margin = min(SPAN_MARGIN, crop)
+                first = at[rest[0]] + crop - margin
+                last = at[rest[-1]] + crop + CROP_SAMPLES + margin
                 gain = float(np.exp(np.mean(np.log(gains))))
                 piece = (b[first:last] * np.float32(gain)).astype(np.float32)
                 logmel = won_logmel(piece, None).astype(np.float16).astype(np.float32)
