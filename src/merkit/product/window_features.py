@@ -171,6 +171,14 @@ def batch_features(
 SPAN_MARGIN = 4 * 6 * 256
 """Samples of audio kept around a span's crops (4 steps of its first two pooling blocks)."""
 
+GAIN_TOLERANCE_DB = 1.0
+"""A window whose peak lies further than this from the median peak of its span's windows is
+computed on its own (the span's networks see one gain)."""
+
+ONEPASS_COUNTS = {"windows": 0, "exact": 0}
+"""Windows :func:`onepass_features` was given, and those it computed on their own (for
+benchmarks)."""
+
 ONEPASS_WINDOWS = 8
 """Windows per one-pass span: 8 windows of 30 s at a 15 s hop span 135 s, whose CRNN conv blocks
 cost 135 s of audio instead of 8 x 29 s (0.58x); the span's working memory is that of a batch of
@@ -237,6 +245,8 @@ def onepass_features(
     from merkit.transfer.won_crnn import SR as CRNN_SR
 
     if len(windows) < 2:
+        ONEPASS_COUNTS["windows"] += len(windows)
+        ONEPASS_COUNTS["exact"] += len(windows)
         return batch_features(plans, windows, seed)
     found = _span(windows)
     if found is None:
@@ -266,7 +276,22 @@ def onepass_features(
                 w = np.abs(y[a : a + m])
                 if w.size < m or min(w[0], w[-1]) < float(w.max()) * ratio:
                     exact.add(i)
+        if plan.front is not None and plan.rep.batch_fn is not None:
+            # The span's networks see one gain: a window whose level is far from the others'
+            # is computed on its own.
+            y, at, m = conformed[r]
+            level = {i: float(np.max(np.abs(y[a : a + m]))) for i, a in enumerate(at)}
+            level = {i: v for i, v in level.items() if v > 0.0 and i not in exact}
+            exact.update(i for i in range(len(windows)) if i not in level)
+            if level:
+                middle = float(np.median(20.0 * np.log10(list(level.values()))))
+                exact.update(
+                    i for i, v in level.items()
+                    if abs(20.0 * np.log10(v) - middle) > GAIN_TOLERANCE_DB
+                )  # fmt: skip
     rest = [i for i in range(len(windows)) if i not in exact]
+    ONEPASS_COUNTS["windows"] += len(windows)
+    ONEPASS_COUNTS["exact"] += len(windows) - (len(rest) if len(rest) >= 2 else 0)
     if len(rest) < 2:
         return batch_features(plans, windows, seed)
     if exact:
@@ -329,6 +354,8 @@ def onepass_features(
 
 __all__ = [
     "FRONT_END_KEYS",
+    "GAIN_TOLERANCE_DB",
+    "ONEPASS_COUNTS",
     "ONEPASS_WINDOWS",
     "InputPlan",
     "batch_features",
