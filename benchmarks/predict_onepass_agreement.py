@@ -127,8 +127,18 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", default="default,fast")
+    parser.add_argument(
+        "--gain-tolerance-db",
+        type=float,
+        default=None,
+        help="window_features.GAIN_TOLERANCE_DB for this run (default: the module's)",
+    )
     parser.add_argument("--out", default=str(HERE / "results" / "predict_onepass_agreement"))
     args = parser.parse_args()
+    from merkit.product import window_features
+
+    if args.gain_tolerance_db is not None:
+        window_features.GAIN_TOLERANCE_DB = args.gain_tolerance_db
     info, started = machine(), timestamp()
     joined = tracks(args.tracks, args.clips, args.seed)
     results = {m: run_model(m, joined) for m in args.models.split(",")}
@@ -140,6 +150,8 @@ def main() -> None:
         "versions": versions(),
         "tracks": args.tracks,
         "clips_per_track": args.clips,
+        "gain_tolerance_db": window_features.GAIN_TOLERANCE_DB,
+        "onepass_windows": window_features.ONEPASS_WINDOWS,
         "models": results,
     }
     out = Path(args.out)
@@ -152,7 +164,10 @@ def main() -> None:
         f"{args.tracks} long tracks, each {args.clips} random 4QAED clips decoded at 16 kHz and "
         "joined at their own levels; each track predicted in one process by "
         "`Predictor(exact_windows=True)` (every window on its own, the old path) and "
-        "`exact_windows=False` (one pass), alternating which goes first.",
+        "`exact_windows=False` (one pass), alternating which goes first. One-pass spans of "
+        f"{window_features.ONEPASS_WINDOWS} windows; a window whose peak is more than "
+        f"{window_features.GAIN_TOLERANCE_DB} dB from its span's median (or that the front end "
+        "would trim) is computed on its own.",
         "",
         "| model | tracks | windows | window p max diff | window p mean diff | window quadrant "
         "agreement | track quadrant agreement | track p max diff | one-pass windows computed on "

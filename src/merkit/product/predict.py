@@ -535,7 +535,7 @@ class Predictor:
             files,
             # the parent checked the inputs against its representation registry, which may hold
             # representations registered at run time that a fresh worker lacks
-            load=partial(load_model, check_inputs=False),
+            load=partial(load_model, check_inputs=False, exact_windows=self.exact_windows),
             run=safe_predict,
             warm_numba=needs_numba(self.manifest),
             segments=segments,
@@ -566,7 +566,12 @@ def safe_predict(
     return PredictionFailure(path=str(path), error=message.splitlines()[0] if message else "failed")
 
 
-def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> Predictor:
+def load_model(
+    path: Path | str | None = None,
+    *,
+    check_inputs: bool = True,
+    exact_windows: bool | None = None,
+) -> Predictor:
     """Load a model directory for prediction.
 
     Parameters
@@ -578,6 +583,9 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
     check_inputs : bool
         Check that this merkit knows every input representation, in the same version (turned off
         only where that was checked already, e.g. in worker processes).
+    exact_windows : bool, optional
+        :class:`Predictor`'s setting (``None``: :data:`EXACT_WINDOWS`): ``True`` computes each
+        window of a long track on its own, ``False`` once per second of audio (not exact).
 
     Returns
     -------
@@ -615,6 +623,7 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
         calibration=calibration,
         axes=companions.get("axes"),
         familiarity=companions.get("familiarity"),
+        exact_windows=exact_windows,
     )
 
 
