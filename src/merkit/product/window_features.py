@@ -172,8 +172,8 @@ SPAN_MARGIN = 4 * 6 * 256
 """Samples of audio kept around a span's crops (4 steps of its first two pooling blocks)."""
 
 GAIN_TOLERANCE_DB = 1.0
-"""A window whose peak lies further than this from the median peak of its span's windows is
-computed on its own (the span's networks see one gain)."""
+"""Consecutive windows whose peaks lie within this many dB of the first's share one CRNN span
+(and its one gain); a window alone in its group is computed on its own."""
 
 ONEPASS_COUNTS = {"windows": 0, "exact": 0}
 """Windows :func:`onepass_features` was given, and those it computed on their own (for
@@ -276,19 +276,26 @@ def onepass_features(
                 w = np.abs(y[a : a + m])
                 if w.size < m or min(w[0], w[-1]) < float(w.max()) * ratio:
                     exact.add(i)
-        if plan.front is not None and plan.rep.batch_fn is not None:
-            # The span's networks see one gain: a window whose level is far from the others'
-            # is computed on its own.
-            y, at, m = conformed[r]
-            level = {i: float(np.max(np.abs(y[a : a + m]))) for i, a in enumerate(at)}
-            level = {i: v for i, v in level.items() if v > 0.0 and i not in exact}
-            exact.update(i for i in range(len(windows)) if i not in level)
-            if level:
-                middle = float(np.median(20.0 * np.log10(list(level.values()))))
-                exact.update(
-                    i for i, v in level.items()
-                    if abs(20.0 * np.log10(v) - middle) > GAIN_TOLERANCE_DB
-                )  # fmt: skip
+    # The span's networks see one gain per group: consecutive windows whose peaks lie within
+    # GAIN_TOLERANCE_DB of the group's first; a window alone in its group is computed on its own.
+    groups: list[list[int]] = []
+    crnn = [p for p in plans if p.front is not None and p.rep.batch_fn is crnn_conv_batch]
+    if crnn:
+        y, at, m = conformed[crnn[0].sr]
+        reference = 0.0
+        for i, a in enumerate(at):
+            peak = float(np.max(np.abs(y[a : a + m])))
+            if i in exact or peak == 0.0:
+                exact.add(i)
+                continue
+            level = 20.0 * np.log10(peak)
+            if groups and groups[-1][-1] == i - 1 and abs(level - reference) <= GAIN_TOLERANCE_DB:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+                reference = level
+        exact.update(g[0] for g in groups if len(g) == 1)
+        groups = [g for g in groups if len(g) > 1]
     rest = [i for i in range(len(windows)) if i not in exact]
     ONEPASS_COUNTS["windows"] += len(windows)
     ONEPASS_COUNTS["exact"] += len(windows) - (len(rest) if len(rest) >= 2 else 0)
@@ -323,23 +330,25 @@ def onepass_features(
                 and min(gains) > 0.0
             ):
                 crop = (m - CROP_SAMPLES) // 2
-                # A margin of real audio before the first crop and after the last (the windows
-                # hold 0.5 s around their crops), a whole number of the span's pooling steps:
-                # the first window's slice starts exactly on its own first frame, no window's
-                # slice runs past the span's end.
-                margin = min(SPAN_MARGIN, crop)
-                first = at[rest[0]] + crop - margin
-                last = at[rest[-1]] + crop + CROP_SAMPLES + margin
-                gain = float(np.exp(np.mean(np.log(gains))))
-                piece = (b[first:last] * np.float32(gain)).astype(np.float32)
-                logmel = won_logmel(piece, None).astype(np.float16).astype(np.float32)
                 params = {k: v for k, v in plan.params.items() if k in
                           ("checkpoints", "output", "log_odds", "precision")}  # fmt: skip
-                values = crnn_span_outputs(
-                    logmel, [(at[i] + crop - first) / HOP for i in rest], **params
-                )
-                for i, v in zip(rest, values, strict=True):
-                    out[i][plan.name] = np.asarray(v).astype(plan.dtype).astype(np.float32)
+                gain_of = dict(zip(rest, gains, strict=True))
+                for group in groups:
+                    # A margin of real audio before the first crop and after the last (the
+                    # windows hold 0.5 s around their crops), a whole number of pooling steps:
+                    # the first window's slice starts on its own first frame, no window's slice
+                    # runs past the span's end.
+                    margin = min(SPAN_MARGIN, crop)
+                    first = at[group[0]] + crop - margin
+                    last = at[group[-1]] + crop + CROP_SAMPLES + margin
+                    gain = float(np.exp(np.mean(np.log([gain_of[i] for i in group]))))
+                    piece = (b[first:last] * np.float32(gain)).astype(np.float32)
+                    logmel = won_logmel(piece, None).astype(np.float16).astype(np.float32)
+                    values = crnn_span_outputs(
+                        logmel, [(at[i] + crop - first) / HOP for i in group], **params
+                    )
+                    for i, v in zip(group, values, strict=True):
+                        out[i][plan.name] = np.asarray(v).astype(plan.dtype).astype(np.float32)
                 continue
             ys = [
                 (b[at[i] : at[i] + m] * np.float32(g)).astype(np.float32)
