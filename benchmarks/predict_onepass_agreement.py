@@ -34,7 +34,9 @@ DATA = Path("/work/shared/data/4qaed")
 SR = 16_000
 
 
-def tracks(n: int, clips: int, seed: int) -> list[tuple[list[str], np.ndarray]]:
+def tracks(
+    n: int, clips: int, seed: int, normalize: bool = False
+) -> list[tuple[list[str], np.ndarray]]:
     from merkit.audio.decode import load_audio
 
     files = sorted(str(p) for p in DATA.glob("Q*/*") if p.suffix in (".ogg", ".mp3", ".opus"))
@@ -42,7 +44,7 @@ def tracks(n: int, clips: int, seed: int) -> list[tuple[list[str], np.ndarray]]:
     out = []
     for _ in range(n):
         pick = [files[i] for i in rng.choice(len(files), clips, replace=False)]
-        y = np.concatenate([load_audio(f, SR, normalize=False) for f in pick])
+        y = np.concatenate([load_audio(f, SR, normalize=normalize) for f in pick])
         out.append(([Path(f).name for f in pick], y))
     return out
 
@@ -128,6 +130,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", default="default,fast")
     parser.add_argument(
+        "--normalize-clips",
+        action="store_true",
+        help="peak-normalise each clip before joining (every window at the same peak, as in a "
+        "mastered track) instead of joining them at their own levels",
+    )
+    parser.add_argument(
         "--gain-tolerance-db",
         type=float,
         default=None,
@@ -140,7 +148,7 @@ def main() -> None:
     if args.gain_tolerance_db is not None:
         window_features.GAIN_TOLERANCE_DB = args.gain_tolerance_db
     info, started = machine(), timestamp()
-    joined = tracks(args.tracks, args.clips, args.seed)
+    joined = tracks(args.tracks, args.clips, args.seed, args.normalize_clips)
     results = {m: run_model(m, joined) for m in args.models.split(",")}
     record = {
         "command": command_line(),
@@ -150,6 +158,7 @@ def main() -> None:
         "versions": versions(),
         "tracks": args.tracks,
         "clips_per_track": args.clips,
+        "clips_peak_normalised": args.normalize_clips,
         "gain_tolerance_db": window_features.GAIN_TOLERANCE_DB,
         "onepass_windows": window_features.ONEPASS_WINDOWS,
         "models": results,
@@ -162,7 +171,12 @@ def main() -> None:
         f"`{record['command']}` (at `nice -n 19`), {started} to {record['finished']}.",
         "",
         f"{args.tracks} long tracks, each {args.clips} random 4QAED clips decoded at 16 kHz and "
-        "joined at their own levels; each track predicted in one process by "
+        + (
+            "peak-normalised each, then joined"
+            if args.normalize_clips
+            else "joined at their own levels"
+        )
+        + "; each track predicted in one process by "
         "`Predictor(exact_windows=True)` (every window on its own, the old path) and "
         "`exact_windows=False` (one pass), alternating which goes first. One-pass spans of "
         f"{window_features.ONEPASS_WINDOWS} windows; a window whose peak is more than "
