@@ -179,9 +179,10 @@ def main() -> None:
         + "; each track predicted in one process by "
         "`Predictor(exact_windows=True)` (every window on its own, the old path) and "
         "`exact_windows=False` (one pass), alternating which goes first. One-pass spans of "
-        f"{window_features.ONEPASS_WINDOWS} windows; a window whose peak is more than "
-        f"{window_features.GAIN_TOLERANCE_DB} dB from its span's median (or that the front end "
-        "would trim) is computed on its own.",
+        f"up to {window_features.ONEPASS_WINDOWS} windows: consecutive windows whose peaks lie "
+        f"within {window_features.GAIN_TOLERANCE_DB} dB of the first's share one CRNN span and "
+        "gain; a window alone in its group, or one the front end would trim, is computed on "
+        "its own.",
         "",
         "| model | tracks | windows | window p max diff | window p mean diff | window quadrant "
         "agreement | track quadrant agreement | track p max diff | one-pass windows computed on "
