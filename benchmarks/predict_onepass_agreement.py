@@ -6,7 +6,8 @@ no per-clip normalisation) and predicted by one process with ``Predictor(exact_w
 ``exact_windows=False`` (:func:`merkit.product.window_features.onepass_features`), in
 alternating order. Reported per model: the per-window probability differences (max, mean), the
 per-window and per-track quadrant agreement, and the CPU seconds per track of each path
-(``time.process_time``, one BLAS thread, models loaded and warmed up first).
+(``time.process_time``, one BLAS thread, one torch thread, models loaded and warmed up
+first).
 
 Usage::
 
@@ -50,8 +51,13 @@ def tracks(
 
 
 def run_model(name: str, joined: list[tuple[list[str], np.ndarray]]) -> dict[str, Any]:
+    import torch
+
     from merkit.product.predict import load_model
 
+    # One torch thread, as the speed figures: with two on a loaded 2-core machine the
+    # GRU's OpenMP threads spin (measured: 0.6-0.9 s of CPU per GRU call instead of 1.5 ms).
+    torch.set_num_threads(1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         exact, onepass = load_model(name), load_model(name)
