@@ -3,7 +3,7 @@
 One long track (``--clips`` 4QAED clips joined at their own levels, 16 kHz), its regular 30 s
 windows at a 15 s hop. Per step, ``time.process_time`` of the per-window computation (as
 :func:`merkit.product.window_features.batch_features` does it) and of the one-pass one (as
-:func:`~merkit.product.window_features.onepass_features` does it), one BLAS thread:
+:func:`~merkit.product.window_features.onepass_features` does it), one BLAS and torch thread:
 
 1. the canonical front end (trim, band limit, level) per window vs the band limit once over the
    track and a gain per window;
@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
 
+    import torch
+
     from merkit.audio.decode import load_audio
     from merkit.audio.frontend import band_limit, canonical
     from merkit.core.threads import one_blas_thread
@@ -46,6 +48,7 @@ def main() -> None:
     from merkit.transfer.pooled import WON_CHECKPOINTS, crnn_conv_batch, crnn_span_outputs
     from merkit.transfer.won_crnn import won_logmel
 
+    torch.set_num_threads(1)  # as the speed figures (two spin on a loaded machine)
     info, started = machine(), timestamp()
     files = sorted(p for p in Path("/work/shared/data/4qaed").glob("Q*/*.ogg"))
     rng = np.random.default_rng(args.seed)
