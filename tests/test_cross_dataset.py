@@ -117,6 +117,9 @@ def test_cli_cross_dataset_and_a_bad_second_root(tmp_path: Path) -> None:
     table = pd.read_csv(out / "cross_dataset.csv")
     assert table["trained_on"].tolist() == ["4qaed:mine", "4qaed:theirs"]
     assert (table["f1"] > 0.6).all()  # the table's first feature is the quadrant (chance 0.25)
+    again = CliRunner().invoke(app, [*base, *roots, "--out", str(out), "--quiet"])
+    assert again.exit_code == 0, again.output  # resumes: the same folds, nothing refused
+    assert pd.read_csv(out / "cross_dataset.csv").equals(table)
     missing = tmp_path / "nowhere"
     bad = ["-r", str(tmp_path / "mine"), "-r", str(missing)]
     result = CliRunner().invoke(app, [*base, *bad, "--out", str(tmp_path / "r2"), "--quiet"])

@@ -49,8 +49,8 @@ class ProtocolConfig(BaseModel):
 
     def stamp(self) -> dict[str, object]:
         """The settings as stored in result files (``split`` only when set, so runs made before
-        fixed splits existed still resume)."""
-        return self.model_dump(exclude_none=True)
+        fixed splits existed still resume), JSON-ready."""
+        return self.model_dump(mode="json", exclude_none=True)  # datasets: a list, as read back
 
     def describe(self) -> str:
         if self.split is not None:
