@@ -1,4 +1,4 @@
-"""``merkit.core.threads``: one BLAS thread while a song's inputs are computed, shared by threads."""
+"""``merkit.core.threads``: one BLAS thread while inputs are computed, shared by threads."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ def embed(
     # The model name and the weights file are checked before the dataset is read.
     if model in FAMILIES:
         kind = CRNNEmbedding if FAMILIES[model] == "crnn" else ArtistEmbedding
-        kind(str(weights), sha256)._validate_params()
+        kind(str(weights), sha256).validate_settings()
     loaded = load_checked_dataset(dataset, root, progress=not quiet)
     embeddings = embed_dataset(
         loaded,

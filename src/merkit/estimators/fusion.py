@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -118,9 +118,6 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
         Seeds the inner folds.
     """
 
-    # Present so that merkit.methods.resolve calls _validate_params before any work.
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
-
     def __init__(
         self,
         estimators: Sequence[tuple[str, Any]],
@@ -157,7 +154,7 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
         self._set_params("estimators", **params)
         return self
 
-    def _validate_params(self) -> None:
+    def validate_settings(self) -> None:
         names = [name for name, _ in self.estimators]
         if not names:
             raise ConfigError("fusion needs at least one member")
@@ -216,7 +213,7 @@ class FusionClassifier(_BaseComposition, ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Mapping[str, Any], y: Any) -> FusionClassifier:
         """Fit the members (and the combination) on the rows of ``X``."""
-        self._validate_params()
+        self.validate_settings()
         n = self._n_rows(X)
         self._encoder = LabelEncoder().fit(y)
         self.classes_ = self._encoder.classes_

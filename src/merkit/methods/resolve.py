@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,15 +290,13 @@ def _known(spec: MethodSpec) -> list[str]:
     return sorted(names)
 
 
-_PARAM = re.compile(r"The '([^']+)' parameter")
-
-
 def validate_estimator(method: str, estimator: Any, settings: Mapping[str, Any]) -> None:
     """Check every parameter of ``estimator`` and its sub-estimators without fitting.
 
     An estimator that checks itself (:class:`~merkit.core.protocols.ValidatesSettings`: the
-    torch classifier, the Hybrid) does so; scikit-learn estimators are checked by their own
-    parameter constraints (scikit-learn has no public call for this).
+    torch classifier, the Hybrid) does so; scikit-learn estimators are checked one parameter at a
+    time against their declared constraints (scikit-learn has no public call for this), so the
+    bad parameter is known without reading it out of the error's text.
 
     Raises
     ------
@@ -307,19 +304,33 @@ def validate_estimator(method: str, estimator: Any, settings: Mapping[str, Any])
         Naming ``method`` and the setting (the one in ``settings`` that sets the bad parameter,
         or the parameter's path inside the estimator).
     """
-    from sklearn.utils._param_validation import InvalidParameterError
+    from sklearn.utils._param_validation import (
+        InvalidParameterError,
+        validate_parameter_constraints,
+    )
 
     for path, sub in _estimators(estimator):
-        try:
-            _validate_one(sub)
-        except InvalidParameterError as exc:
-            match = _PARAM.search(str(exc))
-            param = match.group(1) if match else "?"
-            setting = _setting_name(param, path, settings)
-            raise ConfigError(f"method {method!r}: bad setting {setting!r}: {exc}") from None
-        except ConfigError as exc:
-            where = f" ({path})" if path else ""
-            raise ConfigError(f"method {method!r}{where}: {exc}") from None
+        if isinstance(sub, ValidatesSettings):  # merkit's own: TorchClassifier, the Hybrid
+            try:
+                sub.validate_settings()
+            except ConfigError as exc:
+                where = f" ({path})" if path else ""
+                raise ConfigError(f"method {method!r}{where}: {exc}") from None
+            continue
+        # scikit-learn's own estimators declare their constraints; custom ones may not.
+        constraints = getattr(type(sub), "_parameter_constraints", None)
+        if not isinstance(sub, BaseEstimator) or not isinstance(constraints, dict):
+            continue
+        for param, value in sub.get_params(deep=False).items():
+            if param not in constraints:
+                continue
+            try:
+                validate_parameter_constraints(
+                    {param: constraints[param]}, {param: value}, caller_name=type(sub).__name__
+                )
+            except InvalidParameterError as exc:
+                setting = _setting_name(param, path, settings)
+                raise ConfigError(f"method {method!r}: bad setting {setting!r}: {exc}") from None
 
 
 def _estimators(estimator: Any) -> list[tuple[str, Any]]:
@@ -332,15 +343,6 @@ def _estimators(estimator: Any) -> list[tuple[str, Any]]:
         if hasattr(value, "get_params") and hasattr(value, "fit"):
             found.append((key, value))
     return found
-
-
-def _validate_one(estimator: Any) -> None:
-    if isinstance(estimator, ValidatesSettings):  # merkit's own: TorchClassifier, the Hybrid
-        estimator.validate_settings()
-        return
-    # scikit-learn's own estimators declare their constraints; custom ones may not.
-    if isinstance(estimator, BaseEstimator) and hasattr(type(estimator), "_parameter_constraints"):
-        estimator._validate_params()
 
 
 def _setting_name(param: str, path: str, settings: Mapping[str, Any]) -> str:

@@ -86,8 +86,6 @@ class _Embedding(TransformerMixin, BaseEstimator):
     family: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     row_ndim: ClassVar[int] = 2
-    # Present so that merkit.methods.resolve checks the settings (and the file) before any work.
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
 
     def _settings(self) -> dict[str, Any]:
         return {}
@@ -109,14 +107,15 @@ class _Embedding(TransformerMixin, BaseEstimator):
     def _what(self) -> str:
         return f"{self.family} weights"
 
-    def _validate_params(self) -> None:
-        # Checked before any work (resolve_method calls this): a wrong path or checksum fails
-        # now, with the file named.
+    def validate_settings(self) -> None:
+        """Check the settings and the weights file before any work (``resolve_method`` calls
+        this, :class:`~merkit.core.protocols.ValidatesSettings`): a wrong path or checksum
+        fails now, with the file named."""
         check_weights_file(self.weights, sha256=self.sha256, what=self._what())
 
     def fit(self, X: Any, y: Any = None) -> _Embedding:
         """Check the weights file (nothing is learnt)."""
-        self._validate_params()
+        self.validate_settings()
         self.weights_sha256_ = file_sha256(check_weights_file(self.weights, what=self._what()))
         return self
 
@@ -243,14 +242,14 @@ class CRNNEmbedding(_Embedding):
 
         return WHAT
 
-    def _validate_params(self) -> None:
+    def validate_settings(self) -> None:
         if self.output not in ("conv", "gru", "tags"):
             raise ConfigError(f"setting 'output' must be conv, gru or tags, not {self.output!r}")
         if self.precision not in ("float32", "bf16"):
             raise ConfigError(
                 f"setting 'precision' must be float32 or bf16, not {self.precision!r}"
             )
-        super()._validate_params()
+        super().validate_settings()
 
     def _settings(self) -> dict[str, Any]:
         # float32 keys stay as they were before the setting existed (caches remain valid).
@@ -337,10 +336,10 @@ class ArtistEmbedding(_Embedding):
 
         return WHAT
 
-    def _validate_params(self) -> None:
+    def validate_settings(self) -> None:
         if self.pooling not in ("mean", "mean-std"):
             raise ConfigError(f"setting 'pooling' must be mean or mean-std, not {self.pooling!r}")
-        super()._validate_params()
+        super().validate_settings()
 
     def _forward(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
         return model(batch)
@@ -371,12 +370,10 @@ class FramePooling(TransformerMixin, BaseEstimator):
         ``mean``; ``mean-std`` (mean ‖ standard deviation over frames).
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
-
     def __init__(self, pooling: Literal["first", "mean", "mean-std"] = "mean-std") -> None:
         self.pooling = pooling
 
-    def _validate_params(self) -> None:
+    def validate_settings(self) -> None:
         if self.pooling not in ("first", "mean", "mean-std"):
             raise ConfigError(
                 f"setting 'pooling' must be first, mean or mean-std, not {self.pooling!r}"
@@ -384,7 +381,7 @@ class FramePooling(TransformerMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> FramePooling:
         """Nothing to learn; checks the setting."""
-        self._validate_params()
+        self.validate_settings()
         return self
 
     def transform(self, X: Any) -> np.ndarray:
