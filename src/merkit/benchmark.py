@@ -12,6 +12,9 @@ from merkit.core.errors import DataError
 from merkit.datasets.base import Dataset
 from merkit.datasets.check import empty_quadrants
 from merkit.methods.resolve import ResolvedMethod, check_feature_counts, input_widths
+from merkit.protocol.cross import LEAVE_OUT as CROSS
+from merkit.protocol.cross import cross_dataset as join_for_cross
+from merkit.protocol.cross import cross_folds, direction_markdown, direction_table
 from merkit.protocol.curves import fraction_folds, fraction_method
 from merkit.protocol.executor import Executor
 from merkit.protocol.fixed import fixed_split_folds, protocol_for
@@ -27,11 +30,50 @@ DATASETS_WITHOUT_TABLES = ("synthetic", "merge")
 """Registered datasets that ship no feature tables: their default method reads audio only."""
 
 
-def default_methods(dataset: str) -> list[str]:
+CROSS_DATASET = "cross-dataset"
+"""``--protocol`` name of training on one dataset, testing on another (:mod:`.protocol.cross`)."""
+CROSS_TABLE = "cross_dataset"
+"""Stem of the per-direction tables a cross-dataset run writes (``.csv``, ``.md``)."""
+
+
+def default_methods(dataset: str, protocol: str | None = None) -> list[str]:
     """The methods a benchmark of ``dataset`` runs when none is named: the paper's SVM on the
     dataset's feature table (``svm``), or ``svm-own`` (merkit's own features from audio) for a
-    dataset without tables (:data:`DATASETS_WITHOUT_TABLES`)."""
+    dataset without tables (:data:`DATASETS_WITHOUT_TABLES`) and for ``--protocol
+    cross-dataset`` (two datasets share no feature table)."""
+    if protocol == CROSS_DATASET:
+        return ["svm-own"]
     return ["svm-own"] if dataset in DATASETS_WITHOUT_TABLES else ["svm"]
+
+
+def roots_for_protocol(protocol: str, roots: Sequence[Any]) -> None:
+    """Refuse a number of ``--root`` options the protocol cannot use: ``cross-dataset`` takes
+    exactly two (trained on the first, tested on the second, and back), every other one at most
+    one.
+
+    Raises
+    ------
+    ConfigError
+    """
+    from merkit.core.errors import ConfigError
+
+    if protocol == CROSS_DATASET and len(roots) != 2:
+        raise ConfigError(
+            f"--protocol cross-dataset needs two --root options (dataset A, then dataset B), "
+            f"got {len(roots)}"
+        )
+    if protocol != CROSS_DATASET and len(roots) > 1:
+        raise ConfigError(
+            f"--root is given {len(roots)} times; only --protocol cross-dataset takes two"
+        )
+
+
+def cross_dataset(
+    first: Dataset, second: Dataset, *, seed: int = 1, labels: tuple[str, str] | None = None
+) -> tuple[Dataset, ProtocolConfig]:
+    """The joined dataset and protocol of ``--protocol cross-dataset``: trained on ``first``,
+    tested on ``second``, and back (:func:`merkit.protocol.cross.cross_dataset`)."""
+    return join_for_cross(first, second, labels=labels, random_state=seed)
 
 
 def resolve_methods(
@@ -115,7 +157,10 @@ def run_benchmark(
     fold, tested on the same full test folds (:mod:`merkit.protocol.curves`).
 
     With ``protocol.leave_out == "genre"`` the folds are one per genre group
-    (:mod:`merkit.protocol.genre`), persisted in ``out_dir/folds`` the same way.
+    (:mod:`merkit.protocol.genre`), persisted in ``out_dir/folds`` the same way. With
+    ``"dataset"`` (``dataset`` and ``protocol`` from :func:`cross_dataset`) the two folds train
+    on one dataset and test on the other; ``out_dir/cross_dataset.csv`` and ``.md`` then hold one
+    row per method and direction (trained on, tested on, macro P/R/F1).
     """
     console = console or Console()
     resolved = [
@@ -138,7 +183,9 @@ def run_benchmark(
         check_feasible(dataset.labels, protocol, dataset.groups)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_annotations(out_dir, dataset.songs)  # MERGE's arousal/valence, for the report
-    if protocol.leave_out is not None:
+    if protocol.leave_out == CROSS:
+        fixed = cross_folds(dataset, protocol)
+    elif protocol.leave_out is not None:
         fixed = load_or_create_genre_folds(out_dir / "folds", dataset, protocol)
     folds = fixed or load_or_create_folds(out_dir / "folds", dataset, protocol)
     results: list[MethodResult] = []
@@ -178,7 +225,21 @@ def run_benchmark(
         # The same persisted folds as the summaries; methods on other folds are named, not tested.
         write_report([out_dir], out_dir / "report.html", strict=False)
     console.print(results_table(results_frame(run.complete() or results), title))
+    if protocol.leave_out == CROSS:
+        console.print(write_cross_tables(out_dir, run.complete() or results), markup=False)
     return results
+
+
+def write_cross_tables(out_dir: Path, results: Sequence[MethodResult]) -> str:
+    """``out_dir/cross_dataset.csv`` and ``.md``: one row per method and direction; returns
+    the Markdown."""
+    from merkit.core.atomic import write_text_atomic
+
+    table = direction_table(results)
+    text = direction_markdown(table)
+    write_text_atomic(out_dir / f"{CROSS_TABLE}.csv", table.to_csv(index=False))
+    write_text_atomic(out_dir / f"{CROSS_TABLE}.md", text)
+    return text
 
 
 def _fill_cache(

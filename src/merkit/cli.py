@@ -60,7 +60,15 @@ SubsetOpt = Annotated[
 @user_errors
 def benchmark(
     dataset: DatasetOpt = "synthetic",
-    root: RootOpt = None,
+    root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--root",
+            "-r",
+            help="Dataset folder (or CSV file for --dataset csv); give it twice with --protocol "
+            "cross-dataset: trained on the first, tested on the second, and back",
+        ),
+    ] = None,
     methods: Annotated[str, typer.Option(help="Comma-separated method names")] = "",
     folds: Annotated[int, typer.Option(min=2, help="Folds per repeat")] = 10,
     repeats: Annotated[int, typer.Option(min=1, help="Repeats of the K-fold split")] = 10,
@@ -70,7 +78,8 @@ def benchmark(
         typer.Option(
             "--protocol",
             help="kfold (--folds x --repeats) | tvt-70-15-15 | tvt-40-30-30 (MERGE's fixed "
-            "train/validate/test split) | logo-genre (leave one genre group out; 4QAED layout)",
+            "train/validate/test split) | logo-genre (leave one genre group out; 4QAED layout) "
+            "| cross-dataset (two --root: train on one dataset, test on the other, and back)",
         ),
     ] = "kfold",
     unstratified: Annotated[bool, typer.Option(help="Repo-compat dummy-label splits")] = False,
@@ -126,9 +135,12 @@ def benchmark(
     # Flags that contradict each other are refused before anything heavy is imported.
     _check_executor_options(executor, workers, ray_address)
     from merkit.benchmark import (
+        CROSS_DATASET,
         benchmark_protocol,
+        cross_dataset,
         default_methods,
         resolve_methods,
+        roots_for_protocol,
         run_benchmark,
     )
     from merkit.core.versions import RESEARCH_COMMAND_LIBRARIES, require_extras
@@ -139,25 +151,36 @@ def benchmark(
 
     require_extras(RESEARCH_COMMAND_LIBRARIES, needed_by="merkit benchmark")
     benchmark_protocol(protocol_name)  # an unknown --protocol is refused before any work
-    names = [m.strip() for m in methods.split(",") if m.strip()] or default_methods(dataset)
+    roots = list(root or [])
+    roots_for_protocol(protocol_name, roots)
+    names = [m.strip() for m in methods.split(",") if m.strip()] or default_methods(
+        dataset, protocol_name
+    )
     settings = read_settings(config)  # a key that is not a method is refused before any work
     # Every method and setting is checked before the dataset is read or anything is computed.
     resolved = resolve_methods(names, settings, quick=quick, augment=augment)
     for name, method in zip(names, resolved, strict=True):
         require_input_weights(method.inputs, needed_by=f"method {name!r}")
     fractions = None if train_fraction is None else parse_fractions(train_fraction)
-    loaded = load_for_methods(
-        dataset, root, resolved, subset=subset, group_by_artist=group_by_artist, quiet=quiet
-    )
-    protocol = benchmark_protocol(
-        protocol_name,
-        loaded,
-        folds=folds,
-        repeats=repeats,
-        seed=seed,
-        stratify=not unstratified,
-        quick=quick,
-    )
+    parts = [
+        load_for_methods(
+            dataset, part, resolved, subset=subset, group_by_artist=group_by_artist, quiet=quiet
+        )
+        for part in roots or [None]
+    ]
+    if protocol_name == CROSS_DATASET:
+        loaded, protocol = cross_dataset(parts[0], parts[1], seed=seed)
+    else:
+        loaded = parts[0]
+        protocol = benchmark_protocol(
+            protocol_name,
+            loaded,
+            folds=folds,
+            repeats=repeats,
+            seed=seed,
+            stratify=not unstratified,
+            quick=quick,
+        )
     console.print(
         f"[bold]{loaded.name}[/]: {len(loaded)} songs {loaded.counts()} | {protocol.describe()} "
         f"| methods: {', '.join(names)} | out: {out}"

@@ -35,9 +35,14 @@ def protocol_for(name: str, random_state: int = 1) -> ProtocolConfig:
         return ProtocolConfig(
             n_repeats=1, random_state=random_state, stratify=False, leave_out="genre"
         )
+    if name == "cross-dataset":
+        # the two datasets' names are set by merkit.protocol.cross.cross_protocol
+        return ProtocolConfig(
+            n_splits=2, n_repeats=1, random_state=random_state, stratify=False, leave_out="dataset"
+        )
     if name not in PROTOCOLS:
         raise ConfigError(
-            f"unknown --protocol {name!r}; choose kfold, logo-genre or "
+            f"unknown --protocol {name!r}; choose kfold, logo-genre, cross-dataset or "
             f"{', '.join(sorted(PROTOCOLS))}"
         )
     return ProtocolConfig(split=PROTOCOLS[name], random_state=random_state)

@@ -36,7 +36,11 @@ class ProtocolConfig(BaseModel):
     training, validation and test songs the dataset names (:mod:`merkit.protocol.fixed`)."""
     leave_out: str | None = None
     """``"genre"``: one fold per genre group, trained on the other songs
-    (:mod:`merkit.protocol.genre`); ``n_splits`` is then the number of groups."""
+    (:mod:`merkit.protocol.genre`); ``n_splits`` is then the number of groups. ``"dataset"``:
+    trained on one dataset and tested on another, then back (:mod:`merkit.protocol.cross`)."""
+    datasets: tuple[str, ...] | None = None
+    """``leave_out="dataset"``: the names of the two datasets, in fold order (fold 0 trains on
+    the first and tests on the second, fold 1 the other way)."""
 
     @property
     def n_folds(self) -> int:
@@ -45,12 +49,15 @@ class ProtocolConfig(BaseModel):
 
     def stamp(self) -> dict[str, object]:
         """The settings as stored in result files (``split`` only when set, so runs made before
-        fixed splits existed still resume)."""
-        return self.model_dump(exclude_none=True)
+        fixed splits existed still resume), JSON-ready."""
+        return self.model_dump(mode="json", exclude_none=True)  # datasets: a list, as read back
 
     def describe(self) -> str:
         if self.split is not None:
             return f"fixed train/validate/test split tvt-{self.split}"
+        if self.leave_out == "dataset":
+            first, second = self.datasets or ("A", "B")
+            return f"cross-dataset: trained on {first}, tested on {second}, and back"
         if self.leave_out is not None:
             return f"leave-one-{self.leave_out}-out ({self.n_splits} {self.leave_out} groups)"
         kind = "stratified" if self.stratify else "unstratified"
