@@ -323,6 +323,17 @@ def predict(
         typer.Option(help="Existing Ray cluster: auto | ray://HOST:10001 (default: a local one)"),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar")] = False,
+    exact_windows: Annotated[
+        bool | None,
+        typer.Option(
+            "--exact-windows/--one-pass",
+            help="Long tracks: compute every 30 s window on its own, as training computed a clip "
+            "(--exact-windows), or each second of audio once and the windows from it "
+            "(--one-pass: less CPU, window probabilities within a few hundredths). "
+            "[default: --exact-windows]",
+            show_default=False,
+        ),
+    ] = None,
     relative: Annotated[
         bool,
         typer.Option(
@@ -374,7 +385,7 @@ def predict(
         note = check_model_folder(where, trust=trust)  # before anything in it is loaded
         if note is not None:
             err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
-        predictor = load_model(where)
+        predictor = load_model(where, exact_windows=exact_windows)
     for warning in caught:  # one plain line each, not Python's two-line warning format
         if issubclass(warning.category, ModelVersionWarning | FastModelWarning):
             line = f"[yellow]warning:[/] {escape(str(warning.message))}"

@@ -69,6 +69,10 @@ from merkit.product.shipped import (
 )
 
 BATCH_WINDOWS = 4
+
+EXACT_WINDOWS = True
+"""Whether a long track's windows are computed each on its own by default (``False``: once per
+second of audio, :func:`merkit.product.window_features.onepass_features`)."""
 """Windows whose features are computed before the estimator runs once on them."""
 
 
@@ -121,6 +125,11 @@ class Predictor:
         :class:`~merkit.representations.extract.SongJobs` (the path before batching; equal to
         the batched one up to float rounding), instead of
         :func:`merkit.product.window_features.batch_features`.
+    exact_windows : bool
+        Compute a long track's windows each on its own (:func:`~merkit.product.window_features.
+        batch_features`, as training computed a clip), instead of once per second of audio
+        (:func:`~merkit.product.window_features.onepass_features`; not exact). A track of one
+        window is computed exactly either way. ``None`` (default): :data:`EXACT_WINDOWS`.
     """
 
     def __init__(
@@ -134,6 +143,7 @@ class Predictor:
         familiarity: Any = None,
         calibration: ProbabilityCalibration | None = None,
         jobs_path: bool = False,
+        exact_windows: bool | None = None,
     ) -> None:
         self.manifest = manifest
         self.estimator = estimator
@@ -148,6 +158,7 @@ class Predictor:
         self._jobs: Any = None  # merkit.representations.extract.SongJobs, built on first use
         self._plan: Any = False  # merkit.product.window_features plans, made on first use
         self.jobs_path = jobs_path
+        self.exact_windows = EXACT_WINDOWS if exact_windows is None else bool(exact_windows)
 
     def __repr__(self) -> str:
         where = f" from {self.model_dir}" if self.model_dir else ""
@@ -265,14 +276,23 @@ class Predictor:
         :meth:`song_jobs` with ``exact_windows="jobs"``."""
         plans = self._plans()
         batch: list[Window] = []
+        size = self.batch_size
+        if plans is not None and not self.exact_windows:
+            from merkit.product.window_features import ONEPASS_WINDOWS
+
+            size = max(size, ONEPASS_WINDOWS)
 
         def spans() -> Iterator[tuple[dict[str, np.ndarray], tuple[float, float, bool]]]:
             if plans is None:
                 values = [self._window_features(w) for w in batch]
-            else:
+            elif self.exact_windows:
                 from merkit.product.window_features import batch_features
 
                 values = batch_features(plans, batch, self.manifest.seed)
+            else:
+                from merkit.product.window_features import onepass_features
+
+                values = onepass_features(plans, batch, self.manifest.seed)
             for window, value in zip(batch, values, strict=True):
                 silent = rms_dbfs(window.audio) < SILENCE_DBFS
                 yield value, (window.start_s, min(window.end_s, stats.duration_s), silent)
@@ -280,7 +300,7 @@ class Predictor:
 
         for window in windows:
             batch.append(window)
-            if len(batch) >= self.batch_size:
+            if len(batch) >= size:
                 yield from spans()
         yield from spans()
 
@@ -515,7 +535,7 @@ class Predictor:
             files,
             # the parent checked the inputs against its representation registry, which may hold
             # representations registered at run time that a fresh worker lacks
-            load=partial(load_model, check_inputs=False),
+            load=partial(load_model, check_inputs=False, exact_windows=self.exact_windows),
             run=safe_predict,
             warm_numba=needs_numba(self.manifest),
             segments=segments,
@@ -546,7 +566,12 @@ def safe_predict(
     return PredictionFailure(path=str(path), error=message.splitlines()[0] if message else "failed")
 
 
-def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> Predictor:
+def load_model(
+    path: Path | str | None = None,
+    *,
+    check_inputs: bool = True,
+    exact_windows: bool | None = None,
+) -> Predictor:
     """Load a model directory for prediction.
 
     Parameters
@@ -558,6 +583,9 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
     check_inputs : bool
         Check that this merkit knows every input representation, in the same version (turned off
         only where that was checked already, e.g. in worker processes).
+    exact_windows : bool, optional
+        :class:`Predictor`'s setting (``None``: :data:`EXACT_WINDOWS`): ``True`` computes each
+        window of a long track on its own, ``False`` once per second of audio (not exact).
 
     Returns
     -------
@@ -595,6 +623,7 @@ def load_model(path: Path | str | None = None, *, check_inputs: bool = True) -> 
         calibration=calibration,
         axes=companions.get("axes"),
         familiarity=companions.get("familiarity"),
+        exact_windows=exact_windows,
     )
 
 

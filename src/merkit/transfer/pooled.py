@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -161,6 +162,122 @@ def crnn_outputs(
     return value.astype(np.float32)
 
 
+POOLS = (2, 3, 4, 4)
+"""Time pooling of each of the CRNN's conv blocks (96 frames per output step in all)."""
+
+SPAN_SPLIT = 2
+"""Conv blocks run once over a span of windows (the first two: ~80 % of the conv FLOPs); the
+others, and the GRU, run per window on the span's slice (aligned to 2 * 3 = 6 frames)."""
+
+
+def _stages(model: Any, precision: str) -> Any:
+    """The network's conv blocks as (run, pool) pairs: oneDNN fused (as
+    :func:`~merkit.transfer.won_crnn.inference_conv_blocks`) where available, else eager."""
+    import torch
+
+    from merkit.training.runtime import cpu_has_native_bf16
+    from merkit.transfer.embedders import _FUSED
+
+    if precision == "bf16" and not cpu_has_native_bf16():
+        precision = "float32"
+    layers = (model.layer1, model.layer2, model.layer3, model.layer4)  # type: ignore[attr-defined]
+    built = _FUSED.setdefault(model, {})  # type: ignore[arg-type]
+    key = f"stages-{precision}"
+    if key not in built:
+        if torch.backends.mkldnn.is_available():
+            import copy
+            import warnings
+
+            from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                from torch.utils.mkldnn import to_mkldnn
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+            fused = []
+            for b in layers:
+                conv = fuse_conv_bn_eval(copy.deepcopy(b.conv), b.bn)
+                fused.append((to_mkldnn(conv, dtype), b.pool.kernel_size))
+            built[key] = (fused, dtype)
+        else:
+            built[key] = (None, None)
+    fused, dtype = built[key]
+
+    def run(x: torch.Tensor, first: int, last: int) -> torch.Tensor:
+        if fused is None:
+            for block in layers[first:last]:  # type: ignore[index]
+                x = block(x)
+            return x
+        h = x.contiguous().to_mkldnn(dtype)
+        for conv, pool in fused[first:last]:
+            h = torch.relu(torch.nn.functional.max_pool2d(conv(h), pool))
+        return h.to_dense(torch.float32)
+
+    return run  # type: ignore[return-value]
+
+
+def crnn_span_outputs(
+    logmel: np.ndarray,
+    starts: Sequence[float],
+    *,
+    checkpoints: Sequence[Sequence[str]] = WON_CHECKPOINTS,
+    output: str = "conv",
+    log_odds: bool = False,
+    precision: str = "float32",
+    frames: int | None = None,
+    split: int = SPAN_SPLIT,
+) -> np.ndarray:
+    """``(len(starts), width)`` outputs of the checkpoints for windows read from one span's
+    log-mel: the first ``split`` conv blocks run once over the whole ``(frames, 96)``
+    float16-rounded dB mel ``logmel``, each window's remaining blocks, GRU and head on the slice
+    of their output that starts nearest to its first frame ``starts[i]`` (a span frame index,
+    possibly fractional) and is as long as a ``frames``-frame window's
+    (:data:`~merkit.transfer.won_crnn.N_FRAMES` by default).
+
+    Not equal to :func:`crnn_outputs` of each window's own log-mel: a window inside the span
+    sees its neighbours through the convolutions instead of zero padding at its ends, and its
+    slice starts up to half a pooling step (``prod(POOLS[:split]) / 2`` frames) off its own.
+    """
+    import torch
+
+    from merkit.transfer.embedders import CRNNEmbedding
+    from merkit.transfer.won_crnn import N_FRAMES
+
+    frames = N_FRAMES if frames is None else int(frames)
+    step = int(np.prod(POOLS[:split]))
+    length = frames
+    for pool in POOLS[:split]:
+        length //= pool
+    x_all = torch.from_numpy(np.ascontiguousarray(logmel, dtype=np.float32))[None]
+    parts = []
+    for file_name, sha256 in checkpoints:
+        embedder = CRNNEmbedding(
+            str(pretrained_path(file_name)), sha256=sha256, cache=False, precision=precision
+        )
+        model, _ = embedder._model()
+        run = _stages(model, precision)
+        with torch.inference_mode():
+            x = model.spec_bn(x_all.transpose(1, 2).unsqueeze(1))
+            h = run(x, 0, split)  # (1, C, H, T / step)
+            total = h.shape[-1]
+            slices = []
+            for start in starts:
+                j = min(max(0, round(float(start) / step)), max(0, total - length))
+                slices.append(h[0, :, :, j : j + length])
+            maps = run(torch.stack(slices), split, len(POOLS)).squeeze(2)
+            if output == "conv":
+                value = torch.cat([maps.mean(dim=2), maps.std(dim=2, unbiased=False)], dim=1)
+            else:
+                state = model.gru_state(maps)
+                value = state if output == "gru" else torch.sigmoid(model.dense(state))
+        parts.append(value.float().numpy())
+    value = np.concatenate(parts, axis=1).astype(np.float64)
+    if log_odds:
+        p = np.clip(value, LOG_ODDS_CLIP, 1.0 - LOG_ODDS_CLIP)
+        value = np.log(p) - np.log1p(-p)
+    return value.astype(np.float32)
+
+
 __all__ = [
     "CRNN_SOURCE",
     "DOWNLOAD_HINT",
@@ -171,6 +288,7 @@ __all__ = [
     "crnn_conv_batch",
     "crnn_conv_representation",
     "crnn_outputs",
+    "crnn_span_outputs",
     "missing_checkpoints",
     "pretrained_dir",
     "pretrained_path",
