@@ -3,10 +3,7 @@
 For a clip no longer than a window, the file itself is the training song; for a window of a long
 track, the training song is a file holding exactly that window's samples (a float WAV cut from
 the decoded track at the window's frames). Either way the predictor's arrays must equal, bit for
-bit, what :func:`merkit.protocol.runner.resolve_inputs` (the training extraction) returns, with
-one exception: the windows of a long track reach the CRNN taggers in batches
-(:mod:`merkit.product.window_features`), whose convolutions may sum in another order, so their
-tag log-odds (``crnn-*`` inputs) agree within ``BATCHED_ATOL`` (measured: 2e-6) there.
+bit, what :func:`merkit.protocol.runner.resolve_inputs` (the training extraction) returns.
 """
 
 from __future__ import annotations
@@ -29,8 +26,6 @@ from merkit.representations.cache import NullCache
 
 MODELS = ["fast", pytest.param("default", marks=needs_crnn_weights)]
 TRACK_SR = 44_100
-BATCHED_ATOL = 1e-4
-"""Largest difference of a batched window's CRNN tag log-odds from training's (one song)."""
 
 
 @pytest.fixture(scope="module")
@@ -107,18 +102,11 @@ def _training_arrays(path: Path, names: list[str]) -> dict[str, np.ndarray]:
     return {name: np.asarray(inputs[name]) for name in names}
 
 
-def _assert_identical(
-    got: dict[str, np.ndarray], row: int, want: dict[str, np.ndarray], *, batched: bool = False
-) -> None:
+def _assert_identical(got: dict[str, np.ndarray], row: int, want: dict[str, np.ndarray]) -> None:
     assert set(got) == set(want)
     for name in want:
         assert got[name].dtype == want[name].dtype == np.float32
-        if batched and name.startswith("crnn-"):
-            np.testing.assert_allclose(
-                got[name][row], want[name][0], rtol=0, atol=BATCHED_ATOL, err_msg=name
-            )
-        else:
-            np.testing.assert_array_equal(got[name][row], want[name][0], err_msg=name)
+        np.testing.assert_array_equal(got[name][row], want[name][0], err_msg=name)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -158,4 +146,4 @@ def test_a_window_of_a_3_minute_track_is_a_training_song(
         assert segments[k]["start_s"] == pytest.approx(start / TRACK_SR, abs=1e-3)
         song = tmp_path / f"window{k}.wav"
         sf.write(song, frames[start : start + length], TRACK_SR, subtype="FLOAT")
-        _assert_identical(got, k, _training_arrays(song, names), batched=True)
+        _assert_identical(got, k, _training_arrays(song, names))

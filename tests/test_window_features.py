@@ -1,5 +1,6 @@
-"""Batched window inputs (:mod:`merkit.product.window_features`) equal training's per-window
-extraction (:class:`merkit.representations.extract.SongJobs`, ``Predictor(jobs_path=True)``).
+"""Batched window inputs (:func:`merkit.product.window_features.batch_features`, what the one-pass
+path computes a window with when it falls back) equal training's per-window extraction
+(:class:`merkit.representations.extract.SongJobs`, the exact path of ``Predictor``).
 
 The CRNN taggers run on a batch of windows at once, whose convolutions may sum in another order:
 tag log-odds agree within 1e-4, window probabilities within 1e-5; every other input is
@@ -15,7 +16,7 @@ import pytest
 
 from conftest import needs_crnn_weights
 from merkit.datasets.synthetic import SyntheticSource
-from merkit.product.predict import Predictor, load_model
+from merkit.product.predict import load_model
 from merkit.product.window_features import plan_inputs
 
 SR = 16_000
@@ -29,34 +30,29 @@ def _track(seconds: int = 75) -> np.ndarray:
     return np.concatenate(parts)[: seconds * SR]
 
 
-def _pair(name: str) -> tuple[Predictor, Predictor]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        batched, jobs = load_model(name), load_model(name)
-    jobs.jobs_path = True
-    return batched, jobs
-
-
-def _windows(result: object) -> np.ndarray:
-    return np.array([list(s.probabilities.values()) for s in result.segments])  # type: ignore[attr-defined]
-
-
 @pytest.mark.parametrize("name", ["fast", pytest.param("default", marks=needs_crnn_weights)])
 def test_batched_windows_equal_the_per_window_path(name: str) -> None:
-    batched, jobs = _pair(name)
-    assert plan_inputs(batched.manifest.inputs) is not None  # the batched path is the one taken
+    from merkit.audio.windows import TrackStats
+    from merkit.product.window_features import batch_features
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exact = load_model(name)
+    assert exact.exact_windows
+    plans = plan_inputs(exact.manifest.inputs)
+    assert plans is not None
     y = _track()
-    new, old = batched.predict(y, sr=SR, segments=True), jobs.predict(y, sr=SR, segments=True)
-    assert len(new.segments) == len(old.segments) >= 4  # at least one full batch of windows
-    np.testing.assert_allclose(_windows(new), _windows(old), rtol=0, atol=1e-5)
-    assert new.quadrant == old.quadrant
-    got, _ = batched.window_inputs(y, SR)
-    want, _ = jobs.window_inputs(y, SR)
-    for spec in batched.manifest.inputs:
+    windows, _ = exact._window_stream(y, SR, TrackStats())
+    windows = list(windows)
+    assert len(windows) >= 4  # at least one full batch of windows
+    got = batch_features(plans, windows, exact.manifest.seed)
+    want, _ = exact.window_inputs(y, SR)
+    for spec in exact.manifest.inputs:
+        stacked = np.stack([g[spec.name] for g in got])
         if "crnn" in spec.name:
-            np.testing.assert_allclose(got[spec.name], want[spec.name], rtol=0, atol=1e-4)
+            np.testing.assert_allclose(stacked, want[spec.name], rtol=0, atol=1e-4)
         else:
-            np.testing.assert_array_equal(got[spec.name], want[spec.name])
+            np.testing.assert_array_equal(stacked, want[spec.name])
 
 
 def test_a_canonical_input_shares_one_front_end() -> None:

@@ -69,11 +69,13 @@ from merkit.product.shipped import (
 )
 
 BATCH_WINDOWS = 4
+"""Windows whose features are computed before the estimator runs once on them."""
 
 EXACT_WINDOWS = True
-"""Whether a long track's windows are computed each on its own by default (``False``: once per
-second of audio, :func:`merkit.product.window_features.onepass_features`)."""
-"""Windows whose features are computed before the estimator runs once on them."""
+"""Whether a long track's windows are computed each on its own by default, as training computes
+a song (``False``: once per second of audio,
+:func:`merkit.product.window_features.onepass_features`; not exact, ~0.84x the CPU:
+``benchmarks/results/predict_onepass_agreement.md``)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,14 +122,10 @@ class Predictor:
     calibration : ProbabilityCalibration, optional
         The model directory's post-hoc layer (``calibration.json``): a temperature applied to
         every window's probabilities and the threshold below which an answer is mixed.
-    jobs_path : bool
-        Compute each window's inputs on its own through training's
-        :class:`~merkit.representations.extract.SongJobs` (the path before batching; equal to
-        the batched one up to float rounding), instead of
-        :func:`merkit.product.window_features.batch_features`.
     exact_windows : bool
-        Compute a long track's windows each on its own (:func:`~merkit.product.window_features.
-        batch_features`, as training computed a clip), instead of once per second of audio
+        Compute a long track's windows each on its own through training's
+        :class:`~merkit.representations.extract.SongJobs` (bit for bit what training computes
+        for a song holding that window's samples), instead of once per second of audio
         (:func:`~merkit.product.window_features.onepass_features`; not exact). A track of one
         window is computed exactly either way. ``None`` (default): :data:`EXACT_WINDOWS`.
     """
@@ -142,7 +140,6 @@ class Predictor:
         axes: Any = None,
         familiarity: Any = None,
         calibration: ProbabilityCalibration | None = None,
-        jobs_path: bool = False,
         exact_windows: bool | None = None,
     ) -> None:
         self.manifest = manifest
@@ -157,7 +154,6 @@ class Predictor:
         self._columns = self._column_order()
         self._jobs: Any = None  # merkit.representations.extract.SongJobs, built on first use
         self._plan: Any = False  # merkit.product.window_features plans, made on first use
-        self.jobs_path = jobs_path
         self.exact_windows = EXACT_WINDOWS if exact_windows is None else bool(exact_windows)
 
     def __repr__(self) -> str:
@@ -270,14 +266,14 @@ class Predictor:
     def _features(
         self, windows: Iterator[Window], stats: TrackStats
     ) -> Iterator[tuple[dict[str, np.ndarray], tuple[float, float, bool]]]:
-        """Each window's inputs and its (start s, end s, silent), computed :attr:`batch_size`
-        windows at a time (:func:`merkit.product.window_features.batch_features`: one front end
-        per window, one network pass per batch), or window by window through training's
-        :meth:`song_jobs` with ``exact_windows="jobs"``."""
-        plans = self._plans()
+        """Each window's inputs and its (start s, end s, silent): window by window through
+        training's :meth:`song_jobs`, or with ``exact_windows=False`` in spans of
+        :data:`~merkit.product.window_features.ONEPASS_WINDOWS` windows
+        (:func:`merkit.product.window_features.onepass_features`)."""
+        plans = None if self.exact_windows else self._plans()
         batch: list[Window] = []
         size = self.batch_size
-        if plans is not None and not self.exact_windows:
+        if plans is not None:
             from merkit.product.window_features import ONEPASS_WINDOWS
 
             size = max(size, ONEPASS_WINDOWS)
@@ -285,10 +281,6 @@ class Predictor:
         def spans() -> Iterator[tuple[dict[str, np.ndarray], tuple[float, float, bool]]]:
             if plans is None:
                 values = [self._window_features(w) for w in batch]
-            elif self.exact_windows:
-                from merkit.product.window_features import batch_features
-
-                values = batch_features(plans, batch, self.manifest.seed)
             else:
                 from merkit.product.window_features import onepass_features
 
@@ -305,11 +297,12 @@ class Predictor:
         yield from spans()
 
     def _plans(self) -> Any:
-        """The batched plan of the inputs (``None``: window by window through training's jobs)."""
+        """The one-pass plan of the inputs (``None``: they cannot be planned; window by window
+        through training's jobs then)."""
         if self._plan is False:
             from merkit.product.window_features import plan_inputs
 
-            self._plan = None if self.jobs_path else plan_inputs(self.manifest.inputs)
+            self._plan = plan_inputs(self.manifest.inputs)
         return self._plan
 
     def song_jobs(self) -> Any:
