@@ -38,7 +38,8 @@ stereo 16-bit WAV (a CD rip), so decoding, mixing down and resampling are all me
   its workers (start-up included) and the CPU other jobs took meanwhile (``/proc/stat``), so a
   speed-up lost to start-up or to a busy machine shows as such.
   Reported: medians over rounds, CPU per file, its ratio to decoding the same file, and files/s.
-  Writes ``predict_speed_interleaved.json`` and ``.md`` beside ``--out``.
+  Writes ``<--out's stem>_interleaved.json`` and ``.md`` beside ``--out``
+  (``predict_speed_interleaved.*`` by default).
 
 Usage::
 
@@ -494,7 +495,7 @@ def interleaved(args: argparse.Namespace, clips: list[Path], started: Any) -> No
         "machine": started,
         "versions": versions(),
     }
-    out = args.out.with_name("predict_speed_interleaved.json")
+    out = args.out.with_name(f"{args.out.stem}_interleaved.json")
     if not args.no_write:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
