@@ -122,7 +122,9 @@ def test_predict_gives_exactly_what_merkit_predict_json_gives(
 ) -> None:
     (tmp_path / "song.wav").write_bytes(clip(4.0))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(merkit.product.predict, "load_model", lambda path=None: predictor)
+    monkeypatch.setattr(
+        merkit.product.predict, "load_model", lambda path=None, **options: predictor
+    )
     cli = CliRunner().invoke(cli_app, ["predict", "song.wav", "--format", "json", "--quiet"])
     assert cli.exit_code == 0, cli.output
     expected = json.loads(cli.stdout)

@@ -12,7 +12,7 @@ each keeping a pool of every core oversubscribe the machine (measured on 2 cores
 second BLAS thread shortens no song (the matrices are small).
 
 :func:`blas_limited` holds the pool for the duration of a call and restores it after (~36 us a
-call, measured); threads of one process inside it at once share one limit.
+call, measured).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -44,33 +43,16 @@ def controller() -> Any:
     return _controllers[key]
 
 
-_lock = threading.Lock()
-_holders = 0
-_limiter: Any = None
-
-
 @contextlib.contextmanager
 def blas_limited() -> Iterator[None]:
     """Compute with :data:`BLAS_THREADS` BLAS threads; the pools are restored afterwards.
 
-    The pool size is process-wide: several threads inside at once (the extraction's
-    :func:`~merkit.representations.extract.threaded` driver) share one limit, set by the first
-    to enter and lifted by the last to leave, so none computes with the restored pool while
-    another is still inside.
+    Set from the thread that computes: OpenBLAS does not always show a count set in one thread
+    to another (measured: once a process's main thread has set it, a count set in another
+    thread does not show there), so each computing thread sets its own.
     """
-    global _holders, _limiter
-    with _lock:
-        if _holders == 0:
-            _limiter = controller().limit(limits=BLAS_THREADS, user_api="blas")
-        _holders += 1
-    try:
+    with controller().limit(limits=BLAS_THREADS, user_api="blas"):
         yield
-    finally:
-        with _lock:
-            _holders -= 1
-            if _holders == 0:
-                _limiter.restore_original_limits()
-                _limiter = None
 
 
 @contextlib.contextmanager
