@@ -57,6 +57,17 @@ class WorkerDied(MerkitError):
     """A worker process died mid-item (killed, out of memory, a crash in native code)."""
 
 
+def _result(future: Future[R]) -> R:
+    """A finished item's result; a dead worker becomes one :class:`WorkerDied` line."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise WorkerDied(
+            "a worker process died unexpectedly (killed, or crashed in native code); "
+            "rerun to resume, or use --jobs 1 to see the error in this process"
+        ) from None
+
+
 def resolve_jobs(n_jobs: int) -> int:
     """Number of worker processes for ``n_jobs`` (``-1``: every core; must not be 0)."""
     if n_jobs == 0 or n_jobs < -1:
@@ -219,13 +230,7 @@ def imap(
             completed, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in completed:
                 index = pending.pop(future)
-                try:
-                    result = future.result()
-                except BrokenProcessPool:
-                    raise WorkerDied(
-                        "a worker process died unexpectedly (killed, or crashed in native code); "
-                        "rerun to resume, or use --jobs 1 to see the error in this process"
-                    ) from None
+                result = _result(future)
                 if ordered:
                     done[index] = result
                 else:
@@ -273,13 +278,7 @@ def _imap_here(
     def collect(futures: Iterable[Future[R]]) -> None:
         for future in futures:
             index = pending.pop(future)
-            try:
-                done[index] = future.result()
-            except BrokenProcessPool:
-                raise WorkerDied(
-                    "a worker process died unexpectedly (killed, or crashed in native code); "
-                    "rerun to resume, or use --jobs 1 to see the error in this process"
-                ) from None
+            done[index] = _result(future)
 
     try:
         while True:
