@@ -117,17 +117,16 @@ def predict_files(
         if executor == "ray":
             raise ConfigError("--executor ray needs a model loaded from a directory")
         parallel = False  # a model built in this process: predict here
-    if not parallel:
-        with thread_limits(None):
-            if len(paths) < 2:
-                for path in paths:
-                    yield run(predictor, path, segments=segments)
-                return
-            from merkit.audio.decode import prefetch_frames
+    if not parallel:  # Predictor.predict holds BLAS to one thread itself, call by call
+        if len(paths) < 2:
+            for path in paths:
+                yield run(predictor, path, segments=segments)
+            return
+        from merkit.audio.decode import prefetch_frames
 
-            # a thread decodes the next blocks and file while this one is analysed (issue 30)
-            for path, decoded in zip(paths, prefetch_frames(list(paths)), strict=True):
-                yield run(predictor, path, segments=segments, decoded=decoded)
+        # a thread decodes the next blocks and file while this one is analysed (issue 30)
+        for path, decoded in zip(paths, prefetch_frames(list(paths)), strict=True):
+            yield run(predictor, path, segments=segments, decoded=decoded)
         return
     model_dir = str(predictor.model_dir)
     if executor == "ray":
