@@ -40,6 +40,18 @@ WON_CHECKPOINTS: tuple[tuple[str, str], ...] = (
 """Won et al.'s published CRNN taggers (MIT licence): file name and SHA-256 of each."""
 
 
+def tags3_names() -> tuple[str, ...]:
+    """The 150 column names of ``crnn-tags3`` / ``crnn-tags3-canon``: ``mtat:<tag>``,
+    ``msd:<tag>``, ``jamendo:<tag>``, in :data:`WON_CHECKPOINTS`' order."""
+    from merkit.transfer.won_crnn import JAMENDO_TAGS, MSD_TAGS, MTAT_TAGS
+
+    return tuple(
+        f"{prefix}:{tag}"
+        for prefix, tags in (("mtat", MTAT_TAGS), ("msd", MSD_TAGS), ("jamendo", JAMENDO_TAGS))
+        for tag in tags
+    )
+
+
 CRNN_SOURCE = (
     "https://github.com/minzwon/sota-music-tagging-models (models/<dataset>/crnn/best_model.pth)"
 )
@@ -292,4 +304,5 @@ __all__ = [
     "missing_checkpoints",
     "pretrained_dir",
     "pretrained_path",
+    "tags3_names",
 ]
