@@ -52,6 +52,7 @@ from cue_probe import (
     add_probe_arguments,
     build,
     cue_response,
+    cue_table,
     probe_dataset,
     relative_side_accuracy,
     side_accuracy,
@@ -416,26 +417,14 @@ def write_markdown(path: Path, state: dict[str, Any]) -> None:
         lines.append("")
         lines.append("(corrected resampled t-test over the folds, test/train ratio 1/9)")
     for name, r in res.items():
-        p = r.get("probe")
-        if not p:
-            continue
-        lines += [
-            "",
-            f"### `{name}` on the cue probe's single-cue sets (P from models fitted on all "
-            "900 songs)",
-            "",
-            "| cue (levels) | arousal P per level | Δ arousal (± sd, % seeds up) | valence P per "
-            "level | Δ valence |",
-            "|---|---|---|---|---|",
-        ]
-        for cue, e in p["cue_response"].items():
-            cells = []
-            for axis in AXES:
-                a = e[axis]
-                cells.append(" / ".join(f"{v:.3f}" for v in a["mean_per_level"]))
-                cells.append(f"{a['delta']:+.3f} ± {a['delta_std']:.3f} "
-                             f"({100 * a['up_fraction']:.0f} %)")  # fmt: skip
-            lines.append(f"| {cue} ({', '.join(e['levels'])}) | " + " | ".join(cells) + " |")
+        if "probe" in r:
+            lines += [
+                "",
+                *cue_table(
+                    f"### `{name}` on the cue probe's single-cue sets (fitted on all 900 songs)",
+                    r["probe"]["cue_response"],
+                ),
+            ]
     lines += footer(meta["machine"], meta["versions"], meta.get("notes", []))
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
 

@@ -367,9 +367,16 @@ def relative_side_accuracy(quadrants: list[str], p: np.ndarray) -> dict[str, flo
     }
 
 
+def logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds, clipped at 1e-6 so a saturated probability still orders."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
 def cue_response(pieces: list[Piece], p: np.ndarray) -> dict[str, Any]:
-    """Per single-cue set: mean axis scores per level, and the paired change from its first to
-    its last level (mean, std over seeds, fraction of seeds that moved up)."""
+    """Per single-cue set: mean axis probabilities per level, and the paired change from its
+    first to its last level in log-odds (a probability near 0 or 1 hides a moving score): mean,
+    std over seeds, fraction of seeds that moved up; and the same change in probability."""
     out: dict[str, Any] = {}
     for cue, levels in CUE_LEVELS.items():
         rows = [i for i, x in enumerate(pieces) if x.set == f"cue-{cue}"]
@@ -381,11 +388,14 @@ def cue_response(pieces: list[Piece], p: np.ndarray) -> dict[str, Any]:
         for k, axis in enumerate(AXES):
             table = np.array([[p[by[(lv, s)], k] for s in seeds] for lv in range(len(levels))])
             diff = table[-1] - table[0]
+            dlog = logit(table[-1]) - logit(table[0])
             entry[axis] = {
                 "mean_per_level": table.mean(axis=1).round(4).tolist(),
+                "mean_logit_per_level": logit(table).mean(axis=1).round(3).tolist(),
                 "delta": float(diff.mean()),
-                "delta_std": float(diff.std(ddof=1)) if len(diff) > 1 else 0.0,
-                "up_fraction": float((diff > 0).mean()),
+                "delta_logit": float(dlog.mean()),
+                "delta_logit_std": float(dlog.std(ddof=1)) if len(dlog) > 1 else 0.0,
+                "up_fraction": float((dlog > 0).mean()),
             }
         out[cue] = entry
     return out
@@ -415,7 +425,6 @@ def predict_model(name: str, paths: list[Path]) -> list[dict[str, Any]]:
                 "familiar": r.familiar,
                 "reliable": r.reliable,
                 "quadrant_model": r.quadrant_model,
-                "_result": r.model_dump_json(),
             }
         )
         if i % 25 == 0:
@@ -427,16 +436,23 @@ def summarise_model(pieces: list[Piece], rows: list[dict[str, Any]]) -> dict[str
     from sklearn.metrics import confusion_matrix, f1_score
 
     from merkit.core.labels import QUADRANTS
-    from merkit.product.prediction import PredictionResult
-    from merkit.product.relative import with_relative
+    from merkit.product.relative import relative_placements
 
     quad = [i for i, p in enumerate(pieces) if p.set == "quadrant"]
     y = [pieces[i].quadrant for i in quad]
     pred = [rows[i]["quadrant"] for i in quad]
     final = np.array([[rows[i]["p_high_arousal"], rows[i]["p_positive_valence"]] for i in quad])
     has_axes = rows[0]["p_high_arousal_axis"] is not None
-    results = [PredictionResult.model_validate_json(rows[i]["_result"]) for i in quad]
-    rel = with_relative(results)
+    # what `merkit predict --relative` does (merkit.product.relative.with_relative) over the set
+    proba = np.array([[rows[i]["probabilities"][q] for q in QUADRANTS] for i in quad])
+    own_axes = (
+        np.array(
+            [[rows[i]["p_high_arousal_axis"], rows[i]["p_positive_valence_axis"]] for i in quad]
+        )
+        if has_axes
+        else None
+    )
+    rel = [type("R", (), {"relative": r}) for r in relative_placements(proba, axes=own_axes)]
     rel_pred = [r.relative.quadrant for r in rel]
     rel_scores = np.array([[r.relative.relative_arousal, r.relative.relative_valence] for r in rel])
     t = side_targets(y)
@@ -504,11 +520,13 @@ STATEMENT = (
 
 
 def cue_table(title: str, resp: dict[str, Any]) -> list[str]:
+    """Markdown of :func:`cue_response`."""
     lines = [
         f"{title}",
         "",
-        "| cue (levels, low → high end) | stated axis | arousal score per level | Δ arousal "
-        "(last − first, ± sd, % seeds up) | valence score per level | Δ valence |",
+        "| cue (levels, low → high end) | stated axis | P(high arousal) per level | Δ arousal "
+        "log-odds, last − first (± sd; % seeds up) [Δ P] | P(positive valence) per level | "
+        "Δ valence log-odds [Δ P] |",
         "|---|---|---|---|---|---|",
     ]
     for cue, e in resp.items():
@@ -517,7 +535,8 @@ def cue_table(title: str, resp: dict[str, Any]) -> list[str]:
             a = e[axis]
             cells.append(" / ".join(f"{v:.3f}" for v in a["mean_per_level"]))
             cells.append(
-                f"{a['delta']:+.3f} ± {a['delta_std']:.3f} ({100 * a['up_fraction']:.0f} %)"
+                f"{a['delta_logit']:+.2f} ± {a['delta_logit_std']:.2f} "
+                f"({100 * a['up_fraction']:.0f} %) [{a['delta']:+.3f}]"
             )
         lines.append(
             f"| {cue} ({', '.join(e['levels'])}) | {CUE_AXIS[cue] or '—'} | "
@@ -696,15 +715,15 @@ def main() -> None:
     )
     state["pieces"] = [asdict(p) for p in pieces]
     if "predict" in parts:
-        state["models"], state["predictions"] = {}, {}
+        state["predictions"], state["seconds"] = {}, {}
         for name in args.models.split(","):
             started = time.perf_counter()
-            rows = predict_model(name, paths)
-            state["predictions"][name] = [
-                {k: v for k, v in r.items() if k != "_result"} for r in rows
-            ]
-            state["models"][name] = summarise_model(pieces, rows)
-            state["models"][name]["seconds"] = round(time.perf_counter() - started, 1)
+            state["predictions"][name] = predict_model(name, paths)
+            state["seconds"][name] = round(time.perf_counter() - started, 1)
+    # the summaries are recomputed from the stored answers on every run
+    state["models"] = {
+        name: summarise_model(pieces, rows) for name, rows in state.get("predictions", {}).items()
+    }
     if "check" in parts:
         state["check"] = manipulation_check(pieces, paths)
     meta["updated"] = timestamp()
