@@ -53,7 +53,7 @@ from cue_probe import (
     build,
     cue_response,
     cue_table,
-    probe_dataset,
+    probe_inputs,
     relative_side_accuracy,
     side_accuracy,
 )
@@ -321,7 +321,7 @@ def main() -> None:
             print(f"logo {name}: {results[name]['logo']['pooled']}", flush=True)
     if "probe" in parts:
         pieces, paths = build(args)
-        probe = Inputs(resolve_inputs(probe_dataset(pieces, paths), [OWN, TAGS], progress=False))
+        probe = Inputs(probe_inputs(pieces, paths, [OWN, TAGS]))
         quad = np.array([i for i, p in enumerate(pieces) if p.set == "quadrant"])
         yq = [pieces[i].quadrant for i in quad]
         everyone = np.arange(len(y))

@@ -328,6 +328,18 @@ def probe_dataset(pieces: list[Piece], paths: list[Path]) -> Any:
     return Dataset("cue-probe", songs)
 
 
+def probe_inputs(pieces: list[Piece], paths: list[Path], names: list[str]) -> dict[str, Any]:
+    """The pieces' model inputs (``resolve_inputs``, cached), rows in ``pieces``' order (a
+    :class:`Dataset` sorts its songs by id)."""
+    from merkit.protocol.runner import resolve_inputs
+
+    dataset = probe_dataset(pieces, paths)
+    arrays = resolve_inputs(dataset, names, progress=False)
+    row = {song_id: i for i, song_id in enumerate(dataset.song_ids)}
+    order = np.array([row[p.piece_id] for p in pieces])
+    return {name: np.asarray(arrays[name])[order] for name in names}
+
+
 def build(args: argparse.Namespace) -> tuple[list[Piece], list[Path]]:
     pieces = quadrant_pieces(args.per_quadrant) + cue_pieces(args.per_level)
     started = time.perf_counter()
@@ -655,13 +667,8 @@ def manipulation_check(pieces: list[Piece], paths: list[Path]) -> dict[str, Any]
     """Mean of :data:`CHECK_FEATURES` (merkit's ``own-features-canon``) per quadrant of the
     quadrant set and per level of each single-cue set: did each cue reach the audio?"""
     from merkit.features.own import OWN_FEATURE_NAMES
-    from merkit.protocol.runner import resolve_inputs
 
-    own = np.asarray(
-        resolve_inputs(probe_dataset(pieces, paths), ["own-features-canon"], progress=False)[
-            "own-features-canon"
-        ]
-    )
+    own = probe_inputs(pieces, paths, ["own-features-canon"])["own-features-canon"]
     cols = [OWN_FEATURE_NAMES.index(f) for f in CHECK_FEATURES]
     groups: dict[str, list[int]] = {}
     for i, p in enumerate(pieces):
