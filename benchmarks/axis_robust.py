@@ -113,6 +113,23 @@ AFFECT_TAGS: tuple[str, ...] = tuple(
 ``robust``; 'ambient', 'chillout', 'downtempo', 'dance' and 'easy listening' are genre names
 that say how calm or energetic the music is)."""
 
+UNIVARIATE: tuple[str, ...] = (
+    "rhythm.tempo",
+    "rhythm.onset_rate",
+    "rhythm.pulse_clarity",
+    "articulation.event_density",
+    "articulation.attack_slope.mean",
+    "dynamics.rms_db.std",
+    "dynamics.range_db",
+    "timbre.spectral_centroid.mean",
+    "timbre.spectral_flatness.mean",
+    "tonality.mode_major_minus_minor",
+    "tonality.mode_local.mean",
+    "tonality.key_clarity",
+    "harmony.dissonance.mean",
+)
+"""Own features whose single-feature AUC the ``univariate`` part reports."""
+
 ROBUST_OWN_DROP: tuple[str, ...] = ("codec-unstable", "timbre.*")
 
 
@@ -217,7 +234,7 @@ def main() -> None:
         "--variants",
         default="full,no-instrument-tags,robust,no-timbre-no-instrument,own-affect-tags,robust-own",
     )
-    parser.add_argument("--parts", default="kfold,logo,piano-out,probe")
+    parser.add_argument("--parts", default="kfold,logo,piano-out,probe,univariate")
     parser.add_argument("--run-dir", type=Path, default=Path("runs/axes"))
     parser.add_argument("--out", type=Path, required=True)
     add_probe_arguments(parser)
@@ -358,6 +375,28 @@ def main() -> None:
             }
             print(f"probe {name}: {results[name]['probe']['absolute']} "
                   f"{results[name]['probe']['relative']}", flush=True)  # fmt: skip
+    if "univariate" in parts:
+        # does a cue feature separate the sides in 4QAED, and in the probe, the same way?
+        from sklearn.metrics import roc_auc_score
+
+        from merkit.features.own import OWN_FEATURE_NAMES
+
+        pieces, paths = build(args)
+        own_probe = probe_inputs(pieces, paths, [OWN])[OWN]
+        quad = np.array([i for i, p in enumerate(pieces) if p.set == "quadrant"])
+        yq = np.array([("Q1", "Q2", "Q3", "Q4").index(pieces[i].quadrant) for i in quad])
+        own = data.arrays[OWN]
+        rows = []
+        for feature in UNIVARIATE:
+            c = OWN_FEATURE_NAMES.index(feature)
+            entry: dict[str, Any] = {"feature": feature}
+            for axis in AXES:
+                entry[f"4qaed_{axis}"] = float(roc_auc_score(axis_target(y, axis), own[:, c]))
+                entry[f"probe_{axis}"] = float(
+                    roc_auc_score(axis_target(yq, axis), own_probe[quad, c])
+                )
+            rows.append(entry)
+        state["univariate"] = rows
     state["meta"]["updated"] = timestamp()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(state, indent=1))
@@ -433,6 +472,22 @@ def write_markdown(path: Path, state: dict[str, Any]) -> None:
                     f"{pct(po['accuracy']['valence'])} | "
                     f"{po['valence_recall']['1']} / {po['valence_recall']['0']} |"
                 )
+    if state.get("univariate"):
+        lines += [
+            "",
+            "### One feature at a time: AUC of an own feature for each side (0.5 = no signal; "
+            "> 0.5 = larger values on the high-arousal / positive-valence side)",
+            "",
+            "| feature | 4QAED arousal | probe arousal | 4QAED valence | probe valence |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for u in state["univariate"]:
+            lines.append(
+                f"| `{u['feature']}` | {u['4qaed_arousal']:.3f} | {u['probe_arousal']:.3f} | "
+                f"{u['4qaed_valence']:.3f} | {u['probe_valence']:.3f} |"
+            )
+        lines.append("")
+        lines.append("(4QAED: all 900 songs; probe: the 120-piece quadrant set)")
     k0 = next((r["kfold"] for r in res.values() if "kfold" in r), None)
     if k0:
         lines += [
