@@ -15,7 +15,8 @@ preprocessing and logistic regression, only the columns differ):
   plus only the affect-like tags (:data:`AFFECT_TAGS`);
 - ``no-timbre-no-instrument``: ``robust``'s own features with ``no-instrument-tags``' tags;
 - ``own-affect-tags``: every own feature of ``full`` with only the affect-like tags;
-- ``robust-own``: ``robust`` without any tags.
+- ``robust-own``: ``robust`` without any tags;
+- ``cue-own``: own features of the rhythm, articulation, tonality and harmony families only.
 
 Scored on 4QAED with merkit's persisted 10x10 stratified folds (the first ``--repeats``
 repeats), leave-one-genre-out (merkit's persisted genre folds), on the 4QAED songs whose top-3
@@ -131,6 +132,7 @@ UNIVARIATE: tuple[str, ...] = (
 """Own features whose single-feature AUC the ``univariate`` part reports."""
 
 ROBUST_OWN_DROP: tuple[str, ...] = ("codec-unstable", "timbre.*")
+CUE_OWN_DROP: tuple[str, ...] = (*ROBUST_OWN_DROP, "dynamics.*")
 
 
 def tag_drop(keep: tuple[str, ...] | None, drop: tuple[str, ...] = ()) -> list[str]:
@@ -180,6 +182,17 @@ def variants(params: dict[str, Any]) -> dict[str, tuple[Any, str]]:
         with_tags(full, affect, None),
         f"every own feature of `full` (timbre included), plus only the {len(AFFECT_TAGS)} "
         "affect-like tags",
+    )
+    cue_own = clone(full).set_params(
+        estimators=[(n, clone(m)) for n, m in full.estimators if n == "own"],
+        inputs={"own": [OWN]},
+    )
+    cue_own.estimators[0][1].set_params(drop=DropFeatures(list(CUE_OWN_DROP)))
+    out["cue-own"] = (
+        cue_own,
+        "own features of the rhythm, articulation, tonality and harmony families only (no "
+        "timbre, no dynamics: 4QAED's dynamics run opposite to the probe's), less "
+        "`codec-unstable`, no tags",
     )
     own_only = clone(full).set_params(
         estimators=[(n, clone(m)) for n, m in full.estimators if n == "own"],
@@ -232,7 +245,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument(
         "--variants",
-        default="full,no-instrument-tags,robust,no-timbre-no-instrument,own-affect-tags,robust-own",
+        default=(
+            "full,no-instrument-tags,robust,no-timbre-no-instrument,own-affect-tags,robust-own,"
+            "cue-own"
+        ),
     )
     parser.add_argument("--parts", default="kfold,logo,piano-out,probe,univariate")
     parser.add_argument("--run-dir", type=Path, default=Path("runs/axes"))
