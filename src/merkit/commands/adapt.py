@@ -34,14 +34,19 @@ def adapt(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="Default: auto for SVM models with a familiarity measure (the shipped "
-            "default), refit for other SVM models (fast), bias for the rest. bias: per-quadrant offsets "
-            "only | affine: offsets and a 4x4 mixing matrix on the log-probabilities (needs more "
-            "examples) | refit: refit the model's SVM on its support vectors plus the examples "
-            "(SVM models: default, fast, svm, svm-own) | shift: move your songs by their "
-            "per-quadrant offset from the training songs, then refit | auto: refit or shift, "
-            "whichever answers more of your examples right when each is left out "
-            "(see docs/adapt.md)",
+            help=(
+                "Default: auto for SVM models with a familiarity measure (the shipped default), "
+                "refit for other SVM models (fast), bias for the rest. "
+                "bias: per-quadrant offsets only | "
+                "affine: offsets and a 4x4 mixing matrix on the log-probabilities (needs more "
+                "examples) | "
+                "refit: refit the model's SVM on its support vectors plus the examples (SVM "
+                "models: default, fast, svm, svm-own) | "
+                "shift: move your songs by their per-quadrant offset from the training songs, "
+                "then refit | "
+                "auto: refit or shift, whichever answers more of your examples right when each "
+                "is left out (see docs/adapt.md)"
+            ),
             show_default=False,
         ),
     ] = None,
