@@ -71,9 +71,6 @@ from merkit.report.stats import corrected_resampled_ttest
 from merkit.transfer.pooled import tags3_names
 from merkit.transfer.won_crnn import MTAT_TAGS
 
-# scikit-learn 1.8's notices about LogisticRegressionCV's future defaults, once per fit
-warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
-
 OWN = "own-features-canon"
 TAGS = "crnn-tags3-canon"
 
@@ -240,6 +237,8 @@ def acc(y: np.ndarray, p: np.ndarray, rows: np.ndarray | None = None) -> dict[st
 
 
 def main() -> None:
+    # scikit-learn's notices about LogisticRegressionCV's future defaults, once per fit
+    warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--repeats", type=int, default=1)

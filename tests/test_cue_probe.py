@@ -5,8 +5,10 @@ each variant keeps exactly the columns it says."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def probe():  # noqa: ANN201
+def probe() -> Iterator[ModuleType]:
     sys.path.insert(0, str(BENCHMARKS))
     try:
         import cue_probe
@@ -25,7 +27,7 @@ def probe():  # noqa: ANN201
         sys.path.remove(str(BENCHMARKS))
 
 
-def test_a_piece_renders_the_same_samples_every_time(probe) -> None:  # noqa: ANN001
+def test_a_piece_renders_the_same_samples_every_time(probe: ModuleType) -> None:
     piece = probe.cue_pieces(1)[0]
     y = probe.render(piece)
     assert y.dtype == np.float32 and len(y) == int(probe.DURATION_S * probe.SR)
@@ -34,7 +36,7 @@ def test_a_piece_renders_the_same_samples_every_time(probe) -> None:  # noqa: AN
     assert -12.01 <= peak_db <= -2.99  # the overall-level nuisance range
 
 
-def test_quadrant_labels_follow_the_stated_cue_mapping(probe) -> None:  # noqa: ANN001
+def test_quadrant_labels_follow_the_stated_cue_mapping(probe: ModuleType) -> None:
     pieces = probe.quadrant_pieces(5)
     assert [p.quadrant for p in pieces].count("Q2") == 5
     for p in pieces:
@@ -44,7 +46,7 @@ def test_quadrant_labels_follow_the_stated_cue_mapping(probe) -> None:  # noqa: 
         assert (p.mode == "major") == (p.quadrant in ("Q1", "Q4"))
 
 
-def test_single_cue_sets_change_one_cue_over_the_same_seeds(probe) -> None:  # noqa: ANN001
+def test_single_cue_sets_change_one_cue_over_the_same_seeds(probe: ModuleType) -> None:
     pieces = [p for p in probe.cue_pieces(2) if p.set == "cue-tempo"]
     assert len(pieces) == 2 * len(probe.CUE_LEVELS["tempo"])
     by_seed: dict[int, list] = {}
@@ -55,7 +57,7 @@ def test_single_cue_sets_change_one_cue_over_the_same_seeds(probe) -> None:  # n
         assert len({(p.velocity, p.density, p.mode, p.register) for p in same}) == 1
 
 
-def test_density_and_velocity_reach_the_audio(probe) -> None:  # noqa: ANN001
+def test_density_and_velocity_reach_the_audio(probe: ModuleType) -> None:
     from merkit.features.own import OWN_FEATURE_NAMES, extract_own_features
 
     base = probe.cue_pieces(1)[0]
@@ -71,7 +73,7 @@ def test_density_and_velocity_reach_the_audio(probe) -> None:  # noqa: ANN001
     assert loud[centroid] > 1.2 * soft[centroid]  # a harder stroke is brighter, as on a piano
 
 
-def test_cue_response_reads_direction_and_size(probe) -> None:  # noqa: ANN001
+def test_cue_response_reads_direction_and_size(probe: ModuleType) -> None:
     pieces = probe.cue_pieces(3)
     level = np.array([p.level if p.set == "cue-tempo" else 0 for p in pieces], dtype=float)
     p = np.column_stack([0.2 + 0.2 * level, np.full(len(pieces), 0.5)])
@@ -82,9 +84,8 @@ def test_cue_response_reads_direction_and_size(probe) -> None:  # noqa: ANN001
     assert tempo["valence"]["delta_logit"] == 0.0
 
 
-def test_axis_variants_keep_the_columns_they_name(probe) -> None:  # noqa: ANN001
+def test_axis_variants_keep_the_columns_they_name(probe: ModuleType) -> None:
     import axis_robust as ar
-
     from merkit.estimators.axes import model_space
     from merkit.features.own import OWN_FEATURE_NAMES
     from merkit.features.robust import excluded_columns, resolve_patterns
@@ -118,13 +119,11 @@ def test_axis_variants_keep_the_columns_they_name(probe) -> None:  # noqa: ANN00
     )
 
 
-def test_a_variant_learns_a_known_direction(probe) -> None:  # noqa: ANN001
+def test_a_variant_learns_a_known_direction(probe: ModuleType) -> None:
     import axis_robust as ar
-
     from merkit.features.own import OWN_FEATURE_NAMES
     from merkit.product.model_dir import read_manifest
     from merkit.product.shipped import shipped_model_dir
-
     from merkit.transfer.won_crnn import MTAT_TAGS
 
     est = ar.variants(read_manifest(shipped_model_dir("default")).params)["robust"][0]
