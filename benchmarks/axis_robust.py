@@ -50,10 +50,13 @@ from sklearn.base import clone
 from _common import command_line, footer, machine, timestamp, versions
 from cue_probe import (
     AXES,
+    MIXED_NOTE,
     add_probe_arguments,
     build,
     cue_response,
     cue_table,
+    mixed_summary,
+    mixed_table,
     probe_inputs,
     relative_side_accuracy,
     side_accuracy,
@@ -380,13 +383,14 @@ def main() -> None:
         yq = [pieces[i].quadrant for i in quad]
         everyone = np.arange(len(y))
         for name, (est, _) in built.items():
-            p = cached(folder / f"probe_{name}.npy",
+            p = cached(folder / f"probe_{name}_{len(pieces)}.npy",
                        lambda est=est: fit_predict(est, data, y, everyone, probe.X()))  # fmt: skip
             results.setdefault(name, {})["probe"] = {
                 "absolute": side_accuracy(yq, p[quad]),
                 "relative": relative_side_accuracy(yq, p[quad]),
                 "mean_p": p[quad].mean(axis=0).round(4).tolist(),
                 "cue_response": cue_response(pieces, p),
+                "mixed": mixed_summary(pieces, p),
             }
             print(f"probe {name}: {results[name]['probe']['absolute']} "
                   f"{results[name]['probe']['relative']}", flush=True)  # fmt: skip
@@ -527,6 +531,9 @@ def write_markdown(path: Path, state: dict[str, Any]) -> None:
                 )
         lines.append("")
         lines.append("(corrected resampled t-test over the folds, test/train ratio 1/9)")
+    mixed = {f"`{name}`": r.get("probe", {}).get("mixed") for name, r in res.items()}
+    if any(mixed.values()):
+        lines += ["", *mixed_table("### Cue probe, mixed-cue set ({n} pieces)", mixed), MIXED_NOTE]
     for name, r in res.items():
         if "probe" in r:
             lines += [

@@ -299,6 +299,92 @@ def cue_pieces(per_level: int, seed: int = 0) -> list[Piece]:
     return pieces
 
 
+def mixed_pieces(n: int, seed: int = 0) -> list[Piece]:
+    """``n`` pieces whose four arousal cues are drawn each on its own over the whole range of
+    both sides (mode at random), so they disagree as in real music; labelled by
+    :func:`arousal_index` (above its median = high) and the mode."""
+    rng = np.random.default_rng([seed, 35])
+    pieces = []
+    lo, hi = AROUSAL_CUES["low"], AROUSAL_CUES["high"]
+    for i in range(n):
+        tempo = float(np.exp(rng.uniform(np.log(lo["tempo"][0]), np.log(hi["tempo"][1]))))
+        density = float(rng.choice((0.5, 1.0, 2.0, 4.0)))
+        if density >= 4 and tempo > 140:
+            density = 2.0
+        pieces.append(
+            Piece(
+                piece_id=f"mixed-{i:03d}",
+                set="mixed",
+                seed=int(rng.integers(1 << 30)),
+                tempo=tempo,
+                density=density,
+                velocity=float(rng.uniform(lo["velocity"][0], hi["velocity"][1])),
+                articulation=float(rng.uniform(hi["articulation"][0], lo["articulation"][1])),
+                mode=str(rng.choice(("major", "minor"))),
+                register=int(rng.integers(60, 75)),
+            )
+        )
+    index = arousal_index(pieces)
+    high = index >= np.median(index)
+    return [
+        replace(
+            p,
+            quadrant=("Q1" if p.mode == "major" else "Q2")
+            if h
+            else ("Q4" if p.mode == "major" else "Q3"),
+        )
+        for p, h in zip(pieces, high, strict=True)
+    ]
+
+
+def arousal_cues(pieces: list[Piece]) -> np.ndarray:
+    """``(n, 4)`` arousal cues, each signed so that larger = higher arousal under the stated
+    mapping: log tempo, log2 density, velocity, detachment (minus the articulation ratio)."""
+    return np.array(
+        [[np.log(p.tempo), np.log2(p.density), p.velocity, -p.articulation] for p in pieces]
+    )
+
+
+def arousal_index(pieces: list[Piece]) -> np.ndarray:
+    """The mean of the four standardised arousal cues (the mixed set's arousal score)."""
+    cues = arousal_cues(pieces)
+    return ((cues - cues.mean(axis=0)) / cues.std(axis=0)).mean(axis=1)
+
+
+def mixed_summary(pieces: list[Piece], p: np.ndarray) -> dict[str, Any] | None:
+    """On the mixed set: side accuracy (absolute and relative), Spearman correlation of the
+    arousal log-odds with the cue index, and the standardised coefficients of a least-squares
+    fit of each axis' log-odds on the four arousal cues and the mode (which cue moves which
+    axis when all vary at once)."""
+    from scipy.stats import spearmanr
+
+    rows = [i for i, x in enumerate(pieces) if x.set == "mixed"]
+    if not rows:
+        return None
+    mixed = [pieces[i] for i in rows]
+    y = [x.quadrant for x in mixed]
+    cues = arousal_cues(mixed)
+    design = np.column_stack([cues, [x.mode == "major" for x in mixed]]).astype(float)
+    design = (design - design.mean(axis=0)) / design.std(axis=0)
+    design = np.column_stack([np.ones(len(rows)), design])
+    out: dict[str, Any] = {
+        "n": len(rows),
+        "absolute": side_accuracy(y, p[rows]),
+        "relative": relative_side_accuracy(y, p[rows]),
+        "spearman_arousal_vs_cue_index": float(
+            spearmanr(logit(p[rows, 0]), arousal_index(mixed)).statistic
+        ),
+        "spearman_valence_vs_major": float(
+            spearmanr(logit(p[rows, 1]), [x.mode == "major" for x in mixed]).statistic
+        ),
+    }
+    names = ("tempo", "density", "velocity", "detachment", "major")
+    for k, axis in enumerate(AXES):
+        coef, *_ = np.linalg.lstsq(design, logit(p[rows, k]), rcond=None)
+        out[f"{axis}_coefficients"] = dict(zip(names, coef[1:].round(3).tolist(), strict=True))
+    return out
+
+
 def render_all(pieces: list[Piece], audio_dir: Path) -> list[Path]:
     """Write each piece as a 16-bit WAV under ``audio_dir`` (kept when already there)."""
     import soundfile as sf
@@ -341,7 +427,9 @@ def probe_inputs(pieces: list[Piece], paths: list[Path], names: list[str]) -> di
 
 
 def build(args: argparse.Namespace) -> tuple[list[Piece], list[Path]]:
-    pieces = quadrant_pieces(args.per_quadrant) + cue_pieces(args.per_level)
+    pieces = (
+        quadrant_pieces(args.per_quadrant) + cue_pieces(args.per_level) + mixed_pieces(args.mixed)
+    )
     started = time.perf_counter()
     paths = render_all(pieces, args.audio_dir)
     print(f"{len(pieces)} pieces ready in {time.perf_counter() - started:.0f} s", flush=True)
@@ -417,16 +505,24 @@ def cue_response(pieces: list[Piece], p: np.ndarray) -> dict[str, Any]:
 # Product predictions
 
 
-def predict_model(name: str, paths: list[Path]) -> list[dict[str, Any]]:
+def predict_model(
+    name: str, pieces: list[Piece], paths: list[Path], known: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The model's answer for every piece (those in ``known``, by piece id, are kept)."""
     from merkit.product.predict import load_model
 
+    known = known or {}
     predictor = load_model(name)
     rows = []
     started = time.perf_counter()
-    for i, path in enumerate(paths):
+    for i, (piece, path) in enumerate(zip(pieces, paths, strict=True)):
+        if piece.piece_id in known:
+            rows.append(known[piece.piece_id])
+            continue
         r = predictor.predict(path)
         rows.append(
             {
+                "piece_id": piece.piece_id,
                 "quadrant": r.quadrant,
                 "probabilities": r.probabilities,
                 "p_high_arousal": r.p_high_arousal,
@@ -493,6 +589,7 @@ def summarise_model(pieces: list[Piece], rows: list[dict[str, Any]]) -> dict[str
     }
     all_final = np.array([[r["p_high_arousal"], r["p_positive_valence"]] for r in rows])
     out["cue_response_final"] = cue_response(pieces, all_final)
+    out["mixed_final"] = mixed_summary(pieces, all_final)
     if has_axes:
         own = np.array([[rows[i]["p_high_arousal_axis"], rows[i]["p_positive_valence_axis"]]
                         for i in quad])  # fmt: skip
@@ -501,6 +598,7 @@ def summarise_model(pieces: list[Piece], rows: list[dict[str, Any]]) -> dict[str
         all_own = np.array([[r["p_high_arousal_axis"], r["p_positive_valence_axis"]]
                             for r in rows])  # fmt: skip
         out["cue_response_axis_models"] = cue_response(pieces, all_own)
+        out["mixed_axis_models"] = mixed_summary(pieces, all_own)
     fam = [r["familiarity"] for r in rows]
     if fam[0] is not None:
         out["flagged_all_pieces"] = float(np.mean([f > 1 for f in fam]))
@@ -556,6 +654,43 @@ def cue_table(title: str, resp: dict[str, Any]) -> list[str]:
             + " |"
         )
     return [*lines, ""]
+
+
+def mixed_table(title: str, summaries: dict[str, dict[str, Any] | None]) -> list[str]:
+    """Markdown of :func:`mixed_summary` results, one row each."""
+    rows = {k: v for k, v in summaries.items() if v}
+    if not rows:
+        return []
+    n = next(iter(rows.values()))["n"]
+    lines = [
+        title.format(n=n),
+        "",
+        "| scores | arousal side % abs / rel | valence side % abs / rel | Spearman ρ arousal "
+        "log-odds vs cue index | ρ valence vs major | arousal log-odds per sd of tempo, "
+        "density, velocity, detachment, major | valence log-odds per sd of the same |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for label, m in rows.items():
+        coefs = [
+            " / ".join(f"{v:+.2f}" for v in m[f"{axis}_coefficients"].values()) for axis in AXES
+        ]
+        lines.append(
+            f"| {label} | {100 * m['absolute']['arousal']:.1f} / "
+            f"{100 * m['relative']['arousal']:.1f} | {100 * m['absolute']['valence']:.1f} / "
+            f"{100 * m['relative']['valence']:.1f} | {m['spearman_arousal_vs_cue_index']:+.3f} | "
+            f"{m['spearman_valence_vs_major']:+.3f} | {coefs[0]} | {coefs[1]} |"
+        )
+    return [*lines, ""]
+
+
+MIXED_NOTE = (
+    "Mixed-cue set: tempo (log-uniform 52-168 bpm), density (0.5/1/2/4 notes a beat), velocity "
+    "(0.2-0.95) and articulation (0.3-1.2) drawn each on its own, mode at random; its arousal "
+    "label is the mean of the four standardised cues above/below its median, so the cues "
+    "disagree as in real music. Coefficients: least squares of the model's log-odds on the "
+    "standardised cues (which cue moves which axis when all vary at once); relative = each axis "
+    "placed against the mixed set's median."
+)
 
 
 def write_markdown(path: Path, state: dict[str, Any]) -> None:
@@ -634,6 +769,12 @@ def write_markdown(path: Path, state: dict[str, Any]) -> None:
         if "cue_response_axis_models" in s:
             lines += cue_table(f"### `{name}`: single-cue sets, axis models' own probabilities",
                                s["cue_response_axis_models"])  # fmt: skip
+        lines += mixed_table(
+            f"### `{name}`: mixed-cue set ({{n}} pieces)",
+            {"final": s.get("mixed_final"), "axis models": s.get("mixed_axis_models")},
+        )
+        if s.get("mixed_final"):
+            lines += [MIXED_NOTE, ""]
     if "check" in state:
         lines += check_table(state["check"])
     lines += footer(meta["machine"], meta["versions"], meta.get("notes", []))
@@ -647,6 +788,7 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
                         default=Path(tempfile.gettempdir()) / "merkit-cue-probe")  # fmt: skip
     parser.add_argument("--per-quadrant", type=int, default=30)
     parser.add_argument("--per-level", type=int, default=8)
+    parser.add_argument("--mixed", type=int, default=64, help="pieces of the mixed-cue set")
 
 
 CHECK_FEATURES = (
@@ -720,13 +862,27 @@ def main() -> None:
         per_level=args.per_level,
         probe_version=PROBE_VERSION,
     )
+    # answers stored by an earlier run, keyed by piece id (rows of runs before ids were stored
+    # are in that run's piece order)
+    old_ids = [p["piece_id"] for p in state.get("pieces", [])]
+    known = {
+        name: {r.get("piece_id", pid): {**r, "piece_id": r.get("piece_id", pid)}
+               for r, pid in zip(rows, old_ids, strict=False)}
+        for name, rows in state.get("predictions", {}).items()
+    }  # fmt: skip
     state["pieces"] = [asdict(p) for p in pieces]
     if "predict" in parts:
-        state["predictions"], state["seconds"] = {}, {}
+        state.setdefault("seconds", {})
+        state["predictions"] = {}
         for name in args.models.split(","):
             started = time.perf_counter()
-            state["predictions"][name] = predict_model(name, paths)
+            state["predictions"][name] = predict_model(name, pieces, paths, known.get(name))
             state["seconds"][name] = round(time.perf_counter() - started, 1)
+    else:
+        state["predictions"] = {
+            name: [rows[p.piece_id] for p in pieces if p.piece_id in rows]
+            for name, rows in known.items()
+        }
     # the summaries are recomputed from the stored answers on every run
     state["models"] = {
         name: summarise_model(pieces, rows) for name, rows in state.get("predictions", {}).items()

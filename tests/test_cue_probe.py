@@ -143,3 +143,23 @@ def test_a_variant_learns_a_known_direction(probe: ModuleType) -> None:
     probe_rows[ar.TAGS][:, piano] = [-5.0, 5.0]  # piano says the opposite; onset rate must win
     p = model.predict_proba(probe_rows)[:, 1]
     assert p[1] > 0.5 > p[0]
+
+
+def test_mixed_set_labels_split_at_the_cue_index_median(probe: ModuleType) -> None:
+    pieces = probe.mixed_pieces(40)
+    index = probe.arousal_index(pieces)
+    high = np.array([p.quadrant in ("Q1", "Q2") for p in pieces])
+    assert high.sum() == 20 and (index[high].min() >= index[~high].max())
+    assert all((p.quadrant in ("Q1", "Q4")) == (p.mode == "major") for p in pieces)
+
+
+def test_mixed_summary_finds_the_cue_a_score_follows(probe: ModuleType) -> None:
+    pieces = probe.mixed_pieces(40)
+    tempo = np.log([p.tempo for p in pieces])
+    major = np.array([p.mode == "major" for p in pieces], dtype=float)
+    p = np.column_stack([1 / (1 + np.exp(-(tempo - tempo.mean()) * 5)), 0.2 + 0.6 * major])
+    m = probe.mixed_summary(pieces, p)
+    coef = m["arousal_coefficients"]
+    assert coef["tempo"] > 1 and all(abs(coef[c]) < 1e-6 for c in ("density", "velocity"))
+    assert m["valence_coefficients"]["major"] > 0 and m["spearman_valence_vs_major"] > 0.99
+    assert m["relative"]["valence"] == 1.0
