@@ -814,6 +814,8 @@ def manipulation_check(pieces: list[Piece], paths: list[Path]) -> dict[str, Any]
     cols = [OWN_FEATURE_NAMES.index(f) for f in CHECK_FEATURES]
     groups: dict[str, list[int]] = {}
     for i, p in enumerate(pieces):
+        if p.set == "mixed":  # no levels; its cues are checked through the other sets
+            continue
         key = f"quadrant {p.quadrant}" if p.set == "quadrant" else f"{p.set} level {p.level}"
         groups.setdefault(key, []).append(i)
     return {
