@@ -108,7 +108,9 @@ class Trainer:
         Python's, numpy's and torch's global generators are seeded with ``config.seed`` first
         (dropout draws from torch's); batch order and the validation split use their own
         generator from the same seed. With validation data the best-validation-loss weights are
-        restored at the end, whatever stopped training.
+        restored at the end, whatever stopped training. Inside a
+        :func:`~merkit.training.resume.resume_scope` the fit writes its training state as it
+        trains and continues from a matching one, bit for bit (:mod:`merkit.training.resume`).
 
         Parameters
         ----------
