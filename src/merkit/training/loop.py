@@ -180,11 +180,12 @@ class Trainer:
         if len(train_rows) == 0:
             raise DataError("no training rows")
 
-        # Inside a resume scope: this fit's state file, fingerprinted before any training.
-        saved = FitState.open(cfg, model, arrays, y, train_rows, held)
         device = self.device
         model = self.prepare(model)
         amp_dtype = autocast_dtype(device, cfg.mixed_precision)
+        # Inside a resume scope: this fit's state file, fingerprinted before any training.
+        runtime = {"device": device.type, "autocast": str(amp_dtype), "torch": torch.__version__}
+        saved = FitState.open(cfg, model, arrays, y, train_rows, held, runtime=runtime)
         ctx = FitContext(
             config=cfg,
             model=model,

@@ -26,7 +26,9 @@ hold tensors and plain Python values only, and a state file cannot run code when
 whoever made it. Each carries a fingerprint of what is trained: the scope's key (the method's
 configuration, the fold's train and test rows and seed, given by the protocol's runner), the
 fit's position, its :class:`~merkit.training.config.TrainConfig`, the network's initial weights
-(which also cover the seed), the shapes of the inputs and the labels. A state whose fingerprint
+(which also cover the seed), the shapes of the inputs and the labels, and the runtime (device
+type, autocast dtype — bf16 where the CPU computes it natively —, torch version), so a state is
+only continued where its epochs would be computed alike. A state whose fingerprint
 or callbacks differ, or that cannot be read (truncated, corrupt, another format version), is
 ignored with one warning and the fit starts from scratch; its file is superseded by the fit's
 first write. Ignoring rather than refusing keeps a long run going: a stale state is only a lost
@@ -209,6 +211,7 @@ def fingerprint(
     y: np.ndarray,
     train_rows: np.ndarray,
     validation: tuple[Sequence[np.ndarray], np.ndarray, np.ndarray | None] | None,
+    runtime: dict[str, str] | None = None,
 ) -> str:
     """sha256 of what one fit trains: see the module docstring (called before training)."""
     weights = hashlib.sha256()
@@ -218,6 +221,7 @@ def fingerprint(
         "key": key,
         "fit": index,
         "config": config.model_dump(mode="json"),
+        "runtime": runtime,
         "weights": weights.hexdigest(),
         "inputs": [[list(a.shape), np.dtype(a.dtype).str] for a in arrays],
         "y": _array_digest(np.asarray(y)),
@@ -317,13 +321,21 @@ class FitState:
         y: np.ndarray,
         train_rows: np.ndarray,
         validation: tuple[Sequence[np.ndarray], np.ndarray, np.ndarray | None] | None,
+        *,
+        runtime: dict[str, str] | None = None,
     ) -> FitState | None:
-        """This fit's state file in the current scope, or None outside one."""
+        """This fit's state file in the current scope, or None outside one.
+
+        ``runtime`` (device type, autocast dtype, torch version) joins the fingerprint: epochs
+        computed in bf16 and float32, or on two devices, would not add up to either's fit.
+        """
         scope = current_scope()
         if scope is None:
             return None
         index, path = scope.next_path()
-        key = fingerprint(scope.key, index, config, model, arrays, y, train_rows, validation)
+        key = fingerprint(
+            scope.key, index, config, model, arrays, y, train_rows, validation, runtime
+        )
         # A temporary file of this state is a dead writer's (one process writes a fold).
         for leftover in path.parent.glob(f".{path.name}.*.tmp.pt") if path.parent.is_dir() else ():
             leftover.unlink(missing_ok=True)
