@@ -282,6 +282,7 @@ class Progress(Callback):
         # a sampler (lower order) may have drawn this epoch's rows already
         batches = math.ceil(len(ctx.rows_this_epoch) / ctx.config.batch_size)
         self._progress.reset(self._batches, total=batches)
+        self._progress.update(self._epochs, completed=ctx.epoch)  # a resumed fit starts later
 
     def on_batch_end(self, ctx: FitContext, batch: Batch, loss: torch.Tensor) -> None:
         self._progress.advance(self._batches)
