@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from merkit.core.errors import ModelError
 from merkit.datasets.base import Dataset, Song
 from merkit.methods import ResolvedMethod
 from merkit.models.layers import Dropout
@@ -232,6 +233,17 @@ def test_a_state_of_another_fit_is_ignored_with_a_warning(
     ):
         estimator(SCHEDULE).fit(X, y, groups=groups)
     assert scope.resumed == [] and "fingerprint differs" in caplog.text
+
+
+def test_a_matching_state_that_does_not_load_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        fit(estimator(SCHEDULE, interrupt=4), tmp_path)
+    (path,) = partial_files(tmp_path, "fold")
+    state = torch.load(path, weights_only=True)
+    del state["model"]["a.weight"]
+    write_state(path, state)
+    with pytest.raises(ModelError, match=r"fold\.partial\.0\.pt matches this fit but cannot be"):
+        fit(estimator(SCHEDULE), tmp_path)
 
 
 def test_a_failed_write_keeps_the_previous_state(

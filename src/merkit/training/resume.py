@@ -32,7 +32,8 @@ only continued where its epochs would be computed alike. A state whose fingerpri
 or callbacks differ, or that cannot be read (truncated, corrupt, another format version), is
 ignored with one warning and the fit starts from scratch; its file is superseded by the fit's
 first write. Ignoring rather than refusing keeps a long run going: a stale state is only a lost
-head start, never a wrong result.
+head start, never a wrong result. A state whose fingerprint matches but whose content does not
+load (a defect, not a stale file) raises one :class:`~merkit.core.errors.ModelError` naming it.
 
 The file of a finished fit is kept until its caller's result is safely written (the protocol's
 runner removes a fold's files with :func:`remove_partial` after writing the fold file): a fold
@@ -58,6 +59,7 @@ import torch
 from torch import nn
 
 from merkit.core.atomic import atomic_file
+from merkit.core.errors import ModelError
 from merkit.training.config import TrainConfig
 from merkit.training.data import clone_state
 from merkit.training.history import TrainHistory
@@ -391,6 +393,22 @@ class FitState:
         state = self._read(hooks)
         if state is None:
             return 0
+        try:
+            epoch = self._load(ctx, hooks, state)
+        except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as exc:
+            # The fingerprint matched, so this is no stale file: a defect, not a head start lost.
+            detail = " ".join(str(exc).split())[:300]
+            raise ModelError(
+                f"training state {self.path} matches this fit but cannot be loaded "
+                f"({type(exc).__name__}: {detail}); move it away to train this fit from epoch 1"
+            ) from None
+        self.scope.resumed.append(
+            ResumedFit(self.index, epoch, self.seconds_before, self.cpu_seconds_before)
+        )
+        _log.info("resumed training from %s after epoch %d", self.path, epoch)
+        return epoch
+
+    def _load(self, ctx: FitContext, hooks: Sequence[Callback], state: dict[str, Any]) -> int:
         ctx.model.load_state_dict(state["model"])
         for key, cb in _callback_keys(hooks):  # the schedule rebuilds its phase's optimiser
             cb.load_state_dict(ctx, state["callbacks"][key])
@@ -407,10 +425,6 @@ class FitState:
         _set_random_states(ctx, state["random"])
         self.seconds_before = float(state["seconds"])
         self.cpu_seconds_before = float(state["cpu_seconds"])
-        self.scope.resumed.append(
-            ResumedFit(self.index, epoch, self.seconds_before, self.cpu_seconds_before)
-        )
-        _log.info("resumed training from %s after epoch %d", self.path, epoch)
         return epoch
 
     def after_epoch(self, ctx: FitContext, hooks: Sequence[Callback], *, last: bool) -> None:
