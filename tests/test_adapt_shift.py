@@ -189,3 +189,23 @@ def test_shift_needs_a_familiarity_measure(
     out = tmp_path_factory.mktemp("out") / "o"
     with pytest.raises(ModelError, match="needs the training songs' rows"):
         adapt_model(bare, load_folder(user_music[0]), out, kind="shift")
+
+
+def test_without_a_kind_an_svm_model_with_familiarity_adapts_by_auto(
+    model_dir: Path, user_music: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    """The default kind is the best the model supports (measured in 4qaed_adapt_fewshot.md)."""
+    from types import SimpleNamespace
+
+    from sklearn.linear_model import LogisticRegression
+
+    from merkit.product.adapt import default_kind
+
+    examples, _ = user_music
+    done = adapt_model(model_dir, load_folder(examples, name="user"), tmp_path / "d")
+    assert done.requested == "auto" and done.leave_one_out is not None
+    predictor = load_model(model_dir)
+    assert default_kind(predictor) == "auto"
+    no_familiarity = SimpleNamespace(estimator=predictor.estimator, familiarity=None)
+    assert default_kind(no_familiarity) == "refit"
+    assert default_kind(SimpleNamespace(estimator=LogisticRegression(), familiarity=None)) == "bias"

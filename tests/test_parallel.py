@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from merkit.core.errors import MerkitError
-from merkit.core.parallel import imap, map_ordered, map_unordered, resolve_jobs
+from merkit.core.parallel import WorkerDied, imap, map_ordered, map_unordered, resolve_jobs
 
 
 def square_after(item: tuple[int, float]) -> int:
@@ -167,3 +168,54 @@ def test_here_shares_the_items_with_n_minus_one_workers_in_input_order() -> None
 def test_here_raises_a_dead_workers_error() -> None:
     with pytest.raises(MerkitError, match="worker process died"):
         list(map_ordered(die, range(4), 2, warm_numba=False, here=lambda value: value))
+
+
+def die_once_on_zero(item: tuple[int, str]) -> int:
+    """Square ``value``; the first call on item 0 kills its worker. Every call is logged."""
+    value, folder = item
+    log = Path(folder)
+    (log / f"call-{value}-{os.getpid()}-{time.monotonic_ns()}").touch()
+    if value == 0 and not (log / "died").exists():
+        (log / "died").touch()
+        os._exit(9)
+    time.sleep(0.02)
+    return value * value
+
+
+def calls(folder: Path) -> list[int]:
+    return sorted(int(p.name.split("-")[1]) for p in folder.glob("call-*"))
+
+
+def square_here(item: tuple[int, str]) -> int:
+    """``die_once_on_zero``'s answer, computed in this process (logged, never dies)."""
+    value, folder = item
+    (Path(folder) / f"call-{value}-here-{time.monotonic_ns()}").touch()
+    return value * value
+
+
+@pytest.mark.parametrize("here", [None, square_here], ids=["workers", "here"])
+def test_a_killed_worker_costs_its_item_one_rerun_and_keeps_finished_results(
+    tmp_path: Path, here: Any
+) -> None:
+    items = [(i, str(tmp_path)) for i in range(8)]
+    got = list(map_ordered(die_once_on_zero, items, 2, warm_numba=False, retries=1, here=here))
+    assert got == [i * i for i in range(8)]
+    ran = calls(tmp_path)
+    assert ran.count(0) == 2  # the item the worker died on ran again, once
+    assert len(ran) == len(items) + 1  # and nothing else: the other worker went on
+
+
+def always_die(item: int) -> int:
+    if item == 0:
+        os._exit(9)
+    return item
+
+
+def test_an_item_that_always_kills_its_worker_is_named_or_given_its_on_death_result() -> None:
+    with pytest.raises(WorkerDied, match=r"on item 0 \(2 time\(s\)\)") as died:
+        list(map_ordered(always_die, range(5), 2, warm_numba=False, retries=1))
+    assert died.value.index == 0
+    got = list(
+        map_ordered(always_die, range(5), 2, warm_numba=False, retries=1, on_death=lambda i: -1)
+    )
+    assert got == [-1, 1, 2, 3, 4]

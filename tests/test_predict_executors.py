@@ -116,6 +116,52 @@ def test_a_killed_ray_worker_costs_one_retried_file(folder: Path, tmp_path: Path
     assert got == serial
 
 
+def _busy_spawned_workers() -> list[tuple[int, float]]:
+    """(pid, user CPU s) of this process's spawned worker processes (multiprocessing's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"spawn_main" not in (entry / "cmdline").read_bytes():
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid():
+                found.append((int(entry.name), int(fields[11]) / os.sysconf("SC_CLK_TCK")))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds the workers in /proc")
+def test_a_killed_jobs_worker_costs_one_retried_file(folder: Path, tmp_path: Path) -> None:
+    """`--jobs 2`: the worker killed while it predicts a file (the long one, handed to it first,
+    or while it loads the model) is started again and that file rerun; the output is the serial
+    one."""
+    long = write_wav(tmp_path / "long.wav", tone(240.0, freq=262.0), 16_000)  # 16 windows
+    paths = [long, folder / "a.wav", folder / "e.wav", folder / "b.wav"]
+    predictor = load_model("fast")
+    serial = [o.model_dump() for o in predictor.predict_many(paths)]
+    killed: list[int] = []
+
+    def kill_the_busy_worker() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            for pid, user_s in _busy_spawned_workers():
+                if user_s > 2.0:  # past the imports: loading the model or mid-file
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=kill_the_busy_worker, daemon=True)
+    watcher.start()
+    got = [o.model_dump() for o in predictor.predict_many(paths, n_jobs=2)]
+    watcher.join(5)
+    assert killed, "no worker was seen busy"
+    assert got == serial
+
+
 def test_unknown_executor_is_refused_before_any_work(app: Any, folder: Path) -> None:
     result = CliRunner().invoke(app, ["predict", str(folder), "--executor", "dask"])
     assert result.exit_code != 0

@@ -32,16 +32,24 @@ def adapt(
         ),
     ] = None,
     kind: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="bias: per-quadrant offsets only (default) | affine: offsets and a 4x4 mixing "
-            "matrix on the log-probabilities (needs more examples) | refit: refit the model's SVM "
-            "on its support vectors plus the examples (default, fast and other SVM models) | "
-            "shift: move your songs by their per-quadrant offset from the training songs, then "
-            "refit | auto: refit or shift, whichever answers more of your examples right when "
-            "each is left out (see docs/adapt.md)"
+            help=(
+                "Default: auto for SVM models with a familiarity measure (the shipped default), "
+                "refit for other SVM models (fast), bias for the rest. "
+                "bias: per-quadrant offsets only | "
+                "affine: offsets and a 4x4 mixing matrix on the log-probabilities (needs more "
+                "examples) | "
+                "refit: refit the model's SVM on its support vectors plus the examples (SVM "
+                "models: default, fast, svm, svm-own) | "
+                "shift: move your songs by their per-quadrant offset from the training songs, "
+                "then refit | "
+                "auto: refit or shift, whichever answers more of your examples right when each "
+                "is left out (see docs/adapt.md)"
+            ),
+            show_default=False,
         ),
-    ] = "bias",
+    ] = None,
     strength: Annotated[
         float,
         typer.Option(
@@ -77,7 +85,7 @@ def adapt(
     from merkit.datasets.folder import load_folder
     from merkit.product.adapt import ADAPT_KINDS, adapt_model
 
-    if kind not in ADAPT_KINDS:
+    if kind is not None and kind not in ADAPT_KINDS:
         raise ConfigError(f"--kind must be one of {', '.join(ADAPT_KINDS)}, not {kind!r}")
     if strength <= 0:
         raise ConfigError("--strength must be > 0")
@@ -113,6 +121,8 @@ def adapt(
         what = "log-offsets " + ", ".join(
             f"{q} {b:+.2f}" for q, b in zip(done.counts, done.recalibration.intercept_, strict=True)
         )
+    if kind is None:
+        what = f"--kind {done.requested} (this model's default); {what}"
     console.print(
         f"adapted model written to {escape(str(out))} from {len(done.song_ids)} examples "
         f"({', '.join(f'{q} {n}' for q, n in done.counts.items())}); {what}; "

@@ -20,7 +20,11 @@ forking a process that has imported torch or started threads can deadlock), and:
   run many items against large shared arrays (e.g. a fold function holding every song's inputs);
 - with ``here=`` this process takes items too (``n_jobs - 1`` workers): it has no start-up to pay
   (what it needs is loaded already) while the workers start, and one process fewer is started
-  and holds a copy of what the work needs (e.g. a model).
+  and holds a copy of what the work needs (e.g. a model);
+- with ``retries=`` a worker that dies (killed, out of memory, a crash in native code) costs the
+  item it was running one rerun: that worker alone is started again, the others go on and
+  finished results are kept (each worker is its own one-process executor, so a death is
+  traced to its item).
 
 Workers are created by the thread that iterates (Linux delivers the death signal when the
 *thread* that created a process ends): use the iterator from one long-lived thread.
@@ -54,18 +58,142 @@ _shared_fn: Callable[[Any], Any] | None = None  # a worker's ``fn`` under ``send
 
 
 class WorkerDied(MerkitError):
-    """A worker process died mid-item (killed, out of memory, a crash in native code)."""
+    """A worker process died mid-item (killed, out of memory, a crash in native code).
+
+    ``index`` is the item it was running when that is known (the retries were spent on it).
+    """
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
 
 
-def _result(future: Future[R]) -> R:
-    """A finished item's result; a dead worker becomes one :class:`WorkerDied` line."""
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        raise WorkerDied(
-            "a worker process died unexpectedly (killed, or crashed in native code); "
-            "rerun to resume, or use --jobs 1 to see the error in this process"
-        ) from None
+def _died(index: int | None = None, attempts: int = 1) -> WorkerDied:
+    which = "" if index is None else f" on item {index} ({attempts} time(s))"
+    return WorkerDied(
+        f"a worker process died unexpectedly{which} (killed, or crashed in native code); "
+        "rerun to resume, or use --jobs 1 to see the error in this process",
+        index,
+    )
+
+
+class _Pool:
+    """Worker processes that outlive a worker's death: one single-process executor per worker.
+
+    A dead worker breaks its :class:`ProcessPoolExecutor`: every future of that executor then
+    fails with :class:`BrokenProcessPool`, also those of items that were only queued. With one
+    process per executor a death breaks only the executor it happened in, and the item it was
+    running is known: that executor's earliest-submitted unfinished one (it runs its items in
+    submission order). So on a break the other workers go on, the dead one's executor is started
+    again, its item is charged one death and resubmitted with the ones queued behind it (free).
+    An item charged more than ``retries`` times gets ``on_death(item)`` as its result, or
+    raises :class:`WorkerDied` naming it; with ``retries=0`` and no ``on_death`` any death
+    raises at once. Each break charges an item, so workers that cannot start at all end too.
+
+    ``queued`` items at most wait in each worker (one running, the rest queued): a shared queue
+    would balance long items better, but could not tell which item a death belongs to.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        workers: int,
+        initargs: tuple[Any, ...],
+        *,
+        queued: int = 1,
+        retries: int = 0,
+        on_death: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.fn, self.workers, self.initargs, self.queued = fn, workers, initargs, queued
+        self.retries, self.on_death = int(retries), on_death
+        # future -> (worker slot, submission number, item index, item)
+        self.pending: dict[Future[Any], tuple[int, int, int, Any]] = {}
+        self.deaths: dict[int, int] = {}
+        self.restarts = 0
+        self._sequence = 0
+        self.executors = [self._start() for _ in range(workers)]
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(os.getpid(), *self.initargs),
+        )
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def _load(self) -> list[int]:
+        load = [0] * self.workers
+        for slot, *_ in self.pending.values():
+            load[slot] += 1
+        return load
+
+    def has_room(self) -> bool:
+        """Whether some worker has fewer than ``queued`` items."""
+        return min(self._load()) < self.queued
+
+    def submit(self, index: int, item: Any, slot: int | None = None) -> None:
+        """Hand ``item`` to the least loaded worker (or to ``slot``)."""
+        if slot is None:
+            load = self._load()
+            slot = load.index(min(load))
+        future = self.executors[slot].submit(self.fn, item)
+        self.pending[future] = (slot, self._sequence, index, item)
+        self._sequence += 1
+
+    def wait(self) -> list[tuple[int, Any]]:
+        """Block until an item finishes; the ``(index, result)`` pairs finished by then."""
+        wait(self.pending, return_when=FIRST_COMPLETED)
+        return self.harvest()
+
+    def harvest(self) -> list[tuple[int, Any]]:
+        """The ``(index, result)`` pairs of the items finished now (none block); an item's own
+        exception is raised; a dead worker is started again (see the class docstring)."""
+        results, broken = [], set()
+        for future in [f for f in self.pending if f.done()]:
+            slot, _, index, _ = self.pending[future]
+            if isinstance(future.exception(), BrokenProcessPool):
+                broken.add(slot)
+                continue
+            del self.pending[future]
+            results.append((index, future.result()))  # fn's own error propagates
+        for slot in sorted(broken):
+            results += self._restart(slot)
+        return results
+
+    def _restart(self, slot: int) -> list[tuple[int, Any]]:
+        lost = sorted(
+            (seq, index, item) for s, seq, index, item in self.pending.values() if s == slot
+        )
+        self.pending = {f: v for f, v in self.pending.items() if v[0] != slot}
+        _stop(self.executors[slot])
+        if not lost:
+            return []
+        (_, culprit, item), rest = lost[0], lost[1:]
+        if self.retries <= 0 and self.on_death is None:
+            raise _died()
+        self.deaths[culprit] = self.deaths.get(culprit, 0) + 1
+        results = []
+        if self.deaths[culprit] > self.retries:
+            if self.on_death is None:
+                raise _died(culprit, self.deaths[culprit])
+            results.append((culprit, self.on_death(item)))
+        else:
+            rest = lost
+        self.restarts += 1
+        self.executors[slot] = self._start()
+        for _, index, queued_item in rest:
+            self.submit(index, queued_item, slot)
+        return results
+
+    def close(self, *, finished: bool) -> None:
+        for executor in self.executors:
+            if finished:
+                executor.shutdown(wait=True)
+            else:  # an error, Ctrl-C or an abandoned generator: stop now, leave nothing behind
+                _stop(executor)
 
 
 def resolve_jobs(n_jobs: int) -> int:
@@ -138,6 +266,8 @@ def imap(
     window: int | None = None,
     send_once: bool = False,
     here: Callable[[T], R] | None = None,
+    retries: int = 0,
+    on_death: Callable[[T], R] | None = None,
 ) -> Iterator[tuple[int, R]]:
     """Apply ``fn`` to every item in worker processes; yield ``(index, result)`` pairs.
 
@@ -157,7 +287,8 @@ def imap(
         Verify and fill librosa's numba cache before starting workers (see
         :mod:`merkit.core.numba_cache`); leave on for anything that may call librosa.
     window : int, optional
-        Items submitted ahead of the results consumed; default ``4 * n_jobs``.
+        Items in flight or finished but not yet yielded, at most; default ``4 * n_jobs``. Each
+        worker is handed one item at a time (see :class:`_Pool`).
     send_once : bool
         Send ``fn`` to each worker once (cloudpickle) rather than with every item.
     here : callable, optional
@@ -165,6 +296,12 @@ def imap(
         process then runs items too, between handing out and collecting the workers' ones, and
         ``n_jobs - 1`` worker processes are started. Each worker has up to two items queued, so
         it never waits while this process is busy with one; ``window`` does not apply.
+    retries : int
+        Reruns of an item whose worker died while running it (the pool is started again; the
+        other unfinished items are resubmitted at no charge, finished results are kept).
+    on_death : callable, optional
+        The result of an item whose worker died more than ``retries`` times (e.g. a failure
+        record), instead of raising :class:`WorkerDied`.
 
     Yields
     ------
@@ -177,7 +314,8 @@ def imap(
         The first exception ``fn`` raises, re-raised in the parent with its type and message
         (pending items are cancelled and the workers stopped).
     WorkerDied
-        If a worker process dies (e.g. killed, or a crash in native code).
+        If a worker process dies (e.g. killed, or a crash in native code) and ``retries`` are
+        spent without ``on_death``.
     """
     jobs = resolve_jobs(n_jobs)
     if warm_numba:
@@ -185,8 +323,10 @@ def imap(
 
         ensure_numba_cache()
         lock_numba_cache_io()
+    death = {"retries": retries, "on_death": on_death}
     if here is not None and jobs > 1:
-        yield from _imap_here(fn, here, items, jobs - 1, ordered=ordered, initargs=(warm_numba,))
+        pool = _Pool(fn, jobs - 1, (warm_numba, None), queued=QUEUED_PER_WORKER, **death)
+        yield from _imap_here(pool, here, items, ordered=ordered)
         return
     if jobs == 1:
         for index, item in enumerate(items):
@@ -198,49 +338,34 @@ def imap(
         import cloudpickle
 
         fn_bytes, fn = cloudpickle.dumps(fn), _call_shared
-    executor = ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(os.getpid(), warm_numba, fn_bytes),
-    )
-    pending: dict[Future[R], int] = {}
+    pool = _Pool(fn, jobs, (warm_numba, fn_bytes), **death)
     done: dict[int, R] = {}
     next_index = 0  # next item index to yield when ordered
     source = enumerate(items)
-    exhausted = False
-    finished = False
+    exhausted = finished = False
     try:
         while True:
-            while not exhausted and len(pending) + len(done) < window:
+            while not exhausted and pool.has_room() and len(pool) + len(done) < window:
                 try:
-                    index, item = next(source)
+                    pool.submit(*next(source))
                 except StopIteration:
                     exhausted = True
-                    break
-                pending[executor.submit(fn, item)] = index
-            if not pending and not done:
+            if not len(pool) and not done:
                 break
             if ordered and next_index in done:
                 yield next_index, done.pop(next_index)
                 next_index += 1
                 continue
-            if not pending:  # cannot happen when ordered: the head is always pending or done
+            if not len(pool):  # cannot happen when ordered: the head is always pending or done
                 break
-            completed, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in completed:
-                index = pending.pop(future)
-                result = _result(future)
+            for index, result in pool.wait():
                 if ordered:
                     done[index] = result
                 else:
                     yield index, result
         finished = True
     finally:
-        if finished:
-            executor.shutdown(wait=True)
-        else:  # an error, Ctrl-C or an abandoned generator: stop now, leave nothing behind
-            _stop(executor)
+        pool.close(finished=finished)
 
 
 QUEUED_PER_WORKER = 2
@@ -253,43 +378,21 @@ worker (beyond that this process waits rather than taking more items)."""
 
 
 def _imap_here(
-    fn: Callable[[T], R],
-    here: Callable[[T], R],
-    items: Iterable[T],
-    workers: int,
-    *,
-    ordered: bool,
-    initargs: tuple[bool],
+    pool: _Pool, here: Callable[[T], R], items: Iterable[T], *, ordered: bool
 ) -> Iterator[tuple[int, R]]:
     """:func:`imap` with this process taking items too (see ``here`` there)."""
-    executor = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(os.getpid(), *initargs, None),
-    )
-    pending: dict[Future[R], int] = {}
     done: dict[int, R] = {}
     next_index = 0
     source = enumerate(items)
-    exhausted = False
-    finished = False
-
-    def collect(futures: Iterable[Future[R]]) -> None:
-        for future in futures:
-            index = pending.pop(future)
-            done[index] = _result(future)
-
+    exhausted = finished = False
     try:
         while True:
-            while not exhausted and len(pending) < QUEUED_PER_WORKER * workers:
+            while not exhausted and pool.has_room():
                 try:
-                    index, item = next(source)
+                    pool.submit(*next(source))
                 except StopIteration:
                     exhausted = True
-                    break
-                pending[executor.submit(fn, item)] = index
-            collect([f for f in pending if f.done()])
+            done.update(pool.harvest())
             if done and (not ordered or next_index in done):
                 index = next_index if ordered else next(iter(done))
                 yield index, done.pop(index)
@@ -304,16 +407,12 @@ def _imap_here(
                     continue
                 done[index] = here(item)
                 continue
-            if not pending:
+            if not len(pool):
                 break
-            completed, _ = wait(pending, return_when=FIRST_COMPLETED)
-            collect(completed)
+            done.update(pool.wait())
         finished = True
     finally:
-        if finished:
-            executor.shutdown(wait=True)
-        else:
-            _stop(executor)
+        pool.close(finished=finished)
 
 
 def map_unordered(

@@ -12,7 +12,9 @@ identical to a serial run (a consumer such as ``--output``/``--resume`` can writ
   loaded already and starts at once, each worker loads it once and keeps it for every file it
   gets. Every process holds its torch and OpenMP thread pools to its share of the cores and its
   BLAS pool to one thread (:data:`BLAS_THREADS`, a serial run's too), so answers are
-  bit-identical to a serial run's.
+  bit-identical to a serial run's. A worker that dies (killed, out of memory) costs the file it
+  was running one rerun in a fresh worker (``retries``); finished files are kept, and a file that
+  kills its worker every time is a :class:`PredictionFailure` saying so.
 - ``"ray"``: one Ray task per file on a local instance or the cluster at ``ray_address``; each
   Ray worker process loads the model once. At most a few tasks per CPU are in flight, so a library
   of millions of paths is never submitted at once. A task whose worker dies (killed, out of
@@ -103,7 +105,7 @@ def predict_files(
         A Ray cluster (``auto``, ``ray://HOST:10001``); default: a local instance, stopped at the
         end.
     retries : int
-        Ray: reruns of a file whose worker died.
+        Reruns of a file whose worker died (processes and Ray).
 
     Raises
     ------
@@ -150,8 +152,23 @@ def predict_files(
         limit_torch(threads)
         return run(predictor, task.path, segments=task.segments)
 
+    def died(task: _Task) -> Outcome:  # its worker died on it retries + 1 times
+        return PredictionFailure(
+            path=task.path,
+            error=f"'{task.path}': its worker process died {retries + 1} time(s) "
+            "(killed, out of memory, or a crash in native code)",
+        )
+
     with thread_limits(threads):
-        yield from map_ordered(predict_task, tasks, jobs, warm_numba=warm_numba, here=here)
+        yield from map_ordered(
+            predict_task,
+            tasks,
+            jobs,
+            warm_numba=warm_numba,
+            here=here,
+            retries=retries,
+            on_death=died,
+        )
 
 
 def check_executor(executor: str, ray_address: str | None = None) -> None:
