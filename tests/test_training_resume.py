@@ -4,6 +4,8 @@ bit; unusable states are ignored with a warning; the protocol's runner resumes f
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -334,3 +336,59 @@ def test_the_runner_resumes_a_fold_mid_training_and_removes_its_state(
     assert again.per_fold[1].extras is not None
     assert again.per_fold[1].extras["resumed"]["fits"] == [{"fit": 0, "epoch": 2}]
     assert again.per_fold[2].extras is None and whole.per_fold[1].extras is None
+
+
+class KillOnce(Callback):
+    """At the start of epoch ``epoch``, SIGKILLs its own process once (while ``marker`` is
+    missing), as the OOM killer would; states are written after every epoch."""
+
+    def __init__(self, marker: str, epoch: int = 3) -> None:
+        self.marker, self.epoch = marker, epoch
+
+    def on_fit_start(self, ctx: FitContext) -> None:
+        scope = resume.current_scope()
+        if scope is not None:
+            scope.every_seconds = 0.0  # in the worker process (no monkeypatch reaches it)
+
+    def on_epoch_start(self, ctx: FitContext) -> None:
+        if ctx.epoch == self.epoch:
+            try:
+                Path(self.marker).open("x").close()
+            except FileExistsError:
+                return
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_fold_whose_worker_was_killed_is_retried_from_its_training_state(
+    tmp_path: Path,
+) -> None:
+    from merkit.protocol.executor import ProcessExecutor
+
+    dataset = feature_dataset()
+    inputs = {"table:top100": dataset.table("top100")}
+    protocol = ProtocolConfig(n_splits=3, n_repeats=1)
+    folds = load_or_create_folds(tmp_path / "folds", dataset, protocol)[:1]
+    marker = tmp_path / "killed"
+    est = tiny_method().estimator.set_params(callbacks=[KillOnce(str(marker))])
+    method = ResolvedMethod.of("tiny", est, ("table:top100",))
+    killed = run_method(
+        method,
+        dataset,
+        inputs,
+        folds,
+        protocol,
+        tmp_path / "killed-run",
+        executor=ProcessExecutor(2, retries=1),
+        progress=False,
+    )
+    assert marker.exists()  # the first worker died at epoch 4
+    (record,) = killed.per_fold
+    assert record.extras == {
+        "resumed": {**record.extras["resumed"], "fits": [{"fit": 0, "epoch": 3}]}
+    }
+    reference = run_method(
+        method, dataset, inputs, folds, protocol, tmp_path / "serial", progress=False
+    )  # marker exists: nobody dies
+    timing = {"seconds", "fit_seconds", "predict_seconds", "extras"}
+    assert record.model_dump(exclude=timing) == reference.per_fold[0].model_dump(exclude=timing)
+    assert partial_files(tmp_path / "killed-run" / "tiny" / "folds", folds[0].name) == []
