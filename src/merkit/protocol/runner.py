@@ -242,7 +242,8 @@ def fit_fold(
         Make the fold's network fits resumable (:mod:`merkit.training.resume`): each writes its
         state to ``resume_dir/<fold>.partial.<n>.pt`` as it trains and continues from a
         matching one, so a fold killed mid-training goes on from its last epoch. The caller
-        removes the files once the record is safely written (:func:`remove_partial`). None:
+        removes the files once the record is safely written
+        (:func:`merkit.training.resume.remove_partial`). None:
         no states (the fits of a search inside the estimator never have them either).
     resume_key : str
         Added to the states' fingerprint (the runner gives its configuration stamp's hash, so
