@@ -5,11 +5,16 @@ learning rate, batch, epoch cap, the 90 % training-accuracy stop); ``--config`` 
 The folds are the first repeat of the persisted 10x10 protocol (``random_state=1``): sklearn's
 repeated K-fold draws repeat 1 first, so ``10x1`` is exactly that repeat. Finished folds are
 small JSON files under ``--out/<method>/folds/``; commit them and a rerun (here or from a fresh
-clone) resumes where the last one stopped.
+clone) resumes where the last one stopped. The fold in progress resumes mid-training too: its
+network writes its training state after every epoch (``<fold>.partial.<n>.pt`` beside the fold
+files, 2.5 MB for the baseline CNN; :mod:`merkit.training.resume`), ``table3_commit.sh`` commits
+it, and a rerun continues from the epoch after it, bit-identical to an uninterrupted fold.
 
 Cost: besides each fold record's wall-clock ``fit_seconds``, a watcher thread writes, per finished
 fold, the process CPU seconds it took (``--out/costs.jsonl``; with ``--workers 1`` only: fold
-workers' CPU time is not this process's). With torch on one thread the CPU
+workers' CPU time is not this process's), plus, for a fold resumed from a training state, the
+CPU seconds earlier sessions had spent up to that state (its record's ``extras.resumed``). With
+torch on one thread the CPU
 seconds are what the fold costs on a dedicated core; the wall seconds also count time spent
 waiting for a shared core, or stopped (``kill -STOP``). After every fold the method's results
 file ``benchmarks/results/4qaed_<method>_paper.{csv,md}`` is rewritten (partial until 10 folds;
@@ -95,13 +100,16 @@ class CostWatcher(threading.Thread):
         cpu, wall = time.process_time(), time.time()
         for path in new:
             self.seen.add(path)
+            before = resumed_costs(path)
             row = {
                 "method": path.parent.parent.name,
                 "fold": path.stem,
-                "cpu_seconds": round((cpu - self.cpu) / len(new), 1),
-                "wall_seconds": round((wall - self.wall) / len(new), 1),
+                "cpu_seconds": round((cpu - self.cpu) / len(new) + before[0], 1),
+                "wall_seconds": round((wall - self.wall) / len(new) + before[1], 1),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall)),
             }
+            if before != (0.0, 0.0):
+                row["resumed_cpu_seconds"] = round(before[0], 1)
             with self.log_path.open("a") as handle:
                 handle.write(json.dumps(row) + "\n")
             self.on_fold(row["method"])
@@ -113,6 +121,16 @@ class CostWatcher(threading.Thread):
                 self.check()
             except Exception as exc:  # never let bookkeeping kill the training run
                 print(f"cost watcher: {exc!r}", file=sys.stderr, flush=True)
+
+
+def resumed_costs(fold_file: Path) -> tuple[float, float]:
+    """CPU and wall seconds earlier sessions spent on a fold resumed from training states."""
+    try:
+        extras = json.loads(fold_file.read_text()).get("extras") or {}
+    except (OSError, ValueError, AttributeError):
+        return 0.0, 0.0
+    resumed = extras.get("resumed") or {}
+    return float(resumed.get("cpu_seconds_before", 0.0)), float(resumed.get("seconds_before", 0.0))
 
 
 def read_costs(log_path: Path) -> dict[tuple[str, str], dict]:

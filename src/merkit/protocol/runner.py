@@ -1,9 +1,12 @@
 """Run a method under the protocol: each fold a unit of work, results written as folds finish.
 
-:func:`fit_fold` fits and scores one fold and returns a :class:`FoldRecord` (it writes nothing);
-:func:`run_method` drives the folds through an :class:`Executor` and writes each record. A rerun
-into the same output folder skips the folds whose valid result files exist, so an interrupted
-benchmark resumes without recomputing finished folds. One driver at a time writes a method's
+:func:`fit_fold` fits and scores one fold and returns a :class:`FoldRecord` (it writes nothing
+but, when asked, its networks' training states); :func:`run_method` drives the folds through an
+:class:`Executor` and writes each record. A rerun into the same output folder skips the folds
+whose valid result files exist, so an interrupted benchmark resumes without recomputing finished
+folds, and a fold killed mid-training continues from the training state its network last wrote
+(``folds/<fold>.partial.<n>.pt``, :mod:`merkit.training.resume`), which the fold file then
+supersedes. One driver at a time writes a method's
 folder: :func:`run_method` holds ``<method>/.lock`` (an OS file lock, released even when the
 driver is killed) and refuses to start while another process holds it.
 """
@@ -11,6 +14,7 @@ driver is killed) and refuses to start while another process holds it.
 from __future__ import annotations
 
 import gc
+import hashlib
 import inspect
 import json
 import logging
@@ -46,6 +50,7 @@ from merkit.protocol.metrics import fold_metrics, summarize
 from merkit.protocol.models import check_saveable, save_model
 from merkit.protocol.records import FoldMetrics, FoldRecord, TrainingInfo, write_fold
 from merkit.protocol.state import identity_hash, read_method_state, reconcile_config
+from merkit.training.resume import remove_partial, resume_scope
 
 _log = logging.getLogger(__name__)
 
@@ -204,11 +209,14 @@ def fit_fold(
     song_ids: Sequence[str] | None = None,
     keep_model: bool = False,
     collect_garbage: bool | None = None,
+    resume_dir: Path | None = None,
+    resume_key: str = "",
 ) -> FoldRecord:
     """Fit a clone of the method's estimator on one fold's training rows and score its test rows.
 
-    Pure: nothing is written; the same arguments give the same record (every ``random_state``
-    inside the estimator is set to :func:`fold_seed`).
+    Pure: nothing is written (except the training states of ``resume_dir``); the same
+    arguments give the same record (every ``random_state`` inside the estimator is set to
+    :func:`fold_seed`), also when the fold resumed from training states.
 
     Parameters
     ----------
@@ -230,6 +238,16 @@ def fit_fold(
         Run the garbage collector after the fit, so a network's memory is freed before the next
         fold. Default: only for estimators that may hold a network (:func:`holds_network`); a
         collection costs ~0.5 s once torch is loaded, more than a small SVM's whole fold.
+    resume_dir : Path, optional
+        Make the fold's network fits resumable (:mod:`merkit.training.resume`): each writes its
+        state to ``resume_dir/<fold>.partial.<n>.pt`` as it trains and continues from a
+        matching one, so a fold killed mid-training goes on from its last epoch. The caller
+        removes the files once the record is safely written
+        (:func:`merkit.training.resume.remove_partial`). None:
+        no states (the fits of a search inside the estimator never have them either).
+    resume_key : str
+        Added to the states' fingerprint (the runner gives its configuration stamp's hash, so
+        a state of another dataset or protocol is never resumed).
 
     Returns
     -------
@@ -244,6 +262,7 @@ def fit_fold(
     if seeds:
         model.set_params(**seeds)
     fit_options: dict[str, Any] = {}
+    extras: dict[str, Any] | None = None
     if (
         fold.validate is not None
         and fold.validate.size
@@ -260,14 +279,21 @@ def fit_fold(
         # the method labels its fold records so). Only methods that ask get the other songs.
         every = np.arange(len(labels))
         fit_options["all_songs"] = (method.estimator_input(inputs, every), labels)
+    key = _resume_key(method, fold, seed, resume_key) if resume_dir is not None else ""
     tic = time.perf_counter()
-    model.fit(method.estimator_input(inputs, fold.train), labels[fold.train], **fit_options)
+    with resume_scope(resume_dir, fold.name, key) as scope:
+        model.fit(method.estimator_input(inputs, fold.train), labels[fold.train], **fit_options)
     fitted = time.perf_counter()
+    carried = None if scope is None else scope.carried()
+    if carried is not None:
+        # What the earlier sessions spent up to the states this fold resumed from.
+        extras = {"resumed": carried}
+        tic -= carried["seconds_before"]
     x_test = method.estimator_input(inputs, fold.test)
-    extras = None
     if isinstance(model, PredictsDetails):
         # e.g. a ChunkedClassifier: song-level answers and chunk-level scores in one pass
-        proba, predicted, extras = model.predict_details(x_test, labels[fold.test])
+        proba, predicted, details = model.predict_details(x_test, labels[fold.test])
+        extras = {**(extras or {}), **(details or {})} or None
     else:
         proba = model.predict_proba(x_test) if hasattr(model, "predict_proba") else None
         predicted = model.predict(x_test)
@@ -316,6 +342,21 @@ def fit_fold(
     return record
 
 
+def _resume_key(method: ResolvedMethod, fold: Fold, seed: int, extra: str) -> str:
+    """What a fold's training states are made of: method, settings, rows, seed (sha256)."""
+    body = {
+        "method": method.name,
+        "config": method.config(),
+        "fold": fold.name,
+        "train": hashlib.sha256(np.asarray(fold.train, dtype="<i8").tobytes()).hexdigest(),
+        "test": hashlib.sha256(np.asarray(fold.test, dtype="<i8").tobytes()).hexdigest(),
+        "seed": seed,
+        "run": extra,
+    }
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _copy_seed(method: ResolvedMethod, protocol: ProtocolConfig, fold: Fold) -> int | None:
     if any(is_per_repeat(name) for name in method.inputs):
         return repeat_seed(protocol, fold.repeat)
@@ -356,6 +397,7 @@ def run_method(
     progress: bool = True,
     cache: Any = None,
     n_jobs: int = 1,
+    resume: bool = True,
 ) -> MethodResult:
     """Cross-validate a method; each fold's record goes to ``out_dir/<method>/folds/<fold>.json``.
 
@@ -374,6 +416,10 @@ def run_method(
     save_models : bool
         Also save each fold's fitted model under ``<method>/models`` (see
         :func:`merkit.protocol.models.save_model`).
+    resume : bool
+        Resume folds mid-training: each network fit of a pending fold writes its state to
+        ``<method>/folds/<fold>.partial.<n>.pt`` as it trains (:mod:`merkit.training.resume`),
+        a rerun continues from it bit for bit, and the fold file supersedes (removes) it.
     """
     method_dir = out_dir / method.name
     if save_models:
@@ -391,6 +437,7 @@ def run_method(
             progress,
             cache=cache,
             n_jobs=n_jobs,
+            resume=resume,
         )
 
 
@@ -407,6 +454,7 @@ def _run_locked(
     *,
     cache: Any = None,
     n_jobs: int = 1,
+    resume: bool = True,
 ) -> MethodResult:
     fold_dir = method_dir / "folds"
     ids = dataset.song_ids
@@ -465,6 +513,8 @@ def _run_locked(
             protocol=protocol,
             song_ids=ids,
             keep_model=save_models,
+            resume_dir=fold_dir if resume else None,
+            resume_key=stamp_hash,
         )
         run = executor or SerialExecutor()
         # ``needs`` is optional in the protocol: an executor without it ignores resources.
@@ -478,6 +528,7 @@ def _run_locked(
                         record.model = None
                     record.config_sha256 = stamp_hash  # the fold says which settings made it
                     write_fold(fold_dir / f"{record.name}.json", record)
+                    remove_partial(fold_dir, record.name)  # superseded by the fold file
                     done[record.name] = record
                     finished += 1
                     bar.update(bar_task, description=f"fold {record.name}")

@@ -8,6 +8,8 @@
 * :mod:`~merkit.training.hooks` — the :class:`Callback` protocol and :class:`FitContext`.
 * :mod:`~merkit.training.callbacks` — each training rule as a callback.
 * :mod:`~merkit.training.loop` — :class:`Trainer`, the loop that calls the hooks.
+* :mod:`~merkit.training.resume` — resumable fits: training states written as a fit trains,
+  continued bit for bit (``resume_scope``).
 
 Names are imported lazily (PEP 562), so ``import merkit.training.runtime`` does not pull in
 torch.

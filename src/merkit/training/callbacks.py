@@ -77,6 +77,7 @@ class OptimizerSchedule(Callback):
         self.config = config
         self._switches = {switch.epoch: switch for switch in config.schedule}
         self._params: list[nn.Parameter] = []
+        self._active: int | None = None  # epoch of the switch in use (None: the config's)
 
     def on_fit_start(self, ctx: FitContext) -> None:
         cfg = self.config
@@ -85,23 +86,23 @@ class OptimizerSchedule(Callback):
                 "a schedule step restores the best weights but there is no validation"
             )
         self._params = [p for p in ctx.model.parameters() if p.requires_grad]
-        ctx.optimizer = make_optimizer(
-            self._params,
-            cfg.optimizer,
-            cfg.lr,
-            cfg.momentum,
-            cfg.nesterov,
-            cfg.weight_decay,
-            cfg.adam_eps,
-        )
+        self._build(ctx, None)
 
-    def on_epoch_start(self, ctx: FitContext) -> None:
-        switch: LRSwitch | None = self._switches.get(ctx.epoch)
-        if switch is None:
-            return
+    def _build(self, ctx: FitContext, switch: LRSwitch | None) -> None:
+        """The optimiser of the config (``switch`` None) or of a switch, in ``ctx.optimizer``."""
         cfg = self.config
-        if switch.restore_best and ctx.best_state is not None:
-            ctx.model.load_state_dict(ctx.best_state)
+        self._active = None if switch is None else switch.epoch
+        if switch is None:
+            ctx.optimizer = make_optimizer(
+                self._params,
+                cfg.optimizer,
+                cfg.lr,
+                cfg.momentum,
+                cfg.nesterov,
+                cfg.weight_decay,
+                cfg.adam_eps,
+            )
+            return
         ctx.optimizer = make_optimizer(
             self._params,
             switch.optimizer,
@@ -111,6 +112,22 @@ class OptimizerSchedule(Callback):
             cfg.weight_decay if switch.weight_decay is None else switch.weight_decay,
             cfg.adam_eps,
         )
+
+    def on_epoch_start(self, ctx: FitContext) -> None:
+        switch: LRSwitch | None = self._switches.get(ctx.epoch)
+        if switch is None:
+            return
+        if switch.restore_best and ctx.best_state is not None:
+            ctx.model.load_state_dict(ctx.best_state)
+        self._build(ctx, switch)
+
+    def state_dict(self) -> dict[str, Any]:
+        # Which optimiser is in use; its moments travel with ``ctx.optimizer``'s own state.
+        return {"switch_epoch": self._active}
+
+    def load_state_dict(self, ctx: FitContext, state: dict[str, Any]) -> None:
+        epoch = state["switch_epoch"]
+        self._build(ctx, None if epoch is None else self._switches[epoch])
 
 
 class TrainAccuracyStop(Callback):
@@ -170,6 +187,13 @@ class EarlyStopping(Callback):
             self._stale += 1
         if self._stale >= self.patience:
             ctx.request_stop("early_stopping")
+
+    def state_dict(self) -> dict[str, Any]:
+        # The best weights themselves are ``ctx.best_state``, saved with the fit.
+        return {"best": self._best, "stale": self._stale}
+
+    def load_state_dict(self, ctx: FitContext, state: dict[str, Any]) -> None:
+        self._best, self._stale = float(state["best"]), int(state["stale"])
 
     def on_fit_end(self, ctx: FitContext) -> None:
         if ctx.best_state is not None:
@@ -258,6 +282,7 @@ class Progress(Callback):
         # a sampler (lower order) may have drawn this epoch's rows already
         batches = math.ceil(len(ctx.rows_this_epoch) / ctx.config.batch_size)
         self._progress.reset(self._batches, total=batches)
+        self._progress.update(self._epochs, completed=ctx.epoch)  # a resumed fit starts later
 
     def on_batch_end(self, ctx: FitContext, batch: Batch, loss: torch.Tensor) -> None:
         self._progress.advance(self._batches)
@@ -349,6 +374,14 @@ class BatchTransform(Callback):
                 f"{len(ctx.arrays)} model input(s)"
             )
         self._generator = torch.Generator().manual_seed(ctx.config.seed + self.seed_offset)
+
+    def state_dict(self) -> dict[str, Any]:
+        assert self._generator is not None
+        return {"generator": self._generator.get_state()}
+
+    def load_state_dict(self, ctx: FitContext, state: dict[str, Any]) -> None:
+        assert self._generator is not None
+        self._generator.set_state(state["generator"])
 
     def on_batch_start(self, ctx: FitContext, batch: Batch) -> Batch:
         assert self._generator is not None

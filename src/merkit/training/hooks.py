@@ -163,6 +163,19 @@ class Callback:
     def teardown(self, ctx: FitContext) -> None:
         """Always called last, also after an exception (release displays, files)."""
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """What this callback carries from one epoch to the next, for a resumed fit.
+
+        ``None`` (the default): nothing; everything it needs is rebuilt by ``on_fit_start``.
+        A callback that keeps state across epochs (a patience counter, a generator) returns it
+        as tensors and plain Python values (what ``torch.load(weights_only=True)`` reads), or a
+        resumed fit (:mod:`merkit.training.resume`) would not continue exactly.
+        """
+        return None
+
+    def load_state_dict(self, ctx: FitContext, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (called after ``on_fit_start``)."""
+
     def __repr__(self) -> str:
         fields: dict[str, Any] = {k: v for k, v in vars(self).items() if not k.startswith("_")}
         args = ", ".join(f"{key}={value!r}" for key, value in fields.items())

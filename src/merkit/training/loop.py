@@ -44,6 +44,7 @@ from merkit.training.data import (
 )
 from merkit.training.history import EpochRecord, TrainHistory
 from merkit.training.hooks import Batch, Callback, FitContext
+from merkit.training.resume import FitState
 from merkit.training.runtime import (
     autocast,
     autocast_dtype,
@@ -107,7 +108,9 @@ class Trainer:
         Python's, numpy's and torch's global generators are seeded with ``config.seed`` first
         (dropout draws from torch's); batch order and the validation split use their own
         generator from the same seed. With validation data the best-validation-loss weights are
-        restored at the end, whatever stopped training.
+        restored at the end, whatever stopped training. Inside a
+        :func:`~merkit.training.resume.resume_scope` the fit writes its training state as it
+        trains and continues from a matching one, bit for bit (:mod:`merkit.training.resume`).
 
         Parameters
         ----------
@@ -180,6 +183,9 @@ class Trainer:
         device = self.device
         model = self.prepare(model)
         amp_dtype = autocast_dtype(device, cfg.mixed_precision)
+        # Inside a resume scope: this fit's state file, fingerprinted before any training.
+        runtime = {"device": device.type, "autocast": str(amp_dtype), "torch": torch.__version__}
+        saved = FitState.open(cfg, model, arrays, y, train_rows, held, runtime=runtime)
         ctx = FitContext(
             config=cfg,
             model=model,
@@ -202,7 +208,9 @@ class Trainer:
                 cb.on_fit_start(ctx)
             if ctx.optimizer is None:
                 raise ModelError("no callback built an optimizer (add OptimizerSchedule)")
-            for epoch in range(cfg.epochs):
+            start = 0 if saved is None else saved.restore(ctx, hooks)
+            # A state written after the stopping epoch goes straight to on_fit_end.
+            for epoch in range(start, cfg.epochs) if ctx.stop_reason is None else ():
                 ctx.epoch = epoch
                 epoch_start = time.perf_counter()
                 ctx.train_mode()
@@ -224,17 +232,18 @@ class Trainer:
                 ctx.history.record(record)
                 for cb in hooks:
                     cb.on_epoch_end(ctx, record)
+                if saved is not None:
+                    last = ctx.stop_reason is not None or epoch + 1 == cfg.epochs
+                    saved.after_epoch(ctx, hooks, last=last)
                 if ctx.stop_reason is not None:
-                    ctx.history.stop_reason = ctx.stop_reason
                     break
-            else:
-                ctx.history.stop_reason = "max_epochs"
+            ctx.history.stop_reason = ctx.stop_reason or "max_epochs"
             for cb in hooks:
                 cb.on_fit_end(ctx)
         finally:
             for cb in hooks:
                 cb.teardown(ctx)
-        ctx.history.seconds = time.perf_counter() - started
+        ctx.history.seconds = time.perf_counter() - started if saved is None else saved.seconds
         if device.type == "cuda":
             torch.cuda.empty_cache()
         return ctx.history

@@ -69,6 +69,14 @@ class RandomChunks(Callback):
             ctx.train_rows, self.groups[ctx.train_rows], self.per_song, self._generator
         )
 
+    def state_dict(self) -> dict[str, Any]:
+        assert self._generator is not None
+        return {"generator": self._generator.bit_generator.state}
+
+    def load_state_dict(self, ctx: FitContext, state: dict[str, Any]) -> None:
+        assert self._generator is not None
+        self._generator.bit_generator.state = state["generator"]
+
     def on_fit_end(self, ctx: FitContext) -> None:
         # A fresh draw for the passes after training (BatchNorm statistics): one epoch's worth
         # of chunks estimates the population statistics at a fraction of the cost of all.
