@@ -21,7 +21,10 @@ Kinds:
 - ``shift-labels+refit``: ``merkit adapt --kind shift`` (per-quadrant offset from the labelled
   songs, shrunk with ``--prior`` pseudo-songs, then the refit);
 - ``auto``: ``merkit adapt --kind auto``: ``refit`` or ``shift-labels+refit``, whichever answers
-  more of the labelled songs right by leave-one-out on them (a tie: ``refit``).
+  more of the labelled songs right by leave-one-out on them (a tie: ``refit``);
+- ``auto+unlabelled``: ``merkit adapt --kind auto --unlabelled``: ``refit``,
+  ``shift-labels+refit`` or ``align+refit`` by the same leave-one-out (ties: ``refit``, then
+  shift).
 
 A harsher shift (``--shift``): a *synthetic proxy*, not audio: the held-out genre's model-space
 rows are moved by ``shift`` training standard deviations along one fixed random direction per
@@ -79,6 +82,7 @@ KINDS = (
     "shift-js",
     "shift-js+refit",
     "auto",
+    "auto+unlabelled",
 )
 
 
@@ -113,11 +117,16 @@ def choose_auto(
     yc: np.ndarray,
     means: np.ndarray,
     prior: float,
+    Z_aligned: np.ndarray | None = None,
 ) -> tuple[str, dict[str, int]]:
     """``merkit adapt --kind auto`` in model space (:func:`merkit.product.adapt.choose_kind`):
-    each labelled song answered by ``refit`` and by ``shift-labels+refit`` fitted on the other
-    labelled songs; the kind with more right answers wins, a tie goes to ``refit``."""
+    each labelled song answered by ``refit`` and by ``shift-labels+refit`` (and, given the
+    unlabelled-aligned rows ``Z_aligned``, by ``align+refit``: ``--unlabelled``) fitted on the
+    other labelled songs; the kind with more right answers wins, ties go to ``refit``, then
+    ``shift-labels+refit``. The alignment is fitted without labels, so it stays fixed."""
     right = {"refit": 0, "shift-labels+refit": 0}
+    if Z_aligned is not None:
+        right["align+refit"] = 0
     for i in range(len(chosen)):
         rest = np.delete(np.arange(len(chosen)), i)
         Zo, yo = Z[chosen[rest]], yc[rest]
@@ -126,8 +135,18 @@ def choose_auto(
         delta = label_shift(Zo, yo, means, prior)
         shifted = space.refit(Zo - delta, yo, 3.0).proba(z - delta)
         right["shift-labels+refit"] += int(shifted.argmax() == yc[i])
-    best = "shift-labels+refit" if right["shift-labels+refit"] > right["refit"] else "refit"
-    return best, right
+        if Z_aligned is not None:
+            za = Z_aligned[chosen[i : i + 1]]
+            aligned = space.refit(Z_aligned[chosen[rest]], yo, 3.0).proba(za)
+            right["align+refit"] += int(aligned.argmax() == yc[i])
+    return pick(right), right
+
+
+def pick(right: dict[str, int], kinds: tuple[str, ...] | None = None) -> str:
+    """The kind of ``kinds`` (default: all of ``right``, in preference order) with the most
+    right answers; a tie goes to the earlier one."""
+    order = list(kinds or right)
+    return max(order, key=lambda k: (right[k], -order.index(k)))
 
 
 def label_shift(Zl: np.ndarray, yl: np.ndarray, means: np.ndarray, prior: float) -> np.ndarray:
@@ -230,9 +249,11 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
                         "shift-labels": space.proba(Z_l),
                         "shift-labels+refit": space.refit(Z_l[chosen], yc, 3.0).proba(Z_l),
                     }
-                    auto, _ = choose_auto(space, Z, chosen, yc, means, args.prior)
+                    _, right = choose_auto(space, Z, chosen, yc, means, args.prior, Z_al)
+                    auto = pick(right, ("refit", "shift-labels+refit"))
+                    auto3 = pick(right)
                     answers["auto"] = answers[auto]
-                    picked = auto
+                    answers["auto+unlabelled"] = answers[auto3]
                     for kind in KINDS:
                         a = answers[kind]
                         pred = a if a.ndim == 1 else a.argmax(1)
@@ -244,7 +265,9 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
                                 "k": k,
                                 "draw": draw,
                                 "kind": kind,
-                                "auto_chose": picked if kind == "auto" else "",
+                                "auto_chose": {"auto": auto, "auto+unlabelled": auto3}.get(
+                                    kind, ""
+                                ),
                                 "n_examples": len(chosen),
                                 "n_test": len(rest),
                                 "f1": f1,
@@ -289,7 +312,10 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
                 "genre_draws_worse": int((gain < -5e-4).sum()),
                 "genre_draws": len(gain),
                 "auto_chose_shift": int((part.auto_chose == "shift-labels+refit").sum())
-                if kind == "auto"
+                if kind.startswith("auto")
+                else -1,
+                "auto_chose_align": int((part.auto_chose == "align+refit").sum())
+                if kind.startswith("auto")
                 else -1,
             }
         )
@@ -337,10 +363,11 @@ def markdown(table: pd.DataFrame, args: argparse.Namespace, n_songs: int) -> str
                 f"{100 * r.gain_vs_none:+.1f} | {r.genre_draws_worse} of {r.genre_draws} |"
             )
         lines.append("")
-        for r in part[part.kind == "auto"].itertuples():
+        for r in part[part.kind.str.startswith("auto")].itertuples():
             lines.append(
-                f"k={r.k}: `auto` chose `shift-labels+refit` in {r.auto_chose_shift} of "
-                f"{r.genre_draws} (genre, draw) pairs, `refit` in the others."
+                f"k={r.k}: `{r.kind}` chose `shift-labels+refit` in {r.auto_chose_shift} and "
+                f"`align+refit` in {r.auto_chose_align} of {r.genre_draws} (genre, draw) pairs, "
+                "`refit` in the others."
             )
         lines.append("")
     lines += [
@@ -350,7 +377,10 @@ def markdown(table: pd.DataFrame, args: argparse.Namespace, n_songs: int) -> str
         f"`align` feature alignment on the genre's unlabelled songs (prior {args.prior:g} "
         "pseudo-songs; no labels); `align+bias`, `align+refit` alignment then the few labels; "
         "`shift-labels+refit` = `merkit adapt --kind shift`; `auto` = `merkit adapt --kind "
-        "auto` (refit or shift-labels+refit by leave-one-out on the labelled songs).",
+        "auto` (refit or shift-labels+refit by leave-one-out on the labelled songs); "
+        "`auto+unlabelled` = `merkit adapt --kind auto --unlabelled` (refit, shift-labels+refit "
+        "or align+refit by the same leave-one-out, the alignment fitted on the genre's "
+        "unlabelled songs; ties: refit, then shift).",
         "",
     ]
     lines += footer(machine(), versions(), [])

@@ -20,7 +20,9 @@ early-fusion SVM frozen at the shipped C, gamma) is fitted on all 900 4QAED song
 - ``align`` / ``align+refit``: the *unlabelled* pieces used too: every column of the model's input
   space moved and scaled onto the training songs' mean and spread
   (:class:`merkit.estimators.align.FeatureAlignment`, prior 10, fitted on the whole quadrant set
-  without its labels), then nothing / the refit on the aligned examples.
+  without its labels), then nothing / the refit on the aligned examples;
+- ``auto+unlabelled``: ``merkit adapt --kind auto --unlabelled``: refit, shift or align+refit
+  by leave-one-out on the examples (the alignment fixed; ties: refit, then shift).
 
 A probe piece is one 30 s window, so its model inputs are what ``merkit predict`` computes for
 it (``tests/test_predict_training_path.py``); the kinds act on the model's input space exactly as
@@ -49,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import command_line, draw_few, footer, machine, timestamp, versions
-from adapt_fewshot import SpaceModel, choose_auto, label_shift
+from adapt_fewshot import SpaceModel, choose_auto, label_shift, pick
 from axes_familiarity import Setup, add_setup_arguments
 from cue_probe import add_probe_arguments, probe_inputs, quadrant_pieces, render_all
 from merkit.core.labels import QUADRANTS
@@ -69,6 +71,7 @@ KINDS = (
     "auto",
     "align",
     "align+refit",
+    "auto+unlabelled",
 )
 
 
@@ -127,8 +130,12 @@ def main() -> None:
                 "align": space.proba(Z_al),
                 "align+refit": space.refit(Z_al[chosen], yc, 3.0).proba(Z_al),
             }
-            auto, _ = choose_auto(space, Z, chosen, yc, means, args.prior)
-            answers["auto"] = answers["shift" if auto == "shift-labels+refit" else "refit"]
+            _, right = choose_auto(space, Z, chosen, yc, means, args.prior, Z_al)
+            auto = pick(right, ("refit", "shift-labels+refit"))
+            auto3 = pick(right)
+            named = {"refit": "refit", "shift-labels+refit": "shift", "align+refit": "align+refit"}
+            answers["auto"] = answers[named[auto]]
+            answers["auto+unlabelled"] = answers[named[auto3]]
             for kind in KINDS:
                 a = answers[kind]
                 pred = a if a.ndim == 1 else a.argmax(1)
@@ -140,7 +147,7 @@ def main() -> None:
                         "kind": kind,
                         "f1": m["f1"],
                         "accuracy": m["accuracy"],
-                        "auto_chose": auto if kind == "auto" else "",
+                        "auto_chose": {"auto": auto, "auto+unlabelled": auto3}.get(kind, ""),
                         "answered": np.bincount(pred[rest], minlength=4).tolist(),
                     }
                 )
@@ -179,11 +186,13 @@ def main() -> None:
                 f"| {k} | {kind} | {f1.mean():.1f} | {f1.std(ddof=1):.1f} | "
                 f"{f1.min():.1f}–{f1.max():.1f} | {acc:.1f} | {first} |"
             )
-        chose = [r["auto_chose"] for r in rows if r["k"] == k and r["kind"] == "auto"]
-        lines.append(
-            f"| {k} | (auto chose shift in {sum(c == 'shift-labels+refit' for c in chose)} "
-            f"of {len(chose)} draws) | | | | | |"
-        )
+        for auto_kind in ("auto", "auto+unlabelled"):
+            chose = [r["auto_chose"] for r in rows if r["k"] == k and r["kind"] == auto_kind]
+            lines.append(
+                f"| {k} | ({auto_kind} chose shift in "
+                f"{sum(c == 'shift-labels+refit' for c in chose)}, align+refit in "
+                f"{sum(c == 'align+refit' for c in chose)} of {len(chose)} draws) | | | | | |"
+            )
     notes = [
         "The same functions as `adapt_fewshot.py` (`SpaceModel`, `label_shift`, `choose_auto`), "
         "which match `merkit adapt`'s kinds in the model's input space."
