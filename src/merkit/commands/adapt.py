@@ -44,8 +44,10 @@ def adapt(
                 "models: default, fast, svm, svm-own) | "
                 "shift: move your songs by their per-quadrant offset from the training songs, "
                 "then refit | "
-                "auto: refit or shift, whichever answers more of your examples right when each "
-                "is left out (see docs/adapt.md)"
+                "align: move and scale your music's features onto the training songs' mean and "
+                "spread, estimated on --unlabelled songs, then refit | "
+                "auto: refit or shift (with --unlabelled: or align), whichever answers more of "
+                "your examples right when each is left out (see docs/adapt.md)"
             ),
             show_default=False,
         ),
@@ -68,14 +70,25 @@ def adapt(
         float,
         typer.Option(
             min=0.0,
-            help="--kind shift, auto: shrinkage of the shift toward none, in pseudo-songs",
+            help="--kind shift, align, auto: shrinkage of the shift (of the alignment) toward "
+            "none, in pseudo-songs (pseudo-windows)",
         ),
     ] = 10.0,
+    unlabelled: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of your songs without labels (at least 10; searched recursively, "
+            "may hold the examples too): --kind align and auto use their features' mean and "
+            "spread, never any label",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress output")] = False,
 ) -> None:
     """Adapt a model to your music: a handful of your songs labelled per quadrant recalibrate
     its probabilities (bias, affine), refit its SVM around them (refit), or move your music to
-    where the training music lies and refit (shift); auto picks refit or shift.
+    where the training music lies and refit (shift, or align with --unlabelled songs); auto
+    picks among them by leave-one-out on your examples.
 
     The adapted model is a normal model directory (merkit predict --model OUT, merkit serve);
     its card names the examples. The input model is never modified.
@@ -95,9 +108,14 @@ def adapt(
     loader = load_csv if is_csv else load_folder
     dataset = loader(examples, name=examples.stem)
 
+    n_examples = len(dataset)
+    seen: list[str] = []
+
     def report(song_id: str) -> None:
+        seen.append(song_id)
         if not quiet:
-            err_console.print(f"predicted example {escape(song_id)}", highlight=False)
+            what = "example" if len(seen) <= n_examples else "unlabelled song"
+            err_console.print(f"read {what} {escape(song_id)}", highlight=False)
 
     done = adapt_model(
         model,
@@ -108,12 +126,16 @@ def adapt(
         weight=weight,
         prior=prior,
         progress=report,  # type: ignore[arg-type]
+        unlabelled=unlabelled,
     )
     before, after = done.example_accuracy
     if done.recalibration is None:
         what = f"SVM refitted, each example weighing {weight:g} training songs"
         if done.shift is not None:
             what = f"features shifted (prior {prior:g}), {what}"
+        if done.alignment is not None:
+            aligned = f"features aligned on {done.n_unlabelled} unlabelled songs (prior {prior:g})"
+            what = f"{aligned}, {what}"
         if done.leave_one_out is not None:
             right = ", ".join(f"{k} {v}" for k, v in done.leave_one_out.items())
             what = f"kind {done.kind} chosen by leave-one-out (right: {right}); {what}"

@@ -42,10 +42,20 @@ genre there is not a shift of the model's scores that such a layer can undo.
     the mean over quadrants of the examples' mean minus the training songs' mean of that quadrant,
     in the SVM's input space, shrunk with ``prior`` pseudo-songs), then refits the SVM on the moved
     examples as ``refit`` does: for music the model answers mostly one quadrant.
+``align`` (SVM models with a familiarity measure; needs the user's *unlabelled* songs,
+``merkit adapt --unlabelled DIR``)
+    moves and scales every column of the SVM's input space so that the unlabelled songs' mean
+    and spread match the training songs' (:class:`merkit.estimators.align.FeatureAlignment`,
+    shrunk with ``prior`` pseudo-rows), applied to every song the adapted model sees, then
+    refits the SVM on the aligned examples: for a collection pushed off as a whole (the piano
+    cue probe) whose songs are spread over the quadrants. It removes real signal from a
+    collection that is mostly one quadrant (4QAED's genres), so it is chosen per collection.
 ``auto``
-    ``refit`` or ``shift``, whichever answers more examples right by leave-one-song-out on them
-    (:func:`choose_kind`; a tie goes to ``refit``). Measured on held-out genres and on a
-    feature-space proxy of a harsher shift in ``benchmarks/results/4qaed_adapt_fewshot.md``.
+    ``refit`` or ``shift`` (with unlabelled songs: or ``align``), whichever answers more examples
+    right by leave-one-song-out on them (:func:`choose_kind`; ties go to ``refit``, then
+    ``shift``). Measured on held-out genres and on a feature-space proxy of a harsher shift in
+    ``benchmarks/results/4qaed_adapt_fewshot.md``, on the cue probe in
+    ``benchmarks/results/cue_probe_adapt.md``.
 
 The adapted model directory keeps the original's companions (:func:`_carry_companions`).
 """
@@ -69,13 +79,17 @@ from merkit.datasets.base import Dataset, FileSource
 Kind = Literal["bias", "affine"]
 KINDS: tuple[str, ...] = ("bias", "affine")
 """Kinds of :class:`Recalibration` layer."""
-ADAPT_KINDS: tuple[str, ...] = (*KINDS, "refit", "shift", "auto")
+ADAPT_KINDS: tuple[str, ...] = (*KINDS, "refit", "shift", "align", "auto")
 """What :func:`adapt_model` (``merkit adapt --kind``) can do: a recalibration layer, an SVM
 refit (:mod:`merkit.estimators.support_refit`), a per-quadrant feature shift then the refit
-(:class:`merkit.estimators.align.ClassShift`), or ``auto``: refit or shift, chosen by
+(:class:`merkit.estimators.align.ClassShift`), an alignment on unlabelled songs then the refit
+(:class:`merkit.estimators.align.FeatureAlignment`), or ``auto``: one of those, chosen by
 leave-one-out on the examples (:func:`choose_kind`)."""
-SVM_KINDS: tuple[str, ...] = ("refit", "shift", "auto")
+SVM_KINDS: tuple[str, ...] = ("refit", "shift", "align", "auto")
 """The kinds that refit the model's SVM."""
+MIN_UNLABELLED = 10
+"""Fewest unlabelled songs ``merkit adapt --unlabelled`` accepts (their mean and spread are
+estimated column by column)."""
 DEFAULT_SHIFT_PRIOR = 10.0
 """Pseudo-songs of trust in "no shift" when estimating the shift from the examples."""
 MIN_PER_QUADRANT = 2
@@ -258,6 +272,10 @@ class Adaptation:
     """The feature offset subtracted from every song (``shift``), in the model's input space."""
     leave_one_out: dict[str, int] | None = None
     """``auto``: the example songs each kind answered right when left out."""
+    alignment: Any = None
+    """The fitted :class:`merkit.estimators.align.FeatureAlignment` (``align``), else ``None``."""
+    n_unlabelled: int | None = None
+    """How many unlabelled songs were read (``None`` without ``unlabelled``)."""
 
 
 @dataclass(frozen=True)
@@ -269,9 +287,12 @@ class _Examples:
     song: np.ndarray
 
 
-def _example_windows(predictor: Any, examples: Dataset, progress: Any) -> _Examples:
+def _example_windows(
+    predictor: Any, examples: Dataset, progress: Any, what: str = "example"
+) -> _Examples:
     """Each example's windows through ``predictor`` exactly as ``merkit predict`` computes them
-    (silent windows left out unless every window of the song is silent)."""
+    (silent windows left out unless every window of the song is silent); ``what`` names the
+    songs in errors."""
     inputs: list[dict[str, Any]] = []
     proba: list[np.ndarray] = []
     song: list[np.ndarray] = []
@@ -286,7 +307,7 @@ def _example_windows(predictor: Any, examples: Dataset, progress: Any) -> _Examp
             kept = {name: _rows(value, keep) for name, value in features.items()}
             proba.append(predictor.predict_inputs(kept))
         except MerkitError as exc:
-            raise DataError(f"example {example.song_id} cannot be predicted: {exc}") from None
+            raise DataError(f"{what} {example.song_id} cannot be predicted: {exc}") from None
         inputs.append(kept)
         song.append(np.full(len(keep), i))
         if progress is not None:
@@ -303,6 +324,36 @@ def _concat(values: list[Any]) -> Any:
     if all(isinstance(v, np.ndarray) for v in values) and len({v.shape[1:] for v in values}) == 1:
         return np.concatenate(values)
     return [row for v in values for row in v]
+
+
+def unlabelled_songs(unlabelled: Dataset | Sequence[Path | str] | Path | str) -> Dataset:
+    """The user's unlabelled songs as a :class:`Dataset` (a dataset is kept as it is; folders
+    are searched recursively for audio files, :func:`merkit.product.search.find_audio_files`).
+
+    Raises
+    ------
+    DataError
+        Fewer than :data:`MIN_UNLABELLED` songs, or a folder that cannot be read.
+    """
+    if isinstance(unlabelled, Dataset):
+        dataset = unlabelled
+    else:
+        from merkit.datasets.base import Song
+        from merkit.product.search import find_audio_files
+
+        named = [unlabelled] if isinstance(unlabelled, str | Path) else list(unlabelled)
+        files, problems = find_audio_files(named)
+        if problems:
+            raise DataError(problems[0][1])
+        # the quadrant is a placeholder: these songs' labels are never read
+        songs = [Song(str(p), FileSource(p), QUADRANTS[0]) for p in files]
+        dataset = Dataset("unlabelled", songs)
+    if len(dataset) < MIN_UNLABELLED:
+        raise DataError(
+            f"--unlabelled needs at least {MIN_UNLABELLED} songs (their features' mean and "
+            f"spread are estimated from them); found {len(dataset)}"
+        )
+    return dataset
 
 
 def _song_accuracy(window_proba: np.ndarray, song: np.ndarray, labels: np.ndarray) -> float:
@@ -336,10 +387,14 @@ class ExampleFitter:
     means: np.ndarray | None
     weight: float
     prior: float
+    alignment: Any = None
+    """A :class:`merkit.estimators.align.FeatureAlignment` fitted on unlabelled songs (no
+    labels: it stays fixed whichever examples are left out), for ``align``."""
 
     def fit(self, kind: str, songs: np.ndarray) -> tuple[Any, Any]:
-        """``refit`` or ``shift`` fitted on the example songs ``songs`` only: the adapted
-        estimator and the fitted :class:`ClassShift` (``None`` for ``refit``)."""
+        """``refit``, ``shift`` or ``align`` fitted on the example songs ``songs`` only: the
+        adapted estimator and the transform put before its SVM (the fitted
+        :class:`ClassShift` or the alignment; ``None`` for ``refit``)."""
         from merkit.estimators.align import ClassShift, aligned_copy
         from merkit.estimators.support_refit import refit_with_examples
 
@@ -350,6 +405,11 @@ class ExampleFitter:
                 raise ModelError("--kind shift needs the model's familiarity companion")
             rows = _song_rows(self.Z, self.song, songs)
             shift = ClassShift(prior=self.prior).fit(rows, self.labels[songs], self.means)
+            base = aligned_copy(self.estimator, shift)
+        elif kind == "align":
+            if self.alignment is None:
+                raise ModelError("--kind align needs --unlabelled songs")
+            shift = self.alignment
             base = aligned_copy(self.estimator, shift)
         per_window = 1.0 / np.bincount(self.song[keep])[self.song[keep]]
         estimator = refit_with_examples(
@@ -366,22 +426,24 @@ class ExampleFitter:
 
 
 def choose_kind(fitter: ExampleFitter) -> tuple[str, dict[str, int]]:
-    """``refit`` or ``shift`` for the examples of ``fitter``, by leave-one-song-out on them.
+    """``refit``, ``shift`` or (with ``fitter.alignment``) ``align`` for the examples of
+    ``fitter``, by leave-one-song-out on them.
 
     Each example song is answered by each kind fitted on the other examples (the shift
-    re-estimated without it); the kind that answers more of them right wins, a tie goes to
-    ``refit`` (the better of the two on 4QAED's held-out genres,
-    ``benchmarks/results/4qaed_adapt_fewshot.md``). Returns the kind and each kind's count
-    of songs answered right.
+    re-estimated without it; the alignment, fitted without labels, kept); the kind that answers
+    most of them right wins, ties go to ``refit`` (the best on 4QAED's held-out genres,
+    ``benchmarks/results/4qaed_adapt_fewshot.md``), then ``shift``. Returns the kind and each
+    kind's count of songs answered right.
     """
     n = len(fitter.labels)
-    right = {"refit": 0, "shift": 0}
+    order = ["refit", "shift"] + (["align"] if fitter.alignment is not None else [])
+    right = dict.fromkeys(order, 0)
     for i in range(n):
         others = np.delete(np.arange(n), i)
-        for kind in right:
+        for kind in order:
             estimator, _ = fitter.fit(kind, others)
             right[kind] += int(fitter.song_answers(estimator, np.array([i]))[0] == fitter.labels[i])
-    return ("shift" if right["shift"] > right["refit"] else "refit"), right
+    return max(order, key=lambda k: (right[k], -order.index(k))), right
 
 
 def default_kind(predictor: Any) -> str:
@@ -412,6 +474,7 @@ def adapt_model(
     weight: float = DEFAULT_REFIT_WEIGHT,
     prior: float = DEFAULT_SHIFT_PRIOR,
     progress: Any = None,
+    unlabelled: Dataset | Sequence[Path | str] | Path | str | None = None,
 ) -> Adaptation:
     """Adapt the model directory ``model`` to labelled ``examples``; save it to ``out_dir``.
 
@@ -423,7 +486,11 @@ def adapt_model(
     examples by the offset between their per-quadrant means and the training songs' in the
     model's input space (:class:`merkit.estimators.align.ClassShift`, shrunk with ``prior``
     pseudo-songs, applied to every song the adapted model sees), then refits the SVM on the
-    moved examples; ``auto`` chooses between ``refit`` and ``shift`` (:func:`choose_kind`).
+    moved examples; ``align`` moves and scales every song's model-space columns so that the
+    ``unlabelled`` songs' mean and spread match the training songs'
+    (:class:`merkit.estimators.align.FeatureAlignment`, prior ``prior``), then refits the SVM on
+    the aligned examples; ``auto`` chooses among ``refit``, ``shift`` and, given
+    ``unlabelled``, ``align`` (:func:`choose_kind`).
     ``model`` is only read, never modified.
 
     The model's companions are carried over (:func:`_carry_companions`): the familiarity
@@ -450,16 +517,22 @@ def adapt_model(
     weight : float
         Refit (and shift, auto): how many training songs each example song weighs.
     prior : float
-        Shift: shrinkage of the offset toward 0, in pseudo-songs.
+        Shift: shrinkage of the offset toward 0, in pseudo-songs; align: shrinkage of the
+        unlabelled songs' mean and spread toward the training songs', in pseudo-rows (windows).
     progress : callable, optional
-        Called with each example's song id after it is predicted.
+        Called with each example's song id after it is predicted (then each unlabelled one's).
+    unlabelled : Dataset or paths, optional
+        The user's unlabelled songs (files or folders, searched recursively; may include the
+        examples), at least :data:`MIN_UNLABELLED`, for ``align`` and ``auto``. Their windows go
+        through exactly the examples' path; their labels, if any, are never read.
 
     Raises
     ------
     ConfigError
-        An unknown ``kind`` or a non-positive ``strength``/``weight`` or negative ``prior``.
+        An unknown ``kind`` or a non-positive ``strength``/``weight`` or negative ``prior``;
+        ``align`` without ``unlabelled``, or ``unlabelled`` with a kind that does not use them.
     DataError
-        Too few examples in a quadrant, or an example that cannot be predicted.
+        Too few examples in a quadrant or unlabelled songs, or a song that cannot be predicted.
     ModelError
         ``out_dir`` is the input model, an SVM kind on a model without an SVM, ``shift`` on a
         model without a familiarity measure (its training songs' rows), or the model cannot be
@@ -478,6 +551,12 @@ def adapt_model(
     if not prior >= 0:
         raise ConfigError(f"prior must be >= 0, got {prior}")
     counts = check_examples(examples.labels)
+    if kind == "align" and unlabelled is None:
+        raise ConfigError(
+            "--kind align needs your unlabelled songs: --unlabelled DIR (a folder of at least "
+            f"{MIN_UNLABELLED} songs of the same collection; it may hold the examples too)"
+        )
+    others = None if unlabelled is None else unlabelled_songs(unlabelled)
     source = resolve_model_dir(model)  # a folder, a shipped model's name, or None: the default
     out = Path(out_dir)
     if out.resolve() == source.resolve():
@@ -487,6 +566,10 @@ def adapt_model(
         )
     predictor = load_model(source)
     kind = kind or default_kind(predictor)
+    if others is not None and kind not in ("align", "auto"):
+        raise ConfigError(
+            f"--unlabelled is used by --kind align and auto only, not by --kind {kind}"
+        )
     classes = [int(c) for c in np.asarray(getattr(predictor.estimator, "classes_", range(4)))]
     if classes != list(range(len(predictor.labels))):
         raise ModelError(f"model {source} has classes {classes}; adapt needs 0..3 in order")
@@ -495,7 +578,7 @@ def adapt_model(
             f"--kind {kind} needs a model whose classifier is an SVM (default, fast, svm, "
             f"svm-own); {source} is {predictor.manifest.method!r}: use --kind bias"
         )
-    if kind in ("shift", "auto") and predictor.familiarity is None:
+    if kind in ("shift", "align", "auto") and predictor.familiarity is None:
         raise ModelError(
             f"--kind {kind} needs the training songs' rows of a familiarity measure, and "
             f"{source} has none (models from merkit train have one): use --kind refit"
@@ -506,10 +589,17 @@ def adapt_model(
     layer: Recalibration | None = None
     shift: Any = None
     loo: dict[str, int] | None = None
+    alignment: Any = None
+    if others is not None:
+        from merkit.estimators.align import FeatureAlignment
+
+        read = _example_windows(predictor, others, progress, what="unlabelled song")
+        target = model_space(predictor.estimator, predictor.estimator_input(read.inputs))
+        alignment = FeatureAlignment(prior=prior).fit(predictor.familiarity.reference_, target)
     if kind in SVM_KINDS:
         X = predictor.estimator_input(windows.inputs)
         means = None
-        if kind != "refit":
+        if kind in ("shift", "auto"):
             from merkit.estimators.align import source_class_means
 
             means = source_class_means(
@@ -524,6 +614,7 @@ def adapt_model(
             means,
             weight,
             prior,
+            alignment,
         )
         chosen = kind
         if kind == "auto":
@@ -531,7 +622,12 @@ def adapt_model(
         estimator, shift = fitter.fit(chosen, np.arange(len(labels)))
         after_proba = estimator.predict_proba(X)
         note = f"then an SVM refit (each example weighing {weight:g} training songs)"
-        if shift is not None:
+        if chosen == "align":
+            note = (
+                f"then a feature alignment on {len(others or [])} unlabelled songs (prior "
+                f"{prior:g}) and " + note[5:]
+            )
+        elif shift is not None:
             note = (
                 "then a per-quadrant feature shift (prior "
                 f"{prior:g} pseudo-songs, offset norm {np.linalg.norm(shift.offset_):.3f}) and "
@@ -568,8 +664,10 @@ def adapt_model(
         chosen,
         weight if kind in SVM_KINDS else None,
         requested=kind,
-        shift=None if shift is None else np.asarray(shift.offset_),
+        shift=None if shift is None or chosen == "align" else np.asarray(shift.offset_),
         leave_one_out=loo,
+        alignment=shift if chosen == "align" else None,
+        n_unlabelled=None if others is None else len(others),
     )
     carried = _carry_companions(predictor, estimator, windows, shift)
     card = (source / MODEL_CARD).read_text() + _card_section(source, examples, done, carried)
@@ -604,9 +702,10 @@ def _carry_companions(
     user's examples become familiar. Refitting it on the examples alone is not possible: a
     threshold needs many held-out songs, and a handful of examples would flag everything else.
 
-    Axis models: kept as trained (a handful of examples cannot refit them); for ``shift`` each
-    is moved by the same offset when its input space is the quadrant model's (checked on the
-    examples), so all three models see the user's music where the training music was. For the
+    Axis models: kept as trained (a handful of examples cannot refit them); for ``shift`` and
+    ``align`` each is moved by the same transform (``shift``: the fitted offset or alignment)
+    when its input space is the quadrant model's (checked on the examples), so all three
+    models see the user's music where the training music was. For the
     kinds that leave the axes as trained, the answer rule becomes ``sides`` (the adapted
     quadrant model's own sums decide; the axis models' probabilities are still reported), so
     the unadapted axes cannot undo the adaptation.
@@ -635,7 +734,8 @@ def _carry_companions(
                     aligned_copy(axes.arousal, shift), aligned_copy(axes.valence, shift), rule
                 )
                 moved = True
-                axes_note = "moved by the same feature shift"
+                what = "alignment" if hasattr(shift, "target_mean_") else "shift"
+                axes_note = f"moved by the same feature {what}"
         if not moved:
             rule = "sides"
             axes_note += "; answer rule `sides` (the adapted quadrant model decides)"
@@ -684,11 +784,21 @@ def _card_section(
                 "shrunk toward 0. " + what
             )
             detail += f" (offset norm {np.linalg.norm(done.shift):.3f})"
+        if done.alignment is not None:
+            what = (
+                "Every song it sees is first moved and scaled, column by column in the SVM's "
+                "input space, so that the user's unlabelled songs "
+                f"({done.n_unlabelled}) have the training songs' mean and spread "
+                f"(shrunk toward no change with {done.alignment.prior:g} pseudo-rows). " + what
+            )
         if done.leave_one_out is not None:
             detail += (
                 f", chosen by `--kind {done.requested}` by leave-one-out on the examples "
-                f"(songs answered right: {_loo_text(done.leave_one_out)}; a tie goes to refit)"
+                f"(songs answered right: {_loo_text(done.leave_one_out)}; ties go to refit, "
+                "then shift)"
             )
+        if done.n_unlabelled is not None:
+            detail += f"; {done.n_unlabelled} unlabelled songs read"
     else:
         what = (
             "Its features and estimator are unchanged; a layer on its log-probabilities (kind "
@@ -738,6 +848,7 @@ __all__ = [
     "DEFAULT_STRENGTH",
     "KINDS",
     "MIN_PER_QUADRANT",
+    "MIN_UNLABELLED",
     "SVM_KINDS",
     "Adaptation",
     "ExampleFitter",
@@ -748,4 +859,5 @@ __all__ = [
     "choose_kind",
     "default_kind",
     "fit_on_windows",
+    "unlabelled_songs",
 ]
