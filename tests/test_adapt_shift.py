@@ -159,7 +159,7 @@ def test_shift_errors_are_one_clear_line(
     assert auto.exit_code == 0 and "chosen by leave-one-out" in auto.output
     bad = runner.invoke(app, [*args, "--examples", str(examples), "--kind", "shifty"])
     assert bad.exit_code == 1
-    assert "--kind must be one of bias, affine, refit, shift, auto" in bad.output
+    assert "--kind must be one of bias, affine, refit, shift, align, auto" in bad.output
     assert "Traceback" not in bad.output
     import shutil
 
