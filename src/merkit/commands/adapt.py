@@ -63,7 +63,8 @@ def adapt(
         float,
         typer.Option(
             min=0.0,
-            help="--kind refit, shift, align, auto: how many training songs each example song weighs",
+            help="--kind refit, shift, align, auto: how many training songs each example song "
+            "weighs",
         ),
     ] = 3.0,
     prior: Annotated[
