@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import command_line, draw_few, footer, machine, timestamp, versions
-from adapt_fewshot import SpaceModel, choose_auto, label_shift, pick
+from adapt_fewshot import SpaceModel, choose_auto, label_shift, pick, pick_margin
 from axes_familiarity import Setup, add_setup_arguments
 from cue_probe import add_probe_arguments, probe_inputs, quadrant_pieces, render_all
 from merkit.core.labels import QUADRANTS
@@ -72,6 +72,7 @@ KINDS = (
     "align",
     "align+refit",
     "auto+unlabelled",
+    "auto+unlabelled (margin 2)",
 )
 
 
@@ -136,6 +137,8 @@ def main() -> None:
             named = {"refit": "refit", "shift-labels+refit": "shift", "align+refit": "align+refit"}
             answers["auto"] = answers[named[auto]]
             answers["auto+unlabelled"] = answers[named[auto3]]
+            auto3m = pick_margin(right, 2)
+            answers["auto+unlabelled (margin 2)"] = answers[named[auto3m]]
             for kind in KINDS:
                 a = answers[kind]
                 pred = a if a.ndim == 1 else a.argmax(1)
@@ -147,7 +150,11 @@ def main() -> None:
                         "kind": kind,
                         "f1": m["f1"],
                         "accuracy": m["accuracy"],
-                        "auto_chose": {"auto": auto, "auto+unlabelled": auto3}.get(kind, ""),
+                        "auto_chose": {
+                            "auto": auto,
+                            "auto+unlabelled": auto3,
+                            "auto+unlabelled (margin 2)": auto3m,
+                        }.get(kind, ""),
                         "answered": np.bincount(pred[rest], minlength=4).tolist(),
                     }
                 )
@@ -186,7 +193,7 @@ def main() -> None:
                 f"| {k} | {kind} | {f1.mean():.1f} | {f1.std(ddof=1):.1f} | "
                 f"{f1.min():.1f}–{f1.max():.1f} | {acc:.1f} | {first} |"
             )
-        for auto_kind in ("auto", "auto+unlabelled"):
+        for auto_kind in ("auto", "auto+unlabelled", "auto+unlabelled (margin 2)"):
             chose = [r["auto_chose"] for r in rows if r["k"] == k and r["kind"] == auto_kind]
             lines.append(
                 f"| {k} | ({auto_kind} chose shift in "
