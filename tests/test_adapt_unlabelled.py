@@ -144,8 +144,9 @@ def test_unlabelled_errors_are_one_clear_line(
     runner = CliRunner()
     args = ["adapt", "--model", str(model_dir), "--examples", str(examples), "--quiet"]
     ok = runner.invoke(
-        app, [*args, "--out", str(tmp_path / "o"), "--unlabelled", str(unlabelled)]
-    )  # no --kind: this model's default, auto
+        app,
+        [*args, "--out", str(tmp_path / "o"), "--unlabelled", str(unlabelled), "--kind", "auto"],
+    )
     assert ok.exit_code == 0, ok.output
     assert "kind align chosen by leave-one-out (right: refit" in ok.output
     assert "features aligned on 40 unlabelled songs" in ok.output
@@ -153,6 +154,12 @@ def test_unlabelled_errors_are_one_clear_line(
         app, ["predict", str(sorted(unlabelled.rglob("*.wav"))[-1]), "--model", str(tmp_path / "o")]
     )
     assert predicted.exit_code == 0, predicted.output
+    unnamed = runner.invoke(
+        app, [*args, "--out", str(tmp_path / "u"), "--unlabelled", str(unlabelled)]
+    )
+    assert unnamed.exit_code == 1 and "Traceback" not in unnamed.output
+    assert "with --unlabelled, name the kind: --kind align" in unnamed.output
+    assert len(unnamed.output.strip().splitlines()) == 1
     bare = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--kind", "align"])
     assert bare.exit_code == 1 and "Traceback" not in bare.output
     assert "--kind align needs your unlabelled songs: --unlabelled DIR" in bare.output
@@ -172,4 +179,5 @@ def test_unlabelled_errors_are_one_clear_line(
         )
     with pytest.raises(DataError, match="needs at least"):
         adapt_model(model_dir, load_folder(examples), tmp_path / "r", kind="auto", unlabelled=[few])
-    assert not (tmp_path / "b").exists() and not (tmp_path / "f").exists()
+    for name in ("b", "f", "u"):
+        assert not (tmp_path / name).exists()

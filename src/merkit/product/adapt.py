@@ -90,6 +90,12 @@ SVM_KINDS: tuple[str, ...] = ("refit", "shift", "align", "auto")
 MIN_UNLABELLED = 10
 """Fewest unlabelled songs ``merkit adapt --unlabelled`` accepts (their mean and spread are
 estimated column by column)."""
+UNLABELLED_DEFAULT: str | None = None
+"""The kind ``merkit adapt --unlabelled`` fits without ``--kind`` (``None``: it asks for one).
+None, because measured (``benchmarks/results/4qaed_adapt_fewshot.md``) the three-way ``auto``
+loses 1.3 / 2.4 points of pooled macro F1 on held-out 4QAED genres (2 / 5 songs per quadrant)
+and about 2 on the feature-space proxy against the two-way one, while gaining 5 / 7 on the
+synthetic piano cue probe: not a default."""
 DEFAULT_SHIFT_PRIOR = 10.0
 """Pseudo-songs of trust in "no shift" when estimating the shift from the examples."""
 MIN_PER_QUADRANT = 2
@@ -530,7 +536,8 @@ def adapt_model(
     ------
     ConfigError
         An unknown ``kind`` or a non-positive ``strength``/``weight`` or negative ``prior``;
-        ``align`` without ``unlabelled``, or ``unlabelled`` with a kind that does not use them.
+        ``align`` without ``unlabelled``, ``unlabelled`` with a kind that does not use them, or
+        without a kind (:data:`UNLABELLED_DEFAULT`).
     DataError
         Too few examples in a quadrant or unlabelled songs, or a song that cannot be predicted.
     ModelError
@@ -565,6 +572,15 @@ def adapt_model(
             "(the original is never modified)"
         )
     predictor = load_model(source)
+    if kind is None and others is not None:
+        kind = UNLABELLED_DEFAULT
+        if kind is None:
+            raise ConfigError(
+                "with --unlabelled, name the kind: --kind align (a collection the model answers "
+                "nearly all one or two quadrants, spanning the emotion plane) or --kind auto "
+                "(refit, shift or align by leave-one-out); neither is the default, see "
+                "docs/adapt.md"
+            )
     kind = kind or default_kind(predictor)
     if others is not None and kind not in ("align", "auto"):
         raise ConfigError(
@@ -850,6 +866,7 @@ __all__ = [
     "MIN_PER_QUADRANT",
     "MIN_UNLABELLED",
     "SVM_KINDS",
+    "UNLABELLED_DEFAULT",
     "Adaptation",
     "ExampleFitter",
     "RecalibratedClassifier",
