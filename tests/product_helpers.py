@@ -182,3 +182,19 @@ def music(seconds: float, sr: int = 16_000, quadrant: str = "Q1", index: int = 0
     from merkit.datasets.synthetic import SyntheticSource
 
     return SyntheticSource(seed=7, index=index, quadrant=quadrant, duration=seconds).load(sr)
+
+
+def svm_model_with_companions(tmp_path_factory: Any) -> Path:
+    """An ``svm-own`` model on :data:`BANDS` of 24 synthetic songs, saved with its axis models
+    and familiarity measure (what ``merkit adapt``'s SVM kinds need)."""
+    from merkit.product.companions import add_companions
+    from merkit.product.export import save_model, train_final
+    from merkit.representations.cache import NullCache
+
+    songs = synthetic_files(tmp_path_factory.mktemp("synthetic"), n_per_quadrant=6)
+    model = train_final(
+        "svm-own", songs, params={"inputs": [BANDS]}, cache=NullCache(), progress=False
+    )
+    path = save_model(model, tmp_path_factory.mktemp("models") / "svm")
+    add_companions(path, songs, cache=NullCache(), progress=False)
+    return path

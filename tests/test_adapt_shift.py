@@ -15,11 +15,16 @@ from merkit.datasets.base import Dataset, FileSource, Song
 from merkit.datasets.folder import load_folder
 from merkit.datasets.synthetic import load_synthetic
 from merkit.product.adapt import adapt_model
-from merkit.product.companions import add_companions
 from merkit.product.export import save_model, train_final
 from merkit.product.predict import load_model
 from merkit.representations.cache import NullCache
-from product_helpers import BANDS, register_test_methods, synthetic_files, write_wav
+from product_helpers import (
+    BANDS,
+    register_test_methods,
+    svm_model_with_companions,
+    synthetic_files,
+    write_wav,
+)
 
 register_test_methods()
 
@@ -30,13 +35,7 @@ above it loses energy, the higher the more: a known direction of shift in featur
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    songs = synthetic_files(tmp_path_factory.mktemp("synthetic"), n_per_quadrant=6)
-    model = train_final(
-        "svm-own", songs, params={"inputs": [BANDS]}, cache=NullCache(), progress=False
-    )
-    path = save_model(model, tmp_path_factory.mktemp("models") / "svm")
-    add_companions(path, songs, cache=NullCache(), progress=False)
-    return path
+    return svm_model_with_companions(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

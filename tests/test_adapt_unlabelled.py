@@ -15,11 +15,12 @@ from merkit.core.errors import ConfigError, DataError
 from merkit.datasets.folder import load_folder
 from merkit.datasets.synthetic import load_synthetic
 from merkit.product.adapt import MIN_UNLABELLED, adapt_model
-from merkit.product.companions import add_companions
-from merkit.product.export import save_model, train_final
 from merkit.product.predict import load_model
-from merkit.representations.cache import NullCache
-from product_helpers import BANDS, register_test_methods, synthetic_files, write_wav
+from product_helpers import (
+    register_test_methods,
+    svm_model_with_companions,
+    write_wav,
+)
 
 register_test_methods()
 
@@ -32,13 +33,7 @@ every one of them Q1 or the like (25 % right)."""
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    songs = synthetic_files(tmp_path_factory.mktemp("synthetic"), n_per_quadrant=6)
-    model = train_final(
-        "svm-own", songs, params={"inputs": [BANDS]}, cache=NullCache(), progress=False
-    )
-    path = save_model(model, tmp_path_factory.mktemp("models") / "svm")
-    add_companions(path, songs, cache=NullCache(), progress=False)
-    return path
+    return svm_model_with_companions(tmp_path_factory)
 
 
 def _collection(

@@ -63,14 +63,15 @@ def test_ray_gives_the_serial_output(app: Any, folder: Path) -> None:
     assert _predict(app, folder, "--executor", "ray", "--jobs", "2") == (code, serial)
 
 
-def _busy_ray_workers() -> list[tuple[int, float]]:
-    """(pid, user CPU s) of this test's Ray worker processes that are running a predict task."""
+def _busy_workers(marker: bytes) -> list[tuple[int, float]]:
+    """(pid, user CPU s) of this test's descendant processes whose command line holds
+    ``marker`` (Ray's ``ray::predict_task``, multiprocessing's ``spawn_main``)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if not (entry / "cmdline").read_bytes().startswith(b"ray::predict_task"):
+            if marker not in (entry / "cmdline").read_bytes():
                 continue
             pid, ticks = int(entry.name), os.sysconf("SC_CLK_TCK")
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
@@ -101,7 +102,7 @@ def test_a_killed_ray_worker_costs_one_retried_file(folder: Path, tmp_path: Path
     def kill_the_busy_worker() -> None:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not killed:
-            for pid, user_s in _busy_ray_workers():
+            for pid, user_s in _busy_workers(b"ray::predict_task"):
                 if user_s > 2.0:  # past starting up: mid-file
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
@@ -114,23 +115,6 @@ def test_a_killed_ray_worker_costs_one_retried_file(folder: Path, tmp_path: Path
     watcher.join(5)
     assert killed, "no Ray worker was seen busy on a file"
     assert got == serial
-
-
-def _busy_spawned_workers() -> list[tuple[int, float]]:
-    """(pid, user CPU s) of this process's spawned worker processes (multiprocessing's)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if b"spawn_main" not in (entry / "cmdline").read_bytes():
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == os.getpid():
-                found.append((int(entry.name), int(fields[11]) / os.sysconf("SC_CLK_TCK")))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds the workers in /proc")
@@ -147,7 +131,7 @@ def test_a_killed_jobs_worker_costs_one_retried_file(folder: Path, tmp_path: Pat
     def kill_the_busy_worker() -> None:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not killed:
-            for pid, user_s in _busy_spawned_workers():
+            for pid, user_s in _busy_workers(b"spawn_main"):
                 if user_s > 2.0:  # past the imports: loading the model or mid-file
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)

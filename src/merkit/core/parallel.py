@@ -109,7 +109,6 @@ class _Pool:
         # future -> (worker slot, submission number, item index, item)
         self.pending: dict[Future[Any], tuple[int, int, int, Any]] = {}
         self.deaths: dict[int, int] = {}
-        self.restarts = 0
         self._sequence = 0
         self.executors = [self._start() for _ in range(workers)]
 
@@ -182,7 +181,6 @@ class _Pool:
             results.append((culprit, self.on_death(item)))
         else:
             rest = lost
-        self.restarts += 1
         self.executors[slot] = self._start()
         for _, index, queued_item in rest:
             self.submit(index, queued_item, slot)

@@ -515,7 +515,7 @@ def adapt_model(
         ``("folder", DIR)``), at least :data:`MIN_PER_QUADRANT` per quadrant.
     out_dir : path
         Where the adapted model goes; must not be ``model`` itself.
-    kind : {"bias", "affine", "refit", "shift", "auto"}, optional
+    kind : {"bias", "affine", "refit", "shift", "align", "auto"}, optional
         What is fitted to the examples (module docstring); default: the best the model
         supports (:func:`default_kind`).
     strength : float
@@ -637,11 +637,12 @@ def adapt_model(
             chosen, loo = choose_kind(fitter)
         estimator, shift = fitter.fit(chosen, np.arange(len(labels)))
         after_proba = estimator.predict_proba(X)
-        note = f"then an SVM refit (each example weighing {weight:g} training songs)"
+        refit = f"an SVM refit (each example weighing {weight:g} training songs)"
+        note = f"then {refit}"
         if chosen == "align":
             note = (
                 f"then a feature alignment on {len(others or [])} unlabelled songs (prior "
-                f"{prior:g}) and " + note[5:]
+                f"{prior:g}) and {refit}"
             )
         elif shift is not None:
             note = (
@@ -726,7 +727,7 @@ def _carry_companions(
     quadrant model's own sums decide; the axis models' probabilities are still reported), so
     the unadapted axes cannot undo the adaptation.
     """
-    from merkit.estimators.align import aligned_copy
+    from merkit.estimators.align import FeatureAlignment, aligned_copy
     from merkit.estimators.axes import AxisModels, model_space
 
     companions = predictor.manifest.companions
@@ -750,7 +751,7 @@ def _carry_companions(
                     aligned_copy(axes.arousal, shift), aligned_copy(axes.valence, shift), rule
                 )
                 moved = True
-                what = "alignment" if hasattr(shift, "target_mean_") else "shift"
+                what = "alignment" if isinstance(shift, FeatureAlignment) else "shift"
                 axes_note = f"moved by the same feature {what}"
         if not moved:
             rule = "sides"
