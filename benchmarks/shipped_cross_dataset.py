@@ -78,6 +78,17 @@ def predict_all(model: str, paths: list[str]) -> list[dict[str, Any]]:
     return [r.model_dump(exclude={"segments"}) for r in results]
 
 
+BANDS = ((0.0, 0.55), (0.55, 0.7), (0.7, 0.85), (0.85, 1.01))
+"""Bands of the answer's confidence (the calibrated top probability; below 0.55: mixed)."""
+
+
+def _auroc(wrong: np.ndarray, score: np.ndarray) -> float:
+    """How well ``score`` ranks wrong answers above right ones (0.5: not at all)."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(wrong, score)) if 0 < wrong.sum() < len(wrong) else float("nan")
+
+
 def summarise(y: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
     absolute = [r["quadrant"] for r in rows]
     relative = [r["relative"]["quadrant"] for r in rows]
@@ -91,6 +102,21 @@ def summarise(y: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
                 [q in POSITIVE for q in y], [r["p_positive_valence_axis"] >= 0.5 for r in rows]
             ),
         }
+    wrong = np.array([a != t for a, t in zip(absolute, y, strict=True)])
+    confidence = np.array([r["confidence"] for r in rows])
+    out["confidence_bands"] = [
+        {
+            "band": f"{lo:.2f}-{min(hi, 1.0):.2f}",
+            "songs": int(m.sum()),
+            "accuracy": float(1 - wrong[m].mean()) if m.any() else float("nan"),
+        }
+        for lo, hi in BANDS
+        for m in [(confidence >= lo) & (confidence < hi)]
+    ]
+    out["error_auroc"] = {"1 - confidence": _auroc(wrong, -confidence)}
+    if rows[0].get("familiarity") is not None:
+        familiarity = np.array([r["familiarity"] for r in rows], dtype=float)
+        out["error_auroc"]["familiarity"] = _auroc(wrong, familiarity)
     for flag, key in (("familiar", "unfamiliar"), ("reliable", "unreliable")):
         values = [r.get(flag) for r in rows]
         if any(v is None for v in values):
@@ -173,6 +199,30 @@ def markdown(record: dict[str, Any]) -> list[str]:
                     f"| {name} | {v['songs']} | {pct(v['accuracy'])} | {pct(v['arousal_side'])} | "
                     f"{pct(v['valence_side'])} |"
                 )
+    lines += [
+        "",
+        "### Does the answer know when it is wrong? (absolute answers)",
+        "",
+        "AUROC of a score for telling wrong answers from right ones (0.5: no better than chance; "
+        "the flag is meant to sit above 0.5), and accuracy by the answer's confidence.",
+        "",
+        "| model | AUROC of 1 − confidence | AUROC of familiarity | "
+        + " | ".join(
+            f"accuracy % at confidence {lo:.2f}–{min(hi, 1.0):.2f} (songs)" for lo, hi in BANDS
+        )
+        + " |",
+        "| --- | ---: | ---: |" + " ---: |" * len(BANDS),
+    ]
+    for model, s in record["models"].items():
+        auroc = s["error_auroc"]
+        fam = auroc.get("familiarity")
+        lines.append(
+            f"| `{model}` | {auroc['1 - confidence']:.3f} | "
+            + ("n/a" if fam is None else f"{fam:.3f}")
+            + " | "
+            + " | ".join(f"{pct(b['accuracy'])} ({b['songs']})" for b in s["confidence_bands"])
+            + " |"
+        )
     for model, s in record["models"].items():
         for mode in ("absolute", "relative"):
             lines += [
