@@ -82,6 +82,7 @@ KINDS = (
     "shift-js",
     "shift-js+refit",
     "auto",
+    "auto (log loss)",
     "auto+unlabelled",
     "auto+unlabelled (margin 2)",
 )
@@ -119,28 +120,42 @@ def choose_auto(
     means: np.ndarray,
     prior: float,
     Z_aligned: np.ndarray | None = None,
+    losses: dict[str, float] | None = None,
 ) -> tuple[str, dict[str, int]]:
     """``merkit adapt --kind auto`` in model space (:func:`merkit.product.adapt.choose_kind`):
     each labelled song answered by ``refit`` and by ``shift-labels+refit`` (and, given the
     unlabelled-aligned rows ``Z_aligned``, by ``align+refit``: ``--unlabelled``) fitted on the
     other labelled songs; the kind with more right answers wins, ties go to ``refit``, then
-    ``shift-labels+refit``. The alignment is fitted without labels, so it stays fixed."""
+    ``shift-labels+refit``. The alignment is fitted without labels, so it stays fixed.
+    ``losses``, when given, is filled with each kind's summed leave-one-out log loss (the
+    ``auto (log loss)`` variant: :func:`pick_loss`)."""
     right = {"refit": 0, "shift-labels+refit": 0}
+    loss = {"refit": 0.0, "shift-labels+refit": 0.0}
     if Z_aligned is not None:
         right["align+refit"] = 0
     for i in range(len(chosen)):
         rest = np.delete(np.arange(len(chosen)), i)
         Zo, yo = Z[chosen[rest]], yc[rest]
         z = Z[chosen[i : i + 1]]
-        right["refit"] += int(space.refit(Zo, yo, 3.0).proba(z).argmax() == yc[i])
+        refitted = space.refit(Zo, yo, 3.0).proba(z)
+        right["refit"] += int(refitted.argmax() == yc[i])
         delta = label_shift(Zo, yo, means, prior)
         shifted = space.refit(Zo - delta, yo, 3.0).proba(z - delta)
         right["shift-labels+refit"] += int(shifted.argmax() == yc[i])
+        loss["refit"] -= float(np.log(max(refitted[0, yc[i]], 1e-12)))
+        loss["shift-labels+refit"] -= float(np.log(max(shifted[0, yc[i]], 1e-12)))
         if Z_aligned is not None:
             za = Z_aligned[chosen[i : i + 1]]
             aligned = space.refit(Z_aligned[chosen[rest]], yo, 3.0).proba(za)
             right["align+refit"] += int(aligned.argmax() == yc[i])
+    if losses is not None:
+        losses.update(loss)
     return pick(right), right
+
+
+def pick_loss(losses: dict[str, float]) -> str:
+    """The kind with the smaller summed leave-one-out log loss (a tie: ``refit``)."""
+    return min(("refit", "shift-labels+refit"), key=lambda k: (losses[k], k != "refit"))
 
 
 def pick(right: dict[str, int], kinds: tuple[str, ...] | None = None) -> str:
@@ -258,8 +273,11 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
                         "shift-labels": space.proba(Z_l),
                         "shift-labels+refit": space.refit(Z_l[chosen], yc, 3.0).proba(Z_l),
                     }
-                    _, right = choose_auto(space, Z, chosen, yc, means, args.prior, Z_al)
+                    losses: dict[str, float] = {}
+                    _, right = choose_auto(space, Z, chosen, yc, means, args.prior, Z_al, losses)
                     auto = pick(right, ("refit", "shift-labels+refit"))
+                    auto_l = pick_loss(losses)
+                    answers["auto (log loss)"] = answers[auto_l]
                     auto3 = pick(right)
                     answers["auto"] = answers[auto]
                     answers["auto+unlabelled"] = answers[auto3]
@@ -278,6 +296,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
                                 "kind": kind,
                                 "auto_chose": {
                                     "auto": auto,
+                                    "auto (log loss)": auto_l,
                                     "auto+unlabelled": auto3,
                                     "auto+unlabelled (margin 2)": auto3m,
                                 }.get(kind, ""),

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import command_line, draw_few, footer, machine, timestamp, versions
-from adapt_fewshot import SpaceModel, choose_auto, label_shift, pick, pick_margin
+from adapt_fewshot import SpaceModel, choose_auto, label_shift, pick, pick_loss, pick_margin
 from axes_familiarity import Setup, add_setup_arguments
 from cue_probe import add_probe_arguments, probe_inputs, quadrant_pieces, render_all
 from merkit.core.labels import QUADRANTS
@@ -73,6 +73,7 @@ KINDS = (
     "refit",
     "shift",
     "auto",
+    "auto (log loss)",
     "align",
     "align+refit",
     "auto+unlabelled",
@@ -160,11 +161,14 @@ def main() -> None:
                 "align": space.proba(Z_al),
                 "align+refit": space.refit(Z_al[chosen], yc, 3.0).proba(Z_al),
             }
-            _, right = choose_auto(space, Z, chosen, yc, means, args.prior, Z_al)
+            losses: dict[str, float] = {}
+            _, right = choose_auto(space, Z, chosen, yc, means, args.prior, Z_al, losses)
             auto = pick(right, ("refit", "shift-labels+refit"))
             auto3 = pick(right)
             named = {"refit": "refit", "shift-labels+refit": "shift", "align+refit": "align+refit"}
             answers["auto"] = answers[named[auto]]
+            auto_l = pick_loss(losses)
+            answers["auto (log loss)"] = answers[named[auto_l]]
             answers["auto+unlabelled"] = answers[named[auto3]]
             auto3m = pick_margin(right, 2)
             answers["auto+unlabelled (margin 2)"] = answers[named[auto3m]]
@@ -181,6 +185,7 @@ def main() -> None:
                         "accuracy": m["accuracy"],
                         "auto_chose": {
                             "auto": auto,
+                            "auto (log loss)": auto_l,
                             "auto+unlabelled": auto3,
                             "auto+unlabelled (margin 2)": auto3m,
                         }.get(kind, ""),
@@ -239,7 +244,12 @@ def main() -> None:
                 f"| {k} | {kind} | {f1.mean():.1f} | {f1.std(ddof=1):.1f} | "
                 f"{f1.min():.1f}–{f1.max():.1f} | {acc:.1f} | {first} |"
             )
-        for auto_kind in ("auto", "auto+unlabelled", "auto+unlabelled (margin 2)"):
+        for auto_kind in (
+            "auto",
+            "auto (log loss)",
+            "auto+unlabelled",
+            "auto+unlabelled (margin 2)",
+        ):
             chose = [r["auto_chose"] for r in rows if r["k"] == k and r["kind"] == auto_kind]
             lines.append(
                 f"| {k} | ({auto_kind} chose shift in "

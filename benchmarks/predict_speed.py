@@ -27,9 +27,9 @@ generated synthetic clip; the 5- and 10-minute tracks are concatenated clips wri
 stereo 16-bit WAV (a CD rip), so decoding, mixing down and resampling are all measured.
 
 - ``--against REV`` (issue 30's comparison, instead of the above): the predictor at ``--this``
-  (default ``HEAD``; ``--this-options`` passes it ``load_model`` keywords, e.g. ``--crnn-precision``'s)
-  and the one at git revision ``REV`` (e.g. ``HEAD~1``; both taken from git,
-  so the working tree may change meanwhile), measured *interleaved*: rounds of
+  (default ``HEAD``; ``--this-options`` passes it ``load_model`` keywords, e.g. a
+  ``crnn_precision``) and the one at git revision ``REV`` (e.g. ``HEAD~1``; both taken from
+  git, so the working tree may change meanwhile), measured *interleaved*: rounds of
   one fresh process per side, the order alternating (AB, BA, ...), so load on a shared machine
   falls on both alike. Each process, on one thread, decodes each file alone (``soundfile`` and a
   mixdown: the floor) and predicts it, both as CPU time (``time.process_time``, which a loaded
