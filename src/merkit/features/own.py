@@ -211,34 +211,68 @@ def _safe_div(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
     return np.where(ok, num_arr / np.where(ok, den_arr, 1.0), 0.0)
 
 
-def _stat(x: np.ndarray, stat: str) -> float:
-    """One summary statistic of a 1-D series (0 for an empty or degenerate series)."""
+def _stats(x: np.ndarray, stats: Iterable[str]) -> list[float]:
+    """Summary statistics of a 1-D series (0 for an empty or degenerate series), in order.
+
+    The statistics share their work (the mean and centred series of skew and kurtosis, one
+    percentile call for p10 and p90, one difference series): the same operations on the same
+    arrays as computing each alone, so the same values, at about half the Python overhead of
+    ~250 statistics per clip.
+    """
     x = np.asarray(x, dtype=np.float64)
+    stats = tuple(stats)
     if x.size == 0:
-        return 0.0
-    if stat == "mean":
-        return float(x.mean())
-    if stat == "std":
-        return float(x.std())
-    if stat == "median":
-        return float(np.median(x))
-    if stat in ("p10", "p90"):
-        return float(np.percentile(x, 10 if stat == "p10" else 90))
-    if stat in ("skew", "kurtosis"):
-        centred = x - x.mean()
-        m2 = float(np.mean(centred**2))
-        # a (numerically) constant series has no shape: report 0 instead of 0/0
-        if m2 <= 1e-12 * (float(np.mean(x**2)) + 1e-30):
-            return 0.0
-        if stat == "skew":
-            return float(np.mean(centred**3) / m2**1.5)
-        return float(np.mean(centred**4) / m2**2 - 3.0)
-    if stat in ("delta_mean_abs", "delta_std"):
-        if x.size < 2:
-            return 0.0
-        d = np.diff(x)
-        return float(np.mean(np.abs(d)) if stat == "delta_mean_abs" else d.std())
-    raise KeyError(stat)  # a layout typo: programming error, not user input
+        return [0.0] * len(stats)
+    shared: dict[str, object] = {}
+
+    def percentile(stat: str) -> float:
+        if "pct" not in shared:
+            wanted = [q for q in ("p10", "p90") if q in stats]
+            values = np.percentile(x, [10 if q == "p10" else 90 for q in wanted])
+            shared["pct"] = dict(zip(wanted, values.tolist(), strict=True))
+        return shared["pct"][stat]  # type: ignore[index]
+
+    def moments() -> tuple[np.ndarray, float, bool]:
+        if "moments" not in shared:
+            centred = x - x.mean()
+            m2 = float(np.mean(centred**2))
+            # a (numerically) constant series has no shape: report 0 instead of 0/0
+            flat = m2 <= 1e-12 * (float(np.mean(x**2)) + 1e-30)
+            shared["moments"] = (centred, m2, flat)
+        return shared["moments"]  # type: ignore[return-value]
+
+    def diff() -> np.ndarray:
+        if "diff" not in shared:
+            shared["diff"] = np.diff(x)
+        return shared["diff"]  # type: ignore[return-value]
+
+    out = []
+    for stat in stats:
+        if stat == "mean":
+            out.append(float(x.mean()))
+        elif stat == "std":
+            out.append(float(x.std()))
+        elif stat == "median":
+            out.append(float(np.median(x)))
+        elif stat in ("p10", "p90"):
+            out.append(float(percentile(stat)))
+        elif stat in ("skew", "kurtosis"):
+            centred, m2, flat = moments()
+            if flat:
+                out.append(0.0)
+            elif stat == "skew":
+                out.append(float(np.mean(centred**3) / m2**1.5))
+            else:
+                out.append(float(np.mean(centred**4) / m2**2 - 3.0))
+        elif stat in ("delta_mean_abs", "delta_std"):
+            if x.size < 2:
+                out.append(0.0)
+            else:
+                d = diff()
+                out.append(float(np.mean(np.abs(d)) if stat == "delta_mean_abs" else d.std()))
+        else:
+            raise KeyError(stat)  # a layout typo: programming error, not user input
+    return out
 
 
 def _db(x: np.ndarray, power: bool = False) -> np.ndarray:
@@ -516,7 +550,8 @@ def _timbre(a: _Analysis) -> _Values:
     # One float32 log of the power serves flatness and entropy: its ~1e-7 relative error is far
     # below what either statistic resolves, and it costs a quarter of a float64 log.
     with np.errstate(divide="ignore"):
-        log_power = np.log(a.power.astype(np.float32))  # -inf at exact zeros
+        # (the power is float32 already from float32 samples: no copy then)
+        log_power = np.log(a.power.astype(np.float32, copy=False))  # -inf at exact zeros
     # flatness of the power spectrum: geometric over arithmetic mean, floored like librosa
     log_floor = np.float32(math.log(1e-10))
     mean_log = np.maximum(log_power, log_floor).mean(axis=0, dtype=np.float64)
@@ -967,8 +1002,12 @@ def _check_input(y: np.ndarray, sr: int) -> np.ndarray:
         raise AudioError(
             f"audio too short for own features: {len(y) / sr:.3f} s (need {MIN_SECONDS} s)"
         )
-    # decoded NaN/inf samples would poison every frame; treat them as silence
-    return np.nan_to_num(y.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    # decoded NaN/inf samples would poison every frame; treat them as silence (the finiteness
+    # test first: nan_to_num's masks cost ~1.5 ms of a 30-s clip's CPU when nothing is replaced)
+    samples = y.astype(np.float32)
+    if not np.isfinite(samples).all():
+        np.nan_to_num(samples, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return samples
 
 
 def _summarise(values: _Values) -> np.ndarray:
@@ -982,14 +1021,15 @@ def _summarise(values: _Values) -> np.ndarray:
             i += 1
             continue
         series = np.asarray(values[name], dtype=np.float64).ravel()
+        # a family may precompute a stat that needs more than the series (e.g. MFCC deltas)
+        computed = iter(_stats(series, [s for s in stats if f"{name}.{s}" not in values]))
         for stat in stats:
             full = f"{name}.{stat}"
-            # a family may precompute a stat that needs more than the series (e.g. MFCC deltas)
             if full in values:
                 out[i] = float(values[full])  # type: ignore[arg-type]
                 used.add(full)
             else:
-                out[i] = _stat(series, stat)
+                out[i] = next(computed)
             i += 1
     unused = set(values) - used
     if unused:  # a descriptor computed but missing from the layout: a bug, not a user error
