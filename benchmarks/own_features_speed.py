@@ -1,9 +1,10 @@
-"""CPU of merkit's own features per clip, before and after a change, and their bit identity (issue 30).
+"""CPU of merkit's own features per clip before and after a change, and their bit identity.
 
 The baseline is ``src/merkit/features/own.py`` (with the ``merkit.audio.dsp`` and
 ``merkit.audio.rhythm`` it imports) as of ``--baseline``, loaded from git into a module of its own;
 the current one is the checkout's. Both run in this process on the same clips, alternating which
-goes first clip by clip, under one BLAS/OpenMP thread (``time.process_time``):
+goes first clip by clip, under one BLAS and OpenMP thread (``merkit.core.threads.thread_limits``),
+timed by ``time.process_time``:
 
 1. ``extract_own_features`` on every clip's canonical front end (``own-features-canon``, the
    default model's input): the CPU per clip, and whether the two vectors are equal
@@ -21,11 +22,6 @@ Writes ``benchmarks/results/own_features_speed.md``.
 """
 
 from __future__ import annotations
-
-import os
-
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy loads its BLAS
 
 import argparse
 import subprocess
@@ -80,7 +76,7 @@ def load_baseline(ref: str) -> types.ModuleType:
             text = text.replace(line, "from _own_baseline import dsp, rhythm")
         module = types.ModuleType(f"_own_baseline.{name}")
         sys.modules[module.__name__] = module
-        exec(compile(text, f"{ref}:{path}", "exec"), module.__dict__)  # noqa: S102
+        exec(compile(text, f"{ref}:{path}", "exec"), module.__dict__)
         setattr(package, name, module)
     return package.own
 
@@ -121,13 +117,23 @@ def main() -> None:
 
     from merkit.audio.decode import load_audio
     from merkit.audio.frontend import canonical
+    from merkit.core.threads import thread_limits
     from merkit.features import own as current
+
+    with thread_limits(1):  # one BLAS and OpenMP thread, as a prediction computes features
+        run(args, load_audio, canonical, current)
+
+
+def run(args: argparse.Namespace, load_audio: Any, canonical: Any, current: Any) -> None:
+    """The measurement and its results file (see the module docstring)."""
 
     info, started = machine(), timestamp()
     baseline = load_baseline(args.baseline)
     impls = {"before": baseline, "after": current}
     files = [
-        p for q in ("Q1", "Q2", "Q3", "Q4") for p in sorted((DATA / q).glob("*.ogg"))[: args.per_quadrant]
+        p
+        for q in ("Q1", "Q2", "Q3", "Q4")
+        for p in sorted((DATA / q).glob("*.ogg"))[: args.per_quadrant]
     ]
     plain = [load_audio(p, SR) for p in files]
     canon = [canonical(y, SR) for y in plain]
@@ -183,7 +189,7 @@ def main() -> None:
     for step in STEPS:
         b, a = median_ms(steps["before"][step]), median_ms(steps["after"][step])
         lines.append(f"| `{step}` | {b:.1f} | {a:.1f} | {a / b:.2f} |")
-    sums = {k: 1000 * float(np.median(np.sum([v for v in steps[k].values()], axis=0))) for k in impls}
+    sums = {k: 1000 * float(np.median(np.sum(list(steps[k].values()), axis=0))) for k in impls}
     lines.append(
         f"| sum of the steps | {sums['before']:.1f} | {sums['after']:.1f} | "
         f"{sums['after'] / sums['before']:.2f} |"
