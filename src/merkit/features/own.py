@@ -511,9 +511,7 @@ def _spectral_contrast(S_frames: np.ndarray, freqs: np.ndarray, fmin: float) -> 
     Bands whose quantile holds one or two values (the four lowest and, at 16 kHz, the fifth) take
     them by min/max instead: a mean of one or two values does not depend on their order, whereas
     for three or more the partition's order is kept (it fixes the float32 rounding of the sum).
-    Each band is a contiguous run of bins, so it is sliced rather than copied by a boolean mask.
-    On a 30-s 16 kHz clip this took the contrast from ~40 to ~27 ms of CPU
-    (``benchmarks/results/own_features_speed.md``).
+    The min/max bands are sliced rather than copied by a boolean mask.
     """
     edges = np.zeros(CONTRAST_BANDS + 2)
     edges[1:] = fmin * 2.0 ** np.arange(CONTRAST_BANDS + 1)
@@ -535,6 +533,13 @@ def _spectral_contrast(S_frames: np.ndarray, freqs: np.ndarray, fmin: float) -> 
             valley[k] = _smallest_pair_mean(sub)
             peak[k] = -_smallest_pair_mean(-sub)
         else:
+            # the boolean-mask copy is column-major: its row means then add the q values one by
+            # one, and a sliced (row-major) copy would round the sum differently
+            current = np.zeros(len(freqs), dtype=bool)
+            current[start:stop] = True
+            sub = S_frames[:, current]
+            if k < CONTRAST_BANDS:
+                sub = sub[:, :-1]
             parted = np.partition(sub, (min(q, n) - 1, max(n - q, 0)), axis=1)
             valley[k] = parted[:, :q].mean(axis=1)
             peak[k] = parted[:, n - q :].mean(axis=1)
@@ -684,8 +689,9 @@ def _tempogram(env: np.ndarray, win: int) -> np.ndarray:
     n_fft = scipy.fft.next_fast_len(2 * win - 1, real=True)
     power = dsp.abs2(scipy.fft.rfft(frames, n=n_fft, axis=1))
     autocorr = scipy.fft.irfft(power, n=n_fft, axis=1)[:, :win].astype(np.float64)
-    # max-abs normalisation (librosa's util.normalize, norm=inf); all-zero windows stay zero
-    peak = np.abs(autocorr).max(axis=1, keepdims=True)
+    # max-abs normalisation (librosa's util.normalize, norm=inf); all-zero windows stay zero.
+    # max |x| = max(max x, -min x) exactly, without an array of absolute values
+    peak = np.maximum(autocorr.max(axis=1, keepdims=True), -autocorr.min(axis=1, keepdims=True))
     return (autocorr / np.where(peak > np.finfo(np.float32).tiny, peak, 1.0)).T
 
 
@@ -830,10 +836,11 @@ def _dissonance(a: _Analysis) -> np.ndarray:
     # ignore peaks more than 60 dB below the frame's strongest one (window side lobes, noise floor)
     floor = np.maximum(spec.max(axis=1, keepdims=True) * 1e-3, _EPS)
     is_peak &= spec >= floor
-    mag = spec * is_peak
+    # -(spec * is_peak) in one pass: -spec at the peaks, -0.0 elsewhere (the same array)
+    neg_mag = np.negative(spec, out=np.full_like(spec, -0.0), where=is_peak)
     k = min(N_PEAKS, spec.shape[1])
-    idx = np.argpartition(-mag, k - 1, axis=1)[:, :k]  # (frames, k)
-    amps = np.take_along_axis(mag, idx, axis=1)
+    idx = np.argpartition(neg_mag, k - 1, axis=1)[:, :k]  # (frames, k)
+    amps = -np.take_along_axis(neg_mag, idx, axis=1)
     peak_freqs = freqs[idx]
     amps = _safe_div(amps, amps.sum(axis=1, keepdims=True))
     return sethares_dissonance(peak_freqs, amps)
@@ -928,8 +935,7 @@ def _hpss(
     """
     harm = _median_filter(S, harmonic_width, axis=1)
     perc = _median_filter(S, percussive_width, axis=0)
-    mask_harm = dsp.softmask(harm, perc, power=2.0)
-    mask_perc = dsp.softmask(perc, harm, power=2.0)
+    mask_harm, mask_perc = dsp.softmask_pair(harm, perc, power=2.0)
     return S * mask_harm, S * mask_perc
 
 
