@@ -10,7 +10,7 @@ timed by ``time.process_time``:
    default model's input): the CPU per clip, and whether the two vectors are equal
    (``np.array_equal``, NaN positions included);
 2. each step of the extractor alone (input check, the shared analysis, every feature family, the
-   summary), the same clips;
+   summary), the same clips, and whether every descriptor series before the summary is equal;
 3. the bit-identity check again on the plain decoded clips (``own-features``).
 
 Usage (normal priority, about a minute on the 2-core machine)::
@@ -87,8 +87,9 @@ def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
     return result, time.process_time() - start
 
 
-def step_times(own: types.ModuleType, y: np.ndarray) -> dict[str, float]:
-    """CPU seconds of each step of ``own.extract_own_features`` (the same calls, one by one)."""
+def step_times(own: types.ModuleType, y: np.ndarray) -> tuple[dict[str, float], dict[str, Any]]:
+    """CPU seconds of each step of ``own.extract_own_features`` (the same calls, one by one), and
+    every descriptor (frame series or scalar) and array of the shared analysis they computed."""
     out: dict[str, float] = {}
     samples, out["_check_input"] = timed(own._check_input, y, SR)
     a, out["_analyse"] = timed(own._analyse, samples, SR)
@@ -102,7 +103,19 @@ def step_times(own: types.ModuleType, y: np.ndarray) -> dict[str, float]:
     values = own._all_values([*families, tonal, harmony, articulation])
     with np.errstate(all="ignore"):
         _, out["_summarise"] = timed(own._summarise, values)
-    return out
+    arrays = {f"analysis.{f}": getattr(a, f) for f in ("S", "power", "mel_power", "onset_env")}
+    return out, {**values, **arrays, "analysis.onsets": a.onsets, "tonnetz": tonnetz}
+
+
+def unequal(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Names whose values are not bit-identical (``np.array_equal``, NaN positions included)."""
+    if before.keys() != after.keys():
+        return sorted(set(before) ^ set(after))
+    return [
+        name
+        for name in before
+        if not np.array_equal(np.asarray(before[name]), np.asarray(after[name]), equal_nan=True)
+    ]
 
 
 def median_ms(values: list[float]) -> float:
@@ -151,10 +164,16 @@ def run(args: argparse.Namespace, load_audio: Any, canonical: Any, current: Any)
             total[key].append(seconds)
         if not np.array_equal(vectors["before"], vectors["after"], equal_nan=True):
             differing.append(f"canon {path.parent.name}/{path.name}")
+    series_differing: set[str] = set()
+    n_series = 0
     for i, y in enumerate(canon):
+        computed = {}
         for key in list(impls) if i % 2 == 0 else list(impls)[::-1]:
-            for step, seconds in step_times(impls[key], y).items():
+            seconds_by_step, computed[key] = step_times(impls[key], y)
+            for step, seconds in seconds_by_step.items():
                 steps[key][step].append(seconds)
+        series_differing.update(unequal(computed["before"], computed["after"]))
+        n_series = len(computed["after"])
     for path, y in zip(files, plain, strict=True):
         before = baseline.extract_own_features(y, SR)
         if not np.array_equal(before, current.extract_own_features(y, SR), equal_nan=True):
@@ -204,6 +223,12 @@ def run(args: argparse.Namespace, load_audio: Any, canonical: Any, current: Any)
     ]
     if differing:
         lines.append("- Differing: " + ", ".join(differing))
+    lines.append(
+        f"- Before the summary, on the {n} canonical front ends: all {n_series} descriptors "
+        "(frame series and scalars) and arrays of the shared analysis (magnitude and power STFT, "
+        "mel power, onset envelope and frames, tonnetz) equal: "
+        + ("yes." if not series_differing else "no: " + ", ".join(sorted(series_differing)))
+    )
     lines += footer(
         info,
         versions(),
