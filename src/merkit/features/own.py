@@ -836,11 +836,10 @@ def _dissonance(a: _Analysis) -> np.ndarray:
     # ignore peaks more than 60 dB below the frame's strongest one (window side lobes, noise floor)
     floor = np.maximum(spec.max(axis=1, keepdims=True) * 1e-3, _EPS)
     is_peak &= spec >= floor
-    # -(spec * is_peak) in one pass: -spec at the peaks, -0.0 elsewhere (the same array)
-    neg_mag = np.negative(spec, out=np.full_like(spec, -0.0), where=is_peak)
+    mag = spec * is_peak
     k = min(N_PEAKS, spec.shape[1])
-    idx = np.argpartition(neg_mag, k - 1, axis=1)[:, :k]  # (frames, k)
-    amps = -np.take_along_axis(neg_mag, idx, axis=1)
+    idx = np.argpartition(-mag, k - 1, axis=1)[:, :k]  # (frames, k)
+    amps = np.take_along_axis(mag, idx, axis=1)
     peak_freqs = freqs[idx]
     amps = _safe_div(amps, amps.sum(axis=1, keepdims=True))
     return sethares_dissonance(peak_freqs, amps)
