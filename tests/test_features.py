@@ -444,3 +444,45 @@ def test_shared_summary_statistics_equal_each_alone() -> None:
         ]
         assert own._stats(x, own.FULL_STATS) == [float(v) for v in alone]
     assert own._stats(np.zeros(0), own.FULL_STATS) == [0.0] * len(own.FULL_STATS)
+
+
+def _attacks_and_decays_loop(
+    env: np.ndarray, centres: np.ndarray, pre: int, post: int, global_rms: float, step_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The onset-by-onset loop the vectorised version replaced."""
+    n = len(env)
+    attack_t, attack_s, decay_t = [], [], []
+    for centre in centres.tolist():
+        lo, hi = max(0, centre - pre), min(n, centre + post)
+        seg = env[lo:hi]
+        if seg.size < 3 or seg.max() <= 0:
+            continue
+        p = int(np.argmax(seg))
+        peak = seg[p]
+        below = np.flatnonzero(seg[:p] <= 0.2 * peak)
+        start = int(below[-1]) if below.size else 0
+        reach = start + int(np.argmax(seg[start : p + 1] >= 0.9 * peak))
+        duration = max(reach - start, 1) * step_s
+        attack_t.append(duration)
+        attack_s.append((seg[reach] - seg[start]) / (global_rms * duration))
+        after = np.flatnonzero(env[lo + p : min(n, lo + p + 2 * post)] <= 0.5 * peak)
+        decay_t.append((after[0] if after.size else 2 * post) * step_s)
+    return np.asarray(attack_t), np.asarray(attack_s), np.asarray(decay_t)
+
+
+def test_vectorised_attacks_equal_the_onset_loop() -> None:
+    from merkit.features import own
+
+    rng = np.random.default_rng(7)
+    env = rng.random(400) ** 2
+    env[100:160] = 0.0  # silent stretch: skipped onsets
+    env[200:230] = 0.3  # a plateau: ties for the peak
+    centres = np.array([0, 1, 5, 20, 120, 130, 150, 210, 300, 385, 398, 399, 420])
+    for pre, post in ((10, 30), (3, 5)):
+        ours = own._attacks_and_decays(env, centres, pre, post, 0.4, 0.005)
+        for mine, loop in zip(
+            ours, _attacks_and_decays_loop(env, centres, pre, post, 0.4, 0.005), strict=True
+        ):
+            np.testing.assert_array_equal(mine, loop)
+    empty = own._attacks_and_decays(env, np.zeros(0, dtype=np.int64), 10, 30, 0.4, 0.005)
+    assert [v.shape for v in empty] == [(0,), (0,), (0,)]

@@ -943,7 +943,10 @@ def _articulation(a: _Analysis) -> _Values:
     # frequency for the percussive part
     n_pairs = a.mel_power.shape[1] // 2
     if n_pairs >= 2:
-        pooled = a.mel_power[:, : 2 * n_pairs].reshape(N_MELS, n_pairs, 2).mean(axis=2)
+        # the mean of each pair, as the even plus the odd frames halved: the same float32 sum
+        # and correctly rounded halving as ``mean`` over a length-2 axis (2.0 -> 0.2 ms)
+        mel = a.mel_power
+        pooled = (mel[:, 0 : 2 * n_pairs : 2] + mel[:, 1 : 2 * n_pairs : 2]) / 2
         hop = 2 * a.hop
     else:
         pooled, hop = a.mel_power, a.hop
@@ -966,29 +969,62 @@ def _articulation(a: _Analysis) -> _Values:
     out["articulation.low_envelope_ratio"] = (
         float(np.mean(env < 0.1 * global_rms)) if global_rms > 0 else 0.0
     )
-    attack_t, attack_s, decay_t = [], [], []
     step_s = step / a.sr
-    pre, post = round(0.05 / step_s), round(0.15 / step_s)
-    for frame in a.onsets:
-        centre = int(frame * a.hop / step)
-        lo, hi = max(0, centre - pre), min(n, centre + post)
-        seg = env[lo:hi]
-        if seg.size < 3 or seg.max() <= 0:
-            continue
-        p = int(np.argmax(seg))
-        peak = seg[p]
-        below = np.flatnonzero(seg[:p] <= 0.2 * peak)
-        start = int(below[-1]) if below.size else 0
-        reach = start + int(np.argmax(seg[start : p + 1] >= 0.9 * peak))
-        duration = max(reach - start, 1) * step_s
-        attack_t.append(duration)
-        attack_s.append((seg[reach] - seg[start]) / (global_rms * duration))
-        after = np.flatnonzero(env[lo + p : min(n, lo + p + 2 * post)] <= 0.5 * peak)
-        decay_t.append((after[0] if after.size else 2 * post) * step_s)
-    out["articulation.attack_time"] = np.asarray(attack_t)
-    out["articulation.attack_slope"] = np.asarray(attack_s)
-    out["articulation.decay_time"] = np.asarray(decay_t)
+    centres = (a.onsets * a.hop / step).astype(np.int64)  # int() of each, as the scalar code
+    attack_t, attack_s, decay_t = _attacks_and_decays(
+        env, centres, round(0.05 / step_s), round(0.15 / step_s), global_rms, step_s
+    )
+    out["articulation.attack_time"] = attack_t
+    out["articulation.attack_slope"] = attack_s
+    out["articulation.decay_time"] = decay_t
     return out
+
+
+def _attacks_and_decays(
+    env: np.ndarray, centres: np.ndarray, pre: int, post: int, global_rms: float, step_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Attack times and slopes and decay times of the envelope ``env`` around each onset.
+
+    Each onset's segment is ``env[centre - pre : centre + post]`` (clipped to the envelope);
+    segments shorter than 3 or without a positive value are skipped. The attack runs from the
+    last value at most 20 % of the segment's peak before it to the first value reaching 90 % of
+    it; the decay is the time after the peak to the first value at most 50 % of it (``2 post``
+    steps if none within them). All onsets at once on ``(onsets, window)`` index arrays: the same
+    comparisons and float64 operations as a loop over the onsets, so the same values, for ~185
+    onsets of a 30-s clip in one pass instead of ~1500 small numpy calls.
+
+    Returns
+    -------
+    attack_time, attack_slope, decay_time : np.ndarray
+        float64, one value per kept onset, in onset order.
+    """
+    n = len(env)
+    lo = np.maximum(centres - pre, 0)
+    hi = np.minimum(centres + post, n)
+    offsets = np.arange(pre + post)
+    inside = offsets[None, :] < (hi - lo)[:, None]
+    seg = np.where(inside, env[np.minimum(lo[:, None] + offsets, n - 1)], -np.inf)
+    keep = ((hi - lo) >= 3) & (seg.max(axis=1, initial=-np.inf) > 0)
+    seg, lo, inside = seg[keep], lo[keep], inside[keep]
+    rows = np.arange(len(seg))
+    p = np.argmax(seg, axis=1)  # the first maximum, as np.argmax of each segment
+    peak = seg[rows, p]
+    before = (offsets[None, :] < p[:, None]) & (seg <= 0.2 * peak[:, None])
+    last = len(offsets) - 1 - np.argmax(before[:, ::-1], axis=1)
+    start = np.where(before.any(axis=1), last, 0)
+    rising = (
+        (offsets[None, :] >= start[:, None])
+        & (offsets[None, :] <= p[:, None])
+        & (seg >= 0.9 * peak[:, None])
+    )
+    reach = np.argmax(rising, axis=1)
+    duration = np.maximum(reach - start, 1) * step_s
+    slope = (seg[rows, reach] - seg[rows, start]) / (global_rms * duration)
+    tail = np.arange(2 * post)
+    after = lo[:, None] + p[:, None] + tail  # env indices from each peak on
+    fallen = (after < n) & (env[np.minimum(after, n - 1)] <= 0.5 * peak[:, None])
+    decay = np.where(fallen.any(axis=1), np.argmax(fallen, axis=1), 2 * post) * step_s
+    return duration.astype(np.float64), slope.astype(np.float64), decay.astype(np.float64)
 
 
 # --------------------------------------------------------------------------------------------
