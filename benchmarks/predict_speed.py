@@ -27,7 +27,8 @@ generated synthetic clip; the 5- and 10-minute tracks are concatenated clips wri
 stereo 16-bit WAV (a CD rip), so decoding, mixing down and resampling are all measured.
 
 - ``--against REV`` (issue 30's comparison, instead of the above): the predictor at ``--this``
-  (default ``HEAD``) and the one at git revision ``REV`` (e.g. ``HEAD~1``; both taken from git,
+  (default ``HEAD``; ``--this-options`` passes it ``load_model`` keywords, e.g. ``--crnn-precision``'s)
+  and the one at git revision ``REV`` (e.g. ``HEAD~1``; both taken from git,
   so the working tree may change meanwhile), measured *interleaved*: rounds of
   one fresh process per side, the order alternating (AB, BA, ...), so load on a shared machine
   falls on both alike. Each process, on one thread, decodes each file alone (``soundfile`` and a
@@ -262,8 +263,13 @@ def interleaved_worker(args: argparse.Namespace) -> dict[str, Any]:
     from merkit import load_model  # a public name in every layout
 
     limits = _limit_threads(1)
-    predictor = load_model(args.model)
-    record: dict[str, Any] = {"merkit": str(Path(merkit.__file__).parents[1]), "files": {}}
+    options = json.loads(args.load_options or "{}")
+    predictor = load_model(args.model, **options)
+    record: dict[str, Any] = {
+        "merkit": str(Path(merkit.__file__).parents[1]),
+        "load_options": options,
+        "files": {},
+    }
     for path in map(Path, args.names.split(",")):
         predictor.predict(path)  # warm-up: one-off costs are not per-file costs
         cpus = []
@@ -452,6 +458,8 @@ def interleaved(args: argparse.Namespace, clips: list[Path], started: Any) -> No
     revision = git("rev-parse", "--short", args.against)
     here = git("rev-parse", "--short", args.this)
     this = f"this tree ({args.this} = {here})"
+    if args.this_options:
+        this += f" with load_model options {args.this_options}"
     previous = f"{args.against} ({revision})"
     rounds: dict[str, list[dict[str, Any]]] = {this: [], previous: []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -476,6 +484,8 @@ def interleaved(args: argparse.Namespace, clips: list[Path], started: Any) -> No
                            "--file", str(files["clips"]), "--names", names,
                            "--repeats", str(args.repeats),
                            "--jobs-order", "1,2" if r % 2 == 0 else "2,1"]  # fmt: skip
+                if side == this and args.this_options:
+                    command += ["--load-options", args.this_options]
                 done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     sys.exit(f"{side} failed:\n{done.stderr[-3000:]}")
@@ -784,6 +794,13 @@ def main() -> None:
     parser.add_argument(
         "--this", default="HEAD", help="with --against: the revision measured as this tree's"
     )
+    parser.add_argument(
+        "--this-options",
+        default=None,
+        help="with --against: load_model keywords of this tree's side, as JSON, e.g. "
+        '\'{"crnn_precision": "winograd"}\'',
+    )
+    parser.add_argument("--load-options", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.model_name = args.model or "default"
     if args.worker == "interleaved":  # before the imports below: older trees lay modules out

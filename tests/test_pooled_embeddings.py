@@ -80,7 +80,7 @@ def test_tags3_is_registered_with_150_values() -> None:
 def test_unknown_precision_is_a_config_error() -> None:
     from merkit.transfer.embedders import CRNNEmbedding
 
-    with pytest.raises(ConfigError, match="'precision' must be float32 or bf16"):
+    with pytest.raises(ConfigError, match="'precision' must be one of float32, bf16, winograd"):
         CRNNEmbedding(str(PRETRAINED / "crnn_msd.pth"), precision="fp16").fit(None)
 
 

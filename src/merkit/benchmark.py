@@ -26,7 +26,7 @@ from merkit.report.html import write_annotations, write_report
 from merkit.report.tables import results_frame, results_table, update_summaries
 from merkit.tuning.nested import resolve_tuned
 
-DATASETS_WITHOUT_TABLES = ("synthetic", "merge")
+DATASETS_WITHOUT_TABLES = ("synthetic", "merge", "musifeast17")
 """Registered datasets that ship no feature tables: their default method reads audio only."""
 
 
@@ -66,6 +66,33 @@ def roots_for_protocol(protocol: str, roots: Sequence[Any]) -> None:
         raise ConfigError(
             f"--root is given {len(roots)} times; only --protocol cross-dataset takes two"
         )
+
+
+def dataset_per_root(dataset: str, protocol: str, n_roots: int) -> list[str]:
+    """The ``--dataset`` name of each ``--root``: one name for all, or, with ``--protocol
+    cross-dataset``, two comma-separated names (``-d 4qaed,musifeast17``), one per root.
+
+    Raises
+    ------
+    ConfigError
+        Several names outside cross-dataset, or not one name per root.
+    """
+    from merkit.core.errors import ConfigError
+
+    names = [n.strip() for n in dataset.split(",")]
+    if len(names) == 1:
+        return names * max(n_roots, 1)
+    if protocol != CROSS_DATASET:
+        raise ConfigError(
+            f"--dataset {dataset!r} names several datasets; only --protocol "
+            "cross-dataset takes two (A,B)"
+        )
+    if len(names) != n_roots or not all(names):
+        raise ConfigError(
+            f"--dataset {dataset!r}: cross-dataset takes one name, or two (A,B) for its two "
+            "--root options"
+        )
+    return names
 
 
 def cross_dataset(

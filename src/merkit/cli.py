@@ -46,7 +46,13 @@ register_adapt(app)
 console = Console(width=None if sys.stdout.isatty() else 140)
 
 DatasetOpt = Annotated[
-    str, typer.Option("--dataset", "-d", help="synthetic | 4qaed | merge | folder | csv")
+    str,
+    typer.Option(
+        "--dataset",
+        "-d",
+        help="synthetic | 4qaed | merge | musifeast17 | folder | csv (cross-dataset: A,B for "
+        "the two --root)",
+    ),
 ]
 RootOpt = Annotated[
     Path | None, typer.Option("--root", "-r", help="Dataset folder (or CSV file for --dataset csv)")
@@ -138,6 +144,7 @@ def benchmark(
         CROSS_DATASET,
         benchmark_protocol,
         cross_dataset,
+        dataset_per_root,
         default_methods,
         resolve_methods,
         roots_for_protocol,
@@ -153,6 +160,7 @@ def benchmark(
     benchmark_protocol(protocol_name)  # an unknown --protocol is refused before any work
     roots = list(root or [])
     roots_for_protocol(protocol_name, roots)
+    kinds = dataset_per_root(dataset, protocol_name, len(roots))
     names = [m.strip() for m in methods.split(",") if m.strip()] or default_methods(
         dataset, protocol_name
     )
@@ -164,9 +172,9 @@ def benchmark(
     fractions = None if train_fraction is None else parse_fractions(train_fraction)
     parts = [
         load_for_methods(
-            dataset, part, resolved, subset=subset, group_by_artist=group_by_artist, quiet=quiet
+            kind, part, resolved, subset=subset, group_by_artist=group_by_artist, quiet=quiet
         )
-        for part in roots or [None]
+        for kind, part in zip(kinds, roots or [None], strict=True)
     ]
     if protocol_name == CROSS_DATASET:
         loaded, protocol = cross_dataset(parts[0], parts[1], seed=seed)

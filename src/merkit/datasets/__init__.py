@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 # each dataset module registers its loader in DATASETS where it defines it
-from merkit.datasets import csv, folder, fourqaed, merge, synthetic  # noqa: F401
+from merkit.datasets import csv, folder, fourqaed, merge, musifeast17, synthetic  # noqa: F401
 from merkit.datasets.base import (
     AUDIO_EXTENSIONS,
     DATASETS,

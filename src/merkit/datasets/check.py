@@ -68,7 +68,7 @@ def check_dataset(
     from merkit.audio.decode import audio_info
 
     collected = Problems(f"{name} dataset at {root}")
-    if name in ("4qaed", "folder", "csv", "merge"):
+    if name in ("4qaed", "folder", "csv", "merge", "musifeast17"):
         options = {**options, "collect": collected}
     try:
         dataset = load_dataset(name, root, **options)

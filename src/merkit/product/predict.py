@@ -104,6 +104,17 @@ def _import_function(reference: str) -> Any:
     return target
 
 
+def _checked_precision(value: str | None) -> str | None:
+    """``value`` if it is ``None`` or a CRNN precision, else one ConfigError naming the choices."""
+    from merkit.transfer.embedders import CRNN_PRECISIONS
+
+    if value is not None and value not in CRNN_PRECISIONS:
+        raise ConfigError(
+            f"crnn_precision must be one of {', '.join(CRNN_PRECISIONS)}, not {value!r}"
+        )
+    return value
+
+
 class Predictor:
     """A trained model ready to predict songs (from :func:`merkit.load_model`).
 
@@ -128,6 +139,12 @@ class Predictor:
         for a song holding that window's samples), instead of once per second of audio
         (:func:`~merkit.product.window_features.onepass_features`; not exact). A track of one
         window is computed exactly either way. ``None`` (default): :data:`EXACT_WINDOWS`.
+    crnn_precision : {"float32", "bf16", "winograd"}, optional
+        Replaces the ``precision`` the model's CRNN inputs were computed with
+        (:class:`~merkit.transfer.embedders.CRNNEmbedding`): ``"winograd"`` costs ~1.3x less CPU
+        for the three taggers of the default model on an AVX2 CPU, with window probabilities
+        within float rounding of the stored precision's
+        (``benchmarks/results/predict_winograd_agreement.md``); ``None`` (default): as stored.
     """
 
     def __init__(
@@ -141,7 +158,9 @@ class Predictor:
         familiarity: Any = None,
         calibration: ProbabilityCalibration | None = None,
         exact_windows: bool | None = None,
+        crnn_precision: str | None = None,
     ) -> None:
+        self.crnn_precision = _checked_precision(crnn_precision)
         self.manifest = manifest
         self.estimator = estimator
         self.model_dir = model_dir
@@ -302,8 +321,20 @@ class Predictor:
         if self._plan is False:
             from merkit.product.window_features import plan_inputs
 
-            self._plan = plan_inputs(self.manifest.inputs)
+            self._plan = plan_inputs(self._computed_inputs())
         return self._plan
+
+    def _computed_inputs(self) -> list[Any]:
+        """The manifest's inputs as this predictor computes them: with ``crnn_precision`` in
+        place of the stored ``precision`` of the inputs that have one (the CRNN taggers)."""
+        if self.crnn_precision is None:
+            return list(self.manifest.inputs)
+        return [
+            spec.model_copy(update={"params": {**spec.params, "precision": self.crnn_precision}})
+            if "precision" in spec.params
+            else spec
+            for spec in self.manifest.inputs
+        ]
 
     def song_jobs(self) -> Any:
         """The :class:`merkit.representations.extract.SongJobs` that computes this model's
@@ -318,7 +349,7 @@ class Predictor:
             from merkit.representations.registry import REPRESENTATIONS, Representation
 
             jobs = []
-            for spec in self.manifest.inputs:
+            for spec in self._computed_inputs():
                 assert spec.sr is not None  # audio-only models: every input is a representation
                 rep = REPRESENTATIONS.get(spec.name, None)
                 if rep is None:  # a worker lacks what its parent registered at run time (checked)
@@ -528,7 +559,12 @@ class Predictor:
             files,
             # the parent checked the inputs against its representation registry, which may hold
             # representations registered at run time that a fresh worker lacks
-            load=partial(load_model, check_inputs=False, exact_windows=self.exact_windows),
+            load=partial(
+                load_model,
+                check_inputs=False,
+                exact_windows=self.exact_windows,
+                crnn_precision=self.crnn_precision,
+            ),
             run=safe_predict,
             warm_numba=needs_numba(self.manifest),
             segments=segments,
@@ -564,6 +600,7 @@ def load_model(
     *,
     check_inputs: bool = True,
     exact_windows: bool | None = None,
+    crnn_precision: str | None = None,
 ) -> Predictor:
     """Load a model directory for prediction.
 
@@ -579,6 +616,9 @@ def load_model(
     exact_windows : bool, optional
         :class:`Predictor`'s setting (``None``: :data:`EXACT_WINDOWS`): ``True`` computes each
         window of a long track on its own, ``False`` once per second of audio (not exact).
+    crnn_precision : {"float32", "bf16", "winograd"}, optional
+        :class:`Predictor`'s setting: the arithmetic of the CRNN taggers' conv blocks
+        (``None``: as the model stored it; ``"winograd"``: less CPU, not bit-identical).
 
     Returns
     -------
@@ -591,6 +631,7 @@ def load_model(
         incompatible merkit version, or a pre-trained checkpoint its inputs read is not installed
         (the message names ``merkit models download``); the message says which.
     """
+    _checked_precision(crnn_precision)  # before anything is read
     asked = path
     path = resolve_model_dir(path)
     manifest, estimator = _open_model_dir(path, inputs=check_inputs)
@@ -617,6 +658,7 @@ def load_model(
         axes=companions.get("axes"),
         familiarity=companions.get("familiarity"),
         exact_windows=exact_windows,
+        crnn_precision=crnn_precision,
     )
 
 

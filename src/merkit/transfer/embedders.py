@@ -51,6 +51,9 @@ def _network(family: str, path: str, sha256: str) -> torch.nn.Module:
     return model.eval()
 
 
+CRNN_PRECISIONS: tuple[str, ...] = ("float32", "bf16", "winograd")
+"""The values of :class:`CRNNEmbedding`'s ``precision`` (the conv blocks' arithmetic)."""
+
 _FUSED: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
@@ -58,17 +61,22 @@ def _fused_blocks(model: torch.nn.Module, precision: str = "float32") -> Any:
     """The frozen CRNN's conv blocks on oneDNN (:func:`~merkit.transfer.won_crnn.
     inference_conv_blocks`) in ``precision``, built once per loaded network; ``None`` without
     oneDNN. ``bf16`` falls back to float32 on a CPU without native bfloat16 (where bfloat16 would
-    be emulated, slowly): outputs within about 1e-2 of what a bfloat16 CPU gives. Only for the
+    be emulated, slowly): outputs within about 1e-2 of what a bfloat16 CPU gives. ``winograd``:
+    float32 Winograd convolutions (:func:`~merkit.transfer.won_crnn.winograd_conv_blocks`),
+    the oneDNN float32 blocks where this torch has no NNPACK. Only for the
     networks :func:`_network` loads, whose weights never change."""
-    from merkit.transfer.won_crnn import inference_conv_blocks
+    from merkit.transfer.won_crnn import inference_conv_blocks, winograd_conv_blocks
 
     if precision == "bf16" and not cpu_has_native_bf16():
         precision = "float32"
     built = _FUSED.setdefault(model, {})
     if precision not in built:
         layers = (model.layer1, model.layer2, model.layer3, model.layer4)  # type: ignore[attr-defined]
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        built[precision] = inference_conv_blocks(layers, dtype)
+        blocks = winograd_conv_blocks(layers) if precision == "winograd" else None
+        if blocks is None:  # float32, bf16, or winograd where this torch has no NNPACK
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+            blocks = inference_conv_blocks(layers, dtype)
+        built[precision] = blocks
     return built[precision]
 
 
@@ -210,11 +218,14 @@ class CRNNEmbedding(_Embedding):
         torch threads while embedding (restored afterwards).
     cache : bool
         Store embeddings in merkit's on-disk cache and an in-process memo (``False``: neither).
-    precision : {"float32", "bf16"}
+    precision : {"float32", "bf16", "winograd"}
         ``float32`` runs the conv blocks fused on oneDNN (:func:`_fused_blocks`; outputs within
         1e-6 of the eager network, 2x less CPU); ``bf16`` runs them in bfloat16 there (another
         2.5x less CPU on a CPU with native bfloat16, tag probabilities within about 1e-2 of
-        float32; float32 on other CPUs). Part of the cache key when not ``float32``.
+        float32; float32 on other CPUs); ``winograd`` runs all but the first in float32 through
+        NNPACK's Winograd convolutions (:func:`~merkit.transfer.won_crnn.winograd_conv_blocks`:
+        1.45x less CPU for the blocks on an AVX2 CPU, outputs within about 1e-5 of ``float32``).
+        Part of the cache key when not ``float32``.
     """
 
     family = "crnn"
@@ -245,9 +256,10 @@ class CRNNEmbedding(_Embedding):
     def validate_settings(self) -> None:
         if self.output not in ("conv", "gru", "tags"):
             raise ConfigError(f"setting 'output' must be conv, gru or tags, not {self.output!r}")
-        if self.precision not in ("float32", "bf16"):
+        if self.precision not in CRNN_PRECISIONS:
             raise ConfigError(
-                f"setting 'precision' must be float32 or bf16, not {self.precision!r}"
+                f"setting 'precision' must be one of {', '.join(CRNN_PRECISIONS)}, "
+                f"not {self.precision!r}"
             )
         super().validate_settings()
 
@@ -396,4 +408,4 @@ class FramePooling(TransformerMixin, BaseEstimator):
         return np.stack([np.concatenate([song.mean(axis=0), song.std(axis=0)]) for song in songs])
 
 
-__all__ = ["ArtistEmbedding", "CRNNEmbedding", "FramePooling", "row_digest"]
+__all__ = ["CRNN_PRECISIONS", "ArtistEmbedding", "CRNNEmbedding", "FramePooling", "row_digest"]

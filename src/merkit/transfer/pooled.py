@@ -183,8 +183,9 @@ others, and the GRU, run per window on the span's slice (aligned to 2 * 3 = 6 fr
 
 
 def _stages(model: Any, precision: str) -> Any:
-    """The network's conv blocks as (run, pool) pairs: oneDNN fused (as
-    :func:`~merkit.transfer.won_crnn.inference_conv_blocks`) where available, else eager."""
+    """The network's conv blocks as ``run(x, first, last)``: oneDNN fused (as
+    :func:`~merkit.transfer.won_crnn.inference_conv_blocks`) where available, else eager;
+    ``precision="winograd"``: :func:`~merkit.transfer.won_crnn.winograd_conv_steps`."""
     import torch
 
     from merkit.training.runtime import cpu_has_native_bf16
@@ -195,6 +196,14 @@ def _stages(model: Any, precision: str) -> Any:
     layers = (model.layer1, model.layer2, model.layer3, model.layer4)  # type: ignore[attr-defined]
     built = _FUSED.setdefault(model, {})  # type: ignore[arg-type]
     key = f"stages-{precision}"
+    if key not in built and precision == "winograd":
+        from merkit.transfer.won_crnn import winograd_conv_steps
+
+        steps = winograd_conv_steps(layers)  # type: ignore[arg-type]
+        if steps is not None:
+            built[key] = (steps, "steps")
+        else:  # no NNPACK here: the float32 blocks
+            return _stages(model, "float32")
     if key not in built:
         if torch.backends.mkldnn.is_available():
             import copy
@@ -216,6 +225,10 @@ def _stages(model: Any, precision: str) -> Any:
     fused, dtype = built[key]
 
     def run(x: torch.Tensor, first: int, last: int) -> torch.Tensor:
+        if dtype == "steps":  # winograd: dense tensors between the steps
+            for step in fused[first:last]:
+                x = step(x)
+            return x
         if fused is None:
             for block in layers[first:last]:  # type: ignore[index]
                 x = block(x)
