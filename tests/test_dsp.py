@@ -178,6 +178,17 @@ def test_softmask_and_abs2_match_librosa() -> None:
     np.testing.assert_array_equal(dsp.abs2(z), librosa.util.abs2(z))
 
 
+def test_softmask_pair_equals_two_softmasks() -> None:
+    rng = np.random.default_rng(4)
+    for dtype in (np.float32, np.float64):
+        X, R = rng.random((20, 30)).astype(dtype), rng.random((20, 30)).astype(dtype)
+        X[:, :2] = R[:, :2] = 0.0
+        X[3, 5:9] = 0.0
+        mask, ref = dsp.softmask_pair(X, R, power=2.0)
+        np.testing.assert_array_equal(mask, dsp.softmask(X, R, power=2.0))
+        np.testing.assert_array_equal(ref, dsp.softmask(R, X, power=2.0))
+
+
 def test_pitch_tuning_matches_librosa() -> None:
     rng = np.random.default_rng(4)
     freqs = 440.0 * 2 ** ((rng.integers(-24, 24, 400) + 0.23 + 0.02 * rng.normal(size=400)) / 12)

@@ -347,3 +347,142 @@ def test_fast_helpers_match_librosa() -> None:
         rtol=0,
         atol=1e-6,
     )
+
+
+# --- the speed-ups of issue 30 give the values of the straightforward code, bit for bit ----------
+
+
+def _partition_median(x: np.ndarray, width: int, axis: int) -> np.ndarray:
+    """The ``width // 2``-th smallest of each mirrored window, by a partition of every window."""
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (width // 2, (width - 1) // 2)
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.pad(x, pad, mode="symmetric"), width, axis=axis
+    )
+    return np.partition(windows, width // 2, axis=-1)[..., width // 2]
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 8, 9, 16, 17, 19])
+def test_median_network_equals_the_partition_median(width: int) -> None:
+    from merkit.features import own
+
+    rng = np.random.default_rng(width)
+    ties = rng.integers(0, 4, (23, 31)).astype(np.float32)  # many equal values
+    smooth = rng.random((96, 40)).astype(np.float32)
+    for x in (ties, smooth):
+        for axis in (0, 1):
+            np.testing.assert_array_equal(
+                own._median_filter(x, width, axis), _partition_median(x, width, axis)
+            )
+
+
+def test_contrast_min_max_bands_equal_the_partition() -> None:
+    from merkit.audio import dsp
+    from merkit.features import own
+
+    rng = np.random.default_rng(5)
+    n_fft, _ = own._frame_params(SR)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / SR)
+    spectra = (rng.random((60, len(freqs))) ** 3).astype(np.float32)
+    spectra[:, 100:110] = 0.5  # ties inside a band
+    fmin = 112.5  # the extractor's at 16 kHz: bands whose quantile holds 1, 2, 5 and 11 bins
+    edges = np.zeros(own.CONTRAST_BANDS + 2)
+    edges[1:] = fmin * 2.0 ** np.arange(own.CONTRAST_BANDS + 1)
+    valley = np.zeros((own.CONTRAST_BANDS + 1, len(spectra)))
+    peak = np.zeros_like(valley)
+    for k in range(own.CONTRAST_BANDS + 1):  # librosa's band and quantile, by partition
+        current = (freqs >= edges[k]) & (freqs <= edges[k + 1])
+        idx = np.flatnonzero(current)
+        if k > 0:
+            current[idx[0] - 1] = True
+        if k == own.CONTRAST_BANDS:
+            current[idx[-1] + 1 :] = True
+        sub = spectra[:, current] if k == own.CONTRAST_BANDS else spectra[:, current][:, :-1]
+        q = max(int(np.rint(0.02 * np.sum(current))), 1)
+        n = sub.shape[1]
+        parted = np.partition(sub, (q - 1, n - q), axis=1)
+        valley[k] = parted[:, :q].mean(axis=1)
+        peak[k] = parted[:, n - q :].mean(axis=1)
+    np.testing.assert_array_equal(
+        own._spectral_contrast(spectra, freqs, fmin),
+        dsp.power_to_db(peak) - dsp.power_to_db(valley),
+    )
+
+
+def test_sethares_mirrored_curve_equals_the_full_matrix() -> None:
+    rng = np.random.default_rng(2)
+    freqs = rng.uniform(50.0, 5000.0, (40, 12))
+    amps = rng.random((40, 12))
+    amps[:, -2:] = 0.0
+    f_i, f_j = freqs[..., :, None], freqs[..., None, :]
+    df = np.abs(f_i - f_j)
+    s = 0.24 / (0.0207 * np.minimum(f_i, f_j) + 18.96)
+    curve = np.exp(-3.51 * s * df) - np.exp(-5.75 * s * df)
+    full = 0.5 * (amps[..., :, None] * amps[..., None, :] * curve).sum(axis=(-2, -1))
+    np.testing.assert_array_equal(sethares_dissonance(freqs, amps), full)
+
+
+def test_shared_summary_statistics_equal_each_alone() -> None:
+    from merkit.features import own
+
+    rng = np.random.default_rng(4)
+    for x in (rng.normal(size=937), np.r_[rng.random(50), np.zeros(50)], np.ones(8), np.ones(1)):
+        d = np.diff(x)
+        centred = x - x.mean()
+        m2 = np.mean(centred**2)
+        flat = m2 <= 1e-12 * (np.mean(x**2) + 1e-30)
+        alone = [
+            x.mean(),
+            x.std(),
+            np.percentile(x, 10),
+            np.median(x),
+            np.percentile(x, 90),
+            0.0 if flat else np.mean(centred**3) / m2**1.5,
+            0.0 if flat else np.mean(centred**4) / m2**2 - 3.0,
+            np.mean(np.abs(d)) if x.size > 1 else 0.0,
+            d.std() if x.size > 1 else 0.0,
+        ]
+        assert own._stats(x, own.FULL_STATS) == [float(v) for v in alone]
+    assert own._stats(np.zeros(0), own.FULL_STATS) == [0.0] * len(own.FULL_STATS)
+
+
+def _attacks_and_decays_loop(
+    env: np.ndarray, centres: np.ndarray, pre: int, post: int, global_rms: float, step_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The onset-by-onset loop the vectorised version replaced."""
+    n = len(env)
+    attack_t, attack_s, decay_t = [], [], []
+    for centre in centres.tolist():
+        lo, hi = max(0, centre - pre), min(n, centre + post)
+        seg = env[lo:hi]
+        if seg.size < 3 or seg.max() <= 0:
+            continue
+        p = int(np.argmax(seg))
+        peak = seg[p]
+        below = np.flatnonzero(seg[:p] <= 0.2 * peak)
+        start = int(below[-1]) if below.size else 0
+        reach = start + int(np.argmax(seg[start : p + 1] >= 0.9 * peak))
+        duration = max(reach - start, 1) * step_s
+        attack_t.append(duration)
+        attack_s.append((seg[reach] - seg[start]) / (global_rms * duration))
+        after = np.flatnonzero(env[lo + p : min(n, lo + p + 2 * post)] <= 0.5 * peak)
+        decay_t.append((after[0] if after.size else 2 * post) * step_s)
+    return np.asarray(attack_t), np.asarray(attack_s), np.asarray(decay_t)
+
+
+def test_vectorised_attacks_equal_the_onset_loop() -> None:
+    from merkit.features import own
+
+    rng = np.random.default_rng(7)
+    env = rng.random(400) ** 2
+    env[100:160] = 0.0  # silent stretch: skipped onsets
+    env[200:230] = 0.3  # a plateau: ties for the peak
+    centres = np.array([0, 1, 5, 20, 120, 130, 150, 210, 300, 385, 398, 399, 420])
+    for pre, post in ((10, 30), (3, 5)):
+        ours = own._attacks_and_decays(env, centres, pre, post, 0.4, 0.005)
+        for mine, loop in zip(
+            ours, _attacks_and_decays_loop(env, centres, pre, post, 0.4, 0.005), strict=True
+        ):
+            np.testing.assert_array_equal(mine, loop)
+    empty = own._attacks_and_decays(env, np.zeros(0, dtype=np.int64), 10, 30, 0.4, 0.005)
+    assert [v.shape for v in empty] == [(0,), (0,), (0,)]

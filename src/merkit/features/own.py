@@ -211,34 +211,68 @@ def _safe_div(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
     return np.where(ok, num_arr / np.where(ok, den_arr, 1.0), 0.0)
 
 
-def _stat(x: np.ndarray, stat: str) -> float:
-    """One summary statistic of a 1-D series (0 for an empty or degenerate series)."""
+def _stats(x: np.ndarray, stats: Iterable[str]) -> list[float]:
+    """Summary statistics of a 1-D series (0 for an empty or degenerate series), in order.
+
+    The statistics share their work (the mean and centred series of skew and kurtosis, one
+    percentile call for p10 and p90, one difference series): the same operations on the same
+    arrays as computing each alone, so the same values; measured 0.49 -> 0.36 ms for the nine
+    ``FULL_STATS`` of a 30-s clip's onset envelope.
+    """
     x = np.asarray(x, dtype=np.float64)
+    stats = tuple(stats)
     if x.size == 0:
-        return 0.0
-    if stat == "mean":
-        return float(x.mean())
-    if stat == "std":
-        return float(x.std())
-    if stat == "median":
-        return float(np.median(x))
-    if stat in ("p10", "p90"):
-        return float(np.percentile(x, 10 if stat == "p10" else 90))
-    if stat in ("skew", "kurtosis"):
-        centred = x - x.mean()
-        m2 = float(np.mean(centred**2))
-        # a (numerically) constant series has no shape: report 0 instead of 0/0
-        if m2 <= 1e-12 * (float(np.mean(x**2)) + 1e-30):
-            return 0.0
-        if stat == "skew":
-            return float(np.mean(centred**3) / m2**1.5)
-        return float(np.mean(centred**4) / m2**2 - 3.0)
-    if stat in ("delta_mean_abs", "delta_std"):
-        if x.size < 2:
-            return 0.0
-        d = np.diff(x)
-        return float(np.mean(np.abs(d)) if stat == "delta_mean_abs" else d.std())
-    raise KeyError(stat)  # a layout typo: programming error, not user input
+        return [0.0] * len(stats)
+    shared: dict[str, object] = {}
+
+    def percentile(stat: str) -> float:
+        if "pct" not in shared:
+            wanted = [q for q in ("p10", "p90") if q in stats]
+            values = np.percentile(x, [10 if q == "p10" else 90 for q in wanted])
+            shared["pct"] = dict(zip(wanted, values.tolist(), strict=True))
+        return shared["pct"][stat]  # type: ignore[index]
+
+    def moments() -> tuple[np.ndarray, float, bool]:
+        if "moments" not in shared:
+            centred = x - x.mean()
+            m2 = float(np.mean(centred**2))
+            # a (numerically) constant series has no shape: report 0 instead of 0/0
+            flat = m2 <= 1e-12 * (float(np.mean(x**2)) + 1e-30)
+            shared["moments"] = (centred, m2, flat)
+        return shared["moments"]  # type: ignore[return-value]
+
+    def diff() -> np.ndarray:
+        if "diff" not in shared:
+            shared["diff"] = np.diff(x)
+        return shared["diff"]  # type: ignore[return-value]
+
+    out = []
+    for stat in stats:
+        if stat == "mean":
+            out.append(float(x.mean()))
+        elif stat == "std":
+            out.append(float(x.std()))
+        elif stat == "median":
+            out.append(float(np.median(x)))
+        elif stat in ("p10", "p90"):
+            out.append(float(percentile(stat)))
+        elif stat in ("skew", "kurtosis"):
+            centred, m2, flat = moments()
+            if flat:
+                out.append(0.0)
+            elif stat == "skew":
+                out.append(float(np.mean(centred**3) / m2**1.5))
+            else:
+                out.append(float(np.mean(centred**4) / m2**2 - 3.0))
+        elif stat in ("delta_mean_abs", "delta_std"):
+            if x.size < 2:
+                out.append(0.0)
+            else:
+                d = diff()
+                out.append(float(np.mean(np.abs(d)) if stat == "delta_mean_abs" else d.std()))
+        else:
+            raise KeyError(stat)  # a layout typo: programming error, not user input
+    return out
 
 
 def _db(x: np.ndarray, power: bool = False) -> np.ndarray:
@@ -456,29 +490,58 @@ def _zero_crossing_rate(y: np.ndarray, frame_length: int, hop: int) -> np.ndarra
     return (counts[starts + frame_length] - counts[starts + 1]) / frame_length
 
 
+def _smallest_pair_mean(values: np.ndarray) -> np.ndarray:
+    """Mean of the two smallest values of each row (a repeated minimum counts twice).
+
+    A sum of two floats does not depend on their order, so this equals the mean of the first two
+    columns of any partition of the rows; three passes over the rows instead of a partition.
+    """
+    first = values.argmin(axis=1)
+    rest = values.copy()
+    rest[np.arange(len(values)), first] = np.inf
+    pair = np.stack([np.take_along_axis(values, first[:, None], axis=1)[:, 0], rest.min(axis=1)])
+    return pair.T.mean(axis=1)
+
+
 def _spectral_contrast(S_frames: np.ndarray, freqs: np.ndarray, fmin: float) -> np.ndarray:
     """librosa's ``spectral_contrast`` (octave bands, 2 % quantile, dB) of frame-major magnitudes
     ``(frames, bins)``; the band quantiles come from a partial partition instead of a full sort
-    (the means of the same values)."""
+    (the means of the same values).
+
+    Bands whose quantile holds one or two values (the four lowest and, at 16 kHz, the fifth) take
+    them by min/max instead: a mean of one or two values does not depend on their order, whereas
+    for three or more the partition's order is kept (it fixes the float32 rounding of the sum).
+    Each band is sliced rather than copied by a boolean mask.
+    """
     edges = np.zeros(CONTRAST_BANDS + 2)
     edges[1:] = fmin * 2.0 ** np.arange(CONTRAST_BANDS + 1)
     valley = np.zeros((CONTRAST_BANDS + 1, S_frames.shape[0]))
     peak = np.zeros_like(valley)
     for k, (f_low, f_high) in enumerate(itertools.pairwise(edges)):
-        current = (freqs >= f_low) & (freqs <= f_high)
-        idx = np.flatnonzero(current)
-        if k > 0:
-            current[idx[0] - 1] = True
-        if k == CONTRAST_BANDS:
-            current[idx[-1] + 1 :] = True
-        sub = S_frames[:, current]
-        if k < CONTRAST_BANDS:
-            sub = sub[:, :-1]
-        q = max(int(np.rint(0.02 * np.sum(current))), 1)
+        idx = np.flatnonzero((freqs >= f_low) & (freqs <= f_high))
+        # librosa's band: one bin below (except the first band), everything above for the top
+        # band, and the band's last bin left out of the quantiles for the others
+        start = int(idx[0]) - 1 if k > 0 else int(idx[0])
+        stop = len(freqs) if k == CONTRAST_BANDS else int(idx[-1]) + 1
+        q = max(int(np.rint(0.02 * (stop - start))), 1)
+        sub = S_frames[:, start : stop if k == CONTRAST_BANDS else stop - 1]
         n = sub.shape[1]
-        parted = np.partition(sub, (min(q, n) - 1, max(n - q, 0)), axis=1)
-        valley[k] = parted[:, :q].mean(axis=1)
-        peak[k] = parted[:, n - q :].mean(axis=1)
+        if q == 1:
+            valley[k] = sub.min(axis=1)
+            peak[k] = sub.max(axis=1)
+        elif q == 2 and n >= 2:
+            valley[k] = _smallest_pair_mean(sub)
+            peak[k] = -_smallest_pair_mean(-sub)
+        else:
+            # Partitioned row by row in the row-major slice: each row ends arranged exactly as in
+            # the column-major copy a boolean mask makes (``S_frames[:, mask]``, what this code
+            # partitioned before), at ~20 % less CPU (17.9 -> 13.9 ms for the top band of a 30-s
+            # clip). The q columns are then made column-major again, because the row means of a
+            # column-major array add the q values one by one and a row-major one adds them
+            # pairwise (q >= 8), which rounds differently.
+            parted = np.partition(sub, (min(q, n) - 1, max(n - q, 0)), axis=1)
+            valley[k] = np.asfortranarray(parted[:, :q]).mean(axis=1)
+            peak[k] = np.asfortranarray(parted[:, n - q :]).mean(axis=1)
     return dsp.power_to_db(peak) - dsp.power_to_db(valley)
 
 
@@ -491,7 +554,8 @@ def _timbre(a: _Analysis) -> _Values:
     # One float32 log of the power serves flatness and entropy: its ~1e-7 relative error is far
     # below what either statistic resolves, and it costs a quarter of a float64 log.
     with np.errstate(divide="ignore"):
-        log_power = np.log(a.power.astype(np.float32))  # -inf at exact zeros
+        # (the power is float32 already from float32 samples: no copy then)
+        log_power = np.log(a.power.astype(np.float32, copy=False))  # -inf at exact zeros
     # flatness of the power spectrum: geometric over arithmetic mean, floored like librosa
     log_floor = np.float32(math.log(1e-10))
     mean_log = np.maximum(log_power, log_floor).mean(axis=0, dtype=np.float64)
@@ -624,8 +688,9 @@ def _tempogram(env: np.ndarray, win: int) -> np.ndarray:
     n_fft = scipy.fft.next_fast_len(2 * win - 1, real=True)
     power = dsp.abs2(scipy.fft.rfft(frames, n=n_fft, axis=1))
     autocorr = scipy.fft.irfft(power, n=n_fft, axis=1)[:, :win].astype(np.float64)
-    # max-abs normalisation (librosa's util.normalize, norm=inf); all-zero windows stay zero
-    peak = np.abs(autocorr).max(axis=1, keepdims=True)
+    # max-abs normalisation (librosa's util.normalize, norm=inf); all-zero windows stay zero.
+    # max |x| = max(max x, -min x) exactly, without an array of absolute values
+    peak = np.maximum(autocorr.max(axis=1, keepdims=True), -autocorr.min(axis=1, keepdims=True))
     return (autocorr / np.where(peak > np.finfo(np.float32).tiny, peak, 1.0)).T
 
 
@@ -741,10 +806,19 @@ def sethares_dissonance(freqs: np.ndarray, amps: np.ndarray) -> np.ndarray:
         Sum over partial pairs of ``a_i a_j (exp(-3.5 s df) - exp(-5.75 s df))`` with
         ``s = 0.24 / (0.0207 f_min + 18.96)``.
     """
-    f_i, f_j = freqs[..., :, None], freqs[..., None, :]
+    # The curve is symmetric in (i, j) to the last bit (|a - b| = |b - a|, min commutes) and 0 on
+    # the diagonal (exp(-0) - exp(-0)), so its exponentials are computed for the pairs i < j only
+    # and mirrored: 3.6 instead of 5.4 ms for a 30-s clip's 1875 frames of 12 partials. The full
+    # matrix is still summed, in the same order, so the result is unchanged.
+    k = freqs.shape[-1]
+    rows, cols = np.triu_indices(k, 1)
+    f_i, f_j = freqs[..., rows], freqs[..., cols]
     df = np.abs(f_i - f_j)
     s = 0.24 / (0.0207 * np.minimum(f_i, f_j) + 18.96)
-    curve = np.exp(-3.51 * s * df) - np.exp(-5.75 * s * df)
+    upper = np.exp(-3.51 * s * df) - np.exp(-5.75 * s * df)
+    curve = np.zeros((*freqs.shape, k), dtype=upper.dtype)
+    curve[..., rows, cols] = upper
+    curve[..., cols, rows] = upper
     pair = amps[..., :, None] * amps[..., None, :] * curve
     return 0.5 * pair.sum(axis=(-2, -1))  # each unordered pair counted once
 
@@ -780,16 +854,73 @@ def _harmony(a: _Analysis, tonnetz: np.ndarray) -> _Values:
     return {"harmony.dissonance": _dissonance(a), "harmony.harmonic_change": change}
 
 
+def _batcher_pairs(lo: int, hi: int) -> Iterable[tuple[int, int]]:
+    """Comparators ``(i, j)``, ``i < j``, of Batcher's odd-even merge sort of wires ``lo..hi``
+    (``hi - lo + 1`` a power of two); each puts the smaller value on ``i``."""
+
+    def merge(lo: int, hi: int, r: int) -> Iterable[tuple[int, int]]:
+        step = 2 * r
+        if step < hi - lo:
+            yield from merge(lo, hi, step)
+            yield from merge(lo + r, hi, step)
+            yield from ((i, i + r) for i in range(lo + r, hi - r, step))
+        else:
+            yield (lo, lo + r)
+
+    if hi - lo >= 1:
+        mid = lo + (hi - lo) // 2
+        yield from _batcher_pairs(lo, mid)
+        yield from _batcher_pairs(mid + 1, hi)
+        yield from merge(lo, hi, 1)
+
+
+@lru_cache(maxsize=16)
+def _selection_network(n: int, rank: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """A comparator network whose wire ``rank`` ends holding the ``rank``-th smallest of ``n``.
+
+    Batcher's network for the next power of two with the wires above ``n`` read as +inf (their
+    comparators never move a value), then pruned backwards to what wire ``rank`` depends on.
+    Each entry is ``(i, j, keep_min, keep_max)``: which of the comparator's two outputs is used.
+    """
+    size = 1 << max(n - 1, 0).bit_length()
+    pairs = [(i, j) for i, j in _batcher_pairs(0, size - 1) if j < n]
+    needed, kept = {rank}, []
+    for i, j in reversed(pairs):
+        keep_min, keep_max = i in needed, j in needed
+        if keep_min or keep_max:
+            kept.append((i, j, keep_min, keep_max))
+            needed |= {i, j}
+    return tuple(reversed(kept))
+
+
 def _median_filter(x: np.ndarray, width: int, axis: int) -> np.ndarray:
     """Median over ``width`` neighbours along ``axis`` with mirrored edges.
 
-    Equals ``scipy.ndimage.median_filter`` with ``mode="reflect"`` and a 1-D kernel (a median is
-    a selection, so the values are identical), at about half its cost for these small kernels.
+    Equals ``scipy.ndimage.median_filter`` with ``mode="reflect"`` and a 1-D kernel, and the
+    ``width // 2``-th smallest of each window for an even width. The ``width`` shifted copies of
+    ``x`` go through a median-selection network of elementwise min/max (124 whole-array
+    operations for width 17, 40 for 9), instead of a partition of every window: a median is a
+    selection, so the values are identical. On a 30-s clip's pooled (96, 937) mel spectrogram
+    this measured 7.7 -> 3.4 ms of CPU for width 17 and 5.7 -> 0.9 ms for width 9.
     """
     pad = [(0, 0)] * x.ndim
     pad[axis] = (width // 2, (width - 1) // 2)
-    windows = sliding_window_view(np.pad(x, pad, mode="symmetric"), width, axis=axis)
-    return np.partition(windows, width // 2, axis=-1)[..., width // 2]
+    padded = np.pad(x, pad, mode="symmetric")
+    n = x.shape[axis]
+    lead = (slice(None),) * (axis % x.ndim)
+    # contiguous copies: every network step then writes into one of them
+    wires = [padded[(*lead, slice(k, k + n))].copy() for k in range(width)]
+    spare = np.empty_like(wires[0])
+    for i, j, keep_min, keep_max in _selection_network(width, width // 2):
+        if keep_min and keep_max:
+            np.minimum(wires[i], wires[j], out=spare)
+            np.maximum(wires[i], wires[j], out=wires[j])
+            wires[i], spare = spare, wires[i]
+        elif keep_min:
+            np.minimum(wires[i], wires[j], out=wires[i])
+        else:
+            np.maximum(wires[i], wires[j], out=wires[j])
+    return wires[width // 2]
 
 
 def _hpss(
@@ -802,8 +933,7 @@ def _hpss(
     """
     harm = _median_filter(S, harmonic_width, axis=1)
     perc = _median_filter(S, percussive_width, axis=0)
-    mask_harm = dsp.softmask(harm, perc, power=2.0)
-    mask_perc = dsp.softmask(perc, harm, power=2.0)
+    mask_harm, mask_perc = dsp.softmask_pair(harm, perc, power=2.0)
     return S * mask_harm, S * mask_perc
 
 
@@ -813,7 +943,10 @@ def _articulation(a: _Analysis) -> _Values:
     # frequency for the percussive part
     n_pairs = a.mel_power.shape[1] // 2
     if n_pairs >= 2:
-        pooled = a.mel_power[:, : 2 * n_pairs].reshape(N_MELS, n_pairs, 2).mean(axis=2)
+        # the mean of each pair, as the even plus the odd frames halved: the same float32 sum
+        # and correctly rounded halving as ``mean`` over a length-2 axis (2.0 -> 0.2 ms)
+        mel = a.mel_power
+        pooled = (mel[:, 0 : 2 * n_pairs : 2] + mel[:, 1 : 2 * n_pairs : 2]) / 2
         hop = 2 * a.hop
     else:
         pooled, hop = a.mel_power, a.hop
@@ -836,29 +969,62 @@ def _articulation(a: _Analysis) -> _Values:
     out["articulation.low_envelope_ratio"] = (
         float(np.mean(env < 0.1 * global_rms)) if global_rms > 0 else 0.0
     )
-    attack_t, attack_s, decay_t = [], [], []
     step_s = step / a.sr
-    pre, post = round(0.05 / step_s), round(0.15 / step_s)
-    for frame in a.onsets:
-        centre = int(frame * a.hop / step)
-        lo, hi = max(0, centre - pre), min(n, centre + post)
-        seg = env[lo:hi]
-        if seg.size < 3 or seg.max() <= 0:
-            continue
-        p = int(np.argmax(seg))
-        peak = seg[p]
-        below = np.flatnonzero(seg[:p] <= 0.2 * peak)
-        start = int(below[-1]) if below.size else 0
-        reach = start + int(np.argmax(seg[start : p + 1] >= 0.9 * peak))
-        duration = max(reach - start, 1) * step_s
-        attack_t.append(duration)
-        attack_s.append((seg[reach] - seg[start]) / (global_rms * duration))
-        after = np.flatnonzero(env[lo + p : min(n, lo + p + 2 * post)] <= 0.5 * peak)
-        decay_t.append((after[0] if after.size else 2 * post) * step_s)
-    out["articulation.attack_time"] = np.asarray(attack_t)
-    out["articulation.attack_slope"] = np.asarray(attack_s)
-    out["articulation.decay_time"] = np.asarray(decay_t)
+    centres = (a.onsets * a.hop / step).astype(np.int64)  # int() of each, as the scalar code
+    attack_t, attack_s, decay_t = _attacks_and_decays(
+        env, centres, round(0.05 / step_s), round(0.15 / step_s), global_rms, step_s
+    )
+    out["articulation.attack_time"] = attack_t
+    out["articulation.attack_slope"] = attack_s
+    out["articulation.decay_time"] = decay_t
     return out
+
+
+def _attacks_and_decays(
+    env: np.ndarray, centres: np.ndarray, pre: int, post: int, global_rms: float, step_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Attack times and slopes and decay times of the envelope ``env`` around each onset.
+
+    Each onset's segment is ``env[centre - pre : centre + post]`` (clipped to the envelope);
+    segments shorter than 3 or without a positive value are skipped. The attack runs from the
+    last value at most 20 % of the segment's peak before it to the first value reaching 90 % of
+    it; the decay is the time after the peak to the first value at most 50 % of it (``2 post``
+    steps if none within them). All onsets at once on ``(onsets, window)`` index arrays: the same
+    comparisons and float64 operations as a loop over the onsets, so the same values, for ~185
+    onsets of a 30-s clip in one pass instead of ~1500 small numpy calls.
+
+    Returns
+    -------
+    attack_time, attack_slope, decay_time : np.ndarray
+        float64, one value per kept onset, in onset order.
+    """
+    n = len(env)
+    lo = np.maximum(centres - pre, 0)
+    hi = np.minimum(centres + post, n)
+    offsets = np.arange(pre + post)
+    inside = offsets[None, :] < (hi - lo)[:, None]
+    seg = np.where(inside, env[np.minimum(lo[:, None] + offsets, n - 1)], -np.inf)
+    keep = ((hi - lo) >= 3) & (seg.max(axis=1, initial=-np.inf) > 0)
+    seg, lo, inside = seg[keep], lo[keep], inside[keep]
+    rows = np.arange(len(seg))
+    p = np.argmax(seg, axis=1)  # the first maximum, as np.argmax of each segment
+    peak = seg[rows, p]
+    before = (offsets[None, :] < p[:, None]) & (seg <= 0.2 * peak[:, None])
+    last = len(offsets) - 1 - np.argmax(before[:, ::-1], axis=1)
+    start = np.where(before.any(axis=1), last, 0)
+    rising = (
+        (offsets[None, :] >= start[:, None])
+        & (offsets[None, :] <= p[:, None])
+        & (seg >= 0.9 * peak[:, None])
+    )
+    reach = np.argmax(rising, axis=1)
+    duration = np.maximum(reach - start, 1) * step_s
+    slope = (seg[rows, reach] - seg[rows, start]) / (global_rms * duration)
+    tail = np.arange(2 * post)
+    after = lo[:, None] + p[:, None] + tail  # env indices from each peak on
+    fallen = (after < n) & (env[np.minimum(after, n - 1)] <= 0.5 * peak[:, None])
+    decay = np.where(fallen.any(axis=1), np.argmax(fallen, axis=1), 2 * post) * step_s
+    return duration.astype(np.float64), slope.astype(np.float64), decay.astype(np.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -876,8 +1042,12 @@ def _check_input(y: np.ndarray, sr: int) -> np.ndarray:
         raise AudioError(
             f"audio too short for own features: {len(y) / sr:.3f} s (need {MIN_SECONDS} s)"
         )
-    # decoded NaN/inf samples would poison every frame; treat them as silence
-    return np.nan_to_num(y.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    # decoded NaN/inf samples would poison every frame; treat them as silence (the finiteness
+    # test first: nan_to_num's masks cost ~1 ms of a 30-s clip's CPU when nothing is replaced)
+    samples = y.astype(np.float32)
+    if not np.isfinite(samples).all():
+        np.nan_to_num(samples, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return samples
 
 
 def _summarise(values: _Values) -> np.ndarray:
@@ -891,14 +1061,15 @@ def _summarise(values: _Values) -> np.ndarray:
             i += 1
             continue
         series = np.asarray(values[name], dtype=np.float64).ravel()
+        # a family may precompute a stat that needs more than the series (e.g. MFCC deltas)
+        computed = iter(_stats(series, [s for s in stats if f"{name}.{s}" not in values]))
         for stat in stats:
             full = f"{name}.{stat}"
-            # a family may precompute a stat that needs more than the series (e.g. MFCC deltas)
             if full in values:
                 out[i] = float(values[full])  # type: ignore[arg-type]
                 used.add(full)
             else:
-                out[i] = _stat(series, stat)
+                out[i] = next(computed)
             i += 1
     unused = set(values) - used
     if unused:  # a descriptor computed but missing from the layout: a bug, not a user error
