@@ -208,6 +208,7 @@ def part_c(u: Union, args: argparse.Namespace, state: dict[str, Any], path: Path
         "repeats": [],
     }
     print(f"C 4qaed-only: {part['4qaed-only']} ({time.perf_counter() - started:.0f} s)")
+    preds: dict[str, list[np.ndarray]] = {"union": [], "musifeast-only": []}
     for seed in range(args.c_repeats):
         split = StratifiedGroupKFold(args.c_folds, shuffle=True, random_state=seed)
         pred = {"union": np.full(u.nm, -1), "musifeast-only": np.full(u.nm, -1)}
@@ -215,6 +216,8 @@ def part_c(u: Union, args: argparse.Namespace, state: dict[str, Any], path: Path
             rows_train, rows_test = u.mf_rows[train], u.mf_rows[test]
             pred["union"][test] = u.fit_predict(np.concatenate([all4, rows_train]), rows_test)
             pred["musifeast-only"][test] = u.fit_predict(rows_train, rows_test)
+        for key, value in pred.items():
+            preds[key].append(value)
         rep = {"seed": seed, **{k: scores(y_mf, v) for k, v in pred.items()}}
         part["repeats"].append(rep)
         print(f"C seed {seed}: {rep}", flush=True)
@@ -225,8 +228,44 @@ def part_c(u: Union, args: argparse.Namespace, state: dict[str, Any], path: Path
             for m in ("f1", "accuracy", "arousal_accuracy", "valence_accuracy")
         }
         part[key]["f1_range"] = [min(r["f1"] for r in reps), max(r["f1"] for r in reps)]
+    part["bootstrap"] = bootstrap_c(y_mf, u.mf_groups, cross, preds, args.bootstrap)
+    part["predictions"] = {
+        "4qaed-only": cross.tolist(),
+        **{k: [p.tolist() for p in v] for k, v in preds.items()},
+    }
     state["C"] = part
     save(path, state)
+
+
+def bootstrap_c(
+    y: np.ndarray, groups: np.ndarray, cross: np.ndarray, preds: dict, n: int, seed: int = 0
+) -> dict[str, Any]:
+    """Artist-resampled bootstrap of MUSIFEAST-17's pooled macro F1 (the union and
+    musifeast-only scores are the mean over the split seeds on each resample): 95 % percentile
+    intervals of each score and of the paired differences."""
+    rng = np.random.default_rng(seed)
+    names = np.unique(groups)
+    rows_of = {g: np.flatnonzero(groups == g) for g in names}
+
+    def f1(rows: np.ndarray, pred: np.ndarray) -> float:
+        return fold_metrics(y[rows], pred[rows])["f1"]
+
+    draws: dict[str, list[float]] = {"4qaed-only": [], "union": [], "musifeast-only": []}
+    for _ in range(n):
+        rows = np.concatenate([rows_of[g] for g in rng.choice(names, len(names))])
+        draws["4qaed-only"].append(f1(rows, cross))
+        for key in ("union", "musifeast-only"):
+            draws[key].append(float(np.mean([f1(rows, p) for p in preds[key]])))
+    d = {k: np.array(v) for k, v in draws.items()}
+    d["union - 4qaed-only"] = d["union"] - d["4qaed-only"]
+    d["union - musifeast-only"] = d["union"] - d["musifeast-only"]
+    out: dict[str, Any] = {"resamples": n, "unit": "artist (Song.group)"}
+    for key, v in d.items():
+        lo, hi = np.percentile(v, [2.5, 97.5])
+        out[key] = {"sd": float(v.std(ddof=1)), "ci_low": float(lo), "ci_high": float(hi)}
+        if " - " in key:
+            out[key]["fraction_le_0"] = float((v <= 0).mean())
+    return out
 
 
 def pct(v: float) -> str:
@@ -314,6 +353,28 @@ def write_markdown(path: Path, state: dict[str, Any]) -> None:
                 f"| {key} | {pct(s['f1'])} | {pct(lo)}–{pct(hi)} | {pct(s['accuracy'])} | "
                 f"{pct(s['arousal_accuracy'])} | {pct(s['valence_accuracy'])} |"
             )
+        bs = c.get("bootstrap")
+        if bs:
+            lines += [
+                "",
+                f"Noise of these macro F1s ({bs['resamples']} bootstrap resamples of the 335 "
+                f"songs by {bs['unit']}, the same resample for every row; 95 % percentile "
+                "intervals):",
+                "",
+                "| score | bootstrap sd (points) | 95 % interval % | resamples with Δ ≤ 0 |",
+                "|---|---:|---:|---:|",
+            ]
+            for key in ("4qaed-only", "union", "musifeast-only"):
+                b_ = bs[key]
+                lines.append(
+                    f"| {key} | {100 * b_['sd']:.2f} | {pct(b_['ci_low'])}–{pct(b_['ci_high'])} | |"
+                )
+            for key in ("union - 4qaed-only", "union - musifeast-only"):
+                b_ = bs[key]
+                lines.append(
+                    f"| Δ {key} | {100 * b_['sd']:.2f} | {100 * b_['ci_low']:+.2f} to "
+                    f"{100 * b_['ci_high']:+.2f} | {b_['fraction_le_0']:.3f} |"
+                )
         lines += ["", "Per-quadrant F1 % (Q1, Q2, Q3, Q4):", ""]
         lines.append(
             f"- 4qaed-only: {[round(100 * v, 1) for v in c['4qaed-only']['f1_per_class']]}"
@@ -323,6 +384,8 @@ def write_markdown(path: Path, state: dict[str, Any]) -> None:
                 per = [round(100 * v, 1) for v in r[key]["f1_per_class"]]
                 lines.append(f"- seed {r['seed']} {key}: {per}")
         lines.append("")
+    if state.get("notes"):
+        lines += ["## Notes", "", *[f"- {n}" for n in state["notes"]], ""]
     if state.get("verdict"):
         lines += ["## Verdict", "", state["verdict"], ""]
     path.with_suffix(".md").write_text("\n".join(lines))
@@ -336,6 +399,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="repeats of the 10x10 folds (A)")
     parser.add_argument("--c-folds", type=int, default=5)
     parser.add_argument("--c-repeats", type=int, default=1, help="seeds of the C split")
+    parser.add_argument("--bootstrap", type=int, default=2000, help="resamples of part C")
     parser.add_argument("--parts", default="A,B,C")
     parser.add_argument("--out", type=Path, required=True, help="results path without suffix")
     args = parser.parse_args()
