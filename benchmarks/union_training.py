@@ -104,6 +104,16 @@ def scores(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
     return out
 
 
+def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    """:func:`fold_metrics`'s macro F1 (over the quadrants present in ``y``, zero_division 0)
+    from a bincount confusion matrix: fast enough for thousands of bootstrap resamples."""
+    cm = np.bincount(4 * y + pred, minlength=16).reshape(4, 4).astype(float)
+    tp, true, predicted = np.diag(cm), cm.sum(1), cm.sum(0)
+    denom = true + predicted
+    f1 = np.divide(2 * tp, denom, out=np.zeros(4), where=denom > 0)
+    return float(f1[true > 0].mean())
+
+
 def save(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -248,7 +258,7 @@ def bootstrap_c(
     rows_of = {g: np.flatnonzero(groups == g) for g in names}
 
     def f1(rows: np.ndarray, pred: np.ndarray) -> float:
-        return fold_metrics(y[rows], pred[rows])["f1"]
+        return macro_f1(y[rows], pred[rows])
 
     draws: dict[str, list[float]] = {"4qaed-only": [], "union": [], "musifeast-only": []}
     for _ in range(n):

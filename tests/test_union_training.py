@@ -41,3 +41,14 @@ def test_union_refuses_different_inputs_or_columns(union: ModuleType) -> None:
         union.union_arrays(a, {"own": np.zeros((2, 4))})
     with pytest.raises(ValueError, match="different inputs"):
         union.union_arrays(a, {"tags": np.zeros((2, 3))})
+
+
+def test_bootstrap_macro_f1_is_fold_metrics_f1(union: ModuleType) -> None:
+    from merkit.protocol.metrics import fold_metrics
+
+    rng = np.random.default_rng(0)
+    for present in ([0, 1, 2, 3], [0, 2, 3]):
+        y = rng.choice(present, 200)
+        pred = rng.integers(0, 4, 200)
+        pred[:5] = 1  # a quadrant predicted that y may lack
+        assert union.macro_f1(y, pred) == pytest.approx(fold_metrics(y, pred)["f1"])
