@@ -75,7 +75,36 @@ def predict_all(model: str, paths: list[str]) -> list[dict[str, Any]]:
         if i % 25 == 0:
             print(model, i, len(paths), flush=True)
     results = with_relative(results)
-    return [r.model_dump(exclude={"segments"}) for r in results]
+    return [_kept(r.model_dump(exclude={"segments"})) for r in results]
+
+
+KEPT = (
+    "quadrant",
+    "probabilities",
+    "confidence",
+    "mixed",
+    "p_high_arousal",
+    "p_positive_valence",
+    "p_high_arousal_axis",
+    "p_positive_valence_axis",
+    "familiarity",
+    "familiar",
+    "reliable",
+)
+"""The fields of each song's answer stored in the results file (floats to 5 decimals)."""
+
+
+def _kept(row: dict[str, Any]) -> dict[str, Any]:
+    def short(value: Any) -> Any:
+        if isinstance(value, float):
+            return round(value, 5)
+        if isinstance(value, dict):
+            return {k: short(v) for k, v in value.items()}
+        return value
+
+    out = {k: short(row.get(k)) for k in KEPT}
+    out["relative"] = {"quadrant": row["relative"]["quadrant"]}
+    return out
 
 
 BANDS = ((0.0, 0.55), (0.55, 0.7), (0.7, 0.85), (0.85, 1.01))
@@ -261,7 +290,7 @@ def main() -> None:
     predictions: dict[str, list[dict[str, Any]]] = {}
     for model in args.models.split(","):
         if stored is not None:
-            predictions[model] = stored["predictions"][model]
+            predictions[model] = [_kept(r) for r in stored["predictions"][model]]
         else:
             predictions[model] = predict_all(model, paths)
     record = {
@@ -280,7 +309,7 @@ def main() -> None:
         "predictions": predictions,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(record) + "\n")
     notes = [
         "No number here is comparable with the paper's: the models were trained on 4QAED and "
         "never saw this collection; its quadrants are derived from its own ratings.",

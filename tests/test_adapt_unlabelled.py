@@ -143,7 +143,8 @@ def test_unlabelled_errors_are_one_clear_line(
         [*args, "--out", str(tmp_path / "o"), "--unlabelled", str(unlabelled), "--kind", "auto"],
     )
     assert ok.exit_code == 0, ok.output
-    assert "kind align chosen by leave-one-out (right: refit" in ok.output
+    assert "kind align chosen by leave-one-out (log loss: refit " in ok.output
+    assert "; right: refit " in ok.output
     assert "features aligned on 40 unlabelled songs" in ok.output
     predicted = runner.invoke(
         app, ["predict", str(sorted(unlabelled.rglob("*.wav"))[-1]), "--model", str(tmp_path / "o")]

@@ -50,9 +50,7 @@ def test_one_channel_conv_by_chunked_products_equals_conv_pool_relu(width: int) 
     x = torch.randn(12, width)
     with torch.no_grad():
         expected = torch.relu(nn.functional.max_pool2d(conv(x[None, None]), 2))
-        got = won_crnn._one_channel_conv_pool(
-            x, conv.weight.reshape(8, 9), conv.bias[:, None], 2
-        )
+        got = won_crnn._one_channel_conv_pool(x, conv.weight.reshape(8, 9), conv.bias[:, None], 2)
     assert got.shape == expected.shape == (1, 8, 6, width // 2)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
 

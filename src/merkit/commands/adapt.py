@@ -46,8 +46,8 @@ def adapt(
                 "then refit | "
                 "align: move and scale your music's features onto the training songs' mean and "
                 "spread, estimated on --unlabelled songs, then refit | "
-                "auto: refit or shift (with --unlabelled: or align), whichever answers more of "
-                "your examples right when each is left out (see docs/adapt.md)"
+                "auto: refit or shift (with --unlabelled: or align), whichever answers your "
+                "examples better (smaller log loss) when each is left out (see docs/adapt.md)"
             ),
             show_default=False,
         ),
@@ -139,7 +139,11 @@ def adapt(
             what = f"{aligned}, {what}"
         if done.leave_one_out is not None:
             right = ", ".join(f"{k} {v}" for k, v in done.leave_one_out.items())
-            what = f"kind {done.kind} chosen by leave-one-out (right: {right}); {what}"
+            loss = ", ".join(f"{k} {v:.2f}" for k, v in (done.leave_one_out_loss or {}).items())
+            what = (
+                f"kind {done.kind} chosen by leave-one-out (log loss: {loss}; right: {right}); "
+                f"{what}"
+            )
     else:
         what = "log-offsets " + ", ".join(
             f"{q} {b:+.2f}" for q, b in zip(done.counts, done.recalibration.intercept_, strict=True)
