@@ -34,10 +34,12 @@ stereo 16-bit WAV (a CD rip), so decoding, mixing down and resampling are all me
   falls on both alike. Each process, on one thread, decodes each file alone (``soundfile`` and a
   mixdown: the floor) and predicts it, both as CPU time (``time.process_time``, which a loaded
   machine inflates far less than wall time), for a 30 s clip and a 5-minute track; then
-  ``predict_many`` over the folder with 1 and 2 processes (``n_jobs``; the order alternating
-  with the rounds): files/s (wall time), the speed-up 2 / 1, the CPU per file of the process and
-  its workers (start-up included) and the CPU other jobs took meanwhile (``/proc/stat``), so a
-  speed-up lost to start-up or to a busy machine shows as such.
+  ``predict_many`` over folders of ``--folder-sizes`` clips with 1 process kept to one core,
+  1 process and 2 processes (``n_jobs``; the order reversing with the rounds): files/s (wall
+  time), the speed-ups 2 / 1 (one process already uses part of a second core: it decodes the
+  next file ahead) and 2 / 1 on one core (what a second core adds), the CPU per file of the
+  process and its workers (start-up included) and the CPU other jobs took meanwhile
+  (``/proc/stat``), so a speed-up lost to start-up or to a busy machine shows as such.
   Reported: medians over rounds, CPU per file, its ratio to decoding the same file, and files/s.
   Writes ``<--out's stem>_interleaved.json`` and ``.md`` beside ``--out``
   (``predict_speed_interleaved.*`` by default).
@@ -234,11 +236,25 @@ def _own_cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def folder_throughput(predictor: Any, files: list[Path], jobs: int) -> dict[str, Any]:
+def folder_throughput(
+    predictor: Any, files: list[Path], jobs: int, *, one_core: bool = False
+) -> dict[str, Any]:
     """``predict_many`` over ``files`` with ``jobs`` processes: wall time, the CPU of this
-    process and its workers (start-up included), and the CPU other jobs took meanwhile."""
+    process and its workers (start-up included), and the CPU other jobs took meanwhile.
+
+    ``one_core``: this process (and the decoding thread it starts) kept to one CPU
+    (``sched_setaffinity``), the baseline a second core is measured against: without it a
+    single process already uses part of a second core, decoding the next file ahead."""
+    pinned = None
+    if one_core:
+        pinned = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(pinned)})  # this thread; threads started now inherit it
     busy, cpu, tic = _machine_busy_s(), _own_cpu_s(), time.perf_counter()
-    outcomes = list(predictor.predict_many(files, n_jobs=jobs))
+    try:
+        outcomes = list(predictor.predict_many(files, n_jobs=jobs))
+    finally:
+        if pinned is not None:
+            os.sched_setaffinity(0, pinned)
     seconds = time.perf_counter() - tic
     cpu = _own_cpu_s() - cpu  # the workers have ended: their CPU is counted
     others = None if busy is None else max(0.0, _machine_busy_s() - busy - cpu)
@@ -285,8 +301,14 @@ def interleaved_worker(args: argparse.Namespace) -> dict[str, Any]:
             "quadrant": result.quadrant,
         }
     files = sorted(args.file.glob("*"))
-    for jobs in map(int, args.jobs_order.split(",")):
-        record[f"jobs{jobs}"] = folder_throughput(predictor, files, jobs)
+    sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else [len(files)]
+    record["folders"] = {}
+    for size in sizes:
+        runs: dict[str, Any] = {}
+        for key in args.jobs_order.split(","):  # "1c": one process kept to one core
+            jobs = int(key.rstrip("c"))
+            runs[key] = folder_throughput(predictor, files[:size], jobs, one_core=key.endswith("c"))
+        record["folders"][str(size)] = runs
     limits.restore_original_limits()
     return record
 
@@ -473,6 +495,7 @@ def interleaved(args: argparse.Namespace, clips: list[Path], started: Any) -> No
         }
         model = str(args.model_name)
         names = ",".join(str(files[n]) for n in ("clip30", "track5"))
+        sizes = ",".join(str(n) for n in args.folder_sizes)
         for r in range(args.rounds):
             order = [this, previous] if r % 2 == 0 else [previous, this]
             for side in order:
@@ -482,8 +505,8 @@ def interleaved(args: argparse.Namespace, clips: list[Path], started: Any) -> No
                 # the old tree resolves the shipped model name inside its own package
                 command = [sys.executable, __file__, "--worker", "interleaved", "--model", model,
                            "--file", str(files["clips"]), "--names", names,
-                           "--repeats", str(args.repeats),
-                           "--jobs-order", "1,2" if r % 2 == 0 else "2,1"]  # fmt: skip
+                           "--repeats", str(args.repeats), "--sizes", sizes,
+                           "--jobs-order", "1c,1,2" if r % 2 == 0 else "2,1,1c"]  # fmt: skip
                 if side == this and args.this_options:
                     command += ["--load-options", args.this_options]
                 done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -527,25 +550,29 @@ def _summarise_rounds(records: list[dict[str, Any]]) -> dict[str, Any]:
             "decode_cpu_s": decode,
             "ratio_to_decode": predict / decode if decode > 0 else float("nan"),
         }
-    keys = ("jobs1", "jobs2")
-    jobs = {key: statistics.median(r[key]["files_per_s"] for r in records) for key in keys}
-    # a record from before the CPU figures were measured has none
-    cpu = {key: _median_of(records, key, "cpu_per_file_s") for key in keys}
-    others = {key: _median_of(records, key, "others_cpu_s") for key in keys}
-    return {
-        "files": files,
-        "files_per_s": jobs,
-        "scaling_2_over_1": jobs["jobs2"] / jobs["jobs1"],
-        "scaling_per_round": [
-            r["jobs2"]["files_per_s"] / r["jobs1"]["files_per_s"] for r in records
-        ],
-        "cpu_per_file_s": cpu,
-        "others_cpu_s": others,
-        "n_files": records[0]["jobs1"]["n_files"],
-        "quadrants_same_across_jobs": all(
-            r["jobs1"]["quadrants"] == r["jobs2"]["quadrants"] for r in records
-        ),
-    }
+    folders = {}
+    for size in records[0]["folders"]:
+        runs = [r["folders"][size] for r in records]
+        keys = list(runs[0])
+        rate = {k: statistics.median(run[k]["files_per_s"] for run in runs) for k in keys}
+        folders[size] = {
+            "n_files": runs[0][keys[0]]["n_files"],
+            "files_per_s": rate,
+            "scaling": {
+                f"2 / {base}": rate["2"] / rate[base] for base in ("1", "1c") if base in rate
+            },
+            "scaling_per_round": {
+                f"2 / {base}": [run["2"]["files_per_s"] / run[base]["files_per_s"] for run in runs]
+                for base in ("1", "1c")
+                if base in rate
+            },
+            "cpu_per_file_s": {k: _median_of(runs, k, "cpu_per_file_s") for k in keys},
+            "others_cpu_s": {k: _median_of(runs, k, "others_cpu_s") for k in keys},
+            "quadrants_same_across_jobs": all(
+                len({json.dumps(run[k]["quadrants"]) for k in keys}) == 1 for run in runs
+            ),
+        }
+    return {"files": files, "folders": folders}
 
 
 def _median_of(records: list[dict[str, Any]], key: str, field: str) -> float | None:
@@ -584,36 +611,44 @@ def _interleaved_markdown(result: dict[str, Any]) -> list[str]:
             )
     lines += [
         "",
-        "| side | files | 1 process files/s | 2 processes files/s | 2 / 1 (per round) | "
-        "CPU s per file, 1 / 2 processes | start-up CPU s | other jobs' CPU s, 1 / 2 | "
-        "same answers |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| side | files | 1 process on 1 core, files/s | 1 process, files/s | 2 processes, "
+        "files/s | 2 / 1 on 1 core (per round) | 2 / 1 (per round) | CPU s per file, 1 / 2 "
+        "processes | start-up CPU s | other jobs' CPU s, 1 / 2 | same answers |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for side in sides:
-        s = result["summary"][side]
-        rounds = ", ".join(f"{x:.2f}" for x in s.get("scaling_per_round", []))
-        cpu, others = s.get("cpu_per_file_s", {}), s.get("others_cpu_s", {})
-        startup = None
-        if cpu.get("jobs1") is not None and cpu.get("jobs2") is not None:
-            startup = (cpu["jobs2"] - cpu["jobs1"]) * s["n_files"]
-        lines.append(
-            f"| {side} | {s['n_files']} | {s['files_per_s']['jobs1']:.2f} | "
-            f"{s['files_per_s']['jobs2']:.2f} | {s['scaling_2_over_1']:.2f}x ({rounds}) | "
-            f"{_fmt(cpu.get('jobs1'), '.3f')} / {_fmt(cpu.get('jobs2'), '.3f')} | "
-            f"{_fmt(startup, '.1f')} | "
-            f"{_fmt(others.get('jobs1'), '.1f')} / {_fmt(others.get('jobs2'), '.1f')} | "
-            f"{'yes' if s['quadrants_same_across_jobs'] else 'NO'} |"
-        )
+        for f in result["summary"][side]["folders"].values():
+            rate, cpu, others = f["files_per_s"], f["cpu_per_file_s"], f["others_cpu_s"]
+            per_round = {
+                k: ", ".join(f"{x:.2f}" for x in v) for k, v in f["scaling_per_round"].items()
+            }
+            startup = None
+            if cpu.get("1") is not None and cpu.get("2") is not None:
+                startup = (cpu["2"] - cpu["1"]) * f["n_files"]
+            lines.append(
+                f"| {side} | {f['n_files']} | {_fmt(rate.get('1c'), '.2f')} | "
+                f"{rate['1']:.2f} | {rate['2']:.2f} | "
+                f"{_fmt(f['scaling'].get('2 / 1c'), '.2f')}x ({per_round.get('2 / 1c', '')}) | "
+                f"{f['scaling']['2 / 1']:.2f}x ({per_round['2 / 1']}) | "
+                f"{_fmt(cpu.get('1'), '.3f')} / {_fmt(cpu.get('2'), '.3f')} | "
+                f"{_fmt(startup, '.1f')} | "
+                f"{_fmt(others.get('1'), '.1f')} / {_fmt(others.get('2'), '.1f')} | "
+                f"{'yes' if f['quadrants_same_across_jobs'] else 'NO'} |"
+            )
     lines += [
         "",
+        "Folders are the first N files of one folder of 4QAED clips. *1 process on 1 core*: "
+        "`predict_many` with `n_jobs=1` in a process kept to one CPU (`sched_setaffinity`, "
+        "which the thread that decodes the next file ahead inherits); *1 process*: the same "
+        "free to use both cores, so it already uses part of the second one for decoding ahead; "
+        "*2 processes*: `n_jobs=2` (the new tree starts the worker only with enough files, "
+        "see `merkit.product.predict_executors.MIN_FILES_PER_PROCESS`). "
         "CPU s per file: this process and its workers over the folder run, divided by the files "
         "(worker start-up included: spawning, imports, loading the model, a first file's one-off "
         "costs); start-up CPU s is their difference times the files (what the 2-process run "
-        "spent beyond the 1-process one). Equal CPU per file means the work itself scales, and "
-        "a 2 / 1 below 2 "
-        "is then start-up or other jobs' CPU (the next column: what the rest of the machine "
-        "used during the run, from `/proc/stat`). The order of the 1- and 2-process runs "
-        "alternates with the rounds.",
+        "spent beyond the 1-process one). Other jobs' CPU: what the rest of the machine "
+        "used during the run, from `/proc/stat`. The order of the runs (1 core, 1, 2) "
+        "reverses with the rounds.",
     ]
     m = result["machine"]
     lines += [
@@ -784,7 +819,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--names", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--jobs-order", default="1,2", help=argparse.SUPPRESS)
+    parser.add_argument("--jobs-order", default="1c,1,2", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", default="", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--folder-sizes",
+        default=None,
+        help="with --against: folder sizes measured, e.g. 12,24,160 (default: --clips)",
+    )
     parser.add_argument(
         "--against",
         default=None,
@@ -803,6 +844,9 @@ def main() -> None:
     parser.add_argument("--load-options", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.model_name = args.model or "default"
+    sizes = args.folder_sizes.split(",") if args.folder_sizes else [str(args.clips)]
+    args.folder_sizes = sorted({int(n) for n in sizes})
+    args.clips = max(args.clips, *args.folder_sizes)
     if args.worker == "interleaved":  # before the imports below: older trees lay modules out
         print(json.dumps(worker(args)))  # differently, and load_model takes shipped names
         return

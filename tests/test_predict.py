@@ -215,8 +215,11 @@ def test_bad_audio_raises_one_clear_error(predictor: Predictor, tmp_path: Path) 
 
 
 def test_predict_many_in_worker_processes_matches_one_process(
-    predictor: Predictor, tmp_path: Path
+    predictor: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from merkit.product import predict_executors
+
+    monkeypatch.setattr(predict_executors, "MIN_FILES_PER_PROCESS", 1)  # a worker for 3 files
     paths = [write_wav(tmp_path / f"t{i}.wav", tone(2.0 + i, freq=200.0 + 150 * i), 16_000)
              for i in range(3)]  # fmt: skip
     (tmp_path / "bad.wav").write_text("not audio")

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from merkit.core.errors import ConfigError
+from merkit.product import predict_executors
 from merkit.product.predict import load_model
 from product_helpers import tone, write_wav
 
@@ -26,6 +27,13 @@ def app() -> Any:
     if "predict" not in {c.name for c in app.registered_commands}:
         register(app)
     return app
+
+
+@pytest.fixture(autouse=True)
+def workers_for_few_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These folders are small: let ``--jobs 2`` start a worker for them anyway (by default a
+    worker needs :data:`MIN_FILES_PER_PROCESS` files to be worth its start-up)."""
+    monkeypatch.setattr(predict_executors, "MIN_FILES_PER_PROCESS", 1)
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +152,31 @@ def test_a_killed_jobs_worker_costs_one_retried_file(folder: Path, tmp_path: Pat
     watcher.join(5)
     assert killed, "no worker was seen busy"
     assert got == serial
+
+
+def test_a_small_folder_starts_no_worker_it_cannot_pay_for(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With fewer than ``MIN_FILES_PER_PROCESS`` files per process, ``--jobs`` processes is an
+    upper bound: 2 files start no worker, 4 files at 2 a process start one."""
+    started: list[int] = []
+
+    def fake_map_ordered(fn: Any, tasks: list, jobs: int, **kwargs: Any) -> Any:
+        started.append(jobs)
+        return (kwargs["here"](t) for t in tasks)
+
+    monkeypatch.setattr("merkit.core.parallel.map_ordered", fake_map_ordered)
+    predictor = load_model("fast")
+    two, four = (
+        [folder / "a.wav", folder / "e.wav"],
+        [folder / n for n in ("a.wav", "b.wav", "c.flac", "e.wav")],
+    )
+    serial = [o.model_dump() for o in predictor.predict_many(four)]
+    monkeypatch.setattr(predict_executors, "MIN_FILES_PER_PROCESS", 2)
+    assert [o.model_dump() for o in predictor.predict_many(two, n_jobs=2)] == serial[::3]
+    assert started == []  # one process: no pool
+    assert [o.model_dump() for o in predictor.predict_many(four, n_jobs=3)] == serial
+    assert started == [2]  # 4 files, 2 a process: 2 processes of the 3 allowed
 
 
 def test_unknown_executor_is_refused_before_any_work(app: Any, folder: Path) -> None:

@@ -7,14 +7,16 @@ as one iterator, in input order.
 :class:`~merkit.product.prediction.PredictionFailure` per path, in the order of ``paths``,
 identical to a serial run (a consumer such as ``--output``/``--resume`` can write each as it comes).
 
-- ``"processes"`` (``jobs > 1``): this process and ``jobs - 1`` :mod:`merkit.core.parallel`
-  worker processes (spawned, tied to this one) predict files side by side: this one has the model
-  loaded already and starts at once, each worker loads it once and keeps it for every file it
-  gets. Every process holds its torch and OpenMP thread pools to its share of the cores and its
-  BLAS pool to one thread (:data:`BLAS_THREADS`, a serial run's too), so answers are
-  bit-identical to a serial run's. A worker that dies (killed, out of memory) costs the file it
-  was running one rerun in a fresh worker (``retries``); finished files are kept, and a file that
-  kills its worker every time is a :class:`PredictionFailure` saying so.
+- ``"processes"`` (``jobs > 1``): this process and ``jobs - 1`` :mod:`merkit.core.parallel` worker
+  processes (spawned, tied to this one) predict files side by side: this one has the model loaded
+  already and starts at once, each worker loads it once and keeps it for every file it gets. A
+  small folder gets fewer workers: one process per :data:`MIN_FILES_PER_PROCESS` files at most,
+  since a worker's start-up costs as much as a dozen files. Every process holds its torch and
+  OpenMP thread pools to its share of the cores and its BLAS pool to one thread
+  (:data:`BLAS_THREADS`, a serial run's too), so answers are bit-identical to a serial run's. A
+  worker that dies (killed, out of memory) costs the file it was running one rerun in a fresh
+  worker (``retries``); finished files are kept, and a file that kills its worker every time is a
+  :class:`PredictionFailure` saying so.
 - ``"ray"``: one Ray task per file on a local instance or the cluster at ``ray_address``; each
   Ray worker process loads the model once. At most a few tasks per CPU are in flight, so a library
   of millions of paths is never submitted at once. A task whose worker dies (killed, out of
@@ -65,6 +67,16 @@ EXECUTORS = ("processes", "ray")
 RAY_TASKS_PER_CPU = 4
 """Ray tasks in flight per CPU of the cluster (enough to keep every worker busy)."""
 
+MIN_FILES_PER_PROCESS = 16
+"""``"processes"`` starts one process per this many files at most (``jobs`` is an upper bound).
+
+A worker's start-up (spawning, importing torch and scikit-learn, loading the model, a first
+file's one-off costs) takes about as much CPU as 12-17 clips of the default model (4-6 CPU s
+against 0.35 s a clip; ``benchmarks/results/predict_speed_interleaved.md``), and while workers
+run this process predicts without decoding ahead. So on a small folder ``--jobs 2`` was slower
+than one process (12 clips: 0.79x, ``predict_speed_default_interleaved.md``); below this many
+files per process, fewer processes are started."""
+
 
 def predict_files(
     predictor: FilePredictor,
@@ -97,7 +109,8 @@ def predict_files(
     segments : bool
         Include per-window answers.
     jobs : int
-        ``"processes"``: worker processes (1: this process). ``"ray"``: CPUs of the local Ray
+        ``"processes"``: processes at most (1: this process; fewer with fewer than
+        :data:`MIN_FILES_PER_PROCESS` files per process). ``"ray"``: CPUs of the local Ray
         instance (1: every core); unused with ``ray_address``.
     executor : {"processes", "ray"}
         See the module docstring.
@@ -145,7 +158,11 @@ def predict_files(
         return
     from merkit.core.parallel import map_ordered, resolve_jobs
 
-    threads = max(1, (os.cpu_count() or 1) // resolve_jobs(jobs))
+    jobs = min(resolve_jobs(jobs), max(1, len(paths) // MIN_FILES_PER_PROCESS))
+    if jobs == 1:  # too few files to pay for a worker's start-up: predict them here
+        yield from predict_files(predictor, paths, load=load, run=run, segments=segments)
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     tasks = [_Task(load, run, model_dir, str(path), segments, threads) for path in paths]
 
     def here(task: _Task) -> Outcome:  # this process predicts files too (no start-up to pay)
