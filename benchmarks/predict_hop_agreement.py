@@ -63,7 +63,9 @@ def trimmed_tracks(n: int, clips: int, seed: int) -> list[tuple[list[str], np.nd
 def compare(base: Any, hop: Any) -> dict[str, Any]:
     labels = list(base.probabilities)
     d = np.array([abs(base.probabilities[q] - hop.probabilities[q]) for q in labels])
+    top = sorted(base.probabilities.values(), reverse=True)
     return {
+        "margin_default": float(top[0] - top[1]),  # how near a decision boundary the track is
         "quadrant_default": base.quadrant,
         "quadrant_hop": hop.quadrant,
         "p_max_diff": float(d.max()),
@@ -97,6 +99,12 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             np.mean([r["reliable_default"] == r["reliable_hop"] for r in rows])
         ),
         "mixed_agreement": float(np.mean([r["mixed_agree"] for r in rows])),
+        "disagreeing_tracks_default_margins": [
+            round(r["margin_default"], 3)
+            for r in rows
+            if r["quadrant_default"] != r["quadrant_hop"]
+        ],
+        "median_default_margin": round(float(np.median([r["margin_default"] for r in rows])), 3),
         "cpu_default_s_per_track": round(cpu_d, 3),
         "cpu_hop_s_per_track": round(cpu_h, 3),
         "cpu_ratio_hop_over_default": round(cpu_h / cpu_d, 3),
@@ -186,6 +194,15 @@ def write(out: Path, record: dict[str, Any], info: dict[str, Any]) -> None:
                 f"{s['cpu_ratio_hop_over_default']:.2f} |"
             )
     lines.append("")
+    for m, r in record["models"].items():
+        for set_name in ("aligned", "trimmed"):
+            if set_name in r:
+                s = r[set_name]["summary"]
+                lines.append(
+                    f"- `{m}` {set_name}: the default answer's top-two probability margin on the "
+                    f"tracks whose quadrant changed: {s['disagreeing_tracks_default_margins']} "
+                    f"(median margin over all its tracks {s['median_default_margin']})."
+                )
     for m, r in record["models"].items():
         same = r["clips_identical"]
         lines.append(
