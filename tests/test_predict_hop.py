@@ -143,7 +143,7 @@ def test_cli_hop(app: Any, model_dir: Path, tmp_path: Path) -> None:
         (3.0, 6.0),
         (4.5, 7.5),
     ]
-    for bad, message in (("0", "hop_s must be a positive"), ("4", "longer than the model's")):
+    for bad, message in (("0", "--hop must be a positive"), ("4", "--hop (4 s) is longer than")):
         got = CliRunner().invoke(app, [*args, "--hop", bad])
         assert got.exit_code != 0
         assert message in got.output and "Traceback" not in got.output

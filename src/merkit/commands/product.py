@@ -378,8 +378,8 @@ def predict(
     reported with its reason and the others go on. Exit code: 0 all predicted, 1 some failed, 2
     no files.
     """
-    from merkit.product.model_dir import ModelVersionWarning
-    from merkit.product.predict import checked_hop, load_model
+    from merkit.product.model_dir import ModelVersionWarning, read_manifest
+    from merkit.product.predict import checked_hop, hop_within_window, load_model
     from merkit.product.predict_executors import check_executor
     from merkit.product.prediction import PredictionFailure
     from merkit.product.relative import MIN_FILES, with_relative
@@ -387,7 +387,7 @@ def predict(
     from merkit.product.trust import check_model_folder
 
     check_executor(executor, ray_address)  # before any file is looked at
-    checked_hop(hop)
+    checked_hop(hop, "--hop")
     fmt = _output_format(output_format)
     sink = _open_sink(output, fmt, resume, relative)
     files, outcomes_missing = find_audio(paths)
@@ -410,6 +410,8 @@ def predict(
         note = check_model_folder(where, trust=trust)  # before anything in it is loaded
         if note is not None:
             err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+        if hop is not None:  # named as the user typed it, before the model is loaded
+            hop_within_window(hop, read_manifest(where).window_s, "--hop")
         predictor = load_model(
             where, exact_windows=exact_windows, crnn_precision=crnn_precision, hop_s=hop
         )

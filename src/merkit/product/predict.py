@@ -116,7 +116,7 @@ def _checked_precision(value: str | None) -> str | None:
     return value
 
 
-def checked_hop(value: float | None) -> float | None:
+def checked_hop(value: float | None, name: str = "hop_s") -> float | None:
     """``value`` as a float if it is ``None`` or a positive, finite number of seconds, else one
     ConfigError naming the setting (checked before anything is read)."""
     if value is None:
@@ -126,16 +126,16 @@ def checked_hop(value: float | None) -> float | None:
     except (TypeError, ValueError):
         hop = math.nan
     if isinstance(value, bool) or not math.isfinite(hop) or hop <= 0:
-        raise ConfigError(f"hop_s must be a positive number of seconds, not {value!r}")
+        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
     return hop
 
 
-def _hop_within_window(hop: float | None, window_s: float) -> None:
+def hop_within_window(hop: float | None, window_s: float, name: str = "hop_s") -> None:
     """One ConfigError where ``hop`` is longer than the model's window: the windows would leave
     stretches of the track unheard, so it is refused rather than sampled."""
     if hop is not None and hop > window_s:
         raise ConfigError(
-            f"hop_s ({hop:g} s) is longer than the model's {window_s:g} s window: the windows "
+            f"{name} ({hop:g} s) is longer than the model's {window_s:g} s window: the windows "
             f"would leave gaps of unheard audio; use a hop of at most {window_s:g} s"
         )
 
@@ -196,7 +196,7 @@ class Predictor:
         self.crnn_precision = _checked_precision(crnn_precision)
         self.custom_hop_s = checked_hop(hop_s)
         """The hop asked for (``None``: the manifest's)."""
-        _hop_within_window(self.custom_hop_s, manifest.window_s)
+        hop_within_window(self.custom_hop_s, manifest.window_s)
         self.manifest = manifest
         self.estimator = estimator
         self.model_dir = model_dir
@@ -683,7 +683,7 @@ def load_model(
     if hop_s is not None:  # against the window, before the estimator is loaded
         from merkit.product.model_dir import read_manifest
 
-        _hop_within_window(hop_s, read_manifest(path).window_s)
+        hop_within_window(hop_s, read_manifest(path).window_s)
     manifest, estimator = _open_model_dir(path, inputs=check_inputs)
     # missing or wrong checkpoints: one error now, not one per song later
     needed = checkpoints_of([spec.params for spec in manifest.inputs])
