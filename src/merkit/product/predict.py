@@ -7,7 +7,8 @@ How a track becomes one answer
    path check, so a FIFO, device or socket is refused before it can block and a file that cannot
    be opened is reported with the system's reason), in blocks.
 2. The track streams as windows (:mod:`merkit.audio.windows`) of the model's window length (the
-   training clips' length, e.g. 30 s) every hop (e.g. 15 s), at the file's own rate. A track
+   training clips' length, e.g. 30 s) every hop (the manifest's, e.g. 15 s, or the ``hop_s``
+   asked for, at most one window), at the file's own rate. A track
    shorter than one window is one window, padded the way the representation pads short clips; a
    track shorter than one second is refused.
 3. Each window is a song to training's extraction
