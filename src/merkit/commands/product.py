@@ -345,6 +345,19 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    hop: Annotated[
+        float | None,
+        typer.Option(
+            "--hop",
+            metavar="SECONDS",
+            help="Seconds between the starts of a long track's windows, at most the window "
+            "length: e.g. 30.1 (the default models' window) analyses each second once, about "
+            "half the windows and CPU of the default half-window hop, with track answers that "
+            "can differ (docs/predict.md). A clip of one window is unchanged. [default: the "
+            "model's, 15.05 s for the shipped models]",
+            show_default=False,
+        ),
+    ] = None,
     relative: Annotated[
         bool,
         typer.Option(
@@ -365,8 +378,8 @@ def predict(
     reported with its reason and the others go on. Exit code: 0 all predicted, 1 some failed, 2
     no files.
     """
-    from merkit.product.model_dir import ModelVersionWarning
-    from merkit.product.predict import load_model
+    from merkit.product.model_dir import ModelVersionWarning, read_manifest
+    from merkit.product.predict import checked_hop, hop_within_window, load_model
     from merkit.product.predict_executors import check_executor
     from merkit.product.prediction import PredictionFailure
     from merkit.product.relative import MIN_FILES, with_relative
@@ -374,6 +387,7 @@ def predict(
     from merkit.product.trust import check_model_folder
 
     check_executor(executor, ray_address)  # before any file is looked at
+    checked_hop(hop, "--hop")
     fmt = _output_format(output_format)
     sink = _open_sink(output, fmt, resume, relative)
     files, outcomes_missing = find_audio(paths)
@@ -396,7 +410,11 @@ def predict(
         note = check_model_folder(where, trust=trust)  # before anything in it is loaded
         if note is not None:
             err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
-        predictor = load_model(where, exact_windows=exact_windows, crnn_precision=crnn_precision)
+        if hop is not None:  # named as the user typed it, before the model is loaded
+            hop_within_window(hop, read_manifest(where).window_s, "--hop")
+        predictor = load_model(
+            where, exact_windows=exact_windows, crnn_precision=crnn_precision, hop_s=hop
+        )
     for warning in caught:  # one plain line each, not Python's two-line warning format
         if issubclass(warning.category, ModelVersionWarning | FastModelWarning):
             line = f"[yellow]warning:[/] {escape(str(warning.message))}"

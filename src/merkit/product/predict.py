@@ -7,7 +7,8 @@ How a track becomes one answer
    path check, so a FIFO, device or socket is refused before it can block and a file that cannot
    be opened is reported with the system's reason), in blocks.
 2. The track streams as windows (:mod:`merkit.audio.windows`) of the model's window length (the
-   training clips' length, e.g. 30 s) every hop (e.g. 15 s), at the file's own rate. A track
+   training clips' length, e.g. 30 s) every hop (the manifest's, e.g. 15 s, or the ``hop_s``
+   asked for, at most one window), at the file's own rate. A track
    shorter than one window is one window, padded the way the representation pads short clips; a
    track shorter than one second is refused.
 3. Each window is a song to training's extraction
@@ -28,6 +29,7 @@ so memory does not grow with the track's length.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -115,6 +117,30 @@ def _checked_precision(value: str | None) -> str | None:
     return value
 
 
+def checked_hop(value: float | None, name: str = "hop_s") -> float | None:
+    """``value`` as a float if it is ``None`` or a positive, finite number of seconds, else one
+    ConfigError naming the setting (checked before anything is read)."""
+    if value is None:
+        return None
+    try:
+        hop = float(value)
+    except (TypeError, ValueError):
+        hop = math.nan
+    if isinstance(value, bool) or not math.isfinite(hop) or hop <= 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
+    return hop
+
+
+def hop_within_window(hop: float | None, window_s: float, name: str = "hop_s") -> None:
+    """One ConfigError where ``hop`` is longer than the model's window: the windows would leave
+    stretches of the track unheard, so it is refused rather than sampled."""
+    if hop is not None and hop > window_s:
+        raise ConfigError(
+            f"{name} ({hop:g} s) is longer than the model's {window_s:g} s window: the windows "
+            f"would leave gaps of unheard audio; use a hop of at most {window_s:g} s"
+        )
+
+
 class Predictor:
     """A trained model ready to predict songs (from :func:`merkit.load_model`).
 
@@ -145,6 +171,13 @@ class Predictor:
         for the three taggers of the default model on an AVX2 CPU, with window probabilities
         within float rounding of the stored precision's
         (``benchmarks/results/predict_winograd_agreement.md``); ``None`` (default): as stored.
+    hop_s : float, optional
+        Seconds between the starts of a long track's windows, in place of the manifest's
+        ``hop_s`` (e.g. ``window_s``: windows that do not overlap, each second analysed once,
+        about half the windows and CPU of the default half-window hop; not the answer the default
+        gives: ``benchmarks/results/predict_hop_agreement.md``). At most the window length (a
+        longer hop would leave gaps: refused). A track no longer than one window is one window
+        whatever the hop, so its answer does not change. ``None`` (default): the manifest's.
     """
 
     def __init__(
@@ -159,8 +192,12 @@ class Predictor:
         calibration: ProbabilityCalibration | None = None,
         exact_windows: bool | None = None,
         crnn_precision: str | None = None,
+        hop_s: float | None = None,
     ) -> None:
         self.crnn_precision = _checked_precision(crnn_precision)
+        self.custom_hop_s = checked_hop(hop_s)
+        """The hop asked for (``None``: the manifest's)."""
+        hop_within_window(self.custom_hop_s, manifest.window_s)
         self.manifest = manifest
         self.estimator = estimator
         self.model_dir = model_dir
@@ -192,7 +229,8 @@ class Predictor:
 
     @property
     def hop_s(self) -> float:
-        return self.manifest.hop_s
+        """Seconds between window starts: the ``hop_s`` asked for, else the manifest's."""
+        return self.manifest.hop_s if self.custom_hop_s is None else self.custom_hop_s
 
     @property
     def card(self) -> str | None:
@@ -564,6 +602,7 @@ class Predictor:
                 check_inputs=False,
                 exact_windows=self.exact_windows,
                 crnn_precision=self.crnn_precision,
+                hop_s=self.custom_hop_s,
             ),
             run=safe_predict,
             warm_numba=needs_numba(self.manifest),
@@ -601,6 +640,7 @@ def load_model(
     check_inputs: bool = True,
     exact_windows: bool | None = None,
     crnn_precision: str | None = None,
+    hop_s: float | None = None,
 ) -> Predictor:
     """Load a model directory for prediction.
 
@@ -619,6 +659,9 @@ def load_model(
     crnn_precision : {"float32", "bf16", "winograd"}, optional
         :class:`Predictor`'s setting: the arithmetic of the CRNN taggers' conv blocks
         (``None``: as the model stored it; ``"winograd"``: less CPU, not bit-identical).
+    hop_s : float, optional
+        :class:`Predictor`'s setting: seconds between a long track's window starts (``None``: the
+        manifest's; at most the window length).
 
     Returns
     -------
@@ -630,10 +673,18 @@ def load_model(
         The directory, its manifest or one of its files is missing, damaged, or from an
         incompatible merkit version, or a pre-trained checkpoint its inputs read is not installed
         (the message names ``merkit models download``); the message says which.
+    ConfigError
+        ``crnn_precision`` is not a precision, or ``hop_s`` is not a positive number of seconds
+        or is longer than the model's window (checked before the estimator is loaded).
     """
     _checked_precision(crnn_precision)  # before anything is read
+    hop_s = checked_hop(hop_s)
     asked = path
     path = resolve_model_dir(path)
+    if hop_s is not None:  # against the window, before the estimator is loaded
+        from merkit.product.model_dir import read_manifest
+
+        hop_within_window(hop_s, read_manifest(path).window_s)
     manifest, estimator = _open_model_dir(path, inputs=check_inputs)
     # missing or wrong checkpoints: one error now, not one per song later
     needed = checkpoints_of([spec.params for spec in manifest.inputs])
@@ -659,6 +710,7 @@ def load_model(
         familiarity=companions.get("familiarity"),
         exact_windows=exact_windows,
         crnn_precision=crnn_precision,
+        hop_s=hop_s,
     )
 
 

@@ -183,7 +183,7 @@ def model_summary(predictor: Predictor) -> str:
     return (
         f"{m.method}: {m.method_summary or 'a merkit model'}. Trained on {m.training.n_songs} "
         f"songs of {m.training.dataset}; {cv}. Songs are cut into {m.window_s:g} s windows every "
-        f"{m.hop_s:g} s and the window probabilities averaged."
+        f"{predictor.hop_s:g} s and the window probabilities averaged."
     )
 
 
