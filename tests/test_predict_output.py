@@ -149,6 +149,42 @@ def test_csv_output_with_segments_resumes_a_cut_record(model_dir: Path, tmp_path
     assert out.read_text() == text  # the same bytes as the uninterrupted run
 
 
+def test_resume_with_other_settings_is_refused_naming_them(model_dir: Path, tmp_path: Path) -> None:
+    """Answers of another hop, model or window list would be mixed into a resumed output without
+    a trace: the settings file beside it refuses that, and an output from before it existed is
+    resumed and gets one."""
+    from merkit.product.output import settings_path
+
+    library = _library(tmp_path / "lib")
+    out = tmp_path / "tags.jsonl"
+    runner = CliRunner()
+    args = ["predict", str(library), "--model", str(model_dir), "--output", str(out), "--quiet"]
+    assert runner.invoke(_app(), args).exit_code == 0
+    saved = json.loads(settings_path(out).read_text())
+    assert saved == {
+        "crnn_precision": None,
+        "exact_windows": None,
+        "hop": None,
+        "model": str(model_dir.resolve()),
+        "segments": False,
+    }
+    text = out.read_text()
+    for extra, named in [
+        (["--hop", "2.0"], "hop null -> 2.0"),
+        (["--segments"], "segments false -> true"),
+    ]:
+        refused = runner.invoke(_app(), [*args, "--resume", *extra])
+        assert refused.exit_code == 1
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert named in refused.stderr and "written with other settings" in refused.stderr
+        assert out.read_text() == text  # nothing the user had was touched
+    again = runner.invoke(_app(), [*args, "--resume"])
+    assert again.exit_code == 0 and out.read_text() == text  # all 8 finished: skipped
+    settings_path(out).unlink()  # an output written before the settings file existed
+    assert runner.invoke(_app(), [*args, "--resume", "--hop", "2.0"]).exit_code == 0
+    assert json.loads(settings_path(out).read_text())["hop"] == 2.0
+
+
 def test_output_options_are_checked_before_any_work(model_dir: Path, tmp_path: Path) -> None:
     assert output_format(Path("a.CSV"), None) == "csv"
     assert output_format(Path("a.ndjson"), None) == "jsonl"

@@ -389,7 +389,17 @@ def predict(
     check_executor(executor, ray_address)  # before any file is looked at
     checked_hop(hop, "--hop")
     fmt = _output_format(output_format)
-    sink = _open_sink(output, fmt, resume, relative)
+    with warnings.catch_warnings():  # said once, when the model is loaded below
+        warnings.simplefilter("ignore")
+        model_dir = Path(resolve_model_dir(model)).resolve()
+    settings = {  # what the answers depend on: a resumed --output must have been written so
+        "model": str(model_dir),
+        "hop": hop,
+        "exact_windows": exact_windows,
+        "crnn_precision": crnn_precision,
+        "segments": segments,
+    }
+    sink = _open_sink(output, fmt, resume, relative, settings)
     files, outcomes_missing = find_audio(paths)
     if not files and not outcomes_missing:
         err_console.print(
@@ -478,9 +488,14 @@ def predict(
 
 
 def _open_sink(
-    output: Path | None, fmt: OutputFormat | None, resume: bool, relative: bool
+    output: Path | None,
+    fmt: OutputFormat | None,
+    resume: bool,
+    relative: bool,
+    settings: dict[str, Any] | None = None,
 ) -> ResultSink | None:
-    """The ``--output`` file's sink, every option checked before any work."""
+    """The ``--output`` file's sink, every option checked before any work; ``settings`` (what
+    the answers depend on) must match the ones a resumed file was written with."""
     from merkit.product.output import ResultSink, output_format
 
     if output is None:
@@ -492,7 +507,9 @@ def _open_sink(
             "--relative places songs against the whole collection, so it cannot stream to "
             "--output; run it without --output (e.g. --format csv > file.csv)"
         )
-    return ResultSink(output, output_format(output, fmt and fmt.value), resume=resume)
+    return ResultSink(
+        output, output_format(output, fmt and fmt.value), resume=resume, settings=settings
+    )
 
 
 def _closing_line(

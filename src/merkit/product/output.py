@@ -11,7 +11,11 @@
   its newline, unparsable JSON, a CSV track missing window rows) is discarded, as are failed files
   (tried again) and stale records of changed files; the kept records are written to a temporary
   file, ``fsync``'d and renamed over the output, so nothing the user had is lost before its
-  replacement is in place.
+  replacement is in place;
+- the settings that change the answers (the model, ``--hop``, ``--one-pass``,
+  ``--crnn-precision``, ``--segments``) are kept beside the output in ``FILE.settings.json``, and
+  ``--resume`` with other settings is refused, naming them: its answers would be mixed with the
+  finished ones without a trace.
 
 The sink consumes any stream of outcomes (:meth:`ResultSink.write`), whichever executor produced
 them (one process, worker processes, Ray).
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from merkit.core.atomic import atomic_file
+from merkit.core.atomic import atomic_file, write_text_atomic
 from merkit.core.errors import ConfigError
 from merkit.product.prediction import PredictionFailure, PredictionResult
 
@@ -299,6 +303,37 @@ def _csv_records(path: Path, text: str) -> Iterator[Finished]:
         i = j
 
 
+def settings_path(path: Path) -> Path:
+    """Where the settings of the run writing ``path`` are kept: ``FILE.settings.json``."""
+    return path.with_name(path.name + ".settings.json")
+
+
+def _check_settings(path: Path, settings: dict[str, Any], *, resume: bool) -> None:
+    """Refuse to resume ``path`` with other settings than it was written with; record them."""
+    where = settings_path(path)
+    if resume and where.is_file():
+        try:
+            before = json.loads(where.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(
+                f"--output {path}: cannot read its settings file {where} ({exc}); delete it to "
+                "resume without the check, or choose another --output"
+            ) from None
+        changed = [
+            f"{key} {json.dumps(before.get(key))} -> {json.dumps(value)}"
+            for key, value in settings.items()
+            if before.get(key) != value
+        ]
+        if changed:
+            raise ConfigError(
+                f"--resume: {path} was written with other settings ({'; '.join(changed)}): "
+                "its finished answers would be mixed with answers of another kind. Resume with "
+                "the same settings, or choose another --output"
+            )
+        return
+    write_text_atomic(where, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
 # ---------------------------------------------------------------------------------------------
 # The sink
 
@@ -314,9 +349,20 @@ class ResultSink:
         Its format (:func:`output_format`).
     resume : bool
         Continue an existing file; without it an existing file is refused (never overwritten).
+    settings : mapping, optional
+        What the answers depend on (JSON values), stored in :func:`settings_path`; a resume
+        with other settings raises ConfigError. An output without the file (from before it
+        existed) is resumed unchecked and gets one.
     """
 
-    def __init__(self, path: Path, fmt: Format, *, resume: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fmt: Format,
+        *,
+        resume: bool = False,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
         self.path = path
         self.fmt = fmt
         self.written = 0
@@ -332,6 +378,8 @@ class ResultSink:
                 f"--output {path} already exists: add --resume to continue it "
                 "(finished files are skipped), or choose another file"
             )
+        if settings is not None:
+            _check_settings(path, dict(settings), resume=exists)
         self._digests: dict[str, str | None] = {}
         if exists:
             # a record of a file whose content changed since is dropped (it is done again)
