@@ -177,6 +177,18 @@ def test_a_small_folder_starts_no_worker_it_cannot_pay_for(
     assert started == []  # one process: no pool
     assert [o.model_dump() for o in predictor.predict_many(four, n_jobs=3)] == serial
     assert started == [2]  # 4 files, 2 a process: 2 processes of the 3 allowed
+    assert predict_executors.process_count(-1, 2) == 1
+    assert predict_executors.process_count(8, 9) == 4
+
+
+def test_the_cli_says_when_jobs_starts_fewer_processes(
+    app: Any, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(predict_executors, "MIN_FILES_PER_PROCESS", 16)  # as shipped
+    args = ["predict", str(folder), "--model", "fast", "--format", "json", "--jobs", "2"]
+    result = CliRunner().invoke(app, args)
+    assert "note: 5 file(s): 1 process(es), not 2" in result.stderr
+    assert "not 2" not in CliRunner().invoke(app, [*args, "--quiet"]).stderr
 
 
 def test_unknown_executor_is_refused_before_any_work(app: Any, folder: Path) -> None:

@@ -441,6 +441,16 @@ def predict(
     skipped = 0
     if sink is not None:
         files, skipped = sink.pending(files)
+    if executor == "processes" and jobs > 1 and not quiet:
+        from merkit.product.predict_executors import MIN_FILES_PER_PROCESS, process_count
+
+        used = process_count(jobs, len(files))
+        if used < jobs:  # say why --jobs was not taken at its word
+            err_console.print(
+                f"note: {len(files)} file(s): {used} process(es), not {jobs} (a worker's "
+                f"start-up costs about a dozen files; one per {MIN_FILES_PER_PROCESS} files)",
+                highlight=False,
+            )
     started = time.perf_counter()
     with _progress(not quiet and len(files) > 1, len(files)) as bar:
         task = bar.add_task("files", total=len(files))

@@ -156,9 +156,9 @@ def predict_files(
             retries=retries,
         )
         return
-    from merkit.core.parallel import map_ordered, resolve_jobs
+    from merkit.core.parallel import map_ordered
 
-    jobs = min(resolve_jobs(jobs), max(1, len(paths) // MIN_FILES_PER_PROCESS))
+    jobs = process_count(jobs, len(paths))
     if jobs == 1:  # too few files to pay for a worker's start-up: predict them here
         yield from predict_files(predictor, paths, load=load, run=run, segments=segments)
         return
@@ -186,6 +186,14 @@ def predict_files(
             retries=retries,
             on_death=died,
         )
+
+
+def process_count(jobs: int, n_files: int) -> int:
+    """The processes ``executor="processes"`` runs ``n_files`` files with when asked for ``jobs``
+    (``-1``: every core): one per :data:`MIN_FILES_PER_PROCESS` files at most."""
+    from merkit.core.parallel import resolve_jobs
+
+    return max(1, min(resolve_jobs(jobs), n_files // MIN_FILES_PER_PROCESS))
 
 
 def check_executor(executor: str, ray_address: str | None = None) -> None:
