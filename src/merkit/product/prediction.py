@@ -24,6 +24,46 @@ MIXED_BELOW = 0.5
 threshold of its own (a shipped model's ``calibration.json`` holds one chosen from out-of-fold
 predictions: :mod:`merkit.estimators.calibration`)."""
 
+UNSURE_SIDE_BELOW = 0.21
+"""For a model with axis models: an answer whose final P(high arousal) or P(positive valence)
+lies less than this from 0.5 is flagged unreliable (the song lies between two quadrants). Chosen
+on 4QAED leave-one-genre-out (the candidate signal with the highest AUROC for wrong answers,
+its threshold flagging 15 % of the held-out songs) and validated once on MUSIFEAST-17:
+``benchmarks/results/reliability_signals.md``."""
+
+
+def unsure_sides(
+    quadrant: str,
+    p_high: float,
+    p_pos: float,
+    meanings: Mapping[str, str],
+    below: float = UNSURE_SIDE_BELOW,
+) -> str | None:
+    """A plain-words reason when ``quadrant``'s arousal or valence side is within ``below`` of
+    an even chance (``p_high``, ``p_pos`` the final side probabilities), else None."""
+    if quadrant not in QUADRANT_MEANINGS:
+        return None
+    high, pos = quadrant in HIGH_AROUSAL, quadrant in POSITIVE_VALENCE
+    unsure = []
+    if abs(p_high - 0.5) < below:
+        unsure.append(("arousal", f"P(high arousal) {p_high:.2f}", (not high, pos)))
+    if abs(p_pos - 0.5) < below:
+        unsure.append(("valence", f"P(positive valence) {p_pos:.2f}", (high, not pos)))
+    if not unsure:
+        return None
+    by_sides = {(q in HIGH_AROUSAL, q in POSITIVE_VALENCE): q for q in QUADRANT_MEANINGS}
+    others = [by_sides[sides] for _, _, sides in unsure]
+    if len(unsure) == 2:
+        others.append(by_sides[(not high, not pos)])
+    axes = " and ".join(axis for axis, _, _ in unsure)
+    shown = ", ".join(text for _, text, _ in unsure)
+    named = [f"{q} ({meanings.get(q, '')})" for q in sorted([quadrant, *others])]
+    between = ", ".join(named[:-1]) + " and " + named[-1]
+    return (
+        f"the song lies between the training songs of {between}: its {axes} is close to even "
+        f"({shown}): the answer is not reliable"
+    )
+
 
 class SegmentPrediction(BaseModel):
     """The model's answer for one window of a track."""
@@ -110,8 +150,8 @@ class PredictionResult(BaseModel):
     n_windows: int = Field(description="Windows the track was cut into")
     reliable: bool = Field(
         description="False when the answer should not be trusted (silence, a constant level, a "
-        "steady tone, a quadrant its own arousal/valence answer contradicts, music unlike the "
-        "training songs)"
+        "steady tone, a quadrant its own arousal/valence answer contradicts, for models with axis "
+        "models an arousal or valence side close to even, music unlike the training songs)"
     )
     quadrant_model: str | None = Field(
         None,
@@ -220,6 +260,8 @@ def song_result(
     are averaged like the probabilities and combined with them by ``rule``
     (:func:`merkit.estimators.axes.combine`), whose quadrant lies on its axes by construction (the
     contradiction check is then not needed);
+    an answer whose final arousal or valence is within :data:`UNSURE_SIDE_BELOW` of an even
+    chance is flagged unreliable (:func:`unsure_sides`);
     ``window_familiarity`` (per window distance over threshold,
     :class:`merkit.estimators.axes.Familiarity`) gives the track's median, and a track above 1 is
     flagged unreliable.
@@ -273,6 +315,10 @@ def song_result(
             p_high_arousal_axis=float(axes[0]),
             p_positive_valence_axis=float(axes[1]),
         )
+        reason = unsure_sides(quadrant, p_high, p_pos, meanings)
+        if reason:
+            reliable = False
+            warnings.append(reason)
     if window_familiarity is not None:
         score = float(np.median(np.asarray(window_familiarity, dtype=np.float64)[use]))
         extra.update(familiarity=score, familiar=bool(score <= 1.0))
@@ -325,10 +371,12 @@ def song_result(
 __all__ = [
     "MIXED_BELOW",
     "SILENCE_DBFS",
+    "UNSURE_SIDE_BELOW",
     "PredictionFailure",
     "PredictionResult",
     "RelativePlacement",
     "SegmentPrediction",
     "mixed_answer",
     "song_result",
+    "unsure_sides",
 ]
