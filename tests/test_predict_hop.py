@@ -80,7 +80,7 @@ def test_default_hop_is_unchanged_and_a_clip_is_the_same_whatever_the_hop(
     wider = load_model(model_dir, hop_s=3.0).predict(long, segments=True)
     assert wider.n_windows == 3 < base["n_windows"] == 6
     one = default.predict(clip, segments=True).model_dump()
-    for hop in (0.5, 2.0, 3.0):
+    for hop in (1.0, 2.0, 3.0):
         assert load_model(model_dir, hop_s=hop).predict(clip, segments=True).model_dump() == one
 
 
@@ -94,6 +94,8 @@ def test_a_bad_hop_is_one_clear_error_before_anything_loads(
     monkeypatch.setattr(predict_module, "_open_model_dir", never)
     with pytest.raises(ConfigError, match="hop_s must be a positive number of seconds"):
         load_model(model_dir, hop_s=bad)
+    with pytest.raises(ConfigError, match=r"hop_s \(0.001 s\) is below 1 s"):
+        load_model(model_dir, hop_s=0.001)  # thousands of windows a track: refused, not slow
 
 
 def test_a_hop_longer_than_the_window_is_refused_before_the_estimator_loads(

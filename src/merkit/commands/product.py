@@ -350,7 +350,7 @@ def predict(
         typer.Option(
             "--hop",
             metavar="SECONDS",
-            help="Seconds between the starts of a long track's windows, at most the window "
+            help="Seconds between the starts of a long track's windows, 1 s to the window "
             "length: e.g. 30.1 (the default models' window) analyses each second once, about "
             "half the windows and CPU of the default half-window hop, with track answers that "
             "can differ (docs/predict.md). A clip of one window is unchanged. [default: the "

@@ -117,9 +117,15 @@ def _checked_precision(value: str | None) -> str | None:
     return value
 
 
+MIN_HOP_S = 1.0
+"""The shortest window hop accepted: below it the windows multiply with no new audio to hear (a
+5-minute track at 0.1 s would be ~3,000 windows, minutes of CPU), which reads as a hang."""
+
+
 def checked_hop(value: float | None, name: str = "hop_s") -> float | None:
-    """``value`` as a float if it is ``None`` or a positive, finite number of seconds, else one
-    ConfigError naming the setting (checked before anything is read)."""
+    """``value`` as a float if it is ``None`` or a finite number of seconds of at least
+    :data:`MIN_HOP_S`, else one ConfigError naming the setting (checked before anything is
+    read)."""
     if value is None:
         return None
     try:
@@ -128,6 +134,11 @@ def checked_hop(value: float | None, name: str = "hop_s") -> float | None:
         hop = math.nan
     if isinstance(value, bool) or not math.isfinite(hop) or hop <= 0:
         raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
+    if hop < MIN_HOP_S:
+        raise ConfigError(
+            f"{name} ({hop:g} s) is below {MIN_HOP_S:g} s: the windows would multiply with no "
+            "new audio to hear; use a hop of at least 1 s"
+        )
     return hop
 
 
