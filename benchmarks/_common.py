@@ -4,11 +4,13 @@ and the few-song draw the adaptation benchmarks share."""
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import shlex
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,6 +77,18 @@ def versions(names: tuple[str, ...] = VERSIONED) -> dict[str, str]:
 def command_line() -> str:
     """The command that ran this script, as a user would type it."""
     return "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
+
+
+def resumed_state(out: Path) -> tuple[dict[str, Any], Path]:
+    """The results state of a multi-part benchmark (``<out>.json`` when a part ran before, else
+    empty) and its path, with this run's command, machine and versions added to its ``meta``."""
+    json_path = out.with_suffix(".json")
+    state: dict[str, Any] = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    meta = state.setdefault("meta", {"commands": []})
+    if command_line() not in meta["commands"]:
+        meta["commands"].append(command_line())
+    meta.update(machine=machine(), versions=versions())
+    return state, json_path
 
 
 def timestamp() -> str:

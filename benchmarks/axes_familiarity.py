@@ -54,7 +54,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import f1_score
 
-from _common import command_line, footer, machine, timestamp, versions
+from _common import footer, resumed_state, timestamp
 from merkit.datasets import load_dataset
 from merkit.estimators.axes import RULES, AxisModels, Familiarity, axis_target, combine, model_space
 from merkit.methods import read_settings, resolve_method
@@ -629,12 +629,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="results path without suffix")
     args = parser.parse_args()
     parts = args.parts.split(",")
-    json_path = args.out.with_suffix(".json")
-    state: dict[str, Any] = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    meta = state.setdefault("meta", {"commands": []})
-    if command_line() not in meta["commands"]:
-        meta["commands"].append(command_line())
-    meta.update(machine=machine(), versions=versions())
+    state, json_path = resumed_state(args.out)
+    meta = state["meta"]
     if "kfold" in parts or "logo" in parts:
         setup = Setup(args)
         meta["recipe"] = setup.recipe

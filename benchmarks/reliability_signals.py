@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score, roc_auc_score
 
-from _common import command_line, footer, machine, timestamp, versions
+from _common import footer, resumed_state, timestamp
 from axes_familiarity import Setup, add_setup_arguments, cached_fold
 from merkit.estimators.axes import Familiarity, combine, model_space
 from merkit.product.companions import FAMILIARITY
@@ -421,12 +421,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     parts = args.parts.split(",")
-    json_path = args.out.with_suffix(".json")
-    state: dict[str, Any] = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    meta = state.setdefault("meta", {"commands": []})
-    if command_line() not in meta["commands"]:
-        meta["commands"].append(command_line())
-    meta.update(machine=machine(), versions=versions())
+    state, json_path = resumed_state(args.out)
+    meta = state["meta"]
     if "logo" in parts:
         logo_part(args, state)
     if "kfold" in parts:

@@ -198,3 +198,14 @@ def svm_model_with_companions(tmp_path_factory: Any) -> Path:
     path = save_model(model, tmp_path_factory.mktemp("models") / "svm")
     add_companions(path, songs, cache=NullCache(), progress=False)
     return path
+
+
+def logreg_model_dir(tmp_path_factory: Any) -> Path:
+    """The cheap test model (band energies, logistic regression, 3 s windows every 1.5 s)
+    trained on :func:`synthetic_files` and saved to a fresh folder."""
+    from merkit.product.export import save_model, train_final
+    from merkit.representations.cache import NullCache
+
+    songs = synthetic_files(tmp_path_factory.mktemp("synthetic"))
+    model = train_final(LOGREG, songs, cache=NullCache(), progress=False)
+    return save_model(model, tmp_path_factory.mktemp("models") / "logreg")

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from conftest import make_4qaed_tree
 from merkit.core.errors import AudioError, ConfigError
 from merkit.core.labels import QUADRANTS
-from merkit.product.export import save_model, train_final
+from merkit.product.export import train_final
 from merkit.product.predict import (
     PredictionFailure,
     PredictionResult,
@@ -33,6 +33,7 @@ from product_helpers import (
     BANDS,
     LOGREG,
     TWO_RATES,
+    logreg_model_dir,
     music,
     register_test_methods,
     synthetic_files,
@@ -46,9 +47,7 @@ register_test_methods()
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cheap model (band energies, logistic regression, 3 s windows) on synthetic songs."""
-    songs = synthetic_files(tmp_path_factory.mktemp("synthetic"))
-    model = train_final(LOGREG, songs, cache=NullCache(), progress=False)
-    return save_model(model, tmp_path_factory.mktemp("models") / "logreg")
+    return logreg_model_dir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,13 @@ from typer.testing import CliRunner
 from merkit.core.errors import ConfigError
 from merkit.core.labels import QUADRANTS
 from merkit.product import predict as predict_module
-from merkit.product.export import save_model, train_final
 from merkit.product.predict import Predictor, expected_windows, load_model
-from merkit.representations.cache import NullCache
-from product_helpers import LOGREG, register_test_methods, synthetic_files, tone, write_wav
+from product_helpers import (
+    logreg_model_dir,
+    register_test_methods,
+    tone,
+    write_wav,
+)
 
 register_test_methods()
 
@@ -26,9 +29,7 @@ register_test_methods()
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cheap model (band energies, logistic regression, 3 s windows every 1.5 s)."""
-    songs = synthetic_files(tmp_path_factory.mktemp("synthetic"))
-    model = train_final(LOGREG, songs, cache=NullCache(), progress=False)
-    return save_model(model, tmp_path_factory.mktemp("models") / "logreg")
+    return logreg_model_dir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
