@@ -71,11 +71,13 @@ MIN_FILES_PER_PROCESS = 16
 """``"processes"`` starts one process per this many files at most (``jobs`` is an upper bound).
 
 A worker's start-up (spawning, importing torch and scikit-learn, loading the model, a first
-file's one-off costs) takes about as much CPU as 12-17 clips of the default model (4-6 CPU s
-against 0.35 s a clip; ``benchmarks/results/predict_speed_interleaved.md``), and while workers
-run this process predicts without decoding ahead. So on a small folder ``--jobs 2`` was slower
-than one process (12 clips: 0.79x, ``predict_speed_default_interleaved.md``); below this many
-files per process, fewer processes are started."""
+file's one-off costs) takes about as much CPU as a dozen clips of the default model (3.2-6.1 CPU
+s against 0.3-0.6 s a clip on a Xeon and an EPYC), and while workers run this process predicts
+without decoding ahead. So on a small folder ``--jobs 2`` was slower than one process (12 clips:
+0.91x on the Xeon, ``benchmarks/results/predict_speed_xeon_interleaved.md``; 0.79x on the EPYC,
+``predict_speed_default_interleaved.md``); below this many files per process, fewer processes
+are started (12 clips: 0.99x). With 160 clips two processes gave 1.93x one process kept to one
+core."""
 
 
 def predict_files(
