@@ -166,6 +166,7 @@ def test_resume_with_other_settings_is_refused_naming_them(model_dir: Path, tmp_
         "exact_windows": None,
         "hop": None,
         "model": str(model_dir.resolve()),
+        "model_manifest_sha256": file_digest(model_dir / "manifest.json"),
         "segments": False,
     }
     text = out.read_text()

@@ -394,6 +394,7 @@ def predict(
         model_dir = Path(resolve_model_dir(model)).resolve()
     settings = {  # what the answers depend on: a resumed --output must have been written so
         "model": str(model_dir),
+        "model_manifest_sha256": _manifest_digest(model_dir),
         "hop": hop,
         "exact_windows": exact_windows,
         "crnn_precision": crnn_precision,
@@ -495,6 +496,16 @@ def predict(
     if n_failed:
         err_console.print(f"{n_failed} of {len(outcomes)} file(s) failed", highlight=False)
         raise typer.Exit(1)
+
+
+def _manifest_digest(model_dir: Path) -> str | None:
+    """SHA-256 of a model folder's manifest (it holds its files' digests): a model changed in
+    place, e.g. by an upgrade, is another model to ``--resume``. None where it is unreadable
+    (loading the model then says why)."""
+    from merkit.product.model_dir import MANIFEST
+    from merkit.product.output import file_digest
+
+    return file_digest(model_dir / MANIFEST)
 
 
 def _open_sink(
