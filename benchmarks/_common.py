@@ -18,19 +18,12 @@ import numpy as np
 VERSIONED = ("numpy", "scipy", "scikit-learn", "librosa", "soundfile", "soxr", "torch", "merkit")
 
 
-ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-"""CPU features that change the last bits of float results (BLAS kernels, bf16 in hardware)."""
-
-
 def isa_flags() -> list[str]:
-    """Which of :data:`ISA_FLAGS` this CPU has (``/proc/cpuinfo``; empty where unreadable)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            line = next((x for x in handle if x.startswith("flags")), "")
-    except OSError:
-        return []
-    flags = set(line.split(":", 1)[-1].split())
-    return [f for f in ISA_FLAGS if f in flags]
+    """Which CPU features that change float results' last bits this CPU has
+    (:func:`merkit.core.versions.cpu_kind`)."""
+    from merkit.core.versions import cpu_kind
+
+    return cpu_kind()[1]
 
 
 def machine() -> dict[str, Any]:

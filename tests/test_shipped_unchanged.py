@@ -20,33 +20,19 @@ from pathlib import Path
 import pytest
 
 from conftest import FOURQAED, needs_4qaed, needs_crnn_weights
+from merkit.core.versions import cpu_kind
 from merkit.product.shipped import verify_shipped
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks/results"
 CLIPS = ("Q1/MT0000040632.ogg", "Q4/MT0000550961.ogg")
 ACROSS_CPU_KINDS = {"default": 5e-3, "fast": 1e-6}
 """Largest probability difference allowed against a reference of another CPU kind."""
-ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # as benchmarks/_common.py
-
-
-def _this_cpu() -> tuple[str, list[str]]:
-    """This machine's CPU model name and which of :data:`ISA_FLAGS` it has."""
-    model, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown":
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return model, [f for f in ISA_FLAGS if f in flags]
 
 
 def _references() -> tuple[dict, bool]:
     """The reference recorded on this CPU kind (exact: True), else the first one (False)."""
     found = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("shipped_probabilities*.json"))]
-    model, isa = _this_cpu()
+    model, isa = cpu_kind()
     for ref in found:
         m = ref["machine"]
         if m["cpu_model"] == model and m.get("isa", isa) == isa:

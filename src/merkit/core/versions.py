@@ -25,6 +25,27 @@ RESULT_LIBRARIES = ("numpy", "scikit-learn", "librosa", "torch")
 estimators, network layers); ``torch`` only for estimators saved in torch format."""
 
 
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+"""CPU features that change the last bits of float results (BLAS kernels, bf16 in hardware): two
+machines give bit-identical answers only where their CPU model and these features agree."""
+
+
+def cpu_kind() -> tuple[str, list[str]]:
+    """This machine's CPU model name and which of :data:`CPU_FEATURES` it has (Linux
+    ``/proc/cpuinfo``; ``("unknown", [])`` where it cannot be read)."""
+    model, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name") and model == "unknown":
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return model, [f for f in CPU_FEATURES if f in flags]
+
+
 class ModelVersionWarning(UserWarning):
     """A library that computes a model's numbers differs from the version that trained it."""
 
