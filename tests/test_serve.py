@@ -27,8 +27,11 @@ from merkit.product.predict import Predictor, load_model
 from merkit.serve.app import STATIC, create_app
 from merkit.serve.settings import ServeSettings
 from merkit.serve.upload import client_name
+from product_helpers import logreg_model_dir, register_test_methods
 
 SR = 22_050
+
+register_test_methods()  # the cheap model of test_prediction_options_reach_the_served_model
 
 
 def clip(seconds: float, freq: float = 440.0, fmt: str = "WAV") -> bytes:
@@ -306,6 +309,11 @@ def test_settings_from_environment() -> None:
     )
     assert settings.max_upload_bytes == 5_000_000 and settings.model == Path("/m")
     assert ServeSettings.from_env(settings.to_env()) == settings
+    options = ServeSettings(hop_s=30.1, exact_windows=False, crnn_precision="winograd")
+    assert ServeSettings.from_env(options.to_env()) == options  # the workers get the options
+    assert ServeSettings.from_env(ServeSettings().to_env()).exact_windows is None
+    with pytest.raises(ConfigError, match="MERKIT_SERVE_HOP_S='0.5'"):
+        ServeSettings.from_env({"MERKIT_SERVE_HOP_S": "0.5"})
     with pytest.raises(ConfigError, match="MERKIT_SERVE_MAX_DURATION_S='-1'"):
         ServeSettings.from_env({"MERKIT_SERVE_MAX_DURATION_S": "-1"})
 
@@ -320,3 +328,46 @@ def test_serve_refuses_a_bad_limit_naming_the_option() -> None:
     result = CliRunner().invoke(cli_app, ["serve", "--max-upload-mb", "0"])
     assert result.exit_code == 1
     assert "--max-upload-mb" in result.output and "greater than 0" in result.output
+
+
+def test_prediction_options_reach_the_served_model(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """--hop and --one-pass, handed to the worker as settings, are the options its model runs
+    with, reported by /v1/model, and change the windows as in ``merkit predict``."""
+    model_dir = logreg_model_dir(tmp_path_factory)  # 3 s windows every 1.5 s
+    audio = clip(7.0)
+    answers = {}
+    for hop in (None, 2.0):
+        settings = ServeSettings(model=model_dir, hop_s=hop, exact_windows=hop is None)
+        with TestClient(create_app(settings)) as served:
+            info = served.get("/v1/model").json()
+            assert info["prediction"] == {
+                "hop_s": 1.5 if hop is None else 2.0,
+                "one_pass": hop is not None,
+                "crnn_precision": None,
+            }
+            assert f"every {info['prediction']['hop_s']:g} s" in info["summary"]
+            response = served.post("/v1/predict", files=upload("tone.wav", audio))
+            assert response.status_code == 200, response.text
+            answers[hop] = response.json()
+    # 7 s: windows start at 0, 1.5, 3, 4 (the last ends at the end) vs 0, 2, 4
+    assert (answers[None]["n_windows"], answers[2.0]["n_windows"]) == (4, 3)
+    path = tmp_path_factory.mktemp("tone") / "tone.wav"
+    path.write_bytes(audio)
+    direct = load_model(model_dir, hop_s=2.0, exact_windows=False).predict(path)
+    assert answers[2.0]["probabilities"] == pytest.approx(direct.probabilities, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--hop", "0.5"], "--hop (0.5 s) is below 1 s"),
+        (["--hop", "40"], "--hop (40 s) is longer than the model's 30.1 s window"),
+        (["--crnn-precision", "fp8"], "--crnn-precision must be one of float32, bf16, winograd"),
+    ],
+)
+def test_serve_refuses_bad_prediction_options_naming_them(args: list[str], words: str) -> None:
+    result = CliRunner().invoke(cli_app, ["serve", "--model", "default", *args])
+    assert result.exit_code == 1, result.output
+    assert words in " ".join(result.output.split()) and "Traceback" not in result.output

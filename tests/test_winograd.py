@@ -103,7 +103,7 @@ def test_cli_refuses_an_unknown_crnn_precision_in_one_line(tmp_path) -> None:
         app, ["predict", str(tmp_path / "a.wav"), "--crnn-precision", "fp8"]
     )
     assert result.exit_code != 0
-    assert "crnn_precision must be one of float32, bf16, winograd" in result.output
+    assert "--crnn-precision must be one of float32, bf16, winograd" in result.output
     assert "Traceback" not in result.output
 
 

@@ -379,7 +379,7 @@ def predict(
     no files.
     """
     from merkit.product.model_dir import ModelVersionWarning, read_manifest
-    from merkit.product.predict import checked_hop, hop_within_window, load_model
+    from merkit.product.predict import checked_hop, checked_precision, hop_within_window, load_model
     from merkit.product.predict_executors import check_executor
     from merkit.product.prediction import PredictionFailure
     from merkit.product.relative import MIN_FILES, with_relative
@@ -388,6 +388,7 @@ def predict(
 
     check_executor(executor, ray_address)  # before any file is looked at
     checked_hop(hop, "--hop")
+    checked_precision(crnn_precision, "--crnn-precision")
     fmt = _output_format(output_format)
     with warnings.catch_warnings():  # said once, when the model is loaded below
         warnings.simplefilter("ignore")

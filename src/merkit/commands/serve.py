@@ -30,11 +30,12 @@ def _check_host(host: str) -> None:
         ) from None
 
 
-def _check_model(path: Path | None, *, trust: bool = False) -> str:
+def _check_model(path: Path | None, *, trust: bool = False, hop: float | None = None) -> str:
     """Read the manifest before any worker starts: a bad model is one clear line, not a worker
     crash per process; a model folder is code, so an untrusted one is refused here
-    (:mod:`merkit.product.trust`). Returns the method name."""
+    (:mod:`merkit.product.trust`); ``hop`` must fit its window. Returns the method name."""
     from merkit.product.model_dir import read_manifest
+    from merkit.product.predict import hop_within_window
     from merkit.product.registered import check_registered
     from merkit.product.shipped import require_model_weights, resolve_model_dir
     from merkit.product.trust import check_model_folder
@@ -45,6 +46,7 @@ def _check_model(path: Path | None, *, trust: bool = False) -> str:
         err_console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     manifest = read_manifest(where)
     check_registered(manifest, where / "manifest.json")
+    hop_within_window(hop, manifest.window_s, "--hop")
     require_model_weights(where, name=str(path) if path is not None else where.name)
     if not manifest.audio_only:
         raise ModelError(
@@ -91,6 +93,36 @@ def serve(
             help="Predictions running at once per worker", envvar="MERKIT_SERVE_MAX_CONCURRENT"
         ),
     ] = 2,
+    hop: Annotated[
+        float | None,
+        typer.Option(
+            "--hop",
+            metavar="SECONDS",
+            help="As merkit predict --hop: seconds between a long track's window starts (e.g. "
+            "30.1: each second analysed once, about half the CPU; answers can differ). "
+            "[default: the model's]",
+            show_default=False,
+        ),
+    ] = None,
+    exact_windows: Annotated[
+        bool | None,
+        typer.Option(
+            "--exact-windows/--one-pass",
+            help="As merkit predict: every window of a long track on its own (--exact-windows) "
+            "or each second once (--one-pass: less CPU, probabilities within a few "
+            "hundredths). [default: --exact-windows]",
+            show_default=False,
+        ),
+    ] = None,
+    crnn_precision: Annotated[
+        str | None,
+        typer.Option(
+            "--crnn-precision",
+            help="As merkit predict: winograd, float32 or bf16 for the CRNN taggers. [default: "
+            "as the model stored it]",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve the model over HTTP: POST /v1/predict (an audio upload → its quadrant as JSON),
@@ -98,21 +130,27 @@ def serve(
 
     Listens on 127.0.0.1 unless --host says otherwise (use --host 0.0.0.0 to serve a network).
     """
+    from merkit.product.predict import checked_hop, checked_precision
     from merkit.serve.settings import ServeSettings
 
+    checked_hop(hop, "--hop")  # predict's words, before pydantic's
+    checked_precision(crnn_precision, "--crnn-precision")
     try:
         settings = ServeSettings(
             model=model,
             max_upload_mb=max_upload_mb,
             max_duration_s=max_duration,
             max_concurrent=max_concurrent,
+            hop_s=hop,
+            exact_windows=exact_windows,
+            crnn_precision=crnn_precision,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
         name = {"max_duration_s": "max_duration"}.get(str(first["loc"][0]), str(first["loc"][0]))
         raise ConfigError(f"--{name.replace('_', '-')}: {first['msg']}") from None
     _check_host(host)
-    method = _check_model(model, trust=trust)
+    method = _check_model(model, trust=trust, hop=hop)
     os.environ.update(settings.to_env())  # the workers build their app from these
     import uvicorn
 

@@ -106,14 +106,13 @@ def _import_function(reference: str) -> Any:
     return target
 
 
-def _checked_precision(value: str | None) -> str | None:
-    """``value`` if it is ``None`` or a CRNN precision, else one ConfigError naming the choices."""
+def checked_precision(value: str | None, name: str = "crnn_precision") -> str | None:
+    """``value`` if it is ``None`` or a CRNN precision, else one ConfigError naming the setting
+    and the choices."""
     from merkit.transfer.embedders import CRNN_PRECISIONS
 
     if value is not None and value not in CRNN_PRECISIONS:
-        raise ConfigError(
-            f"crnn_precision must be one of {', '.join(CRNN_PRECISIONS)}, not {value!r}"
-        )
+        raise ConfigError(f"{name} must be one of {', '.join(CRNN_PRECISIONS)}, not {value!r}")
     return value
 
 
@@ -205,7 +204,7 @@ class Predictor:
         crnn_precision: str | None = None,
         hop_s: float | None = None,
     ) -> None:
-        self.crnn_precision = _checked_precision(crnn_precision)
+        self.crnn_precision = checked_precision(crnn_precision)
         self.custom_hop_s = checked_hop(hop_s)
         """The hop asked for (``None``: the manifest's)."""
         hop_within_window(self.custom_hop_s, manifest.window_s)
@@ -688,7 +687,7 @@ def load_model(
         ``crnn_precision`` is not a precision, or ``hop_s`` is not a positive number of seconds
         or is longer than the model's window (checked before the estimator is loaded).
     """
-    _checked_precision(crnn_precision)  # before anything is read
+    checked_precision(crnn_precision)  # before anything is read
     hop_s = checked_hop(hop_s)
     asked = path
     path = resolve_model_dir(path)

@@ -75,6 +75,19 @@ class Limits(BaseModel):
     max_duration_s: float
 
 
+class PredictionOptions(BaseModel):
+    """How this service computes an answer (``merkit serve --hop/--one-pass/--crnn-precision``)."""
+
+    hop_s: float = Field(description="Seconds between the starts of a long track's windows")
+    one_pass: bool = Field(
+        description="Each second of a long track analysed once (false: every window on its own, "
+        "as training computed a clip)"
+    )
+    crnn_precision: str | None = Field(
+        description="Arithmetic of the CRNN taggers (null: as the model stored it)"
+    )
+
+
 class ModelInfo(BaseModel):
     """``GET /v1/model``."""
 
@@ -95,6 +108,7 @@ class ModelInfo(BaseModel):
     manifest: dict[str, Any] = Field(description="The model directory's manifest.json")
     card: str | None = Field(description="MODEL_CARD.md (Markdown)")
     limits: Limits
+    prediction: PredictionOptions
 
 
 class Health(BaseModel):
@@ -119,8 +133,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 # The model
 
 
-def load_audio_model(path: Path | None) -> Predictor:
-    """Load the model a worker serves; version warnings go to the log as one line each.
+def load_audio_model(path: Path | None, settings: ServeSettings | None = None) -> Predictor:
+    """Load the model a worker serves, with ``settings``' prediction options (hop, one pass,
+    CRNN precision); version warnings go to the log as one line each.
 
     Raises
     ------
@@ -129,7 +144,12 @@ def load_audio_model(path: Path | None) -> Predictor:
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        predictor = load_model(path)
+        predictor = load_model(
+            path,
+            hop_s=settings.hop_s if settings else None,
+            exact_windows=settings.exact_windows if settings else None,
+            crnn_precision=settings.crnn_precision if settings else None,
+        )
     for warning in caught:
         log.warning("%s", warning.message)
     if not predictor.audio_only:
@@ -274,7 +294,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state["predictor"] is None:
-            state["predictor"] = await anyio.to_thread.run_sync(load_audio_model, settings.model)
+            state["predictor"] = await anyio.to_thread.run_sync(
+                load_audio_model, settings.model, settings
+            )
         state["limiter"] = anyio.CapacityLimiter(settings.max_concurrent)
         state["per_window"] = await anyio.to_thread.run_sync(warm_up, state["predictor"])
         log.info("merkit serve: model %s ready", state["predictor"].manifest.method)
@@ -355,6 +377,9 @@ def create_app(
             card=p.card,
             limits=Limits(
                 max_upload_mb=settings.max_upload_mb, max_duration_s=settings.max_duration_s
+            ),
+            prediction=PredictionOptions(
+                hop_s=p.hop_s, one_pass=not p.exact_windows, crnn_precision=p.crnn_precision
             ),
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,6 +31,15 @@ class ServeSettings(BaseModel):
         Longest audio accepted, in seconds; longer audio gets 413.
     max_concurrent : int
         Predictions one worker runs at once (others wait); bounds CPU and memory per worker.
+    hop_s : float, optional
+        Seconds between a long track's window starts (``None``: the model's); as
+        ``merkit predict --hop``.
+    exact_windows : bool, optional
+        ``False``: each second of a long track analysed once (``merkit predict --one-pass``);
+        ``None``: the predictor's default (every window on its own, as training).
+    crnn_precision : str, optional
+        Arithmetic of the CRNN taggers (``merkit predict --crnn-precision``; ``None``: as the
+        model stored it).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -39,6 +48,11 @@ class ServeSettings(BaseModel):
     max_upload_mb: float = Field(50.0, gt=0, allow_inf_nan=False)
     max_duration_s: float = Field(1200.0, gt=0, allow_inf_nan=False)
     max_concurrent: int = Field(2, ge=1)
+    # the prediction options of ``merkit predict``: 1.0 is merkit.product.predict.MIN_HOP_S (not
+    # imported: these settings load before torch); the CLI checks them with predict's own words
+    hop_s: float | None = Field(None, ge=1.0, allow_inf_nan=False)
+    exact_windows: bool | None = None
+    crnn_precision: Literal["float32", "bf16", "winograd"] | None = None
 
     @property
     def max_upload_bytes(self) -> int:
