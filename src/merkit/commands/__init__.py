@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,6 +26,42 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # soft_wrap: a one-line error stays one line (no hard breaks at the terminal width)
 err_console = Console(stderr=True, soft_wrap=True)
+
+# The prediction options ``merkit predict`` and ``merkit serve`` share (one meaning, one help).
+ExactWindowsOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--exact-windows/--one-pass",
+        help="Long tracks: compute every 30 s window on its own, as training computed a clip "
+        "(--exact-windows), or each second of audio once and the windows from it "
+        "(--one-pass: less CPU, window probabilities within a few hundredths). "
+        "[default: --exact-windows]",
+        show_default=False,
+    ),
+]
+CrnnPrecisionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--crnn-precision",
+        help="Arithmetic of the CRNN taggers' convolutions: winograd (float32 Winograd "
+        "convolutions: ~1.3x less CPU for the default model's taggers, probabilities within "
+        "float rounding, not bit-identical), float32 or bf16. [default: as the model stored it]",
+        show_default=False,
+    ),
+]
+HopOption = Annotated[
+    float | None,
+    typer.Option(
+        "--hop",
+        metavar="SECONDS",
+        help="Seconds between the starts of a long track's windows, 1 s to the window "
+        "length: e.g. 30.1 (the default models' window) analyses each second once, about "
+        "half the windows and CPU of the default half-window hop, with track answers that "
+        "can differ (docs/predict.md). A clip of one window is unchanged. [default: the "
+        "model's, 15.05 s for the shipped models]",
+        show_default=False,
+    ),
+]
 
 
 def _no_flag_type(param: Any) -> Any:

@@ -15,7 +15,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from merkit.commands import err_console, load_for_methods, user_errors
+from merkit.commands import (
+    CrnnPrecisionOption,
+    ExactWindowsOption,
+    HopOption,
+    err_console,
+    load_for_methods,
+    user_errors,
+)
 from merkit.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -323,41 +330,9 @@ def predict(
         typer.Option(help="Existing Ray cluster: auto | ray://HOST:10001 (default: a local one)"),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar")] = False,
-    exact_windows: Annotated[
-        bool | None,
-        typer.Option(
-            "--exact-windows/--one-pass",
-            help="Long tracks: compute every 30 s window on its own, as training computed a clip "
-            "(--exact-windows), or each second of audio once and the windows from it "
-            "(--one-pass: less CPU, window probabilities within a few hundredths). "
-            "[default: --exact-windows]",
-            show_default=False,
-        ),
-    ] = None,
-    crnn_precision: Annotated[
-        str | None,
-        typer.Option(
-            "--crnn-precision",
-            help="Arithmetic of the CRNN taggers' convolutions: winograd (float32 Winograd "
-            "convolutions: ~1.3x less CPU for the default model's taggers, probabilities within "
-            "float rounding, not bit-identical), float32 or bf16. [default: as the model stored "
-            "it]",
-            show_default=False,
-        ),
-    ] = None,
-    hop: Annotated[
-        float | None,
-        typer.Option(
-            "--hop",
-            metavar="SECONDS",
-            help="Seconds between the starts of a long track's windows, 1 s to the window "
-            "length: e.g. 30.1 (the default models' window) analyses each second once, about "
-            "half the windows and CPU of the default half-window hop, with track answers that "
-            "can differ (docs/predict.md). A clip of one window is unchanged. [default: the "
-            "model's, 15.05 s for the shipped models]",
-            show_default=False,
-        ),
-    ] = None,
+    exact_windows: ExactWindowsOption = None,
+    crnn_precision: CrnnPrecisionOption = None,
+    hop: HopOption = None,
     relative: Annotated[
         bool,
         typer.Option(

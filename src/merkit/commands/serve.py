@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from merkit.commands import err_console, user_errors
+from merkit.commands import (
+    CrnnPrecisionOption,
+    ExactWindowsOption,
+    HopOption,
+    err_console,
+    user_errors,
+)
 from merkit.core.errors import ConfigError, ModelError
 
 
@@ -93,36 +99,9 @@ def serve(
             help="Predictions running at once per worker", envvar="MERKIT_SERVE_MAX_CONCURRENT"
         ),
     ] = 2,
-    hop: Annotated[
-        float | None,
-        typer.Option(
-            "--hop",
-            metavar="SECONDS",
-            help="As merkit predict --hop: seconds between a long track's window starts (e.g. "
-            "30.1: each second analysed once, about half the CPU; answers can differ). "
-            "[default: the model's]",
-            show_default=False,
-        ),
-    ] = None,
-    exact_windows: Annotated[
-        bool | None,
-        typer.Option(
-            "--exact-windows/--one-pass",
-            help="As merkit predict: every window of a long track on its own (--exact-windows) "
-            "or each second once (--one-pass: less CPU, probabilities within a few "
-            "hundredths). [default: --exact-windows]",
-            show_default=False,
-        ),
-    ] = None,
-    crnn_precision: Annotated[
-        str | None,
-        typer.Option(
-            "--crnn-precision",
-            help="As merkit predict: winograd, float32 or bf16 for the CRNN taggers. [default: "
-            "as the model stored it]",
-            show_default=False,
-        ),
-    ] = None,
+    hop: HopOption = None,
+    exact_windows: ExactWindowsOption = None,
+    crnn_precision: CrnnPrecisionOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve the model over HTTP: POST /v1/predict (an audio upload → its quadrant as JSON),
