@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean browser docs constraints
+.PHONY: demo test lint clean browser speech docs constraints
 
 # The exact tested versions (constraints.txt, the CPU build of torch 2.13.0) of the core and the
 # extras the suite and the docs need; pyproject.toml itself holds ranges.
@@ -18,22 +18,31 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/merkit benchmark --out runs/demo
 
-# The browser tests drive Debian's Chromium (Playwright's own browser download is not used):
-# installed quietly when missing and this runs as root with apt; otherwise they skip, saying why.
-# Fast when it is already there (one `command -v`).
-browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+# Debian tools some tests need, installed quietly when missing and this runs as root with apt;
+# otherwise those tests skip, saying why. Fast when the tool is there (one `command -v`).
+# $(1): commands (any one will do), $(2): the Debian package, $(3): the tests that need it.
+define apt_tool
+	@for c in $(1); do command -v $$c >/dev/null 2>&1 && exit 0; done; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing chromium for the browser tests (apt-get, once)"; \
+		echo "installing $(2) for $(3) (apt-get, once)"; \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq chromium >/dev/null; } \
-		|| echo "could not install chromium: the browser tests will be skipped"; \
+			apt-get install -y -qq $(2) >/dev/null; } \
+		|| echo "could not install $(2): $(3) will be skipped"; \
 	else \
-		echo "no chromium and no root apt-get: the browser tests will be skipped"; \
+		echo "no $(2) and no root apt-get: $(3) will be skipped"; \
 	fi
+endef
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+browser:
+	$(call apt_tool,chromium chromium-browser,chromium,the browser tests)
+
+# tests/test_not_music.py synthesises speech with espeak-ng.
+speech:
+	$(call apt_tool,espeak-ng,espeak-ng,the speech tests)
 
 # pytest exits 5 when it collects no tests, which fails this target like any other failure.
-test: $(STAMP) browser
+test: $(STAMP) browser speech
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
