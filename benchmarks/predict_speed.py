@@ -484,6 +484,13 @@ def interleaved(args: argparse.Namespace, clips: list[Path], started: Any) -> No
         this += f" with load_model options {args.this_options}"
     previous = f"{args.against} ({revision})"
     rounds: dict[str, list[dict[str, Any]]] = {this: [], previous: []}
+    cli_tunables = None
+    if args.cli_malloc:  # the malloc settings `merkit predict` re-executes itself with
+        from merkit.training.runtime import malloc_reexec_environment
+
+        unset = ("GLIBC_TUNABLES", "MERKIT_NO_REEXEC")
+        tuned = malloc_reexec_environment({k: v for k, v in os.environ.items() if k not in unset})
+        cli_tunables = tuned["GLIBC_TUNABLES"] if tuned else None
     with tempfile.TemporaryDirectory() as tmp:
         files = prepare_audio(Path(tmp), clips, args.clips)
         (Path(tmp) / "old").mkdir()
@@ -502,6 +509,8 @@ def interleaved(args: argparse.Namespace, clips: list[Path], started: Any) -> No
                 env = dict(os.environ, MERKIT_NO_REEXEC="1")
                 env.update({name: "1" for name in THREAD_VARS})
                 env["PYTHONPATH"] = str(paths[side])
+                if cli_tunables:  # glibc reads them at start: each side's process is born with them
+                    env["GLIBC_TUNABLES"] = cli_tunables
                 # the old tree resolves the shipped model name inside its own package
                 command = [sys.executable, __file__, "--worker", "interleaved", "--model", model,
                            "--file", str(files["clips"]), "--names", names,
@@ -525,6 +534,7 @@ def interleaved(args: argparse.Namespace, clips: list[Path], started: Any) -> No
         "rounds": rounds,
         "summary": summary,
         "load_average_end": load_end,
+        "glibc_tunables": cli_tunables,
         "machine": started,
         "versions": versions(),
     }
@@ -597,7 +607,17 @@ def _interleaved_markdown(result: dict[str, Any]) -> list[str]:
         "per side per round, order alternating; one thread per process "
         "(`OMP/MKL/OPENBLAS/NUMBA_NUM_THREADS=1`). Per-file figures are CPU seconds "
         "(`time.process_time`, median of repeats, then of rounds); decoding is `soundfile` "
-        "plus a mixdown of the same file in the same process. Folder throughput is wall time.",
+        "plus a mixdown of the same file in the same process. Folder throughput is wall time. "
+        + (
+            f"Every process of both sides ran with `GLIBC_TUNABLES={result['glibc_tunables']}`, "
+            "the malloc settings the `merkit` command re-executes itself with "
+            "(`merkit.training.runtime.malloc_reexec_environment`), so the figures are those of "
+            "`merkit predict`."
+            if result.get("glibc_tunables")
+            else "The processes ran with glibc's default malloc (the library in a plain Python "
+            "process; the `merkit` command re-executes itself with tuned malloc settings, "
+            "`--cli-malloc` measures those)."
+        ),
         "",
         "| side | file | windows | predict CPU s | decode CPU s | predict / decode |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
@@ -832,6 +852,12 @@ def main() -> None:
         help="git revision to compare with, interleaved (writes predict_speed_interleaved.*)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --against")
+    parser.add_argument(
+        "--cli-malloc",
+        action="store_true",
+        help="with --against: run both sides with the GLIBC_TUNABLES the merkit command "
+        "re-executes itself with (what `merkit predict` runs with)",
+    )
     parser.add_argument(
         "--this", default="HEAD", help="with --against: the revision measured as this tree's"
     )
