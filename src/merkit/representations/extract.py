@@ -217,10 +217,16 @@ class SongJobs:
         uses.update(sr for sr, _ in shared_fronts)
         fronts: dict[tuple[int, Any], np.ndarray] = {}
 
+        # A source that keeps its resampled samples (a predicted Window, whose signal checks
+        # resampled it already) gives them: conformed from them, the same bits.
+        resampled = getattr(prepared.source, "resampled", None)
+
         def waveform(sr: int) -> np.ndarray:
             if sr not in waveforms:
                 assert decoded is not None  # prepare decoded for every missing rate
                 y, native_sr = decoded
+                if native_sr != sr and callable(resampled):
+                    y, native_sr = resampled(sr), sr
                 waveforms[sr] = conform(y, native_sr, sr)
             uses[sr] -= 1
             # A function may change its input in place: only the last one gets the original.
