@@ -154,8 +154,10 @@ class _Prepared:
 class SongJobs:
     """Several representations of one song in one pass: ``jobs(source)``.
 
-    The song's content key is hashed once and its audio decoded once, whichever values are
-    missing from the cache (the hybrid's ``logmel`` and ``own-features`` share one decode);
+    The song's content key is hashed once (where a job needs it: :meth:`keyed`) and its audio
+    decoded once, whichever values are missing from the cache (the hybrid's ``logmel`` and
+    ``own-features`` share one decode), and representations that split off the same front end
+    share one computation of it (:meth:`finish`);
     a source with a ``decode_frames()`` or ``decode()`` method
     (:class:`merkit.datasets.base.FileSource`) is decoded once even for several sample rates,
     other sources are loaded once per rate. Work is split in two stages so a driver can overlap
