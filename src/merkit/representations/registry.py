@@ -288,8 +288,9 @@ as its default keys the same front end as one left out)."""
 def canonical_split(params: Mapping[str, Any]) -> FrontEndSplit:
     """:func:`canonical_representation` with ``params`` as :func:`canonical_front` and
     :func:`canonical_inner` (a :attr:`Representation.split`). The default model's two inputs
-    (``own-features-canon``, ``crnn-tags3-canon``) share one front end this way: 9 ms of a
-    0.33 s prediction of a 30 s clip on the Xeon (the soxr round trip of ``band_limit``)."""
+    (``own-features-canon``, ``crnn-tags3-canon``) share one front end this way (the soxr
+    round trip of ``band_limit``: soxr took 13.7 instead of 7.4 ms of a prediction of a 30 s
+    clip in a cProfile on the Xeon)."""
     from functools import partial
 
     settings = {
