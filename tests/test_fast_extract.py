@@ -280,7 +280,8 @@ def test_decoding_and_mixdown_run_in_two_threads_with_the_same_values(tmp_path: 
     framed, plain = _files(tmp_path, 3, _Framed), _files(tmp_path, 3, _FileLike)
     _COUNTS.clear()
     values = compute(framed, "logmel", cache=NullCache(), progress=False)
-    assert sorted(c[0] for c in _COUNTS) == ["frames"] * 3 + ["key"] * 3  # decode() unused
+    # decode() unused; nothing cached and logmel is not stochastic: no song hashed
+    assert sorted(c[0] for c in _COUNTS) == ["frames"] * 3
     assert {c[2] for c in _COUNTS if c[0] == "frames"} != {threading.current_thread().name}
     assert _same_bits(values, compute(plain, "logmel", cache=NullCache(), progress=False))
 
@@ -515,3 +516,43 @@ def test_a_function_that_changes_its_input_cannot_affect_the_others(
 def test_a_bad_sample_rate_is_a_config_error(tmp_path: Path, sr: object) -> None:
     with pytest.raises(ConfigError, match="sr must be a positive integer"):
         compute(_files(tmp_path, 1), "logmel", params={"sr": sr}, progress=False)
+
+
+class _CountedKey:
+    """An audio source that counts how often its content key is read."""
+
+    def __init__(self, y: np.ndarray, sr: int) -> None:
+        self.y, self.sr, self.reads = y, sr, 0
+        self.description = "counted"
+
+    @property
+    def key(self) -> str:
+        self.reads += 1
+        return "counted-song"
+
+    def decode(self) -> tuple[np.ndarray, int]:
+        return self.y, self.sr
+
+
+def _seeded(y: np.ndarray, sr: int, *, seed: int = 0) -> np.ndarray:
+    return np.array([float(seed)], dtype=np.float32)
+
+
+def test_song_jobs_hash_a_song_only_where_a_cache_or_a_seed_needs_it(tmp_path: Path) -> None:
+    from merkit.representations.extract import UNKEYED, SongJob, SongJobs, song_seed
+    from merkit.representations.registry import Representation, get_representation
+
+    y = np.random.default_rng(0).standard_normal(16_000).astype(np.float32)
+    logmel = get_representation("logmel")
+    plain = SongJob(logmel, 16_000, dict(logmel.params), NullCache(), 0)
+    source = _CountedKey(y, 16_000)
+    value, _ = SongJobs((plain,))(source)[0]
+    assert source.reads == 0  # no cache, no seed: the song is not hashed
+    cached = SongJob(logmel, 16_000, dict(logmel.params), FeatureCache(tmp_path), 0)
+    np.testing.assert_array_equal(SongJobs((cached,))(source)[0][0], value)
+    assert source.reads == 1  # once per song, for the cache's key
+    stochastic = Representation("seeded", _seeded, stochastic=True)
+    seeded = SongJob(stochastic, 16_000, {}, NullCache(), 7)
+    out, _ = SongJobs((plain, seeded))(source)[1]
+    assert source.reads == 2 and out[0] == song_seed("counted-song", 7)
+    assert SongJobs((plain,)).keyed() is False and UNKEYED != "counted-song"

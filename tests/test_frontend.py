@@ -105,6 +105,8 @@ def test_canonical_rejects_a_band_above_the_rate() -> None:
 
 
 def test_canon_representation_is_the_inner_one_on_canonical_audio() -> None:
+    import merkit.transfer.representations  # noqa: F401  (registers crnn-tags3-canon)
+
     rep = get_representation("own-features-canon")
     assert rep.params["inner"] == "own-features" and rep.shape is not None
     y = _tones((220.0, 880.0, 3_000.0), seconds=4.0)
@@ -118,3 +120,82 @@ def test_canon_representation_is_the_inner_one_on_canonical_audio() -> None:
     assert tags.params["checkpoints"] == plain.params["checkpoints"]
     assert {key: tags.params[key] for key in plain.params} == plain.params
     assert tags.version == f"1.{plain.version}" and tags.shape is plain.shape
+
+
+def _scaled_in_place(y: np.ndarray, sr: int, *, seed: int = 0) -> np.ndarray:
+    y *= 2.0  # a function that changes its input in place
+    return y[:8].copy()
+
+
+def _mean_front(y: np.ndarray, sr: int) -> np.ndarray:
+    return y - y.mean()
+
+
+def _in_place_split(params: dict) -> object:
+    from merkit.representations.registry import FrontEndSplit
+
+    return FrontEndSplit(key=("mean",), front=_mean_front, rest=_scaled_in_place)
+
+
+def _in_place_rep(name: str) -> object:
+    from merkit.representations.registry import Representation
+
+    def fn(y: np.ndarray, sr: int, *, seed: int = 0) -> np.ndarray:
+        return _scaled_in_place(_mean_front(y, sr), sr, seed=seed)
+
+    return Representation(name=name, fn=fn, split=_in_place_split)
+
+
+def test_song_jobs_run_one_front_end_for_two_inputs_with_its_settings(monkeypatch) -> None:
+    """The default model's two ``*-canon`` inputs share one canonical front end per song (and a
+    third input with other settings gets its own), bit for bit what each computes alone."""
+    from dataclasses import replace
+
+    from merkit.audio import frontend
+    from merkit.audio.windows import Window
+    from merkit.representations.cache import NullCache
+    from merkit.representations.extract import SongJob, SongJobs
+
+    own = get_representation("own-features-canon")
+    plain = get_representation("logmel")
+    logmel_canon = replace(
+        own,
+        name="logmel-canon-test",
+        params={**own.params, "inner": "logmel", **plain.params},
+        dtype=plain.dtype,
+        shape=None,
+    )
+    other = replace(own, name="own-other", params={**own.params, "trim_db": 40.0})
+    jobs = tuple(SongJob(rep, SR, dict(rep.params), NullCache(), 0)
+                 for rep in (own, logmel_canon, other))  # fmt: skip
+    y = 0.3 * np.random.default_rng(3).standard_normal(3 * 22_050).astype(np.float32)
+    source = Window(0.0, 3.0, y, 22_050)  # resampled to 16 kHz, as a CD file is
+    calls = []
+    original = frontend.canonical
+    monkeypatch.setattr(frontend, "canonical", lambda *a, **k: calls.append(1) or original(*a, **k))
+    shared = SongJobs(jobs)(source)
+    assert len(calls) == 2  # one for the two inputs with the same settings, one for the third
+    alone = [SongJobs((job,))(source)[0] for job in jobs]
+    assert len(calls) == 5
+    for (value, cached), (expected, _) in zip(shared, alone, strict=True):
+        assert not cached and value.dtype == expected.dtype
+        np.testing.assert_array_equal(value, expected)
+    np.testing.assert_array_equal(source.audio, y)  # the window's audio is left as it was
+    # the split's defaults are canonical_representation's
+    from merkit.product.window_features import _canonical_defaults
+    from merkit.representations.registry import _CANONICAL_DEFAULTS
+
+    assert _canonical_defaults() == _CANONICAL_DEFAULTS
+
+
+def test_a_shared_front_end_is_copied_for_a_function_that_changes_it() -> None:
+    from merkit.audio.windows import Window
+    from merkit.representations.cache import NullCache
+    from merkit.representations.extract import SongJob, SongJobs
+
+    jobs = tuple(SongJob(_in_place_rep(n), SR, {}, NullCache(), 0) for n in ("a", "b", "c"))
+    y = np.arange(SR, dtype=np.float32) / SR
+    values = [value for value, _ in SongJobs(jobs)(Window(0.0, 1.0, y, SR))]
+    alone = SongJobs(jobs[:1])(Window(0.0, 1.0, y, SR))[0][0]
+    for value in values:
+        np.testing.assert_array_equal(value, alone)

@@ -147,3 +147,38 @@ def test_a_window_of_a_3_minute_track_is_a_training_song(
         song = tmp_path / f"window{k}.wav"
         sf.write(song, frames[start : start + length], TRACK_SR, subtype="FLOAT")
         _assert_identical(got, k, _training_arrays(song, names))
+
+
+def test_each_window_of_a_44k_track_is_resampled_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The signal checks and the window's extraction read one resampled array
+    (:meth:`merkit.audio.windows.Window.resampled`), which gives the same answer as resampling
+    for each."""
+    from merkit.audio import decode
+    from merkit.audio.signal_checks import SignalCheck
+
+    track = _track(tmp_path / "track.flac", _clips(2), 50.0, seed=3)
+    predictor = load_model("fast")
+    expected = predictor.predict(track, segments=True)
+    calls: list[int] = []
+    real = decode.resample
+
+    def counted(y: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
+        if orig_sr == TRACK_SR:
+            calls.append(sr)
+        return real(y, orig_sr, sr)
+
+    monkeypatch.setattr(decode, "resample", counted)
+    got = predictor.predict(track, segments=True)
+    assert calls == [16_000] * len(got.segments) == [16_000] * 3
+    assert got.probabilities == expected.probabilities and got.reliable == expected.reliable
+    assert [s.probabilities for s in got.segments] == [s.probabilities for s in expected.segments]
+    # the checks see what they saw when they resampled for themselves
+    y = sf.read(track, dtype="float32")[0].mean(axis=1)
+    own, shared = SignalCheck(), SignalCheck()
+    own.add(real(y[: 30 * TRACK_SR], TRACK_SR, 16_000))
+    from merkit.audio.windows import Window
+
+    shared.add(Window(0.0, 30.0, y[: 30 * TRACK_SR], TRACK_SR).resampled(16_000))
+    assert own.steadiness == shared.steadiness and own.tonal_fraction == shared.tonal_fraction

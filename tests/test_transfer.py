@@ -339,6 +339,27 @@ def test_embeddings_are_cached_by_row_and_weight_content(tmp_path, monkeypatch):
     assert calls == [1]
 
 
+@needs_crnn
+@pytest.mark.parametrize("precision", ["float32", "bf16"])
+def test_uncached_embeddings_hash_no_row_and_equal_the_cached_ones(
+    tmp_path, monkeypatch, precision
+):
+    from merkit.transfer import embedders
+
+    monkeypatch.setenv("MERKIT_CACHE", str(tmp_path / "cache"))
+    X = np.random.default_rng(1).normal(-30, 10, size=(3, 200, 96)).astype(np.float32)
+    path = str(CRNN_FILES["mtat"])
+    cached = CRNNEmbedding(path, output="tags", precision=precision).transform(X)
+    hashed = []
+    original = embedders.row_digest
+    monkeypatch.setattr(embedders, "row_digest", lambda row: hashed.append(1) or original(row))
+    uncached = CRNNEmbedding(path, output="tags", precision=precision, cache=False)
+    np.testing.assert_array_equal(uncached.transform(X), cached)  # bit for bit
+    assert hashed == []  # the keys served only the caches
+    CRNNEmbedding(path, output="gru", precision=precision).transform(X)  # from the cache
+    assert len(hashed) == len(X)  # each row hashed once, not once per sibling output
+
+
 # ---- OpenL3 (optional) and frame pooling -------------------------------------------------------
 
 

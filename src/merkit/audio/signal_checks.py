@@ -83,7 +83,10 @@ class SignalCheck:
         for window in windows:
             # windows hold the track's own rate: the checks' thresholds are set at ``sr``
             y, rate = window.audio, window.sr  # type: ignore[attr-defined]
-            self.add(y if rate == sr else resample(y, rate, sr))
+            if rate != sr:
+                at = getattr(window, "resampled", None)  # the array the window's features read
+                y = at(sr) if callable(at) else resample(y, rate, sr)
+            self.add(y)
             yield window
 
     @property

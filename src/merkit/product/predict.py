@@ -405,7 +405,8 @@ class Predictor:
                         fn = _import_function(spec.fn or "")
                     except ConfigError as exc:
                         raise ModelError(f"model input {spec.name!r}: {exc}") from None
-                    rep = Representation(name=spec.name, fn=fn)
+                    # whether it uses its seed is unknown here: it gets the per-window seed
+                    rep = Representation(name=spec.name, fn=fn, stochastic=True)
                 elif spec.fn is not None and spec.fn != rep.reference:
                     raise ModelError(
                         f"model input {spec.name!r} names {spec.fn!r}, not {rep.reference!r}"

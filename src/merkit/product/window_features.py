@@ -32,10 +32,7 @@ import numpy as np
 
 from merkit.audio.windows import Window
 from merkit.core.threads import one_blas_thread
-
-FRONT_END_KEYS = ("band_sr", "trim_db", "level_percentile", "level_dbfs")
-"""Parameters of :func:`merkit.representations.registry.canonical_representation` that set the
-front end; the others belong to the inner representation."""
+from merkit.representations.registry import FRONT_END_KEYS  # the canonical front end's
 
 
 @dataclass(frozen=True)

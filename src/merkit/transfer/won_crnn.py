@@ -160,9 +160,14 @@ def won_logmel(y: np.ndarray, crop_samples: int | None = CROP_SAMPLES) -> np.nda
     padded = np.pad(y, N_FFT // 2, mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
     spectrum = scipy.fft.rfft(frames * hann_periodic(N_FFT), axis=1)
-    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    # In place where a new array would follow: the same float32 operations, fewer temporaries.
+    power = np.square(spectrum.real)
+    power += np.square(spectrum.imag)
     mel = power @ htk_filterbank()
-    return (10.0 * np.log10(np.maximum(mel, 1e-10))).astype(np.float32)
+    np.maximum(mel, np.float32(1e-10), out=mel)
+    np.log10(mel, out=mel)
+    mel *= np.float32(10.0)
+    return mel
 
 
 def won_logmel_representation(
@@ -220,7 +225,8 @@ def inference_conv_blocks(
     def run(x: torch.Tensor) -> torch.Tensor:
         h = x.contiguous().to_mkldnn(dtype)
         for conv, pool in fused:
-            h = torch.relu(nn.functional.max_pool2d(conv(h), pool))
+            # in place on the pooled map (its own tensor): no extra map per block
+            h = torch.relu_(nn.functional.max_pool2d(conv(h), pool))
         return h.to_dense(torch.float32)
 
     return run
