@@ -460,6 +460,56 @@ def check_summary_of(x: np.ndarray) -> None:
         np.testing.assert_array_equal(own._stats(x, stats), expected)
 
 
+def test_spectral_shape_equals_the_product_with_float32_magnitudes() -> None:
+    from merkit.features import own
+
+    rng = np.random.default_rng(6)
+    n_fft, hop = own._frame_params(SR)
+    freqs = own.dsp.fft_frequencies(sr=SR, n_fft=n_fft)
+    for seconds in (1.0, 3.0, 8.0):  # short clips take OpenBLAS's small-matrix kernels
+        n = int(seconds * SR)
+        y = (chord([57, 61, 64], seconds=seconds) + 0.05 * rng.normal(size=n)).astype(np.float32)
+        S = np.abs(own.dsp.stft(y, n_fft=n_fft, hop_length=hop))  # float32, as _analyse has it
+        # the plain product: numpy casts the float32 magnitudes itself
+        total, first, second = np.stack([np.ones_like(freqs), freqs, freqs**2]) @ S
+        centroid = own._safe_div(first, total)
+        bandwidth = np.sqrt(np.maximum(own._safe_div(second, total) - centroid**2, 0.0))
+        shape = own._spectral_shape(S, freqs)
+        np.testing.assert_array_equal(shape["centroid"], centroid, strict=True)
+        np.testing.assert_array_equal(shape["bandwidth"], bandwidth, strict=True)
+
+
+def test_flatness_entropy_and_range_equal_the_plain_formulas() -> None:
+    import math
+
+    from merkit.features import own
+
+    rng = np.random.default_rng(7)
+    y = (chord([60, 63, 67], seconds=4.0) + 0.05 * rng.normal(size=4 * SR)).astype(np.float32)
+    y[: SR // 2] = 0.0  # silent frames: exact zeros in the power spectrum
+    a = own._analyse(y, SR)
+    timbre, dynamics = own._timbre(a), own._dynamics(a)
+    with np.errstate(divide="ignore"):
+        log_power = np.log(a.power)
+    mean_log = np.maximum(log_power, np.float32(math.log(1e-10))).mean(axis=0, dtype=np.float64)
+    flatness = np.exp(mean_log) / np.maximum(a.power, 1e-10).mean(axis=0)
+    p_log_p = np.einsum(
+        "ft,ft->t", a.power, np.where(a.power > 0, log_power, np.float32(0.0)), dtype=np.float64
+    )
+    energy = (own._band_indicators(SR, a.n_fft) @ a.power).sum(axis=0)
+    safe = np.where(energy > own._EPS, energy, 1.0)
+    entropy = np.where(
+        energy > own._EPS, (np.log(safe) - p_log_p / safe) / math.log(a.power.shape[0]), 0.0
+    )
+    assert (a.power == 0).any()
+    np.testing.assert_array_equal(timbre["timbre.spectral_flatness"], flatness, strict=True)
+    np.testing.assert_array_equal(timbre["timbre.spectral_entropy"], entropy, strict=True)
+    rms_db = dynamics["dynamics.rms_db"]
+    assert dynamics["dynamics.range_db"] == float(
+        np.percentile(rms_db, 95) - np.percentile(rms_db, 10)
+    )
+
+
 def test_one_partition_gives_numpys_percentiles_and_median() -> None:
     from merkit.features import own
 

@@ -478,6 +478,22 @@ def _dynamics(a: _Analysis) -> _Values:
     }
 
 
+def _float64_c_order(x: np.ndarray, block: int = 64) -> np.ndarray:
+    """``np.ascontiguousarray(x, dtype=np.float64)`` of a 2-D array, copied ``block`` columns at a
+    time.
+
+    A product with this copy equals numpy's product with the float32 ``x``, which casts ``x`` to a
+    C-ordered copy itself (``tests/test_features.py``; a Fortran-ordered copy, though cheaper,
+    gives other last bits for short clips, where OpenBLAS's small-matrix kernels depend on the
+    layout). Copying blocks of columns of the frame-major magnitudes reads them in cache: for a
+    30-s clip :func:`_spectral_shape` measured 12.3 -> 10.7 ms of CPU against numpy's own cast.
+    """
+    out = np.empty(x.shape, dtype=np.float64)
+    for start in range(0, x.shape[1], block):
+        out[:, start : start + block] = x[:, start : start + block]
+    return out
+
+
 def _spectral_shape(S: np.ndarray, freqs: np.ndarray) -> dict[str, np.ndarray]:
     """Centroid, bandwidth and 85 % rolloff of magnitude spectra ``(bins, frames)`` in Hz.
 
@@ -486,7 +502,8 @@ def _spectral_shape(S: np.ndarray, freqs: np.ndarray) -> dict[str, np.ndarray]:
     """
     # the three moments in one matrix product; spread = E[f^2] - centroid^2 (float64, and the
     # frequencies are far from the 1e8 range where the subtraction would lose digits)
-    total, first, second = np.stack([np.ones_like(freqs), freqs, freqs**2]) @ S
+    moments = np.stack([np.ones_like(freqs), freqs, freqs**2])
+    total, first, second = moments @ _float64_c_order(S)
     centroid = _safe_div(first, total)
     spread = np.maximum(_safe_div(second, total) - centroid**2, 0.0)
     cumulative = np.cumsum(S, axis=0)
@@ -580,14 +597,16 @@ def _timbre(a: _Analysis) -> _Values:
         # (the power is float32 already from float32 samples: no copy then)
         log_power = np.log(a.power.astype(np.float32, copy=False))  # -inf at exact zeros
     # flatness of the power spectrum: geometric over arithmetic mean, floored like librosa
+    # (one scratch array serves both floored spectra, and the log is zeroed in place for the
+    # entropy: the same values in the same layout, 0.5-0.8 ms of CPU less than three new arrays)
     log_floor = np.float32(math.log(1e-10))
-    mean_log = np.maximum(log_power, log_floor).mean(axis=0, dtype=np.float64)
-    floored_mean = np.maximum(a.power, 1e-10).mean(axis=0)
+    scratch = np.maximum(log_power, log_floor)
+    mean_log = scratch.mean(axis=0, dtype=np.float64)
+    floored_mean = np.maximum(a.power, 1e-10, out=scratch).mean(axis=0)
     flatness = np.exp(mean_log) / floored_mean
     # entropy of p = P / E: -sum p log p = log E - sum(P log P) / E (zero bins contribute 0)
-    p_log_p = np.einsum(
-        "ft,ft->t", a.power, np.where(a.power > 0, log_power, np.float32(0.0)), dtype=np.float64
-    )
+    np.copyto(log_power, np.float32(0.0), where=~(a.power > 0))
+    p_log_p = np.einsum("ft,ft->t", a.power, log_power, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         entropy = np.where(
             frame_energy > _EPS,
