@@ -510,6 +510,22 @@ def test_flatness_entropy_and_range_equal_the_plain_formulas() -> None:
     )
 
 
+def test_row_statistics_equal_each_series_alone() -> None:
+    from merkit.features import own
+
+    rng = np.random.default_rng(8)
+    for n in (2, 3, 4, 9, 937, 1875, 1876):
+        x = rng.normal(size=(7, n)) ** 3
+        x[1] = 2.5  # flat: no skew or kurtosis
+        x[2, : n // 2] = 0.0
+        x[3, -1], x[4, 0] = np.inf, np.nan
+        for stats in (own.FULL_STATS, own.MEAN_STD, own.EVENT_STATS, ("p90", "median", "mean")):
+            with np.errstate(all="ignore"):
+                rows = own._row_stats(x, stats)
+                alone = [own._stats(row, stats) for row in x]
+            np.testing.assert_array_equal(rows, alone, strict=True)
+
+
 def test_one_partition_gives_numpys_percentiles_and_median() -> None:
     from merkit.features import own
 

@@ -297,6 +297,58 @@ def _stats(x: np.ndarray, stats: Iterable[str]) -> list[float]:
     return [found[stat] for stat in stats]  # KeyError: a layout typo, a programming error
 
 
+def _row_stats(x: np.ndarray, stats: tuple[str, ...]) -> np.ndarray:
+    """:func:`_stats` of each row of ``x`` ``(series, n)``, ``n >= 2``: ``(series, len(stats))``.
+
+    Every reduction runs along the rows of a C-ordered array, which numpy sums row by row exactly
+    as it sums one series alone (pairwise), the percentiles come from one partition of all rows at
+    the ranks :func:`_percentiles` reads, with its arithmetic element-wise, and the powers of the
+    mean square are Python's, as in :func:`_stats`: the same values
+    (``tests/test_features.py``), with a few dozen numpy calls per group instead of per series.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    n = x.shape[1]
+    found: dict[str, np.ndarray] = {"mean": x.mean(axis=1)}
+    if {"std", "skew", "kurtosis"} & set(stats):
+        centred = x - found["mean"][:, None]
+        m2 = np.mean(centred**2, axis=1)
+        found["std"] = np.sqrt(m2)
+        if "skew" in stats or "kurtosis" in stats:
+            flat = m2 <= 1e-12 * (np.mean(x**2, axis=1) + 1e-30)
+            squares = m2.tolist()
+            skew = np.mean(centred**3, axis=1) / np.array([m**1.5 for m in squares])
+            kurtosis = np.mean(centred**4, axis=1) / np.array([m**2 for m in squares]) - 3.0
+            found["skew"] = np.where(flat, 0.0, skew)
+            found["kurtosis"] = np.where(flat, 0.0, kurtosis)
+    ordered = [(s, 10.0 if s == "p10" else 90.0) for s in ("p10", "p90") if s in stats]
+    if ordered or "median" in stats:
+        reads = []
+        ranks = {n - 1}  # NaNs partition to the end, as in _percentiles
+        for stat, p in ordered:
+            virtual = (n - 1) * (p / 100)
+            low = math.floor(virtual)
+            reads.append((stat, low, virtual - low))
+            ranks |= {low, low + 1}
+        half = n // 2
+        if "median" in stats:
+            ranks |= {(n - 1) // 2, half}
+        part = np.partition(x, sorted(ranks), axis=1)
+        nan = np.isnan(part[:, -1])
+        for stat, low, gamma in reads:
+            a, b = part[:, low], part[:, low + 1]
+            diff = b - a
+            value = b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
+            found[stat] = np.where(nan, np.nan, value)
+        if "median" in stats:
+            middle = part[:, half] if n % 2 else (part[:, half - 1] + part[:, half]) / 2
+            found["median"] = np.where(nan, np.nan, middle)
+    if "delta_mean_abs" in stats or "delta_std" in stats:
+        d = np.diff(x, axis=1)
+        found["delta_mean_abs"] = np.mean(np.abs(d), axis=1)
+        found["delta_std"] = d.std(axis=1)
+    return np.stack([found[stat] for stat in stats], axis=1)  # KeyError: a layout typo
+
+
 def _db(x: np.ndarray, power: bool = False) -> np.ndarray:
     """Absolute decibels with a floor, so silence maps to ``DB_FLOOR`` instead of -inf."""
     factor = 10.0 if power else 20.0
@@ -315,12 +367,25 @@ def _key_correlations(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(major, minor)``, each ``(..., 12)`` indexed by tonic pitch class. A flat or empty
     profile correlates 0 with every key.
     """
+    keys_major, keys_minor = _key_profiles()
+    z = _zscore(profiles)
+    major = z @ keys_major / 12.0
+    minor = z @ keys_minor / 12.0
+    return major, minor
+
+
+@lru_cache(maxsize=1)
+def _key_profiles() -> tuple[np.ndarray, np.ndarray]:
+    """The z-scored major and minor key profiles, transposed: column k has its tonic at k.
+
+    Built once: 48 ``np.roll`` calls per clip were ~0.4 ms of the tonality family's CPU.
+    """
     keys_major = np.stack([np.roll(KK_MAJOR, k) for k in range(12)])  # row k: tonic k
     keys_minor = np.stack([np.roll(KK_MINOR, k) for k in range(12)])
-    z = _zscore(profiles)
-    major = z @ _zscore(keys_major).T / 12.0
-    minor = z @ _zscore(keys_minor).T / 12.0
-    return major, minor
+    out = _zscore(keys_major).T, _zscore(keys_minor).T
+    for keys in out:
+        keys.flags.writeable = False
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -647,11 +712,14 @@ def _timbre(a: _Analysis) -> _Values:
         d2 = dsp.delta(mfcc, width=width, order=2)
     else:
         d1 = d2 = np.zeros_like(mfcc)
+    # along the rows of a C-ordered copy: each row's std as alone (see _row_stats), 0.2 -> 0.06 ms
+    d1_std = np.ascontiguousarray(d1).std(axis=1).tolist()
+    d2_std = np.ascontiguousarray(d2).std(axis=1).tolist()
     for i in range(N_MFCC):
         out[f"timbre.mfcc_{i:02d}"] = mfcc[i]
         # the delta stats are scalars computed here; the layout reads them by stat name
-        out[f"timbre.mfcc_{i:02d}.delta_std"] = float(d1[i].std())
-        out[f"timbre.mfcc_{i:02d}.delta2_std"] = float(d2[i].std())
+        out[f"timbre.mfcc_{i:02d}.delta_std"] = d1_std[i]
+        out[f"timbre.mfcc_{i:02d}.delta2_std"] = d2_std[i]
     return out
 
 
@@ -1093,8 +1161,17 @@ def _check_input(y: np.ndarray, sr: int) -> np.ndarray:
 
 
 def _summarise(values: _Values) -> np.ndarray:
+    """The output vector: scalars as they are, each series' statistics in layout order.
+
+    Series of one length that need the same statistics are summarised together by
+    :func:`_row_stats` (the MFCCs, chroma, contrast bands, ... of a clip: a few groups instead of
+    82 series one by one), which gives each row :func:`_stats`' values. Summary of a 30-s clip in
+    two runs of ``benchmarks/own_features_speed.py``: 7.1 -> 5.6 ms of CPU with :func:`_stats`
+    series by series, 7.3 -> 5.0 ms with the groups.
+    """
     out = np.empty(len(OWN_FEATURE_NAMES), dtype=np.float64)
     used: set[str] = set()
+    groups: dict[tuple[int, tuple[str, ...]], list[tuple[list[int], np.ndarray]]] = {}
     i = 0
     for name, stats in _LAYOUT:
         used.add(name)
@@ -1104,15 +1181,26 @@ def _summarise(values: _Values) -> np.ndarray:
             continue
         series = np.asarray(values[name], dtype=np.float64).ravel()
         # a family may precompute a stat that needs more than the series (e.g. MFCC deltas)
-        computed = iter(_stats(series, [s for s in stats if f"{name}.{s}" not in values]))
+        positions, wanted = [], []
         for stat in stats:
             full = f"{name}.{stat}"
             if full in values:
                 out[i] = float(values[full])  # type: ignore[arg-type]
                 used.add(full)
             else:
-                out[i] = next(computed)
+                positions.append(i)
+                wanted.append(stat)
             i += 1
+        groups.setdefault((series.size, tuple(wanted)), []).append((positions, series))
+    for (size, wanted), members in groups.items():
+        if not wanted:
+            continue
+        if size >= 2 and len(members) >= 2:
+            rows = _row_stats(np.stack([series for _, series in members]), wanted)
+        else:
+            rows = np.array([_stats(series, wanted) for _, series in members])
+        for (positions, _), row in zip(members, rows, strict=True):
+            out[positions] = row
     unused = set(values) - used
     if unused:  # a descriptor computed but missing from the layout: a bug, not a user error
         raise RuntimeError(f"own features computed but not laid out: {sorted(unused)}")
