@@ -460,25 +460,6 @@ def check_summary_of(x: np.ndarray) -> None:
         np.testing.assert_array_equal(own._stats(x, stats), expected)
 
 
-def test_spectral_shape_equals_the_product_with_float32_magnitudes() -> None:
-    from merkit.features import own
-
-    rng = np.random.default_rng(6)
-    n_fft, hop = own._frame_params(SR)
-    freqs = own.dsp.fft_frequencies(sr=SR, n_fft=n_fft)
-    for seconds in (1.0, 3.0, 8.0):  # short clips take OpenBLAS's small-matrix kernels
-        n = int(seconds * SR)
-        y = (chord([57, 61, 64], seconds=seconds) + 0.05 * rng.normal(size=n)).astype(np.float32)
-        S = np.abs(own.dsp.stft(y, n_fft=n_fft, hop_length=hop))  # float32, as _analyse has it
-        # the plain product: numpy casts the float32 magnitudes itself
-        total, first, second = np.stack([np.ones_like(freqs), freqs, freqs**2]) @ S
-        centroid = own._safe_div(first, total)
-        bandwidth = np.sqrt(np.maximum(own._safe_div(second, total) - centroid**2, 0.0))
-        shape = own._spectral_shape(S, freqs)
-        np.testing.assert_array_equal(shape["centroid"], centroid, strict=True)
-        np.testing.assert_array_equal(shape["bandwidth"], bandwidth, strict=True)
-
-
 def test_flatness_entropy_and_range_equal_the_plain_formulas() -> None:
     import math
 
