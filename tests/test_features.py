@@ -426,24 +426,100 @@ def test_shared_summary_statistics_equal_each_alone() -> None:
     from merkit.features import own
 
     rng = np.random.default_rng(4)
-    for x in (rng.normal(size=937), np.r_[rng.random(50), np.zeros(50)], np.ones(8), np.ones(1)):
-        d = np.diff(x)
-        centred = x - x.mean()
-        m2 = np.mean(centred**2)
-        flat = m2 <= 1e-12 * (np.mean(x**2) + 1e-30)
-        alone = [
-            x.mean(),
-            x.std(),
-            np.percentile(x, 10),
-            np.median(x),
-            np.percentile(x, 90),
-            0.0 if flat else np.mean(centred**3) / m2**1.5,
-            0.0 if flat else np.mean(centred**4) / m2**2 - 3.0,
-            np.mean(np.abs(d)) if x.size > 1 else 0.0,
-            d.std() if x.size > 1 else 0.0,
-        ]
-        assert own._stats(x, own.FULL_STATS) == [float(v) for v in alone]
+    cases = [rng.normal(size=937), np.r_[rng.random(50), np.zeros(50)], np.ones(8), np.ones(1)]
+    cases += [rng.normal(size=n) ** 3 for n in (2, 3, 4, 5, 1875, 1876)]
+    cases += [np.r_[rng.random(9), np.inf], np.r_[rng.random(9), np.nan], np.array([np.inf])]
+    for x in cases:
+        with np.errstate(all="ignore"):  # inf - inf in the inf and NaN cases
+            check_summary_of(x)
     assert own._stats(np.zeros(0), own.FULL_STATS) == [0.0] * len(own.FULL_STATS)
+
+
+def check_summary_of(x: np.ndarray) -> None:
+    """``own._stats`` of ``x`` equals each statistic computed alone, bit for bit."""
+    from merkit.features import own
+
+    d = np.diff(x)
+    centred = x - x.mean()
+    m2 = np.mean(centred**2)
+    flat = m2 <= 1e-12 * (np.mean(x**2) + 1e-30)
+    alone = [
+        x.mean(),
+        x.std(),
+        np.percentile(x, 10),
+        np.median(x),
+        np.percentile(x, 90),
+        0.0 if flat else np.mean(centred**3) / m2**1.5,
+        0.0 if flat else np.mean(centred**4) / m2**2 - 3.0,
+        np.mean(np.abs(d)) if x.size > 1 else 0.0,
+        d.std() if x.size > 1 else 0.0,
+    ]
+    np.testing.assert_array_equal(own._stats(x, own.FULL_STATS), alone, strict=True)
+    for stats in (own.MEAN_STD, own.EVENT_STATS, ("median",), ("p90", "mean")):
+        expected = [alone[own.FULL_STATS.index(stat)] for stat in stats]
+        np.testing.assert_array_equal(own._stats(x, stats), expected)
+
+
+def test_flatness_entropy_and_range_equal_the_plain_formulas() -> None:
+    import math
+
+    from merkit.features import own
+
+    rng = np.random.default_rng(7)
+    y = (chord([60, 63, 67], seconds=4.0) + 0.05 * rng.normal(size=4 * SR)).astype(np.float32)
+    y[: SR // 2] = 0.0  # silent frames: exact zeros in the power spectrum
+    a = own._analyse(y, SR)
+    timbre, dynamics = own._timbre(a), own._dynamics(a)
+    with np.errstate(divide="ignore"):
+        log_power = np.log(a.power)
+    mean_log = np.maximum(log_power, np.float32(math.log(1e-10))).mean(axis=0, dtype=np.float64)
+    flatness = np.exp(mean_log) / np.maximum(a.power, 1e-10).mean(axis=0)
+    p_log_p = np.einsum(
+        "ft,ft->t", a.power, np.where(a.power > 0, log_power, np.float32(0.0)), dtype=np.float64
+    )
+    energy = (own._band_indicators(SR, a.n_fft) @ a.power).sum(axis=0)
+    safe = np.where(energy > own._EPS, energy, 1.0)
+    entropy = np.where(
+        energy > own._EPS, (np.log(safe) - p_log_p / safe) / math.log(a.power.shape[0]), 0.0
+    )
+    assert (a.power == 0).any()
+    np.testing.assert_array_equal(timbre["timbre.spectral_flatness"], flatness, strict=True)
+    np.testing.assert_array_equal(timbre["timbre.spectral_entropy"], entropy, strict=True)
+    rms_db = dynamics["dynamics.rms_db"]
+    assert dynamics["dynamics.range_db"] == float(
+        np.percentile(rms_db, 95) - np.percentile(rms_db, 10)
+    )
+
+
+def test_row_statistics_equal_each_series_alone() -> None:
+    from merkit.features import own
+
+    rng = np.random.default_rng(8)
+    for n in (2, 3, 4, 9, 937, 1875, 1876):
+        x = rng.normal(size=(7, n)) ** 3
+        x[1] = 2.5  # flat: no skew or kurtosis
+        x[2, : n // 2] = 0.0
+        x[3, -1], x[4, 0] = np.inf, np.nan
+        for stats in (own.FULL_STATS, own.MEAN_STD, own.EVENT_STATS, ("p90", "median", "mean")):
+            with np.errstate(all="ignore"):
+                rows = own._row_stats(x, stats)
+                alone = [own._stats(row, stats) for row in x]
+            np.testing.assert_array_equal(rows, alone, strict=True)
+
+
+def test_one_partition_gives_numpys_percentiles_and_median() -> None:
+    from merkit.features import own
+
+    rng = np.random.default_rng(5)
+    qs = [0.0, 10.0, 25.0, 50.0, 90.0, 95.0, 99.9]
+    for n in (*range(2, 40), 937, 1875, 1876):
+        for x in (rng.normal(size=n), rng.integers(0, 4, size=n).astype(np.float64)):
+            values, middle = own._percentiles(x.copy(), qs, median=True)
+            assert values == [float(np.percentile(x, q)) for q in qs]
+            assert middle == float(np.median(x))
+            assert np.percentile(x, [10, 90]).tolist() == own._percentiles(x, [10.0, 90.0])[0]
+    values, middle = own._percentiles(np.array([1.0, np.nan, 3.0]), [10.0], median=True)
+    assert np.isnan(values[0]) and np.isnan(middle)
 
 
 def _attacks_and_decays_loop(
