@@ -888,6 +888,8 @@ def main() -> None:
         return
     manifest = read_manifest(args.model)  # fail early on a bad model directory
     clips = _clip_paths(args.root, max(args.clips, 20))
+    if not clips:  # said, so a wrong --root is not mistaken for a 4QAED measurement
+        print(f"note: no 4QAED clips under {args.root}: timing generated clips", file=sys.stderr)
     started = machine()
     if args.fresh_only:
         first_call(args, manifest, clips, started)
