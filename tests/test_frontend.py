@@ -182,10 +182,9 @@ def test_song_jobs_run_one_front_end_for_two_inputs_with_its_settings(monkeypatc
         np.testing.assert_array_equal(value, expected)
     np.testing.assert_array_equal(source.audio, y)  # the window's audio is left as it was
     # the split's defaults are canonical_representation's
-    from merkit.product.window_features import _canonical_defaults
-    from merkit.representations.registry import _CANONICAL_DEFAULTS
+    from merkit.representations.registry import CANONICAL_FRONT_DEFAULTS
 
-    assert _canonical_defaults() == _CANONICAL_DEFAULTS
+    assert CANONICAL_FRONT_DEFAULTS == {"level_percentile": 100.0, "level_dbfs": -0.1}
 
 
 def test_a_shared_front_end_is_copied_for_a_function_that_changes_it() -> None:

@@ -22,7 +22,6 @@ batched networks (``tests/test_window_features.py``).
 
 from __future__ import annotations
 
-import inspect
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ import numpy as np
 
 from merkit.audio.windows import Window
 from merkit.core.threads import one_blas_thread
-from merkit.representations.registry import FRONT_END_KEYS  # the canonical front end's
+from merkit.representations.registry import CANONICAL_FRONT_DEFAULTS, FRONT_END_KEYS
 
 
 @dataclass(frozen=True)
@@ -63,17 +62,6 @@ class InputPlan:
     dtype: str
 
 
-def _canonical_defaults() -> dict[str, Any]:
-    from merkit.representations.registry import canonical_representation
-
-    signature = inspect.signature(canonical_representation)
-    return {
-        k: p.default
-        for k, p in signature.parameters.items()
-        if k in FRONT_END_KEYS and p.default is not inspect.Parameter.empty
-    }
-
-
 def plan_inputs(inputs: Sequence[Any]) -> list[InputPlan] | None:
     """The plan of a manifest's inputs (``InputSpec``s), or ``None`` where one of them is not a
     representation this registry computes by its own registered function (then the predictor
@@ -93,7 +81,7 @@ def plan_inputs(inputs: Sequence[Any]) -> list[InputPlan] | None:
             inner = REPRESENTATIONS.get(str(params.pop("inner", "")), None)
             if inner is None or inner.fn is canonical_representation:
                 return None
-            settings = {**_canonical_defaults(), **{k: params.pop(k) for k in FRONT_END_KEYS
+            settings = {**CANONICAL_FRONT_DEFAULTS, **{k: params.pop(k) for k in FRONT_END_KEYS
                                                    if k in params}}  # fmt: skip
             front = tuple(sorted(settings.items()))
             rep = inner

@@ -10,6 +10,7 @@ a representation to every song of a dataset through the cache.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -280,9 +281,13 @@ def canonical_inner(
     return get_representation(inner).fn(front, sr, seed=seed, **params)
 
 
-_CANONICAL_DEFAULTS = {"level_percentile": 100.0, "level_dbfs": -0.1}
-"""The defaults of :func:`canonical_representation`'s front-end parameters (a parameter given
-as its default keys the same front end as one left out)."""
+CANONICAL_FRONT_DEFAULTS: dict[str, Any] = {
+    k: p.default
+    for k, p in inspect.signature(canonical_representation).parameters.items()
+    if k in FRONT_END_KEYS and p.default is not inspect.Parameter.empty
+}
+"""The defaults of :func:`canonical_representation`'s front-end parameters, read off its
+signature (a parameter given as its default keys the same front end as one left out)."""
 
 
 def canonical_split(params: Mapping[str, Any]) -> FrontEndSplit:
@@ -294,7 +299,7 @@ def canonical_split(params: Mapping[str, Any]) -> FrontEndSplit:
     from functools import partial
 
     settings = {
-        **_CANONICAL_DEFAULTS,
+        **CANONICAL_FRONT_DEFAULTS,
         **{k: params[k] for k in FRONT_END_KEYS if k in params},
     }
     rest = {k: v for k, v in params.items() if k not in FRONT_END_KEYS}
