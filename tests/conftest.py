@@ -155,3 +155,11 @@ def browser(chromium: str) -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture(scope="session")
+def app() -> Any:
+    """The ``merkit`` typer app, every command registered by :mod:`merkit.cli` itself."""
+    from merkit.cli import app
+
+    return app

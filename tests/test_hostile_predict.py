@@ -28,16 +28,6 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 TIMEOUT_S = 60.0
 
 
-@pytest.fixture(scope="module")
-def app() -> Any:
-    from merkit.cli import app
-    from merkit.commands.product import register
-
-    if "predict" not in {c.name for c in app.registered_commands}:
-        register(app)
-    return app
-
-
 def _without_hanging(action: Callable[[], Any], fifos: list[Path]) -> Any:
     """Run ``action``; if it blocks on a FIFO, unblock it by opening each for writing, then fail."""
     outcome: dict[str, Any] = {}

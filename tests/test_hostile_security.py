@@ -25,25 +25,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from merkit.cli import app as cli_app
 from merkit.core.errors import ModelError
 from merkit.product.predict import load_model
 from merkit.product.shipped import SHIPPED_SHA256, shipped_model_dir
 from product_helpers import music, write_wav
 
 HOSTILE_MODULES = ("numpy", "soundfile", "scipy", "sklearn", "joblib")
-
-
-def _cli() -> Any:
-    from merkit.cli import app
-    from merkit.commands.product import register as register_product
-    from merkit.commands.serve import register as register_serve
-
-    names = {c.name for c in app.registered_commands}
-    if "predict" not in names:
-        register_product(app)
-    if "serve" not in names:
-        register_serve(app)
-    return app
 
 
 def _trap(folder: Path) -> Path:
@@ -181,7 +169,7 @@ def test_S2_a_tampered_model_folder_is_refused_without_running_it(
     _payload_model(model, marker)
     song = write_wav(tmp_path / "song.wav", music(3.0), 16_000)
     args = [command, *([str(song)] if command == "predict" else []), "--model", str(model)]
-    result = CliRunner().invoke(_cli(), args)
+    result = CliRunner().invoke(cli_app, args)
     assert result.exit_code == 1
     assert not marker.exists()
     assert "refusing to load model folder" in result.output
@@ -203,22 +191,22 @@ def test_S2_a_model_merkit_wrote_loads_with_a_note_and_trust_is_remembered(
     model = save_model(trained, tmp_path / "mine")
     assert trusted(model) is not None and trusted(model)["how"] == "merkit"
     song = write_wav(tmp_path / "song.wav", music(3.0), 16_000)
-    result = CliRunner().invoke(_cli(), ["predict", str(song), "--model", str(model)])
+    result = CliRunner().invoke(cli_app, ["predict", str(song), "--model", str(model)])
     assert result.exit_code == 0, result.output
     assert f"loading model folder {model} (written by merkit on" in result.stderr
     # a folder that is not ours: refused, then loaded with --trust, then remembered
     other = _copy_fast(tmp_path / "downloaded")
-    assert CliRunner().invoke(_cli(), ["predict", str(song), "--model", str(other)]).exit_code
-    trusting = CliRunner().invoke(_cli(), ["predict", str(song), "--model", str(other), "--trust"])
+    assert CliRunner().invoke(cli_app, ["predict", str(song), "--model", str(other)]).exit_code
+    trusting = CliRunner().invoke(cli_app, ["predict", str(song), "--model", str(other), "--trust"])
     assert trusting.exit_code == 0, trusting.output
     assert "trusted with --trust" in trusting.stderr
     assert trusted(other) is not None
-    again = CliRunner().invoke(_cli(), ["predict", str(song), "--model", str(other)])
+    again = CliRunner().invoke(cli_app, ["predict", str(song), "--model", str(other)])
     assert again.exit_code == 0 and "(trusted by you on" in again.stderr
     # changed after it was trusted: refused again
     (other / "manifest.json").write_text((other / "manifest.json").read_text() + " ")
     assert trusted(other) is None and model_digest(other) != model_digest(model)
-    assert CliRunner().invoke(_cli(), ["predict", str(song), "--model", str(other)]).exit_code
+    assert CliRunner().invoke(cli_app, ["predict", str(song), "--model", str(other)]).exit_code
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_SHA256))
@@ -251,13 +239,13 @@ def test_S2_a_tampered_shipped_file_is_refused(
     with pytest.raises(ModelError, match="not the file this merkit was released with"):
         load_model("fast")
     song = write_wav(tmp_path / "song.wav", music(3.0), 16_000)
-    result = CliRunner().invoke(_cli(), ["predict", str(song), "--model", "fast"])
+    result = CliRunner().invoke(cli_app, ["predict", str(song), "--model", "fast"])
     assert result.exit_code == 1 and "reinstall merkit" in result.output
 
 
 @pytest.mark.parametrize("command", ["predict", "serve"])
 def test_S2_help_says_a_model_folder_is_code(command: str) -> None:
-    result = CliRunner().invoke(_cli(), [command, "--help"], terminal_width=200)
+    result = CliRunner().invoke(cli_app, [command, "--help"], terminal_width=200)
     text = " ".join(result.output.replace("│", " ").split())
     assert "is code (pickled Python)" in text and "--trust" in text
 
@@ -323,7 +311,7 @@ def test_S3_the_cli_refuses_it_even_with_trust(tmp_path: Path, command: str) -> 
     model = _edited(tmp_path, _set_fn)
     song = write_wav(tmp_path / "song.wav", music(3.0), 16_000)
     args = [command, *([str(song)] if command == "predict" else []), "--model", str(model)]
-    result = CliRunner().invoke(_cli(), [*args, "--trust"])
+    result = CliRunner().invoke(cli_app, [*args, "--trust"])
     assert result.exit_code == 1
     assert "inputs[0].fn is 'this:s'" in " ".join(result.output.split())
     assert "Beautiful is better" not in result.output and "serving" not in result.output

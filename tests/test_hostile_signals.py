@@ -16,7 +16,6 @@ import io
 import json
 import struct
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from typer.testing import CliRunner
 
 from conftest import FOURQAED, needs_4qaed
 from merkit.audio.signal_checks import SignalCheck
+from merkit.cli import app as cli_app
 from merkit.core.errors import AudioError
 from merkit.product.predict import Predictor, load_model
 from merkit.product.prediction import song_result
@@ -36,19 +36,6 @@ SR = 16_000
 @pytest.fixture(scope="module")
 def fast() -> Predictor:
     return load_model("fast")
-
-
-def _cli() -> Any:
-    from merkit.cli import app
-    from merkit.commands.product import register as register_product
-    from merkit.commands.serve import register as register_serve
-
-    names = {c.name for c in app.registered_commands}
-    if "predict" not in names:
-        register_product(app)
-    if "serve" not in names:
-        register_serve(app)
-    return app
 
 
 def _cut(path: Path, keep: float) -> Path:
@@ -88,7 +75,7 @@ def test_W5_the_cli_and_http_refuse_it_too(fast: Predictor, tmp_path: Path) -> N
 
     whole = write_wav(tmp_path / "song.wav", music(10.0), SR, subtype="PCM_16")
     cut = _cut(whole, 0.33)
-    result = CliRunner().invoke(_cli(), ["predict", str(cut), "--model", "fast", "-f", "json"])
+    result = CliRunner().invoke(cli_app, ["predict", str(cut), "--model", "fast", "-f", "json"])
     assert result.exit_code == 1
     assert "is truncated (its header says 10.0 s" in json.loads(result.stdout)[0]["error"]
     with TestClient(create_app(predictor=fast)) as client:
@@ -147,7 +134,7 @@ def test_W6_constant_and_tonal_signals_are_flagged_unreliable(
 
 def test_W6_the_cli_says_so_for_a_dc_file(tmp_path: Path) -> None:
     path = write_wav(tmp_path / "dc.wav", np.full(5 * SR, 0.5, np.float32), SR)
-    result = CliRunner().invoke(_cli(), ["predict", str(path), "--model", "fast", "-f", "json"])
+    result = CliRunner().invoke(cli_app, ["predict", str(path), "--model", "fast", "-f", "json"])
     assert result.exit_code == 0
     answer = json.loads(result.stdout)[0]
     assert answer["reliable"] is False and "constant level" in answer["warnings"][0]
@@ -222,7 +209,7 @@ def test_clipped_tone_through_the_model_is_not_a_confident_answer(fast: Predicto
 
 @pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
 def test_serve_max_upload_mb_inf_is_one_clear_error(value: str) -> None:
-    result = CliRunner().invoke(_cli(), ["serve", "--model", "fast", "--max-upload-mb", value])
+    result = CliRunner().invoke(cli_app, ["serve", "--model", "fast", "--max-upload-mb", value])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --max-upload-mb:"), result.output
@@ -232,7 +219,7 @@ def test_serve_max_upload_mb_inf_is_one_clear_error(value: str) -> None:
 
 @pytest.mark.parametrize("host", ["999.1.1.1", "no such host.invalid"])
 def test_serve_host_999_is_refused_naming_host_before_serving(host: str) -> None:
-    result = CliRunner().invoke(_cli(), ["serve", "--model", "fast", "--host", host])
+    result = CliRunner().invoke(cli_app, ["serve", "--model", "fast", "--host", host])
     assert result.exit_code == 1
     assert f"--host {host!r}: not an address this machine can listen on" in result.output
     assert "serving" not in result.output

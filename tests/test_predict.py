@@ -234,16 +234,6 @@ def test_predict_many_in_worker_processes_matches_one_process(
 # CLI
 
 
-@pytest.fixture(scope="module")
-def app() -> Any:
-    from merkit.cli import app
-    from merkit.commands.product import register
-
-    if "predict" not in {c.name for c in app.registered_commands}:
-        register(app)  # until cli.py registers the product commands itself
-    return app
-
-
 def _check_schema(value: Any, schema: dict, defs: dict) -> None:
     """A minimal JSON-schema check (types, required, enums) enough for PredictionResult."""
     if "$ref" in schema:

@@ -19,16 +19,6 @@ from merkit.product.predict import load_model
 from product_helpers import tone, write_wav
 
 
-@pytest.fixture(scope="module")
-def app() -> Any:
-    from merkit.cli import app
-    from merkit.commands.product import register
-
-    if "predict" not in {c.name for c in app.registered_commands}:
-        register(app)
-    return app
-
-
 @pytest.fixture(autouse=True)
 def workers_for_few_files(monkeypatch: pytest.MonkeyPatch) -> None:
     """These folders are small: let ``--jobs 2`` start a worker for them anyway (by default a

@@ -32,16 +32,6 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return logreg_model_dir(tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
-def app() -> Any:
-    from merkit.cli import app
-    from merkit.commands.product import register
-
-    if "predict" not in {c.name for c in app.registered_commands}:
-        register(app)
-    return app
-
-
 def _spans(result: Any) -> list[tuple[float, float]]:
     return [(s.start_s, s.end_s) for s in result.segments]
 

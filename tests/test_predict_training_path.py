@@ -28,16 +28,6 @@ MODELS = ["fast", pytest.param("default", marks=needs_crnn_weights)]
 TRACK_SR = 44_100
 
 
-@pytest.fixture(scope="module")
-def app() -> Any:
-    from merkit.cli import app
-    from merkit.commands.product import register
-
-    if "predict" not in {c.name for c in app.registered_commands}:
-        register(app)
-    return app
-
-
 def _clips(n: int) -> list[Path]:
     """Real 4QAED clips, one quadrant after another, when the data is here."""
     folders = [FOURQAED / q for q in ("Q1", "Q2", "Q3", "Q4")]
